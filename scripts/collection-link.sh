@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Make this checkout importable as the collection botbottle.bottle:
+#   .build/collections/ansible_collections/botbottle/bottle -> the checkout (for ansible and pytest)
+#   .build/sanity/ansible_collections/botbottle/bottle       a copy of the tracked + new files (ansible-test
+#                                                            refuses a symlinked collection root)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+mkdir -p "$root/.build/collections/ansible_collections/botbottle"
+ln -sfn "$root" "$root/.build/collections/ansible_collections/botbottle/bottle"
+if [ "${1:-}" = "--copy" ]; then
+  dest="$root/.build/sanity/ansible_collections/botbottle/bottle"
+  rm -rf "$dest" && mkdir -p "$dest"
+  (cd "$root" && git ls-files --cached --others --exclude-standard -z | xargs -0 -I{} cp --parents -P {} "$dest/" 2>/dev/null || true)
+  echo "$dest"
+fi
