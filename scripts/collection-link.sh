@@ -11,5 +11,8 @@ if [ "${1:-}" = "--copy" ]; then
   dest="$root/.build/sanity/ansible_collections/botbottle/bottle"
   rm -rf "$dest" && mkdir -p "$dest"
   (cd "$root" && git ls-files --cached --others --exclude-standard -z | xargs -0 -I{} cp --parents -P {} "$dest/" 2>/dev/null || true)
+  # ansible-test lists a collection's files with git when it sits in a work tree; the copy lives
+  # inside this checkout's ignored .build/, so give it a repository of its own.
+  (cd "$dest" && git init -q && git add -A && git -c user.name=sanity -c user.email=sanity@localhost commit -qm copy)
   echo "$dest"
 fi
