@@ -1,0 +1,54 @@
+# botbottle.bottle — one entry point for set-up, the demo, tests and benchmarks.
+# Every target installs what it needs first (scripts/setup.sh is idempotent).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+VENV := .venv/bin
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PATH := $(CURDIR)/$(VENV):$(PATH)
+# Hosts behind a TLS-intercepting proxy need its CA inside image builds.
+EXTRA_CA ?= $(firstword $(wildcard $(SSL_CERT_FILE) /etc/ssl/certs/ca-certificates.crt))
+AGENT ?= demo
+
+.PHONY: help setup images test-images demo lint sanity unit integration molecule test bench clean
+
+help:
+	@echo "make demo    set up and launch the demo agent in a bottle"
+	@echo "make test    set up and run every test (lint, sanity, unit, integration, molecule)"
+	@echo "make bench   launch-cost benchmark"
+
+setup:
+	bash scripts/setup.sh
+
+images: setup
+	EXTRA_CA_FILE="$(EXTRA_CA)" bash scripts/seed-images.sh
+	$(VENV)/ansible-playbook playbooks/images.yml -e bottle_image_extra_ca_file="$(EXTRA_CA)"
+
+test-images: setup
+	EXTRA_CA_FILE="$(EXTRA_CA)" bash scripts/seed-images.sh
+	$(VENV)/ansible-playbook playbooks/images.yml -e bottle_image_extra_ca_file="$(EXTRA_CA)" -e bottle_images_include_testnet=true
+
+demo: images
+	$(VENV)/ansible-playbook playbooks/bottle.yml -e agent=$(AGENT)
+
+lint: setup
+	$(VENV)/ansible-lint --profile production
+
+sanity: setup
+	cd "$$(scripts/collection-link.sh --copy)" && $(CURDIR)/$(VENV)/ansible-test sanity --local --python 3.11 --requirements
+
+unit: setup
+	$(VENV)/pytest tests/unit
+
+integration: test-images
+	bash tests/integration/run.sh
+
+molecule: test-images
+	$(VENV)/molecule test -s default
+
+test: lint sanity unit integration molecule
+
+bench: test-images
+	$(VENV)/python bench/launch.py
+
+clean:
+	rm -rf .build

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Set up this checkout on a fresh machine, idempotently:
+#   - system packages it needs (Debian/Ubuntu: apt; elsewhere they must be present)
+#   - a Docker engine that answers (starts dockerd when none does and we are root on Linux)
+#   - the Python venv .venv with the pinned requirements.txt
+#   - the collection link ansible and pytest import botbottle.bottle through
+#   - ansible-test's pip bootstrap, for hosts that cannot reach ci-files.testing.ansible.com
+# Re-running it does nothing that is already done.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+log() { printf '[setup] %s\n' "$*"; }
+export DEBIAN_FRONTEND=noninteractive
+
+apt_updated=""
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if ! command -v apt-get >/dev/null 2>&1; then
+    log "missing packages ${missing[*]} and no apt-get here: install them with your package manager"; exit 1
+  fi
+  local sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  if [ -z "$apt_updated" ]; then $sudo apt-get update -qq; apt_updated=1; fi
+  log "installing ${missing[*]}"
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# 1. System packages (Linux only; a Mac brings Docker Desktop and python3 itself).
+if [ "$(uname -s)" = "Linux" ] && command -v dpkg >/dev/null 2>&1; then
+  pkgs=(mmdebstrap iptables git make openssl ca-certificates)
+  command -v dockerd >/dev/null 2>&1 || pkgs+=(docker.io)
+  apt_install "${pkgs[@]}"
+fi
+
+# 2. A Docker engine that answers.
+if ! docker info >/dev/null 2>&1; then
+  if [ "$(uname -s)" = "Linux" ] && [ "$(id -u)" -eq 0 ] && command -v dockerd >/dev/null 2>&1; then
+    log "no Docker engine answers: starting dockerd (log: /var/log/botbottle-dockerd.log)"
+    nohup dockerd >/var/log/botbottle-dockerd.log 2>&1 </dev/null &
+    for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+  fi
+  docker info >/dev/null 2>&1 || {
+    log "no Docker engine answers on ${DOCKER_HOST:-the default socket}: start Docker (or Docker Desktop) and re-run"; exit 1; }
+fi
+log "Docker engine $(docker version --format '{{.Server.Version}}') answers"
+
+# 3. The Python venv, rebuilt only when requirements.txt changed.
+python=${PYTHON:-}
+if [ -z "$python" ]; then
+  for candidate in python3.11 python3; do
+    if command -v "$candidate" >/dev/null 2>&1; then python=$candidate; break; fi
+  done
+fi
+[ -n "$python" ] || { log "no python3 found: install Python 3.11"; exit 1; }
+if ! "$python" -c 'import venv, ensurepip' >/dev/null 2>&1; then
+  apt_install python3-venv
+fi
+stamp=.venv/.requirements.sha256
+want=$(sha256sum requirements.txt | cut -d' ' -f1)
+if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  log "creating .venv with $("$python" --version) and requirements.txt"
+  "$python" -m venv .venv
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -r requirements.txt
+  echo "$want" > "$stamp"
+fi
+
+# 4. The collection link (ansible.cfg's collections_path points at it).
+scripts/collection-link.sh
+
+# 5. ansible-test seeds pip into its sanity venvs with a script it downloads from
+#    ci-files.testing.ansible.com; where that host is unreachable, use our stand-in.
+cache=~/.ansible/test/cache
+mkdir -p "$cache"
+for v in 24_2 25_1 25_2 25_3; do
+  [ -s "$cache/get_pip_$v.py" ] || cp scripts/get_pip_bootstrap.py "$cache/get_pip_$v.py"
+done
+log "ready: .venv/bin/ansible-playbook $(.venv/bin/ansible --version | head -1 | sed 's/.*\[core \(.*\)\]/\1/')"
