@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""Launch cost of a bottle, side by side with its floor, in one run.
+
+1. `playbooks/bottle.yml` for a fresh bottle, images cached     -> launch time
+2. the same playbook again at once                             -> rerun time, changed count
+3. a plain shell script creating the same docker objects from the
+   same rendered configs (networks, bundle waited healthy, agent,
+   CA copied in) with no Ansible at all                         -> the floor
+Prints the figures and their ratios. Aims: launch <= 1.5x floor,
+rerun changes nothing and takes <= half a launch.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PLAYBOOK = os.path.join(ROOT, ".venv", "bin", "ansible-playbook")
+AGENT = os.environ.get("BENCH_AGENT", "demo")
+INSTANCE = "bench"
+SLUG = "%s-%s" % (AGENT, INSTANCE)
+FLOOR_SLUG = "floor"
+STATE_ROOT = os.path.expanduser("~/.bot-bottle/state")
+
+
+def run(argv, check=True, **kw):
+    return subprocess.run(argv, cwd=ROOT, check=check, capture_output=True, text=True, **kw)
+
+
+def playbook(name, *extra):
+    start = time.monotonic()
+    proc = run([PLAYBOOK, "playbooks/%s" % name, "-e", "agent=%s" % AGENT, "-e", "bottle_instance=%s" % INSTANCE] + list(extra), check=False)
+    elapsed = time.monotonic() - start
+    if proc.returncode != 0:
+        sys.exit("%s failed:\n%s\n%s" % (name, proc.stdout[-3000:], proc.stderr[-2000:]))
+    changed = sum(int(n) for n in re.findall(r"changed=(\d+)", proc.stdout))
+    return elapsed, changed
+
+
+def inspect(name):
+    return json.loads(run(["docker", "inspect", name]).stdout)[0]
+
+
+FLOOR_SCRIPT = r"""
+set -euo pipefail
+slug=$1 state=$2 bundle_image=$3 agent_image=$4 int_subnet=$5 out_subnet=$6 bundle_ip=$7 agent_ip=$8 extra_net=$9
+lbl="--label io.botbottle.bottle=$slug --label io.botbottle.agent=floor"
+docker network create --internal --subnet "$int_subnet" $lbl "bb-$slug-net-int" >/dev/null
+docker network create --subnet "$out_subnet" $lbl "bb-$slug-net-out" >/dev/null
+docker create --name "bb-$slug-bundle" $lbl --cap-add NET_ADMIN -e BOTTLE_DAEMONS=pipelock,egress \
+  -v "$state/bundle:/etc/bottle:ro" -v "$state/ca:/var/lib/bottle/ca" \
+  --network "bb-$slug-net-int" --ip "$bundle_ip" "$bundle_image" >/dev/null
+docker network connect "bb-$slug-net-out" "bb-$slug-bundle"
+[ -n "$extra_net" ] && docker network connect "$extra_net" "bb-$slug-bundle"
+docker start "bb-$slug-bundle" >/dev/null
+until docker exec "bb-$slug-bundle" bottle-health >/dev/null 2>&1; do sleep 0.2; done
+docker run -d --name "bb-$slug-agent" $lbl --network "bb-$slug-net-int" --ip "$agent_ip" \
+  --user 1000:1000 --cap-drop ALL --security-opt no-new-privileges --init --dns 127.0.0.1 \
+  -e HTTPS_PROXY="http://$bundle_ip:8888" -e HTTP_PROXY="http://$bundle_ip:8888" "$agent_image" >/dev/null
+docker cp "$state/ca/bottle-ca.pem" "bb-$slug-agent:/usr/local/share/ca-certificates/bottle-ca.crt"
+docker exec -u root "bb-$slug-agent" update-ca-certificates >/dev/null 2>&1
+"""
+
+
+def floor(state_copy, bundle, agent):
+    int_net = "bb-%s-net-int" % SLUG
+    subnet_int = bundle["NetworkSettings"]["Networks"][int_net]["IPAMConfig"] or {}
+    # Shift the floor's subnets away from the bench bottle's (which is torn down by now,
+    # but keep them distinct anyway): take two /28s at the top of the default pool.
+    args = [FLOOR_SLUG, state_copy, bundle["Config"]["Image"], agent["Config"]["Image"],
+            "172.29.255.224/28", "172.29.255.240/28", "172.29.255.226", "172.29.255.227",
+            next((n for n in bundle["NetworkSettings"]["Networks"] if not n.startswith("bb-%s-" % SLUG)), "")]
+    del subnet_int
+    start = time.monotonic()
+    proc = run(["bash", "-c", FLOOR_SCRIPT, "floor"] + args, check=False)
+    elapsed = time.monotonic() - start
+    cleanup_floor()
+    if proc.returncode != 0:
+        sys.exit("floor script failed:\n%s" % proc.stderr[-2000:])
+    return elapsed
+
+
+def cleanup_floor():
+    for c in ("agent", "bundle"):
+        run(["docker", "rm", "-f", "bb-%s-%s" % (FLOOR_SLUG, c)], check=False)
+    for n in ("net-int", "net-out"):
+        run(["docker", "network", "rm", "bb-%s-%s" % (FLOOR_SLUG, n)], check=False)
+
+
+def main():
+    cleanup_floor()
+    run([PLAYBOOK, "playbooks/teardown.yml", "-e", "bottle=%s" % SLUG], check=False)
+    launch, launch_changed = playbook("bottle.yml")
+    rerun, rerun_changed = playbook("bottle.yml")
+    bundle, agent = inspect("bb-%s-bundle" % SLUG), inspect("bb-%s-agent" % SLUG)
+    tmp = tempfile.mkdtemp(prefix="bb-bench-")
+    state_copy = os.path.join(tmp, "state")
+    shutil.copytree(os.path.join(STATE_ROOT, SLUG), state_copy)
+    run([PLAYBOOK, "playbooks/teardown.yml", "-e", "bottle=%s" % SLUG])
+    try:
+        floor_time = floor(state_copy, bundle, agent)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    rows = [
+        ("launch (bottle.yml, images cached)", "%.1f s" % launch, "changed=%d" % launch_changed),
+        ("floor (plain shell script, same objects)", "%.1f s" % floor_time, ""),
+        ("launch / floor", "%.2fx" % (launch / floor_time), "aim <= 1.50x"),
+        ("rerun (bottle.yml again)", "%.1f s" % rerun, "changed=%d (aim 0)" % rerun_changed),
+        ("rerun / launch", "%.2fx" % (rerun / launch), "aim <= 0.50x"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print("launch cost (agent %s, %d cores)" % (AGENT, os.cpu_count()))
+    for name, value, note in rows:
+        print("  %-*s  %9s  %s" % (width, name, value, note))
+
+
+if __name__ == "__main__":
+    main()
