@@ -31,6 +31,6 @@ if compgen -G "tests/integration/pytest/test_*.py" >/dev/null; then
   suite pytest pytest -p no:cacheprovider tests/integration/pytest -ra
 fi
 
-printf '\nintegration suites: %s passed, %s failed\n' "$passed" "$failed"
+printf '\nintegration: %s passed, %s failed\n' "$passed" "$failed"
 [ ${#failures[@]} -eq 0 ] || printf 'failed suites: %s\n' "${failures[*]}"
 [ "$failed" -eq 0 ]
