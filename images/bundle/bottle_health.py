@@ -1,0 +1,57 @@
+#!/usr/bin/python3
+"""bottle-health [--json]: is every daemon of BOTTLE_DAEMONS really serving?
+
+Prints one line per daemon (or one JSON object with --json) and exits 0 only
+when all of them are healthy. The image's HEALTHCHECK and the sidecar_bundle
+module both use it.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+PORTS = {"egress": 9099, "git-gate": 9418, "supervise": 9100}
+INSTALLED = {"pipelock": "/usr/local/bin/pipelock", "egress": "/opt/egress/bin/mitmdump",
+             "git-gate": "/usr/local/bin/git-gate", "supervise": "/usr/local/bin/supervise"}
+
+
+def tcp_open(port, host="127.0.0.1", timeout=1.0):
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def check(name):
+    if not os.path.exists(INSTALLED.get(name, "/nonexistent")):
+        return "not installed"
+    if name == "pipelock":
+        proc = subprocess.run(["/usr/local/bin/pipelock", "healthcheck", "--addr", "127.0.0.1:8888"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=5)
+        return "healthy" if proc.returncode == 0 else "unhealthy: " + (proc.stdout.strip() or "healthcheck failed")
+    if tcp_open(PORTS[name]):
+        return "healthy"
+    return "unhealthy: nothing listens on 127.0.0.1:%d" % PORTS[name]
+
+
+def main(argv):
+    names = [n.strip() for n in os.environ.get("BOTTLE_DAEMONS", "pipelock,egress").split(",") if n.strip()]
+    report = {}
+    for name in names:
+        try:
+            report[name] = check(name)
+        except (OSError, subprocess.SubprocessError) as exc:
+            report[name] = "unhealthy: %s" % exc
+    if "--json" in argv:
+        print(json.dumps(report, sort_keys=True))
+    else:
+        for name, state in report.items():
+            print("%s: %s" % (name, state))
+    return 0 if report and all(v == "healthy" for v in report.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,330 @@
+#!/usr/bin/python3
+"""bottle-init: PID 1 of the sidecar bundle.
+
+Starts the daemons named in BOTTLE_DAEMONS, each as its own uid, prefixes
+their output lines with the daemon's name, and fails closed: when a daemon
+dies unexpectedly the others are stopped and the container exits non-zero, so
+nothing leaves the bottle without pipelock and egress.
+
+Before any daemon starts it
+- creates the per-bottle CA (pipelock tls init) under /var/lib/bottle/ca when
+  absent; the key never leaves the bundle;
+- copies /etc/bottle (read-only mount, owned by whoever rendered it) into
+  /run/bottle/<daemon>/, owned by that daemon's uid, mode 0400;
+- installs the chain's iptables rules: every TCP connection of pipelock's uid
+  to a non-loopback address is redirected to egress on 127.0.0.1:9099, and
+  anything else pipelock's uid sends off-box is rejected.
+
+Signals: SIGTERM/SIGINT stop the daemons (SIGTERM, then SIGKILL after
+BOTTLE_GRACE_SECONDS); SIGHUP re-copies /etc/bottle and reloads the daemons
+in place (pipelock re-reads its config on SIGHUP, egress watches its file).
+"""
+
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+CONFIG_SRC = "/etc/bottle"
+RUN_DIR = "/run/bottle"
+CA_DIR = "/var/lib/bottle/ca"
+CA_CERT = "bottle-ca.pem"
+CA_KEY = "bottle-ca.key"
+SYSTEM_CAS = "/etc/ssl/certs/ca-certificates.crt"
+EGRESS_PORT = 9099
+EGRESS_CONFDIR = RUN_DIR + "/egress/mitmproxy"
+EGRESS_CA = EGRESS_CONFDIR + "/mitmproxy-ca-cert.pem"
+
+KNOWN_DAEMONS = ("pipelock", "egress", "git-gate", "supervise")
+# egress first: pipelock must trust egress's CA before it starts.
+START_ORDER = ("egress", "pipelock", "git-gate", "supervise")
+
+_out_lock = threading.Lock()
+
+
+def say(name, line):
+    with _out_lock:
+        sys.stdout.write("[%s] %s\n" % (name, line.rstrip("\n")))
+        sys.stdout.flush()
+
+
+def log(line):
+    say("bottle-init", line)
+
+
+def selected_daemons(value):
+    """The daemons named in BOTTLE_DAEMONS, validated, in start order."""
+    names = [n.strip() for n in (value or "pipelock,egress").split(",") if n.strip()]
+    unknown = [n for n in names if n not in KNOWN_DAEMONS]
+    if unknown:
+        raise ValueError("BOTTLE_DAEMONS names unknown daemon(s) %s; known: %s"
+                         % (", ".join(unknown), ", ".join(KNOWN_DAEMONS)))
+    if "pipelock" in names and "egress" not in names:
+        raise ValueError("BOTTLE_DAEMONS: pipelock needs egress (its upstream is redirected there)")
+    return [n for n in START_ORDER if n in names]
+
+
+def daemon_user(name):
+    return {"pipelock": "pipelock", "egress": "egress", "git-gate": "gitgate", "supervise": "supervise"}[name]
+
+
+def daemon_command(name):
+    """argv and extra environment of daemon ``name``; None when not installed in this image."""
+    home = os.path.join(RUN_DIR, name)
+    if name == "pipelock":
+        return (["/usr/local/bin/pipelock", "run", "--config", home + "/pipelock.yaml"],
+                {"SSL_CERT_FILE": home + "/trust.pem", "HOME": home, "PIPELOCK_HOME": home})
+    if name == "egress":
+        return ([
+            "/opt/egress/bin/mitmdump",
+            "--mode", "transparent",
+            "--listen-host", "127.0.0.1",
+            "--listen-port", str(EGRESS_PORT),
+            "--set", "confdir=" + EGRESS_CONFDIR,
+            "--set", "ssl_verify_upstream_trusted_ca=" + home + "/trust.pem",
+            "--set", "connection_strategy=lazy",
+            "--set", "stream_large_bodies=1",
+            "--set", "flow_detail=0",
+            "-s", "/opt/egress/egress_addon.py",
+        ], {"HOME": home, "BOTTLE_EGRESS_CONFIG": home + "/egress.json"})
+    path = "/usr/local/bin/%s" % name
+    if os.path.exists(path):
+        return [path], {"HOME": home}
+    return None
+
+
+def concat(paths, dest):
+    """Write the concatenation of the existing, non-empty ``paths`` to ``dest``."""
+    with open(dest, "wb") as out:
+        for path in paths:
+            if os.path.exists(path):
+                with open(path, "rb") as handle:
+                    data = handle.read()
+                if data.strip():
+                    out.write(data.rstrip(b"\n") + b"\n")
+
+
+def stage_config(names):
+    """Copy /etc/bottle into /run/bottle/<daemon>/, owned by each daemon, read-only."""
+    for name in names:
+        pw = pwd.getpwnam(daemon_user(name))
+        home = os.path.join(RUN_DIR, name)
+        os.makedirs(home, exist_ok=True)
+        os.chmod(home, 0o700)
+        os.chown(home, pw.pw_uid, pw.pw_gid)
+        if os.path.isdir(CONFIG_SRC):
+            for entry in sorted(os.listdir(CONFIG_SRC)):
+                src = os.path.join(CONFIG_SRC, entry)
+                if os.path.isfile(src):
+                    dest = os.path.join(home, entry)
+                    tmp = dest + ".new"
+                    shutil.copyfile(src, tmp)
+                    os.chown(tmp, pw.pw_uid, pw.pw_gid)
+                    os.chmod(tmp, 0o400)
+                    os.replace(tmp, dest)
+        if name == "pipelock":
+            for entry in (CA_CERT, CA_KEY):
+                dest = os.path.join(home, entry)
+                shutil.copyfile(os.path.join(CA_DIR, entry), dest)
+                os.chown(dest, pw.pw_uid, pw.pw_gid)
+                os.chmod(dest, 0o400)
+        if name == "egress":
+            os.makedirs(EGRESS_CONFDIR, exist_ok=True)
+            os.chown(EGRESS_CONFDIR, pw.pw_uid, pw.pw_gid)
+            os.chmod(EGRESS_CONFDIR, 0o700)
+            trust = os.path.join(home, "trust.pem")
+            concat([SYSTEM_CAS, os.path.join(CONFIG_SRC, "upstream-ca.pem")], trust)
+            os.chown(trust, pw.pw_uid, pw.pw_gid)
+            os.chmod(trust, 0o400)
+
+
+def ensure_ca():
+    """Create the per-bottle CA once; its key stays in the bundle."""
+    cert, key = os.path.join(CA_DIR, CA_CERT), os.path.join(CA_DIR, CA_KEY)
+    if os.path.exists(cert) and os.path.exists(key):
+        return False
+    os.makedirs(CA_DIR, exist_ok=True)
+    scratch = os.path.join(CA_DIR, ".init")
+    shutil.rmtree(scratch, ignore_errors=True)
+    subprocess.run(["/usr/local/bin/pipelock", "tls", "init", "--out", scratch, "--org", "botbottle bottle"],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    os.chmod(os.path.join(scratch, "ca-key.pem"), 0o600)
+    os.replace(os.path.join(scratch, "ca-key.pem"), key)
+    os.chmod(os.path.join(scratch, "ca.pem"), 0o644)
+    os.replace(os.path.join(scratch, "ca.pem"), cert)
+    shutil.rmtree(scratch, ignore_errors=True)
+    return True
+
+
+def chain_rules(pipelock_uid):
+    """The iptables rules that put egress behind pipelock, as argv lists."""
+    uid = str(pipelock_uid)
+    return [
+        ["iptables", "-w", "-t", "nat", "-A", "OUTPUT", "-m", "owner", "--uid-owner", uid,
+         "-p", "tcp", "!", "-d", "127.0.0.0/8", "-j", "REDIRECT", "--to-ports", str(EGRESS_PORT)],
+        ["iptables", "-w", "-A", "OUTPUT", "-m", "owner", "--uid-owner", uid, "-o", "lo", "-j", "ACCEPT"],
+        ["iptables", "-w", "-A", "OUTPUT", "-m", "owner", "--uid-owner", uid, "-j", "REJECT"],
+        ["ip6tables", "-w", "-A", "OUTPUT", "-m", "owner", "--uid-owner", uid, "!", "-o", "lo", "-j", "REJECT"],
+    ]
+
+
+def install_chain(pipelock_uid):
+    for argv in chain_rules(pipelock_uid):
+        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if proc.returncode != 0:
+            if argv[0] == "ip6tables":
+                log("ip6tables unavailable (%s); no IPv6 in this network namespace" % proc.stdout.strip())
+                continue
+            raise RuntimeError("cannot install the proxy chain (%s): %s; the bundle needs the NET_ADMIN capability"
+                               % (" ".join(argv), proc.stdout.strip()))
+
+
+def pump(name, stream):
+    for raw in iter(stream.readline, b""):
+        say(name, raw.decode("utf-8", "replace"))
+    stream.close()
+
+
+class Supervisor:
+    def __init__(self, names, grace):
+        self.names = names
+        self.grace = grace
+        self.procs = {}
+        self.stopping = False
+        self.reload_requested = False
+
+    def start(self, name):
+        command = daemon_command(name)
+        if command is None:
+            raise RuntimeError("daemon %s is not installed in this image" % name)
+        argv, extra_env = command
+        pw = pwd.getpwnam(daemon_user(name))
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "USER": pw.pw_name}
+        env.update(extra_env)
+        # Pass through only what this daemon is meant to have: BOTTLE_<DAEMON>_* variables.
+        prefix = "BOTTLE_%s_" % name.upper().replace("-", "_")
+        env.update({k: v for k, v in os.environ.items() if k.startswith(prefix)})
+
+        def demote():
+            os.setgroups([])
+            os.setgid(pw.pw_gid)
+            os.setuid(pw.pw_uid)
+            os.setsid()
+
+        proc = subprocess.Popen(argv, env=env, cwd=os.path.join(RUN_DIR, name), preexec_fn=demote,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        threading.Thread(target=pump, args=(name, proc.stdout), daemon=True).start()
+        self.procs[name] = proc
+        log("started %s (pid %d, uid %d)" % (name, proc.pid, pw.pw_uid))
+
+    def wait_for_file(self, path, timeout, name):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if os.path.exists(path) and os.path.getsize(path) > 0:
+                return
+            proc = self.procs.get(name)
+            if proc is not None and proc.poll() is not None:
+                raise RuntimeError("%s exited with %s before it was ready" % (name, proc.returncode))
+            time.sleep(0.05)
+        raise RuntimeError("%s did not create %s within %ss" % (name, path, timeout))
+
+    def start_all(self):
+        for name in self.names:
+            if name == "pipelock":
+                home = os.path.join(RUN_DIR, "pipelock")
+                sources = [SYSTEM_CAS, os.path.join(CONFIG_SRC, "upstream-ca.pem")]
+                if "egress" in self.procs:
+                    self.wait_for_file(EGRESS_CA, 30, "egress")
+                    sources.append(EGRESS_CA)
+                trust = os.path.join(home, "trust.pem")
+                concat(sources, trust)
+                pw = pwd.getpwnam("pipelock")
+                os.chown(trust, pw.pw_uid, pw.pw_gid)
+                os.chmod(trust, 0o400)
+            self.start(name)
+
+    def stop_all(self, reason):
+        self.stopping = True
+        log("stopping (%s)" % reason)
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + self.grace
+        while time.monotonic() < deadline and any(p.poll() is None for p in self.procs.values()):
+            time.sleep(0.05)
+        for name, proc in self.procs.items():
+            if proc.poll() is None:
+                log("%s did not stop within %ss: SIGKILL" % (name, self.grace))
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                proc.wait()
+
+    def reload(self):
+        log("SIGHUP: reloading configuration")
+        stage_config(self.names)
+        proc = self.procs.get("pipelock")
+        if proc is not None and proc.poll() is None:
+            os.kill(proc.pid, signal.SIGHUP)
+
+    def run(self):
+        """Supervise until a stop signal (exit 0) or an unexpected daemon death (exit 1)."""
+        while True:
+            if self.reload_requested:
+                self.reload_requested = False
+                self.reload()
+            if self.stopping:
+                self.stop_all("signal")
+                return 0
+            for name, proc in self.procs.items():
+                code = proc.poll()
+                if code is not None:
+                    log("%s exited with %s: failing closed, stopping the bundle" % (name, code))
+                    self.stop_all("%s died" % name)
+                    return 1
+            time.sleep(0.1)
+
+
+def main():
+    try:
+        names = selected_daemons(os.environ.get("BOTTLE_DAEMONS"))
+        grace = float(os.environ.get("BOTTLE_GRACE_SECONDS", "10"))
+    except ValueError as exc:
+        log("configuration error: %s" % exc)
+        return 2
+    supervisor = Supervisor(names, grace)
+
+    def on_stop(signum, _frame):
+        supervisor.stopping = True
+
+    def on_hup(_signum, _frame):
+        supervisor.reload_requested = True
+
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGHUP, on_hup)
+    try:
+        if "pipelock" in names:
+            if ensure_ca():
+                log("created the bottle CA in %s" % CA_DIR)
+            install_chain(pwd.getpwnam("pipelock").pw_uid)
+        stage_config(names)
+        supervisor.start_all()
+    except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
+        log("start-up failed: %s" % exc)
+        supervisor.stop_all("start-up failed")
+        return 1
+    log("running: %s" % ", ".join(names))
+    return supervisor.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
