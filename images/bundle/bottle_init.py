@@ -166,6 +166,11 @@ def chain_rules(pipelock_uid):
     return [
         ["iptables", "-w", "-t", "nat", "-A", "OUTPUT", "-m", "owner", "--uid-owner", uid,
          "-p", "tcp", "!", "-d", "127.0.0.0/8", "-j", "REDIRECT", "--to-ports", str(EGRESS_PORT)],
+        # Replies on connections the agent opened to pipelock.
+        ["iptables", "-w", "-A", "OUTPUT", "-m", "owner", "--uid-owner", uid,
+         "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"],
+        # The redirected connections (now to 127.0.0.1:9099) and docker's DNS at 127.0.0.11.
+        ["iptables", "-w", "-A", "OUTPUT", "-m", "owner", "--uid-owner", uid, "-d", "127.0.0.0/8", "-j", "ACCEPT"],
         ["iptables", "-w", "-A", "OUTPUT", "-m", "owner", "--uid-owner", uid, "-o", "lo", "-j", "ACCEPT"],
         ["iptables", "-w", "-A", "OUTPUT", "-m", "owner", "--uid-owner", uid, "-j", "REJECT"],
         ["ip6tables", "-w", "-A", "OUTPUT", "-m", "owner", "--uid-owner", uid, "!", "-o", "lo", "-j", "REJECT"],

@@ -1,0 +1,284 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: botbottle developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: bottle_network
+short_description: The docker networks of one bottle
+version_added: 0.1.0
+description:
+  - Creates or removes the two docker networks of bottle O(slug).
+  - V(bb-<slug>-net-int) is C(internal) and holds the agent and the bundle. Its bridge carries no host
+    address (C(com.docker.network.bridge.inhibit_ipv4)), so the agent cannot reach services of the
+    host through the gateway address either, which a plain internal network allows.
+  - V(bb-<slug>-net-out) is an ordinary bridge only the bundle joins: its way out.
+  - Subnets come deterministically from the slug (a hash picks the first slot in O(pool)); slots that
+    overlap any existing docker network are skipped, and the result says which were.
+    Existing networks of the bottle keep their subnets.
+author: botbottle developers
+extends_documentation_fragment:
+  - botbottle.bottle.docker
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  idempotent:
+    support: full
+options:
+  slug:
+    description: The bottle's slug.
+    type: str
+    required: true
+  agent:
+    description: The agent the bottle runs; recorded as a label. Required with O(state=present).
+    type: str
+  pool:
+    description: Where subnets are taken from (an IPv4 CIDR).
+    type: str
+    default: 172.29.0.0/16
+  prefix:
+    description: Prefix length of each network's subnet; a /28 holds the gateway, bundle and agent.
+    type: int
+    default: 28
+  labels:
+    description: Extra labels for both networks (the bottle's own labels always win).
+    type: dict
+    default: {}
+  state:
+    description: Whether the networks should exist.
+    type: str
+    choices: [present, absent]
+    default: present
+"""
+
+EXAMPLES = r"""
+- name: Networks of bottle demo
+  botbottle.bottle.bottle_network:
+    slug: demo
+    agent: demo
+  register: nets
+
+- name: Show where the bundle goes
+  ansible.builtin.debug:
+    msg: "{{ nets.networks.internal.bundle_ip }}"
+
+- name: Remove them
+  botbottle.bottle.bottle_network:
+    slug: demo
+    state: absent
+"""
+
+RETURN = r"""
+networks:
+  description: The bottle's networks (empty with O(state=absent)).
+  returned: always
+  type: dict
+  contains:
+    internal:
+      description: The internal network; C(bundle_ip) and C(agent_ip) are the addresses to pin.
+      type: dict
+      sample: {name: bb-demo-net-int, id: 3f2a..., subnet: 172.29.18.32/28, gateway: 172.29.18.33,
+               bundle_ip: 172.29.18.34, agent_ip: 172.29.18.35}
+    egress:
+      description: The bundle's way-out network.
+      type: dict
+      sample: {name: bb-demo-net-out, id: 9c1b..., subnet: 172.29.18.48/28}
+skipped_subnets:
+  description: Subnets passed over because an existing docker network overlaps them.
+  returned: always
+  type: list
+  elements: str
+"""
+
+import hashlib
+import ipaddress
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.botbottle.bottle.plugins.module_utils import naming
+from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import (
+    DOCKER_COMMON_ARGS, DockerException, find_network, get_docker_client)
+
+INHIBIT_IPV4 = "com.docker.network.bridge.inhibit_ipv4"
+
+
+def slot_order(slug, pool, prefix):
+    """The pool's subnets in the order this slug tries them: from a hash-chosen start."""
+    subnets = list(pool.subnets(new_prefix=prefix))
+    start = int(hashlib.sha256(slug.encode()).hexdigest(), 16) % len(subnets)
+    return subnets[start:] + subnets[:start]
+
+
+def used_subnets(networks):
+    used = []
+    for net in networks:
+        for cfg in (net.attrs.get("IPAM") or {}).get("Config") or []:
+            try:
+                used.append((net.name, ipaddress.ip_network(cfg.get("Subnet"), strict=False)))
+            except (TypeError, ValueError):
+                continue
+    return used
+
+
+def choose_subnets(slug, pool, prefix, used, count):
+    """``count`` free subnets for ``slug``, and the slots skipped for overlapping ``used``."""
+    chosen, skipped = [], []
+    for candidate in slot_order(slug, pool, prefix):
+        clash = [name for name, net in used if net.version == 4 and candidate.overlaps(net)]
+        if clash:
+            skipped.append("%s (overlaps %s)" % (candidate, ", ".join(sorted(set(clash)))))
+            continue
+        chosen.append(candidate)
+        used.append(("(chosen)", candidate))
+        if len(chosen) == count:
+            return chosen, skipped
+    return None, skipped
+
+
+def describe(net, internal):
+    cfg = ((net.attrs.get("IPAM") or {}).get("Config") or [{}])[0]
+    subnet = ipaddress.ip_network(cfg.get("Subnet"), strict=False)
+    hosts = list(subnet.hosts())
+    out = {"name": net.name, "id": net.id, "subnet": str(subnet)}
+    if internal:
+        out.update(gateway=str(hosts[0]), bundle_ip=str(hosts[1]), agent_ip=str(hosts[2]))
+    return out
+
+
+class NetworkManager:
+    def __init__(self, module, client):
+        self.module = module
+        self.client = client
+        self.p = module.params
+        self.check_mode = module.check_mode
+        self.names = {
+            "internal": naming.object_name(self.p["slug"], "net-int"),
+            "egress": naming.object_name(self.p["slug"], "net-out"),
+        }
+        self.existing = {k: find_network(client, v) for k, v in self.names.items()}
+        self.result = dict(changed=False, networks={}, skipped_subnets=[], diff=dict(before={}, after={}))
+
+    def labels(self, component):
+        merged = dict(self.p["labels"] or {})
+        merged.update(naming.labels(self.p["slug"], self.p["agent"], component))
+        return merged
+
+    def foreign(self, net, component):
+        labels = net.attrs.get("Labels") or {}
+        if labels.get(naming.LABEL_BOTTLE) != self.p["slug"]:
+            self.module.fail_json(
+                msg="docker network %s exists but does not belong to bottle %s (label %s=%r): "
+                    "remove or rename it, or choose another bottle_instance"
+                    % (net.name, self.p["slug"], naming.LABEL_BOTTLE, labels.get(naming.LABEL_BOTTLE)))
+        if component == "net-int" and not (net.attrs.get("Internal") and
+                                           (net.attrs.get("Options") or {}).get(INHIBIT_IPV4) == "true"):
+            return True
+        return False
+
+    def present(self):
+        if not self.p["agent"]:
+            self.module.fail_json(msg="agent is required when state=present")
+        try:
+            pool = ipaddress.ip_network(self.p["pool"], strict=False)
+        except ValueError as exc:
+            self.module.fail_json(msg="pool %r is not an IPv4 CIDR: %s" % (self.p["pool"], exc))
+        if pool.version != 4 or not pool.prefixlen <= self.p["prefix"] <= 29:
+            self.module.fail_json(msg="prefix %d does not fit pool %s: use a prefix between the pool's (/%d) and 29"
+                                  % (self.p["prefix"], pool, pool.prefixlen))
+        recreate = []
+        for key, component in (("internal", "net-int"), ("egress", "net-out")):
+            net = self.existing[key]
+            if net is not None and self.foreign(net, component):
+                recreate.append(key)
+        missing = [k for k in ("internal", "egress") if self.existing[k] is None or k in recreate]
+        self.result["diff"]["before"] = {k: (describe(v, k == "internal") if v else None)
+                                         for k, v in self.existing.items()}
+        if missing:
+            used = used_subnets([n for n in self.client.networks.list()
+                                 if n.name not in [self.names[k] for k in missing]])
+            subnets, skipped = choose_subnets(self.p["slug"], pool, self.p["prefix"], used, len(missing))
+            self.result["skipped_subnets"] = skipped
+            if subnets is None:
+                self.module.fail_json(msg="pool %s has no free /%d left for bottle %s (%d slots overlap existing "
+                                          "networks): widen pool or remove unused networks"
+                                          % (pool, self.p["prefix"], self.p["slug"], len(skipped)),
+                                      skipped_subnets=skipped)
+            self.result["changed"] = True
+            for key, subnet in zip(missing, subnets):
+                if not self.check_mode:
+                    if key in recreate:
+                        self.existing[key].remove()
+                    self.existing[key] = self.create(key, subnet)
+                else:
+                    self.result["networks"][key] = {"name": self.names[key], "id": None, "subnet": str(subnet)}
+                    if key == "internal":
+                        hosts = list(subnet.hosts())
+                        self.result["networks"][key].update(
+                            gateway=str(hosts[0]), bundle_ip=str(hosts[1]), agent_ip=str(hosts[2]))
+        for key, net in self.existing.items():
+            if net is not None and (key not in missing or not self.check_mode):
+                net.reload()
+                self.result["networks"][key] = describe(net, key == "internal")
+        self.result["diff"]["after"] = dict(self.result["networks"])
+
+    def create(self, key, subnet):
+        from docker.types import IPAMConfig, IPAMPool
+        internal = key == "internal"
+        hosts = list(subnet.hosts())
+        ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=str(subnet), gateway=str(hosts[0]))])
+        options = {INHIBIT_IPV4: "true"} if internal else {}
+        return self.client.networks.create(
+            self.names[key], driver="bridge", internal=internal, ipam=ipam, options=options,
+            labels=self.labels("net-int" if internal else "net-out"), check_duplicate=True)
+
+    def absent(self):
+        self.result["diff"]["before"] = {k: (describe(v, k == "internal") if v else None)
+                                         for k, v in self.existing.items()}
+        self.result["diff"]["after"] = {k: None for k in self.existing}
+        for key, net in self.existing.items():
+            if net is None:
+                continue
+            labels = net.attrs.get("Labels") or {}
+            if labels.get(naming.LABEL_BOTTLE) != self.p["slug"]:
+                self.module.fail_json(msg="docker network %s does not carry label %s=%s: not removing what is not "
+                                          "the bottle's" % (net.name, naming.LABEL_BOTTLE, self.p["slug"]))
+            self.result["changed"] = True
+            if not self.check_mode:
+                net.reload()
+                for container in (net.attrs.get("Containers") or {}):
+                    net.disconnect(container, force=True)
+                net.remove()
+
+
+def main():
+    argument_spec = dict(
+        slug=dict(type="str", required=True),
+        agent=dict(type="str"),
+        pool=dict(type="str", default="172.29.0.0/16"),
+        prefix=dict(type="int", default=28),
+        labels=dict(type="dict", default={}),
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+    )
+    argument_spec.update(DOCKER_COMMON_ARGS)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    error = naming.slug_error(module.params["slug"])
+    if error:
+        module.fail_json(msg="slug: " + error)
+    client = get_docker_client(module)
+    try:
+        manager = NetworkManager(module, client)
+        getattr(manager, module.params["state"])()
+    except DockerException as exc:
+        module.fail_json(msg="docker engine error for bottle %s networks: %s" % (module.params["slug"], exc))
+    result = manager.result
+    if not module._diff:
+        result.pop("diff")
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

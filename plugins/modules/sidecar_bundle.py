@@ -1,0 +1,468 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: botbottle developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: sidecar_bundle
+short_description: The sidecar bundle container of one bottle
+version_added: 0.1.0
+description:
+  - Creates, updates or removes the bundle container of bottle O(slug): pipelock, egress and later
+    git-gate and supervise under one init supervisor, with a pinned address on the bottle's internal
+    network and a way out on its egress network.
+  - After starting it waits until every selected daemon reports healthy (C(bottle-health --json) in the
+    bundle) and fails with the daemon's own log lines when one does not.
+  - A change of image, environment, mounts, networks, address, daemons, ports or capabilities recreates
+    the container. A change of O(config_hash) alone does not; the bundle is sent C(SIGHUP) and reloads
+    its configuration in place.
+  - Environment values are passed through the Docker API, never on a command line, and never appear in
+    diff output (keys only).
+author: botbottle developers
+extends_documentation_fragment:
+  - botbottle.bottle.docker
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  idempotent:
+    support: full
+options:
+  slug:
+    description: The bottle's slug.
+    type: str
+    required: true
+  agent:
+    description: The agent the bottle runs (a label). Required with O(state=present).
+    type: str
+  name:
+    description: Container name; defaults to V(bb-<slug>-bundle).
+    type: str
+  image:
+    description: The bundle image. Required with O(state=present).
+    type: str
+  daemons:
+    description: The daemons the bundle runs (its C(BOTTLE_DAEMONS)).
+    type: list
+    elements: str
+    choices: [pipelock, egress, git-gate, supervise]
+    default: [pipelock, egress]
+  env:
+    description: Extra environment of the bundle. Values may be secrets.
+    type: dict
+    default: {}
+  mounts:
+    description: Bind mounts.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      source:
+        description: Path on the managed host.
+        type: path
+        required: true
+      target:
+        description: Path in the bundle.
+        type: str
+        required: true
+      read_only:
+        description: Mount read-only.
+        type: bool
+        default: false
+  internal_network:
+    description: The bottle's internal network. Required with O(state=present).
+    type: str
+  internal_ip:
+    description: The bundle's pinned address on O(internal_network).
+    type: str
+  egress_network:
+    description: The bottle's way-out network.
+    type: str
+  extra_networks:
+    description: Existing networks the bundle also joins (the test suite's test internet, for example).
+    type: list
+    elements: str
+    default: []
+  published_ports:
+    description: Bundle ports to publish on the host; Docker chooses the host port.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      container_port:
+        description: The bundle's port.
+        type: int
+        required: true
+      host_ip:
+        description: Host address to publish on (a per-bottle loopback address for smolmachines).
+        type: str
+        default: 127.0.0.1
+  cap_add:
+    description: Capabilities of the bundle. C(NET_ADMIN) installs the proxy chain's redirect rule.
+    type: list
+    elements: str
+    default: [NET_ADMIN]
+  config_hash:
+    description: Hash of the rendered configuration; a change reloads the running bundle (SIGHUP).
+    type: str
+  restart_policy:
+    description: Docker restart policy. The default V(no) keeps a bundle whose daemon died stopped (fail closed).
+    type: str
+    choices: ['no', on-failure, unless-stopped, always]
+    default: 'no'
+  health_timeout:
+    description: Seconds to wait for every daemon to be healthy.
+    type: int
+    default: 90
+  state:
+    description: Whether the bundle should exist (and run).
+    type: str
+    choices: [present, absent]
+    default: present
+"""
+
+EXAMPLES = r"""
+- name: The bundle of bottle demo
+  botbottle.bottle.sidecar_bundle:
+    slug: demo
+    agent: demo
+    image: botbottle/bundle:latest
+    internal_network: bb-demo-net-int
+    internal_ip: 172.29.18.34
+    egress_network: bb-demo-net-out
+    mounts:
+      - {source: ~/.bot-bottle/state/demo/bundle, target: /etc/bottle, read_only: true}
+      - {source: ~/.bot-bottle/state/demo/ca, target: /var/lib/bottle/ca}
+    config_hash: "{{ rendered_hash }}"
+
+- name: Remove it
+  botbottle.bottle.sidecar_bundle:
+    slug: demo
+    state: absent
+"""
+
+RETURN = r"""
+container:
+  description: The bundle container.
+  returned: always
+  type: dict
+  sample: {id: 6b1f..., name: bb-demo-bundle}
+ip:
+  description: The bundle's address on the internal network.
+  returned: when state=present
+  type: str
+host_ports:
+  description: Host ports Docker chose for O(published_ports), by container port.
+  returned: when state=present
+  type: dict
+  sample: {"8888": 49153}
+health:
+  description: Health of each daemon as the bundle reports it.
+  returned: when state=present and not in check mode
+  type: dict
+  sample: {pipelock: healthy, egress: healthy}
+reloaded:
+  description: Whether the running bundle was told to reload its configuration.
+  returned: always
+  type: bool
+"""
+
+import json
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.botbottle.bottle.plugins.module_utils import naming
+from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import (
+    DOCKER_COMMON_ARGS, DockerException, exec_in, find_container, find_image, get_docker_client, log_tail)
+
+
+def env_list_to_dict(items):
+    out = {}
+    for item in items or []:
+        key, _, value = item.partition("=")
+        out[key] = value
+    return out
+
+
+class BundleManager:
+    def __init__(self, module, client):
+        self.module = module
+        self.client = client
+        self.p = module.params
+        self.check_mode = module.check_mode
+        self.name = self.p["name"] or naming.object_name(self.p["slug"], "bundle")
+        self.container = find_container(client, self.name)
+        self.result = dict(changed=False, reloaded=False, container={"id": None, "name": self.name},
+                           diff=dict(before={}, after={}))
+
+    # -- desired state -------------------------------------------------
+    def desired_env(self):
+        env = {"BOTTLE_DAEMONS": ",".join(self.p["daemons"])}
+        env.update({k: str(v) for k, v in (self.p["env"] or {}).items()})
+        return env
+
+    def desired_labels(self):
+        labels = naming.labels(self.p["slug"], self.p["agent"], "bundle")
+        return labels
+
+    def desired_networks(self):
+        nets = [self.p["internal_network"]]
+        if self.p["egress_network"]:
+            nets.append(self.p["egress_network"])
+        return nets + list(self.p["extra_networks"] or [])
+
+    def desired(self, image_id):
+        return {
+            "image": image_id,
+            "env": self.desired_env(),
+            "labels": self.desired_labels(),
+            "mounts": sorted("%s:%s:%s" % (m["source"], m["target"], "ro" if m["read_only"] else "rw")
+                             for m in self.p["mounts"]),
+            "networks": sorted(self.desired_networks()),
+            "internal_ip": self.p["internal_ip"] or "",
+            "ports": sorted("%s:%d" % (p["host_ip"], p["container_port"]) for p in self.p["published_ports"]),
+            "cap_add": sorted(self.p["cap_add"]),
+            "restart_policy": self.p["restart_policy"],
+        }
+
+    def current(self):
+        c = self.container.attrs
+        host_config = c.get("HostConfig") or {}
+        nets = (c.get("NetworkSettings") or {}).get("Networks") or {}
+        internal = nets.get(self.p["internal_network"] or "", {}) or {}
+        env = env_list_to_dict((c.get("Config") or {}).get("Env"))
+        image_env = env_list_to_dict(((self.client.api.inspect_image(c["Image"]).get("Config") or {}).get("Env")))
+        env = {k: v for k, v in env.items() if image_env.get(k) != v or k in self.desired_env()}
+        ports = []
+        for spec, bindings in (host_config.get("PortBindings") or {}).items():
+            for binding in bindings or []:
+                ports.append("%s:%d" % (binding.get("HostIp") or "0.0.0.0", int(spec.split("/")[0])))
+        labels = {k: v for k, v in ((c.get("Config") or {}).get("Labels") or {}).items()
+                  if k in self.desired_labels()}
+        return {
+            "image": c.get("Image"),
+            "env": env,
+            "labels": labels,
+            "mounts": sorted("%s:%s:%s" % (m.get("Source"), m.get("Destination"), "rw" if m.get("RW") else "ro")
+                             for m in c.get("Mounts") or [] if m.get("Type") == "bind"),
+            "networks": sorted(nets),
+            "internal_ip": ((internal.get("IPAMConfig") or {}).get("IPv4Address") or ""),
+            "ports": sorted(ports),
+            "cap_add": sorted(host_config.get("CapAdd") or []),
+            "restart_policy": ((host_config.get("RestartPolicy") or {}).get("Name") or "no"),
+        }
+
+    @staticmethod
+    def differences(before, after):
+        return sorted(k for k in after if before.get(k) != after.get(k))
+
+    @staticmethod
+    def redact(state):
+        """A copy fit for diff output: environment keys only."""
+        if not state:
+            return state
+        shown = dict(state)
+        shown["env"] = sorted(state.get("env", {}))
+        return shown
+
+    # -- actions -------------------------------------------------------
+    def present(self):
+        for key in ("agent", "image", "internal_network"):
+            if not self.p[key]:
+                self.module.fail_json(msg="%s is required when state=present" % key)
+        image = find_image(self.client, self.p["image"])
+        if image is None:
+            self.module.fail_json(msg="bundle image %s is not in the local image cache: build it with "
+                                      "`make images` (playbooks/images.yml)" % self.p["image"])
+        want = self.desired(image.id)
+        after = dict(want, config_hash=self.p["config_hash"] or "")
+        if self.container is None:
+            self.result["diff"] = dict(before={}, after=self.redact(after))
+            self.result["changed"] = True
+            if not self.check_mode:
+                self.create(want)
+        else:
+            have = self.current()
+            before = dict(have, config_hash=self.current_config_hash())
+            self.result["diff"] = dict(before=self.redact(before), after=self.redact(after))
+            diffs = self.differences(have, want)
+            if diffs:
+                self.result["changed"] = True
+                self.result["recreated_for"] = diffs
+                if not self.check_mode:
+                    self.container.remove(force=True)
+                    self.create(want)
+            else:
+                running = self.container.status == "running"
+                if not running:
+                    self.result["changed"] = True
+                    self.result["restarted"] = True
+                    if not self.check_mode:
+                        self.container.start()
+                if before["config_hash"] != after["config_hash"]:
+                    self.result["changed"] = True
+                    if not self.check_mode and running:
+                        self.container.kill(signal="SIGHUP")
+                        self.result["reloaded"] = True
+                if self.result["changed"] and not self.check_mode:
+                    self.record_config_hash()
+        if self.container is not None and not self.check_mode:
+            self.wait_healthy()
+            self.report()
+
+    # Labels are fixed at creation. The hash of the configuration a running bundle has
+    # loaded since (a reload, a restart) is kept in the bundle, where only root writes.
+    HASH_FILE = "/run/bottle/config-hash"
+
+    def current_config_hash(self):
+        if self.container.status == "running":
+            rc, out, _err = exec_in(self.container, ["cat", self.HASH_FILE])
+            if rc == 0 and out.strip():
+                return out.strip()
+        return (self.container.labels or {}).get(naming.LABEL_CONFIG_HASH, "")
+
+    def record_config_hash(self):
+        self.container.reload()
+        if self.container.status == "running":
+            exec_in(self.container, ["sh", "-c", 'printf "%s\\n" "$1" > ' + self.HASH_FILE, "sh",
+                                     self.p["config_hash"] or ""])
+
+    def create(self, want):
+        from docker.types import Mount
+        labels = dict(want["labels"])
+        labels[naming.LABEL_CONFIG_HASH] = self.p["config_hash"] or ""
+        mounts = [Mount(target=m["target"], source=m["source"], type="bind", read_only=m["read_only"])
+                  for m in self.p["mounts"]]
+        networking = self.client.api.create_networking_config({
+            self.p["internal_network"]: self.client.api.create_endpoint_config(
+                ipv4_address=self.p["internal_ip"] or None)})
+        ports = {"%d/tcp" % p["container_port"]: (p["host_ip"], None) for p in self.p["published_ports"]}
+        host_config = self.client.api.create_host_config(
+            mounts=mounts, cap_add=self.p["cap_add"], port_bindings=ports or None,
+            restart_policy={"Name": self.p["restart_policy"]} if self.p["restart_policy"] != "no" else None,
+            init=False, security_opt=["no-new-privileges"])
+        created = self.client.api.create_container(
+            want["image"], name=self.name, environment=want["env"], labels=labels,
+            host_config=host_config, networking_config=networking,
+            ports=list(ports) or None, detach=True)
+        self.container = self.client.containers.get(created["Id"])
+        try:
+            for net in self.desired_networks()[1:]:
+                self.client.networks.get(net).connect(self.container)
+            self.container.start()
+        except DockerException as exc:
+            self.container.remove(force=True)
+            self.container = None
+            self.module.fail_json(msg="could not start bundle %s: %s (networks: %s)"
+                                      % (self.name, exc, ", ".join(self.desired_networks())))
+
+    def health(self):
+        rc, out, err = exec_in(self.container, ["/usr/local/bin/bottle-health", "--json"])
+        try:
+            return rc, json.loads(out)
+        except ValueError:
+            return rc, {"bottle-health": (out + err).strip() or "no output (rc %s)" % rc}
+
+    def wait_healthy(self):
+        deadline = time.monotonic() + self.p["health_timeout"]
+        report = {}
+        while True:
+            self.container.reload()
+            if self.container.status not in ("running", "created"):
+                self.fail_unhealthy("the bundle exited (status %s, exit code %s)" % (
+                    self.container.status, (self.container.attrs.get("State") or {}).get("ExitCode")), report)
+            if self.container.status == "running":
+                try:
+                    rc, report = self.health()
+                except DockerException as exc:
+                    rc, report = 1, {"bottle-health": str(exc)}
+                if rc == 0:
+                    self.result["health"] = report
+                    return
+            if time.monotonic() > deadline:
+                self.fail_unhealthy("not every daemon was healthy within %ss (health_timeout)"
+                                    % self.p["health_timeout"], report)
+            time.sleep(0.25)
+
+    def fail_unhealthy(self, why, report):
+        bad = sorted(k for k, v in (report or {}).items() if v != "healthy")
+        logs = log_tail(self.container, 40)
+        self.module.fail_json(
+            msg="bundle %s is not healthy: %s; unhealthy: %s. Its log:\n%s"
+                % (self.name, why, ", ".join(bad) or "unknown", logs),
+            health=report, logs=logs.splitlines(), container={"id": self.container.id, "name": self.name})
+
+    def report(self):
+        self.container.reload()
+        attrs = self.container.attrs
+        nets = (attrs.get("NetworkSettings") or {}).get("Networks") or {}
+        self.result["container"] = {"id": self.container.id, "name": self.name}
+        self.result["ip"] = (nets.get(self.p["internal_network"]) or {}).get("IPAddress")
+        ports = (attrs.get("NetworkSettings") or {}).get("Ports") or {}
+        self.result["host_ports"] = {
+            spec.split("/")[0]: int(bindings[0]["HostPort"])
+            for spec, bindings in ports.items() if bindings}
+
+    def absent(self):
+        if self.container is None:
+            return
+        labels = self.container.labels or {}
+        if labels.get(naming.LABEL_BOTTLE) != self.p["slug"]:
+            self.module.fail_json(msg="container %s does not carry label %s=%s: not removing what is not the bottle's"
+                                      % (self.name, naming.LABEL_BOTTLE, self.p["slug"]))
+        self.result["changed"] = True
+        self.result["container"]["id"] = self.container.id
+        self.result["diff"] = dict(before={"name": self.name, "status": self.container.status}, after={})
+        if not self.check_mode:
+            self.container.remove(force=True)
+
+
+def main():
+    argument_spec = dict(
+        slug=dict(type="str", required=True),
+        agent=dict(type="str"),
+        name=dict(type="str"),
+        image=dict(type="str"),
+        daemons=dict(type="list", elements="str", default=["pipelock", "egress"],
+                     choices=["pipelock", "egress", "git-gate", "supervise"]),
+        env=dict(type="dict", default={}, no_log=True),
+        mounts=dict(type="list", elements="dict", default=[], options=dict(
+            source=dict(type="path", required=True),
+            target=dict(type="str", required=True),
+            read_only=dict(type="bool", default=False))),
+        internal_network=dict(type="str"),
+        internal_ip=dict(type="str"),
+        egress_network=dict(type="str"),
+        extra_networks=dict(type="list", elements="str", default=[]),
+        published_ports=dict(type="list", elements="dict", default=[], options=dict(
+            container_port=dict(type="int", required=True),
+            host_ip=dict(type="str", default="127.0.0.1"))),
+        cap_add=dict(type="list", elements="str", default=["NET_ADMIN"]),
+        config_hash=dict(type="str"),
+        restart_policy=dict(type="str", default="no", choices=["no", "on-failure", "unless-stopped", "always"]),
+        health_timeout=dict(type="int", default=90),
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+    )
+    argument_spec.update(DOCKER_COMMON_ARGS)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    error = naming.slug_error(module.params["slug"])
+    if error:
+        module.fail_json(msg="slug: " + error)
+    client = get_docker_client(module)
+    try:
+        manager = BundleManager(module, client)
+        getattr(manager, module.params["state"])()
+    except DockerException as exc:
+        module.fail_json(msg="docker engine error for bundle of bottle %s: %s" % (module.params["slug"], exc))
+    result = manager.result
+    if not module._diff:
+        result.pop("diff")
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
