@@ -8,11 +8,19 @@ API:
   the ``botbottle.bottle.docker`` doc fragment).
 - ``get_docker_client(module)``: a ``docker.DockerClient``, or the module fails
   with what to install or start.
-- ``find_container(client, name)`` / ``find_network(client, name)``: the object
-  or None.
-- ``exec_in(container, argv, user=None)``: run argv in a running container,
-  return ``(rc, stdout, stderr)`` as text.
-- ``log_tail(container, lines)``: the container's last log lines as text.
+- ``find_container(client, name)`` / ``find_network(client, name)`` /
+  ``find_image(client, name)``: the object or None.
+- ``bottle_containers(client, slug=None, agent=None)`` /
+  ``bottle_networks(client, slug=None, agent=None)``: the objects carrying the
+  bottle labels of ``naming.bottle_filter`` (containers in any state).
+- ``exec_in(container, argv, user=None, environment=None)``: run argv in a
+  running container, return ``(rc, stdout, stderr)`` as text. ``environment``
+  (a dict) travels through the API, never on a command line.
+- ``log_tail(container, lines=30)``: the container's last log lines as text
+  (never raises).
+- ``env_list_to_dict(items)``: Docker's ``["K=V"]`` environment as a dict.
+- ``DockerException`` / ``NotFound``: the SDK's errors (plain ``Exception``
+  when the SDK is missing, so ``except`` clauses still import).
 """
 
 from __future__ import annotations
@@ -21,6 +29,8 @@ import os
 import traceback
 
 from ansible.module_utils.basic import env_fallback, missing_required_lib
+
+from ansible_collections.botbottle.bottle.plugins.module_utils import naming
 
 try:
     import docker
@@ -69,6 +79,7 @@ def get_docker_client(module):
 
 
 def find_container(client, name):
+    """The container called (or with id) ``name``, or None."""
     try:
         return client.containers.get(name)
     except NotFound:
@@ -76,6 +87,7 @@ def find_container(client, name):
 
 
 def find_network(client, name):
+    """The network called (or with id) ``name``, or None."""
     try:
         return client.networks.get(name)
     except NotFound:
@@ -83,10 +95,21 @@ def find_network(client, name):
 
 
 def find_image(client, name):
+    """The local image ``name`` (reference or id), or None."""
     try:
         return client.images.get(name)
     except NotFound:
         return None
+
+
+def bottle_containers(client, slug=None, agent=None):
+    """Containers (running or not) of bottle ``slug`` (or of every bottle), by label."""
+    return client.containers.list(all=True, filters=naming.bottle_filter(slug, agent))
+
+
+def bottle_networks(client, slug=None, agent=None):
+    """Networks of bottle ``slug`` (or of every bottle), by label."""
+    return client.networks.list(filters=naming.bottle_filter(slug, agent))
 
 
 def exec_in(container, argv, user=None, environment=None):
@@ -98,7 +121,17 @@ def exec_in(container, argv, user=None, environment=None):
             (err or b"").decode("utf-8", "replace"))
 
 
+def env_list_to_dict(items):
+    """Docker's ["K=V", ...] environment as a dict."""
+    out = {}
+    for item in items or []:
+        key, _sep, value = item.partition("=")
+        out[key] = value
+    return out
+
+
 def log_tail(container, lines=30):
+    """The last ``lines`` lines of the container's log; a note instead of an error."""
     try:
         return container.logs(tail=lines).decode("utf-8", "replace")
     except DockerException as exc:

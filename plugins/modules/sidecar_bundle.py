@@ -177,15 +177,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.botbottle.bottle.plugins.module_utils import naming
 from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import (
-    DOCKER_COMMON_ARGS, DockerException, exec_in, find_container, find_image, get_docker_client, log_tail)
-
-
-def env_list_to_dict(items):
-    out = {}
-    for item in items or []:
-        key, _, value = item.partition("=")
-        out[key] = value
-    return out
+    DOCKER_COMMON_ARGS, DockerException, env_list_to_dict, exec_in, find_container, find_image, get_docker_client, log_tail)
 
 
 class BundleManager:
