@@ -1,0 +1,61 @@
+# -*- coding: utf-8 -*-
+# Copyright: botbottle developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: resolve_bottle
+short_description: Resolve and validate an agent and its policy
+version_added: 0.1.0
+description:
+  - Looks up agent O(_input) in O(agents), merges its policy along the C(extends) chain of O(policies)
+    (child keys win, mappings merge, lists are replaced) and validates every key.
+  - Fails with the dotted path of the offending key and the fix (an unknown key, a wrong type, a cycle,
+    an unknown parent, an unknown agent naming the known ones).
+options:
+  _input:
+    description: The agent's name.
+    type: str
+    required: true
+  agents:
+    description: The agent definitions (C(bottle_agents) merged over the shipped ones).
+    type: dict
+    required: true
+  policies:
+    description: The policy definitions.
+    type: dict
+    required: true
+  instance:
+    description: Optional bottle instance suffix.
+    type: str
+    default: ""
+"""
+
+EXAMPLES = r"""
+- name: Resolve agent demo
+  ansible.builtin.set_fact:
+    bottle: "{{ 'demo' | botbottle.bottle.resolve_bottle(bottle_agents, bottle_policies) }}"
+"""
+
+RETURN = r"""
+_value:
+  description: The resolved bottle - slug, agent, policy_name, policy, prompt, skills, env, secret_env, image.
+  type: dict
+"""
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.botbottle.bottle.plugins.module_utils.manifest import ManifestError, resolve
+
+
+def resolve_bottle(agent, agents, policies, instance=""):
+    try:
+        return resolve(agents, policies, agent, instance)
+    except ManifestError as exc:
+        raise AnsibleFilterError(str(exc))
+
+
+class FilterModule:
+    def filters(self):
+        return {"resolve_bottle": resolve_bottle}

@@ -1,0 +1,202 @@
+# -*- coding: utf-8 -*-
+# Copyright: botbottle developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Agent and policy definitions: validation and ``extends`` resolution.
+
+Pure Python, no Ansible: the controller-side filter ``resolve_bottle`` calls
+``resolve()``; every error is a ``ManifestError`` whose message names the
+dotted path of the offending key and the fix.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+
+from ansible_collections.botbottle.bottle.plugins.module_utils import naming
+
+HOST_RE = re.compile(r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+SKILL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
+
+AGENT_KEYS = {"policy", "prompt", "skills", "env", "secret_env", "description", "image"}
+POLICY_KEYS = {"extends", "description", "env", "secret_env", "allowed_domains", "pipelock", "egress",
+               "git_gate", "supervise"}
+PIPELOCK_KEYS = {"passthrough_domains", "trusted_domains"}
+EGRESS_KEYS = {"routes"}
+# Environment names the bottle sets itself: a policy must not override the way out.
+RESERVED_ENV = {"HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy", "NO_PROXY", "no_proxy",
+                "NODE_EXTRA_CA_CERTS", "ALL_PROXY", "all_proxy"}
+
+
+class ManifestError(ValueError):
+    pass
+
+
+def _type_name(value):
+    return {dict: "a mapping", list: "a list", str: "a string"}.get(type(value), type(value).__name__)
+
+
+def _expect(value, kind, path, fix):
+    if not isinstance(value, kind):
+        raise ManifestError("%s must be %s, not %s: %s" % (path, _type_name(kind()), _type_name(value), fix))
+
+
+def _unknown(mapping, allowed, path):
+    extra = sorted(set(mapping) - allowed)
+    if extra:
+        raise ManifestError("%s.%s is not a known key: use one of %s" % (path, extra[0], ", ".join(sorted(allowed))))
+
+
+def _check_env(env, path):
+    _expect(env, dict, path, "write NAME: value pairs")
+    for name, value in env.items():
+        if not isinstance(name, str) or not ENV_NAME_RE.match(name):
+            raise ManifestError("%s.%s is not a valid environment variable name: use letters, digits and '_'"
+                                % (path, name))
+        if name in RESERVED_ENV:
+            raise ManifestError("%s.%s is set by the bottle itself (its only way out): remove it" % (path, name))
+        if not isinstance(value, (str, int, float, bool)):
+            raise ManifestError("%s.%s must be a string, not %s" % (path, name, _type_name(value)))
+
+
+def _check_hosts(hosts, path):
+    _expect(hosts, list, path, "write a list of host names")
+    for index, host in enumerate(hosts):
+        if not isinstance(host, str) or not HOST_RE.match(host.lower()):
+            raise ManifestError("%s[%d] %r is not a host name: write names like api.example.com or *.example.com "
+                                "(no scheme, port or path)" % (path, index, host))
+
+
+def check_policy(policy, path):
+    """Validate one policy's own keys (before merging)."""
+    _expect(policy, dict, path, "a policy is a mapping of its keys")
+    _unknown(policy, POLICY_KEYS, path)
+    if "extends" in policy and not isinstance(policy["extends"], str):
+        raise ManifestError("%s.extends must name one policy (a string)" % path)
+    for key in ("env", "secret_env"):
+        if key in policy:
+            _check_env(policy[key], "%s.%s" % (path, key))
+    if "allowed_domains" in policy:
+        _check_hosts(policy["allowed_domains"], path + ".allowed_domains")
+    if "pipelock" in policy:
+        _expect(policy["pipelock"], dict, path + ".pipelock", "a mapping")
+        _unknown(policy["pipelock"], PIPELOCK_KEYS, path + ".pipelock")
+        for key, hosts in policy["pipelock"].items():
+            _check_hosts(hosts, "%s.pipelock.%s" % (path, key))
+    if "egress" in policy:
+        _expect(policy["egress"], dict, path + ".egress", "a mapping")
+        _unknown(policy["egress"], EGRESS_KEYS, path + ".egress")
+        routes = policy["egress"].get("routes", [])
+        _expect(routes, list, path + ".egress.routes", "a list of routes")
+        for index, route in enumerate(routes):
+            rpath = "%s.egress.routes[%d]" % (path, index)
+            _expect(route, dict, rpath, "a route is a mapping with at least host")
+            if not isinstance(route.get("host"), str) or not HOST_RE.match(route["host"].lower()):
+                raise ManifestError("%s.host must be a host name" % rpath)
+    for key in ("git_gate", "supervise"):
+        if key in policy:
+            _expect(policy[key], dict, "%s.%s" % (path, key), "a mapping")
+
+
+def check_agent(agent, path):
+    _expect(agent, dict, path, "an agent is a mapping of its keys")
+    _unknown(agent, AGENT_KEYS, path)
+    if not isinstance(agent.get("policy"), str):
+        raise ManifestError("%s.policy is required: name the policy (from bottle_policies) this agent runs under"
+                            % path)
+    for key in ("prompt", "description", "image"):
+        if key in agent and not isinstance(agent[key], str):
+            raise ManifestError("%s.%s must be a string" % (path, key))
+    if "skills" in agent:
+        _expect(agent["skills"], dict, path + ".skills", "write name: markdown pairs")
+        for name, text in agent["skills"].items():
+            if not isinstance(name, str) or not SKILL_RE.match(name):
+                raise ManifestError("%s.skills.%s is not a valid skill name: letters, digits, '-' and '_'"
+                                    % (path, name))
+            if not isinstance(text, str):
+                raise ManifestError("%s.skills.%s must be Markdown text" % (path, name))
+    for key in ("env", "secret_env"):
+        if key in agent:
+            _check_env(agent[key], "%s.%s" % (path, key))
+
+
+def merge(parent, child):
+    """Child keys win; mappings merge recursively; lists and scalars are replaced."""
+    out = copy.deepcopy(parent)
+    for key, value in child.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def resolve_policy(policies, name, path="bottle_policies"):
+    """The policy ``name`` merged along its ``extends`` chain (root first)."""
+    chain, current = [], name
+    while current is not None:
+        if current in chain:
+            cycle = " -> ".join(chain[chain.index(current):] + [current])
+            raise ManifestError("%s.%s.extends forms a cycle (%s): break it" % (path, chain[-1], cycle))
+        if current not in policies:
+            where = "%s.%s.extends" % (path, chain[-1]) if chain else "the agent's policy"
+            raise ManifestError("%s names policy %r, which is not defined: known policies are %s"
+                                % (where, current, ", ".join(sorted(policies)) or "(none)"))
+        check_policy(policies[current], "%s.%s" % (path, current))
+        chain.append(current)
+        current = policies[current].get("extends")
+    merged = {}
+    for policy_name in reversed(chain):
+        merged = merge(merged, {k: v for k, v in policies[policy_name].items() if k != "extends"})
+    return merged
+
+
+def resolve(agents, policies, agent_name, instance=""):
+    """Everything a launch needs about ``agent_name``, validated."""
+    agents = agents or {}
+    policies = policies or {}
+    _expect(agents, dict, "bottle_agents", "a mapping of agent name to definition")
+    _expect(policies, dict, "bottle_policies", "a mapping of policy name to definition")
+    if not agent_name:
+        raise ManifestError("no agent given: pass -e agent=<name>; known agents are %s"
+                            % ", ".join(sorted(agents)))
+    if agent_name not in agents:
+        raise ManifestError("agent %r is not defined: known agents are %s (define it under bottle_agents)"
+                            % (agent_name, ", ".join(sorted(agents)) or "(none)"))
+    if not NAME_RE.match(agent_name):
+        raise ManifestError("bottle_agents.%s: agent names use a-z, 0-9 and '-' (at most 31)" % agent_name)
+    if instance and not NAME_RE.match(str(instance)):
+        raise ManifestError("bottle_instance %r: use a-z, 0-9 and '-'" % (instance,))
+    path = "bottle_agents.%s" % agent_name
+    agent = agents[agent_name]
+    check_agent(agent, path)
+    policy = resolve_policy(policies, agent["policy"])
+    slug = naming.make_slug(agent_name, instance)
+    error = naming.slug_error(slug)
+    if error:
+        raise ManifestError(error)
+    env = dict(policy.get("env", {}))
+    env.update(agent.get("env", {}))
+    secret_env = dict(policy.get("secret_env", {}))
+    secret_env.update(agent.get("secret_env", {}))
+    clash = sorted(set(env) & set(secret_env))
+    if clash:
+        raise ManifestError("%s: %s is both in env and secret_env: keep it in one" % (path, clash[0]))
+    policy.setdefault("allowed_domains", [])
+    policy.setdefault("pipelock", {})
+    policy.setdefault("egress", {"routes": []})
+    return {
+        "slug": slug,
+        "agent": agent_name,
+        "instance": str(instance or ""),
+        "policy_name": agent["policy"],
+        "policy": policy,
+        "prompt": agent.get("prompt", ""),
+        "skills": dict(agent.get("skills", {})),
+        "env": {k: str(v) for k, v in env.items()},
+        "secret_env": {k: str(v) for k, v in secret_env.items()},
+        "image": agent.get("image"),
+        "description": agent.get("description", ""),
+    }

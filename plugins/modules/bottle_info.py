@@ -1,0 +1,142 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: botbottle developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: bottle_info
+short_description: The bottles on a host
+version_added: 0.1.0
+description:
+  - Lists the bottles of the managed host from what carries the C(io.botbottle.*) labels (containers,
+    networks) and from the state directories under O(state_root).
+  - Read-only; used by the teardown playbook to decide what goes.
+author: botbottle developers
+extends_documentation_fragment:
+  - botbottle.bottle.docker
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+options:
+  slug:
+    description: Only this bottle.
+    type: str
+  agent:
+    description: Only bottles of this agent.
+    type: str
+  state_root:
+    description: Where bottles keep their state on the managed host.
+    type: path
+    default: ~/.bot-bottle/state
+"""
+
+EXAMPLES = r"""
+- name: Every bottle of agent demo
+  botbottle.bottle.bottle_info:
+    agent: demo
+  register: found
+
+- name: Their slugs
+  ansible.builtin.debug:
+    msg: "{{ found.bottles | map(attribute='slug') | list }}"
+"""
+
+RETURN = r"""
+bottles:
+  description: One entry per bottle, sorted by slug.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - slug: demo
+      agent: demo
+      backend: docker
+      containers: [{name: bb-demo-bundle, component: bundle, status: running, health: healthy}]
+      networks: [{name: bb-demo-net-int, component: net-int}]
+      state_dir: /root/.bot-bottle/state/demo
+      created: "2026-11-22T18:00:00Z"
+"""
+
+import json
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.botbottle.bottle.plugins.module_utils import naming
+from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import (
+    DOCKER_COMMON_ARGS, DockerException, get_docker_client)
+
+
+def read_meta(path):
+    try:
+        with open(os.path.join(path, "meta.json"), encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return {}
+
+
+def collect(client, state_root, slug=None, agent=None):
+    bottles = {}
+
+    def entry(s):
+        return bottles.setdefault(s, {"slug": s, "agent": None, "backend": None, "containers": [],
+                                      "networks": [], "state_dir": None, "created": None})
+
+    filters = naming.bottle_filter(slug, agent)
+    for container in client.containers.list(all=True, filters=filters):
+        labels = container.labels or {}
+        b = entry(labels[naming.LABEL_BOTTLE])
+        b["agent"] = b["agent"] or labels.get(naming.LABEL_AGENT)
+        b["backend"] = b["backend"] or labels.get(naming.LABEL_BACKEND)
+        health = ((container.attrs.get("State") or {}).get("Health") or {}).get("Status")
+        b["containers"].append({"name": container.name, "component": labels.get(naming.LABEL_COMPONENT),
+                                "status": container.status, "health": health})
+    for network in client.networks.list(filters=filters):
+        labels = network.attrs.get("Labels") or {}
+        b = entry(labels[naming.LABEL_BOTTLE])
+        b["agent"] = b["agent"] or labels.get(naming.LABEL_AGENT)
+        b["networks"].append({"name": network.name, "component": labels.get(naming.LABEL_COMPONENT)})
+    root = os.path.abspath(os.path.expanduser(state_root))
+    if os.path.isdir(root):
+        for name in sorted(os.listdir(root)):
+            path = os.path.join(root, name)
+            if not os.path.isdir(path) or naming.slug_error(name) or (slug and name != slug):
+                continue
+            meta = read_meta(path)
+            if agent and meta.get("agent", bottles.get(name, {}).get("agent")) != agent:
+                continue
+            b = entry(name)
+            b["state_dir"] = path
+            b["agent"] = b["agent"] or meta.get("agent")
+            b["backend"] = b["backend"] or meta.get("backend")
+            b["created"] = meta.get("created")
+    for b in bottles.values():
+        b["containers"].sort(key=lambda c: c["name"])
+        b["networks"].sort(key=lambda n: n["name"])
+    return [bottles[k] for k in sorted(bottles)]
+
+
+def main():
+    argument_spec = dict(
+        slug=dict(type="str"),
+        agent=dict(type="str"),
+        state_root=dict(type="path", default=naming.DEFAULT_STATE_ROOT),
+    )
+    argument_spec.update(DOCKER_COMMON_ARGS)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    client = get_docker_client(module)
+    try:
+        bottles = collect(client, module.params["state_root"], module.params["slug"], module.params["agent"])
+    except DockerException as exc:
+        module.fail_json(msg="docker engine error while listing bottles: %s" % exc)
+    module.exit_json(changed=False, bottles=bottles)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: botbottle developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: bottle_provision
+short_description: Put the bottle CA, prompt and skills into a running agent
+version_added: 0.1.0
+description:
+  - Installs the bottle's CA certificate into the agent's trust store
+    (C(/usr/local/share/ca-certificates/bottle-ca.crt), then C(update-ca-certificates)); the agent
+    container's C(NODE_EXTRA_CA_CERTS) points at the same file for Claude Code.
+  - Writes the agent's prompt as Claude Code's user memory (C(~/.claude/CLAUDE.md)) and each skill as
+    C(~/.claude/skills/<name>/SKILL.md), owned by the agent user.
+  - Compares every file first and changes nothing that is already right.
+  - Reaches the agent over a transport; V(docker) uses C(docker exec) and the archive API.
+author: botbottle developers
+extends_documentation_fragment:
+  - botbottle.bottle.docker
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  idempotent:
+    support: full
+options:
+  transport:
+    description: How to reach the agent.
+    type: str
+    choices: [docker]
+    default: docker
+  target:
+    description: The agent container's name.
+    type: str
+    required: true
+  ca_cert_path:
+    description: Path on the managed host of the bottle CA certificate (the bundle writes C(<state>/ca/bottle-ca.pem)).
+    type: path
+  prompt:
+    description: The agent's prompt (Markdown), written as Claude Code's user memory.
+    type: str
+  skills:
+    description: Skills by name (letters, digits, C(-), C(_)) to Markdown.
+    type: dict
+    default: {}
+  agent_user:
+    description: The agent's user in the agent image.
+    type: str
+    default: agent
+  agent_home:
+    description: The agent user's home directory.
+    type: str
+    default: /home/agent
+"""
+
+EXAMPLES = r"""
+- name: Provision bottle demo's agent
+  botbottle.bottle.bottle_provision:
+    target: bb-demo-agent
+    ca_cert_path: ~/.bot-bottle/state/demo/ca/bottle-ca.pem
+    prompt: You maintain the frontend.
+    skills:
+      lint: "# lint\nRun npm run lint."
+"""
+
+RETURN = r"""
+files:
+  description: Every file the module manages, with whether it changed.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{path: /usr/local/share/ca-certificates/bottle-ca.crt, changed: false}]
+"""
+
+import os
+import re
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.botbottle.bottle.plugins.module_utils.agent_transport import TransportError, get_transport
+from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import DOCKER_COMMON_ARGS, DockerException
+
+CA_TARGET = "/usr/local/share/ca-certificates/bottle-ca.crt"
+SKILL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+def desired_files(params, ca_pem):
+    """(path, content bytes, mode, owner) of every file the agent should hold."""
+    user, home = params["agent_user"], params["agent_home"].rstrip("/")
+    owner = "%s:%s" % (user, user)
+    files = []
+    if ca_pem is not None:
+        files.append((CA_TARGET, ca_pem, 0o644, None))
+    if params["prompt"] is not None:
+        files.append((home + "/.claude/CLAUDE.md", params["prompt"].encode("utf-8"), 0o644, owner))
+    for name, text in sorted((params["skills"] or {}).items()):
+        files.append(("%s/.claude/skills/%s/SKILL.md" % (home, name), str(text).encode("utf-8"), 0o644, owner))
+    return files
+
+
+def main():
+    argument_spec = dict(
+        transport=dict(type="str", choices=["docker"], default="docker"),
+        target=dict(type="str", required=True),
+        ca_cert_path=dict(type="path"),
+        prompt=dict(type="str"),
+        skills=dict(type="dict", default={}),
+        agent_user=dict(type="str", default="agent"),
+        agent_home=dict(type="str", default="/home/agent"),
+    )
+    argument_spec.update(DOCKER_COMMON_ARGS)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    p = module.params
+    for name in p["skills"] or {}:
+        if not SKILL_NAME.match(name):
+            module.fail_json(msg="skills: %r is not a valid skill name: use letters, digits, '-' and '_' "
+                                 "(it becomes a directory name)" % name)
+    ca_pem = None
+    if p["ca_cert_path"]:
+        if not os.path.isfile(p["ca_cert_path"]):
+            module.fail_json(msg="ca_cert_path %s does not exist: the bundle writes it when it first starts; "
+                                 "launch the bundle before provisioning" % p["ca_cert_path"])
+        with open(p["ca_cert_path"], "rb") as handle:
+            ca_pem = handle.read()
+        if b"PRIVATE KEY" in ca_pem or b"BEGIN CERTIFICATE" not in ca_pem:
+            module.fail_json(msg="ca_cert_path %s must hold the CA certificate only (no private key)" % p["ca_cert_path"])
+
+    try:
+        transport = get_transport(module, p["transport"], p["target"])
+        files, before, after = [], {}, {}
+        ca_changed = False
+        for path, content, mode, owner in desired_files(p, ca_pem):
+            current = transport.read_file(path)
+            changed = current != content
+            files.append({"path": path, "changed": changed})
+            if changed:
+                before[path] = (current or b"").decode("utf-8", "replace")
+                after[path] = content.decode("utf-8", "replace")
+                if not module.check_mode:
+                    transport.write_file(path, content, mode=mode, owner=owner)
+                ca_changed = ca_changed or path == CA_TARGET
+        if ca_changed and not module.check_mode:
+            rc, out, err = transport.run(["update-ca-certificates"], user="root")
+            if rc != 0:
+                module.fail_json(msg="update-ca-certificates failed in %s (rc %d): %s; the agent image needs the "
+                                     "ca-certificates package" % (p["target"], rc, (out + err).decode("utf-8", "replace")))
+    except (TransportError, DockerException) as exc:
+        module.fail_json(msg="cannot provision %s: %s" % (p["target"], exc))
+    changed = any(f["changed"] for f in files)
+    result = dict(changed=changed, files=files)
+    if module._diff:
+        result["diff"] = [dict(before_header=path, after_header=path, before=before[path], after=after[path])
+                          for path in sorted(before)]
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
