@@ -13,8 +13,12 @@ description:
   - Creates, updates or removes the agent container of bottle O(slug).
   - The hardening is fixed, not optional - every capability dropped, C(no-new-privileges), a non-root
     user, no published ports, no mounts at all (so no docker socket), only the bottle's internal network,
-    an init process, and DNS pointed at the container's own loopback, where nothing answers, so no
-    external name resolves and no DNS query leaves the container.
+    an init process, and DNS pointed at the container's own loopback.
+  - On a user-defined network the container asks Docker's embedded DNS (V(127.0.0.11)), which answers the
+    network's container names itself and forwards every other name to the configured servers. A C(dns)
+    server in V(127.0.0.0/8) set by the user is asked from inside the container's own network namespace
+    (not the host's), where nothing listens, so no external name resolves and no DNS packet leaves the
+    container; C(timeout:1 attempts:1) makes the failure take about two seconds instead of twenty.
   - The only way out it is given is O(proxy_url) (C(HTTPS_PROXY)/C(HTTP_PROXY) in both cases);
     C(NODE_EXTRA_CA_CERTS) points at the bottle CA that M(botbottle.bottle.bottle_provision) installs.
   - A change of image, environment, address, user or limits recreates the container.
@@ -65,7 +69,7 @@ options:
   pids_limit:
     description: Most processes the agent may have.
     type: int
-    default: 1024
+    default: 512
   state:
     description: Whether the agent container should exist (and run).
     type: str
@@ -103,8 +107,10 @@ from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client imp
     DOCKER_COMMON_ARGS, DockerException, env_list_to_dict, find_container, find_image, get_docker_client)
 
 CA_PATH = "/usr/local/share/ca-certificates/bottle-ca.crt"
-# Resolving goes to the container's own loopback, where nothing listens.
+# Docker's embedded DNS forwards unknown names to these servers; a user-set 127.x server is
+# dialled inside the container's own namespace, where nothing listens (see DOCUMENTATION).
 DNS = ["127.0.0.1"]
+DNS_OPTIONS = ["timeout:1", "attempts:1"]
 
 
 class AgentManager:
@@ -127,6 +133,16 @@ class AgentManager:
         })
         return env
 
+    def memory_bytes(self):
+        if not self.p["memory"]:
+            return 0
+        from docker.utils import parse_bytes
+        try:
+            return parse_bytes(self.p["memory"])
+        except DockerException as exc:
+            self.module.fail_json(msg="memory %r is not a size: use Docker syntax such as '4g' or '512m' (%s)"
+                                      % (self.p["memory"], exc))
+
     def desired(self, image_id):
         return {
             "image": image_id,
@@ -135,7 +151,7 @@ class AgentManager:
             "networks": [self.p["network"]],
             "ip": self.p["ip"] or "",
             "user": self.p["user"],
-            "memory": self.p["memory"] or "",
+            "memory": self.memory_bytes(),
             "pids_limit": self.p["pids_limit"],
         }
 
@@ -155,7 +171,7 @@ class AgentManager:
             "networks": sorted(nets),
             "ip": ip,
             "user": cfg.get("User") or "",
-            "memory": (self.container.labels or {}).get(naming.LABEL_PREFIX + ".memory", ""),
+            "memory": host.get("Memory") or 0,
             "pids_limit": host.get("PidsLimit"),
         }
 
@@ -204,10 +220,12 @@ class AgentManager:
 
     def create(self, want):
         labels = dict(want["labels"])
-        labels[naming.LABEL_PREFIX + ".memory"] = want["memory"]
         host_config = self.client.api.create_host_config(
-            cap_drop=["ALL"], security_opt=["no-new-privileges"], init=True, dns=DNS, dns_search=["."],
-            pids_limit=want["pids_limit"], mem_limit=want["memory"] or None, network_mode=want["networks"][0],
+            cap_drop=["ALL"], security_opt=["no-new-privileges"], init=True,
+            dns=DNS, dns_opt=DNS_OPTIONS, dns_search=["."],
+            pids_limit=want["pids_limit"], mem_limit=want["memory"] or None,
+            # The one network; without a mode Docker would attach the default bridge as well.
+            network_mode=want["networks"][0],
             privileged=False, publish_all_ports=False)
         networking = self.client.api.create_networking_config({
             want["networks"][0]: self.client.api.create_endpoint_config(ipv4_address=want["ip"] or None)})
@@ -247,7 +265,7 @@ def main():
         env=dict(type="dict", default={}, no_log=True),
         user=dict(type="str", default="1000:1000"),
         memory=dict(type="str"),
-        pids_limit=dict(type="int", default=1024),
+        pids_limit=dict(type="int", default=512),
         state=dict(type="str", choices=["present", "absent"], default="present"),
     )
     argument_spec.update(DOCKER_COMMON_ARGS)

@@ -116,7 +116,7 @@ options:
   health_timeout:
     description: Seconds to wait for every daemon to be healthy.
     type: int
-    default: 90
+    default: 60
   state:
     description: Whether the bundle should exist (and run).
     type: str
@@ -312,7 +312,7 @@ class BundleManager:
 
     def current_config_hash(self):
         if self.container.status == "running":
-            rc, out, _err = exec_in(self.container, ["cat", self.HASH_FILE])
+            rc, out, _err = exec_in(self.container, ["cat", self.HASH_FILE], user="0")
             if rc == 0 and out.strip():
                 return out.strip()
         return (self.container.labels or {}).get(naming.LABEL_CONFIG_HASH, "")
@@ -320,8 +320,8 @@ class BundleManager:
     def record_config_hash(self):
         self.container.reload()
         if self.container.status == "running":
-            exec_in(self.container, ["sh", "-c", 'printf "%s\\n" "$1" > ' + self.HASH_FILE, "sh",
-                                     self.p["config_hash"] or ""])
+            exec_in(self.container, ["sh", "-c", 'mkdir -p "${0%/*}" && printf "%s\\n" "$1" > "$0"',
+                                     self.HASH_FILE, self.p["config_hash"] or ""], user="0")
 
     def create(self, want):
         from docker.types import Mount
@@ -336,7 +336,9 @@ class BundleManager:
         host_config = self.client.api.create_host_config(
             mounts=mounts, cap_add=self.p["cap_add"], port_bindings=ports or None,
             restart_policy={"Name": self.p["restart_policy"]} if self.p["restart_policy"] != "no" else None,
-            init=False, security_opt=["no-new-privileges"])
+            init=False, security_opt=["no-new-privileges"],
+            # Without a network mode Docker would also attach the default bridge.
+            network_mode=self.p["internal_network"])
         created = self.client.api.create_container(
             want["image"], name=self.name, environment=want["env"], labels=labels,
             host_config=host_config, networking_config=networking,
@@ -382,11 +384,18 @@ class BundleManager:
 
     def fail_unhealthy(self, why, report):
         bad = sorted(k for k, v in (report or {}).items() if v != "healthy")
-        logs = log_tail(self.container, 40)
-        self.module.fail_json(
-            msg="bundle %s is not healthy: %s; unhealthy: %s. Its log:\n%s"
-                % (self.name, why, ", ".join(bad) or "unknown", logs),
-            health=report, logs=logs.splitlines(), container={"id": self.container.id, "name": self.name})
+        lines = log_tail(self.container, 400).splitlines()
+        # bottle-init prefixes each daemon's output with "[<daemon>] ": show the failing ones' own words.
+        own = [line for line in lines if any(line.startswith("[%s] " % d) for d in bad)][-30:]
+        tail = lines[-30:]
+        parts = ["bundle %s is not healthy: %s." % (self.name, why),
+                 "Unhealthy: %s." % (", ".join(bad) or "unknown (no health report)"),
+                 "bottle-health --json: %s" % json.dumps(report or {}, sort_keys=True)]
+        if own:
+            parts.append("Their log lines:\n" + "\n".join(own))
+        parts.append("Last %d lines of docker logs %s:\n%s" % (len(tail), self.name, "\n".join(tail)))
+        self.module.fail_json(msg="\n".join(parts), health=report, unhealthy=bad, logs=tail,
+                              container={"id": self.container.id, "name": self.name})
 
     def report(self):
         self.container.reload()
@@ -436,7 +445,7 @@ def main():
         cap_add=dict(type="list", elements="str", default=["NET_ADMIN"]),
         config_hash=dict(type="str"),
         restart_policy=dict(type="str", default="no", choices=["no", "on-failure", "unless-stopped", "always"]),
-        health_timeout=dict(type="int", default=90),
+        health_timeout=dict(type="int", default=60),
         state=dict(type="str", choices=["present", "absent"], default="present"),
     )
     argument_spec.update(DOCKER_COMMON_ARGS)
