@@ -26,8 +26,8 @@ options:
     description: The policy definitions.
     type: dict
     required: true
-  instance:
-    description: Optional bottle instance suffix.
+  suffix:
+    description: Optional bottle instance suffix (C(bottle_instance)).
     type: str
     default: ""
 """
@@ -49,9 +49,9 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.botbottle.bottle.plugins.module_utils.manifest import ManifestError, resolve
 
 
-def resolve_bottle(agent, agents, policies, instance=""):
+def resolve_bottle(agent, agents, policies, suffix=""):
     try:
-        return resolve(agents, policies, agent, instance)
+        return resolve(agents, policies, agent, suffix)
     except ManifestError as exc:
         raise AnsibleFilterError(str(exc))
 

@@ -27,9 +27,12 @@ class AgentTransport:
         """Run ``argv``; return (rc, stdout bytes, stderr bytes)."""
         raise NotImplementedError
 
-    def read_file(self, path):
-        """The bytes of ``path``, or None when it does not exist."""
-        rc, out, _err = self.run(["cat", "--", path], user="root")
+    def read_file(self, path, user=None):
+        """The bytes of ``path`` as ``user`` (default root) reads it, or None when it does not exist.
+
+        Agents run without capabilities, so root cannot look into the agent user's 0700 home:
+        read a user's files as that user."""
+        rc, out, _err = self.run(["cat", "--", path], user=user or "root")
         return out if rc == 0 else None
 
     def write_file(self, path, content, mode=0o644, owner=None):
@@ -37,11 +40,9 @@ class AgentTransport:
         raise NotImplementedError
 
     def ensure_dir(self, path, owner=None, mode=0o755):
-        argv = ["install", "-d", "-m", "%o" % mode]
-        if owner:
-            user, _sep, group = owner.partition(":")
-            argv += ["-o", user, "-g", group or user]
-        rc, _out, err = self.run(argv + ["--", path], user="root")
+        """Create ``path`` and its parents as ``owner``'s user (root when None)."""
+        user = owner.partition(":")[0] if owner else "root"
+        rc, _out, err = self.run(["mkdir", "-p", "-m", "%o" % mode, "--", path], user=user)
         if rc != 0:
             raise TransportError("cannot create %s: %s" % (path, err.decode("utf-8", "replace").strip()))
 
@@ -95,10 +96,7 @@ class DockerTransport(AgentTransport):
 
     def write_file(self, path, content, mode=0o644, owner=None):
         uid, gid = self._ids(owner)
-        parent = posixpath.dirname(path)
-        rc, _out, _err = self.run(["test", "-d", parent], user="root")
-        if rc != 0:
-            self.ensure_dir(parent, owner=owner)
+        self.ensure_dir(posixpath.dirname(path), owner=owner)
         self._put(path, content, mode, uid, gid)
 
 

@@ -134,7 +134,7 @@ def main():
         files, before, after = [], {}, {}
         ca_changed = False
         for path, content, mode, owner in desired_files(p, ca_pem):
-            current = transport.read_file(path)
+            current = transport.read_file(path, user=owner.partition(":")[0] if owner else None)
             changed = current != content
             files.append({"path": path, "changed": changed})
             if changed:
