@@ -1,0 +1,316 @@
+# -*- coding: utf-8 -*-
+# Copyright: botbottle developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""smolvm_machine driven from a table of expected smolvm calls (argv, rc, stdout, stderr).
+
+``AnsibleModule.run_command`` is replaced by a script that checks every argv in
+order and answers with the table's rc/stdout/stderr; no smolvm binary runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+
+import pytest
+
+from ansible.module_utils import basic
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.botbottle.bottle.plugins.module_utils import smolvm
+from ansible_collections.botbottle.bottle.plugins.modules import smolvm_machine
+
+SMOLFILE = object()  # stands for the temporary Smolfile path in an expected argv
+PVM = (False, "this host's KVM is PVM (test)")
+KVM = (True, "KVM available (test)")
+
+
+class Exit(Exception):
+    pass
+
+
+class Fail(Exception):
+    pass
+
+
+class Script:
+    """Expected smolvm calls; each step is (words, rc, stdout, stderr)."""
+
+    def __init__(self, binary, steps):
+        self.binary = binary
+        self.steps = list(steps)
+        self.seen = []
+        self.smolfiles = []
+
+    def __call__(self, module, argv, data=None, binary_data=False, encoding="utf-8", **kwargs):
+        assert binary_data and encoding is None, "smolvm output must be read as bytes"
+        prefix = [self.binary, "--error-format", "json"]
+        assert argv[:3] == prefix, argv
+        words = argv[3:]
+        self.seen.append(words)
+        assert self.steps, "unexpected smolvm call: %r" % (words,)
+        expected, rc, out, err = self.steps.pop(0)
+        assert len(words) == len(expected), "smolvm %r, expected %r" % (words, expected)
+        for got, want in zip(words, expected):
+            if want is SMOLFILE:
+                mode = stat.S_IMODE(os.stat(got).st_mode)
+                assert mode == 0o600, "Smolfile mode %o" % mode
+                with open(got, encoding="utf-8") as handle:
+                    self.smolfiles.append((got, handle.read()))
+            else:
+                assert got == want, "smolvm %r, expected %r" % (words, expected)
+        return rc, out.encode() if isinstance(out, str) else out, err.encode() if isinstance(err, str) else err
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    binary = tmp_path / "smolvm"
+    binary.write_text("#!/bin/sh\nexit 99\n")
+    binary.chmod(0o755)
+    image = tmp_path / "agent.tar"
+    image.write_bytes(b"not really a docker save archive")
+    other = tmp_path / "other.tar"
+    other.write_bytes(b"another archive")
+
+    def exit_json(self, **kwargs):
+        raise Exit(dict(kwargs, _no_log_values=set(self.no_log_values)))
+
+    def fail_json(self, **kwargs):
+        raise Fail(kwargs)
+
+    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
+    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
+    boot = {"value": KVM}
+    monkeypatch.setattr(smolvm, "boot_supported", lambda *a, **k: boot["value"])
+    return dict(binary=str(binary), image=str(image), other=str(other), boot=boot, monkeypatch=monkeypatch,
+                ref="local:" + hashlib.sha256(image.read_bytes()).hexdigest(),
+                other_ref="local:" + hashlib.sha256(other.read_bytes()).hexdigest())
+
+
+def run_module(env, args, steps, check_mode=False, diff=True):
+    script = Script(env["binary"], steps)
+    env["monkeypatch"].setattr(basic.AnsibleModule, "run_command",
+                               lambda self, argv, **kwargs: script(self, argv, **kwargs))
+    args = dict(args, smolvm_path=env["binary"], _ansible_check_mode=check_mode, _ansible_diff=diff)
+    with patch_module_args(args):
+        with pytest.raises((Exit, Fail)) as caught:
+            smolvm_machine.main()
+    assert not script.steps, "smolvm calls expected but not made: %r" % (script.steps,)
+    return caught.type is Exit, caught.value.args[0], script
+
+
+def machine(name="m1", state="created", image=None, cpus=2, memory=1024, cidrs=("127.0.0.9/32",), labels=None):
+    return {"name": name, "state": state, "image": image, "cpus": cpus, "memory_mib": memory,
+            "allowed_cidrs": list(cidrs), "network": bool(cidrs), "labels": dict(labels or {}), "pid": None}
+
+
+def ls(*machines):
+    return (["machine", "ls", "--json"], 0, json.dumps(list(machines)), "")
+
+
+def ok(words):
+    return (words, 0, "done\n", "")
+
+
+ENV = {"TOKEN": 'se"cret value', "PLAIN": "1"}
+HASH = smolvm.env_hash("m1", ENV)
+BASE = dict(name="m1", allow_cidrs=["127.0.0.9/32"], env=ENV, cpus=2, memory=1024, labels={"owner": "t"})
+
+
+def current(env, **over):
+    labels = {"owner": "t", smolvm.ENV_HASH_LABEL: HASH}
+    spec = dict(image=env["ref"], labels=labels)
+    spec.update(over)
+    return machine(**spec)
+
+
+def create_words(env, cidrs=("127.0.0.9/32",), extra_labels=None):
+    words = ["machine", "create", "--name", "m1", "--image", env["image"], "--cpus", "2", "--mem", "1024"]
+    for cidr in cidrs:
+        words += ["--allow-cidr", cidr]
+    labels = {"owner": "t", smolvm.ENV_HASH_LABEL: HASH}
+    labels.update(extra_labels or {})
+    for key in sorted(labels):
+        words += ["--label", "%s=%s" % (key, labels[key])]
+    return words + ["--smolfile", SMOLFILE]
+
+
+# (id, args over BASE, steps(env), expected changed, expected actions)
+CASES = [
+    ("create", {}, lambda e: [ls(), ok(create_words(e)), ls(current(e))], True, ["create"]),
+    ("unchanged", {}, lambda e: [ls(current(e))], False, []),
+    ("unchanged-without-image-or-resources", {"image": None, "cpus": None, "memory": None},
+     lambda e: [ls(current(e, image="local:whatever", cpus=4, memory=8192))], False, []),
+    ("allowlist-updated-in-place", {"allow_cidrs": ["127.0.0.10/32", "127.0.0.9"]},
+     lambda e: [ls(current(e)),
+                ok(["machine", "update", "--name", "m1", "--reset-allow-list",
+                    "--allow-cidr", "127.0.0.10/32", "--allow-cidr", "127.0.0.9/32"]),
+                ls(current(e, cidrs=["127.0.0.10/32", "127.0.0.9/32"]))], True, ["update allow list"]),
+    ("allowlist-emptied-recreates", {"allow_cidrs": []},
+     lambda e: [ls(current(e)), ok(["machine", "delete", "--name", "m1", "--force"]),
+                ok(create_words(e, cidrs=())), ls(current(e, cidrs=()))], True, ["delete", "create"]),
+    ("env-changed-recreates", {"env": {"TOKEN": "rotated"}},
+     lambda e: [ls(current(e)), ok(["machine", "delete", "--name", "m1", "--force"]),
+                (create_words(e)[:-6] + ["--label", "%s=%s" % (smolvm.ENV_HASH_LABEL,
+                                                               smolvm.env_hash("m1", {"TOKEN": "rotated"})),
+                                         "--label", "owner=t", "--smolfile", SMOLFILE], 0, "", ""),
+                ls(current(e))], True, ["delete", "create"]),
+    ("image-changed-recreates", {},
+     lambda e: [ls(current(e, image=e["other_ref"])), ok(["machine", "delete", "--name", "m1", "--force"]),
+                ok(create_words(e)), ls(current(e))], True, ["delete", "create"]),
+    ("labels-changed-recreates", {"labels": {"owner": "t", "team": "x"}},
+     lambda e: [ls(current(e)), ok(["machine", "delete", "--name", "m1", "--force"]),
+                ok(create_words(e, extra_labels={"team": "x"})), ls(current(e))], True, ["delete", "create"]),
+    ("resources-updated-when-stopped", {"cpus": 1, "memory": 512},
+     lambda e: [ls(current(e, state="stopped")),
+                ok(["machine", "update", "--name", "m1", "--cpus", "1", "--mem", "512"]),
+                ls(current(e, state="stopped", cpus=1, memory=512))], True, ["update resources"]),
+    ("resources-on-running-machine-restart-it", {"cpus": 1, "stop_timeout": 5},
+     lambda e: [ls(current(e, state="running")),
+                ok(["machine", "stop", "--name", "m1", "--timeout", "5"]),
+                ok(["machine", "update", "--name", "m1", "--cpus", "1"]),
+                ok(["machine", "start", "--name", "m1"]),
+                ls(current(e, state="running", cpus=1))], True, ["stop", "update resources", "start"]),
+    ("started-starts", {"state": "started"},
+     lambda e: [ls(current(e)), ok(["machine", "start", "--name", "m1"]), ls(current(e, state="running"))],
+     True, ["start"]),
+    ("started-already-running", {"state": "started"}, lambda e: [ls(current(e, state="running"))], False, []),
+    ("stopped-stops", {"state": "stopped"},
+     lambda e: [ls(current(e, state="running")), ok(["machine", "stop", "--name", "m1"]),
+                ls(current(e, state="stopped"))], True, ["stop"]),
+    ("stopped-never-started", {"state": "stopped"}, lambda e: [ls(current(e))], False, []),
+    ("absent-deletes", {"state": "absent"},
+     lambda e: [ls(current(e, state="running")), ok(["machine", "delete", "--name", "m1", "--force"])],
+     True, ["delete"]),
+    ("absent-already", {"state": "absent"}, lambda e: [ls(machine(name="someone-else"))], False, []),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_table(env, case):
+    _id, over, steps, changed, actions = case
+    args = dict(BASE, image=env["image"])
+    args.update(over)
+    args = {k: v for k, v in args.items() if v is not None}
+    ok_, result, script = run_module(env, args, steps(env))
+    assert ok_, result
+    assert result["changed"] is changed
+    assert result["actions"] == actions
+    assert result["name"] == "m1"
+    for words in script.seen:
+        for secret in ("se\"cret value", "rotated"):
+            assert not any(secret in word for word in words), "env value on argv: %r" % (words,)
+
+
+def test_create_writes_env_to_a_private_smolfile_that_is_removed(env):
+    ok_, result, script = run_module(env, dict(BASE, image=env["image"]),
+                                     [ls(), ok(create_words(env)), ls(current(env))])
+    assert ok_ and result["changed"]
+    (path, text), = script.smolfiles
+    assert text == 'env = ["PLAIN=1", "TOKEN=se\\"cret value"]\n'
+    assert not os.path.exists(path)
+    assert result["machine"]["labels"][smolvm.ENV_HASH_LABEL] == HASH
+    assert result["diff"]["before"] == {}
+    assert result["diff"]["after"]["allowed_cidrs"] == ["127.0.0.9/32"]
+
+
+def test_check_mode_creates_nothing_and_predicts(env):
+    ok_, result, script = run_module(env, dict(BASE, image=env["image"], state="started"), [ls()], check_mode=True)
+    assert ok_ and result["changed"] and result["actions"] == ["create", "start"]
+    assert script.seen == [["machine", "ls", "--json"]]
+    assert result["machine"]["state"] == "running"
+    assert result["machine"]["image"] == env["ref"]
+    assert result["diff"]["after"]["labels"] == {"owner": "t", smolvm.ENV_HASH_LABEL: HASH}
+
+
+def test_check_mode_update_reports_diff(env):
+    ok_, result, script = run_module(env, dict(BASE, image=env["image"], allow_cidrs=["127.0.0.11/32"]),
+                                     [ls(current(env))], check_mode=True)
+    assert ok_ and result["changed"] and result["actions"] == ["update allow list"]
+    assert result["diff"]["before"]["allowed_cidrs"] == ["127.0.0.9/32"]
+    assert result["diff"]["after"]["allowed_cidrs"] == ["127.0.0.11/32"]
+
+
+def test_started_on_unbootable_host_fails_before_any_change(env):
+    env["boot"]["value"] = PVM
+    ok_, result, script = run_module(env, dict(BASE, image=env["image"], state="started"), [ls()])
+    assert not ok_
+    assert "PVM" in result["msg"] and "m1" in result["msg"]
+    assert result["boot"] == {"supported": False, "reason": PVM[1]}
+    assert script.seen == [["machine", "ls", "--json"]]
+
+
+def test_present_on_unbootable_host_still_creates(env):
+    env["boot"]["value"] = PVM
+    ok_, result, _script = run_module(env, dict(BASE, image=env["image"]),
+                                      [ls(), ok(create_words(env)), ls(current(env))])
+    assert ok_ and result["actions"] == ["create"]
+    assert result["boot"]["supported"] is False
+
+
+def test_smolvm_error_carries_code_and_message(env):
+    err = ("note: no packed assets found for 'smol-vmm'\n"
+           '{"error":{"code":"CONFIG_ERROR","message":"config operation failed: --image: cannot read archive"}}\n')
+    ok_, result, _script = run_module(env, dict(BASE, image=env["image"]),
+                                      [ls(), (create_words(env), 1, "", err)])
+    assert not ok_
+    assert "CONFIG_ERROR: config operation failed: --image: cannot read archive" in result["msg"]
+    assert result["error_code"] == "CONFIG_ERROR"
+    assert result["actions"] == ["create"]
+
+
+def test_slug_names_and_labels_the_machine(env):
+    name = "bb-demo-agent"
+    labels = {"io.botbottle.bottle": "demo", "io.botbottle.agent": "demo",
+              "io.botbottle.component": "agent", "io.botbottle.backend": "smolmachines"}
+    words = ["machine", "create", "--name", name, "--allow-cidr", "127.0.0.9/32"]
+    for key in sorted(labels):
+        words += ["--label", "%s=%s" % (key, labels[key])]
+    ok_, result, _script = run_module(
+        env, dict(slug="demo", agent="demo", allow_cidrs=["127.0.0.9/32"]),
+        [ls(), ok(words), ls(machine(name=name, labels=labels))])
+    assert ok_ and result["name"] == name and result["actions"] == ["create"]
+
+
+@pytest.mark.parametrize("over, needle", [
+    ({"allow_cidrs": ["127.0.0.300/32"]}, "allow_cidrs: '127.0.0.300/32' is not a CIDR"),
+    ({"env": {"1BAD": "x"}}, "env: key '1BAD'"),
+    ({"labels": {smolvm.ENV_HASH_LABEL: "x"}}, "reserved"),
+    ({"labels": {"a=b": "x"}}, "labels: key 'a=b'"),
+    ({"image": "/nonexistent/agent.tar"}, "docker save IMAGE -o /nonexistent/agent.tar"),
+    ({"cpus": 0}, "cpus must be at least 1"),
+])
+def test_bad_input_names_the_key_and_creates_nothing(env, over, needle):
+    args = dict(BASE, image=env["image"])
+    args.update(over)
+    steps = [] if "cpus" in over else [ls()]
+    ok_, result, script = run_module(env, args, steps)
+    assert not ok_
+    assert needle in result["msg"]
+    assert all(words[:2] != ["machine", "create"] for words in script.seen)
+
+
+def test_bad_slug_and_missing_agent(env):
+    ok_, result, _ = run_module(env, dict(slug="Bad_Slug"), [])
+    assert not ok_ and result["msg"].startswith("slug: bottle slug 'Bad_Slug' is invalid")
+    ok_, result, _ = run_module(env, dict(slug="demo"), [ls()])
+    assert not ok_ and "agent is required with slug" in result["msg"]
+
+
+def test_bad_smolvm_path(env, tmp_path):
+    script_args = dict(BASE)
+    script = Script(env["binary"], [])
+    env["monkeypatch"].setattr(basic.AnsibleModule, "run_command",
+                               lambda self, argv, **kwargs: script(self, argv, **kwargs))
+    with patch_module_args(dict(script_args, smolvm_path=str(tmp_path / "missing"))):
+        with pytest.raises(Fail) as caught:
+            smolvm_machine.main()
+    assert "smolvm_path" in caught.value.args[0]["msg"]
+
+
+def test_env_values_are_no_log(env):
+    ok_, result, _script = run_module(env, dict(BASE, image=env["image"]), [ls(current(env))])
+    assert ok_ and not result["changed"]
+    assert {'se"cret value', "1"} <= result["_no_log_values"]
