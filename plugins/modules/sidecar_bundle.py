@@ -342,7 +342,7 @@ class BundleManager:
         created = self.client.api.create_container(
             want["image"], name=self.name, environment=want["env"], labels=labels,
             host_config=host_config, networking_config=networking,
-            ports=list(ports) or None, detach=True)
+            ports=[p["container_port"] for p in self.p["published_ports"]] or None, detach=True)
         self.container = self.client.containers.get(created["Id"])
         try:
             for net in self.desired_networks()[1:]:
