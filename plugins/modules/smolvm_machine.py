@@ -29,13 +29,16 @@ description:
   - With O(state=started) on a host that cannot boot guests (no C(/dev/kvm), a PVM-only KVM as in
     some cloud sandboxes, or C(/dev/kvm) not openable) the module fails at once with the reason and
     before changing anything, instead of waiting for a guest that never comes up.
-author: botbottle developers
+author: botbottle developers (@botbottle)
 attributes:
   check_mode:
+    description: Reports the actions it would take and the predicted machine, running no changing smolvm command.
     support: full
   diff_mode:
+    description: Shows the managed settings before and after (env only as its hash label).
     support: full
   idempotent:
+    description: A second run with the same options reads the machine back and changes nothing.
     support: full
 options:
   name:
@@ -422,7 +425,7 @@ def main():
         if p[key] is not None and p[key] < 1:
             module.fail_json(msg="%s must be at least 1 (got %d)" % (key, p[key]))
     try:
-        binary = smolvm.find_smolvm(p["smolvm_path"], which=lambda name: module.get_bin_path(name))
+        binary = smolvm.find_smolvm(p["smolvm_path"], which=module.get_bin_path)
     except smolvm.SmolvmError as exc:
         module.fail_json(msg=str(exc))
     cli = smolvm.SmolvmCLI(smolvm.module_runner(module), binary, state_dir=p["state_dir"])

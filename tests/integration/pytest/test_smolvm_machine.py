@@ -54,8 +54,10 @@ def world():
         os.unlink(image)
 
 
-def module(world, check_mode=False, **args):
-    """Run smolvm_machine as Ansible does; return its result dict."""
+def module(world, spec=None, check_mode=False, **over):
+    """Run smolvm_machine with ``spec`` updated by ``over``, as Ansible does; return its result dict."""
+    args = dict(spec or {})
+    args.update(over)
     args.setdefault("state_dir", world["state_dir"])
     args.update(_ansible_check_mode=check_mode, _ansible_diff=True)
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
@@ -94,7 +96,7 @@ def test_lifecycle(world):
                 env={"BOTTLE_TOKEN": "not-on-argv \"quoted\"", "HTTPS_PROXY": "http://127.0.0.61:8888"},
                 cpus=1, memory=512, labels={"io.botbottle.bottle": PREFIX})
 
-    first = module(world, **spec)
+    first = module(world, spec)
     assert first["_rc"] == 0 and first["changed"] and first["actions"] == ["create"], first
     have = listed(world, name)
     assert have["allowed_cidrs"] == ["127.0.0.61/32"] and have["network"] is True
@@ -104,30 +106,30 @@ def test_lifecycle(world):
     assert env_of(world, name) == spec["env"]
     assert "not-on-argv" not in json.dumps(first), "env value leaked into the result"
 
-    again = module(world, **spec)
+    again = module(world, spec)
     assert again["_rc"] == 0 and not again["changed"] and again["actions"] == [], again
 
-    checked = module(world, check_mode=True, **dict(spec, allow_cidrs=["127.0.0.62/32"]))
+    checked = module(world, spec, check_mode=True, allow_cidrs=["127.0.0.62/32"])
     assert checked["changed"] and checked["actions"] == ["update allow list"]
     assert checked["diff"]["after"]["allowed_cidrs"] == ["127.0.0.62/32"]
     assert listed(world, name)["allowed_cidrs"] == ["127.0.0.61/32"], "check mode changed the machine"
 
-    moved = module(world, **dict(spec, allow_cidrs=["127.0.0.62/32", "127.0.0.63/32"]))
+    moved = module(world, spec, allow_cidrs=["127.0.0.62/32", "127.0.0.63/32"])
     assert moved["changed"] and moved["actions"] == ["update allow list"], moved
     assert sorted(listed(world, name)["allowed_cidrs"]) == ["127.0.0.62/32", "127.0.0.63/32"]
     spec["allow_cidrs"] = ["127.0.0.63/32", "127.0.0.62/32"]
-    assert not module(world, **spec)["changed"]
+    assert not module(world, spec)["changed"]
 
-    resized = module(world, **dict(spec, cpus=2))
+    resized = module(world, spec, cpus=2)
     assert resized["actions"] == ["update resources"] and listed(world, name)["cpus"] == 2
     spec["cpus"] = 2
 
-    rotated = module(world, **dict(spec, env={"BOTTLE_TOKEN": "rotated"}))
+    rotated = module(world, spec, env={"BOTTLE_TOKEN": "rotated"})
     assert rotated["actions"] == ["delete", "create"] and rotated["recreate_reasons"] == ["env"], rotated
     assert env_of(world, name) == {"BOTTLE_TOKEN": "rotated"}
     spec["env"] = {"BOTTLE_TOKEN": "rotated"}
 
-    stopped = module(world, **dict(spec, state="stopped"))
+    stopped = module(world, spec, state="stopped")
     assert stopped["_rc"] == 0 and not stopped["changed"]
 
     gone = module(world, name=name, state="absent")

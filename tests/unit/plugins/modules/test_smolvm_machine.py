@@ -44,6 +44,13 @@ class Script:
         self.seen = []
         self.smolfiles = []
 
+    @property
+    def bound(self):
+        """A function to put on AnsibleModule as run_command (an instance would not bind)."""
+        def run_command(module, argv, **kwargs):
+            return self(module, argv, **kwargs)
+        return run_command
+
     def __call__(self, module, argv, data=None, binary_data=False, encoding="utf-8", **kwargs):
         assert binary_data and encoding is None, "smolvm output must be read as bytes"
         prefix = [self.binary, "--error-format", "json"]
@@ -92,7 +99,7 @@ def env(tmp_path, monkeypatch):
 def run_module(env, args, steps, check_mode=False, diff=True):
     script = Script(env["binary"], steps)
     env["monkeypatch"].setattr(basic.AnsibleModule, "run_command",
-                               lambda self, argv, **kwargs: script(self, argv, **kwargs))
+                               script.bound)
     args = dict(args, smolvm_path=env["binary"], _ansible_check_mode=check_mode, _ansible_diff=diff)
     with patch_module_args(args):
         with pytest.raises((Exit, Fail)) as caught:
@@ -293,9 +300,9 @@ def test_bad_input_names_the_key_and_creates_nothing(env, over, needle):
 
 
 def test_bad_slug_and_missing_agent(env):
-    ok_, result, _ = run_module(env, dict(slug="Bad_Slug"), [])
+    ok_, result, _script = run_module(env, dict(slug="Bad_Slug"), [])
     assert not ok_ and result["msg"].startswith("slug: bottle slug 'Bad_Slug' is invalid")
-    ok_, result, _ = run_module(env, dict(slug="demo"), [ls()])
+    ok_, result, _script = run_module(env, dict(slug="demo"), [ls()])
     assert not ok_ and "agent is required with slug" in result["msg"]
 
 
@@ -303,7 +310,7 @@ def test_bad_smolvm_path(env, tmp_path):
     script_args = dict(BASE)
     script = Script(env["binary"], [])
     env["monkeypatch"].setattr(basic.AnsibleModule, "run_command",
-                               lambda self, argv, **kwargs: script(self, argv, **kwargs))
+                               script.bound)
     with patch_module_args(dict(script_args, smolvm_path=str(tmp_path / "missing"))):
         with pytest.raises(Fail) as caught:
             smolvm_machine.main()
