@@ -1,0 +1,138 @@
+# -*- coding: utf-8 -*-
+# Copyright: botbottle developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""bottle_agent against the in-memory engine of docker_fakes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ansible_collections.botbottle.bottle.plugins.module_utils import naming
+from ansible_collections.botbottle.bottle.plugins.modules import bottle_agent
+from ansible_collections.botbottle.bottle.tests.unit.plugins.modules.docker_fakes import (
+    FakeEngine, Failed, run_module)
+
+SECRET = "sk-ant-test-secret"
+PROXY = "http://10.1.0.2:8888"
+
+
+@pytest.fixture
+def engine():
+    engine = FakeEngine()
+    engine.add_network("bb-demo-net-int", subnet="10.1.0.0/28", internal=True)
+    engine.add_image("botbottle/agent:latest", env=["PATH=/usr/bin", "HOME=/home/agent"])
+    return engine
+
+
+def run(engine, check=False, diff=False, **overrides):
+    base = {"slug": "demo", "agent": "demo", "image": "botbottle/agent:latest", "network": "bb-demo-net-int",
+            "ip": "10.1.0.3", "proxy_url": PROXY, "env": {"ANTHROPIC_API_KEY": SECRET}}
+    base.update(overrides)
+    return run_module(bottle_agent, engine.client, base, check=check, diff=diff)
+
+
+def test_create_is_hardened(engine):
+    result = run(engine)
+    agent = engine.containers["bb-demo-agent"]
+    host = agent.attrs["HostConfig"]
+    assert result["changed"]
+    assert result["container"] == {"id": agent.id, "name": "bb-demo-agent"}
+    assert result["ip"] == "10.1.0.3"
+    assert host["CapDrop"] == ["ALL"] and not host["CapAdd"]
+    assert host["SecurityOpt"] == ["no-new-privileges"]
+    assert host["Init"] is True and host["Privileged"] is False
+    assert host["PortBindings"] == {} and agent.attrs["Mounts"] == []
+    assert host["NetworkMode"] == "bb-demo-net-int"
+    assert list(agent.attrs["NetworkSettings"]["Networks"]) == ["bb-demo-net-int"]  # not the default bridge
+    assert host["Dns"] == ["127.0.0.1"] and host["DnsOptions"] == ["timeout:1", "attempts:1"]
+    assert host["DnsSearch"] == ["."]
+    assert host["PidsLimit"] == 512
+    assert agent.attrs["Config"]["User"] == "1000:1000"
+    assert agent.labels == naming.labels("demo", "demo", "agent")
+
+
+def test_environment_proxies_and_ca(engine):
+    run(engine)
+    env = engine.containers["bb-demo-agent"].env()
+    for key in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"):
+        assert env[key] == PROXY
+    assert env["NO_PROXY"] == "localhost,127.0.0.1"
+    assert env["NODE_EXTRA_CA_CERTS"] == "/usr/local/share/ca-certificates/bottle-ca.crt"
+    assert env["ANTHROPIC_API_KEY"] == SECRET
+
+
+def test_secret_never_in_diff(engine):
+    result = run(engine, diff=True)
+    assert SECRET not in json.dumps(result)
+    assert "ANTHROPIC_API_KEY" in result["diff"]["after"]["env"]
+
+
+def test_second_run_unchanged(engine):
+    first = run(engine, memory="512m")
+    again = run(engine, memory="512m")
+    assert not again["changed"] and again["container"] == first["container"]
+    assert engine.containers["bb-demo-agent"].attrs["HostConfig"]["Memory"] == 512 * 1024 * 1024
+
+
+def test_check_mode_creates_nothing(engine):
+    assert run(engine, check=True)["changed"]
+    assert "bb-demo-agent" not in engine.containers
+
+
+@pytest.mark.parametrize("change,reason", [
+    ({"env": {"ANTHROPIC_API_KEY": "other"}}, "env"),
+    ({"proxy_url": "http://10.1.0.2:9999"}, "env"),
+    ({"ip": "10.1.0.4"}, "ip"),
+    ({"user": "1001:1001"}, "user"),
+    ({"memory": "1g"}, "memory"),
+    ({"pids_limit": 100}, "pids_limit"),
+    ({"agent": "renamed"}, "labels"),
+])
+def test_differences_recreate(engine, change, reason):
+    first = run(engine)
+    result = run(engine, **change)
+    assert result["changed"] and result["recreated_for"] == [reason]
+    assert result["container"]["id"] != first["container"]["id"]
+
+
+def test_new_image_recreates(engine):
+    run(engine)
+    engine.add_image("botbottle/agent:latest")
+    assert run(engine)["recreated_for"] == ["image"]
+
+
+@pytest.mark.parametrize("user", ["0", "0:0", "root", "root:root", ":1000"])
+def test_root_refused_before_creating(engine, user):
+    with pytest.raises(Failed) as failure:
+        run(engine, user=user)
+    assert "runs the agent as root: use a non-root uid:gid" in failure.value.result["msg"]
+    assert "bb-demo-agent" not in engine.containers
+
+
+def test_bad_memory_names_memory(engine):
+    with pytest.raises(Failed) as failure:
+        run(engine, memory="lots")
+    assert failure.value.result["msg"].startswith("memory 'lots' is not a size")
+
+
+def test_no_option_can_mount_anything(engine):
+    with pytest.raises(Failed) as failure:
+        run(engine, mounts=[{"source": "/var/run/docker.sock", "target": "/var/run/docker.sock"}])
+    assert "mounts" in failure.value.result["msg"]
+
+
+def test_missing_image_names_the_fix(engine):
+    with pytest.raises(Failed) as failure:
+        run(engine, image="nope:latest")
+    assert "agent image nope:latest is not in the local image cache" in failure.value.result["msg"]
+
+
+def test_absent(engine):
+    run(engine)
+    assert run(engine, check=True, state="absent")["changed"]
+    assert "bb-demo-agent" in engine.containers
+    assert run(engine, state="absent")["changed"]
+    assert "bb-demo-agent" not in engine.containers
+    assert not run(engine, state="absent")["changed"]
