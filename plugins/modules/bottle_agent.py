@@ -22,15 +22,18 @@ description:
   - The only way out it is given is O(proxy_url) (C(HTTPS_PROXY)/C(HTTP_PROXY) in both cases);
     C(NODE_EXTRA_CA_CERTS) points at the bottle CA that M(botbottle.bottle.bottle_provision) installs.
   - A change of image, environment, address, user or limits recreates the container.
-author: botbottle developers
+author: botbottle developers (@botbottle)
 extends_documentation_fragment:
   - botbottle.bottle.docker
 attributes:
   check_mode:
+    description: Reports whether it would create, recreate or start the agent, touching nothing.
     support: full
   diff_mode:
+    description: Shows the managed settings before and after; environment as its keys only.
     support: full
   idempotent:
+    description: The container is read back and compared; a second run with the same options changes nothing.
     support: full
 options:
   slug:

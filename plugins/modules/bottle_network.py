@@ -14,19 +14,22 @@ description:
   - V(bb-<slug>-net-int) is C(internal) and holds the agent and the bundle. Its bridge carries no host
     address (C(com.docker.network.bridge.inhibit_ipv4)), so the agent cannot reach services of the
     host through the gateway address either, which a plain internal network allows.
-  - V(bb-<slug>-net-out) is an ordinary bridge only the bundle joins: its way out.
+  - V(bb-<slug>-net-out) is an ordinary bridge only the bundle joins, its way out.
   - Subnets come deterministically from the slug (a hash picks the first slot in O(pool)); slots that
     overlap any existing docker network are skipped, and the result says which were.
     Existing networks of the bottle keep their subnets.
-author: botbottle developers
+author: botbottle developers (@botbottle)
 extends_documentation_fragment:
   - botbottle.bottle.docker
 attributes:
   check_mode:
+    description: Reports the networks and subnets it would create, creating none.
     support: full
   diff_mode:
+    description: Shows each network's name, subnet and addresses before and after.
     support: full
   idempotent:
+    description: Existing networks of the bottle are kept with their subnets; a second run changes nothing.
     support: full
 options:
   slug:

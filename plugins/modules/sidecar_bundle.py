@@ -10,7 +10,7 @@ module: sidecar_bundle
 short_description: The sidecar bundle container of one bottle
 version_added: 0.1.0
 description:
-  - Creates, updates or removes the bundle container of bottle O(slug): pipelock, egress and later
+  - Creates, updates or removes the bundle container of bottle O(slug) - pipelock, egress and later
     git-gate and supervise under one init supervisor, with a pinned address on the bottle's internal
     network and a way out on its egress network.
   - After starting it waits until every selected daemon reports healthy (C(bottle-health --json) in the
@@ -20,15 +20,18 @@ description:
     its configuration in place.
   - Environment values are passed through the Docker API, never on a command line, and never appear in
     diff output (keys only).
-author: botbottle developers
+author: botbottle developers (@botbottle)
 extends_documentation_fragment:
   - botbottle.bottle.docker
 attributes:
   check_mode:
+    description: Reports whether it would create, recreate, start or reload the bundle, touching nothing.
     support: full
   diff_mode:
+    description: Shows the managed settings before and after; environment as its keys only.
     support: full
   idempotent:
+    description: The container is read back and compared; a second run with the same options changes nothing.
     support: full
 options:
   slug:

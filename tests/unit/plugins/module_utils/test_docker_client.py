@@ -21,8 +21,12 @@ class Failed(Exception):
 def module(**params):
     fake = mock.Mock()
     fake.params = dict({"docker_host": None, "timeout": 60}, **params)
-    fake.fail_json.side_effect = lambda **kw: (_ for _ in ()).throw(Failed(kw))
+    fake.fail_json.side_effect = fail
     return fake
+
+
+def fail(**kwargs):
+    raise Failed(kwargs)
 
 
 def test_common_args_take_docker_host_from_the_environment():

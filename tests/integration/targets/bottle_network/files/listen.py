@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # A TCP listener of the test's own on every host address: records who connected, exits after a while.
 import socket
 import sys
