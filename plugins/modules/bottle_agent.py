@@ -59,7 +59,13 @@ options:
     description: The bundle's pipelock, for example V(http://172.29.18.34:8888). Required with O(state=present).
     type: str
   env:
-    description: Environment of the agent (the policy's and the agent's). Values may be secrets.
+    description: Environment of the agent that is not secret (the policy's and the agent's C(env)).
+    type: dict
+    default: {}
+  secret_env:
+    description:
+      - Environment values the agent may hold but must never send (an API key it uses legitimately).
+        Kept out of logs and diff output; pipelock's DLP is told about them separately.
     type: dict
     default: {}
   user:
@@ -128,6 +134,7 @@ class AgentManager:
 
     def desired_env(self):
         env = {k: str(v) for k, v in (self.p["env"] or {}).items()}
+        env.update({k: str(v) for k, v in (self.p["secret_env"] or {}).items()})
         proxy = self.p["proxy_url"]
         env.update({
             "HTTPS_PROXY": proxy, "HTTP_PROXY": proxy, "https_proxy": proxy, "http_proxy": proxy,
@@ -265,7 +272,8 @@ def main():
         network=dict(type="str"),
         ip=dict(type="str"),
         proxy_url=dict(type="str"),
-        env=dict(type="dict", default={}, no_log=True),
+        env=dict(type="dict", default={}),
+        secret_env=dict(type="dict", default={}, no_log=True),
         user=dict(type="str", default="1000:1000"),
         memory=dict(type="str"),
         pids_limit=dict(type="int", default=512),
