@@ -1,59 +1,148 @@
 #!/usr/bin/env bash
 # Fill the local image cache with the base images our Dockerfiles start FROM, under their
 # standard names, when no registry can provide them (air-gapped hosts, this project's CI):
-#   debian:trixie-slim                        mmdebstrap --variant=minbase trixie | docker import
-#   ghcr.io/luckypipewrench/pipelock:2.3.0    built from source (images/pipelock) with go install
-# Idempotent: an image already present (with the pinned pipelock commit) is kept.
-# EXTRA_CA_FILE: a CA bundle for hosts behind a TLS-intercepting proxy (default: the system bundle).
-# PIPELOCK_BINARY: a pipelock 2.3.0 binary to wrap instead (default ~/.cache/botbottle/pipelock when
-#   present), for hosts where neither ghcr.io nor the Go module proxy serves pipelock.
+#   debian:trixie-slim                        pull, else mmdebstrap --variant=minbase trixie | docker import
+#   ghcr.io/luckypipewrench/pipelock:2.3.0    pull, else built FROM scratch (images/pipelock)
+# Idempotent: an image already present is kept when it is the pinned pipelock (label
+# io.botbottle.pipelock-commit), a wrapped 2.3.0 binary, or a pulled/loaded official 2.3.0.
+# Run as root (or a docker-group user with sudo for apt-get) on a fresh machine.
+#
+# Environment:
+#   EXTRA_CA_FILE    CA bundle for hosts behind a TLS-intercepting proxy, used by the pipelock
+#                    build stage only (default: /etc/ssl/certs/ca-certificates.crt when present)
+#   PIPELOCK_SRC     a git clone of github.com/luckyPipewrench/pipelock (work tree or bare git
+#                    dir) holding the pinned commit: built from that tree when the Go module
+#                    proxy does not serve pipelock itself (its dependencies still come from it)
+#   PIPELOCK_BINARY  a pipelock 2.3.x binary to wrap as the last resort
+#                    (default ~/.cache/botbottle/pipelock when present)
+#   DEBIAN_IMAGE, PIPELOCK_IMAGE, DEBIAN_MIRROR, PULL_TIMEOUT (seconds, default 20)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 log() { printf '[seed] %s\n' "$*"; }
 DEBIAN_IMAGE=${DEBIAN_IMAGE:-debian:trixie-slim}
 PIPELOCK_IMAGE=${PIPELOCK_IMAGE:-ghcr.io/luckypipewrench/pipelock:2.3.0}
 PIPELOCK_COMMIT=7a3b7de4a5552b4e756eb930256468b7cbd616b1
-EXTRA_CA_FILE=${EXTRA_CA_FILE:-/etc/ssl/certs/ca-certificates.crt}
+PIPELOCK_VERSION=2.3.0
+PULL_TIMEOUT=${PULL_TIMEOUT:-20}
+if [ -z "${EXTRA_CA_FILE+x}" ] && [ -s /etc/ssl/certs/ca-certificates.crt ]; then
+  EXTRA_CA_FILE=/etc/ssl/certs/ca-certificates.crt
+fi
+EXTRA_CA_FILE=${EXTRA_CA_FILE:-}
+ctx=$(mktemp -d)
+trap 'rm -rf "$ctx"' EXIT
 
 have() { docker image inspect "$1" >/dev/null 2>&1; }
-try_pull() { timeout 20 docker pull -q "$1" >/dev/null 2>&1; }
+label() { docker image inspect --format "{{ index .Config.Labels \"$2\" }}" "$1" 2>/dev/null || true; }
+try_pull() { timeout "$PULL_TIMEOUT" docker pull -q "$1" >/dev/null 2>&1; }
+# The legacy builder: docker 20.10 without buildx. A failed build shows its last lines.
+build() {
+  local dir=$1; shift
+  if ! DOCKER_BUILDKIT=0 docker build -q "$@" "$dir" >"$ctx/build.log" 2>&1; then
+    tail -n 8 "$ctx/build.log" >&2
+    return 1
+  fi
+}
 
+# --- debian:trixie-slim ------------------------------------------------------------------
 if have "$DEBIAN_IMAGE"; then
   log "$DEBIAN_IMAGE present"
 elif try_pull "$DEBIAN_IMAGE"; then
   log "$DEBIAN_IMAGE pulled"
 else
-  command -v mmdebstrap >/dev/null 2>&1 || {
-    log "installing mmdebstrap"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mmdebstrap >/dev/null; }
+  if ! command -v mmdebstrap >/dev/null 2>&1; then
+    log "installing mmdebstrap"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mmdebstrap >/dev/null
+  fi
   log "no registry answers: building $DEBIAN_IMAGE with mmdebstrap"
   mmdebstrap --variant=minbase --quiet trixie - "${DEBIAN_MIRROR:-http://deb.debian.org/debian}" \
     | docker import -c 'CMD ["bash"]' - "$DEBIAN_IMAGE" >/dev/null
 fi
 
-if have "$PIPELOCK_IMAGE"; then
-  log "$PIPELOCK_IMAGE present"
+# --- pipelock -------------------------------------------------------------------------------
+pipelock_reusable() {
+  have "$PIPELOCK_IMAGE" || return 1
+  local commit source
+  commit=$(label "$PIPELOCK_IMAGE" io.botbottle.pipelock-commit)
+  source=$(label "$PIPELOCK_IMAGE" io.botbottle.pipelock-source)
+  if [ "$commit" = "$PIPELOCK_COMMIT" ]; then
+    log "$PIPELOCK_IMAGE present (built from $PIPELOCK_COMMIT, ${source:-unknown source})"
+    return 0
+  fi
+  if [ -n "$commit" ] && [ "$commit" != "<no value>" ]; then
+    log "$PIPELOCK_IMAGE was built from commit $commit, not $PIPELOCK_COMMIT: rebuilding"
+    return 1
+  fi
+  # A wrapped binary, or the official image (pulled or docker-loaded): trust its version.
+  if docker run --rm "$PIPELOCK_IMAGE" --version 2>/dev/null | grep -qF " $PIPELOCK_VERSION"; then
+    log "$PIPELOCK_IMAGE present (${source:-official}, version $PIPELOCK_VERSION)"
+    return 0
+  fi
+  log "$PIPELOCK_IMAGE does not report version $PIPELOCK_VERSION: rebuilding"
+  return 1
+}
+
+pipelock_context() {
+  rm -rf "$ctx/pl" && mkdir -p "$ctx/pl/src"
+  cp "$root/images/pipelock/Dockerfile" "$ctx/pl/"
+  if [ -n "$EXTRA_CA_FILE" ] && [ -s "$EXTRA_CA_FILE" ]; then
+    cp "$EXTRA_CA_FILE" "$ctx/pl/extra-ca.pem"
+  else
+    : >"$ctx/pl/extra-ca.pem"
+  fi
+}
+
+build_from_proxy() {
+  log "building $PIPELOCK_IMAGE from source: go install ...@$PIPELOCK_COMMIT (Go module proxy)"
+  pipelock_context
+  build "$ctx/pl" --build-arg PIPELOCK_COMMIT="$PIPELOCK_COMMIT" --build-arg PIPELOCK_SOURCE=go-install \
+    -t "$PIPELOCK_IMAGE"
+}
+
+build_from_tree() {
+  local gitdir=$1
+  [ -d "$gitdir/.git" ] && gitdir=$gitdir/.git
+  if ! git --git-dir "$gitdir" cat-file -e "$PIPELOCK_COMMIT^{commit}" 2>/dev/null; then
+    log "PIPELOCK_SRC=$1 does not hold commit $PIPELOCK_COMMIT"
+    return 1
+  fi
+  log "building $PIPELOCK_IMAGE from source: go build of $PIPELOCK_COMMIT from $1"
+  pipelock_context
+  git --git-dir "$gitdir" archive "$PIPELOCK_COMMIT" | tar -x -C "$ctx/pl/src"
+  build "$ctx/pl" --build-arg PIPELOCK_COMMIT="$PIPELOCK_COMMIT" --build-arg PIPELOCK_SOURCE=source-tree \
+    -t "$PIPELOCK_IMAGE"
+}
+
+wrap_binary() {
+  local binary=$1 version
+  version=$("$binary" --version 2>&1 | head -1)
+  case "$version" in
+    *" $PIPELOCK_VERSION"*) ;;
+    *) log "$binary reports '$version': pipelock $PIPELOCK_VERSION is needed"; return 1 ;;
+  esac
+  log "wrapping $binary ($version) as $PIPELOCK_IMAGE"
+  rm -rf "$ctx/bin" && mkdir -p "$ctx/bin"
+  cp "$root/images/pipelock/Dockerfile.binary" "$ctx/bin/Dockerfile"
+  cp "$binary" "$ctx/bin/pipelock"
+  build "$ctx/bin" --build-arg PIPELOCK_VERSION="$PIPELOCK_VERSION" -t "$PIPELOCK_IMAGE"
+}
+
+binary=${PIPELOCK_BINARY:-$HOME/.cache/botbottle/pipelock}
+if pipelock_reusable; then
+  :
 elif try_pull "$PIPELOCK_IMAGE"; then
   log "$PIPELOCK_IMAGE pulled"
+elif build_from_proxy; then
+  :
+elif [ -n "${PIPELOCK_SRC:-}" ] && build_from_tree "$PIPELOCK_SRC"; then
+  :
+elif [ -x "$binary" ] && wrap_binary "$binary"; then
+  :
 else
-  ctx=$(mktemp -d); trap 'rm -rf "$ctx"' EXIT
-  binary=${PIPELOCK_BINARY:-$HOME/.cache/botbottle/pipelock}
-  if [ -x "$binary" ]; then
-    version=$("$binary" --version 2>&1 | head -1)
-    case "$version" in *" 2.3."*) ;; *) log "$binary reports '$version': pipelock 2.3.x is needed"; exit 1;; esac
-    log "wrapping $binary ($version) as $PIPELOCK_IMAGE"
-    cp "$root/images/pipelock/Dockerfile.binary" "$ctx/Dockerfile"
-    cp "$binary" "$ctx/pipelock"
-    DOCKER_BUILDKIT=0 docker build -q -t "$PIPELOCK_IMAGE" "$ctx" >/dev/null
-  else
-    log "no registry answers: building $PIPELOCK_IMAGE from source (go install @$PIPELOCK_COMMIT)"
-    cp "$root/images/pipelock/Dockerfile" "$ctx/"
-    if [ -n "$EXTRA_CA_FILE" ] && [ -s "$EXTRA_CA_FILE" ]; then cp "$EXTRA_CA_FILE" "$ctx/extra-ca.pem"; else : > "$ctx/extra-ca.pem"; fi
-    if ! DOCKER_BUILDKIT=0 docker build -q --build-arg PIPELOCK_COMMIT="$PIPELOCK_COMMIT" -t "$PIPELOCK_IMAGE" "$ctx" > "$ctx/build.log" 2>&1; then
-      tail -n 5 "$ctx/build.log" >&2
-      log "could not build pipelock: neither $PIPELOCK_IMAGE nor the Go module proxy's github.com/luckyPipewrench/pipelock@$PIPELOCK_COMMIT could be fetched."
-      log "fix: load the official image (docker load), or put a pipelock 2.3.0 binary at ~/.cache/botbottle/pipelock (or set PIPELOCK_BINARY) and re-run"
-      exit 1
-    fi
-  fi
+  log "could not provide $PIPELOCK_IMAGE: no registry served it, the Go module proxy did not serve"
+  log "github.com/luckyPipewrench/pipelock@$PIPELOCK_COMMIT, and no source clone or binary was given."
+  log "fix: docker load the official image, or set PIPELOCK_SRC to a pipelock git clone, or"
+  log "     PIPELOCK_BINARY to a pipelock $PIPELOCK_VERSION binary, and re-run"
+  exit 1
 fi
 log "$(docker run --rm "$PIPELOCK_IMAGE" --version 2>&1 | head -1)"
