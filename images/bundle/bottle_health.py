@@ -12,8 +12,9 @@ import socket
 import subprocess
 import sys
 
+PIPELOCK_BIN = "/usr/local/bin/pipelock"
 PORTS = {"egress": 9099, "git-gate": 9418, "supervise": 9100}
-INSTALLED = {"pipelock": "/usr/local/bin/pipelock", "egress": "/opt/egress/bin/mitmdump",
+INSTALLED = {"pipelock": PIPELOCK_BIN, "egress": "/opt/egress/bin/mitmdump",
              "git-gate": "/usr/local/bin/git-gate", "supervise": "/usr/local/bin/supervise"}
 
 
@@ -29,7 +30,7 @@ def check(name):
     if not os.path.exists(INSTALLED.get(name, "/nonexistent")):
         return "not installed"
     if name == "pipelock":
-        proc = subprocess.run(["/usr/local/bin/pipelock", "healthcheck", "--addr", "127.0.0.1:8888"],
+        proc = subprocess.run([PIPELOCK_BIN, "healthcheck", "--addr", "127.0.0.1:8888"],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=5)
         return "healthy" if proc.returncode == 0 else "unhealthy: " + (proc.stdout.strip() or "healthcheck failed")
     if tcp_open(PORTS[name]):

@@ -35,6 +35,7 @@ CA_DIR = "/var/lib/bottle/ca"
 CA_CERT = "bottle-ca.pem"
 CA_KEY = "bottle-ca.key"
 SYSTEM_CAS = "/etc/ssl/certs/ca-certificates.crt"
+PIPELOCK_BIN = "/usr/local/bin/pipelock"
 EGRESS_PORT = 9099
 EGRESS_CONFDIR = RUN_DIR + "/egress/mitmproxy"
 EGRESS_CA = EGRESS_CONFDIR + "/mitmproxy-ca-cert.pem"
@@ -76,7 +77,7 @@ def daemon_command(name):
     """argv and extra environment of daemon ``name``; None when not installed in this image."""
     home = os.path.join(RUN_DIR, name)
     if name == "pipelock":
-        return (["/usr/local/bin/pipelock", "run", "--config", home + "/pipelock.yaml"],
+        return ([PIPELOCK_BIN, "run", "--config", home + "/pipelock.yaml"],
                 {"SSL_CERT_FILE": home + "/trust.pem", "HOME": home, "PIPELOCK_HOME": home})
     if name == "egress":
         return ([
@@ -150,7 +151,7 @@ def ensure_ca():
     os.makedirs(CA_DIR, exist_ok=True)
     scratch = os.path.join(CA_DIR, ".init")
     shutil.rmtree(scratch, ignore_errors=True)
-    subprocess.run(["/usr/local/bin/pipelock", "tls", "init", "--out", scratch, "--org", "botbottle bottle"],
+    subprocess.run([PIPELOCK_BIN, "tls", "init", "--out", scratch, "--org", "botbottle bottle"],
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     os.chmod(os.path.join(scratch, "ca-key.pem"), 0o600)
     os.replace(os.path.join(scratch, "ca-key.pem"), key)
@@ -215,10 +216,13 @@ class Supervisor:
         env.update({k: v for k, v in os.environ.items() if k.startswith(prefix)})
 
         def demote():
-            os.setgroups([])
-            os.setgid(pw.pw_gid)
-            os.setuid(pw.pw_uid)
+            # Own session (so stop_all can signal the daemon's whole process group), then
+            # drop to the daemon's uid; a no-op only when already running as that uid.
             os.setsid()
+            if (os.getuid(), os.getgid()) != (pw.pw_uid, pw.pw_gid):
+                os.setgroups([])
+                os.setgid(pw.pw_gid)
+                os.setuid(pw.pw_uid)
 
         proc = subprocess.Popen(argv, env=env, cwd=os.path.join(RUN_DIR, name), preexec_fn=demote,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

@@ -5,11 +5,21 @@ For hosts with a declared route egress terminates TLS (pipelock trusts egress's
 CA) so that a route can act on the request; every other connection is relayed
 untouched (TLS passthrough): pipelock already scanned it in plaintext.
 
-Routes come from the JSON file named by BOTTLE_EGRESS_CONFIG:
-    {"routes": [{"host": "api.example.com"}]}
-Hosts compare case-insensitively. The file is re-read when it changes, so a
-reload of the bundle's configuration needs no restart. Credential injection
-for routes is layered on this (see docs/architecture.md).
+Routes come from the JSON file named by BOTTLE_EGRESS_CONFIG (bottle-init stages the
+role's bundle/egress.json at /run/bottle/egress/egress.json). Minimal format:
+
+    {"routes": [{"host": "api.example.com"}, ...]}
+
+- the file may be absent or empty, and "routes" may be empty or null: no routes, every
+  connection is relayed untouched;
+- each route is an object with a required "host" (a DNS name, compared case-insensitively,
+  trailing dot ignored); any other key of a route is kept as is in the route table for the
+  route actions layered on this (credential injection), and ignored here;
+- a malformed file (not JSON, "routes" not a list, a route without "host") is logged and
+  ignored: the previous table stays in force.
+
+The file is re-read when its mtime changes, so a reload of the bundle's configuration
+(SIGHUP to bottle-init re-stages it) needs no restart of egress.
 """
 
 import json
@@ -34,7 +44,9 @@ def load_routes(path):
         raise ValueError("%s: 'routes' must be a list" % path)
     table = {}
     for index, route in enumerate(routes):
-        host = (route or {}).get("host")
+        if not isinstance(route, dict):
+            raise ValueError("%s: routes[%d] must be an object with a host" % (path, index))
+        host = route.get("host")
         if not isinstance(host, str) or not host:
             raise ValueError("%s: routes[%d] has no host" % (path, index))
         table[host.lower().rstrip(".")] = route

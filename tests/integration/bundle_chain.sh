@@ -220,6 +220,25 @@ print("dns", socket.gethostbyname("allowed.bottle.test"))' 2>&1)
 expect "pipelock's uid cannot send UDP off-box" "$out" 'udp refused'
 expect "pipelock's uid still resolves names through docker's DNS" "$out" 'dns [0-9.]+'
 
+# --- SIGHUP: a re-rendered allowlist takes effect without a restart ----------------------
+cat >"$tmp/vars.json" <<EOF
+{"bottle_slug": "$prefix",
+ "bottle_policy": {"allowed_domains": ["allowed.bottle.test", "blocked.bottle.test"]},
+ "bottle_ssrf_ip_allowlist": ["$out_subnet"]}
+EOF
+"$root/.venv/bin/ansible" localhost -o -m ansible.builtin.template \
+  -a "src=$root/roles/bottle/templates/pipelock.yaml.j2 dest=$tmp/etc/pipelock.yaml mode=0644" \
+  -e "@$tmp/vars.json" >"$tmp/render.log" 2>&1 || die "re-render pipelock.yaml: $(tail -3 "$tmp/render.log")"
+docker kill -s HUP "$prefix-bundle" >/dev/null
+out=""
+for _ in $(seq 1 20); do
+  out=$(client get https://blocked.bottle.test/after-reload)
+  case "$out" in "STATUS 200"*) break ;; esac
+  sleep 0.5
+done
+expect "after SIGHUP the newly allowed host passes" "$out" '^STATUS 200'
+expect "... bottle-init logged the reload" "$(docker logs "$prefix-bundle" 2>&1)" '\[bottle-init\] SIGHUP: reloading configuration'
+
 # --- egress dead: pipelock's upstream fails, nothing reaches the server --------------------
 # Freeze bottle-init so that it does not fail closed at once, kill egress, probe, thaw.
 init_pid=$(docker inspect -f '{{.State.Pid}}' "$prefix-bundle")

@@ -1,0 +1,265 @@
+# -*- coding: utf-8 -*-
+# Copyright: botbottle developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""bottle-init: daemon selection, the chain's iptables rules, config staging, the CA, and
+supervision with real child processes (as the current user instead of the daemon uids)."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import stat
+import sys
+import textwrap
+import time
+
+import pytest
+
+ME = pwd.getpwuid(os.getuid())
+
+
+# --- BOTTLE_DAEMONS -----------------------------------------------------------------------
+
+def test_default_daemons_start_egress_first(bottle_init):
+    assert bottle_init.selected_daemons(None) == ["egress", "pipelock"]
+    assert bottle_init.selected_daemons(" pipelock , egress ,supervise") == ["egress", "pipelock", "supervise"]
+
+
+def test_unknown_daemon_is_named_with_the_known_ones(bottle_init):
+    with pytest.raises(ValueError) as err:
+        bottle_init.selected_daemons("pipelock,egress,gitgate")
+    assert "BOTTLE_DAEMONS" in str(err.value)
+    assert "gitgate" in str(err.value)
+    assert "git-gate" in str(err.value), "the message lists the valid names"
+
+
+def test_pipelock_without_egress_is_refused(bottle_init):
+    """pipelock's upstream is redirected to egress: without it nothing could leave, silently."""
+    with pytest.raises(ValueError, match="pipelock needs egress"):
+        bottle_init.selected_daemons("pipelock")
+
+
+# --- the proxy chain ----------------------------------------------------------------------
+
+def test_chain_redirects_pipelocks_tcp_to_egress_and_rejects_the_rest(bottle_init):
+    rules = [" ".join(argv) for argv in bottle_init.chain_rules(10001)]
+    nat = [r for r in rules if "-t nat" in r]
+    assert nat == ["iptables -w -t nat -A OUTPUT -m owner --uid-owner 10001 -p tcp ! -d 127.0.0.0/8 "
+                   "-j REDIRECT --to-ports 9099"]
+    filt = [r for r in rules if r.startswith("iptables") and "-t nat" not in r]
+    assert all("--uid-owner 10001" in r for r in filt), "the filter rules must only bind pipelock's uid"
+    # Loopback (egress, docker's DNS at 127.0.0.11) is accepted before the final REJECT.
+    assert any("-d 127.0.0.0/8 -j ACCEPT" in r for r in filt[:-1])
+    assert filt[-1].endswith("-j REJECT"), "anything else pipelock's uid sends off-box is rejected last"
+    assert any(r.startswith("ip6tables") and r.endswith("! -o lo -j REJECT") for r in rules)
+
+
+def test_chain_install_failure_names_net_admin(bottle_init, monkeypatch):
+    def refuse(argv, **_kwargs):
+        return type("P", (), {"returncode": 4, "stdout": "Permission denied (you must be root)"})()
+    monkeypatch.setattr(bottle_init.subprocess, "run", refuse)
+    with pytest.raises(RuntimeError) as err:
+        bottle_init.install_chain(10001)
+    assert "NET_ADMIN" in str(err.value) and "Permission denied" in str(err.value)
+
+
+def test_daemon_commands(bottle_init):
+    argv, env = bottle_init.daemon_command("pipelock")
+    assert argv[1:] == ["run", "--config", "/run/bottle/pipelock/pipelock.yaml"]
+    assert env["SSL_CERT_FILE"] == "/run/bottle/pipelock/trust.pem"
+    argv, env = bottle_init.daemon_command("egress")
+    joined = " ".join(argv)
+    assert "--mode transparent" in joined and "--listen-host 127.0.0.1" in joined and "--listen-port 9099" in joined
+    assert "confdir=/run/bottle/egress/mitmproxy" in joined
+    assert env["BOTTLE_EGRESS_CONFIG"] == "/run/bottle/egress/egress.json"
+
+
+# --- staging /etc/bottle and the CA -------------------------------------------------------
+
+@pytest.fixture
+def dirs(bottle_init, tmp_path, monkeypatch):
+    paths = {k: tmp_path / k for k in ("etc", "run", "ca")}
+    for path in paths.values():
+        path.mkdir()
+    monkeypatch.setattr(bottle_init, "CONFIG_SRC", str(paths["etc"]))
+    monkeypatch.setattr(bottle_init, "RUN_DIR", str(paths["run"]))
+    monkeypatch.setattr(bottle_init, "CA_DIR", str(paths["ca"]))
+    monkeypatch.setattr(bottle_init, "EGRESS_CONFDIR", str(paths["run"] / "egress" / "mitmproxy"))
+    monkeypatch.setattr(bottle_init, "EGRESS_CA", str(paths["run"] / "egress" / "mitmproxy" / "ca.pem"))
+    monkeypatch.setattr(bottle_init, "SYSTEM_CAS", str(tmp_path / "system.pem"))
+    monkeypatch.setattr(bottle_init, "daemon_user", lambda name: ME.pw_name)
+    (tmp_path / "system.pem").write_text("SYSTEM\n")
+    return paths
+
+
+def test_stage_config_copies_read_only_per_daemon(bottle_init, dirs):
+    (dirs["etc"] / "pipelock.yaml").write_text("mode: strict\n")
+    (dirs["etc"] / "upstream-ca.pem").write_text("UPSTREAM\n")
+    (dirs["ca"] / "bottle-ca.pem").write_text("CERT")
+    (dirs["ca"] / "bottle-ca.key").write_text("KEY")
+    bottle_init.stage_config(["egress", "pipelock"])
+    for daemon in ("egress", "pipelock"):
+        home = dirs["run"] / daemon
+        assert stat.S_IMODE(home.stat().st_mode) == 0o700
+        copied = home / "pipelock.yaml"
+        assert copied.read_text() == "mode: strict\n"
+        assert stat.S_IMODE(copied.stat().st_mode) == 0o400
+    assert (dirs["run"] / "pipelock" / "bottle-ca.key").read_text() == "KEY"
+    assert not (dirs["run"] / "egress" / "bottle-ca.key").exists(), "only pipelock gets the CA key"
+    assert (dirs["run"] / "egress" / "trust.pem").read_text() == "SYSTEM\nUPSTREAM\n"
+
+
+def test_restaging_replaces_read_only_files(bottle_init, dirs):
+    (dirs["etc"] / "egress.json").write_text('{"routes": []}')
+    bottle_init.stage_config(["egress"])
+    (dirs["etc"] / "egress.json").write_text('{"routes": [{"host": "a"}]}')
+    bottle_init.stage_config(["egress"])
+    assert (dirs["run"] / "egress" / "egress.json").read_text() == '{"routes": [{"host": "a"}]}'
+
+
+def test_concat_skips_missing_and_empty_files(bottle_init, tmp_path):
+    (tmp_path / "a").write_text("A")
+    (tmp_path / "empty").write_text("\n")
+    bottle_init.concat([str(tmp_path / p) for p in ("a", "missing", "empty", "a")], str(tmp_path / "out"))
+    assert (tmp_path / "out").read_text() == "A\nA\n"
+
+
+def fake_pipelock(tmp_path, body):
+    script = tmp_path / "pipelock"
+    script.write_text("#!%s\n%s" % (sys.executable, textwrap.dedent(body)))
+    script.chmod(0o755)
+    return str(script)
+
+
+def test_ensure_ca_creates_once_with_a_private_key(bottle_init, dirs, tmp_path, monkeypatch):
+    calls = tmp_path / "calls"
+    monkeypatch.setattr(bottle_init, "PIPELOCK_BIN", fake_pipelock(tmp_path, """
+        import os, sys
+        out = sys.argv[sys.argv.index("--out") + 1]
+        os.makedirs(out)
+        for name in ("ca.pem", "ca-key.pem"):
+            with open(os.path.join(out, name), "w") as handle:
+                handle.write(name)
+            os.chmod(os.path.join(out, name), 0o644)
+        with open(%r, "a") as handle:
+            handle.write(" ".join(sys.argv[1:]) + "\\n")
+        """ % str(calls)))
+    assert bottle_init.ensure_ca() is True
+    key, cert = dirs["ca"] / "bottle-ca.key", dirs["ca"] / "bottle-ca.pem"
+    assert key.read_text() == "ca-key.pem" and stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert cert.read_text() == "ca.pem" and stat.S_IMODE(cert.stat().st_mode) == 0o644
+    assert bottle_init.ensure_ca() is False, "an existing CA is kept"
+    assert calls.read_text().count("tls init") == 1
+    assert not (dirs["ca"] / ".init").exists()
+
+
+# --- supervision --------------------------------------------------------------------------
+
+DAEMON = """
+import signal, sys, time
+mode = sys.argv[1]
+if mode == "stubborn":
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+if mode == "reloads":
+    signal.signal(signal.SIGHUP, lambda *a: print("reloaded", flush=True))
+print("%s up" % mode, flush=True)
+if mode == "dies":
+    time.sleep(0.3)
+    sys.exit(3)
+while True:
+    time.sleep(0.05)
+"""
+
+
+@pytest.fixture
+def supervisor(bottle_init, dirs, tmp_path, monkeypatch):
+    script = tmp_path / "daemon.py"
+    script.write_text(DAEMON)
+    modes = {}
+
+    def command(name):
+        return [sys.executable, str(script), modes[name]], {}
+    monkeypatch.setattr(bottle_init, "daemon_command", command)
+
+    def make(grace=2.0, **daemon_modes):
+        modes.update(daemon_modes)
+        for name in daemon_modes:
+            (dirs["run"] / name).mkdir(exist_ok=True)
+        sup = bottle_init.Supervisor(list(daemon_modes), grace)
+        for name in daemon_modes:
+            sup.start(name)
+        return sup
+    yield make
+
+
+def wait_for(predicate, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_daemon_output_lines_are_prefixed_with_its_name(supervisor, capsys):
+    sup = supervisor(egress="idle")
+    captured = []
+    assert wait_for(lambda: captured.append(capsys.readouterr().out) or "idle up" in "".join(captured))
+    text = "".join(captured)
+    assert "[egress] idle up\n" in text
+    assert "[bottle-init] started egress (pid" in text
+    sup.stop_all("test")
+
+
+def test_a_dead_daemon_fails_closed_and_is_named(supervisor, capsys):
+    sup = supervisor(egress="idle", pipelock="dies")
+    started = time.monotonic()
+    assert sup.run() == 1
+    assert time.monotonic() - started < 5
+    out = capsys.readouterr().out
+    assert "[bottle-init] pipelock exited with 3: failing closed, stopping the bundle" in out
+    assert sup.procs["egress"].poll() is not None, "the surviving daemon was stopped too"
+
+
+def test_stop_sends_sigterm_then_sigkill_after_grace(supervisor, capsys):
+    sup = supervisor(grace=0.5, egress="idle", pipelock="stubborn")
+    assert wait_for(lambda: "stubborn up" in capsys.readouterr().out)
+    sup.stopping = True
+    started = time.monotonic()
+    assert sup.run() == 0
+    elapsed = time.monotonic() - started
+    out = capsys.readouterr().out
+    assert "[bottle-init] pipelock did not stop within 0.5s: SIGKILL" in out
+    assert "egress did not stop" not in out, "a daemon that honours SIGTERM is not killed"
+    assert 0.4 < elapsed < 3
+    assert sup.procs["pipelock"].returncode == -9
+    assert sup.procs["egress"].returncode == -15
+
+
+def test_sighup_restages_and_forwards_to_pipelock(bottle_init, supervisor, capsys, monkeypatch):
+    staged = []
+    monkeypatch.setattr(bottle_init, "stage_config", staged.append)
+    sup = supervisor(egress="idle", pipelock="reloads")
+    assert wait_for(lambda: "reloads up" in capsys.readouterr().out)
+    sup.reload_requested = True
+    sup.stopping = False
+
+    captured = []
+
+    def reloaded():
+        captured.append(capsys.readouterr().out)
+        return "[pipelock] reloaded" in "".join(captured)
+
+    # run() handles the reload on its first pass; stop it from another thread afterwards.
+    import threading
+    threading.Thread(target=lambda: (wait_for(reloaded), setattr(sup, "stopping", True)), daemon=True).start()
+    assert sup.run() == 0
+    assert staged == [["egress", "pipelock"]]
+    assert "[pipelock] reloaded" in "".join(captured)
+    assert "[bottle-init] SIGHUP: reloading configuration" in "".join(captured)
+
+
+def test_configuration_error_exits_2(bottle_init, monkeypatch, capsys):
+    monkeypatch.setenv("BOTTLE_DAEMONS", "pipelock,egress,nope")
+    assert bottle_init.main() == 2
+    assert "configuration error: BOTTLE_DAEMONS names unknown daemon(s) nope" in capsys.readouterr().out
