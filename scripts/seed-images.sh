@@ -83,7 +83,7 @@ pipelock_reusable() {
 }
 
 pipelock_context() {
-  rm -rf "$ctx/pl" && mkdir -p "$ctx/pl/src"
+  rm -rf "${ctx:?}/pl" && mkdir -p "$ctx/pl/src"
   cp "$root/images/pipelock/Dockerfile" "$ctx/pl/"
   if [ -n "$EXTRA_CA_FILE" ] && [ -s "$EXTRA_CA_FILE" ]; then
     cp "$EXTRA_CA_FILE" "$ctx/pl/extra-ca.pem"
@@ -121,7 +121,7 @@ wrap_binary() {
     *) log "$binary reports '$version': pipelock $PIPELOCK_VERSION is needed"; return 1 ;;
   esac
   log "wrapping $binary ($version) as $PIPELOCK_IMAGE"
-  rm -rf "$ctx/bin" && mkdir -p "$ctx/bin"
+  rm -rf "${ctx:?}/bin" && mkdir -p "$ctx/bin"
   cp "$root/images/pipelock/Dockerfile.binary" "$ctx/bin/Dockerfile"
   cp "$binary" "$ctx/bin/pipelock"
   build "$ctx/bin" --build-arg PIPELOCK_VERSION="$PIPELOCK_VERSION" -t "$PIPELOCK_IMAGE"

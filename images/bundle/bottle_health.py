@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python
 """bottle-health [--json]: is every daemon of BOTTLE_DAEMONS really serving?
 
 Prints one line per daemon (or one JSON object with --json) and exits 0 only
@@ -31,7 +31,7 @@ def check(name):
         return "not installed"
     if name == "pipelock":
         proc = subprocess.run([PIPELOCK_BIN, "healthcheck", "--addr", "127.0.0.1:8888"],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=5)
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=5, check=False)
         return "healthy" if proc.returncode == 0 else "unhealthy: " + (proc.stdout.strip() or "healthcheck failed")
     if tcp_open(PORTS[name]):
         return "healthy"

@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python
 """bottle-init: PID 1 of the sidecar bundle.
 
 Starts the daemons named in BOTTLE_DAEMONS, each as its own uid, prefixes
@@ -151,8 +151,11 @@ def ensure_ca():
     os.makedirs(CA_DIR, exist_ok=True)
     scratch = os.path.join(CA_DIR, ".init")
     shutil.rmtree(scratch, ignore_errors=True)
-    subprocess.run([PIPELOCK_BIN, "tls", "init", "--out", scratch, "--org", "botbottle bottle"],
-                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.run([PIPELOCK_BIN, "tls", "init", "--out", scratch, "--org", "botbottle bottle"],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError("pipelock tls init failed (%s): %s; check that %s is writable"
+                           % (proc.returncode, proc.stderr.strip(), CA_DIR))
     os.chmod(os.path.join(scratch, "ca-key.pem"), 0o600)
     os.replace(os.path.join(scratch, "ca-key.pem"), key)
     os.chmod(os.path.join(scratch, "ca.pem"), 0o644)
@@ -180,7 +183,7 @@ def chain_rules(pipelock_uid):
 
 def install_chain(pipelock_uid):
     for argv in chain_rules(pipelock_uid):
-        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
         if proc.returncode != 0:
             if argv[0] == "ip6tables":
                 log("ip6tables unavailable (%s); no IPv6 in this network namespace" % proc.stdout.strip())

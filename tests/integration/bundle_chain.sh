@@ -16,7 +16,7 @@
 # bbchain-bundle:test, with the layer cache). Prints "N passed, N failed"; exit 1 on failure.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$root"
+cd "$root" || exit 1
 export ANSIBLE_CONFIG="$root/ansible.cfg"
 prefix="bbchain-$$-$RANDOM"
 tmp=$(mktemp -d "/tmp/$prefix.XXXX")
@@ -151,8 +151,8 @@ printf '%s\n' "$known_secret" >"$tmp/etc/dlp-secrets.txt"
 
 start_bundle() {
   docker start "$prefix-bundle" >/dev/null || return 1
-  local i health
-  for i in $(seq 1 60); do
+  local health
+  for _ in $(seq 1 60); do
     health=$(docker exec "$prefix-bundle" bottle-health --json 2>/dev/null) && return 0
     [ "$(docker inspect -f '{{.State.Running}}' "$prefix-bundle")" = true ] || break
     sleep 0.5

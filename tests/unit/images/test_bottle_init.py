@@ -263,3 +263,15 @@ def test_configuration_error_exits_2(bottle_init, monkeypatch, capsys):
     monkeypatch.setenv("BOTTLE_DAEMONS", "pipelock,egress,nope")
     assert bottle_init.main() == 2
     assert "configuration error: BOTTLE_DAEMONS names unknown daemon(s) nope" in capsys.readouterr().out
+
+
+def test_ca_failure_says_what_failed(bottle_init, dirs, tmp_path, monkeypatch):
+    monkeypatch.setattr(bottle_init, "PIPELOCK_BIN", fake_pipelock(tmp_path, """
+        import sys
+        sys.stderr.write("permission denied\\n")
+        sys.exit(1)
+        """))
+    with pytest.raises(RuntimeError) as err:
+        bottle_init.ensure_ca()
+    assert "pipelock tls init failed (1): permission denied" in str(err.value)
+    assert str(dirs["ca"]) in str(err.value)
