@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Launch cost of a bottle, side by side with its floor, in one run.
 
 1. `playbooks/bottle.yml` for a fresh bottle, images cached     -> launch time

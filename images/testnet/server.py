@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """The test "internet": an HTTPS (443) and HTTP (80) server under several names.
 
 It records every request it receives as one JSON line in

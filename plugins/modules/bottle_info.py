@@ -13,16 +13,19 @@ description:
   - Lists the bottles of the managed host from what carries the C(io.botbottle.*) labels (containers,
     networks) and from the state directories under O(state_root).
   - Read-only; used by the teardown playbook to decide what goes.
-author: botbottle developers
+author: botbottle developers (@botbottle)
 extends_documentation_fragment:
   - botbottle.bottle.docker
 attributes:
   check_mode:
     support: full
+    description: Read-only; nothing changes.
   diff_mode:
     support: none
+    description: Nothing to show: the module changes nothing.
   idempotent:
     support: full
+    description: It only reads.
 options:
   slug:
     description: Only this bottle.
@@ -102,7 +105,7 @@ def collect(client, state_root, slug=None, agent=None):
         b = entry(labels[naming.LABEL_BOTTLE])
         b["agent"] = b["agent"] or labels.get(naming.LABEL_AGENT)
         b["networks"].append({"name": network.name, "component": labels.get(naming.LABEL_COMPONENT)})
-    root = os.path.abspath(os.path.expanduser(state_root))
+    root = os.path.abspath(state_root)
     if os.path.isdir(root):
         for name in sorted(os.listdir(root)):
             path = os.path.join(root, name)

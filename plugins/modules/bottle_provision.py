@@ -17,16 +17,19 @@ description:
     C(~/.claude/skills/<name>/SKILL.md), owned by the agent user.
   - Compares every file first and changes nothing that is already right.
   - Reaches the agent over a transport; V(docker) uses C(docker exec) and the archive API.
-author: botbottle developers
+author: botbottle developers (@botbottle)
 extends_documentation_fragment:
   - botbottle.bottle.docker
 attributes:
   check_mode:
     support: full
+    description: Reports which files would change.
   diff_mode:
     support: full
+    description: Shows each file's content before and after.
   idempotent:
     support: full
+    description: Files already right are left alone.
 options:
   transport:
     description: How to reach the agent.
