@@ -22,7 +22,7 @@ attributes:
     description: Read-only; nothing changes.
   diff_mode:
     support: none
-    description: Nothing to show: the module changes nothing.
+    description: Nothing to show, the module changes nothing.
   idempotent:
     support: full
     description: It only reads.
