@@ -10,9 +10,6 @@
 # Environment:
 #   EXTRA_CA_FILE    CA bundle for hosts behind a TLS-intercepting proxy, used by the pipelock
 #                    build stage only (default: /etc/ssl/certs/ca-certificates.crt when present)
-#   PIPELOCK_SRC     a git clone of github.com/luckyPipewrench/pipelock (work tree or bare git
-#                    dir) holding the pinned commit: built from that tree when the Go module
-#                    proxy does not serve pipelock itself (its dependencies still come from it)
 #   PIPELOCK_BINARY  a pipelock 2.3.x binary to wrap as the last resort
 #                    (default ~/.cache/botbottle/pipelock when present)
 #   DEBIAN_IMAGE, PIPELOCK_IMAGE, DEBIAN_MIRROR, PULL_TIMEOUT (seconds, default 20)
@@ -83,7 +80,7 @@ pipelock_reusable() {
 }
 
 pipelock_context() {
-  rm -rf "${ctx:?}/pl" && mkdir -p "$ctx/pl/src"
+  rm -rf "${ctx:?}/pl" && mkdir -p "$ctx/pl"
   cp "$root/images/pipelock/Dockerfile" "$ctx/pl/"
   if [ -n "$EXTRA_CA_FILE" ] && [ -s "$EXTRA_CA_FILE" ]; then
     cp "$EXTRA_CA_FILE" "$ctx/pl/extra-ca.pem"
@@ -96,20 +93,6 @@ build_from_proxy() {
   log "building $PIPELOCK_IMAGE from source: go install ...@$PIPELOCK_COMMIT (Go module proxy)"
   pipelock_context
   build "$ctx/pl" --build-arg PIPELOCK_COMMIT="$PIPELOCK_COMMIT" --build-arg PIPELOCK_SOURCE=go-install \
-    -t "$PIPELOCK_IMAGE"
-}
-
-build_from_tree() {
-  local gitdir=$1
-  [ -d "$gitdir/.git" ] && gitdir=$gitdir/.git
-  if ! git --git-dir "$gitdir" cat-file -e "$PIPELOCK_COMMIT^{commit}" 2>/dev/null; then
-    log "PIPELOCK_SRC=$1 does not hold commit $PIPELOCK_COMMIT"
-    return 1
-  fi
-  log "building $PIPELOCK_IMAGE from source: go build of $PIPELOCK_COMMIT from $1"
-  pipelock_context
-  git --git-dir "$gitdir" archive "$PIPELOCK_COMMIT" | tar -x -C "$ctx/pl/src"
-  build "$ctx/pl" --build-arg PIPELOCK_COMMIT="$PIPELOCK_COMMIT" --build-arg PIPELOCK_SOURCE=source-tree \
     -t "$PIPELOCK_IMAGE"
 }
 
@@ -134,15 +117,13 @@ elif try_pull "$PIPELOCK_IMAGE"; then
   log "$PIPELOCK_IMAGE pulled"
 elif build_from_proxy; then
   :
-elif [ -n "${PIPELOCK_SRC:-}" ] && build_from_tree "$PIPELOCK_SRC"; then
-  :
 elif [ -x "$binary" ] && wrap_binary "$binary"; then
   :
 else
   log "could not provide $PIPELOCK_IMAGE: no registry served it, the Go module proxy did not serve"
-  log "github.com/luckyPipewrench/pipelock@$PIPELOCK_COMMIT, and no source clone or binary was given."
-  log "fix: docker load the official image, or set PIPELOCK_SRC to a pipelock git clone, or"
-  log "     PIPELOCK_BINARY to a pipelock $PIPELOCK_VERSION binary, and re-run"
+  log "github.com/luckyPipewrench/pipelock@$PIPELOCK_COMMIT, and no binary was given."
+  log "fix: docker load the official image, or set PIPELOCK_BINARY to a pipelock $PIPELOCK_VERSION binary"
+  log "     (default ~/.cache/botbottle/pipelock), and re-run"
   exit 1
 fi
 log "$(docker run --rm "$PIPELOCK_IMAGE" --version 2>&1 | head -1)"
