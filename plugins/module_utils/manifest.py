@@ -187,6 +187,10 @@ def resolve(agents, policies, agent_name, instance=""):
     policy.setdefault("allowed_domains", [])
     policy.setdefault("pipelock", {})
     policy.setdefault("egress", {"routes": []})
+    if not policy["allowed_domains"] and not policy["egress"].get("routes"):
+        raise ManifestError("bottle_policies.%s allows no host at all (allowed_domains and egress.routes are empty): "
+                            "pipelock's strict mode needs at least one; list the hosts the agent may reach"
+                            % agent["policy"])
     return {
         "slug": slug,
         "agent": agent_name,

@@ -1,0 +1,76 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.botbottle.bottle.plugins.module_utils.manifest import ManifestError, merge, resolve
+
+AGENTS = {"demo": {"policy": "child", "prompt": "p", "skills": {"lint": "# lint"}, "env": {"A": "agent"}}}
+POLICIES = {
+    "base": {"allowed_domains": ["api.anthropic.com"], "env": {"A": "base", "B": "base"},
+             "pipelock": {"passthrough_domains": ["x.example.com"]}},
+    "child": {"extends": "base", "allowed_domains": ["registry.npmjs.org"], "env": {"B": "child"},
+              "secret_env": {"TOKEN": "ghp_x"}},
+}
+
+
+def test_resolve_merges_extends_child_wins_lists_replaced():
+    r = resolve(AGENTS, POLICIES, "demo")
+    assert r["slug"] == "demo"
+    assert r["policy"]["allowed_domains"] == ["registry.npmjs.org"]
+    assert r["policy"]["pipelock"] == {"passthrough_domains": ["x.example.com"]}
+    assert "extends" not in r["policy"]
+    # agent env wins over policy env, child policy over parent
+    assert r["env"] == {"A": "agent", "B": "child"}
+    assert r["secret_env"] == {"TOKEN": "ghp_x"}
+    assert r["skills"] == {"lint": "# lint"}
+
+
+def test_instance_makes_the_slug():
+    assert resolve(AGENTS, POLICIES, "demo", "two")["slug"] == "demo-two"
+
+
+def test_merge_is_recursive_for_mappings_only():
+    assert merge({"a": {"x": 1, "y": 2}, "l": [1]}, {"a": {"y": 3}, "l": [2]}) == {"a": {"x": 1, "y": 3}, "l": [2]}
+
+
+@pytest.mark.parametrize("agents,policies,agent,needle", [
+    (AGENTS, POLICIES, "nope", "known agents are demo"),
+    (AGENTS, POLICIES, "", "pass -e agent=<name>"),
+    ({"demo": {"policy": "child", "promt": "x"}}, POLICIES, "demo", "bottle_agents.demo.promt is not a known key"),
+    ({"demo": {"prompt": "x"}}, POLICIES, "demo", "bottle_agents.demo.policy is required"),
+    ({"demo": {"policy": "missing"}}, POLICIES, "demo", "'missing', which is not defined"),
+    (AGENTS, {"base": {"extends": "child"}, "child": {"extends": "base"}}, "demo", "forms a cycle"),
+    (AGENTS, {"child": {"extends": "ghost"}}, "demo", "bottle_policies.child.extends names policy 'ghost'"),
+    (AGENTS, {"child": {"allowed_domain": ["x"]}}, "demo", "bottle_policies.child.allowed_domain is not a known key"),
+    (AGENTS, {"child": {"allowed_domains": ["https://x.com/"]}}, "demo", "allowed_domains[0]"),
+    (AGENTS, {"child": {"allowed_domains": "x.com"}}, "demo", "allowed_domains must be a list"),
+    (AGENTS, {"child": {"env": {"HTTPS_PROXY": "x"}}}, "demo", "set by the bottle itself"),
+    (AGENTS, {"child": {"env": {"1BAD": "x"}}}, "demo", "not a valid environment variable name"),
+    (AGENTS, {"child": {"pipelock": {"unknown": []}}}, "demo", "bottle_policies.child.pipelock.unknown"),
+    (AGENTS, {"child": {"egress": {"routes": [{"auth": {}}]}}}, "demo", "egress.routes[0].host"),
+    ({"demo": {"policy": "child", "skills": {"../x": "y"}}}, POLICIES, "demo", "not a valid skill name"),
+    ({"demo": {"policy": "child", "env": {"T": "1"}, "secret_env": {"T": "2"}}}, POLICIES, "demo",
+     "both in env and secret_env"),
+])
+def test_errors_name_the_key_and_the_fix(agents, policies, agent, needle):
+    with pytest.raises(ManifestError) as err:
+        resolve(agents, policies, agent)
+    assert needle in str(err.value)
+
+
+def test_a_policy_allowing_nothing_is_rejected():
+    with pytest.raises(ManifestError, match="allows no host at all"):
+        resolve({"a": {"policy": "p"}}, {"p": {"env": {}}}, "a")
+
+
+def test_bad_instance_rejected():
+    with pytest.raises(ManifestError, match="bottle_instance"):
+        resolve(AGENTS, POLICIES, "demo", "Bad_Instance")
+
+
+def test_inputs_are_not_mutated():
+    before = repr(POLICIES)
+    resolve(AGENTS, POLICIES, "demo")
+    assert repr(POLICIES) == before
