@@ -1,0 +1,38 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""bottle_info against the in-memory engine: labels and state dirs, filtered."""
+
+from __future__ import annotations
+
+import json
+
+from ansible_collections.botbottle.bottle.plugins.modules import bottle_info, bottle_network
+from ansible_collections.botbottle.bottle.tests.unit.plugins.modules.docker_fakes import FakeEngine, run_module
+
+
+def launch(engine, slug, agent):
+    run_module(bottle_network, engine.client, {"slug": slug, "agent": agent, "pool": "10.9.0.0/16"})
+
+
+def test_lists_by_labels_and_state_dirs_with_filters(tmp_path):
+    engine = FakeEngine()
+    engine.add_network("unrelated", subnet="10.8.0.0/24")
+    launch(engine, "demo", "demo")
+    launch(engine, "demo-two", "demo")
+    launch(engine, "other", "other")
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "demo" / "meta.json").write_text(json.dumps({"agent": "demo", "backend": "docker",
+                                                              "created": "2026-11-22T00:00:00Z"}))
+    (tmp_path / "orphan").mkdir()  # a state dir with nothing running
+    (tmp_path / "Not A Slug").mkdir()
+
+    everything = run_module(bottle_info, engine.client, {"state_root": str(tmp_path)})["bottles"]
+    assert [b["slug"] for b in everything] == ["demo", "demo-two", "orphan", "other"]
+    demo = everything[0]
+    assert demo["created"] == "2026-11-22T00:00:00Z" and demo["state_dir"] == str(tmp_path / "demo")
+    assert [n["name"] for n in demo["networks"]] == ["bb-demo-net-int", "bb-demo-net-out"]
+
+    by_agent = run_module(bottle_info, engine.client, {"state_root": str(tmp_path), "agent": "demo"})["bottles"]
+    assert [b["slug"] for b in by_agent] == ["demo", "demo-two"]
+    one = run_module(bottle_info, engine.client, {"state_root": str(tmp_path), "slug": "demo-two"})["bottles"]
+    assert [b["slug"] for b in one] == ["demo-two"] and one[0]["state_dir"] is None
