@@ -51,6 +51,7 @@ class DockerTransport(AgentTransport):
     def __init__(self, client, container_name):
         self.client = client
         self.name = container_name
+        self._id_cache = {}
         try:
             self.container = client.containers.get(container_name)
         except Exception as exc:  # docker.errors.NotFound and friends
@@ -85,6 +86,12 @@ class DockerTransport(AgentTransport):
     def _ids(self, owner):
         if not owner:
             return 0, 0
+        if owner in self._id_cache:
+            return self._id_cache[owner]
+        self._id_cache[owner] = self._lookup_ids(owner)
+        return self._id_cache[owner]
+
+    def _lookup_ids(self, owner):
         user, _sep, group = owner.partition(":")
         rc, out, err = self.run(["id", "-u", user], user="root")
         if rc != 0:
