@@ -21,8 +21,8 @@ def test_lists_by_labels_and_state_dirs_with_filters(tmp_path):
     launch(engine, "demo-two", "demo")
     launch(engine, "other", "other")
     (tmp_path / "demo").mkdir()
-    (tmp_path / "demo" / "meta.json").write_text(json.dumps({"agent": "demo", "backend": "docker",
-                                                              "created": "2026-11-22T00:00:00Z"}))
+    meta = {"agent": "demo", "backend": "docker", "created": "2026-11-22T00:00:00Z"}
+    (tmp_path / "demo" / "meta.json").write_text(json.dumps(meta))
     (tmp_path / "orphan").mkdir()  # a state dir with nothing running
     (tmp_path / "Not A Slug").mkdir()
 
