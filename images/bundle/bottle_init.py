@@ -30,6 +30,9 @@ import threading
 import time
 
 CONFIG_SRC = "/etc/bottle"
+# Files for one daemon only (a route's credentials for egress, known secrets for pipelock):
+# /etc/bottle-private/<daemon>/* is staged into that daemon's directory and no other.
+PRIVATE_SRC = "/etc/bottle-private"
 RUN_DIR = "/run/bottle"
 CA_DIR = "/var/lib/bottle/ca"
 CA_CERT = "bottle-ca.pem"
@@ -91,7 +94,8 @@ def daemon_command(name):
             "--set", "stream_large_bodies=1",
             "--set", "flow_detail=0",
             "-s", "/opt/egress/egress_addon.py",
-        ], {"HOME": home, "BOTTLE_EGRESS_CONFIG": home + "/egress.json"})
+        ], {"HOME": home, "BOTTLE_EGRESS_CONFIG": home + "/egress.json",
+            "BOTTLE_EGRESS_TOKENS": home + "/tokens.json"})
     path = "/usr/local/bin/%s" % name
     if os.path.exists(path):
         return [path], {"HOME": home}
@@ -117,9 +121,11 @@ def stage_config(names):
         os.makedirs(home, exist_ok=True)
         os.chmod(home, 0o700)
         os.chown(home, pw.pw_uid, pw.pw_gid)
-        if os.path.isdir(CONFIG_SRC):
-            for entry in sorted(os.listdir(CONFIG_SRC)):
-                src = os.path.join(CONFIG_SRC, entry)
+        for source in (CONFIG_SRC, os.path.join(PRIVATE_SRC, name)):
+            if not os.path.isdir(source):
+                continue
+            for entry in sorted(os.listdir(source)):
+                src = os.path.join(source, entry)
                 if os.path.isfile(src):
                     dest = os.path.join(home, entry)
                     tmp = dest + ".new"

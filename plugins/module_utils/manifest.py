@@ -90,14 +90,82 @@ def check_policy(policy, path):
         _unknown(policy["egress"], EGRESS_KEYS, path + ".egress")
         routes = policy["egress"].get("routes", [])
         _expect(routes, list, path + ".egress.routes", "a list of routes")
+        seen = {}
         for index, route in enumerate(routes):
             rpath = "%s.egress.routes[%d]" % (path, index)
-            _expect(route, dict, rpath, "a route is a mapping with at least host")
-            if not isinstance(route.get("host"), str) or not HOST_RE.match(route["host"].lower()):
-                raise ManifestError("%s.host must be a host name" % rpath)
+            check_route(route, rpath)
+            host = route["host"].lower()
+            if host in seen:
+                raise ManifestError("%s.host %s is already routed by %s: keep one route per host (use matches "
+                                    "entries for several request shapes)" % (rpath, host, seen[host]))
+            seen[host] = rpath
     for key in ("git_gate", "supervise"):
         if key in policy:
             _expect(policy[key], dict, "%s.%s" % (path, key), "a mapping")
+
+
+ROUTE_KEYS = {"host", "auth", "matches", "description"}
+AUTH_KEYS = {"scheme", "token_ref", "header", "value"}
+MATCH_KEYS = {"paths", "methods", "headers"}
+PATH_KEYS = {"type", "value"}
+METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+HEADER_RE = re.compile(r"^[A-Za-z0-9-]+$")
+
+
+def check_route(route, rpath):
+    """One egress route: host, optional auth and matches."""
+    _expect(route, dict, rpath, "a route is a mapping with at least host")
+    _unknown(route, ROUTE_KEYS, rpath)
+    if not isinstance(route.get("host"), str) or not HOST_RE.match(route["host"].lower()) \
+            or route["host"].startswith("*."):
+        raise ManifestError("%s.host must be one exact host name (no wildcard, scheme or path)" % rpath)
+    if "auth" in route:
+        auth = route["auth"]
+        _expect(auth, dict, rpath + ".auth", "write scheme and token_ref, or drop auth for an unauthenticated route")
+        if not auth:
+            raise ManifestError("%s.auth is empty: give scheme and token_ref, or remove auth for a route without "
+                                "credentials" % rpath)
+        _unknown(auth, AUTH_KEYS, rpath + ".auth")
+        scheme = auth.get("scheme", "Bearer")
+        if scheme not in ("Bearer", "token", "header"):
+            raise ManifestError("%s.auth.scheme %r: use Bearer, token, or header (with auth.header and auth.value)"
+                                % (rpath, scheme))
+        if not isinstance(auth.get("token_ref"), str) or not ENV_NAME_RE.match(auth["token_ref"]):
+            raise ManifestError("%s.auth.token_ref is required: the name of an Ansible variable or environment "
+                                "variable holding the credential (letters, digits, '_')" % rpath)
+        if scheme == "header":
+            if not isinstance(auth.get("header"), str) or not HEADER_RE.match(auth["header"]):
+                raise ManifestError("%s.auth.header must name the header to set (scheme header)" % rpath)
+            if "{token}" not in str(auth.get("value", "{token}")):
+                raise ManifestError("%s.auth.value must contain {token} where the credential goes" % rpath)
+        elif "header" in auth or "value" in auth:
+            raise ManifestError("%s.auth.header/value apply to scheme header only" % rpath)
+    if "matches" in route:
+        _expect(route["matches"], list, rpath + ".matches", "a list of {paths, methods, headers} entries")
+        if not route["matches"]:
+            raise ManifestError("%s.matches is empty, which would refuse every request: remove it or add entries" % rpath)
+        for m_index, entry in enumerate(route["matches"]):
+            mpath = "%s.matches[%d]" % (rpath, m_index)
+            _expect(entry, dict, mpath, "an entry of paths, methods and headers")
+            _unknown(entry, MATCH_KEYS, mpath)
+            for p_index, rule in enumerate(entry.get("paths", [])):
+                ppath = "%s.paths[%d]" % (mpath, p_index)
+                _expect(rule, dict, ppath, "write {type: exact|prefix|regex, value: /path}")
+                _unknown(rule, PATH_KEYS, ppath)
+                if rule.get("type", "prefix") not in ("exact", "prefix", "regex"):
+                    raise ManifestError("%s.type must be exact, prefix or regex" % ppath)
+                if not isinstance(rule.get("value"), str) or not rule["value"]:
+                    raise ManifestError("%s.value is required" % ppath)
+                if rule.get("type") == "regex":
+                    try:
+                        re.compile(rule["value"])
+                    except re.error as exc:
+                        raise ManifestError("%s.value is not a valid regex (%s): fix the pattern" % (ppath, exc))
+            for method in entry.get("methods", []):
+                if str(method).upper() not in METHODS:
+                    raise ManifestError("%s.methods: %r is not an HTTP method (%s)" % (mpath, method, ", ".join(sorted(METHODS))))
+            headers = entry.get("headers", {})
+            _expect(headers, dict, mpath + ".headers", "write Header-Name: value pairs")
 
 
 def check_agent(agent, path):

@@ -40,8 +40,11 @@ options:
     description: Bundle files (names inside C(bundle/)) and their content.
     type: dict
     default: {}
-  secret_files:
-    description: Bundle files whose content is secret; never logged or shown in diffs.
+  private_files:
+    description:
+      - Files for one daemon of the bundle only, by daemon then file name (C({egress: {tokens.json: ...}})).
+        Written under C(private/<daemon>/), mounted at C(/etc/bottle-private) and staged by the bundle's
+        init into that daemon's directory and no other. Secret; never logged or shown in diffs.
     type: dict
     default: {}
   meta:
@@ -61,8 +64,9 @@ EXAMPLES = r"""
     slug: demo
     files:
       pipelock.yaml: "{{ lookup('ansible.builtin.template', 'pipelock.yaml.j2') }}"
-    secret_files:
-      dlp-secrets.txt: "{{ secrets | join('\n') }}"
+    private_files:
+      pipelock:
+        dlp-secrets.txt: "{{ secrets | join('\n') }}"
     meta: {slug: demo, agent: demo}
   register: state
 """
@@ -73,7 +77,7 @@ path:
   returned: always
   type: str
 config_hash:
-  description: SHA-256 over the bundle files' names and contents.
+  description: SHA-256 over the names and contents of the bundle and private files.
   returned: when state=present
   type: str
 changed_files:
@@ -127,7 +131,7 @@ def main():
         slug=dict(type="str", required=True),
         state_root=dict(type="path", default=naming.DEFAULT_STATE_ROOT),
         files=dict(type="dict", default={}),
-        secret_files=dict(type="dict", default={}, no_log=True),
+        private_files=dict(type="dict", default={}, no_log=True),
         meta=dict(type="dict", default={}),
         state=dict(type="str", choices=["present", "absent"], default="present"),
     ), supports_check_mode=True)
@@ -143,18 +147,26 @@ def main():
             shutil.rmtree(root)
         module.exit_json(changed=exists, path=root, changed_files=[root] if exists else [])
 
+    def encode(content):
+        text = "" if content is None else str(content)
+        return (text if not text or text.endswith("\n") else text + "\n").encode("utf-8")
+
+    def plain_name(name, where):
+        if not name or "/" in name or name.startswith("."):
+            module.fail_json(msg="%s: %r must be a plain file name" % (where, name))
+        return name
+
+    # relative path -> (content, secret)
     wanted = {}
-    for source, secret in ((p["files"], False), (p["secret_files"], True)):
-        for name, content in source.items():
-            if "/" in name or name.startswith("."):
-                module.fail_json(msg="files: %r must be a plain file name inside bundle/" % name)
-            if name in wanted:
-                module.fail_json(msg="%s is in both files and secret_files: keep it in one" % name)
-            text = "" if content is None else str(content)
-            wanted[name] = (text.encode("utf-8") if not text or text.endswith("\n") else (text + "\n").encode("utf-8"),
-                            secret)
+    for name, content in p["files"].items():
+        wanted["bundle/" + plain_name(name, "files")] = (encode(content), False)
+    dirs = [root, os.path.join(root, "bundle"), os.path.join(root, "ca"), os.path.join(root, "private")]
+    for daemon, files in p["private_files"].items():
+        plain_name(daemon, "private_files")
+        dirs.append(os.path.join(root, "private", daemon))
+        for name, content in (files or {}).items():
+            wanted["private/%s/%s" % (daemon, plain_name(name, "private_files." + daemon))] = (encode(content), True)
     changed, before, after = [], {}, {}
-    dirs = [root, os.path.join(root, "bundle"), os.path.join(root, "ca")]
     for path in dirs:
         if not os.path.isdir(path):
             changed.append(path + "/")
@@ -165,7 +177,7 @@ def main():
             if not module.check_mode:
                 os.chmod(path, 0o700)
     for name, (content, secret) in sorted(wanted.items()):
-        path = os.path.join(root, "bundle", name)
+        path = os.path.join(root, name)
         current = read(path)
         if current != content:
             changed.append(path)

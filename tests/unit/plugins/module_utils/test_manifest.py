@@ -74,3 +74,36 @@ def test_inputs_are_not_mutated():
     before = repr(POLICIES)
     resolve(AGENTS, POLICIES, "demo")
     assert repr(POLICIES) == before
+
+
+def _route_policy(route):
+    return {"p": {"allowed_domains": ["a.example.com"], "egress": {"routes": [route]}}}
+
+
+@pytest.mark.parametrize("route,needle", [
+    ({"host": "api.x.com", "auth": {}}, "auth is empty"),
+    ({"host": "api.x.com", "auth": {"scheme": "Bearer"}}, "auth.token_ref is required"),
+    ({"host": "api.x.com", "auth": {"scheme": "Basic", "token_ref": "T"}}, "use Bearer, token, or header"),
+    ({"host": "api.x.com", "auth": {"scheme": "header", "token_ref": "T"}}, "auth.header must name"),
+    ({"host": "api.x.com", "auth": {"token_ref": "T", "tokn": 1}}, "auth.tokn is not a known key"),
+    ({"host": "api.x.com", "matches": [{"paths": [{"type": "regex", "value": "(["}]}]}, "not a valid regex"),
+    ({"host": "api.x.com", "matches": [{"methods": ["FETCH"]}]}, "not an HTTP method"),
+    ({"host": "api.x.com", "matches": []}, "would refuse every request"),
+    ({"host": "*.x.com"}, "one exact host name"),
+    ({"host": "api.x.com", "verb": "GET"}, "routes[0].verb is not a known key"),
+])
+def test_route_errors_name_agent_route_and_fix(route, needle):
+    with pytest.raises(ManifestError) as err:
+        resolve({"a": {"policy": "p"}}, _route_policy(route), "a")
+    assert needle in str(err.value) and "egress.routes[0]" in str(err.value)
+
+
+def test_duplicate_route_host():
+    policies = {"p": {"egress": {"routes": [{"host": "API.x.com"}, {"host": "api.x.com"}]}}}
+    with pytest.raises(ManifestError, match="already routed"):
+        resolve({"a": {"policy": "p"}}, policies, "a")
+
+
+def test_a_route_alone_is_enough_to_allow_its_host():
+    policies = {"p": {"egress": {"routes": [{"host": "api.x.com", "auth": {"token_ref": "T"}}]}}}
+    assert resolve({"a": {"policy": "p"}}, policies, "a")["policy"]["egress"]["routes"][0]["host"] == "api.x.com"

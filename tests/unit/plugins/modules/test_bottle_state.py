@@ -16,7 +16,7 @@ from ansible_collections.botbottle.bottle.tests.unit.plugins.modules.docker_fake
 
 def run(root, check=False, **overrides):
     args = {"slug": "demo", "state_root": str(root), "files": {"pipelock.yaml": "mode: strict"},
-            "secret_files": {"dlp-secrets.txt": "ghp_secret"}, "meta": {"slug": "demo", "created": "t1"}}
+            "private_files": {"pipelock": {"dlp-secrets.txt": "ghp_secret"}}, "meta": {"slug": "demo", "created": "t1"}}
     args.update(overrides)
     return run_module(bottle_state, None, args, check=check, diff=True)
 
@@ -33,7 +33,9 @@ def test_creates_private_tree_and_hash(tmp_path):
     for path in (base, base / "bundle", base / "ca"):
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o700
     assert (base / "bundle" / "pipelock.yaml").read_text() == "mode: strict\n"
-    assert stat.S_IMODE(os.stat(base / "bundle" / "dlp-secrets.txt").st_mode) == 0o600
+    secret = base / "private" / "pipelock" / "dlp-secrets.txt"
+    assert secret.read_text() == "ghp_secret\n" and stat.S_IMODE(os.stat(secret).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(base / "private" / "pipelock").st_mode) == 0o700
     # the secret never shows in the diff
     assert "ghp_secret" not in json.dumps(result["diff"])
 
@@ -47,7 +49,7 @@ def test_second_run_unchanged_and_meta_kept(tmp_path):
 
 def test_content_change_changes_the_hash(tmp_path):
     first = run(tmp_path)
-    second = run(tmp_path, secret_files={"dlp-secrets.txt": "other"})
+    second = run(tmp_path, private_files={"pipelock": {"dlp-secrets.txt": "other"}})
     assert second["changed"] and second["config_hash"] != first["config_hash"]
 
 
