@@ -23,7 +23,7 @@ NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
 AGENT_KEYS = {"policy", "prompt", "skills", "env", "secret_env", "description", "image"}
 POLICY_KEYS = {"extends", "description", "env", "secret_env", "allowed_domains", "pipelock", "egress",
                "git_gate", "supervise"}
-PIPELOCK_KEYS = {"passthrough_domains", "trusted_domains"}
+PIPELOCK_KEYS = {"passthrough_domains", "trusted_domains", "max_response_bytes", "max_requests_per_minute"}
 EGRESS_KEYS = {"routes"}
 # Environment names the bottle sets itself: a policy must not override the way out.
 RESERVED_ENV = {"HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy", "NO_PROXY", "no_proxy",
@@ -83,8 +83,12 @@ def check_policy(policy, path):
     if "pipelock" in policy:
         _expect(policy["pipelock"], dict, path + ".pipelock", "a mapping")
         _unknown(policy["pipelock"], PIPELOCK_KEYS, path + ".pipelock")
-        for key, hosts in policy["pipelock"].items():
-            _check_hosts(hosts, "%s.pipelock.%s" % (path, key))
+        for key, value in policy["pipelock"].items():
+            if key in ("max_response_bytes", "max_requests_per_minute"):
+                if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                    raise ManifestError("%s.pipelock.%s must be a positive whole number" % (path, key))
+                continue
+            _check_hosts(value, "%s.pipelock.%s" % (path, key))
     if "egress" in policy:
         _expect(policy["egress"], dict, path + ".egress", "a mapping")
         _unknown(policy["egress"], EGRESS_KEYS, path + ".egress")
