@@ -49,6 +49,7 @@ test: lint sanity unit integration molecule
 
 bench: test-images
 	$(VENV)/python bench/launch.py
+	$(VENV)/python bench/chain.py
 
 clean:
 	rm -rf .build
