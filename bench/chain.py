@@ -42,7 +42,7 @@ def setup(ephemeral):
             aliases += ["--network-alias", host]
         sh(["docker", "run", "-d", "--name", SERVER, "--label", "io.botbottle.test=1", "--network", NET]
            + aliases + ["botbottle/testnet:latest"])
-    for _ in range(50):
+    for _attempt in range(50):
         ca = sh(["docker", "exec", SERVER, "cat", "/srv/testnet/ca.pem"], check=False)
         if "BEGIN CERTIFICATE" in ca.stdout:
             break
@@ -83,7 +83,7 @@ def measure(container, host, curl_opts):
     first = [float(run_in(container, "%s -N -o /dev/null -w '%%{time_starttransfer}' "
                           "'https://%s/sse?events=1&interval_ms=0'; case $? in 0|18|56) ;; *) exit 1;; esac"
                           % (base, host)))
-             for _ in range(5)]
+             for _run in range(5)]
     if min(first) <= 0:
         raise RuntimeError("%s: no server-sent event from %s" % (container, host))
     times.sort()

@@ -183,7 +183,7 @@ class Egress:
     def request(self, flow):
         from mitmproxy import http  # only inside mitmproxy
 
-        headers = {k: v for k, v in flow.request.headers.items()}
+        headers = dict(flow.request.headers.items())
         refusal, inject, strip = self.decide(flow.client_conn.sni, flow.request.host_header,
                                              flow.request.method, flow.request.path.split("?")[0], headers,
                                              flow.request.scheme)

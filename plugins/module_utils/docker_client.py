@@ -18,6 +18,8 @@ API:
   (a dict) travels through the API, never on a command line.
 - ``log_tail(container, lines=30)``: the container's last log lines as text
   (never raises).
+- ``run_manager(argument_spec, manager_class, what, get_client)``: the shared main() of the
+  slug-keyed modules (bottle_network, sidecar_bundle, bottle_agent).
 - ``env_list_to_dict(items)``: Docker's ``["K=V"]`` environment as a dict.
 - ``DockerException`` / ``NotFound``: the SDK's errors (plain ``Exception``
   when the SDK is missing, so ``except`` clauses still import).
@@ -50,6 +52,33 @@ DOCKER_COMMON_ARGS = dict(
 
 # Where Docker Desktop puts its socket when /var/run/docker.sock is not linked.
 _DESKTOP_SOCKETS = ("~/.docker/run/docker.sock", "~/.docker/desktop/docker.sock")
+
+
+def run_manager(argument_spec, manager_class, what, get_client=None):
+    """The main() of a slug-keyed docker module: parse, check the slug, connect, let
+    ``manager_class(module, client)`` do ``present()``/``absent()``, exit with its ``result``.
+
+    ``get_client`` defaults to ``get_docker_client``; modules pass their own reference so
+    tests can swap the client where the module looks it up."""
+    from ansible.module_utils.basic import AnsibleModule
+    from ansible_collections.botbottle.bottle.plugins.module_utils import naming
+
+    spec = dict(argument_spec)
+    spec.update(DOCKER_COMMON_ARGS)
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    error = naming.slug_error(module.params["slug"])
+    if error:
+        module.fail_json(msg="slug: " + error)
+    client = (get_client or get_docker_client)(module)
+    try:
+        manager = manager_class(module, client)
+        getattr(manager, module.params["state"])()
+    except DockerException as exc:
+        module.fail_json(msg="docker engine error for %s of bottle %s: %s" % (what, module.params["slug"], exc))
+    result = manager.result
+    if not module._diff:
+        result.pop("diff", None)
+    module.exit_json(**result)
 
 
 def default_docker_host():

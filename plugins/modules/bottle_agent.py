@@ -109,11 +109,10 @@ ip:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.botbottle.bottle.plugins.module_utils import naming
 from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import (
-    DOCKER_COMMON_ARGS, DockerException, env_list_to_dict, find_container, find_image, get_docker_client)
+    DockerException, env_list_to_dict, find_container, find_image, get_docker_client, run_manager)
 
 CA_PATH = "/usr/local/share/ca-certificates/bottle-ca.crt"
 # Docker's embedded DNS forwards unknown names to these servers; a user-set 127.x server is
@@ -279,21 +278,7 @@ def main():
         pids_limit=dict(type="int", default=512),
         state=dict(type="str", choices=["present", "absent"], default="present"),
     )
-    argument_spec.update(DOCKER_COMMON_ARGS)
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    error = naming.slug_error(module.params["slug"])
-    if error:
-        module.fail_json(msg="slug: " + error)
-    client = get_docker_client(module)
-    try:
-        manager = AgentManager(module, client)
-        getattr(manager, module.params["state"])()
-    except DockerException as exc:
-        module.fail_json(msg="docker engine error for agent of bottle %s: %s" % (module.params["slug"], exc))
-    result = manager.result
-    if not module._diff:
-        result.pop("diff")
-    module.exit_json(**result)
+    run_manager(argument_spec, AgentManager, "agent", get_client=get_docker_client)
 
 
 if __name__ == "__main__":

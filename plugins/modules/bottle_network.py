@@ -100,11 +100,10 @@ skipped_subnets:
 import hashlib
 import ipaddress
 
-from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.botbottle.bottle.plugins.module_utils import naming
 from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import (
-    DOCKER_COMMON_ARGS, DockerException, find_network, get_docker_client)
+    find_network, get_docker_client, run_manager)
 
 INHIBIT_IPV4 = "com.docker.network.bridge.inhibit_ipv4"
 
@@ -266,21 +265,7 @@ def main():
         labels=dict(type="dict", default={}),
         state=dict(type="str", choices=["present", "absent"], default="present"),
     )
-    argument_spec.update(DOCKER_COMMON_ARGS)
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    error = naming.slug_error(module.params["slug"])
-    if error:
-        module.fail_json(msg="slug: " + error)
-    client = get_docker_client(module)
-    try:
-        manager = NetworkManager(module, client)
-        getattr(manager, module.params["state"])()
-    except DockerException as exc:
-        module.fail_json(msg="docker engine error for bottle %s networks: %s" % (module.params["slug"], exc))
-    result = manager.result
-    if not module._diff:
-        result.pop("diff")
-    module.exit_json(**result)
+    run_manager(argument_spec, NetworkManager, "networks", get_client=get_docker_client)
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ options:
     default: {}
   private_files:
     description:
-      - Files for one daemon of the bundle only, by daemon then file name (C({egress: {tokens.json: ...}})).
+      - Files for one daemon of the bundle only, by daemon then file name (for example C(egress) then C(tokens.json)).
         Written under C(private/<daemon>/), mounted at C(/etc/bottle-private) and staged by the bundle's
         init into that daemon's directory and no other. Secret; never logged or shown in diffs.
     type: dict

@@ -176,11 +176,11 @@ reloaded:
 import json
 import time
 
-from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.botbottle.bottle.plugins.module_utils import naming
 from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import (
-    DOCKER_COMMON_ARGS, DockerException, env_list_to_dict, exec_in, find_container, find_image, get_docker_client, log_tail)
+    DockerException, env_list_to_dict, exec_in, find_container, find_image, get_docker_client, log_tail,
+    run_manager)
 
 
 class BundleManager:
@@ -451,21 +451,7 @@ def main():
         health_timeout=dict(type="int", default=60),
         state=dict(type="str", choices=["present", "absent"], default="present"),
     )
-    argument_spec.update(DOCKER_COMMON_ARGS)
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    error = naming.slug_error(module.params["slug"])
-    if error:
-        module.fail_json(msg="slug: " + error)
-    client = get_docker_client(module)
-    try:
-        manager = BundleManager(module, client)
-        getattr(manager, module.params["state"])()
-    except DockerException as exc:
-        module.fail_json(msg="docker engine error for bundle of bottle %s: %s" % (module.params["slug"], exc))
-    result = manager.result
-    if not module._diff:
-        result.pop("diff")
-    module.exit_json(**result)
+    run_manager(argument_spec, BundleManager, "bundle", get_client=get_docker_client)
 
 
 if __name__ == "__main__":
