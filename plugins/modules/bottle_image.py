@@ -12,8 +12,14 @@ version_added: 0.1.0
 description:
   - Builds image O(name) from the context directory O(path) on the managed host.
   - The build is skipped when an image of that name carries label C(io.botbottle.inputs) equal to the
-    hash of its inputs - every context file (minus C(.dockerignore) matches), the Dockerfile, the
-    build arguments, the extra CA bundle and the ids of the base images the C(FROM) lines name.
+    hash of its inputs - the relative path, content and executable bits of every context file the
+    engine would receive (C(.dockerignore) applied with the engine's rules), the Dockerfile, the build
+    arguments, the labels, the extra CA bundle and the ids of the base images the C(FROM) lines name
+    (with C(ARG) defaults and build arguments substituted).
+  - Base images must already be in the local image cache (nothing is pulled); a missing one fails
+    before any build with the hint to run C(scripts/seed-images.sh).
+  - The build uses the engine's legacy builder and streams its output; a failed build reports its
+    last 40 lines.
   - O(extra_ca_file) is copied into the build context as C(extra-ca.pem) (an empty file when unset)
     without touching the source tree; the Dockerfiles use it for their downloads only.
 author: botbottle developers (@botbottle)
@@ -51,21 +57,33 @@ options:
         in the context. Empty means none.
     type: path
   labels:
-    description: Extra image labels.
+    description:
+      - Extra image labels (part of the inputs). C(io.botbottle.inputs) is reserved for the module.
     type: dict
     default: {}
+  build_timeout:
+    description:
+      - Seconds a build may stay silent (one long C(RUN) step) before it is given up.
+    type: int
+    default: 3600
   force:
     description: Build even when the inputs did not change.
     type: bool
     default: false
   state:
-    description: V(absent) removes the image.
+    description: V(absent) removes the image (its tag O(name)).
     type: str
     choices: [present, absent]
     default: present
 """
 
 EXAMPLES = r"""
+- name: Build the agent image behind a TLS-intercepting proxy
+  botbottle.bottle.bottle_image:
+    name: botbottle/agent:latest
+    path: /opt/botbottle/images/agent
+    extra_ca_file: /etc/ssl/certs/ca-certificates.crt
+
 - name: Build the bundle image
   botbottle.bottle.bottle_image:
     name: botbottle/bundle:latest
@@ -81,10 +99,30 @@ image:
   returned: when state=present
   type: dict
   sample: {name: botbottle/bundle:latest, id: "sha256:2f47...", inputs_hash: 9b1c...}
+  contains:
+    name:
+      description: The image reference.
+      type: str
+    id:
+      description: The image id (null in check mode when a build would run).
+      type: str
+    inputs_hash:
+      description: The hash of the inputs, also the image's C(io.botbottle.inputs) label.
+      type: str
 built:
   description: Whether a build ran.
   returned: always
   type: bool
+build_log:
+  description: The last 40 lines of build output.
+  returned: when the build failed
+  type: list
+  elements: str
+missing_base_images:
+  description: Base images that are not in the local image cache.
+  returned: when a base image is missing
+  type: list
+  elements: str
 """
 
 import fnmatch
@@ -92,6 +130,7 @@ import hashlib
 import io
 import os
 import re
+import stat
 import tarfile
 
 from ansible.module_utils.basic import AnsibleModule
@@ -100,73 +139,243 @@ from ansible_collections.botbottle.bottle.plugins.module_utils import naming
 from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import (
     DOCKER_COMMON_ARGS, DockerException, find_image, get_docker_client)
 
+try:
+    from docker.utils.build import exclude_paths
+except ImportError:  # pragma: no cover - the module fails in get_docker_client first
+    exclude_paths = None
+
 EXTRA_CA_NAME = "extra-ca.pem"
+SEED_HINT = "run scripts/seed-images.sh on that host (or docker pull it where a registry answers)"
+# What the engine says when the legacy builder tried to pull a base it could not find.
+PULL_FAILURE = re.compile(r"pull access denied|manifest unknown|repository does not exist|"
+                          r"no such image|not found: manifest|failed to resolve", re.I)
+_ARG_REF = re.compile(r"\$(?:\{(\w+)(?::?([-+])([^}]*))?\}|(\w+))")
 
 
 def ignore_patterns(path):
+    """The .dockerignore patterns of a context, in the engine's form (comments and blanks dropped)."""
     try:
         with open(os.path.join(path, ".dockerignore"), encoding="utf-8") as handle:
-            return [line.strip() for line in handle if line.strip() and not line.startswith("#")]
+            return [line.strip() for line in handle if line.strip() and not line.lstrip().startswith("#")]
     except OSError:
         return []
 
 
-def context_files(path):
-    """Relative paths of the context's files, sorted; .dockerignore and extra-ca.pem left out."""
+def context_files(path, dockerfile="Dockerfile"):
+    """Relative paths of the files the engine would receive, sorted.
+
+    .dockerignore semantics (``**``, ``!`` exceptions, directories) are the docker SDK's own; the
+    Dockerfile is always kept, as the engine does. A stray ``extra-ca.pem`` in the source tree is
+    left out: the module supplies that file itself."""
     patterns = ignore_patterns(path)
+    if exclude_paths is not None:
+        kept = exclude_paths(path, list(patterns), dockerfile=dockerfile)
+    else:  # only reached by callers that bypass get_docker_client (none in the module)
+        kept = set()
+        for root, _dirs, files in os.walk(path):
+            for name in files:
+                rel = os.path.relpath(os.path.join(root, name), path)
+                if rel == dockerfile or not any(fnmatch.fnmatch(rel, p) for p in patterns):
+                    kept.add(rel)
     out = []
-    for root, dirs, files in os.walk(path):
-        dirs.sort()
-        for name in files:
-            rel = os.path.relpath(os.path.join(root, name), path)
-            if rel == EXTRA_CA_NAME or any(fnmatch.fnmatch(rel, p) for p in patterns):
-                continue
-            out.append(rel)
+    for rel in kept:
+        full = os.path.join(path, rel)
+        if rel == EXTRA_CA_NAME or (os.path.isdir(full) and not os.path.islink(full)):
+            continue
+        out.append(rel)
     return sorted(out)
 
 
+def _substitute(text, args):
+    def one(match):
+        name = match.group(1) or match.group(4)
+        value = args.get(name, "")
+        if match.group(2) == "-":
+            return value or match.group(3)
+        if match.group(2) == "+":
+            return match.group(3) if value else ""
+        return value
+    return _ARG_REF.sub(one, text)
+
+
 def base_images(dockerfile_text, build_args):
-    """Names of the images the FROM lines refer to (ARG defaults and build args substituted)."""
-    args, stages, bases = {}, set(), []
-    for line in dockerfile_text.splitlines():
+    """Names of the images the FROM lines start from, with ARG defaults and build args substituted.
+
+    Only ARGs declared before the first FROM apply to FROM lines (Dockerfile scoping); stage
+    names, ``scratch`` and references that stay unresolved are skipped."""
+    args, stages, bases, seen_from = {}, set(), [], False
+    text = re.sub(r"\\\r?\n", " ", dockerfile_text)
+    for line in text.splitlines():
         words = line.strip().split()
-        if len(words) >= 2 and words[0].upper() == "ARG":
-            key, _sep, default = words[1].partition("=")
-            args.setdefault(key, build_args.get(key, default))
-        elif len(words) >= 2 and words[0].upper() == "FROM":
-            ref = re.sub(r"\$\{?(\w+)\}?", lambda m: args.get(m.group(1), ""), words[1])
-            if ref not in stages and ref.lower() != "scratch":
+        if len(words) < 2 or words[0].startswith("#"):
+            continue
+        keyword = words[0].upper()
+        if keyword == "ARG" and not seen_from:
+            for decl in words[1:]:
+                key, _sep, default = decl.partition("=")
+                args[key] = build_args.get(key, _substitute(default.strip("\"'"), args))
+        elif keyword == "FROM":
+            seen_from = True
+            rest = [w for w in words[1:] if not w.startswith("--")]
+            if not rest:
+                continue
+            ref = _substitute(rest[0], args)
+            if ref and "$" not in ref and ref not in stages and ref.lower() != "scratch" and ref not in bases:
                 bases.append(ref)
-            if len(words) >= 4 and words[2].upper() == "AS":
-                stages.add(words[3])
+            if len(rest) >= 3 and rest[1].upper() == "AS":
+                stages.add(rest[2])
     return bases
 
 
-def inputs_hash(path, dockerfile, build_args, extra_ca, base_ids):
+def inputs_hash(path, files, dockerfile, build_args, labels, extra_ca, base_ids):
+    """sha256 over everything that decides what a build produces."""
     digest = hashlib.sha256()
-    for rel in context_files(path):
-        digest.update(rel.encode() + b"\0")
-        with open(os.path.join(path, rel), "rb") as handle:
-            digest.update(hashlib.sha256(handle.read()).digest())
+    for rel in files:
+        full = os.path.join(path, rel)
+        mode = os.lstat(full).st_mode
+        if stat.S_ISLNK(mode):
+            content = ("symlink:" + os.readlink(full)).encode()
+        else:
+            with open(full, "rb") as handle:
+                content = handle.read()
+        # The executable bits survive COPY, so they are an input too.
+        digest.update(("file %s %o\0" % (rel, stat.S_IMODE(mode) & 0o111)).encode())
+        digest.update(hashlib.sha256(content).digest())
     digest.update(("dockerfile=%s\0" % dockerfile).encode())
     for key in sorted(build_args):
         digest.update(("arg %s=%s\0" % (key, build_args[key])).encode())
+    for key in sorted(labels):
+        digest.update(("label %s=%s\0" % (key, labels[key])).encode())
     digest.update(b"extra-ca\0" + hashlib.sha256(extra_ca).digest())
     for name, image_id in base_ids:
         digest.update(("base %s=%s\0" % (name, image_id)).encode())
     return digest.hexdigest()
 
 
-def context_tar(path, extra_ca):
+def context_tar(path, files, extra_ca):
+    """The build context as an in-memory tar: the kept files plus our extra-ca.pem."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
-        for rel in context_files(path):
+        for rel in files:
             tar.add(os.path.join(path, rel), arcname=rel, recursive=False)
         info = tarfile.TarInfo(EXTRA_CA_NAME)
         info.size, info.mode = len(extra_ca), 0o644
         tar.addfile(info, io.BytesIO(extra_ca))
     buf.seek(0)
     return buf
+
+
+class ImageManager:
+    """Decides whether image O(name) must be built (or removed) and does it."""
+
+    def __init__(self, module, client):
+        self.module, self.client, self.p = module, client, module.params
+        self.check_mode = module.check_mode
+        self.existing = find_image(client, self.p["name"])
+        labels = (self.existing.labels or {}) if self.existing is not None else {}
+        self.current = labels.get(naming.LABEL_INPUTS) or ""
+        self.result = dict(changed=False, built=False)
+
+    def fail(self, msg, **extra):
+        self.module.fail_json(msg=msg, **extra)
+
+    def absent(self):
+        if self.existing is None:
+            self.result["diff"] = dict(before={}, after={})
+            return
+        if not self.check_mode:
+            try:
+                self.client.images.remove(self.p["name"])
+            except DockerException as exc:
+                self.fail("cannot remove image %s: %s. Remove the containers still using it first "
+                          "(docker ps -a --filter ancestor=%s)" % (self.p["name"], exc, self.p["name"]))
+        self.result.update(changed=True, diff=dict(before={"inputs_hash": self.current}, after={}))
+
+    def _extra_ca(self):
+        ca_file = self.p["extra_ca_file"]
+        if not ca_file:
+            return b""
+        if not os.path.isfile(ca_file):
+            self.fail("extra_ca_file %s is not a file on the managed host: give a PEM bundle there "
+                      "(for example /etc/ssl/certs/ca-certificates.crt) or leave extra_ca_file empty" % ca_file)
+        with open(ca_file, "rb") as handle:
+            return handle.read()
+
+    def _base_ids(self, dockerfile_text, build_args):
+        found, missing = [], []
+        for base in base_images(dockerfile_text, build_args):
+            image = find_image(self.client, base)
+            if image is None:
+                missing.append(base)
+            else:
+                found.append((base, image.id))
+        if missing:
+            self.fail("base image(s) %s of %s not in the local image cache: %s"
+                      % (", ".join(missing), self.p["name"], SEED_HINT), missing_base_images=missing)
+        return found
+
+    def present(self):
+        p = self.p
+        path = p["path"]
+        dockerfile_path = os.path.join(path, p["dockerfile"])
+        if not os.path.isdir(path):
+            self.fail("path %s is not a directory on the managed host: point path at an image's build context" % path)
+        if not os.path.isfile(dockerfile_path):
+            self.fail("path %s has no %s (dockerfile): point path at an image's build context, or set "
+                      "dockerfile to the Dockerfile's path relative to it" % (path, p["dockerfile"]))
+        extra_ca = self._extra_ca()
+        build_args = dict((k, str(v)) for k, v in (p["build_args"] or {}).items())
+        labels = dict((k, str(v)) for k, v in (p["labels"] or {}).items())
+        if naming.LABEL_INPUTS in labels:
+            self.fail("labels: %s is set by the module itself; remove it from labels" % naming.LABEL_INPUTS)
+        with open(dockerfile_path, encoding="utf-8") as handle:
+            base_ids = self._base_ids(handle.read(), build_args)
+        files = context_files(path, p["dockerfile"])
+        wanted = inputs_hash(path, files, p["dockerfile"], build_args, labels, extra_ca, base_ids)
+        self.result["diff"] = dict(before={"inputs_hash": self.current}, after={"inputs_hash": wanted})
+        image = {"name": p["name"], "id": self.existing.id if self.existing is not None else None,
+                 "inputs_hash": wanted}
+        self.result["image"] = image
+        if self.current == wanted and not p["force"]:
+            return
+        self.result["changed"] = True
+        if self.check_mode:
+            image["id"] = None
+            return
+        labels[naming.LABEL_INPUTS] = wanted
+        self._build(path, files, extra_ca, build_args, labels)
+        built = find_image(self.client, p["name"])
+        image["id"] = built.id if built is not None else None
+        self.result["built"] = True
+
+    def _build(self, path, files, extra_ca, build_args, labels):
+        p = self.p
+        log, error = [], None
+        try:
+            # The legacy builder (no BuildKit on the engines we target), streamed so a failure can
+            # show its last lines; pull=False: bases come from the local cache, checked above.
+            stream = self.client.api.build(
+                fileobj=context_tar(path, files, extra_ca), custom_context=True, tag=p["name"],
+                dockerfile=p["dockerfile"], buildargs=build_args, labels=labels, rm=True, forcerm=True,
+                pull=False, decode=True, timeout=p["build_timeout"])
+            for chunk in stream:
+                if "stream" in chunk:
+                    log.extend(chunk["stream"].rstrip("\n").splitlines())
+                if "error" in chunk:
+                    error = chunk["error"]
+                    log.extend(str(error).rstrip("\n").splitlines())
+        except DockerException as exc:
+            error = str(exc)
+        except OSError as exc:  # a read timeout of a silent build step surfaces as a socket error
+            error = "%s (a build step stayed silent longer than build_timeout=%s seconds: raise build_timeout)" % (
+                exc, p["build_timeout"])
+        if error:
+            hint = ""
+            if PULL_FAILURE.search(str(error)):
+                hint = "; a base image is missing: " + SEED_HINT
+            tail = log[-40:]
+            self.fail("building %s failed: %s%s\n--- last %d lines of build output ---\n%s"
+                      % (p["name"], str(error).strip(), hint, len(tail), "\n".join(tail)), build_log=tail)
 
 
 def main():
@@ -178,72 +387,22 @@ def main():
         extra_ca_file=dict(type="path"),
         labels=dict(type="dict", default={}),
         force=dict(type="bool", default=False),
+        build_timeout=dict(type="int", default=3600),
         state=dict(type="str", choices=["present", "absent"], default="present"),
     )
     argument_spec.update(DOCKER_COMMON_ARGS)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            required_if=[("state", "present", ["path"])])
-    p = module.params
     client = get_docker_client(module)
-    existing = find_image(client, p["name"])
-    current = ((existing.labels or {}).get(naming.LABEL_INPUTS) if existing else None) or ""
-
-    if p["state"] == "absent":
-        if existing is not None and not module.check_mode:
-            try:
-                client.images.remove(p["name"])
-            except DockerException as exc:
-                module.fail_json(msg="cannot remove image %s: %s (is a container still using it?)" % (p["name"], exc))
-        module.exit_json(changed=existing is not None, built=False,
-                         diff=dict(before={"inputs_hash": current}, after={}))
-
-    path = p["path"]
-    dockerfile_path = os.path.join(path, p["dockerfile"])
-    if not os.path.isfile(dockerfile_path):
-        module.fail_json(msg="path %s has no %s (dockerfile): point path at an image's build context"
-                         % (path, p["dockerfile"]))
-    extra_ca = b""
-    if p["extra_ca_file"]:
-        if not os.path.isfile(p["extra_ca_file"]):
-            module.fail_json(msg="extra_ca_file %s does not exist: give a PEM bundle or leave it empty" % p["extra_ca_file"])
-        with open(p["extra_ca_file"], "rb") as handle:
-            extra_ca = handle.read()
-    build_args = {k: str(v) for k, v in (p["build_args"] or {}).items()}
-    with open(dockerfile_path, encoding="utf-8") as handle:
-        bases = base_images(handle.read(), build_args)
-    base_ids = []
-    for base in bases:
-        image = find_image(client, base)
-        if image is None:
-            module.fail_json(msg="base image %s of %s is not in the local image cache: run scripts/seed-images.sh "
-                                 "(or docker pull it)" % (base, p["name"]))
-        base_ids.append((base, image.id))
-    wanted = inputs_hash(path, p["dockerfile"], build_args, extra_ca, base_ids)
-    diff = dict(before={"inputs_hash": current}, after={"inputs_hash": wanted})
-    if current == wanted and not p["force"]:
-        module.exit_json(changed=False, built=False, diff=diff,
-                         image={"name": p["name"], "id": existing.id, "inputs_hash": wanted})
-    if module.check_mode:
-        module.exit_json(changed=True, built=False, diff=diff, image={"name": p["name"], "id": None, "inputs_hash": wanted})
-
-    labels = dict(p["labels"] or {})
-    labels[naming.LABEL_INPUTS] = wanted
-    log, error = [], None
     try:
-        for chunk in client.api.build(fileobj=context_tar(path, extra_ca), custom_context=True, tag=p["name"],
-                                      dockerfile=p["dockerfile"], buildargs=build_args, labels=labels,
-                                      rm=True, forcerm=True, decode=True):
-            if "stream" in chunk:
-                log.extend(chunk["stream"].rstrip("\n").splitlines())
-            if "error" in chunk:
-                error = chunk["error"]
+        manager = ImageManager(module, client)
+        getattr(manager, module.params["state"])()
     except DockerException as exc:
-        error = str(exc)
-    if error:
-        module.fail_json(msg="building %s failed: %s" % (p["name"], error.strip()), build_log=log[-40:])
-    image = find_image(client, p["name"])
-    module.exit_json(changed=True, built=True, diff=diff,
-                     image={"name": p["name"], "id": image.id if image else None, "inputs_hash": wanted})
+        module.fail_json(msg="docker engine error for image %s: %s" % (module.params["name"], exc))
+    result = manager.result
+    if not module._diff:
+        result.pop("diff", None)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

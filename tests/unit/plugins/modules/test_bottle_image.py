@@ -4,6 +4,10 @@
 
 from __future__ import annotations
 
+import io
+import os
+import tarfile
+
 import pytest
 from docker.errors import NotFound
 
@@ -41,8 +45,12 @@ class Client:
 
     def build(self, fileobj, tag, labels, buildargs, **kwargs):
         self.builds.append((tag, dict(buildargs), fileobj.read()))
+        self.build_kwargs = kwargs
+        if isinstance(self.fail, Exception):
+            raise self.fail
         if self.fail:
-            yield {"stream": "Step 1/2 : FROM debian\n"}
+            for step in range(60):
+                yield {"stream": "step %d\n" % step}
             yield {"error": self.fail}
             return
         self.store[tag] = Image("sha256:%d" % len(self.builds), labels)
@@ -118,21 +126,130 @@ def test_check_mode_builds_nothing(client, context):
     assert result["changed"] and not result["built"] and client.builds == []
 
 
-def test_missing_base_names_the_seed_script(client, context):
+def test_missing_base_names_the_seed_script_before_building(client, context):
     del client.store["debian:trixie-slim"]
-    with pytest.raises(Failed, match="scripts/seed-images.sh"):
+    with pytest.raises(Failed, match="debian:trixie-slim of botbottle/x:latest .*scripts/seed-images.sh") as err:
         run(client, context)
+    assert err.value.result["missing_base_images"] == ["debian:trixie-slim"] and client.builds == []
 
 
-def test_build_failure_carries_the_log(context):
-    client = Client({"debian:trixie-slim": Image("a"), "ghcr.io/luckypipewrench/pipelock:2.3.0": Image("b")},
-                    fail="apt-get failed")
+def test_base_images_scoping_flags_and_defaults():
+    text = """ARG REG=docker.io
+ARG TAG
+FROM --platform=linux/amd64 ${REG}/library/debian:${TAG:-trixie-slim} AS base
+ARG LATE=ignored
+FROM base
+FROM scratch
+FROM $LATE
+FROM \\
+  busybox:1
+"""
+    assert bottle_image.base_images(text, {}) == ["docker.io/library/debian:trixie-slim", "busybox:1"]
+    assert bottle_image.base_images(text, {"TAG": "13"})[0] == "docker.io/library/debian:13"
+
+
+def test_dockerignore_directories_and_exceptions(context):
+    (context / "cache").mkdir()
+    (context / "cache" / "a.bin").write_text("a")
+    (context / "docs").mkdir()
+    (context / "docs" / "keep.md").write_text("k")
+    (context / "docs" / "drop.md").write_text("d")
+    (context / ".dockerignore").write_text("# comment\n*.tmp\ncache\ndocs/*\n!docs/keep.md\nDockerfile\n")
+    assert bottle_image.context_files(str(context)) == [".dockerignore", "Dockerfile", "app.py", "docs/keep.md"]
+
+
+@pytest.mark.parametrize("change", ["mode", "label", "dockerfile-name"])
+def test_more_inputs_trigger_a_rebuild(client, context, change):
+    first = run(client, context)
+    kwargs = {}
+    if change == "mode":
+        os.chmod(context / "app.py", 0o755)
+    elif change == "label":
+        kwargs["labels"] = {"team": "a"}
+    else:
+        (context / "Other.dockerfile").write_text(DOCKERFILE)
+        kwargs["dockerfile"] = "Other.dockerfile"
+    second = run(client, context, **kwargs)
+    assert second["built"] and second["image"]["inputs_hash"] != first["image"]["inputs_hash"]
+    assert second["diff"] == {"before": {"inputs_hash": first["image"]["inputs_hash"]},
+                              "after": {"inputs_hash": second["image"]["inputs_hash"]}}
+
+
+def test_extra_ca_goes_into_the_tar_not_the_source_tree(client, context, tmp_path_factory):
+    ca = tmp_path_factory.mktemp("ca") / "proxy.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\nproxy\n")
+    (context / "extra-ca.pem").write_text("stale copy from an old manual build")
+    run(client, context, extra_ca_file=str(ca))
+    with tarfile.open(fileobj=io.BytesIO(client.builds[0][2])) as tar:
+        assert tar.getnames().count("extra-ca.pem") == 1
+        assert tar.extractfile("extra-ca.pem").read() == ca.read_bytes()
+    assert (context / "extra-ca.pem").read_text() == "stale copy from an old manual build"
+
+
+def test_without_extra_ca_the_context_has_an_empty_one(client, context):
+    run(client, context)
+    with tarfile.open(fileobj=io.BytesIO(client.builds[0][2])) as tar:
+        assert tar.extractfile("extra-ca.pem").read() == b""
+
+
+def test_missing_extra_ca_file_is_named(client, context, tmp_path):
+    with pytest.raises(Failed, match="extra_ca_file .*absent.pem is not a file"):
+        run(client, context, extra_ca_file=str(tmp_path / "absent.pem"))
+
+
+def test_reserved_label_is_refused(client, context):
+    with pytest.raises(Failed, match="labels: io.botbottle.inputs is set by the module"):
+        run(client, context, labels={naming.LABEL_INPUTS: "x"})
+
+
+def test_missing_dockerfile_names_the_option(client, tmp_path):
+    with pytest.raises(Failed, match="has no Dockerfile \\(dockerfile\\)"):
+        run(client, tmp_path)
+
+
+def test_check_mode_after_a_build(client, context):
+    run(client, context)
+    assert not run(client, context, check=True)["changed"]
+    (context / "app.py").write_text("print('changed')\n")
+    result = run(client, context, check=True)
+    assert result["changed"] and not result["built"] and len(client.builds) == 1
+
+
+def test_force_rebuilds_unchanged_inputs(client, context):
+    run(client, context)
+    assert run(client, context, force=True)["built"] and len(client.builds) == 2
+
+
+def bases():
+    return {"debian:trixie-slim": Image("a"), "ghcr.io/luckypipewrench/pipelock:2.3.0": Image("b")}
+
+
+def test_build_failure_carries_the_last_40_lines(context):
+    client = Client(bases(), fail="The command '/bin/sh -c apt-get install' returned a non-zero code: 100")
     with pytest.raises(Failed) as err:
         run(client, context)
-    assert "apt-get failed" in err.value.result["msg"] and err.value.result["build_log"]
+    msg, log = err.value.result["msg"], err.value.result["build_log"]
+    assert "returned a non-zero code: 100" in msg and "seed-images" not in msg
+    assert len(log) == 40 and log[-1].startswith("The command") and "step 59" in msg and "step 20" not in msg
+    assert "botbottle/x:latest" not in client.store
+
+
+def test_pull_failure_during_build_names_the_seed_script(context):
+    client = Client(bases(), fail="pull access denied for pipelock-dev, repository does not exist")
+    with pytest.raises(Failed, match="a base image is missing: run scripts/seed-images.sh"):
+        run(client, context)
+
+
+def test_silent_build_step_timeout_names_build_timeout(context):
+    client = Client(bases(), fail=OSError("Read timed out"))
+    with pytest.raises(Failed, match="raise build_timeout"):
+        run(client, context, build_timeout=5)
+    assert client.build_kwargs["timeout"] == 5 and client.build_kwargs["pull"] is False
 
 
 def test_absent_removes_then_is_unchanged(client, context):
     run(client, context)
+    assert run(client, context, state="absent", check=True)["changed"] and "botbottle/x:latest" in client.store
     assert run(client, context, state="absent")["changed"]
+    assert "botbottle/x:latest" not in client.store
     assert not run(client, context, state="absent")["changed"]
