@@ -1,12 +1,20 @@
-#!/usr/bin/env python
 """The test "internet": an HTTPS (443) and HTTP (80) server under several names.
 
 It records every request it receives as one JSON line in
-/var/log/testnet/requests.jsonl (ts, scheme, method, host, path, query, headers,
-body), so a test can assert that a token arrived or that a secret did not.
+/var/log/testnet/requests.jsonl, so a test can assert that a token arrived or that a
+secret did not. A record holds: ts, scheme, sni (the TLS server name, https only),
+method, host (from the Host header, port stripped), path, query (raw string), args
+(the query parsed), headers (names lower-cased, repeated headers joined with ", "),
+raw_headers ([name, value] pairs as received), body (utf-8 text, or base64 when the
+bytes are not utf-8), body_encoding ("utf-8" or "base64") and body_bytes.
 
-Endpoints: any path answers a small JSON echo; /sse?events=N&interval_ms=M
-streams N server-sent events; /bytes?n=N streams N bytes.
+Endpoints (any host, any method):
+  /sse?events=N&interval_ms=M   N server-sent events, each flushed, M ms apart
+  /bytes?n=N                    N zero bytes (throughput benchmarks)
+  anything else                 a small JSON echo of the request
+
+The test CA certificate is /srv/testnet/ca.pem (docker exec <c> cat /srv/testnet/ca.pem).
+Python 3 standard library only.
 """
 
 import base64
@@ -21,11 +29,16 @@ from urllib.parse import parse_qs, urlsplit
 
 LOG_PATH = os.environ.get("TESTNET_LOG", "/var/log/testnet/requests.jsonl")
 CERT_DIR = os.environ.get("TESTNET_CERTS", "/srv/testnet")
+MAX_BODY = 64 * 1024 * 1024
 _log_lock = threading.Lock()
 
 
+class BadRequest(Exception):
+    """The request cannot be served; the message goes back with a 400."""
+
+
 def record(entry, path=None):
-    """Append one request record as a JSON line."""
+    """Append one request record as a JSON line (whole lines only, even across threads)."""
     line = json.dumps(entry, sort_keys=True) + "\n"
     with _log_lock:
         with open(path or LOG_PATH, "a", encoding="utf-8") as handle:
@@ -33,26 +46,81 @@ def record(entry, path=None):
             handle.flush()
 
 
-def describe(handler, scheme, body):
-    """The record of one request."""
-    parts = urlsplit(handler.path)
+def encode_body(body):
+    """(text, encoding) for a request body: utf-8 when it decodes, else base64."""
     try:
-        text = body.decode("utf-8")
-        encoding = "utf-8"
+        return body.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
-        text = base64.b64encode(body).decode("ascii")
-        encoding = "base64"
+        return base64.b64encode(body).decode("ascii"), "base64"
+
+
+def header_fields(pairs):
+    """Lower-cased header names; a repeated header's values joined with ", " as HTTP allows."""
+    merged = {}
+    for name, value in pairs:
+        key = name.lower()
+        merged[key] = merged[key] + ", " + value if key in merged else value
+    return merged
+
+
+def strip_port(host):
+    """The Host header without its port (IPv6 literals keep their brackets)."""
+    if host.startswith("["):
+        return host.split("]")[0] + "]"
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def describe(method, target, header_pairs, body, scheme, sni=None, now=None):
+    """The record of one request."""
+    parts = urlsplit(target)
+    text, encoding = encode_body(body)
+    headers = header_fields(header_pairs)
     return {
-        "ts": time.time(),
+        "ts": time.time() if now is None else now,
         "scheme": scheme,
-        "method": handler.command,
-        "host": (handler.headers.get("Host") or "").split(":")[0],
+        "sni": sni,
+        "method": method,
+        "host": strip_port(headers.get("host", "")),
         "path": parts.path,
         "query": parts.query,
-        "headers": {k.lower(): v for k, v in handler.headers.items()},
+        "args": parse_qs(parts.query, keep_blank_values=True),
+        "headers": headers,
+        "raw_headers": [[name, value] for name, value in header_pairs],
         "body": text,
         "body_encoding": encoding,
+        "body_bytes": len(body),
     }
+
+
+def int_arg(args, name, default, low=0, high=None):
+    """Query argument ``name`` as an int within [low, high], or BadRequest naming it."""
+    raw = args.get(name, [str(default)])[0]
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest("%s=%r is not an integer" % (name, raw)) from None
+    if value < low or (high is not None and value > high):
+        raise BadRequest("%s=%d is out of range [%d, %s]" % (name, value, low, high))
+    return value
+
+
+def read_chunked(rfile):
+    """A chunked request body, de-chunked (trailers skipped)."""
+    body = bytearray()
+    while True:
+        size_line = rfile.readline(1024)
+        try:
+            size = int(size_line.split(b";")[0].strip(), 16)
+        except ValueError:
+            raise BadRequest("bad chunk size line %r" % size_line) from None
+        if size == 0:
+            while rfile.readline(1024).strip():
+                pass
+            return bytes(body)
+        if len(body) + size > MAX_BODY:
+            raise BadRequest("body larger than %d bytes" % MAX_BODY)
+        body += rfile.read(size)
+        rfile.readline(8)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -63,75 +131,138 @@ class Handler(BaseHTTPRequestHandler):
     scheme = "http"
     server_version = "bottle-testnet/1"
 
-    def log_message(self, fmt, *args):  # one line per request on stderr
-        sys.stderr.write("%s %s\n" % (self.scheme, fmt % args))
+    def log_message(self, format, *args):  # pylint: disable=redefined-builtin
+        sys.stderr.write("%s %s\n" % (self.scheme, format % args))
 
-    def _handle(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        entry = describe(self, self.scheme, body)
+    def sni(self):
+        return None
+
+    def read_body(self):
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            return read_chunked(self.rfile)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            raise BadRequest("Content-Length is not an integer") from None
+        if length < 0 or length > MAX_BODY:
+            raise BadRequest("Content-Length %d out of range" % length)
+        return self.rfile.read(length) if length else b""
+
+    def handle_any(self):
+        try:
+            body = self.read_body()
+        except BadRequest as exc:
+            self.close_connection = True
+            return self.send_json(400, {"ok": False, "error": str(exc)})
+        entry = describe(self.command, self.path, list(self.headers.items()), body, self.scheme, self.sni())
         record(entry)
-        query = parse_qs(entry["query"])
-        if entry["path"] == "/sse":
-            return self._sse(int(query.get("events", ["5"])[0]), int(query.get("interval_ms", ["100"])[0]))
-        if entry["path"] == "/bytes":
-            return self._bytes(int(query.get("n", ["1048576"])[0]))
-        payload = json.dumps({"ok": True, "host": entry["host"], "path": entry["path"],
-                              "method": entry["method"]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        try:
+            if entry["path"] == "/sse":
+                return self.stream_events(int_arg(entry["args"], "events", 5, 0, 100000),
+                                          int_arg(entry["args"], "interval_ms", 100, 0, 60000))
+            if entry["path"] == "/bytes":
+                return self.stream_bytes(int_arg(entry["args"], "n", 1048576, 0))
+        except BadRequest as exc:
+            return self.send_json(400, {"ok": False, "error": str(exc)})
+        return self.send_json(200, {"ok": True, "scheme": entry["scheme"], "host": entry["host"],
+                                    "method": entry["method"], "path": entry["path"],
+                                    "query": entry["query"], "body_bytes": entry["body_bytes"]})
 
-    def _sse(self, events, interval_ms):
+    def send_json(self, status, payload):
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def stream_events(self, events, interval_ms):
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Connection", "close")
         self.end_headers()
+        self.close_connection = True
+        if self.command == "HEAD":
+            return
         for i in range(events):
             self.wfile.write(("id: %d\ndata: {\"event\": %d, \"ts\": %.6f}\n\n" % (i, i, time.time())).encode())
             self.wfile.flush()
             if i + 1 < events:
                 time.sleep(interval_ms / 1000.0)
-        self.close_connection = True
 
-    def _bytes(self, count):
+    def stream_bytes(self, count):
         self.send_response(200)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Content-Length", str(count))
         self.end_headers()
+        if self.command == "HEAD":
+            return
         chunk = b"\0" * 65536
         while count > 0:
             n = min(count, len(chunk))
             self.wfile.write(chunk[:n])
             count -= n
 
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _handle
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = handle_any
 
 
 class TLSHandler(Handler):
     scheme = "https"
+    handshake_timeout = 10
+
+    def setup(self):
+        # The handshake runs here, in the connection's own thread: a client that stalls in it
+        # must not hold up the accept loop (wrapping the listening socket would).
+        self.request.settimeout(self.handshake_timeout)
+        self.request.do_handshake()
+        self.request.settimeout(None)
+        super().setup()
+
+    def sni(self):
+        return getattr(self.request, "testnet_sni", None)
 
 
-def serve(port, handler, context=None):
-    server = ThreadingHTTPServer(("0.0.0.0", port), handler)
-    server.daemon_threads = True
-    if context is not None:
-        server.socket = context.wrap_socket(server.socket, server_side=True)
+class TLSServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address, handler, context):
+        self.context = context
+        super().__init__(address, handler)
+
+    def get_request(self):
+        sock, addr = self.socket.accept()
+        return self.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
+
+
+def tls_context(cert_dir):
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(os.path.join(cert_dir, "server.pem"), os.path.join(cert_dir, "server.key"))
+
+    def remember_sni(sslsock, server_name, _context):
+        sslsock.testnet_sni = server_name
+
+    context.sni_callback = remember_sni
+    return context
+
+
+def serve(server):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 
 
 def main():
     os.makedirs(os.path.dirname(LOG_PATH), exist_ok=True)
-    open(LOG_PATH, "a").close()
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(os.path.join(CERT_DIR, "server.pem"), os.path.join(CERT_DIR, "server.key"))
-    serve(int(os.environ.get("TESTNET_HTTPS_PORT", "443")), TLSHandler, context)
-    serve(int(os.environ.get("TESTNET_HTTP_PORT", "80")), Handler)
-    sys.stderr.write("testnet: serving https :443 and http :80, recording to %s\n" % LOG_PATH)
+    with open(LOG_PATH, "a", encoding="utf-8"):
+        pass
+    https_port = int(os.environ.get("TESTNET_HTTPS_PORT", "443"))
+    http_port = int(os.environ.get("TESTNET_HTTP_PORT", "80"))
+    serve(TLSServer(("0.0.0.0", https_port), TLSHandler, tls_context(CERT_DIR)))
+    plain = ThreadingHTTPServer(("0.0.0.0", http_port), Handler)
+    plain.daemon_threads = True
+    serve(plain)
+    sys.stderr.write("testnet: serving https :%d and http :%d, recording to %s\n" % (https_port, http_port, LOG_PATH))
     threading.Event().wait()
 
 
