@@ -32,12 +32,15 @@ attributes:
     description: Files already right are left alone.
 options:
   transport:
-    description: How to reach the agent.
+    description:
+      - How to reach the agent - V(docker) (C(docker exec) and the archive API; the docker connection
+        options apply) or V(smolvm) (C(smolvm machine exec) and C(cp); O(smolvm_path) and
+        O(smolvm_state_dir) apply).
     type: str
-    choices: [docker]
+    choices: [docker, smolvm]
     default: docker
   target:
-    description: The agent container's name.
+    description: The agent's container name (V(docker)) or machine name (V(smolvm)), for example V(bb-demo-agent).
     type: str
     required: true
   ca_cert_path:
@@ -58,6 +61,17 @@ options:
     description: The agent user's home directory.
     type: str
     default: /home/agent
+  smolvm_path:
+    description: The smolvm binary (O(transport=smolvm)). Default - C(smolvm) on PATH, else the C(smolmachines) wheel's.
+    type: path
+  smolvm_state_dir:
+    description: smolvm's state directory (O(transport=smolvm)); smolvm's own default when unset.
+    type: path
+notes:
+  - Files are compared by content, mode and owner; a file already right is not touched. The prompt and
+    skills are owned by O(agent_user) with mode 0644 (directories 0755); the CA is owned by root.
+  - C(update-ca-certificates) runs when the CA file changed, or when the trust store lacks it (an earlier
+    run was interrupted).
 """
 
 EXAMPLES = r"""
@@ -72,11 +86,17 @@ EXAMPLES = r"""
 
 RETURN = r"""
 files:
-  description: Every file the module manages, with whether it changed.
+  description:
+    - Every file the module manages, with whether it changed and why (V(content), V(mode), V(owner),
+      empty when unchanged).
   returned: always
   type: list
   elements: dict
-  sample: [{path: /usr/local/share/ca-certificates/bottle-ca.crt, changed: false}]
+  sample: [{path: /usr/local/share/ca-certificates/bottle-ca.crt, changed: false, reasons: []}]
+trust_store_updated:
+  description: Whether C(update-ca-certificates) ran (or would run, in check mode).
+  returned: always
+  type: bool
 """
 
 import os
@@ -84,10 +104,14 @@ import re
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.botbottle.bottle.plugins.module_utils.agent_transport import TransportError, get_transport
+from ansible_collections.botbottle.bottle.plugins.module_utils.agent_transport import (
+    TRANSPORTS, TransportError, get_transport)
 from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import DOCKER_COMMON_ARGS, DockerException
 
 CA_TARGET = "/usr/local/share/ca-certificates/bottle-ca.crt"
+# update-ca-certificates links every added certificate here: its absence means the trust store
+# never saw ours.
+CA_LINK = "/etc/ssl/certs/bottle-ca.pem"
 SKILL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 
@@ -105,59 +129,103 @@ def desired_files(params, ca_pem):
     return files
 
 
+def differences(current, stat, content, mode, ids):
+    """Why the file in the agent is not what it should be (empty list: it is)."""
+    if current is None:
+        return ["missing"]
+    reasons = []
+    if current != content:
+        reasons.append("content")
+    if stat is not None:
+        if stat["mode"] != mode:
+            reasons.append("mode")
+        if (stat["uid"], stat["gid"]) != ids:
+            reasons.append("owner")
+    return reasons
+
+
+def describe(content, stat):
+    if content is None:
+        return ""
+    return content.decode("utf-8", "replace")
+
+
+def header(path, stat):
+    if stat is None:
+        return path
+    return "%s (mode %04o, owner %d:%d)" % (path, stat["mode"], stat["uid"], stat["gid"])
+
+
+def read_ca(module, path):
+    if not os.path.isfile(path):
+        module.fail_json(msg="ca_cert_path %s does not exist: the bundle writes it when it first starts; "
+                             "launch the bundle before provisioning" % path)
+    with open(path, "rb") as handle:
+        ca_pem = handle.read()
+    if b"PRIVATE KEY" in ca_pem or b"BEGIN CERTIFICATE" not in ca_pem:
+        module.fail_json(msg="ca_cert_path %s must hold the CA certificate only (PEM, no private key)" % path)
+    return ca_pem
+
+
+def provision(module, transport, ca_pem):
+    p = module.params
+    files, diffs = [], []
+    ca_changed = False
+    for path, content, mode, owner in desired_files(p, ca_pem):
+        current, stat = transport.read_file_info(path)
+        ids = transport.ids(owner)
+        reasons = differences(current, stat, content, mode, ids)
+        files.append({"path": path, "changed": bool(reasons), "reasons": reasons})
+        if not reasons:
+            continue
+        diffs.append(dict(before_header=header(path, stat), before=describe(current, stat),
+                          after_header=header(path, {"mode": mode, "uid": ids[0], "gid": ids[1]}),
+                          after=content.decode("utf-8", "replace")))
+        if not module.check_mode:
+            transport.write_file(path, content, mode=mode, owner=owner)
+        ca_changed = ca_changed or path == CA_TARGET
+    refresh = ca_pem is not None and (ca_changed or transport.stat(CA_LINK) is None)
+    if refresh and not module.check_mode:
+        rc, out, err = transport.run(["update-ca-certificates"], user="root")
+        if rc != 0:
+            module.fail_json(msg="update-ca-certificates failed in %s (rc %d): %s; the agent image needs the "
+                                 "ca-certificates package" % (p["target"], rc, (out + err).decode("utf-8", "replace")))
+    return files, diffs, refresh
+
+
 def main():
     argument_spec = dict(
-        transport=dict(type="str", choices=["docker"], default="docker"),
+        transport=dict(type="str", choices=list(TRANSPORTS), default="docker"),
         target=dict(type="str", required=True),
         ca_cert_path=dict(type="path"),
         prompt=dict(type="str"),
         skills=dict(type="dict", default={}),
         agent_user=dict(type="str", default="agent"),
         agent_home=dict(type="str", default="/home/agent"),
+        smolvm_path=dict(type="path"),
+        smolvm_state_dir=dict(type="path"),
     )
     argument_spec.update(DOCKER_COMMON_ARGS)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     p = module.params
     for name in p["skills"] or {}:
         if not SKILL_NAME.match(name):
-            module.fail_json(msg="skills: %r is not a valid skill name: use letters, digits, '-' and '_' "
+            module.fail_json(msg="skills.%s is not a valid skill name: use letters, digits, '-' and '_' "
                                  "(it becomes a directory name)" % name)
-    ca_pem = None
-    if p["ca_cert_path"]:
-        if not os.path.isfile(p["ca_cert_path"]):
-            module.fail_json(msg="ca_cert_path %s does not exist: the bundle writes it when it first starts; "
-                                 "launch the bundle before provisioning" % p["ca_cert_path"])
-        with open(p["ca_cert_path"], "rb") as handle:
-            ca_pem = handle.read()
-        if b"PRIVATE KEY" in ca_pem or b"BEGIN CERTIFICATE" not in ca_pem:
-            module.fail_json(msg="ca_cert_path %s must hold the CA certificate only (no private key)" % p["ca_cert_path"])
+        if not isinstance(p["skills"][name], str):
+            module.fail_json(msg="skills.%s must be Markdown text (a string)" % name)
+    if not p["agent_home"].startswith("/"):
+        module.fail_json(msg="agent_home %s must be an absolute path inside the agent" % p["agent_home"])
+    ca_pem = read_ca(module, p["ca_cert_path"]) if p["ca_cert_path"] else None
 
     try:
         transport = get_transport(module, p["transport"], p["target"])
-        files, before, after = [], {}, {}
-        ca_changed = False
-        for path, content, mode, owner in desired_files(p, ca_pem):
-            current = transport.read_file(path, user=owner.partition(":")[0] if owner else None)
-            changed = current != content
-            files.append({"path": path, "changed": changed})
-            if changed:
-                before[path] = (current or b"").decode("utf-8", "replace")
-                after[path] = content.decode("utf-8", "replace")
-                if not module.check_mode:
-                    transport.write_file(path, content, mode=mode, owner=owner)
-                ca_changed = ca_changed or path == CA_TARGET
-        if ca_changed and not module.check_mode:
-            rc, out, err = transport.run(["update-ca-certificates"], user="root")
-            if rc != 0:
-                module.fail_json(msg="update-ca-certificates failed in %s (rc %d): %s; the agent image needs the "
-                                     "ca-certificates package" % (p["target"], rc, (out + err).decode("utf-8", "replace")))
+        files, diffs, refreshed = provision(module, transport, ca_pem)
     except (TransportError, DockerException) as exc:
-        module.fail_json(msg="cannot provision %s: %s" % (p["target"], exc))
-    changed = any(f["changed"] for f in files)
-    result = dict(changed=changed, files=files)
+        module.fail_json(msg="cannot provision %s over %s: %s" % (p["target"], p["transport"], exc))
+    result = dict(changed=any(f["changed"] for f in files) or refreshed, files=files, trust_store_updated=refreshed)
     if module._diff:
-        result["diff"] = [dict(before_header=path, after_header=path, before=before[path], after=after[path])
-                          for path in sorted(before)]
+        result["diff"] = diffs
     module.exit_json(**result)
 
 

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""bottle_provision against a fake agent transport."""
+"""bottle_provision through the real DockerTransport against an in-memory agent container."""
 
 from __future__ import annotations
 
@@ -8,31 +8,20 @@ from unittest import mock
 
 import pytest
 
-from ansible_collections.botbottle.bottle.plugins.module_utils.agent_transport import AgentTransport
+from ansible_collections.botbottle.bottle.plugins.module_utils.agent_transport import DockerTransport
 from ansible_collections.botbottle.bottle.plugins.modules import bottle_provision
+from ansible_collections.botbottle.bottle.tests.unit.plugins.module_utils.agent_fakes import (
+    FakeClient, FakeContainer)
 from ansible_collections.botbottle.bottle.tests.unit.plugins.modules.docker_fakes import Failed, run_module
 
 CERT = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
-
-
-class FakeAgent(AgentTransport):
-    def __init__(self):
-        self.files, self.runs = {}, []
-
-    def run(self, argv, user=None, data=None):
-        self.runs.append((tuple(argv), user))
-        return 0, b"", b""
-
-    def read_file(self, path, user=None):
-        return self.files.get(path, (None,))[0]
-
-    def write_file(self, path, content, mode=0o644, owner=None):
-        self.files[path] = (content, mode, owner)
+PROMPT = "/home/agent/.claude/CLAUDE.md"
+SKILL = "/home/agent/.claude/skills/lint/SKILL.md"
 
 
 @pytest.fixture
-def agent():
-    return FakeAgent()
+def box():
+    return FakeContainer()
 
 
 @pytest.fixture
@@ -42,60 +31,155 @@ def ca(tmp_path):
     return str(path)
 
 
-def run(agent, ca, check=False, **overrides):
-    args = {"target": "bb-demo-agent", "ca_cert_path": ca, "prompt": "Be careful.",
-            "skills": {"lint": "# lint"}}
+def run(box, ca, check=False, **overrides):
+    args = {"target": box.name, "ca_cert_path": ca, "prompt": "Be careful.", "skills": {"lint": "# lint"}}
     args.update(overrides)
-    # run_module swaps the module's docker client; bottle_provision reaches the agent through a
-    # transport instead, which is what this fake replaces.
-    with mock.patch.object(bottle_provision, "get_transport", lambda module, kind, target: agent), \
+    seen = {}
+
+    def fake_transport(module, kind, target):
+        seen["kind"] = kind
+        return DockerTransport(FakeClient(box), target)
+
+    with mock.patch.object(bottle_provision, "get_transport", fake_transport), \
             mock.patch.object(bottle_provision, "get_docker_client", None, create=True):
-        return run_module(bottle_provision, None, args, check=check, diff=True)
+        result = run_module(bottle_provision, None, args, check=check, diff=True)
+    result["_kind"] = seen.get("kind")
+    return result
 
 
-def test_first_run_writes_everything_and_refreshes_the_trust_store(agent, ca):
-    result = run(agent, ca)
+def node(box, path):
+    n = box.fs[path]
+    return n["content"], n["mode"], n["uid"], n["gid"]
+
+
+def updates(box):
+    return [argv for argv, _user in box.execs if argv == ["update-ca-certificates"]]
+
+
+def test_first_run_writes_everything_and_refreshes_the_trust_store(box, ca):
+    result = run(box, ca)
+    assert result["changed"] and result["trust_store_updated"]
+    assert node(box, bottle_provision.CA_TARGET) == (CERT, 0o644, 0, 0)
+    assert node(box, PROMPT) == (b"Be careful.", 0o644, 1000, 1000)
+    assert node(box, SKILL) == (b"# lint", 0o644, 1000, 1000)
+    assert box.fs["/home/agent/.claude/skills/lint"]["uid"] == 1000
+    assert [(argv, user) for argv, user in box.execs if argv == ["update-ca-certificates"]] == \
+        [(["update-ca-certificates"], "root")]
+    assert {f["path"] for f in result["files"] if f["reasons"] == ["missing"]} == \
+        {bottle_provision.CA_TARGET, PROMPT, SKILL}
+    after = {d["after_header"].split(" ")[0]: d["after"] for d in result["diff"]}
+    assert after == {bottle_provision.CA_TARGET: CERT.decode(), PROMPT: "Be careful.", SKILL: "# lint"}
+    assert all(d["before"] == "" for d in result["diff"])
+
+
+def test_second_run_changes_nothing(box, ca):
+    run(box, ca)
+    box.execs.clear()
+    result = run(box, ca)
+    assert not result["changed"] and not result["trust_store_updated"]
+    assert result["diff"] == []
+    assert updates(box) == []
+    assert not [argv for argv, _user in box.execs if argv[0] == "mkdir"]
+
+
+def test_check_mode_writes_nothing_but_reports_everything(box, ca):
+    before = dict(box.fs)
+    result = run(box, ca, check=True)
+    assert result["changed"] and result["trust_store_updated"]
+    assert box.fs == before and updates(box) == []
+    assert len(result["diff"]) == 3
+
+
+def test_changed_prompt_only_rewrites_the_prompt_with_a_diff(box, ca):
+    run(box, ca)
+    box.execs.clear()
+    result = run(box, ca, prompt="New prompt.")
+    assert [f["path"] for f in result["files"] if f["changed"]] == [PROMPT]
+    assert [(d["before"], d["after"]) for d in result["diff"]] == [("Be careful.", "New prompt.")]
+    assert updates(box) == []  # the CA did not change: no trust store refresh
+    assert node(box, PROMPT)[0] == b"New prompt."
+
+
+def test_wrong_mode_or_owner_is_repaired(box, ca):
+    run(box, ca)
+    box.fs[PROMPT]["mode"] = 0o666
+    box.fs[SKILL]["uid"] = 0
+    result = run(box, ca)
+    reasons = {f["path"]: f["reasons"] for f in result["files"] if f["changed"]}
+    assert reasons == {PROMPT: ["mode"], SKILL: ["owner"]}
+    assert node(box, PROMPT)[1] == 0o644 and node(box, SKILL)[2] == 1000
+    assert "mode 0666" in result["diff"][0]["before_header"]
+
+
+def test_a_symlink_in_place_of_the_prompt_is_replaced(box, ca):
+    run(box, ca)
+    box.fs[PROMPT] = {"type": "link", "mode": 0o777, "uid": 1000, "gid": 1000, "target": "/etc/shadow"}
+    result = run(box, ca)
     assert result["changed"]
-    assert agent.files[bottle_provision.CA_TARGET] == (CERT, 0o644, None)
-    assert agent.files["/home/agent/.claude/CLAUDE.md"] == (b"Be careful.", 0o644, "agent:agent")
-    assert agent.files["/home/agent/.claude/skills/lint/SKILL.md"][0] == b"# lint"
-    assert (("update-ca-certificates",), "root") in agent.runs
-    assert {d["after_header"] for d in result["diff"]} == set(agent.files)
+    assert box.fs[PROMPT]["type"] == "file" and node(box, PROMPT)[0] == b"Be careful."
 
 
-def test_second_run_changes_nothing(agent, ca):
-    run(agent, ca)
-    agent.runs.clear()
-    result = run(agent, ca)
-    assert not result["changed"]
-    assert agent.runs == []
+def test_trust_store_missing_the_ca_is_refreshed_even_when_the_file_is_right(box, ca):
+    run(box, ca)
+    del box.fs[bottle_provision.CA_LINK]  # an earlier run stopped between write and update
+    box.execs.clear()
+    result = run(box, ca)
+    assert result["changed"] and result["trust_store_updated"]
+    assert not any(f["changed"] for f in result["files"])
+    assert len(updates(box)) == 1
 
 
-def test_check_mode_writes_nothing(agent, ca):
-    result = run(agent, ca, check=True)
-    assert result["changed"] and agent.files == {} and agent.runs == []
+def test_update_ca_certificates_failure_names_the_package(box, ca):
+    box.fail_update_ca = True
+    with pytest.raises(Failed, match="needs the ca-certificates package"):
+        run(box, ca)
 
 
-def test_changed_prompt_only_rewrites_the_prompt(agent, ca):
-    run(agent, ca)
-    agent.runs.clear()
-    result = run(agent, ca, prompt="New prompt.")
-    assert [f["path"] for f in result["files"] if f["changed"]] == ["/home/agent/.claude/CLAUDE.md"]
-    assert agent.runs == []  # the CA did not change: no trust store refresh
+def test_without_ca_nothing_touches_the_trust_store(box):
+    result = run(box, None)
+    assert not result["trust_store_updated"]
+    assert bottle_provision.CA_TARGET not in box.fs and updates(box) == []
 
 
-def test_a_key_in_the_ca_file_is_refused(agent, tmp_path):
+def test_other_user_and_home(box, ca):
+    box.fs["/srv"] = {"type": "dir", "mode": 0o755, "uid": 1000, "gid": 1000}
+    run(box, ca, agent_home="/srv/", skills={})
+    assert node(box, "/srv/.claude/CLAUDE.md")[2] == 1000
+
+
+def test_unknown_agent_user_fails_naming_it(box, ca):
+    with pytest.raises(Failed, match="no user ghost"):
+        run(box, ca, agent_user="ghost")
+
+
+def test_missing_container_fails_naming_it(ca):
+    with pytest.raises(Failed, match="agent container bb-demo-agent not found"):
+        run(FakeContainer(name="elsewhere"), ca, target="bb-demo-agent")
+
+
+def test_a_key_in_the_ca_file_is_refused(box, tmp_path):
     bad = tmp_path / "ca.pem"
     bad.write_bytes(CERT + b"-----BEGIN EC PRIVATE KEY-----\nx\n")
     with pytest.raises(Failed, match="CA certificate only"):
-        run(agent, str(bad))
+        run(box, str(bad))
 
 
-def test_missing_ca_file_names_the_fix(agent, tmp_path):
+def test_missing_ca_file_names_the_fix(box, tmp_path):
     with pytest.raises(Failed, match="launch the bundle before provisioning"):
-        run(agent, str(tmp_path / "absent.pem"))
+        run(box, str(tmp_path / "absent.pem"))
 
 
-def test_path_like_skill_name_refused(agent, ca):
-    with pytest.raises(Failed, match="not a valid skill name"):
-        run(agent, ca, skills={"../../etc": "x"})
+def test_path_like_skill_name_refused(box, ca):
+    with pytest.raises(Failed, match=r"skills\.\.\./\.\./etc is not a valid skill name"):
+        run(box, ca, skills={"../../etc": "x"})
+
+
+def test_relative_home_refused(box, ca):
+    with pytest.raises(Failed, match="agent_home home/agent must be an absolute path"):
+        run(box, ca, agent_home="home/agent")
+
+
+def test_transport_option_reaches_the_factory(box, ca):
+    assert run(box, ca)["_kind"] == "docker"
+    # smolvm is accepted by the argument spec; the factory decides how to reach the machine.
+    assert run(box, ca, transport="smolvm")["_kind"] == "smolvm"
