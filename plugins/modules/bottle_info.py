@@ -12,7 +12,8 @@ version_added: 0.1.0
 description:
   - Lists the bottles of the managed host from what carries the C(io.botbottle.*) labels (containers,
     networks) and from the state directories under O(state_root).
-  - Read-only; used by the teardown playbook to decide what goes.
+  - Read-only; used by the teardown playbook to decide what goes, and by the role's preflight to check
+    that the images a launch needs are in the local image cache (O(images)).
 author: botbottle developers (@botbottle)
 extends_documentation_fragment:
   - botbottle.bottle.docker
@@ -37,6 +38,12 @@ options:
     description: Where bottles keep their state on the managed host.
     type: path
     default: ~/.bot-bottle/state
+  images:
+    description:
+      - Image references to look up in the local image cache; reported in RV(images).
+    type: list
+    elements: str
+    default: []
 """
 
 EXAMPLES = r"""
@@ -64,6 +71,14 @@ bottles:
       networks: [{name: bb-demo-net-int, component: net-int}]
       state_dir: /root/.bot-bottle/state/demo
       created: "2026-11-22T18:00:00Z"
+images:
+  description: One entry per O(images) reference, in the order given.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {name: "botbottle/bundle:latest", present: true, id: "sha256:0123abcd"}
+    - {name: "botbottle/agent:latest", present: false, id: null}
 """
 
 import json
@@ -73,7 +88,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.botbottle.bottle.plugins.module_utils import naming
 from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import (
-    DOCKER_COMMON_ARGS, DockerException, get_docker_client)
+    DOCKER_COMMON_ARGS, DockerException, bottle_containers, bottle_networks, find_image, get_docker_client)
 
 
 def read_meta(path):
@@ -91,8 +106,7 @@ def collect(client, state_root, slug=None, agent=None):
         return bottles.setdefault(s, {"slug": s, "agent": None, "backend": None, "containers": [],
                                       "networks": [], "state_dir": None, "created": None})
 
-    filters = naming.bottle_filter(slug, agent)
-    for container in client.containers.list(all=True, filters=filters):
+    for container in bottle_containers(client, slug, agent):
         labels = container.labels or {}
         b = entry(labels[naming.LABEL_BOTTLE])
         b["agent"] = b["agent"] or labels.get(naming.LABEL_AGENT)
@@ -100,7 +114,7 @@ def collect(client, state_root, slug=None, agent=None):
         health = ((container.attrs.get("State") or {}).get("Health") or {}).get("Status")
         b["containers"].append({"name": container.name, "component": labels.get(naming.LABEL_COMPONENT),
                                 "status": container.status, "health": health})
-    for network in client.networks.list(filters=filters):
+    for network in bottle_networks(client, slug, agent):
         labels = network.attrs.get("Labels") or {}
         b = entry(labels[naming.LABEL_BOTTLE])
         b["agent"] = b["agent"] or labels.get(naming.LABEL_AGENT)
@@ -125,20 +139,30 @@ def collect(client, state_root, slug=None, agent=None):
     return [bottles[k] for k in sorted(bottles)]
 
 
+def look_up_images(client, names):
+    found = []
+    for name in names:
+        image = find_image(client, name)
+        found.append({"name": name, "present": image is not None, "id": image.id if image is not None else None})
+    return found
+
+
 def main():
     argument_spec = dict(
         slug=dict(type="str"),
         agent=dict(type="str"),
         state_root=dict(type="path", default=naming.DEFAULT_STATE_ROOT),
+        images=dict(type="list", elements="str", default=[]),
     )
     argument_spec.update(DOCKER_COMMON_ARGS)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     client = get_docker_client(module)
     try:
         bottles = collect(client, module.params["state_root"], module.params["slug"], module.params["agent"])
+        images = look_up_images(client, module.params["images"])
     except DockerException as exc:
         module.fail_json(msg="docker engine error while listing bottles: %s" % exc)
-    module.exit_json(changed=False, bottles=bottles)
+    module.exit_json(changed=False, bottles=bottles, images=images)
 
 
 if __name__ == "__main__":

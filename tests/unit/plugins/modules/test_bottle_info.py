@@ -36,3 +36,18 @@ def test_lists_by_labels_and_state_dirs_with_filters(tmp_path):
     assert [b["slug"] for b in by_agent] == ["demo", "demo-two"]
     one = run_module(bottle_info, engine.client, {"state_root": str(tmp_path), "slug": "demo-two"})["bottles"]
     assert [b["slug"] for b in one] == ["demo-two"] and one[0]["state_dir"] is None
+
+
+def test_images_are_looked_up_in_order(tmp_path):
+    engine = FakeEngine()
+    bundle = engine.add_image("botbottle/bundle:latest")
+    result = run_module(bottle_info, engine.client, {"state_root": str(tmp_path),
+                                                     "images": ["botbottle/bundle:latest", "botbottle/agent:latest"]})
+    assert result["images"] == [{"name": "botbottle/bundle:latest", "present": True, "id": bundle.id},
+                                {"name": "botbottle/agent:latest", "present": False, "id": None}]
+    assert not result["changed"]
+
+
+def test_no_images_asked_none_reported(tmp_path):
+    result = run_module(bottle_info, FakeEngine().client, {"state_root": str(tmp_path / "absent")})
+    assert result["images"] == [] and result["bottles"] == []
