@@ -61,6 +61,12 @@ options:
       - Extra image labels (part of the inputs). C(io.botbottle.inputs) is reserved for the module.
     type: dict
     default: {}
+  keep_previous:
+    description:
+      - Keep the image a rebuild replaced. By default it is removed when no other tag names it and
+        no container uses it, so repeated rebuilds do not pile up untagged images.
+    type: bool
+    default: false
   build_timeout:
     description:
       - Seconds a build may stay silent (one long C(RUN) step) before it is given up.
@@ -112,6 +118,10 @@ image:
 built:
   description: Whether a build ran.
   returned: always
+  type: bool
+removed_previous:
+  description: Whether the image a rebuild replaced was removed (see O(keep_previous)).
+  returned: when a build replaced an existing image
   type: bool
 build_log:
   description: The last 40 lines of build output.
@@ -347,6 +357,19 @@ class ImageManager:
         built = find_image(self.client, p["name"])
         image["id"] = built.id if built is not None else None
         self.result["built"] = True
+        if self.existing is not None and self.existing.id != image["id"] and not p["keep_previous"]:
+            self.result["removed_previous"] = self._remove_untagged(self.existing.id)
+
+    def _remove_untagged(self, image_id):
+        """Remove the image a rebuild replaced, if nothing else names or runs it; True if removed."""
+        previous = find_image(self.client, image_id)
+        if previous is None or previous.tags:
+            return False
+        try:
+            self.client.images.remove(image_id)
+        except DockerException:  # a container still uses it: it stays, as docker build leaves it
+            return False
+        return True
 
     def _build(self, path, files, extra_ca, build_args, labels):
         p = self.p
@@ -387,6 +410,7 @@ def main():
         extra_ca_file=dict(type="path"),
         labels=dict(type="dict", default={}),
         force=dict(type="bool", default=False),
+        keep_previous=dict(type="bool", default=False),
         build_timeout=dict(type="int", default=3600),
         state=dict(type="str", choices=["present", "absent"], default="present"),
     )

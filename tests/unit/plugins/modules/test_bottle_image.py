@@ -9,7 +9,7 @@ import os
 import tarfile
 
 import pytest
-from docker.errors import NotFound
+from docker.errors import APIError, NotFound
 
 from ansible_collections.botbottle.bottle.plugins.module_utils import naming
 from ansible_collections.botbottle.bottle.plugins.modules import bottle_image
@@ -24,23 +24,33 @@ COPY --from=pipelock /pipelock /usr/local/bin/pipelock
 
 class Image:
     def __init__(self, image_id, labels=None):
-        self.id, self.labels = image_id, labels or {}
+        self.id, self.labels, self.tags = image_id, labels or {}, []
 
 
 class Client:
     """Just the image calls bottle_image makes."""
 
     def __init__(self, images, fail=None):
-        self.store, self.builds, self.fail = dict(images), [], fail
+        self.store, self.builds, self.fail, self.in_use = dict(images), [], fail, set()
         self.images = self
         self.api = self
+
+    def _tag_all(self):
+        for image in self.store.values():
+            image.tags = []
+        for tag, image in self.store.items():
+            if not tag.startswith("sha256:"):
+                image.tags.append(tag)
 
     def get(self, name):
         if name not in self.store:
             raise NotFound(name)
+        self._tag_all()
         return self.store[name]
 
     def remove(self, name):
+        if self.in_use and self.store[name].id in self.in_use:
+            raise APIError("conflict: image is being used by running container")
         del self.store[name]
 
     def build(self, fileobj, tag, labels, buildargs, **kwargs):
@@ -53,7 +63,8 @@ class Client:
                 yield {"stream": "step %d\n" % step}
             yield {"error": self.fail}
             return
-        self.store[tag] = Image("sha256:%d" % len(self.builds), labels)
+        image = Image("sha256:%d" % len(self.builds), labels)
+        self.store[tag] = self.store[image.id] = image
         yield {"stream": "Successfully built\n"}
 
 
@@ -213,6 +224,20 @@ def test_check_mode_after_a_build(client, context):
     (context / "app.py").write_text("print('changed')\n")
     result = run(client, context, check=True)
     assert result["changed"] and not result["built"] and len(client.builds) == 1
+
+
+def test_rebuild_removes_the_replaced_image_unless_kept_or_in_use(client, context):
+    run(client, context)
+    (context / "app.py").write_text("print(2)\n")
+    assert run(client, context)["removed_previous"] is True and "sha256:1" not in client.store
+    (context / "app.py").write_text("print(3)\n")
+    assert run(client, context, keep_previous=True).get("removed_previous") is None and "sha256:2" in client.store
+    client.in_use.add("sha256:3")
+    (context / "app.py").write_text("print(4)\n")
+    assert run(client, context)["removed_previous"] is False and "sha256:3" in client.store
+    client.store["other/tag:1"] = client.store["sha256:4"]
+    (context / "app.py").write_text("print(5)\n")
+    assert run(client, context)["removed_previous"] is False and "sha256:4" in client.store
 
 
 def test_force_rebuilds_unchanged_inputs(client, context):
