@@ -14,7 +14,9 @@ description:
     (C(/usr/local/share/ca-certificates/bottle-ca.crt), then C(update-ca-certificates)); the agent
     container's C(NODE_EXTRA_CA_CERTS) points at the same file for Claude Code.
   - Writes the agent's prompt as Claude Code's user memory (C(~/.claude/CLAUDE.md)) and each skill as
-    C(~/.claude/skills/<name>/SKILL.md), owned by the agent user.
+    C(~/.claude/skills/<name>/SKILL.md), owned by the agent user. A skill without YAML front matter gets
+    one (C(name) = the skill's name, C(description) = its first paragraph of prose), as Claude Code lists
+    skills by it.
   - Compares every file first and changes nothing that is already right.
   - Reaches the agent over a transport; V(docker) uses C(docker exec) and the archive API.
 author: botbottle developers (@botbottle)
@@ -99,6 +101,7 @@ trust_store_updated:
   type: bool
 """
 
+import json
 import os
 import re
 
@@ -115,6 +118,28 @@ CA_LINK = "/etc/ssl/certs/bottle-ca.pem"
 SKILL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 
+def skill_document(name, text):
+    """``text`` as Claude Code reads a skill: YAML front matter (name, description), then the body.
+
+    Text that opens with its own front matter is kept as it is; otherwise the front matter is
+    added, the description being the first paragraph of prose (headings skipped), so the skill is
+    listed with something meaningful.
+    """
+    text = str(text)
+    if text.startswith("---\n"):
+        return text
+    paragraph = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            paragraph.append(line)
+        elif paragraph:
+            break
+    description = " ".join(paragraph) or "Skill %s" % name
+    # A JSON string is a valid YAML double-quoted scalar: quotes and colons in the prose are safe.
+    return "---\nname: %s\ndescription: %s\n---\n\n%s" % (name, json.dumps(description), text)
+
+
 def desired_files(params, ca_pem):
     """(path, content bytes, mode, owner) of every file the agent should hold."""
     user, home = params["agent_user"], params["agent_home"].rstrip("/")
@@ -125,7 +150,8 @@ def desired_files(params, ca_pem):
     if params["prompt"] is not None:
         files.append((home + "/.claude/CLAUDE.md", params["prompt"].encode("utf-8"), 0o644, owner))
     for name, text in sorted((params["skills"] or {}).items()):
-        files.append(("%s/.claude/skills/%s/SKILL.md" % (home, name), str(text).encode("utf-8"), 0o644, owner))
+        files.append(("%s/.claude/skills/%s/SKILL.md" % (home, name), skill_document(name, text).encode("utf-8"),
+                      0o644, owner))
     return files
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from unittest import mock
 
 import pytest
+import yaml
 
 from ansible_collections.botbottle.bottle.plugins.module_utils.agent_transport import DockerTransport
 from ansible_collections.botbottle.bottle.plugins.modules import bottle_provision
@@ -17,6 +18,8 @@ from ansible_collections.botbottle.bottle.tests.unit.plugins.modules.docker_fake
 CERT = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 PROMPT = "/home/agent/.claude/CLAUDE.md"
 SKILL = "/home/agent/.claude/skills/lint/SKILL.md"
+LINT_DOC = '---\nname: lint\ndescription: "Skill lint"\n---\n\n# lint'
+
 
 
 @pytest.fixture
@@ -61,14 +64,14 @@ def test_first_run_writes_everything_and_refreshes_the_trust_store(box, ca):
     assert result["changed"] and result["trust_store_updated"]
     assert node(box, bottle_provision.CA_TARGET) == (CERT, 0o644, 0, 0)
     assert node(box, PROMPT) == (b"Be careful.", 0o644, 1000, 1000)
-    assert node(box, SKILL) == (b"# lint", 0o644, 1000, 1000)
+    assert node(box, SKILL) == (LINT_DOC.encode(), 0o644, 1000, 1000)
     assert box.fs["/home/agent/.claude/skills/lint"]["uid"] == 1000
     assert [(argv, user) for argv, user in box.execs if argv == ["update-ca-certificates"]] == \
         [(["update-ca-certificates"], "root")]
     assert {f["path"] for f in result["files"] if f["reasons"] == ["missing"]} == \
         {bottle_provision.CA_TARGET, PROMPT, SKILL}
     after = {d["after_header"].split(" ")[0]: d["after"] for d in result["diff"]}
-    assert after == {bottle_provision.CA_TARGET: CERT.decode(), PROMPT: "Be careful.", SKILL: "# lint"}
+    assert after == {bottle_provision.CA_TARGET: CERT.decode(), PROMPT: "Be careful.", SKILL: LINT_DOC}
     assert all(d["before"] == "" for d in result["diff"])
 
 
@@ -183,3 +186,17 @@ def test_transport_option_reaches_the_factory(box, ca):
     assert run(box, ca)["_kind"] == "docker"
     # smolvm is accepted by the argument spec; the factory decides how to reach the machine.
     assert run(box, ca, transport="smolvm")["_kind"] == "smolvm"
+
+
+def test_skill_front_matter_added_from_the_first_prose_paragraph():
+    text = '# Deploy\n\nShip it: run "make deploy".\nThen check.\n\nMore later.\n'
+    doc = bottle_provision.skill_document("deploy", text)
+    head, body = doc.split("\n---\n\n", 1)
+    assert yaml.safe_load(head[len("---\n"):]) == {"name": "deploy",
+                                                    "description": 'Ship it: run "make deploy". Then check.'}
+    assert body == text
+
+
+def test_skill_with_its_own_front_matter_is_kept():
+    text = "---\nname: x\ndescription: mine\n---\nbody"
+    assert bottle_provision.skill_document("x", text) == text
