@@ -387,11 +387,11 @@ class ImageManager:
                 if "error" in chunk:
                     error = chunk["error"]
                     log.extend(str(error).rstrip("\n").splitlines())
-        except DockerException as exc:
-            error = str(exc)
         except OSError as exc:  # a read timeout of a silent build step surfaces as a socket error
             error = "%s (a build step stayed silent longer than build_timeout=%s seconds: raise build_timeout)" % (
                 exc, p["build_timeout"])
+        except DockerException as exc:
+            error = str(exc)
         if error:
             hint = ""
             if PULL_FAILURE.search(str(error)):

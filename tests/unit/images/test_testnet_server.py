@@ -40,9 +40,9 @@ def records(module):
 # --- the record --------------------------------------------------------------------------
 
 def test_record_fields_for_a_utf8_body(server_mod):
-    entry = server_mod.describe("POST", "/v1/x?a=1&a=2&b=", [("Host", "api.bottle.test:443"),
-                                                           ("Authorization", "Bearer t")],
-                                "héllo".encode(), "https", sni="api.bottle.test", now=12.5)
+    headers = [("Host", "api.bottle.test:443"), ("Authorization", "Bearer t")]
+    entry = server_mod.describe("POST", "/v1/x?a=1&a=2&b=", headers, "héllo".encode(), "https",
+                                sni="api.bottle.test", now=12.5)
     assert entry == {
         "ts": 12.5, "scheme": "https", "sni": "api.bottle.test", "method": "POST",
         "host": "api.bottle.test", "path": "/v1/x", "query": "a=1&a=2&b=",
