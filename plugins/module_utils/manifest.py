@@ -205,16 +205,19 @@ def merge(parent, child):
     return out
 
 
-def resolve_policy(policies, name, path="bottle_policies"):
-    """The policy ``name`` merged along its ``extends`` chain (root first)."""
+def resolve_policy(policies, name, path="bottle_policies", ref="the agent's policy"):
+    """The policy ``name`` merged along its ``extends`` chain (root first).
+
+    ``ref`` is the dotted path of the key naming ``name`` (for the error when it is undefined)."""
     chain, current = [], name
     while current is not None:
         if current in chain:
             cycle = " -> ".join(chain[chain.index(current):] + [current])
             raise ManifestError("%s.%s.extends forms a cycle (%s): break it" % (path, chain[-1], cycle))
         if current not in policies:
-            where = "%s.%s.extends" % (path, chain[-1]) if chain else "the agent's policy"
-            raise ManifestError("%s names policy %r, which is not defined: known policies are %s"
+            where = "%s.%s.extends" % (path, chain[-1]) if chain else ref
+            raise ManifestError("%s names policy %r, which is not defined: known policies are %s "
+                                "(define it under bottle_policies or name one of those)"
                                 % (where, current, ", ".join(sorted(policies)) or "(none)"))
         check_policy(policies[current], "%s.%s" % (path, current))
         chain.append(current)
@@ -244,7 +247,7 @@ def resolve(agents, policies, agent_name, instance=""):
     path = "bottle_agents.%s" % agent_name
     agent = agents[agent_name]
     check_agent(agent, path)
-    policy = resolve_policy(policies, agent["policy"])
+    policy = resolve_policy(policies, agent["policy"], ref=path + ".policy")
     slug = naming.make_slug(agent_name, instance)
     error = naming.slug_error(slug)
     if error:
