@@ -10,7 +10,10 @@ ln -sfn "$root" "$root/.build/collections/ansible_collections/botbottle/bottle"
 if [ "${1:-}" = "--copy" ]; then
   dest="$root/.build/sanity/ansible_collections/botbottle/bottle"
   rm -rf "$dest" && mkdir -p "$dest"
-  (cd "$root" && git ls-files --cached --others --exclude-standard -z | xargs -0 -I{} cp --parents -P {} "$dest/" 2>/dev/null || true)
+  # A tracked file deleted in the work tree cannot be copied: skip it, copy the rest.
+  # shellcheck disable=SC2016  # $1/$2 belong to the inner sh, not to this script
+  (cd "$root" && git ls-files --cached --others --exclude-standard -z \
+     | xargs -0 -I{} sh -c 'test -e "$1" && cp --parents -P "$1" "$2/"; true' sh {} "$dest")
   # ansible-test lists a collection's files with git when it sits in a work tree; the copy lives
   # inside this checkout's ignored .build/, so give it a repository of its own.
   (cd "$dest" && git init -q && git add -A && git -c user.name=sanity -c user.email=sanity@localhost commit -qm copy)

@@ -4,7 +4,7 @@
 # Closes with one line "N passed, N failed" counting suites.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$root"
+cd "$root" || exit 1
 export PATH="$root/.venv/bin:$PATH" ANSIBLE_CONFIG="$root/ansible.cfg"
 passed=0 failed=0 failures=()
 
