@@ -21,7 +21,6 @@ SKILL = "/home/agent/.claude/skills/lint/SKILL.md"
 LINT_DOC = '---\nname: lint\ndescription: "Skill lint"\n---\n\n# lint'
 
 
-
 @pytest.fixture
 def box():
     return FakeContainer()
@@ -192,8 +191,8 @@ def test_skill_front_matter_added_from_the_first_prose_paragraph():
     text = '# Deploy\n\nShip it: run "make deploy".\nThen check.\n\nMore later.\n'
     doc = bottle_provision.skill_document("deploy", text)
     head, body = doc.split("\n---\n\n", 1)
-    assert yaml.safe_load(head[len("---\n"):]) == {"name": "deploy",
-                                                    "description": 'Ship it: run "make deploy". Then check.'}
+    expected = {"name": "deploy", "description": 'Ship it: run "make deploy". Then check.'}
+    assert yaml.safe_load(head[len("---\n"):]) == expected
     assert body == text
 
 
