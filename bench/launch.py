@@ -68,14 +68,11 @@ docker exec -u root "bb-$slug-agent" update-ca-certificates >/dev/null 2>&1
 
 
 def floor(state_copy, bundle, agent):
-    int_net = "bb-%s-net-int" % SLUG
-    subnet_int = bundle["NetworkSettings"]["Networks"][int_net]["IPAMConfig"] or {}
     # Shift the floor's subnets away from the bench bottle's (which is torn down by now,
     # but keep them distinct anyway): take two /28s at the top of the default pool.
     args = [FLOOR_SLUG, state_copy, bundle["Config"]["Image"], agent["Config"]["Image"],
             "172.29.255.224/28", "172.29.255.240/28", "172.29.255.226", "172.29.255.227",
             next((n for n in bundle["NetworkSettings"]["Networks"] if not n.startswith("bb-%s-" % SLUG)), "")]
-    del subnet_int
     start = time.monotonic()
     proc = run(["bash", "-c", FLOOR_SCRIPT, "floor"] + args, check=False)
     elapsed = time.monotonic() - start
