@@ -33,6 +33,9 @@ CONFIG_SRC = "/etc/bottle"
 # Files for one daemon only (a route's credentials for egress, known secrets for pipelock):
 # /etc/bottle-private/<daemon>/* is staged into that daemon's directory and no other.
 PRIVATE_SRC = "/etc/bottle-private"
+# git-gate's SSH identities, one read-only file mount per declared repo (never in the agent):
+# staged into /run/bottle/git-gate/identities/, readable by git-gate's uid alone.
+IDENTITY_SRC = "/etc/bottle-identities"
 RUN_DIR = "/run/bottle"
 CA_DIR = "/var/lib/bottle/ca"
 CA_CERT = "bottle-ca.pem"
@@ -133,6 +136,8 @@ def stage_config(names):
                     os.chown(tmp, pw.pw_uid, pw.pw_gid)
                     os.chmod(tmp, 0o400)
                     os.replace(tmp, dest)
+        if name == "git-gate":
+            stage_identities(home, pw)
         if name == "pipelock":
             for entry in (CA_CERT, CA_KEY):
                 dest = os.path.join(home, entry)
@@ -147,6 +152,26 @@ def stage_config(names):
             concat([SYSTEM_CAS, os.path.join(CONFIG_SRC, "upstream-ca.pem")], trust)
             os.chown(trust, pw.pw_uid, pw.pw_gid)
             os.chmod(trust, 0o400)
+
+
+def stage_identities(home, pw):
+    """Copy each mounted identity to <home>/identities/<repo>, mode 0400, owned by git-gate."""
+    dest_dir = os.path.join(home, "identities")
+    os.makedirs(dest_dir, exist_ok=True)
+    os.chown(dest_dir, pw.pw_uid, pw.pw_gid)
+    os.chmod(dest_dir, 0o700)
+    if not os.path.isdir(IDENTITY_SRC):
+        return
+    for entry in sorted(os.listdir(IDENTITY_SRC)):
+        src = os.path.join(IDENTITY_SRC, entry)
+        if not os.path.isfile(src):
+            continue
+        dest = os.path.join(dest_dir, entry)
+        tmp = dest + ".new"
+        shutil.copyfile(src, tmp)
+        os.chown(tmp, pw.pw_uid, pw.pw_gid)
+        os.chmod(tmp, 0o400)
+        os.replace(tmp, dest)
 
 
 def ensure_ca():
@@ -289,9 +314,11 @@ class Supervisor:
     def reload(self):
         log("SIGHUP: reloading configuration")
         stage_config(self.names)
-        proc = self.procs.get("pipelock")
-        if proc is not None and proc.poll() is None:
-            os.kill(proc.pid, signal.SIGHUP)
+        # pipelock re-reads its config, git-gate re-creates its repos; egress watches its files.
+        for name in ("pipelock", "git-gate"):
+            proc = self.procs.get(name)
+            if proc is not None and proc.poll() is None:
+                os.kill(proc.pid, signal.SIGHUP)
 
     def run(self):
         """Supervise until a stop signal (exit 0) or an unexpected daemon death (exit 1)."""

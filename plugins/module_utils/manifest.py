@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import re
 
-from ansible_collections.botbottle.bottle.plugins.module_utils import naming
+from ansible_collections.botbottle.bottle.plugins.module_utils import git_gate, naming
 
 HOST_RE = re.compile(r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -103,9 +103,10 @@ def check_policy(policy, path):
                 raise ManifestError("%s.host %s is already routed by %s: keep one route per host (use matches "
                                     "entries for several request shapes)" % (rpath, host, seen[host]))
             seen[host] = rpath
-    for key in ("git_gate", "supervise"):
-        if key in policy:
-            _expect(policy[key], dict, "%s.%s" % (path, key), "a mapping")
+    if "git_gate" in policy:
+        git_gate.check(policy["git_gate"], path + ".git_gate", ManifestError)
+    if "supervise" in policy:
+        _expect(policy["supervise"], dict, path + ".supervise", "a mapping")
 
 
 ROUTE_KEYS = {"host", "auth", "matches", "description"}
@@ -259,6 +260,10 @@ def resolve(agents, policies, agent_name, instance=""):
     clash = sorted(set(env) & set(secret_env))
     if clash:
         raise ManifestError("%s: %s is both in env and secret_env: keep it in one" % (path, clash[0]))
+    if policy.get("git_gate"):
+        # Each policy was checked alone; the merged repos must still name each upstream once.
+        git_gate.check(policy["git_gate"], "bottle_policies.%s.git_gate (merged along extends)" % agent["policy"],
+                       ManifestError)
     policy.setdefault("allowed_domains", [])
     policy.setdefault("pipelock", {})
     policy.setdefault("egress", {"routes": []})
@@ -278,4 +283,6 @@ def resolve(agents, policies, agent_name, instance=""):
         "secret_env": {k: str(v) for k, v in secret_env.items()},
         "image": agent.get("image"),
         "description": agent.get("description", ""),
+        # The merged git_gate (a child policy's repos add to its parent's), normalised; None without repos.
+        "git_gate": git_gate.normalise(policy.get("git_gate")),
     }

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: bottle_provision
-short_description: Put the bottle CA, prompt and skills into a running agent
+short_description: Put the bottle CA, prompt, skills and git config into a running agent
 version_added: 0.1.0
 description:
   - Installs the bottle's CA certificate into the agent's trust store
@@ -63,6 +63,17 @@ options:
     description: The agent user's home directory.
     type: str
     default: /home/agent
+  git_gate:
+    description:
+      - The bottle's git-gate as the C(resolve_bottle) filter returns it (C(user), C(repos) with their
+        C(name) and C(aliases)). Written as the agent's system git config (C(/etc/gitconfig), owned by
+        root) - the user, and C(url.<gate>.insteadOf) rewrites that send every spelling of each declared
+        upstream (ssh, scp-style, https) to C(git://<gate_host>:9418/<name>.git) for fetch and push; no
+        credential helper.
+    type: dict
+  gate_host:
+    description: The address at which the agent reaches the bundle (its IP on the internal network). Required with O(git_gate).
+    type: str
   smolvm_path:
     description: The smolvm binary (O(transport=smolvm)). Default - C(smolvm) on PATH, else the C(smolmachines) wheel's.
     type: path
@@ -84,6 +95,16 @@ EXAMPLES = r"""
     prompt: You maintain the frontend.
     skills:
       lint: "# lint\nRun npm run lint."
+
+- name: Send the agent's git traffic for a declared upstream through the bottle's git-gate
+  botbottle.bottle.bottle_provision:
+    target: bb-demo-agent
+    gate_host: 172.29.0.2
+    git_gate:
+      user: {name: Demo Agent, email: demo@example.com}
+      repos:
+        - name: app
+          aliases: [ssh://git@git.example.com/team/app.git, git@git.example.com:team/app.git]
 """
 
 RETURN = r"""
@@ -110,11 +131,13 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.botbottle.bottle.plugins.module_utils.agent_transport import (
     TRANSPORTS, TransportError, get_transport)
 from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import DOCKER_COMMON_ARGS, DockerException
+from ansible_collections.botbottle.bottle.plugins.module_utils.git_gate import gitconfig
 
 CA_TARGET = "/usr/local/share/ca-certificates/bottle-ca.crt"
 # update-ca-certificates links every added certificate here: its absence means the trust store
 # never saw ours.
 CA_LINK = "/etc/ssl/certs/bottle-ca.pem"
+GITCONFIG = "/etc/gitconfig"
 SKILL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 
@@ -152,6 +175,8 @@ def desired_files(params, ca_pem):
     for name, text in sorted((params["skills"] or {}).items()):
         files.append(("%s/.claude/skills/%s/SKILL.md" % (home, name), skill_document(name, text).encode("utf-8"),
                       0o644, owner))
+    if params.get("git_gate"):
+        files.append((GITCONFIG, gitconfig(params["git_gate"], params["gate_host"]).encode("utf-8"), 0o644, None))
     return files
 
 
@@ -228,6 +253,8 @@ def main():
         skills=dict(type="dict", default={}),
         agent_user=dict(type="str", default="agent"),
         agent_home=dict(type="str", default="/home/agent"),
+        git_gate=dict(type="dict"),
+        gate_host=dict(type="str"),
         smolvm_path=dict(type="path"),
         smolvm_state_dir=dict(type="path"),
     )
@@ -240,6 +267,14 @@ def main():
                                  "(it becomes a directory name)" % name)
         if not isinstance(p["skills"][name], str):
             module.fail_json(msg="skills.%s must be Markdown text (a string)" % name)
+    if p["git_gate"]:
+        repos = p["git_gate"].get("repos")
+        if not isinstance(repos, list) or not all(isinstance(r, dict) and r.get("name") and
+                                                  isinstance(r.get("aliases"), list) for r in repos):
+            module.fail_json(msg="git_gate.repos must be a list of {name, aliases}: pass the git_gate of the "
+                                 "botbottle.bottle.resolve_bottle filter's result")
+        if not p["gate_host"]:
+            module.fail_json(msg="gate_host is required with git_gate: the bundle's address as the agent reaches it")
     if not p["agent_home"].startswith("/"):
         module.fail_json(msg="agent_home %s must be an absolute path inside the agent" % p["agent_home"])
     ca_pem = read_ca(module, p["ca_cert_path"]) if p["ca_cert_path"] else None
