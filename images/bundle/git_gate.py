@@ -71,8 +71,9 @@ def load_config(path=None):
     return repos
 
 
-def ssh_command(name, home=HOME):
+def ssh_command(name, home=None):
     """The SSH command for repo ``name``: its identity only, the pinned host key, no prompts, short timeouts."""
+    home = home or HOME
     return " ".join([
         "ssh", "-F", "/dev/null",
         "-i", os.path.join(home, "identities", name),
@@ -90,9 +91,13 @@ def ssh_command(name, home=HOME):
     ])
 
 
-def git_env(name, home=HOME):
+def git_env(name, home=None):
+    home = home or HOME
+    # In the pre-receive hook the pushed objects sit in a quarantine directory: keep the variables that
+    # let this git read them, but not GIT_QUARANTINE_PATH, which a local upstream would inherit (and
+    # refuse every ref update under).
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_") or k in (
-        "GIT_QUARANTINE_PATH", "GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_DIR")}
+        "GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_DIR")}
     env.update({"GIT_SSH_COMMAND": ssh_command(name, home), "GIT_TERMINAL_PROMPT": "0", "HOME": home})
     return env
 
@@ -125,8 +130,9 @@ def last_line(text):
 # ---- set-up -------------------------------------------------------------------------------------
 
 
-def prepare(repos, home=HOME):
+def prepare(repos, home=None):
     """Create the bare repos, known_hosts files and hook links; remove repos no longer declared."""
+    home = home or HOME
     root = os.path.join(home, "repos")
     os.makedirs(root, exist_ok=True)
     os.makedirs(os.path.join(home, "known_hosts"), exist_ok=True)
@@ -205,8 +211,9 @@ def serve():
 # ---- access hook --------------------------------------------------------------------------------
 
 
-def repo_of(path, repos, home=HOME):
+def repo_of(path, repos, home=None):
     """The declared repo a daemon path names, or a GateError."""
+    home = home or HOME
     root = os.path.realpath(os.path.join(home, "repos"))
     real = os.path.realpath(path)
     name = os.path.basename(real)
@@ -216,8 +223,9 @@ def repo_of(path, repos, home=HOME):
     return name[:-4]
 
 
-def refresh(name, repo, home=HOME):
+def refresh(name, repo, home=None):
     """Mirror the upstream's branches and tags into the gate's repository."""
+    home = home or HOME
     path = os.path.join(home, "repos", name + ".git")
     rc, _out, err = run(["git", "-C", path, "fetch", "--quiet", "--prune", "--no-write-fetch-head", repo["url"],
                          "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"],
@@ -228,8 +236,9 @@ def refresh(name, repo, home=HOME):
     follow_head(name, repo, path, home)
 
 
-def follow_head(name, repo, path, home=HOME):
+def follow_head(name, repo, path, home=None):
     """Point the gate's HEAD at the upstream's default branch (asked once, while HEAD names no branch)."""
+    home = home or HOME
     rc, head, _err = run(["git", "-C", path, "symbolic-ref", "HEAD"])
     if rc == 0 and run(["git", "-C", path, "rev-parse", "--verify", "--quiet", head.strip()])[0] == 0:
         return
@@ -317,8 +326,9 @@ def scan(repo_path, old, new):
         return findings
 
 
-def relay(name, repo, updates, repo_path, home=HOME):
+def relay(name, repo, updates, repo_path, home=None):
     """Push the updates to the upstream with leases on the old values; GateError with its reason if refused."""
+    home = home or HOME
     argv = ["git", "-C", repo_path, "push", "--porcelain", "--atomic", "--no-verify", repo["url"]]
     for old, new, ref in updates:
         argv.append("--force-with-lease=%s:%s" % (ref, "" if old == ZERO else old))

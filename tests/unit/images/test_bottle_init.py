@@ -117,6 +117,19 @@ def test_restaging_replaces_read_only_files(bottle_init, dirs):
     assert (dirs["run"] / "egress" / "egress.json").read_text() == '{"routes": [{"host": "a"}]}'
 
 
+def test_identities_are_staged_for_git_gate_alone(bottle_init, dirs, tmp_path, monkeypatch):
+    identities = tmp_path / "identities"
+    identities.mkdir()
+    (identities / "app").write_text("PRIVATE KEY")
+    monkeypatch.setattr(bottle_init, "IDENTITY_SRC", str(identities))
+    bottle_init.stage_config(["egress", "git-gate"])
+    staged = dirs["run"] / "git-gate" / "identities" / "app"
+    assert staged.read_text() == "PRIVATE KEY"
+    assert stat.S_IMODE(staged.stat().st_mode) == 0o400
+    assert stat.S_IMODE(staged.parent.stat().st_mode) == 0o700
+    assert not (dirs["run"] / "egress" / "identities").exists()
+
+
 def test_concat_skips_missing_and_empty_files(bottle_init, tmp_path):
     (tmp_path / "a").write_text("A")
     (tmp_path / "empty").write_text("\n")

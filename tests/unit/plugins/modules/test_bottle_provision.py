@@ -199,3 +199,28 @@ def test_skill_front_matter_added_from_the_first_prose_paragraph():
 def test_skill_with_its_own_front_matter_is_kept():
     text = "---\nname: x\ndescription: mine\n---\nbody"
     assert bottle_provision.skill_document("x", text) == text
+
+
+GATE = {"user": {"name": "Agent", "email": "agent@example.com"},
+        "repos": [{"name": "app", "aliases": ["ssh://git@git.example.com/app.git", "git@git.example.com:app.git"]}]}
+
+
+def test_git_gate_writes_the_system_gitconfig_owned_by_root(box, ca):
+    result = run(box, ca, git_gate=GATE, gate_host="172.29.0.2")
+    content, mode, uid, gid = node(box, "/etc/gitconfig")
+    assert (mode, uid, gid) == (0o644, 0, 0)
+    text = content.decode()
+    assert '[url "git://172.29.0.2:9418/app.git"]\n\tinsteadOf = ssh://git@git.example.com/app.git\n' \
+        '\tinsteadOf = git@git.example.com:app.git\n' in text
+    assert "name = Agent" in text
+    assert result["changed"]
+    assert not run(box, ca, git_gate=GATE, gate_host="172.29.0.2")["changed"]
+
+
+def test_git_gate_needs_the_gate_host_and_the_resolved_shape(box, ca):
+    with pytest.raises(Failed) as err:
+        run(box, ca, git_gate=GATE)
+    assert "gate_host is required with git_gate" in str(err.value)
+    with pytest.raises(Failed) as err:
+        run(box, ca, git_gate={"repos": {"app": {}}}, gate_host="172.29.0.2")
+    assert "git_gate.repos must be a list of {name, aliases}" in str(err.value)
