@@ -48,8 +48,12 @@ sys.exit(3 if findings else 0)
 
 
 def test_protected_branch_rules(git_gate):
-    never = lambda a, b: False  # noqa: E731
-    always = lambda a, b: True  # noqa: E731
+    def never(_a, _b):
+        return False
+
+    def always(_a, _b):
+        return True
+
     check = git_gate.check_update
     assert "deleting it is refused" in check("a" * 40, ZERO, "refs/heads/main", ["main"], always)
     assert "force push" in check("a" * 40, "b" * 40, "refs/heads/main", ["main"], never)
@@ -228,8 +232,8 @@ def test_a_relay_the_upstream_refuses_fails_the_push_with_its_reason(gate):
     assert "the upstream %s refused the push" % gate["upstream"] in proc.stderr
     assert "upstream policy: pushes are frozen" in proc.stderr
     # The gate's own ref did not move either: it mirrors the upstream.
-    assert git("rev-parse", "main", cwd=gate["repo"]).stdout == git("--git-dir", str(gate["upstream"]),
-                                                                     "rev-parse", "main").stdout
+    upstream_main = git("--git-dir", str(gate["upstream"]), "rev-parse", "main").stdout
+    assert git("rev-parse", "main", cwd=gate["repo"]).stdout == upstream_main
 
 
 def test_an_unreachable_upstream_fails_the_access_hook_with_one_line_naming_it(gate, git_gate, tmp_path):
