@@ -44,6 +44,25 @@ options:
     type: list
     elements: str
     default: []
+  health:
+    description:
+      - Report each bottle's RV(bottles[].health) from C(bottle-health --json) in its running bundle, and
+        the count of its pending supervise proposals (C(<state_dir>/supervise/proposals/*.json) whose
+        C(status) is C(pending)) as RV(bottles[].proposals_pending).
+    type: bool
+    default: false
+  older_than:
+    description:
+      - Only bottles created at least this long ago (C(created) from C(meta.json), else the oldest of its
+        containers), written as a whole number and a unit - V(90m), V(2h), V(3d), V(1w). A bottle whose
+        age is unknown never matches.
+    type: str
+  orphans:
+    description:
+      - Only orphans - labelled objects without a state directory (V(no-state)), or a state directory with
+        no container, network or machine of its bottle (V(no-objects)).
+    type: bool
+    default: false
 """
 
 EXAMPLES = r"""
@@ -71,6 +90,10 @@ bottles:
       networks: [{name: bb-demo-net-int, component: net-int}]
       state_dir: /root/.bot-bottle/state/demo
       created: "2026-11-22T18:00:00Z"
+      age_seconds: 7200
+      orphan: null
+      health: {pipelock: healthy, egress: healthy}
+      proposals_pending: 0
 images:
   description: One entry per O(images) reference, in the order given.
   returned: always
@@ -86,7 +109,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.botbottle.bottle.plugins.module_utils import naming
+from ansible_collections.botbottle.bottle.plugins.module_utils import fleet_view, naming
 from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import (
     DOCKER_COMMON_ARGS, DockerException, bottle_containers, bottle_networks, find_image, get_docker_client)
 
@@ -153,13 +176,24 @@ def main():
         agent=dict(type="str"),
         state_root=dict(type="path", default=naming.DEFAULT_STATE_ROOT),
         images=dict(type="list", elements="str", default=[]),
+        health=dict(type="bool", default=False),
+        older_than=dict(type="str"),
+        orphans=dict(type="bool", default=False),
     )
     argument_spec.update(DOCKER_COMMON_ARGS)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     client = get_docker_client(module)
     try:
+        older_than = fleet_view.parse_duration(module.params["older_than"]) if module.params["older_than"] else None
+    except ValueError as exc:
+        module.fail_json(msg="older_than: %s" % exc)
+    try:
         bottles = collect(client, module.params["state_root"], module.params["slug"], module.params["agent"])
         images = look_up_images(client, module.params["images"])
+        bottles = fleet_view.select(fleet_view.add_orphan(fleet_view.add_age(client, bottles)),
+                                    older_than=older_than, orphans=module.params["orphans"])
+        if module.params["health"]:
+            bottles = fleet_view.add_proposals(fleet_view.add_health(client, bottles))
     except DockerException as exc:
         module.fail_json(msg="docker engine error while listing bottles: %s" % exc)
     module.exit_json(changed=False, bottles=bottles, images=images)

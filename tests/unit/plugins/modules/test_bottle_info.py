@@ -51,3 +51,33 @@ def test_images_are_looked_up_in_order(tmp_path):
 def test_no_images_asked_none_reported(tmp_path):
     result = run_module(bottle_info, FakeEngine().client, {"state_root": str(tmp_path / "absent")})
     assert result["images"] == [] and result["bottles"] == []
+
+
+def test_fleet_view_health_proposals_age_orphans_and_filters(tmp_path):
+    import pytest
+    from ansible_collections.botbottle.bottle.tests.unit.plugins.modules.docker_fakes import Failed
+
+    engine = FakeEngine()
+    launch(engine, "demo", "demo")
+    launch(engine, "ghost", "demo")  # labelled objects, no state dir
+    (tmp_path / "demo" / "supervise" / "proposals").mkdir(parents=True)
+    (tmp_path / "demo" / "meta.json").write_text(json.dumps({"agent": "demo", "created": "2020-01-01T00:00:00Z"}))
+    (tmp_path / "demo" / "supervise" / "proposals" / "p1.json").write_text('{"status": "pending"}')
+    (tmp_path / "husk").mkdir()
+    (tmp_path / "husk" / "meta.json").write_text(json.dumps({"agent": "demo", "created": "2099-01-01T00:00:00Z"}))
+
+    found = {b["slug"]: b for b in run_module(bottle_info, engine.client,
+                                              {"state_root": str(tmp_path), "health": True})["bottles"]}
+    assert {s: b["orphan"] for s, b in found.items()} == {"demo": None, "ghost": "no-state", "husk": "no-objects"}
+    assert found["demo"]["proposals_pending"] == 1 and found["demo"]["health"] == {}  # no bundle runs
+    assert found["demo"]["age_seconds"] > 86400 and found["ghost"]["age_seconds"] is None
+
+    def slugs(**args):
+        return [b["slug"] for b in run_module(bottle_info, engine.client, dict(state_root=str(tmp_path), **args))["bottles"]]
+
+    assert slugs(orphans=True) == ["ghost", "husk"]
+    assert slugs(older_than="1d") == ["demo"]
+    assert slugs(older_than="1d", orphans=True) == []
+    assert "health" not in run_module(bottle_info, engine.client, {"state_root": str(tmp_path)})["bottles"][0]
+    with pytest.raises(Failed, match="older_than: '2 days' is not a duration"):
+        slugs(older_than="2 days")

@@ -1,0 +1,161 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: botbottle developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: bottle_image_ship
+short_description: Make an image on a fleet host the one built elsewhere, by docker load
+version_added: 0.2.0
+description:
+  - Ensures image O(name) on the managed host has the id O(id) (the id it has where it was built).
+  - When it already has that id nothing happens and O(archive) is not needed, so a playbook copies an
+    archive only to the hosts that lack the image (see the role's C(ship_images.yml) tasks).
+  - Otherwise the C(docker save) archive O(archive) (written where the image was built by
+    M(botbottle.bottle.bottle_image_archive)) is
+    loaded with C(docker load), the loaded id is checked against O(id) and O(name) is tagged to it. No
+    registry and no build on the host.
+  - The image O(name) named before is removed when nothing else uses it (see O(keep_previous)).
+author: botbottle developers (@botbottle)
+extends_documentation_fragment:
+  - botbottle.bottle.docker
+attributes:
+  check_mode:
+    support: full
+    description: Reports whether a load would happen.
+  diff_mode:
+    support: full
+    description: Shows the image id before and after.
+  idempotent:
+    support: full
+    description: An image that already has O(id) is left alone.
+options:
+  name:
+    description: Image reference, for example V(botbottle/bundle:latest).
+    type: str
+    required: true
+  id:
+    description: The image id it must have (C(sha256:...)).
+    type: str
+    required: true
+  archive:
+    description:
+      - Path on the managed host of the C(docker save) archive holding the image. Required only when
+        the host lacks the image.
+    type: path
+  remove_archive:
+    description: Remove O(archive) after a successful load (it can be large).
+    type: bool
+    default: true
+  keep_previous:
+    description: Keep the image O(name) pointed at before, even when no tag or container uses it.
+    type: bool
+    default: false
+"""
+
+EXAMPLES = r"""
+- name: Load the bundle image from the archive copied to the host
+  botbottle.bottle.bottle_image_ship:
+    name: botbottle/bundle:latest
+    id: "{{ archives.images[0].id }}"
+    archive: /tmp/botbottle-ship/6ec53a9fd2eb0f6f.tar
+"""
+
+RETURN = r"""
+image:
+  description: The image on the host after the module ran.
+  returned: always
+  type: dict
+  sample: {name: botbottle/bundle:latest, id: "sha256:6ec53a9fd2eb...", previous_id: null}
+loaded:
+  description: Whether an archive was loaded (or would be, in check mode).
+  returned: always
+  type: bool
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import (
+    DOCKER_COMMON_ARGS, DockerException, find_image, get_docker_client)
+
+try:
+    from docker.errors import APIError
+except ImportError:  # pragma: no cover - the module fails in get_docker_client first
+    APIError = Exception
+
+
+def split_reference(name):
+    """``repo:tag`` -> (repo, tag); a port in the registry part is not a tag."""
+    repo, sep, tag = name.rpartition(":")
+    if not sep or "/" in tag:
+        return name, "latest"
+    return repo, tag
+
+
+def ship(module, client):
+    p = module.params
+    want = p["id"] if p["id"].startswith("sha256:") else "sha256:" + p["id"]
+    current = find_image(client, p["name"])
+    before = current.id if current is not None else None
+    result = {"changed": False, "loaded": False,
+              "image": {"name": p["name"], "id": before, "previous_id": None},
+              "diff": {"before": {"id": before}, "after": {"id": want}}}
+    if before == want:
+        return result
+    result.update(changed=True, loaded=True)
+    result["image"].update(id=want, previous_id=before)
+    if not p["archive"]:
+        module.fail_json(msg="%s on this host is %s, not %s, and archive is not set: copy the image's docker save "
+                             "archive to the host and pass its path" % (p["name"], before or "missing", want))
+    if module.check_mode:
+        return result
+    if not os.path.isfile(p["archive"]):
+        module.fail_json(msg="archive %s does not exist on this host: copy the docker save archive of %s there first"
+                             % (p["archive"], p["name"]))
+    with open(p["archive"], "rb") as handle:
+        ids = [image.id for image in client.images.load(handle)]
+    if want not in ids:
+        module.fail_json(msg="archive %s holds %s, not %s (%s): archive the image again where it was built"
+                             % (p["archive"], ", ".join(ids) or "no image", want, p["name"]))
+    loaded = client.images.get(want)
+    if p["name"] not in (loaded.tags or []):
+        repo, tag = split_reference(p["name"])
+        loaded.tag(repo, tag)
+    if p["remove_archive"]:
+        os.unlink(p["archive"])
+    if before and not p["keep_previous"]:
+        try:
+            old = client.images.get(before)
+            if not old.tags:
+                client.images.remove(before)
+        except (APIError, DockerException):
+            pass  # still used by a container or another image: the engine keeps it, so do we
+    return result
+
+
+def main():
+    argument_spec = dict(
+        name=dict(type="str", required=True),
+        id=dict(type="str", required=True),
+        archive=dict(type="path"),
+        remove_archive=dict(type="bool", default=True),
+        keep_previous=dict(type="bool", default=False),
+    )
+    argument_spec.update(DOCKER_COMMON_ARGS)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    client = get_docker_client(module)
+    try:
+        result = ship(module, client)
+    except DockerException as exc:
+        module.fail_json(msg="docker engine error while loading %s: %s" % (module.params["name"], exc))
+    if not module._diff:
+        result.pop("diff", None)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# The fleet test: three hosts, each a container of ours with its own dockerd and sshd and a Python
+# with the Docker SDK (tests/integration/fleet/images/fleethost), on the test network bb-fleet-net
+# (172.28.240.0/24, internal: nothing leaves this machine), reached by Ansible over SSH with a key
+# made for this run and host keys pinned from the containers.
+#   1. fleet.yml ships the images (once: a rerun loads nothing) and launches fa and fb on every host
+#   2. status.yml reports the six bottles healthy (and a pending supervise proposal where one waits)
+#   3. teardown -e agent=fa removes exactly the three fa bottles (--check first removes nothing)
+#   4. host3 is cut off; fleet.yml relaunches fa on host1/host2, reports host3 unreachable and fails
+#   5. host3 back: fleet.yml converges it; orphans are found and removed; teardown leaves every host clean
+# Everything it creates carries io.botbottle.test=fleet and goes in the trap, even on failure.
+# Env: BB_BUNDLE_IMAGE, BB_FLEET_AGENT_IMAGE, BB_FLEETHOST_IMAGE, EXTRA_CA (CA bundle for image builds).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+export PATH="$root/.venv/bin:$PATH" ANSIBLE_CONFIG="$root/ansible.cfg"
+export BB_FLEETHOST_IMAGE=${BB_FLEETHOST_IMAGE:-botbottle/fleethost:test}
+export BB_FLEET_AGENT_IMAGE=${BB_FLEET_AGENT_IMAGE:-botbottle/fleet-agent:test}
+export EXTRA_CA=${EXTRA_CA:-$(ls /etc/ssl/certs/ca-certificates.crt 2>/dev/null || true)}
+NET=bb-fleet-net SUBNET=172.28.240.0/24 HOSTS=(bb-fleet-host1 bb-fleet-host2 bb-fleet-host3)
+INV=tests/integration/fleet/inventory
+BB_FLEET_DIR=$(mktemp -d /tmp/bb-fleet.XXXXXX)
+export BB_FLEET_DIR
+start=$(date +%s)
+step() { printf '\n--- fleet [%3ss] %s\n' "$(( $(date +%s) - start ))" "$*"; }
+fail() { printf 'FLEET TEST FAILED: %s\n' "$*" >&2; exit 1; }
+
+cleanup() {
+  local rc=$?
+  step "cleanup (exit $rc)"
+  docker ps -aq --filter label=io.botbottle.test=fleet | xargs -r docker rm -f -v >/dev/null
+  docker volume ls -q --filter label=io.botbottle.test=fleet | xargs -r docker volume rm >/dev/null
+  docker network ls -q --filter label=io.botbottle.test=fleet | xargs -r docker network rm >/dev/null
+  rm -rf "$BB_FLEET_DIR"
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+playbook() { ansible-playbook -i "$INV" "$@"; }
+on() { local host=$1; shift; docker exec "$host" "$@"; }
+# Bottle containers on a host, as "name" lines (sorted).
+bottles_on() { on "$1" docker ps -a --filter label=io.botbottle.bottle --format '{{.Names}}' | sort; }
+
+step "images (built on the controller once; skipped when inputs did not change)"
+ansible-playbook tests/integration/fleet/images.yml >/dev/null
+
+step "leftovers of an earlier run"
+docker ps -aq --filter label=io.botbottle.test=fleet | xargs -r docker rm -f -v >/dev/null
+docker volume ls -q --filter label=io.botbottle.test=fleet | xargs -r docker volume rm >/dev/null
+docker network ls -q --filter label=io.botbottle.test=fleet | xargs -r docker network rm >/dev/null
+
+step "three hosts on $NET"
+ssh-keygen -q -t ed25519 -N '' -C bb-fleet-test -f "$BB_FLEET_DIR/key"
+docker network create --internal --subnet "$SUBNET" --label io.botbottle.test=fleet "$NET" >/dev/null
+for i in 1 2 3; do
+  host=bb-fleet-host$i
+  docker volume create --label io.botbottle.test=fleet "$host-docker" >/dev/null
+  # Every capability but CAP_SYS_RESOURCE (not in this box's bounding set, so --privileged fails).
+  docker run -d --name "$host" --hostname "$host" --label io.botbottle.test=fleet \
+    --network "$NET" --ip "172.28.240.1$i" \
+    --cap-add ALL --cap-drop SYS_RESOURCE --security-opt seccomp=unconfined \
+    --security-opt apparmor=unconfined --security-opt systempaths=unconfined \
+    -v "$host-docker:/var/lib/docker" -e FLEETHOST_AUTHORIZED_KEY="$(cat "$BB_FLEET_DIR/key.pub")" \
+    "$BB_FLEETHOST_IMAGE" >/dev/null
+done
+: >"$BB_FLEET_DIR/known_hosts"
+for i in 1 2 3; do
+  host=bb-fleet-host$i
+  for _ in $(seq 60); do
+    on "$host" docker info >/dev/null 2>&1 && on "$host" test -s /etc/ssh/ssh_host_ed25519_key.pub && break
+    sleep 1
+  done
+  on "$host" docker info >/dev/null 2>&1 || fail "$host: its dockerd did not start: $(on "$host" tail -5 /var/log/dockerd.log)"
+  printf '172.28.240.1%s %s\n' "$i" "$(on "$host" cut -d' ' -f1,2 /etc/ssh/ssh_host_ed25519_key.pub)" >>"$BB_FLEET_DIR/known_hosts"
+done
+
+step "fleet.yml: ship the images, launch fa and fb on every host"
+playbook playbooks/fleet.yml -e bottle_fleet_report_file="$BB_FLEET_DIR/fleet1.json" | tee "$BB_FLEET_DIR/fleet1.log" | tail -25
+python3 - "$BB_FLEET_DIR/fleet1.json" <<'PY'
+import json, sys
+hosts = json.load(open(sys.argv[1]))["hosts"]
+assert [h["status"] for h in hosts] == ["done"] * 3, hosts
+got = sorted((h["host"], b["slug"], b["outcome"]) for h in hosts for b in h["bottles"])
+want = sorted((h, s, "started") for h in ("bb-fleet-host1", "bb-fleet-host2", "bb-fleet-host3") for s in ("fa", "fb"))
+assert got == want, got
+PY
+for host in "${HOSTS[@]}"; do
+  for image in "${BB_BUNDLE_IMAGE:-botbottle/bundle:latest}" "$BB_FLEET_AGENT_IMAGE"; do
+    [ "$(on "$host" docker image inspect -f '{{.Id}}' "$image")" = "$(docker image inspect -f '{{.Id}}' "$image")" ] \
+      || fail "$host: $image does not have the controller's image id"
+  done
+  on "$host" sh -c 'ls /tmp | grep -q botbottle-ship' && fail "$host: an archive directory was left in /tmp"
+  [ "$(bottles_on "$host" | tr '\n' ' ')" = "bb-fa-agent bb-fa-bundle bb-fb-agent bb-fb-bundle " ] \
+    || fail "$host: expected fa and fb, found: $(bottles_on "$host" | tr '\n' ' ')"
+done
+echo "ok: images shipped to 3 hosts (ids equal the controller's), 6 bottles started"
+
+step "status.yml: six bottles healthy, one pending proposal counted"
+on bb-fleet-host2 sh -c 'd=/root/.bot-bottle/state/fb/supervise/proposals; mkdir -p $d;
+  echo "{\"id\": \"p1\", \"status\": \"pending\"}" >$d/p1.json; echo "{\"id\": \"p2\", \"status\": \"approved\"}" >$d/p2.json'
+playbook playbooks/status.yml -e bottle_hosts=fleet -e bottle_status_file="$BB_FLEET_DIR/status.json" | tail -12
+python3 - "$BB_FLEET_DIR/status.json" <<'PY'
+import json, sys
+hosts = json.load(open(sys.argv[1]))["hosts"]
+rows = [(h["host"], b) for h in hosts for b in h["bottles"]]
+assert len(rows) == 6, rows
+for host, b in rows:
+    assert b["backend"] == "docker" and b["created"] and b["agent"] == b["slug"], (host, b)
+    assert b["health"] and set(b["health"].values()) == {"healthy"}, (host, b["slug"], b["health"])
+    want = 1 if (host, b["slug"]) == ("bb-fleet-host2", "fb") else 0
+    assert b["proposals_pending"] == want, (host, b["slug"], b["proposals_pending"])
+PY
+echo "ok: 6 bottles healthy (pipelock, egress), pending proposals 1 on host2/fb only"
+
+step "fleet.yml again: nothing shipped, nothing changed"
+playbook playbooks/fleet.yml -e bottle_fleet_report_file="$BB_FLEET_DIR/fleet2.json" >"$BB_FLEET_DIR/fleet2.log" \
+  || { tail -40 "$BB_FLEET_DIR/fleet2.log"; fail "the rerun failed"; }
+grep -E '^bb-fleet-host[0-9] +:' "$BB_FLEET_DIR/fleet2.log"
+grep -E '^bb-fleet-host[0-9] +:' "$BB_FLEET_DIR/fleet2.log" | grep -v 'changed=0' && fail "the rerun changed something"
+echo "ok: rerun changed nothing on any host"
+
+step "teardown -e agent=fa: --check removes nothing, then exactly the fa bottles go"
+playbook playbooks/teardown.yml -e bottle_hosts=fleet -e agent=fa --check >/dev/null
+for host in "${HOSTS[@]}"; do [ "$(bottles_on "$host" | wc -l)" = 4 ] || fail "$host: --check removed something"; done
+playbook playbooks/teardown.yml -e bottle_hosts=fleet -e agent=fa >/dev/null
+for host in "${HOSTS[@]}"; do
+  [ "$(bottles_on "$host" | tr '\n' ' ')" = "bb-fb-agent bb-fb-bundle " ] || fail "$host: after teardown of fa: $(bottles_on "$host")"
+  on "$host" test -d /root/.bot-bottle/state/fa && fail "$host: fa's state dir is still there"
+  on "$host" docker network ls --format '{{.Name}}' | grep -q '^bb-fa-' && fail "$host: fa's networks are still there"
+  on "$host" test -d /root/.bot-bottle/state/fb || fail "$host: fb's state dir went too"
+done
+echo "ok: the three fa bottles went, the three fb bottles stayed"
+
+step "host3 cut off mid-run: the others converge, host3 is reported"
+docker network disconnect "$NET" bb-fleet-host3
+set +e
+playbook playbooks/fleet.yml -e bottle_fleet_report_file="$BB_FLEET_DIR/fleet3.json" >"$BB_FLEET_DIR/fleet3.log"
+rc=$?
+set -e
+sed -n '/Fleet summary/,/PLAY RECAP/p' "$BB_FLEET_DIR/fleet3.log"
+[ "$rc" -ne 0 ] || fail "fleet.yml succeeded with a host unreachable"
+grep -q 'hosts did not converge: bb-fleet-host3' "$BB_FLEET_DIR/fleet3.log" || fail "the failure does not name bb-fleet-host3"
+python3 - "$BB_FLEET_DIR/fleet3.json" <<'PY'
+import json, sys
+hosts = {h["host"]: h for h in json.load(open(sys.argv[1]))["hosts"]}
+assert hosts["bb-fleet-host3"]["status"] == "unreachable" and hosts["bb-fleet-host3"]["error"], hosts["bb-fleet-host3"]
+for name in ("bb-fleet-host1", "bb-fleet-host2"):
+    got = {b["slug"]: b["outcome"] for b in hosts[name]["bottles"]}
+    assert hosts[name]["status"] == "done" and got == {"fa": "started", "fb": "unchanged"}, (name, hosts[name])
+PY
+for host in bb-fleet-host1 bb-fleet-host2; do [ "$(bottles_on "$host" | wc -l)" = 4 ] || fail "$host did not converge"; done
+echo "ok: host1 and host2 relaunched fa (fb untouched), host3 reported unreachable, the run failed naming it"
+
+step "host3 back: a rerun converges only what is missing"
+docker network connect --ip 172.28.240.13 "$NET" bb-fleet-host3
+playbook playbooks/fleet.yml -e bottle_fleet_ship=false -e bottle_fleet_report_file="$BB_FLEET_DIR/fleet4.json" >"$BB_FLEET_DIR/fleet4.log" \
+  || { tail -40 "$BB_FLEET_DIR/fleet4.log"; fail "the converging rerun failed"; }
+python3 - "$BB_FLEET_DIR/fleet4.json" <<'PY'
+import json, sys
+hosts = {h["host"]: {b["slug"]: b["outcome"] for b in h["bottles"]} for h in json.load(open(sys.argv[1]))["hosts"]}
+assert hosts == {"bb-fleet-host1": {"fa": "unchanged", "fb": "unchanged"},
+                 "bb-fleet-host2": {"fa": "unchanged", "fb": "unchanged"},
+                 "bb-fleet-host3": {"fa": "started", "fb": "unchanged"}}, hosts
+PY
+echo "ok: only fa on host3 was launched"
+
+step "orphans: a labelled network without state, a state dir without objects"
+on bb-fleet-host1 docker network create --label io.botbottle.bottle=ghost --label io.botbottle.agent=fa \
+  --label io.botbottle.component=net-int bb-ghost-net-int >/dev/null
+on bb-fleet-host2 sh -c 'mkdir -p /root/.bot-bottle/state/husk && echo "{\"slug\": \"husk\", \"agent\": \"fb\"}" >/root/.bot-bottle/state/husk/meta.json'
+playbook playbooks/teardown.yml -e bottle_hosts=fleet -e orphans=true --check | grep -E 'orphan: no-(state|objects)' \
+  | grep -q ghost || fail "--check does not show the orphan network"
+on bb-fleet-host1 docker network inspect bb-ghost-net-int >/dev/null || fail "--check removed the orphan network"
+playbook playbooks/teardown.yml -e bottle_hosts=fleet -e orphans=true >/dev/null
+on bb-fleet-host1 docker network inspect bb-ghost-net-int >/dev/null 2>&1 && fail "the orphan network is still there"
+on bb-fleet-host2 test -d /root/.bot-bottle/state/husk && fail "the orphan state dir is still there"
+for host in "${HOSTS[@]}"; do [ "$(bottles_on "$host" | wc -l)" = 4 ] || fail "$host: orphan cleanup removed a bottle"; done
+echo "ok: both orphans removed, the six bottles untouched"
+
+step "teardown older_than: nothing is 1 day old, everything is 1 second old"
+playbook playbooks/teardown.yml -e bottle_hosts=fleet -e older_than=1d >/dev/null
+for host in "${HOSTS[@]}"; do [ "$(bottles_on "$host" | wc -l)" = 4 ] || fail "$host: older_than=1d removed a bottle"; done
+playbook playbooks/teardown.yml -e bottle_hosts=fleet -e older_than=1s >/dev/null
+for host in "${HOSTS[@]}"; do
+  [ -z "$(bottles_on "$host")" ] || fail "$host: bottles left: $(bottles_on "$host")"
+  [ -z "$(on "$host" docker network ls -q --filter label=io.botbottle.bottle)" ] || fail "$host: bottle networks left"
+  [ -z "$(on "$host" ls -A /root/.bot-bottle/state)" ] || fail "$host: state dirs left: $(on "$host" ls -A /root/.bot-bottle/state)"
+done
+echo "ok: every fleet host is clean"
+step "fleet test passed"
