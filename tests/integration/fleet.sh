@@ -3,10 +3,11 @@
 # with the Docker SDK (tests/integration/fleet/images/fleethost), on the test network bb-fleet-net
 # (172.28.240.0/24, internal: nothing leaves this machine), reached by Ansible over SSH with a key
 # made for this run and host keys pinned from the containers.
-#   1. fleet.yml ships the images (once: a rerun loads nothing) and launches fa and fb on every host
+#   1. fleet.yml ships the images (once: a rerun copies nothing) and launches fa and fb on every host
 #   2. status.yml reports the six bottles healthy (and a pending supervise proposal where one waits)
 #   3. teardown -e agent=fa removes exactly the three fa bottles (--check first removes nothing)
-#   4. host3 is cut off; fleet.yml relaunches fa on host1/host2, reports host3 unreachable and fails
+#   4. host3 is cut off mid-run; fleet.yml relaunches fa on host1/host2, reports host3 lost and fails;
+#      a rerun reports it unreachable and changes nothing on the converged hosts
 #   5. host3 back: fleet.yml converges it; orphans are found and removed; teardown leaves every host clean
 # Everything it creates carries io.botbottle.test=fleet and goes in the trap, even on failure.
 # Env: BB_BUNDLE_IMAGE, BB_FLEET_AGENT_IMAGE, BB_FLEETHOST_IMAGE, EXTRA_CA (CA bundle for image builds).
@@ -14,10 +15,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 export PATH="$root/.venv/bin:$PATH" ANSIBLE_CONFIG="$root/ansible.cfg"
-export BB_FLEETHOST_IMAGE=${BB_FLEETHOST_IMAGE:-botbottle/fleethost:test}
 export BB_FLEET_AGENT_IMAGE=${BB_FLEET_AGENT_IMAGE:-botbottle/fleet-agent:test}
-export EXTRA_CA=${EXTRA_CA:-$(ls /etc/ssl/certs/ca-certificates.crt 2>/dev/null || true)}
-NET=bb-fleet-net SUBNET=172.28.240.0/24 HOSTS=(bb-fleet-host1 bb-fleet-host2 bb-fleet-host3)
+NET=bb-fleet-net HOSTS=(bb-fleet-host1 bb-fleet-host2 bb-fleet-host3)
 INV=tests/integration/fleet/inventory
 BB_FLEET_DIR=$(mktemp -d /tmp/bb-fleet.XXXXXX)
 export BB_FLEET_DIR
@@ -28,9 +27,7 @@ fail() { printf 'FLEET TEST FAILED: %s\n' "$*" >&2; exit 1; }
 cleanup() {
   local rc=$?
   step "cleanup (exit $rc)"
-  docker ps -aq --filter label=io.botbottle.test=fleet | xargs -r docker rm -f -v >/dev/null
-  docker volume ls -q --filter label=io.botbottle.test=fleet | xargs -r docker volume rm >/dev/null
-  docker network ls -q --filter label=io.botbottle.test=fleet | xargs -r docker network rm >/dev/null
+  bash tests/integration/fleet/hosts.sh down
   rm -rf "$BB_FLEET_DIR"
   exit $rc
 }
@@ -42,38 +39,8 @@ on() { local host=$1; shift; docker exec "$host" "$@"; }
 # Bottle containers on a host, as "name" lines (sorted).
 bottles_on() { on "$1" docker ps -a --filter label=io.botbottle.bottle --format '{{.Names}}' | sort; }
 
-step "images (built on the controller once; skipped when inputs did not change)"
-ansible-playbook tests/integration/fleet/images.yml >/dev/null
-
-step "leftovers of an earlier run"
-docker ps -aq --filter label=io.botbottle.test=fleet | xargs -r docker rm -f -v >/dev/null
-docker volume ls -q --filter label=io.botbottle.test=fleet | xargs -r docker volume rm >/dev/null
-docker network ls -q --filter label=io.botbottle.test=fleet | xargs -r docker network rm >/dev/null
-
-step "three hosts on $NET"
-ssh-keygen -q -t ed25519 -N '' -C bb-fleet-test -f "$BB_FLEET_DIR/key"
-docker network create --internal --subnet "$SUBNET" --label io.botbottle.test=fleet "$NET" >/dev/null
-for i in 1 2 3; do
-  host=bb-fleet-host$i
-  docker volume create --label io.botbottle.test=fleet "$host-docker" >/dev/null
-  # Every capability but CAP_SYS_RESOURCE (not in this box's bounding set, so --privileged fails).
-  docker run -d --name "$host" --hostname "$host" --label io.botbottle.test=fleet \
-    --network "$NET" --ip "172.28.240.1$i" \
-    --cap-add ALL --cap-drop SYS_RESOURCE --security-opt seccomp=unconfined \
-    --security-opt apparmor=unconfined --security-opt systempaths=unconfined \
-    -v "$host-docker:/var/lib/docker" -e FLEETHOST_AUTHORIZED_KEY="$(cat "$BB_FLEET_DIR/key.pub")" \
-    "$BB_FLEETHOST_IMAGE" >/dev/null
-done
-: >"$BB_FLEET_DIR/known_hosts"
-for i in 1 2 3; do
-  host=bb-fleet-host$i
-  for _ in $(seq 60); do
-    on "$host" docker info >/dev/null 2>&1 && on "$host" test -s /etc/ssh/ssh_host_ed25519_key.pub && break
-    sleep 1
-  done
-  on "$host" docker info >/dev/null 2>&1 || fail "$host: its dockerd did not start: $(on "$host" tail -5 /var/log/dockerd.log)"
-  printf '172.28.240.1%s %s\n' "$i" "$(on "$host" cut -d' ' -f1,2 /etc/ssh/ssh_host_ed25519_key.pub)" >>"$BB_FLEET_DIR/known_hosts"
-done
+step "three hosts on bb-fleet-net (images built on the controller once; skipped when inputs did not change)"
+bash tests/integration/fleet/hosts.sh up "$BB_FLEET_DIR" 3
 
 step "fleet.yml: ship the images, launch fa and fb on every host"
 playbook playbooks/fleet.yml -e bottle_fleet_report_file="$BB_FLEET_DIR/fleet1.json" | tee "$BB_FLEET_DIR/fleet1.log" | tail -25
@@ -113,13 +80,6 @@ for host, b in rows:
 PY
 echo "ok: 6 bottles healthy (pipelock, egress), pending proposals 1 on host2/fb only"
 
-step "fleet.yml again: nothing shipped, nothing changed"
-playbook playbooks/fleet.yml -e bottle_fleet_report_file="$BB_FLEET_DIR/fleet2.json" >"$BB_FLEET_DIR/fleet2.log" \
-  || { tail -40 "$BB_FLEET_DIR/fleet2.log"; fail "the rerun failed"; }
-grep -E '^bb-fleet-host[0-9] +:' "$BB_FLEET_DIR/fleet2.log"
-grep -E '^bb-fleet-host[0-9] +:' "$BB_FLEET_DIR/fleet2.log" | grep -v 'changed=0' && fail "the rerun changed something"
-echo "ok: rerun changed nothing on any host"
-
 step "teardown -e agent=fa: --check removes nothing, then exactly the fa bottles go"
 playbook playbooks/teardown.yml -e bottle_hosts=fleet -e agent=fa --check >/dev/null
 for host in "${HOSTS[@]}"; do [ "$(bottles_on "$host" | wc -l)" = 4 ] || fail "$host: --check removed something"; done
@@ -132,25 +92,47 @@ for host in "${HOSTS[@]}"; do
 done
 echo "ok: the three fa bottles went, the three fb bottles stayed"
 
-step "host3 cut off mid-run: the others converge, host3 is reported"
+step "host3 cut off mid-run (once its fa launch has begun): the others converge, host3 is reported"
+playbook playbooks/fleet.yml -e bottle_fleet_report_file="$BB_FLEET_DIR/fleet3.json" >"$BB_FLEET_DIR/fleet3.log" 2>&1 &
+run=$!
+for _ in $(seq 240); do on bb-fleet-host3 test -d /root/.bot-bottle/state/fa && break; sleep 0.5; done
+on bb-fleet-host3 test -d /root/.bot-bottle/state/fa || { kill "$run"; fail "host3 never began launching fa"; }
 docker network disconnect "$NET" bb-fleet-host3
-set +e
-playbook playbooks/fleet.yml -e bottle_fleet_report_file="$BB_FLEET_DIR/fleet3.json" >"$BB_FLEET_DIR/fleet3.log"
-rc=$?
-set -e
-sed -n '/Fleet summary/,/PLAY RECAP/p' "$BB_FLEET_DIR/fleet3.log"
+rc=0; wait "$run" || rc=$?
+sed -n '/Fleet summary/,/PLAY RECAP/p' "$BB_FLEET_DIR/fleet3.log" | grep -v '^$'
 [ "$rc" -ne 0 ] || fail "fleet.yml succeeded with a host unreachable"
 grep -q 'hosts did not converge: bb-fleet-host3' "$BB_FLEET_DIR/fleet3.log" || fail "the failure does not name bb-fleet-host3"
 python3 - "$BB_FLEET_DIR/fleet3.json" <<'PY'
 import json, sys
 hosts = {h["host"]: h for h in json.load(open(sys.argv[1]))["hosts"]}
-assert hosts["bb-fleet-host3"]["status"] == "unreachable" and hosts["bb-fleet-host3"]["error"], hosts["bb-fleet-host3"]
+assert hosts["bb-fleet-host3"]["status"] == "lost" and hosts["bb-fleet-host3"]["error"], hosts["bb-fleet-host3"]
 for name in ("bb-fleet-host1", "bb-fleet-host2"):
     got = {b["slug"]: b["outcome"] for b in hosts[name]["bottles"]}
     assert hosts[name]["status"] == "done" and got == {"fa": "started", "fb": "unchanged"}, (name, hosts[name])
 PY
 for host in bb-fleet-host1 bb-fleet-host2; do [ "$(bottles_on "$host" | wc -l)" = 4 ] || fail "$host did not converge"; done
-echo "ok: host1 and host2 relaunched fa (fb untouched), host3 reported unreachable, the run failed naming it"
+echo "ok: host1 and host2 relaunched fa (fb untouched), host3 reported lost mid-run, the run failed naming it"
+
+step "fleet.yml with host3 still cut off: reported unreachable; host1/host2 ship nothing, change nothing"
+set +e
+playbook playbooks/fleet.yml -e bottle_fleet_report_file="$BB_FLEET_DIR/fleet3b.json" >"$BB_FLEET_DIR/fleet3b.log" 2>&1
+rc=$?
+set -e
+[ "$rc" -ne 0 ] || fail "fleet.yml succeeded with a host unreachable"
+python3 - "$BB_FLEET_DIR/fleet3b.json" <<'PY'
+import json, sys
+hosts = {h["host"]: h for h in json.load(open(sys.argv[1]))["hosts"]}
+assert hosts["bb-fleet-host3"]["status"] == "unreachable" and "172.28.240.13" in hosts["bb-fleet-host3"]["error"], hosts
+for name in ("bb-fleet-host1", "bb-fleet-host2"):
+    got = {b["slug"]: b["outcome"] for b in hosts[name]["bottles"]}
+    assert hosts[name]["status"] == "done" and got == {"fa": "unchanged", "fb": "unchanged"}, (name, hosts[name])
+PY
+grep -E 'bb-fleet-host3 +- +- +unreachable' "$BB_FLEET_DIR/fleet3b.log" || fail "the summary table does not list host3 unreachable"
+grep -E '^bb-fleet-host[12] +:' "$BB_FLEET_DIR/fleet3b.log"
+for host in bb-fleet-host1 bb-fleet-host2; do
+  grep -E "^$host +:.* changed=0 " "$BB_FLEET_DIR/fleet3b.log" >/dev/null || fail "$host: the rerun changed something"
+done
+echo "ok: host3 unreachable from the start and named; the converged hosts shipped nothing and changed nothing"
 
 step "host3 back: a rerun converges only what is missing"
 docker network connect --ip 172.28.240.13 "$NET" bb-fleet-host3
@@ -161,9 +143,16 @@ import json, sys
 hosts = {h["host"]: {b["slug"]: b["outcome"] for b in h["bottles"]} for h in json.load(open(sys.argv[1]))["hosts"]}
 assert hosts == {"bb-fleet-host1": {"fa": "unchanged", "fb": "unchanged"},
                  "bb-fleet-host2": {"fa": "unchanged", "fb": "unchanged"},
-                 "bb-fleet-host3": {"fa": "started", "fb": "unchanged"}}, hosts
+                 "bb-fleet-host3": {"fa": "updated", "fb": "unchanged"}}, hosts
 PY
-echo "ok: only fa on host3 was launched"
+playbook playbooks/status.yml -e bottle_hosts=fleet -e bottle_status_file="$BB_FLEET_DIR/status2.json" >/dev/null
+python3 - "$BB_FLEET_DIR/status2.json" <<'PY'
+import json, sys
+rows = [(h["host"], b["slug"], sorted(set(b["health"].values()))) for h in json.load(open(sys.argv[1]))["hosts"]
+        for b in h["bottles"]]
+assert len(rows) == 6 and all(r[2] == ["healthy"] for r in rows), rows
+PY
+echo "ok: only host3's half-launched fa was converged; six bottles healthy again"
 
 step "orphans: a labelled network without state, a state dir without objects"
 on bb-fleet-host1 docker network create --label io.botbottle.bottle=ghost --label io.botbottle.agent=fa \

@@ -1,0 +1,111 @@
+#!/usr/bin/env python
+"""Fleet cost: launch wall time for 1, 2, 3 hosts, and shipping images versus building them.
+
+Hosts are the fleet test's (tests/integration/fleet/hosts.sh): containers with their own dockerd and
+sshd on bb-fleet-net, reached over SSH. All of them share this machine's cores, so this measures the
+controller's and the fleet's overhead together, not a fleet of real machines.
+
+1. ship: fleet.yml with no agents (archive on the controller, copy + docker load on 3 hosts)
+2. launch: fleet.yml (images already shipped) with fa and fb on the first 1, 2, 3 hosts; wall time and
+   the per-host mean; aim: 3 hosts <= 1.5x one host
+3. build: the bundle and stand-in agent images built from scratch once (what each host would pay
+   instead of a load), under a bench tag that is removed afterwards
+Prints the figures; not a test.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VENV = os.path.join(ROOT, ".venv", "bin")
+HOSTS = ["bb-fleet-host1", "bb-fleet-host2", "bb-fleet-host3"]
+INVENTORY = os.path.join(ROOT, "tests", "integration", "fleet", "inventory")
+BUNDLE = os.environ.get("BB_BUNDLE_IMAGE") or "botbottle/bundle:latest"
+AGENT_IMAGE = os.environ.get("BB_FLEET_AGENT_IMAGE") or "botbottle/fleet-agent:test"
+EXTRA_CA = os.environ.get("EXTRA_CA") or ("/etc/ssl/certs/ca-certificates.crt"
+                                          if os.path.exists("/etc/ssl/certs/ca-certificates.crt") else "")
+
+
+def run(argv, env=None, check=True):
+    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, env=env)
+    if check and proc.returncode != 0:
+        sys.exit("%s failed:\n%s\n%s" % (" ".join(argv[:3]), proc.stdout[-3000:], proc.stderr[-2000:]))
+    return proc
+
+
+def timed(argv, env=None):
+    start = time.monotonic()
+    proc = run(argv, env=env)
+    return time.monotonic() - start, proc
+
+
+def playbook(env, name, *extra):
+    return timed([os.path.join(VENV, "ansible-playbook"), "-i", INVENTORY, "playbooks/%s" % name] + list(extra), env)
+
+
+def image_size(name):
+    return int(run(["docker", "image", "inspect", "-f", "{{.Size}}", name]).stdout.strip())
+
+
+def build_from_scratch(env, name, path, build_args):
+    args = {"name": name, "path": os.path.join(ROOT, path), "force": True, "build_args": build_args}
+    if EXTRA_CA:
+        args["extra_ca_file"] = EXTRA_CA
+    try:
+        seconds, _proc = timed([os.path.join(VENV, "ansible"), "localhost", "-m", "botbottle.bottle.bottle_image",
+                                "-a", json.dumps(args)], env)
+    finally:
+        run(["docker", "image", "rm", name], check=False)
+    return seconds
+
+
+def main():
+    env = dict(os.environ, PATH=VENV + os.pathsep + os.environ["PATH"], ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"))
+    workdir = tempfile.mkdtemp(prefix="bb-fleet-bench.")
+    env["BB_FLEET_DIR"] = workdir
+    rows = []
+    try:
+        up, _ = timed(["bash", "tests/integration/fleet/hosts.sh", "up", workdir, str(len(HOSTS))], env)
+        rows.append(("3 fleet hosts up (dockerd + sshd)", up, ""))
+        ship, _ = playbook(env, "fleet.yml", "-e", '{"bottle_fleet_agents": []}')
+        sizes = (image_size(BUNDLE) + image_size(AGENT_IMAGE)) / 1e6
+        rows.append(("ship images to 3 hosts", ship, "archive once + copy + docker load, %.0f MB per host" % sizes))
+        again, _ = playbook(env, "fleet.yml", "-e", '{"bottle_fleet_agents": []}')
+        rows.append(("ship again (nothing missing)", again, "ids compared, nothing copied"))
+        launches = {}
+        for count in range(1, len(HOSTS) + 1):
+            pattern = ":".join(HOSTS[:count])
+            seconds, proc = playbook(env, "fleet.yml", "-e", "bottle_fleet_ship=false",
+                                     "-e", "bottle_fleet_hosts=%s" % pattern)
+            started = len(re.findall(r"\bstarted\b", proc.stdout.split("Fleet summary")[-1]))
+            launches[count] = seconds
+            rows.append(("launch fa+fb on %d host%s" % (count, "s" if count > 1 else ""), seconds,
+                         "%.1f s per host, %d bottles started" % (seconds / count, started)))
+            playbook(env, "teardown.yml", "-e", "bottle_hosts=%s" % pattern, "-e", "older_than=0s")
+        ratio = launches[len(HOSTS)] / launches[1]
+        rows.append(("3 hosts / 1 host", ratio, "aim <= 1.5 (%s)" % ("met" if ratio <= 1.5 else "NOT met")))
+        agent_build = build_from_scratch(env, "botbottle/fleet-agent:bench", "tests/integration/fleet/images/fleet-agent", {})
+        bundle_build = build_from_scratch(env, "botbottle/bundle:fleet-bench", "images/bundle",
+                                          {"PIPELOCK_IMAGE": "ghcr.io/luckypipewrench/pipelock:2.3.0"})
+        rows.append(("build bundle + agent from scratch, once", agent_build + bundle_build,
+                     "what every host would pay instead of a load (needs registries; x3 hosts on shared cores)"))
+        rows.append(("build on 3 hosts / ship to 3 hosts", 3 * (agent_build + bundle_build) / ship,
+                     "builds serialised on these 2 cores"))
+    finally:
+        run(["bash", "tests/integration/fleet/hosts.sh", "down"], env, check=False)
+        shutil.rmtree(workdir, ignore_errors=True)
+    print("fleet cost (%d cores, hosts are containers on this machine)" % os.cpu_count())
+    width = max(len(r[0]) for r in rows)
+    for name, value, note in rows:
+        unit = "x" if "/" in name else "s"
+        print("  %-*s  %8.1f %s  %s" % (width, name, value, unit, note))
+
+
+if __name__ == "__main__":
+    main()
