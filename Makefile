@@ -14,7 +14,7 @@ AGENT ?= demo
 help:
 	@echo "make demo    set up and launch the demo agent in a bottle"
 	@echo "make test    set up and run every test (lint, sanity, unit, integration, molecule)"
-	@echo "make bench   launch-cost benchmark"
+	@echo "make bench   launch-cost, chain and fleet benchmarks"
 
 setup:
 	bash scripts/setup.sh
@@ -50,6 +50,7 @@ test: lint sanity unit integration molecule
 bench: test-images
 	$(VENV)/python bench/launch.py
 	$(VENV)/python bench/chain.py
+	EXTRA_CA="$(EXTRA_CA)" $(VENV)/python bench/fleet.py
 
 clean:
 	rm -rf .build

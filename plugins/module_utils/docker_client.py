@@ -7,7 +7,8 @@ API:
 - ``DOCKER_COMMON_ARGS``: merge into a module's argument_spec (documented by
   the ``botbottle.bottle.docker`` doc fragment).
 - ``get_docker_client(module)``: a ``docker.DockerClient``, or the module fails
-  with what to install or start.
+  with what to install or start (``engine_hint``: a socket the user may not use is
+  answered with the docker group / Docker Desktop user, never with become).
 - ``find_container(client, name)`` / ``find_network(client, name)`` /
   ``find_image(client, name)``: the object or None.
 - ``bottle_containers(client, slug=None, agent=None)`` /
@@ -101,10 +102,18 @@ def get_docker_client(module):
         client = docker.DockerClient(base_url=host, timeout=module.params.get("timeout") or 60)
         client.ping()
     except DockerException as exc:
-        module.fail_json(
-            msg="no Docker engine answers at %s (docker_host): %s. Start Docker (or Docker Desktop), "
-                "or point docker_host / DOCKER_HOST at a running engine." % (host, exc))
+        module.fail_json(msg=engine_hint(host, exc))
     return client
+
+
+def engine_hint(host, exc):
+    """Why no engine answers at ``host`` and what to do; the collection never needs become for it."""
+    if "Permission denied" in str(exc) or "PermissionError" in str(exc):
+        return ("the Docker engine at %s refused this user (%s): on Linux add the user to the docker group "
+                "(usermod -aG docker <user>, then log in again); on macOS use the user who runs Docker Desktop. "
+                "The collection needs no become for Docker." % (host, exc))
+    return ("no Docker engine answers at %s (docker_host): %s. Start Docker (or Docker Desktop), "
+            "or point docker_host / DOCKER_HOST at a running engine." % (host, exc))
 
 
 def find_container(client, name):

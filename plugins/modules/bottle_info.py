@@ -46,9 +46,9 @@ options:
     default: []
   health:
     description:
-      - Report each bottle's RV(bottles[].health) from C(bottle-health --json) in its running bundle, and
+      - Report each bottle's C(health) from C(bottle-health --json) in its running bundle, and
         the count of its pending supervise proposals (C(<state_dir>/supervise/proposals/*.json) whose
-        C(status) is C(pending)) as RV(bottles[].proposals_pending).
+        C(status) is C(pending)) as C(proposals_pending).
     type: bool
     default: false
   older_than:

@@ -64,6 +64,7 @@ done
 echo "ok: images shipped to 3 hosts (ids equal the controller's), 6 bottles started"
 
 step "status.yml: six bottles healthy, one pending proposal counted"
+# shellcheck disable=SC2016  # expanded by the host's shell
 on bb-fleet-host2 sh -c 'd=/root/.bot-bottle/state/fb/supervise/proposals; mkdir -p $d;
   echo "{\"id\": \"p1\", \"status\": \"pending\"}" >$d/p1.json; echo "{\"id\": \"p2\", \"status\": \"approved\"}" >$d/p2.json'
 playbook playbooks/status.yml -e bottle_hosts=fleet -e bottle_status_file="$BB_FLEET_DIR/status.json" | tail -12

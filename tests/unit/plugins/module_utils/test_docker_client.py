@@ -101,3 +101,10 @@ def test_log_tail_never_raises():
 def test_env_list_to_dict_keeps_equals_in_values():
     assert docker_client.env_list_to_dict(["A=1", "B=x=y", "C="]) == {"A": "1", "B": "x=y", "C": ""}
     assert docker_client.env_list_to_dict(None) == {}
+
+
+def test_engine_hint_permission_denied_names_the_group_not_become():
+    from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import engine_hint
+    hint = engine_hint("unix:///var/run/docker.sock", Exception("('Connection aborted.', PermissionError(13, 'Permission denied'))"))
+    assert "docker group" in hint and "Docker Desktop" in hint and "needs no become" in hint
+    assert "Start Docker" in engine_hint("unix:///x.sock", Exception("No such file or directory"))

@@ -10,7 +10,7 @@ chmod 0600 /root/.ssh/authorized_keys
 # CAP_SYS_RESOURCE, which --privileged insists on): the container runs with every other
 # capability and unconfined system paths, so it can make /sys and its own cgroups writable.
 mount -o remount,rw /sys
-for m in $(awk '$3 == "cgroup" {print $2}' /proc/mounts); do mount -o remount,bind,rw "$m"; done
+awk '$3 == "cgroup" {print $2}' /proc/mounts | while read -r m; do mount -o remount,bind,rw "$m"; done
 if [ "$(stat -f -c %T /sys/fs/cgroup)" = cgroup2fs ]; then
   # cgroup v2 (private cgroup namespace): move ourselves out of the root so dockerd may
   # delegate controllers, as docker's own dind script does.
