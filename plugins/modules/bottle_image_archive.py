@@ -148,13 +148,20 @@ def prunable(client, cache_dir, current, now=None):
     return sorted(out)
 
 
+def failure_message(params, exc):
+    if isinstance(exc, DockerException):
+        return "docker save %s failed: %s" % (params["image"], exc)
+    return ("cannot write the archive of %s under %s: %s (check the directory's permissions and free space, "
+            "or set cache_dir)" % (params["image"], params["cache_dir"], exc))
+
+
 def run(module, client):
     p = module.params
     image = find_image(client, p["image"])
     if image is None:
         module.fail_json(msg="image %s is not in the local image cache: build it (make images) or point "
                              "image at one that exists" % p["image"])
-    cache_dir = os.path.abspath(os.path.expanduser(p["cache_dir"]))
+    cache_dir = os.path.abspath(p["cache_dir"])  # type=path: already expanded
     name = archive_name(image.id)
     path = os.path.join(cache_dir, name)
     result = dict(changed=False, path=path, image_id=image.id, cached=os.path.isfile(path), size=0, pruned=[])
@@ -188,12 +195,8 @@ def main():
     client = get_docker_client(module)
     try:
         result = run(module, client)
-    except DockerException as exc:
-        module.fail_json(msg="docker save %s failed: %s" % (module.params["image"], exc))
-    except OSError as exc:
-        module.fail_json(msg="cannot write the archive of %s under %s: %s (check the directory's permissions "
-                             "and free space, or set cache_dir)" % (module.params["image"],
-                                                                    module.params["cache_dir"], exc))
+    except (DockerException, OSError) as exc:
+        module.fail_json(msg=failure_message(module.params, exc))
     module.exit_json(**result)
 
 

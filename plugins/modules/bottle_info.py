@@ -13,7 +13,7 @@ description:
   - Lists the bottles of the managed host from what carries the C(io.botbottle.*) labels (containers,
     networks, smolvm machines) and from the state directories under O(state_root).
   - smolvm machines are read with C(smolvm machine ls --json) when the smolvm CLI is found (see
-    O(smolvm_path)); without it RV(smolvm.available) is false and no machines are listed.
+    O(smolvm_path)); without it RV(smolvm) says so and no machines are listed.
   - Read-only; used by the teardown playbook to decide what goes, and by the role's preflight to check
     that the images a launch needs are in the local image cache (O(images)).
 author: botbottle developers (@botbottle)

@@ -312,11 +312,16 @@ class BundleManager:
                              for m in self.p["mounts"]),
             "networks": sorted(self.desired_networks()),
             "internal_ip": self.p["internal_ip"] or "",
-            "ports": sorted(("%s:%d:%d" % (ip, host_port, port)) if host_port else ("%s:%d" % (ip, port))
-                           for port, entries in self.port_bindings().items() for ip, host_port in entries),
+            "ports": sorted(self.binding_key(ip, host_port, port)
+                            for port, entries in self.port_bindings().items() for ip, host_port in entries),
             "cap_add": sorted(self.p["cap_add"]),
             "restart_policy": self.p["restart_policy"],
         }
+
+    @staticmethod
+    def binding_key(ip, host_port, port):
+        """``ip:port`` (Docker picks the host port) or ``ip:host_port:port`` (a fixed one)."""
+        return "%s:%s:%d" % (ip, host_port, port) if host_port else "%s:%d" % (ip, port)
 
     def current(self):
         c = self.container.attrs
@@ -329,8 +334,8 @@ class BundleManager:
         ports = []
         for spec, bindings in (host_config.get("PortBindings") or {}).items():
             for binding in bindings or []:
-                host_ip, host_port = binding.get("HostIp") or "0.0.0.0", binding.get("HostPort") or ""
-                ports.append("%s:%s%d" % (host_ip, host_port + ":" if host_port else "", int(spec.split("/")[0])))
+                ports.append(self.binding_key(binding.get("HostIp") or "0.0.0.0", binding.get("HostPort") or "",
+                                              int(spec.split("/")[0])))
         labels = {k: v for k, v in ((c.get("Config") or {}).get("Labels") or {}).items()
                   if k in self.desired_labels()}
         return {
