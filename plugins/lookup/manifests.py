@@ -58,7 +58,7 @@ import os
 from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
 
-from ansible_collections.botbottle.bottle.plugins.module_utils.markdown_manifest import ManifestError, load_dir
+from ansible_collections.botbottle.bottle.plugins.plugin_utils.markdown_manifest import ManifestError, load_dir
 
 
 class LookupModule(LookupBase):
@@ -71,8 +71,9 @@ class LookupModule(LookupBase):
             raise AnsibleLookupError("manifests: kind=%r: use agents or policies" % (kind,))
         merged = {}
         for term in terms:
-            path = term if os.path.isabs(term) else (self.find_file_in_search_path(variables, "files", term,
-                                                                                  ignore_missing=True) or term)
+            path = term
+            if not os.path.isabs(term):
+                path = self.find_file_in_search_path(variables, "files", term, ignore_missing=True) or term
             try:
                 merged.update(load_dir(path, kind))
             except ManifestError as exc:

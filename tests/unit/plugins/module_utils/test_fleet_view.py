@@ -59,8 +59,8 @@ def test_orphans():
 
 def test_select_combines_filters():
     bottles = [bottle("old", age_seconds=7200, orphan=None), bottle("new", age_seconds=60, orphan=None),
-               bottle("unknown", age_seconds=None, orphan="no-state"), bottle("old-orphan", age_seconds=9000,
-                                                                            orphan="no-objects")]
+               bottle("unknown", age_seconds=None, orphan="no-state"),
+               bottle("old-orphan", age_seconds=9000, orphan="no-objects")]
     assert [b["slug"] for b in fleet_view.select(bottles)] == ["old", "new", "unknown", "old-orphan"]
     assert [b["slug"] for b in fleet_view.select(bottles, older_than=3600)] == ["old", "old-orphan"]
     assert [b["slug"] for b in fleet_view.select(bottles, orphans=True)] == ["unknown", "old-orphan"]

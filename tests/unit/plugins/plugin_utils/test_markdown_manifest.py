@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.botbottle.bottle.plugins.module_utils import manifest
-from ansible_collections.botbottle.bottle.plugins.module_utils.markdown_manifest import (
+from ansible_collections.botbottle.bottle.plugins.plugin_utils.markdown_manifest import (
     ManifestError, load_dir, parse)
 
 AGENT = """---
