@@ -21,6 +21,7 @@ INV=tests/integration/fleet/inventory
 BB_FLEET_DIR=$(mktemp -d /tmp/bb-fleet.XXXXXX)
 export BB_FLEET_DIR
 start=$(date +%s)
+FLEET_BUNDLE=botbottle/fleet-bundle:test
 step() { printf '\n--- fleet [%3ss] %s\n' "$(( $(date +%s) - start ))" "$*"; }
 fail() { printf 'FLEET TEST FAILED: %s\n' "$*" >&2; exit 1; }
 
@@ -28,11 +29,16 @@ cleanup() {
   local rc=$?
   step "cleanup (exit $rc)"
   bash tests/integration/fleet/hosts.sh down
+  docker image rm "$FLEET_BUNDLE" >/dev/null 2>&1 || true
   rm -rf "$BB_FLEET_DIR"
   exit $rc
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+# The bundle image under a tag of this run: a rebuild of botbottle/bundle:latest by someone else
+# during the run must not change what the fleet is expected to hold.
+docker tag "${BB_BUNDLE_IMAGE:-botbottle/bundle:latest}" "$FLEET_BUNDLE"
+export BB_BUNDLE_IMAGE=$FLEET_BUNDLE
 
 playbook() { ansible-playbook -i "$INV" "$@"; }
 on() { local host=$1; shift; docker exec "$host" "$@"; }
@@ -53,7 +59,7 @@ want = sorted((h, s, "started") for h in ("bb-fleet-host1", "bb-fleet-host2", "b
 assert got == want, got
 PY
 for host in "${HOSTS[@]}"; do
-  for image in "${BB_BUNDLE_IMAGE:-botbottle/bundle:latest}" "$BB_FLEET_AGENT_IMAGE"; do
+  for image in "$BB_BUNDLE_IMAGE" "$BB_FLEET_AGENT_IMAGE"; do
     [ "$(on "$host" docker image inspect -f '{{.Id}}' "$image")" = "$(docker image inspect -f '{{.Id}}' "$image")" ] \
       || fail "$host: $image does not have the controller's image id"
   done
