@@ -78,9 +78,9 @@ options:
     type: str
   mcp_servers:
     description:
-      - MCP servers by name, each as Claude Code's C(mcpServers) entry (for example C({type: http, url:
+      - "MCP servers by name, each as Claude Code's C(mcpServers) entry (for example C({type: http, url:
         http://172.29.0.2:9100/mcp}) for the bundle's supervise). Set in C(~/.claude.json) of O(agent_user)
-        (mode 0600); other servers and keys there are left alone.
+        (mode 0600); other servers and keys there are left alone."
     type: dict
     default: {}
   smolvm_path:
