@@ -49,7 +49,7 @@ class SuperviseError(Exception):
 
 def id_error(value):
     if not isinstance(value, str) or not ID_RE.match(value):
-        return "id %r is not a proposal id: 16 hex characters, as bottle_supervise state=list shows them" % (value,)
+        return "id %r is not a proposal id: 16 hex characters, as bottle_supervise lists them" % (value,)
     return None
 
 

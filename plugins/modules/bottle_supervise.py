@@ -13,13 +13,13 @@ description:
   - An agent asks for more through the bundle's supervise MCP server (a domain, an egress route, or a
     report of a refusal it believes is wrong); each ask is a proposal in the bottle's store,
     C(<state_root>/<slug>/supervise/proposals/<id>.json). This module, run on the managed host, lists them
-    and records the operator's decision, with a note the agent is shown.
-  - V(approve) of a C(domain) or C(route) proposal changes the running bottle without a restart - it adds the
+    and records the operator's decision (O(decision)), with a note the agent is shown.
+  - O(decision=approve) of a C(domain) or C(route) proposal changes the running bottle without a restart - it adds the
     host (and the route) to C(<state_root>/<slug>/supervise-approved.json), which the role merges into the
     policy on every later run, rewrites C(bundle/pipelock.yaml) and C(bundle/egress.json) exactly as the role
     renders them, sends the bundle C(SIGHUP) and records the new configuration hash in it, as
     M(botbottle.bottle.sidecar_bundle) does; a later run of the role then changes nothing.
-  - V(approve) of a C(block) report, and V(reject), change no policy; they record the decision and the note.
+  - O(decision=approve) of a C(block) report, and O(decision=reject), change no policy; they record the decision and the note.
   - Every decision and modification is appended to the bottle's audit log C(supervise/audit.jsonl).
 author: botbottle developers (@botbottle)
 extends_documentation_fragment:
@@ -36,22 +36,21 @@ attributes:
     description: Deciding a proposal again the same way changes nothing.
 options:
   slug:
-    description: The bottle. Required unless O(state=list), which then lists every bottle under O(state_root).
+    description: The bottle. Required with O(decision); without it the module lists every bottle under O(state_root).
     type: str
   state_root:
     description: Where bottles keep their state.
     type: path
     default: ~/.bot-bottle/state
-  state:
+  decision:
     description:
-      - V(list) returns proposals (O(status) filters them).
       - V(approve) / V(reject) decide proposal O(id) with O(note); O(changes) edits it first.
       - V(modify) edits a pending proposal (O(changes)) without deciding it.
+      - Without a decision the module lists proposals (O(status) filters them) and changes nothing.
     type: str
-    choices: [list, approve, reject, modify]
-    default: list
+    choices: [approve, reject, modify]
   id:
-    description: The proposal (16 hex characters). Required unless O(state=list).
+    description: The proposal (16 hex characters). Required with O(decision).
     type: str
   note:
     description: The operator's answer, shown to the agent.
@@ -61,7 +60,8 @@ options:
     description:
       - New values for the proposal's fields before it is approved (or with O(state=modify)) - C(host) for a
         domain; C(host), C(auth) (C(scheme), C(token_ref), and C(header)/C(value) for scheme C(header)) and
-        C(matches) for a route, as in a policy's C(egress.routes). Validated like a policy.
+        C(matches) for a route, as in a policy's C(egress.routes). Validated like a policy. With O(decision=approve)
+        or O(decision=modify).
     type: dict
     default: {}
   tokens:
@@ -71,7 +71,7 @@ options:
     type: dict
     default: {}
   status:
-    description: With O(state=list), the status to list; V(all) lists every proposal.
+    description: Without O(decision), the status to list; V(all) lists every proposal.
     type: str
     choices: [pending, approved, rejected, all]
     default: pending
@@ -93,14 +93,14 @@ EXAMPLES = r"""
 - name: Allow the host the agent asked for
   botbottle.bottle.bottle_supervise:
     slug: demo
-    state: approve
+    decision: approve
     id: 3f9c2a7d41be0c55
     note: ok for this sprint
 
 - name: Approve a route, narrowed to GET, with its credential
   botbottle.bottle.bottle_supervise:
     slug: demo
-    state: approve
+    decision: approve
     id: 9a1b2c3d4e5f6071
     changes:
       matches: [{methods: [GET]}]
@@ -110,15 +110,15 @@ EXAMPLES = r"""
 - name: Say no
   botbottle.bottle.bottle_supervise:
     slug: demo
-    state: reject
+    decision: reject
     id: 3f9c2a7d41be0c55
     note: use the internal mirror instead
 """
 
 RETURN = r"""
 proposals:
-  description: With O(state=list), the proposals (each with its C(slug)), oldest first.
-  returned: always
+  description: Without O(decision), the proposals (each with its C(slug)), oldest first.
+  returned: when no decision is given
   type: list
   elements: dict
   sample: [{slug: demo, id: 3f9c2a7d41be0c55, kind: domain, status: pending, host: pypi.org, justification: "..."}]
@@ -129,11 +129,11 @@ problems:
   elements: str
 proposal:
   description: The proposal after the decision (or as it would be, in check mode).
-  returned: when state is not list
+  returned: with O(decision)
   type: dict
 changed_files:
   description: Files an approval wrote (or would write).
-  returned: when state is not list
+  returned: with O(decision)
   type: list
   elements: str
 reloaded:
@@ -169,7 +169,7 @@ def slugs_under(root):
 
 def do_list(module):
     p = module.params
-    root = os.path.abspath(os.path.expanduser(p["state_root"]))
+    root = p["state_root"]
     slugs = [p["slug"]] if p["slug"] else slugs_under(root)
     status = None if p["status"] == "all" else p["status"]
     proposals, problems = [], []
@@ -218,8 +218,8 @@ def decide(module):
     except sv.SuperviseError as exc:
         module.fail_json(msg=str(exc))
     if proposal is None:
-        module.fail_json(msg="bottle %s has no proposal %s: list them with state=list" % (p["slug"], p["id"]))
-    want = {"approve": "approved", "reject": "rejected", "modify": "pending"}[p["state"]]
+        module.fail_json(msg="bottle %s has no proposal %s: list them (no decision)" % (p["slug"], p["id"]))
+    want = {"approve": "approved", "reject": "rejected", "modify": "pending"}[p["decision"]]
     result = dict(changed=False, reloaded=False, changed_files=[], proposal=proposal, problems=[])
 
     if proposal["status"] != "pending":
@@ -228,8 +228,8 @@ def decide(module):
         module.fail_json(msg="proposal %s was already %s on %s (note: %r); a decision is final - the agent can make "
                              "a new proposal" % (p["id"], proposal["status"], proposal.get("decided"),
                                                  proposal.get("note", "")))
-    if p["state"] == "modify" and not p["changes"]:
-        module.fail_json(msg="state=modify needs changes: the fields to change (%s)"
+    if p["decision"] == "modify" and not p["changes"]:
+        module.fail_json(msg="decision=modify needs changes: the fields to change (%s)"
                              % (", ".join(sv.EDITABLE[proposal["kind"]]) or "none for a %s" % proposal["kind"]))
     try:
         updated, before = sv.apply_changes(proposal, p["changes"])
@@ -285,7 +285,7 @@ def main():
     argument_spec = dict(
         slug=dict(type="str"),
         state_root=dict(type="path", default=naming.DEFAULT_STATE_ROOT),
-        state=dict(type="str", choices=["list", "approve", "reject", "modify"], default="list"),
+        decision=dict(type="str", choices=["approve", "reject", "modify"]),
         id=dict(type="str"),
         note=dict(type="str", default=""),
         changes=dict(type="dict", default={}),
@@ -295,14 +295,13 @@ def main():
     )
     argument_spec.update(DOCKER_COMMON_ARGS)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           required_if=[("state", "approve", ("slug", "id")), ("state", "reject", ("slug", "id")),
-                                        ("state", "modify", ("slug", "id"))])
+                           required_by={"decision": ("slug", "id")})
     p = module.params
     if p["slug"]:
         error = naming.slug_error(p["slug"])
         if error:
             module.fail_json(msg="slug: " + error)
-    if p["state"] == "list":
+    if not p["decision"]:
         do_list(module)
     error = sv.id_error(p["id"])
     if error:

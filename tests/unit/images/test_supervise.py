@@ -122,7 +122,7 @@ def test_propose_writes_the_proposal_and_the_audit_line(supervise, store):
 
 
 def test_the_same_pending_ask_is_not_duplicated(store):
-    first, _ = store.propose("domain", {"host": "pypi.org", "justification": J}, 5)
+    first, _created = store.propose("domain", {"host": "pypi.org", "justification": J}, 5)
     again, created = store.propose("domain", {"host": "PyPI.org", "justification": "other words"}, 5)
     assert not created and again["id"] == first["id"]
     assert len(store.all()) == 1
@@ -136,7 +136,7 @@ def test_pending_limit(store):
 
 
 def test_an_existing_id_is_never_overwritten(supervise, store, monkeypatch):
-    first, _ = store.propose("domain", {"host": "a.org", "justification": J}, 5)
+    first, _created = store.propose("domain", {"host": "a.org", "justification": J}, 5)
     monkeypatch.setattr(supervise.secrets, "token_hex", lambda n: first["id"] if n == 8 else "0" * (2 * n))
     with pytest.raises(FileExistsError):
         store.propose("domain", {"host": "b.org", "justification": J}, 5)
@@ -151,7 +151,7 @@ def test_oversized_proposal_refused(supervise, store, monkeypatch):
 
 
 def test_store_ignores_files_that_are_not_proposals(store):
-    good, _ = store.propose("domain", {"host": "a.org", "justification": J}, 5)
+    good, _created = store.propose("domain", {"host": "a.org", "justification": J}, 5)
     with open(os.path.join(store.proposals, "notes.txt"), "w") as handle:
         handle.write("x")
     with open(os.path.join(store.proposals, "0000000000000000.json"), "w") as handle:
@@ -183,7 +183,7 @@ def test_rejected_answer_carries_the_note(supervise, store, tools):
 
 
 def test_bounded_wait_sees_a_decision_made_meanwhile(supervise, store):
-    proposal, _ = store.propose("domain", {"host": "a.org", "justification": J}, 5)
+    proposal, _created = store.propose("domain", {"host": "a.org", "justification": J}, 5)
     clock = {"t": 0.0}
 
     def sleep(seconds):
@@ -198,7 +198,7 @@ def test_bounded_wait_sees_a_decision_made_meanwhile(supervise, store):
 
 
 def test_bounded_wait_gives_up(supervise, store):
-    proposal, _ = store.propose("domain", {"host": "a.org", "justification": J}, 5)
+    proposal, _created = store.propose("domain", {"host": "a.org", "justification": J}, 5)
     clock = {"t": 0.0}
 
     def sleep(seconds):

@@ -111,7 +111,7 @@ def test_list_reports_untrusted_files(root):
 
 
 def test_approve_domain_matches_what_the_role_renders(root, reloads):
-    result = run(root, slug="demo", state="approve", id=DOMAIN_ID, note="fine")
+    result = run(root, slug="demo", decision="approve", id=DOMAIN_ID, note="fine")
     assert result["changed"] and result["proposal"]["status"] == "approved" and result["proposal"]["note"] == "fine"
     # the role, on its next run, renders the policy with the approval merged: the same bytes, the same hash
     merged = dict(POLICY, allowed_domains=POLICY["allowed_domains"] + ["pypi.org"])
@@ -126,14 +126,14 @@ def test_approve_domain_matches_what_the_role_renders(root, reloads):
 
 
 def test_approving_again_changes_nothing(root, reloads):
-    run(root, slug="demo", state="approve", id=DOMAIN_ID)
-    result = run(root, slug="demo", state="approve", id=DOMAIN_ID)
+    run(root, slug="demo", decision="approve", id=DOMAIN_ID)
+    result = run(root, slug="demo", decision="approve", id=DOMAIN_ID)
     assert not result["changed"] and len(reloads) == 1 and len(audit(root)) == 1
 
 
 def test_check_mode_writes_nothing(root, reloads):
     before = {p: open(os.path.join(d, p), "rb").read() for d, _s, files in os.walk(str(root)) for p in files}
-    result = run(root, check=True, slug="demo", state="approve", id=ROUTE_ID, tokens={"GH_TOKEN": TOKEN})
+    result = run(root, check=True, slug="demo", decision="approve", id=ROUTE_ID, tokens={"GH_TOKEN": TOKEN})
     after = {p: open(os.path.join(d, p), "rb").read() for d, _s, files in os.walk(str(root)) for p in files}
     assert result["changed"] and before == after and reloads == []
     assert any(f.endswith("egress.json") for f in result["changed_files"])
@@ -141,7 +141,7 @@ def test_check_mode_writes_nothing(root, reloads):
 
 
 def test_approve_route_with_its_credential(root, reloads):
-    result = run(root, slug="demo", state="approve", id=ROUTE_ID, tokens={"GH_TOKEN": TOKEN})
+    result = run(root, slug="demo", decision="approve", id=ROUTE_ID, tokens={"GH_TOKEN": TOKEN})
     route = {"host": "api.github.com", "auth": {"scheme": "Bearer", "token_ref": "GH_TOKEN"}, "matches": [{"methods": ["GET"]}]}
     merged = {"allowed_domains": POLICY["allowed_domains"], "egress": {"routes": POLICY["egress"]["routes"] + [route]}}
     again = run_module(bottle_state, None, dict(slug="demo", state_root=str(root),
@@ -155,14 +155,14 @@ def test_approve_route_with_its_credential(root, reloads):
 
 def test_route_without_a_credential_names_the_fix(root, reloads):
     with pytest.raises(Failed, match="needs credential GH_TOKEN.*tokens"):
-        run(root, slug="demo", state="approve", id=ROUTE_ID)
+        run(root, slug="demo", decision="approve", id=ROUTE_ID)
     assert sv.read_proposal(str(root / "demo"), ROUTE_ID)["status"] == "pending" and reloads == []
 
 
 def test_route_changed_by_the_operator(root, reloads):
     changes = {"host": "api.github.com", "auth": {"scheme": "token", "token_ref": "EXISTING"},
                "matches": [{"paths": [{"type": "prefix", "value": "/repos/"}], "methods": ["GET"]}]}
-    result = run(root, slug="demo", state="approve", id=ROUTE_ID, changes=changes)
+    result = run(root, slug="demo", decision="approve", id=ROUTE_ID, changes=changes)
     egress = json.loads(read(root, "bundle/egress.json"))["routes"]
     assert egress[-1] == changes
     assert result["proposal"]["modified"]["before"]["auth_ref"] == "GH_TOKEN"
@@ -170,7 +170,7 @@ def test_route_changed_by_the_operator(root, reloads):
 
 
 def test_modify_keeps_it_pending(root, reloads):
-    result = run(root, slug="demo", state="modify", id=DOMAIN_ID, changes={"host": "files.pythonhosted.org"})
+    result = run(root, slug="demo", decision="modify", id=DOMAIN_ID, changes={"host": "files.pythonhosted.org"})
     assert result["proposal"]["status"] == "pending" and result["proposal"]["host"] == "files.pythonhosted.org"
     assert result["changed_files"] == [] and reloads == []
     assert [e["event"] for e in audit(root)] == ["modified"]
@@ -181,39 +181,39 @@ def test_modify_keeps_it_pending(root, reloads):
     ("approve", DOMAIN_ID, {"host": "not a host"}, "is not a host name"),
     ("approve", ROUTE_ID, {"auth": {"scheme": "Basic", "token_ref": "X"}}, "auth.scheme"),
     ("approve", BLOCK_ID, {"url": "https://x"}, "change nothing"),
-    ("modify", DOMAIN_ID, {}, "needs changes"),
+    ("modify", DOMAIN_ID, {}, "decision=modify needs changes"),
 ])
 def test_bad_changes_are_refused_naming_the_key(root, reloads, state, proposal_id, changes, error):
     with pytest.raises(Failed, match=error):
-        run(root, slug="demo", state=state, id=proposal_id, changes=changes)
+        run(root, slug="demo", decision=state, id=proposal_id, changes=changes)
 
 
 def test_reject_changes_no_policy(root, reloads):
     before = read(root, "bundle/pipelock.yaml"), read(root, "bundle/egress.json")
-    result = run(root, slug="demo", state="reject", id=DOMAIN_ID, note="use the mirror")
+    result = run(root, slug="demo", decision="reject", id=DOMAIN_ID, note="use the mirror")
     assert result["proposal"]["status"] == "rejected" and result["proposal"]["note"] == "use the mirror"
     assert (read(root, "bundle/pipelock.yaml"), read(root, "bundle/egress.json")) == before
     assert not os.path.exists(str(root / "demo" / "supervise-approved.json")) and reloads == []
 
 
 def test_block_report_approval_records_only(root, reloads):
-    result = run(root, slug="demo", state="approve", id=BLOCK_ID, note="suppressed that rule")
+    result = run(root, slug="demo", decision="approve", id=BLOCK_ID, note="suppressed that rule")
     assert result["proposal"]["status"] == "approved" and result["changed_files"] == [] and reloads == []
 
 
 def test_a_decision_is_final(root, reloads):
-    run(root, slug="demo", state="reject", id=DOMAIN_ID, note="no")
+    run(root, slug="demo", decision="reject", id=DOMAIN_ID, note="no")
     with pytest.raises(Failed, match="already rejected"):
-        run(root, slug="demo", state="approve", id=DOMAIN_ID)
+        run(root, slug="demo", decision="approve", id=DOMAIN_ID)
 
 
 @pytest.mark.parametrize("args, error", [
-    ({"slug": "demo", "state": "approve", "id": "../../etc/passwd"}, "not a proposal id"),
-    ({"slug": "demo", "state": "approve", "id": "0123456789ABCDEF"}, "not a proposal id"),
-    ({"slug": "demo", "state": "approve", "id": "9999999999999999"}, "has no proposal 9999999999999999"),
-    ({"slug": "../demo", "state": "approve", "id": DOMAIN_ID}, "slug"),
-    ({"slug": "nobottle", "state": "approve", "id": DOMAIN_ID}, "no supervise store"),
-    ({"state": "approve", "id": DOMAIN_ID}, "slug"),
+    ({"slug": "demo", "decision": "approve", "id": "../../etc/passwd"}, "not a proposal id"),
+    ({"slug": "demo", "decision": "approve", "id": "0123456789ABCDEF"}, "not a proposal id"),
+    ({"slug": "demo", "decision": "approve", "id": "9999999999999999"}, "has no proposal 9999999999999999"),
+    ({"slug": "../demo", "decision": "approve", "id": DOMAIN_ID}, "slug"),
+    ({"slug": "nobottle", "decision": "approve", "id": DOMAIN_ID}, "no supervise store"),
+    ({"decision": "approve", "id": DOMAIN_ID}, "slug"),
 ])
 def test_bad_ids_and_slugs(root, reloads, args, error):
     with pytest.raises(Failed, match=error):
@@ -225,12 +225,12 @@ def test_a_symlinked_proposal_is_not_trusted(root, tmp_path, reloads):
     outside.write_text(json.dumps({"id": "5555555555555555", "kind": "domain", "status": "pending", "host": "evil.org"}))
     os.symlink(str(outside), str(root / "demo" / "supervise" / "proposals" / "5555555555555555.json"))
     with pytest.raises(Failed, match="not a regular file"):
-        run(root, slug="demo", state="approve", id="5555555555555555")
+        run(root, slug="demo", decision="approve", id="5555555555555555")
 
 
 def test_a_route_host_the_policy_already_routes_differently_is_refused(root, reloads):
     with pytest.raises(Failed, match="api.example already has a route"):
-        run(root, slug="demo", state="approve", id=ROUTE_ID, changes={"host": "api.example"}, tokens={"GH_TOKEN": "x"})
+        run(root, slug="demo", decision="approve", id=ROUTE_ID, changes={"host": "api.example"}, tokens={"GH_TOKEN": "x"})
 
 
 def test_allowlist_edit_is_the_rendering_of_the_merged_policy():
