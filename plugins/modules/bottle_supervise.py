@@ -58,7 +58,7 @@ options:
     default: ""
   changes:
     description:
-      - New values for the proposal's fields before it is approved (or with O(state=modify)) - C(host) for a
+      - New values for the proposal's fields before it is approved (or with O(decision=modify)) - C(host) for a
         domain; C(host), C(auth) (C(scheme), C(token_ref), and C(header)/C(value) for scheme C(header)) and
         C(matches) for a route, as in a policy's C(egress.routes). Validated like a policy. With O(decision=approve)
         or O(decision=modify).
