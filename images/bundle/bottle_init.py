@@ -101,11 +101,12 @@ def daemon_command(name):
             "--set", "stream_large_bodies=1",
             "--set", "flow_detail=0",
             "-s", "/opt/egress/egress_addon.py",
-        ], {"HOME": home, "BOTTLE_EGRESS_CONFIG": home + "/egress.json",
+        ], {"HOME": home, "PYTHONUNBUFFERED": "1", "BOTTLE_EGRESS_CONFIG": home + "/egress.json",
             "BOTTLE_EGRESS_TOKENS": home + "/tokens.json"})
     path = "/usr/local/bin/%s" % name
     if os.path.exists(path):
-        return [path], {"HOME": home}
+        # Python daemons: line by line, so a log shows what happened before a failure, in order.
+        return [path], {"HOME": home, "PYTHONUNBUFFERED": "1"}
     return None
 
 

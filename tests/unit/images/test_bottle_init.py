@@ -72,6 +72,9 @@ def test_daemon_commands(bottle_init):
     assert "--mode transparent" in joined and "--listen-host 127.0.0.1" in joined and "--listen-port 9099" in joined
     assert "confdir=/run/bottle/egress/mitmproxy" in joined
     assert env["BOTTLE_EGRESS_CONFIG"] == "/run/bottle/egress/egress.json"
+    # Unbuffered, so the log is in order when the bundle fails closed (egress's lines otherwise
+    # arrived only at exit, after bottle-init's own).
+    assert env["PYTHONUNBUFFERED"] == "1"
 
 
 # --- staging /etc/bottle and the CA -------------------------------------------------------
