@@ -11,7 +11,9 @@ short_description: The bottles on a host
 version_added: 0.1.0
 description:
   - Lists the bottles of the managed host from what carries the C(io.botbottle.*) labels (containers,
-    networks) and from the state directories under O(state_root).
+    networks, smolvm machines) and from the state directories under O(state_root).
+  - smolvm machines are read with C(smolvm machine ls --json) when the smolvm CLI is found (see
+    O(smolvm_path)); without it RV(smolvm) says so and no machines are listed.
   - Read-only; used by the teardown playbook to decide what goes, and by the role's preflight to check
     that the images a launch needs are in the local image cache (O(images)).
 author: botbottle developers (@botbottle)
@@ -44,6 +46,22 @@ options:
     type: list
     elements: str
     default: []
+  smolvm:
+    description: Look for smolvm machines (and report RV(smolvm)). V(false) skips the smolvm CLI entirely.
+    type: bool
+    default: true
+  smolvm_path:
+    description: The smolvm binary. Default - C(smolvm) on PATH, else the C(smolmachines) wheel's.
+    type: path
+  smolvm_state_dir:
+    description: smolvm's C(--state-dir); smolvm's own default when unset.
+    type: path
+  loopback_pool:
+    description:
+      - With O(slug), report in RV(loopback) the loopback address the bottle's bundle publishes on (the
+        smolmachines backend) - the one it has, else the one in its C(meta.json), else a free one of this
+        pool chosen from a hash of the slug. Read-only; nothing is reserved.
+    type: str
 """
 
 EXAMPLES = r"""
@@ -69,6 +87,7 @@ bottles:
       backend: docker
       containers: [{name: bb-demo-bundle, component: bundle, status: running, health: healthy}]
       networks: [{name: bb-demo-net-int, component: net-int}]
+      machines: []
       state_dir: /root/.bot-bottle/state/demo
       created: "2026-11-22T18:00:00Z"
 images:
@@ -79,6 +98,17 @@ images:
   sample:
     - {name: "botbottle/bundle:latest", present: true, id: "sha256:0123abcd"}
     - {name: "botbottle/agent:latest", present: false, id: null}
+smolvm:
+  description: Whether the smolvm CLI was found, and whether this host can boot its guests (and why not).
+  returned: always
+  type: dict
+  sample: {available: true, path: /usr/local/bin/smolvm, reason: null,
+           boot: {supported: false, reason: "this host's KVM is PVM ..."}}
+loopback:
+  description: The loopback address for O(slug) and where it comes from (C(bundle), C(meta) or C(allocated)).
+  returned: when O(loopback_pool) and O(slug) are set
+  type: dict
+  sample: {address: 127.77.0.17, source: allocated}
 """
 
 import json
@@ -86,7 +116,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.botbottle.bottle.plugins.module_utils import naming
+from ansible_collections.botbottle.bottle.plugins.module_utils import loopback, naming, smolvm
 from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import (
     DOCKER_COMMON_ARGS, DockerException, bottle_containers, bottle_networks, find_image, get_docker_client)
 
@@ -99,12 +129,24 @@ def read_meta(path):
         return {}
 
 
-def collect(client, state_root, slug=None, agent=None):
+def collect(client, state_root, slug=None, agent=None, machines=None):
     bottles = {}
 
     def entry(s):
         return bottles.setdefault(s, {"slug": s, "agent": None, "backend": None, "containers": [],
-                                      "networks": [], "state_dir": None, "created": None})
+                                      "networks": [], "machines": [], "state_dir": None, "created": None})
+
+    for machine in machines or []:
+        labels = machine.get("labels") or {}
+        if naming.LABEL_BOTTLE not in labels or (slug and labels[naming.LABEL_BOTTLE] != slug) or \
+                (agent and labels.get(naming.LABEL_AGENT) != agent):
+            continue
+        b = entry(labels[naming.LABEL_BOTTLE])
+        b["agent"] = b["agent"] or labels.get(naming.LABEL_AGENT)
+        b["backend"] = b["backend"] or labels.get(naming.LABEL_BACKEND)
+        b["machines"].append({"name": machine.get("name"), "component": labels.get(naming.LABEL_COMPONENT),
+                              "state": machine.get("state"), "allowed_cidrs": machine.get("allowed_cidrs") or [],
+                              "image": machine.get("image")})
 
     for container in bottle_containers(client, slug, agent):
         labels = container.labels or {}
@@ -136,6 +178,7 @@ def collect(client, state_root, slug=None, agent=None):
     for b in bottles.values():
         b["containers"].sort(key=lambda c: c["name"])
         b["networks"].sort(key=lambda n: n["name"])
+        b["machines"].sort(key=lambda m: m["name"] or "")
     return [bottles[k] for k in sorted(bottles)]
 
 
@@ -147,22 +190,64 @@ def look_up_images(client, names):
     return found
 
 
+def smolvm_machines(module):
+    """(report, machines): the smolvm CLI's availability and boot support, and ``machine ls --json``."""
+    p = module.params
+    supported, why = smolvm.boot_supported()
+    report = dict(available=False, path=None, reason=None, boot=dict(supported=supported, reason=why))
+    if not p["smolvm"]:
+        report["reason"] = "not looked for (smolvm=false)"
+        return report, []
+    try:
+        report["path"] = smolvm.find_smolvm(p["smolvm_path"], which=module.get_bin_path)
+    except smolvm.SmolvmError as exc:
+        report["reason"] = str(exc)
+        return report, []
+    report["available"] = True
+    cli = smolvm.SmolvmCLI(smolvm.module_runner(module), report["path"], state_dir=p["smolvm_state_dir"])
+    try:
+        return report, cli.list_machines()
+    except smolvm.SmolvmError as exc:
+        module.fail_json(msg="smolvm machine ls failed: %s (fix smolvm, or pass smolvm=false to list "
+                             "containers only)" % exc, smolvm=report)
+
+
+def choose_loopback(module, client):
+    p = module.params
+    meta = read_meta(naming.state_dir(p["slug"], p["state_root"]))
+    try:
+        address, source = loopback.choose(p["slug"], p["loopback_pool"], client,
+                                          meta_address=meta.get("loopback_address"))
+    except loopback.LoopbackError as exc:
+        module.fail_json(msg="loopback_pool: %s" % exc)
+    return dict(address=address, source=source)
+
+
 def main():
     argument_spec = dict(
         slug=dict(type="str"),
         agent=dict(type="str"),
         state_root=dict(type="path", default=naming.DEFAULT_STATE_ROOT),
         images=dict(type="list", elements="str", default=[]),
+        smolvm=dict(type="bool", default=True),
+        smolvm_path=dict(type="path"),
+        smolvm_state_dir=dict(type="path"),
+        loopback_pool=dict(type="str"),
     )
     argument_spec.update(DOCKER_COMMON_ARGS)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     client = get_docker_client(module)
+    smolvm_report, machines = smolvm_machines(module)
+    extra = {}
     try:
-        bottles = collect(client, module.params["state_root"], module.params["slug"], module.params["agent"])
+        bottles = collect(client, module.params["state_root"], module.params["slug"], module.params["agent"],
+                          machines=machines)
         images = look_up_images(client, module.params["images"])
+        if module.params["loopback_pool"] and module.params["slug"]:
+            extra["loopback"] = choose_loopback(module, client)
     except DockerException as exc:
         module.fail_json(msg="docker engine error while listing bottles: %s" % exc)
-    module.exit_json(changed=False, bottles=bottles, images=images)
+    module.exit_json(changed=False, bottles=bottles, images=images, smolvm=smolvm_report, **extra)
 
 
 if __name__ == "__main__":

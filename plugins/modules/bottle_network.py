@@ -15,6 +15,8 @@ description:
     address (C(com.docker.network.bridge.inhibit_ipv4)), so the agent cannot reach services of the
     host through the gateway address either, which a plain internal network allows.
   - V(bb-<slug>-net-out) is an ordinary bridge only the bundle joins, its way out.
+  - With O(internal=false) (the smolmachines backend, whose agent is a VM and reaches the bundle through a
+    loopback address) only V(bb-<slug>-net-out) is created. O(state=absent) removes both either way.
   - Subnets come deterministically from the slug (a hash picks the first slot in O(pool)); slots that
     overlap any existing docker network are skipped, and the result says which were.
     Existing networks of the bottle keep their subnets.
@@ -47,6 +49,15 @@ options:
     description: Prefix length of each network's subnet; a /28 holds the gateway, bundle and agent.
     type: int
     default: 28
+  internal:
+    description: Whether the bottle has the internal network (the docker backend's agent sits on it).
+    type: bool
+    default: true
+  backend:
+    description: The bottle's backend, recorded as the C(io.botbottle.backend) label of new networks.
+    type: str
+    choices: [docker, smolmachines]
+    default: docker
   labels:
     description: Extra labels for both networks (the bottle's own labels always win).
     type: dict
@@ -161,12 +172,14 @@ class NetworkManager:
             "internal": naming.object_name(self.p["slug"], "net-int"),
             "egress": naming.object_name(self.p["slug"], "net-out"),
         }
+        if self.p["state"] == "present" and not self.p["internal"]:
+            del self.names["internal"]
         self.existing = {k: find_network(client, v) for k, v in self.names.items()}
         self.result = dict(changed=False, networks={}, skipped_subnets=[], diff=dict(before={}, after={}))
 
     def labels(self, component):
         merged = dict(self.p["labels"] or {})
-        merged.update(naming.labels(self.p["slug"], self.p["agent"], component))
+        merged.update(naming.labels(self.p["slug"], self.p["agent"], component, self.p["backend"]))
         return merged
 
     def foreign(self, net, component):
@@ -193,10 +206,12 @@ class NetworkManager:
                                   % (self.p["prefix"], pool, pool.prefixlen))
         recreate = []
         for key, component in (("internal", "net-int"), ("egress", "net-out")):
-            net = self.existing[key]
+            net = self.existing.get(key)
+            if key not in self.names:
+                continue
             if net is not None and self.foreign(net, component):
                 recreate.append(key)
-        missing = [k for k in ("internal", "egress") if self.existing[k] is None or k in recreate]
+        missing = [k for k in ("internal", "egress") if k in self.names and (self.existing[k] is None or k in recreate)]
         self.result["diff"]["before"] = {k: (describe(v, k == "internal") if v else None)
                                          for k, v in self.existing.items()}
         if missing:
@@ -262,6 +277,8 @@ def main():
         agent=dict(type="str"),
         pool=dict(type="str", default="172.29.0.0/16"),
         prefix=dict(type="int", default=28),
+        internal=dict(type="bool", default=True),
+        backend=dict(type="str", default="docker", choices=list(naming.BACKENDS)),
         labels=dict(type="dict", default={}),
         state=dict(type="str", choices=["present", "absent"], default="present"),
     )

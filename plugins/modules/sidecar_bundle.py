@@ -15,8 +15,12 @@ description:
     network and a way out on its egress network.
   - After starting it waits until every selected daemon reports healthy (C(bottle-health --json) in the
     bundle) and fails with the daemon's own log lines when one does not.
-  - A change of image, environment, mounts, networks, address, daemons, ports or capabilities recreates
-    the container. A change of O(config_hash) alone does not; the bundle is sent C(SIGHUP) and reloads
+  - With O(publish_address) (the smolmachines backend) the agent-facing ports are published on one
+    loopback address of the bottle's own, C(127.0.0.X), each on its own port number, and on no other host
+    address. V(auto) chooses the address - the one the bundle already publishes on, else a free address
+    of O(publish_pool) picked from a hash of the slug - and never one another bottle's bundle uses.
+  - A change of image, environment, mounts, networks, address, daemons, ports, publish address or
+    capabilities recreates the container. A change of O(config_hash) alone does not; the bundle is sent C(SIGHUP) and reloads
     its configuration in place.
   - Environment values are passed through the Docker API, never on a command line, and never appear in
     diff output (keys only).
@@ -76,7 +80,11 @@ options:
         type: bool
         default: false
   internal_network:
-    description: The bottle's internal network. Required with O(state=present).
+    description:
+      - The bottle's internal network, shared with the agent container (the docker backend).
+      - With O(state=present) give O(internal_network) or O(egress_network) or both; without an internal
+        network (the smolmachines backend, whose agent is a VM) the bundle's first network is
+        O(egress_network).
     type: str
   internal_ip:
     description: The bundle's pinned address on O(internal_network).
@@ -103,6 +111,28 @@ options:
         description: Host address to publish on (a per-bottle loopback address for smolmachines).
         type: str
         default: 127.0.0.1
+  publish_address:
+    description:
+      - Publish O(publish_ports) on this host address, each port on the same port number
+        (C(127.0.0.X:8888) -> 8888). A loopback address other than C(127.0.0.1), or V(auto) to choose
+        one from O(publish_pool) (see the description). Fails when another bottle's bundle publishes on it.
+      - Unset publishes nothing there (the docker backend).
+    type: str
+  publish_pool:
+    description: Where V(auto) takes an address from; a range inside C(127.0.0.0/8).
+    type: str
+    default: 127.77.0.0/16
+  publish_ports:
+    description:
+      - The bundle ports published on O(publish_address). Default - the agent-facing port of each
+        daemon in O(daemons) (pipelock 8888, git-gate 9418, supervise 9100).
+    type: list
+    elements: int
+  backend:
+    description: The bottle's backend, recorded as the C(io.botbottle.backend) label.
+    type: str
+    choices: [docker, smolmachines]
+    default: docker
   cap_add:
     description: Capabilities of the bundle. C(NET_ADMIN) installs the proxy chain's redirect rule.
     type: list
@@ -141,6 +171,19 @@ EXAMPLES = r"""
       - {source: ~/.bot-bottle/state/demo/ca, target: /var/lib/bottle/ca}
     config_hash: "{{ rendered_hash }}"
 
+- name: The bundle of a smolmachines bottle, its agent-facing ports on a loopback address of its own
+  botbottle.bottle.sidecar_bundle:
+    slug: vm
+    agent: demo
+    backend: smolmachines
+    image: botbottle/bundle:latest
+    egress_network: bb-vm-net-out
+    publish_address: auto
+    mounts:
+      - {source: ~/.bot-bottle/state/vm/bundle, target: /etc/bottle, read_only: true}
+      - {source: ~/.bot-bottle/state/vm/ca, target: /var/lib/bottle/ca}
+  register: bundle   # bundle.publish_address is the VM's proxy address, e.g. 127.77.0.17
+
 - name: Remove it
   botbottle.bottle.sidecar_bundle:
     slug: demo
@@ -167,6 +210,15 @@ health:
   returned: when state=present and not in check mode
   type: dict
   sample: {pipelock: healthy, egress: healthy}
+publish_address:
+  description: The loopback address the agent-facing ports are published on (with O(publish_address)).
+  returned: when state=present and O(publish_address) is set
+  type: str
+  sample: 127.77.0.17
+publish_source:
+  description: How V(auto) chose it - V(bundle) (kept from the running bundle), V(allocated) (new), or V(given).
+  returned: when state=present and O(publish_address) is set
+  type: str
 reloaded:
   description: Whether the running bundle was told to reload its configuration.
   returned: always
@@ -177,7 +229,7 @@ import json
 import time
 
 
-from ansible_collections.botbottle.bottle.plugins.module_utils import naming
+from ansible_collections.botbottle.bottle.plugins.module_utils import loopback, naming
 from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import (
     DockerException, env_list_to_dict, exec_in, find_container, find_image, get_docker_client, log_tail,
     run_manager)
@@ -193,6 +245,47 @@ class BundleManager:
         self.container = find_container(client, self.name)
         self.result = dict(changed=False, reloaded=False, container={"id": None, "name": self.name},
                            diff=dict(before={}, after={}))
+        self.publish_address = None
+
+    # Each daemon's agent-facing port (egress listens on the bundle's own loopback only).
+    AGENT_PORTS = {"pipelock": 8888, "git-gate": 9418, "supervise": 9100}
+
+    def resolve_publish_address(self):
+        """The address to publish on (None without publish_address); fails naming the fix."""
+        wanted = self.p["publish_address"]
+        if not wanted:
+            return None
+        try:
+            if wanted == "auto":
+                address, source = loopback.choose(self.p["slug"], self.p["publish_pool"], self.client)
+            else:
+                address, source = loopback.check_address(wanted), "given"
+                owner = loopback.bundle_addresses(self.client).get(address)
+                if owner not in (None, self.p["slug"]):
+                    raise loopback.LoopbackError(
+                        "%s is already published by the bundle of bottle %s: give bottle %s another address, "
+                        "or use publish_address=auto" % (address, owner, self.p["slug"]))
+        except loopback.LoopbackError as exc:
+            self.module.fail_json(msg="publish_address: %s" % exc)
+        self.result["publish_address"] = address
+        self.result["publish_source"] = source
+        return address
+
+    def publish_ports(self):
+        ports = self.p["publish_ports"]
+        if ports is None:
+            ports = [self.AGENT_PORTS[d] for d in self.p["daemons"] if d in self.AGENT_PORTS]
+        return sorted(set(ports))
+
+    def port_bindings(self):
+        """``{container_port: [(host_ip, host_port or None), ...]}`` for every published port."""
+        bindings = {}
+        for p in self.p["published_ports"]:
+            bindings.setdefault(p["container_port"], []).append((p["host_ip"], None))
+        if self.publish_address:
+            for port in self.publish_ports():
+                bindings.setdefault(port, []).append((self.publish_address, port))
+        return bindings
 
     # -- desired state -------------------------------------------------
     def desired_env(self):
@@ -201,11 +294,11 @@ class BundleManager:
         return env
 
     def desired_labels(self):
-        labels = naming.labels(self.p["slug"], self.p["agent"], "bundle")
+        labels = naming.labels(self.p["slug"], self.p["agent"], "bundle", self.p["backend"])
         return labels
 
     def desired_networks(self):
-        nets = [self.p["internal_network"]]
+        nets = [self.p["internal_network"]] if self.p["internal_network"] else []
         if self.p["egress_network"]:
             nets.append(self.p["egress_network"])
         return nets + list(self.p["extra_networks"] or [])
@@ -219,10 +312,16 @@ class BundleManager:
                              for m in self.p["mounts"]),
             "networks": sorted(self.desired_networks()),
             "internal_ip": self.p["internal_ip"] or "",
-            "ports": sorted("%s:%d" % (p["host_ip"], p["container_port"]) for p in self.p["published_ports"]),
+            "ports": sorted(self.binding_key(ip, host_port, port)
+                            for port, entries in self.port_bindings().items() for ip, host_port in entries),
             "cap_add": sorted(self.p["cap_add"]),
             "restart_policy": self.p["restart_policy"],
         }
+
+    @staticmethod
+    def binding_key(ip, host_port, port):
+        """``ip:port`` (Docker picks the host port) or ``ip:host_port:port`` (a fixed one)."""
+        return "%s:%s:%d" % (ip, host_port, port) if host_port else "%s:%d" % (ip, port)
 
     def current(self):
         c = self.container.attrs
@@ -235,7 +334,8 @@ class BundleManager:
         ports = []
         for spec, bindings in (host_config.get("PortBindings") or {}).items():
             for binding in bindings or []:
-                ports.append("%s:%d" % (binding.get("HostIp") or "0.0.0.0", int(spec.split("/")[0])))
+                ports.append(self.binding_key(binding.get("HostIp") or "0.0.0.0", binding.get("HostPort") or "",
+                                              int(spec.split("/")[0])))
         labels = {k: v for k, v in ((c.get("Config") or {}).get("Labels") or {}).items()
                   if k in self.desired_labels()}
         return {
@@ -266,9 +366,15 @@ class BundleManager:
 
     # -- actions -------------------------------------------------------
     def present(self):
-        for key in ("agent", "image", "internal_network"):
+        for key in ("agent", "image"):
             if not self.p[key]:
                 self.module.fail_json(msg="%s is required when state=present" % key)
+        if not (self.p["internal_network"] or self.p["egress_network"]):
+            self.module.fail_json(msg="internal_network or egress_network is required when state=present: the "
+                                      "bundle needs a network (docker backend: both; smolmachines: egress_network)")
+        if self.p["internal_ip"] and not self.p["internal_network"]:
+            self.module.fail_json(msg="internal_ip needs internal_network: drop internal_ip or name the network")
+        self.publish_address = self.resolve_publish_address()
         image = find_image(self.client, self.p["image"])
         if image is None:
             self.module.fail_json(msg="bundle image %s is not in the local image cache: build it with "
@@ -332,20 +438,22 @@ class BundleManager:
         labels[naming.LABEL_CONFIG_HASH] = self.p["config_hash"] or ""
         mounts = [Mount(target=m["target"], source=m["source"], type="bind", read_only=m["read_only"])
                   for m in self.p["mounts"]]
+        primary = self.desired_networks()[0]
         networking = self.client.api.create_networking_config({
-            self.p["internal_network"]: self.client.api.create_endpoint_config(
-                ipv4_address=self.p["internal_ip"] or None)})
-        ports = {"%d/tcp" % p["container_port"]: (p["host_ip"], None) for p in self.p["published_ports"]}
+            primary: self.client.api.create_endpoint_config(
+                ipv4_address=(self.p["internal_ip"] or None) if primary == self.p["internal_network"] else None)})
+        ports = {"%d/tcp" % port: (entries[0] if len(entries) == 1 else entries)
+                 for port, entries in self.port_bindings().items()}
         host_config = self.client.api.create_host_config(
             mounts=mounts, cap_add=self.p["cap_add"], port_bindings=ports or None,
             restart_policy={"Name": self.p["restart_policy"]} if self.p["restart_policy"] != "no" else None,
             init=False, security_opt=["no-new-privileges"],
             # Without a network mode Docker would also attach the default bridge.
-            network_mode=self.p["internal_network"])
+            network_mode=primary)
         created = self.client.api.create_container(
             want["image"], name=self.name, environment=want["env"], labels=labels,
             host_config=host_config, networking_config=networking,
-            ports=[p["container_port"] for p in self.p["published_ports"]] or None, detach=True)
+            ports=sorted(self.port_bindings()) or None, detach=True)
         self.container = self.client.containers.get(created["Id"])
         try:
             for net in self.desired_networks()[1:]:
@@ -445,6 +553,10 @@ def main():
         published_ports=dict(type="list", elements="dict", default=[], options=dict(
             container_port=dict(type="int", required=True),
             host_ip=dict(type="str", default="127.0.0.1"))),
+        publish_address=dict(type="str"),
+        publish_pool=dict(type="str", default=loopback.DEFAULT_POOL),
+        publish_ports=dict(type="list", elements="int"),
+        backend=dict(type="str", default="docker", choices=list(naming.BACKENDS)),
         cap_add=dict(type="list", elements="str", default=["NET_ADMIN"]),
         config_hash=dict(type="str"),
         restart_policy=dict(type="str", default="no", choices=["no", "on-failure", "unless-stopped", "always"]),

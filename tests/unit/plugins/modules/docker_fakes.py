@@ -145,7 +145,8 @@ class FakeContainer:
         self.attrs["State"] = {"Status": "running", "ExitCode": 0}
         ports = {}
         for spec, bindings in (self.attrs["HostConfig"].get("PortBindings") or {}).items():
-            ports[spec] = [{"HostIp": b["HostIp"], "HostPort": str(self.engine.next_port())} for b in bindings]
+            ports[spec] = [{"HostIp": b["HostIp"], "HostPort": b["HostPort"] or str(self.engine.next_port())}
+                           for b in bindings]
         self.attrs["NetworkSettings"]["Ports"] = ports
 
     def kill(self, signal="SIGKILL"):
@@ -263,8 +264,9 @@ class FakeAPI:
         if network_mode == "default":  # what Docker does without a network mode
             networks["bridge"] = {"IPAMConfig": None, "IPAddress": "172.17.0.9"}
         bindings = {}
-        for spec, (host_ip, host_port) in (host_config.get("port_bindings") or {}).items():
-            bindings[spec] = [{"HostIp": host_ip, "HostPort": str(host_port or "")}]
+        for spec, value in (host_config.get("port_bindings") or {}).items():
+            entries = value if isinstance(value, list) else [value]  # the SDK takes a tuple or a list of them
+            bindings[spec] = [{"HostIp": host_ip, "HostPort": str(host_port or "")} for host_ip, host_port in entries]
         restart = host_config.get("restart_policy") or {"Name": "no"}
         mounts = [{"Type": m["Type"], "Source": m["Source"], "Destination": m["Target"],
                    "RW": not m.get("ReadOnly", False)} for m in host_config.get("mounts") or []]

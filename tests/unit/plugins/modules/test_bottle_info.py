@@ -6,8 +6,46 @@ from __future__ import annotations
 
 import json
 
-from ansible_collections.botbottle.bottle.plugins.modules import bottle_info, bottle_network
+import pytest
+
+from ansible_collections.botbottle.bottle.plugins.module_utils import naming, smolvm
+from ansible_collections.botbottle.bottle.plugins.modules import bottle_info, bottle_network, sidecar_bundle
 from ansible_collections.botbottle.bottle.tests.unit.plugins.modules.docker_fakes import FakeEngine, run_module
+
+
+class FakeSmolvm:
+    """What the module sees of the smolvm CLI: found or not, and its machine list."""
+
+    def __init__(self):
+        self.found = False
+        self.machines = []
+        self.error = None
+
+
+@pytest.fixture(autouse=True)
+def fake_smolvm(monkeypatch):
+    fake = FakeSmolvm()
+
+    def find(explicit=None, which=None):
+        if not fake.found:
+            raise smolvm.SmolvmError("smolvm not found: install it")
+        return "/opt/smolvm"
+
+    def list_machines(self):
+        if fake.error:
+            raise smolvm.SmolvmError(fake.error, code="IO")
+        return fake.machines
+
+    monkeypatch.setattr(smolvm, "find_smolvm", find)
+    monkeypatch.setattr(smolvm.SmolvmCLI, "list_machines", list_machines)
+    monkeypatch.setattr(smolvm, "boot_supported", lambda: (False, "this host's KVM is PVM"))
+    return fake
+
+
+def machine(slug, agent, name=None, state="created"):
+    labels = naming.labels(slug, agent, "agent", "smolmachines")
+    return {"name": name or "bb-%s-agent" % slug, "state": state, "allowed_cidrs": ["127.77.0.5/32"],
+            "image": "local:ab", "labels": labels}
 
 
 def launch(engine, slug, agent):
@@ -51,3 +89,76 @@ def test_images_are_looked_up_in_order(tmp_path):
 def test_no_images_asked_none_reported(tmp_path):
     result = run_module(bottle_info, FakeEngine().client, {"state_root": str(tmp_path / "absent")})
     assert result["images"] == [] and result["bottles"] == []
+
+
+def test_machines_join_their_bottles_and_follow_filters(tmp_path, fake_smolvm):
+    engine = FakeEngine()
+    launch(engine, "sm-a", "smol")
+    fake_smolvm.found = True
+    fake_smolvm.machines = [machine("sm-a", "smol"), machine("sm-b", "smol"), machine("x", "other"),
+                            {"name": "unlabelled", "state": "running", "labels": {}}]
+    result = run_module(bottle_info, engine.client, {"state_root": str(tmp_path)})
+    assert result["smolvm"] == {"available": True, "path": "/opt/smolvm", "reason": None,
+                                "boot": {"supported": False, "reason": "this host's KVM is PVM"}}
+    assert [b["slug"] for b in result["bottles"]] == ["sm-a", "sm-b", "x"]
+    sm_a = result["bottles"][0]
+    assert sm_a["machines"] == [{"name": "bb-sm-a-agent", "component": "agent", "state": "created",
+                                 "allowed_cidrs": ["127.77.0.5/32"], "image": "local:ab"}]
+    assert [n["name"] for n in sm_a["networks"]] == ["bb-sm-a-net-int", "bb-sm-a-net-out"]
+    assert result["bottles"][1]["backend"] == "smolmachines"  # known from the machine alone
+    only_b = run_module(bottle_info, engine.client, {"state_root": str(tmp_path), "slug": "sm-b"})["bottles"]
+    assert [b["slug"] for b in only_b] == ["sm-b"]
+    by_agent = run_module(bottle_info, engine.client, {"state_root": str(tmp_path), "agent": "other"})["bottles"]
+    assert [b["slug"] for b in by_agent] == ["x"]
+
+
+def test_without_smolvm_no_machines_and_the_reason(tmp_path, fake_smolvm):
+    result = run_module(bottle_info, FakeEngine().client, {"state_root": str(tmp_path)})
+    assert result["smolvm"]["available"] is False and "not found" in result["smolvm"]["reason"]
+    skipped = run_module(bottle_info, FakeEngine().client, {"state_root": str(tmp_path), "smolvm": False})
+    assert skipped["smolvm"]["reason"] == "not looked for (smolvm=false)"
+
+
+def test_a_failing_smolvm_fails_naming_the_way_out(tmp_path, fake_smolvm):
+    from ansible_collections.botbottle.bottle.tests.unit.plugins.modules.docker_fakes import Failed
+    fake_smolvm.found, fake_smolvm.error = True, "state dir unreadable"
+    with pytest.raises(Failed) as failure:
+        run_module(bottle_info, FakeEngine().client, {"state_root": str(tmp_path)})
+    assert "smolvm machine ls failed: IO: state dir unreadable" in failure.value.result["msg"]
+    assert "smolvm=false" in failure.value.result["msg"]
+
+
+def smol_bundle(engine, slug, address):
+    if "bb-%s-net-out" % slug not in engine.networks:
+        run_module(bottle_network, engine.client, {"slug": slug, "agent": "smol", "pool": "10.9.0.0/16",
+                                                   "internal": False})
+    engine.add_image("botbottle/bundle:latest")
+    run_module(sidecar_bundle, engine.client, {
+        "slug": slug, "agent": "smol", "image": "botbottle/bundle:latest", "egress_network": "bb-%s-net-out" % slug,
+        "publish_address": address, "backend": "smolmachines", "health_timeout": 1})
+
+
+@pytest.mark.parametrize("setup,expected", [
+    ({}, "allocated"),
+    ({"bundle": "127.77.3.3"}, "bundle"),
+    ({"meta": "127.77.4.4"}, "meta"),
+    ({"meta": "127.77.4.4", "other": "127.77.4.4"}, "allocated"),
+])
+def test_loopback_choice(tmp_path, setup, expected):
+    engine = FakeEngine()
+    if "bundle" in setup:
+        smol_bundle(engine, "sm-a", setup["bundle"])
+    if "other" in setup:
+        smol_bundle(engine, "sm-b", setup["other"])
+    if "meta" in setup:
+        (tmp_path / "sm-a").mkdir()
+        (tmp_path / "sm-a" / "meta.json").write_text(json.dumps({"loopback_address": setup["meta"]}))
+    result = run_module(bottle_info, engine.client, {"state_root": str(tmp_path), "slug": "sm-a",
+                                                     "loopback_pool": "127.77.0.0/16"})
+    assert result["loopback"]["source"] == expected
+    assert result["loopback"]["address"] != setup.get("other")
+    if expected == "bundle":
+        assert result["loopback"]["address"] == setup["bundle"]
+    if expected == "meta":
+        assert result["loopback"]["address"] == setup["meta"]
+    assert not result["changed"]

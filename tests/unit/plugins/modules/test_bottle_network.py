@@ -163,3 +163,20 @@ def test_agent_required_for_present(engine):
     with pytest.raises(Failed) as failure:
         run_module(bottle_network, engine.client, {"slug": "demo"})
     assert failure.value.result["msg"] == "agent is required when state=present"
+
+
+def test_without_internal_only_the_way_out_exists(engine):
+    result = run(engine, diff=True, internal=False, backend="smolmachines")
+    assert result["changed"]
+    assert sorted(n for n in engine.networks if n.startswith("bb-")) == ["bb-demo-net-out"]
+    assert sorted(result["networks"]) == ["egress"]
+    assert engine.networks["bb-demo-net-out"].attrs["Labels"][naming.LABEL_BACKEND] == "smolmachines"
+    assert not run(engine, internal=False, backend="smolmachines")["changed"]
+    check = run(engine, check=True, internal=False)
+    assert not check["changed"]
+
+
+def test_absent_removes_both_whatever_internal_says(engine):
+    run(engine)
+    assert run(engine, state="absent", internal=False)["changed"]
+    assert not [n for n in engine.networks if n.startswith("bb-")]

@@ -175,11 +175,121 @@ def test_missing_image_names_the_fix(engine):
     assert "bb-demo-bundle" not in engine.containers
 
 
-@pytest.mark.parametrize("key", ["agent", "image", "internal_network"])
+@pytest.mark.parametrize("key", ["agent", "image"])
 def test_required_for_present(engine, key):
     with pytest.raises(Failed) as failure:
         run(engine, **{key: None})
     assert failure.value.result["msg"] == "%s is required when state=present" % key
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"internal_network": None, "internal_ip": None, "egress_network": None},
+     "internal_network or egress_network is required"),
+    ({"internal_network": None}, "internal_ip needs internal_network"),
+])
+def test_network_requirements(engine, change, message):
+    with pytest.raises(Failed) as failure:
+        run(engine, **change)
+    assert message in failure.value.result["msg"]
+    assert "bb-demo-bundle" not in engine.containers
+
+
+# -- smolmachines: the agent-facing ports on a loopback address of the bottle's own
+
+def smol(**overrides):
+    base = dict(slug="sm-a", agent="smol", backend="smolmachines", internal_network=None, internal_ip=None,
+                egress_network="bb-demo-net-out", published_ports=[], publish_address="auto",
+                publish_pool="127.77.0.0/16", daemons=["pipelock", "egress", "git-gate"])
+    base.update(overrides)
+    return base
+
+
+def bindings(engine, name):
+    return engine.containers[name].attrs["HostConfig"]["PortBindings"]
+
+
+def test_publish_auto_binds_only_the_agent_ports_on_one_loopback_address(engine):
+    result = run(engine, diff=True, **smol())
+    address = result["publish_address"]
+    assert result["publish_source"] == "allocated"
+    assert address.startswith("127.77.") and address != "127.0.0.1"
+    assert bindings(engine, "bb-sm-a-bundle") == {
+        "8888/tcp": [{"HostIp": address, "HostPort": "8888"}],
+        "9418/tcp": [{"HostIp": address, "HostPort": "9418"}]}
+    bundle = engine.containers["bb-sm-a-bundle"]
+    assert bundle.attrs["HostConfig"]["NetworkMode"] == "bb-demo-net-out"  # no internal network at all
+    assert sorted(bundle.attrs["NetworkSettings"]["Networks"]) == ["bb-demo-net-out", "bb-testnet"]
+    assert bundle.labels[naming.LABEL_BACKEND] == "smolmachines"
+    assert result["ip"] is None
+
+
+def test_publish_auto_is_stable_and_idempotent(engine):
+    first = run(engine, **smol())
+    again = run(engine, diff=True, **smol())
+    assert not again["changed"]
+    assert again["publish_address"] == first["publish_address"]
+    assert again["publish_source"] == "bundle"
+    assert again["diff"]["before"] == again["diff"]["after"]
+
+
+def test_two_bottles_never_share_an_address(engine):
+    # A pool of exactly two usable addresses: whatever the hash says, the second bottle gets the other one.
+    pool = "127.77.0.0/30"
+    for first in ("127.77.0.1", "127.77.0.2"):
+        for slug in ("sm-a", "sm-b", "sm-c"):
+            run(engine, state="absent", **smol(slug=slug, name="bb-%s-bundle" % slug))
+        a = run(engine, **smol(publish_pool=pool, publish_address=first))
+        b = run(engine, **smol(slug="sm-b", name="bb-sm-b-bundle", publish_pool=pool))
+        assert {a["publish_address"], b["publish_address"]} == {"127.77.0.1", "127.77.0.2"}
+    with pytest.raises(Failed) as failure:
+        run(engine, **smol(slug="sm-c", name="bb-sm-c-bundle", publish_pool="127.77.0.0/30"))
+    assert "no free address left" in failure.value.result["msg"]
+
+
+def test_publish_given_address_used_by_another_bottle_fails_naming_it(engine):
+    a = run(engine, **smol())
+    with pytest.raises(Failed) as failure:
+        run(engine, **smol(slug="sm-b", name="bb-sm-b-bundle", publish_address=a["publish_address"]))
+    msg = failure.value.result["msg"]
+    assert "already published by the bundle of bottle sm-a" in msg and "publish_address=auto" in msg
+    assert "bb-sm-b-bundle" not in engine.containers
+
+
+@pytest.mark.parametrize("address,message", [
+    ("127.0.0.1", "shared by every service"),
+    ("0.0.0.0", "not a loopback address"),
+    ("192.168.1.5", "not a loopback address"),
+    ("::1", "not a loopback address"),
+    ("bogus", "not an IP address"),
+])
+def test_publish_refuses_non_private_addresses(engine, address, message):
+    with pytest.raises(Failed) as failure:
+        run(engine, **smol(publish_address=address))
+    assert message in failure.value.result["msg"]
+    assert "bb-sm-a-bundle" not in engine.containers
+
+
+def test_changed_address_recreates_and_check_mode_keeps(engine):
+    first = run(engine, **smol(publish_address="127.77.0.10"))
+    checked = run(engine, check=True, **smol(publish_address="127.77.0.11"))
+    assert checked["changed"] and checked["recreated_for"] == ["ports"]
+    assert engine.containers["bb-sm-a-bundle"].id == first["container"]["id"]
+    moved = run(engine, **smol(publish_address="127.77.0.11"))
+    assert moved["recreated_for"] == ["ports"]
+    assert bindings(engine, "bb-sm-a-bundle")["8888/tcp"] == [{"HostIp": "127.77.0.11", "HostPort": "8888"}]
+
+
+def test_publish_check_mode_on_a_new_bundle_reports_the_address(engine):
+    result = run(engine, check=True, **smol())
+    assert result["changed"] and result["publish_address"].startswith("127.77.")
+    assert "bb-sm-a-bundle" not in engine.containers
+
+
+def test_publish_ports_follow_daemons_unless_given(engine):
+    run(engine, **smol(daemons=["pipelock", "egress", "supervise"]))
+    assert sorted(bindings(engine, "bb-sm-a-bundle")) == ["8888/tcp", "9100/tcp"]
+    run(engine, **smol(publish_ports=[8888]))
+    assert sorted(bindings(engine, "bb-sm-a-bundle")) == ["8888/tcp"]
 
 
 def test_absent(engine):
