@@ -44,6 +44,7 @@ integration: test-images
 
 molecule: test-images
 	$(VENV)/molecule test -s default
+	$(VENV)/molecule test -s supervise
 	$(VENV)/molecule test -s smolmachines
 
 test: lint sanity unit integration molecule

@@ -37,6 +37,10 @@ PRIVATE_SRC = "/etc/bottle-private"
 # staged into /run/bottle/git-gate/identities/, readable by git-gate's uid alone.
 IDENTITY_SRC = "/etc/bottle-identities"
 RUN_DIR = "/run/bottle"
+# supervise's proposal store: a directory of the managed host mounted read-write into the bundle
+# only. Owned by supervise's uid, setgid and group-writable for the host group that owns it (the
+# operator's, who records decisions there); no access for the bundle's other daemons.
+SUPERVISE_STORE = "/var/lib/bottle/supervise"
 CA_DIR = "/var/lib/bottle/ca"
 CA_CERT = "bottle-ca.pem"
 CA_KEY = "bottle-ca.key"
@@ -139,6 +143,8 @@ def stage_config(names):
                     os.replace(tmp, dest)
         if name == "git-gate":
             stage_identities(home, pw)
+        if name == "supervise":
+            prepare_store(SUPERVISE_STORE, pw)
         if name == "pipelock":
             for entry in (CA_CERT, CA_KEY):
                 dest = os.path.join(home, entry)
@@ -173,6 +179,16 @@ def stage_identities(home, pw):
         os.chown(tmp, pw.pw_uid, pw.pw_gid)
         os.chmod(tmp, 0o400)
         os.replace(tmp, dest)
+
+
+def prepare_store(root, pw):
+    """Give supervise's uid the proposal store (and its proposals/), keeping the host group's access."""
+    if not os.path.isdir(root):
+        raise RuntimeError("%s is not mounted: the supervise daemon needs its proposal store" % root)
+    for path in (root, os.path.join(root, "proposals")):
+        os.makedirs(path, exist_ok=True)
+        os.chown(path, pw.pw_uid, os.stat(root).st_gid)
+        os.chmod(path, 0o2770)
 
 
 def ensure_ca():

@@ -25,6 +25,9 @@ POLICY_KEYS = {"extends", "description", "env", "secret_env", "allowed_domains",
                "git_gate", "supervise"}
 PIPELOCK_KEYS = {"passthrough_domains", "trusted_domains", "max_response_bytes", "max_requests_per_minute"}
 EGRESS_KEYS = {"routes"}
+# supervise: how long a tool waits for the operator before answering "pending", and how many
+# proposals may wait at once (bounds, so an agent cannot flood the operator).
+SUPERVISE_KEYS = {"wait_seconds": (0, 120), "max_pending": (1, 200)}
 # Environment names the bottle sets itself: a policy must not override the way out.
 RESERVED_ENV = {"HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy", "NO_PROXY", "no_proxy",
                 "NODE_EXTRA_CA_CERTS", "ALL_PROXY", "all_proxy"}
@@ -107,6 +110,11 @@ def check_policy(policy, path):
         git_gate.check(policy["git_gate"], path + ".git_gate", ManifestError)
     if "supervise" in policy:
         _expect(policy["supervise"], dict, path + ".supervise", "a mapping")
+        _unknown(policy["supervise"], set(SUPERVISE_KEYS), path + ".supervise")
+        for key, value in policy["supervise"].items():
+            low, high = SUPERVISE_KEYS[key]
+            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+                raise ManifestError("%s.supervise.%s must be a whole number from %d to %d" % (path, key, low, high))
 
 
 ROUTE_KEYS = {"host", "auth", "matches", "description"}

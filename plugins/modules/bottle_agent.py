@@ -19,7 +19,9 @@ description:
     server in V(127.0.0.0/8) set by the user is asked from inside the container's own network namespace
     (not the host's), where nothing listens, so no external name resolves and no DNS packet leaves the
     container; C(timeout:1 attempts:1) makes the failure take about two seconds instead of twenty.
-  - The only way out it is given is O(proxy_url) (C(HTTPS_PROXY)/C(HTTP_PROXY) in both cases);
+  - The only way out it is given is O(proxy_url) (C(HTTPS_PROXY)/C(HTTP_PROXY) in both cases); the proxy's
+    own host is in C(NO_PROXY), as the bundle's other agent-facing ports (git-gate, supervise) are reached
+    directly;
     C(NODE_EXTRA_CA_CERTS) points at the bottle CA that M(botbottle.bottle.bottle_provision) installs.
   - A change of image, environment, address, user or limits recreates the container.
 author: botbottle developers (@botbottle)
@@ -109,6 +111,7 @@ ip:
   type: str
 """
 
+from urllib.parse import urlsplit
 
 from ansible_collections.botbottle.bottle.plugins.module_utils import naming
 from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import (
@@ -135,9 +138,14 @@ class AgentManager:
         env = {k: str(v) for k, v in (self.p["env"] or {}).items()}
         env.update({k: str(v) for k, v in (self.p["secret_env"] or {}).items()})
         proxy = self.p["proxy_url"]
+        # The bundle itself is reached directly (supervise's MCP endpoint, git-gate): through pipelock
+        # it would be an internal address, refused by its SSRF protection.
+        bundle = urlsplit(proxy).hostname if proxy else None
+        no_proxy = ",".join(["localhost", "127.0.0.1"]
+                            + ([bundle] if bundle and bundle not in ("localhost", "127.0.0.1") else []))
         env.update({
             "HTTPS_PROXY": proxy, "HTTP_PROXY": proxy, "https_proxy": proxy, "http_proxy": proxy,
-            "NO_PROXY": "localhost,127.0.0.1", "no_proxy": "localhost,127.0.0.1",
+            "NO_PROXY": no_proxy, "no_proxy": no_proxy,
             "NODE_EXTRA_CA_CERTS": CA_PATH,
         })
         return env

@@ -17,6 +17,8 @@ description:
     C(~/.claude/skills/<name>/SKILL.md), owned by the agent user. A skill without YAML front matter gets
     one (C(name) = the skill's name, C(description) = its first paragraph of prose), as Claude Code lists
     skills by it.
+  - Registers MCP servers (O(mcp_servers)) in Claude Code's user configuration C(~/.claude.json)
+    (C(mcpServers), user scope), keeping every other key of that file, which Claude Code itself maintains.
   - Compares every file first and changes nothing that is already right.
   - Reaches the agent over a transport; V(docker) uses C(docker exec) and the archive API.
 author: botbottle developers (@botbottle)
@@ -74,6 +76,13 @@ options:
   gate_host:
     description: The address at which the agent reaches the bundle (its IP on the internal network). Required with O(git_gate).
     type: str
+  mcp_servers:
+    description:
+      - "MCP servers by name, each as Claude Code's C(mcpServers) entry (for example C({type: http, url:
+        http://172.29.0.2:9100/mcp}) for the bundle's supervise). Set in C(~/.claude.json) of O(agent_user)
+        (mode 0600); other servers and keys there are left alone."
+    type: dict
+    default: {}
   smolvm_path:
     description: The smolvm binary (O(transport=smolvm)). Default - C(smolvm) on PATH, else the C(smolmachines) wheel's.
     type: path
@@ -82,7 +91,7 @@ options:
     type: path
 notes:
   - Files are compared by content, mode and owner; a file already right is not touched. The prompt and
-    skills are owned by O(agent_user) with mode 0644 (directories 0755); the CA is owned by root.
+    skills are owned by O(agent_user) with mode 0644 (directories 0755); the CA is owned by root; C(~/.claude.json) has mode 0600.
   - C(update-ca-certificates) runs when the CA file changed, or when the trust store lacks it (an earlier
     run was interrupted).
 """
@@ -180,6 +189,22 @@ def desired_files(params, ca_pem):
     return files
 
 
+def claude_json(current, servers):
+    """Claude Code's ~/.claude.json (bytes) with ``servers`` set under mcpServers; the rest kept as it is."""
+    try:
+        data = json.loads(current) if current and current.strip() else {}
+    except ValueError as exc:
+        raise TransportError("~/.claude.json in the agent is not valid JSON (%s): fix or remove it" % exc)
+    if not isinstance(data, dict):
+        raise TransportError("~/.claude.json in the agent is not a JSON object: fix or remove it")
+    registered = dict(data.get("mcpServers") or {})
+    if current is not None and all(registered.get(name) == spec for name, spec in servers.items()):
+        return current
+    registered.update(servers)
+    data["mcpServers"] = registered
+    return (json.dumps(data, indent=2) + "\n").encode("utf-8")
+
+
 def differences(current, stat, content, mode, ids):
     """Why the file in the agent is not what it should be (empty list: it is)."""
     if current is None:
@@ -222,7 +247,13 @@ def provision(module, transport, ca_pem):
     p = module.params
     files, diffs = [], []
     ca_changed = False
-    for path, content, mode, owner in desired_files(p, ca_pem):
+    wanted = desired_files(p, ca_pem)
+    if p.get("mcp_servers"):
+        path = p["agent_home"].rstrip("/") + "/.claude.json"
+        current, _stat = transport.read_file_info(path)
+        wanted.append((path, claude_json(current, p["mcp_servers"]), 0o600,
+                       "%s:%s" % (p["agent_user"], p["agent_user"])))
+    for path, content, mode, owner in wanted:
         current, stat = transport.read_file_info(path)
         ids = transport.ids(owner)
         reasons = differences(current, stat, content, mode, ids)
@@ -255,6 +286,7 @@ def main():
         agent_home=dict(type="str", default="/home/agent"),
         git_gate=dict(type="dict"),
         gate_host=dict(type="str"),
+        mcp_servers=dict(type="dict", default={}),
         smolvm_path=dict(type="path"),
         smolvm_state_dir=dict(type="path"),
     )
@@ -275,6 +307,10 @@ def main():
                                  "botbottle.bottle.resolve_bottle filter's result")
         if not p["gate_host"]:
             module.fail_json(msg="gate_host is required with git_gate: the bundle's address as the agent reaches it")
+    for name, spec in (p["mcp_servers"] or {}).items():
+        if not SKILL_NAME.match(name) or not isinstance(spec, dict) or not spec.get("type"):
+            module.fail_json(msg="mcp_servers.%s must be a name (letters, digits, '-', '_') mapped to a Claude Code "
+                                 "server entry with a type, such as {type: http, url: http://...}" % name)
     if not p["agent_home"].startswith("/"):
         module.fail_json(msg="agent_home %s must be an absolute path inside the agent" % p["agent_home"])
     ca_pem = read_ca(module, p["ca_cert_path"]) if p["ca_cert_path"] else None

@@ -87,7 +87,6 @@ changed_files:
   elements: str
 """
 
-import hashlib
 import json
 import os
 import shutil
@@ -96,6 +95,7 @@ import tempfile
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.botbottle.bottle.plugins.module_utils import naming
+from ansible_collections.botbottle.bottle.plugins.module_utils.bottle_config import config_hash
 
 
 def read(path):
@@ -117,13 +117,6 @@ def write(path, content):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-
-
-def config_hash(files):
-    digest = hashlib.sha256()
-    for name in sorted(files):
-        digest.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
-    return digest.hexdigest()
 
 
 def main():

@@ -39,3 +39,8 @@ def egress_addon(tmp_path, monkeypatch):
 @pytest.fixture
 def git_gate():
     return load("git_gate_under_test", "git_gate.py")
+
+
+@pytest.fixture
+def supervise():
+    return load("supervise_under_test", "supervise.py")

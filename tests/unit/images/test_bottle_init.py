@@ -291,3 +291,19 @@ def test_ca_failure_says_what_failed(bottle_init, dirs, tmp_path, monkeypatch):
         bottle_init.ensure_ca()
     assert "pipelock tls init failed (1): permission denied" in str(err.value)
     assert str(dirs["ca"]) in str(err.value)
+
+
+def test_supervise_gets_its_store_setgid_for_the_host_group(bottle_init, dirs, tmp_path, monkeypatch):
+    store = tmp_path / "store"
+    store.mkdir(mode=0o755)
+    monkeypatch.setattr(bottle_init, "SUPERVISE_STORE", str(store))
+    bottle_init.stage_config(["supervise"])
+    for path in (store, store / "proposals"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o2770, path
+        assert (path.stat().st_uid, path.stat().st_gid) == (ME.pw_uid, store.stat().st_gid)
+
+
+def test_supervise_without_its_store_fails_naming_it(bottle_init, dirs, tmp_path, monkeypatch):
+    monkeypatch.setattr(bottle_init, "SUPERVISE_STORE", str(tmp_path / "absent"))
+    with pytest.raises(RuntimeError, match="absent is not mounted"):
+        bottle_init.stage_config(["supervise"])

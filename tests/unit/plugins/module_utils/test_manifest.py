@@ -120,3 +120,21 @@ def test_duplicate_route_host():
 def test_a_route_alone_is_enough_to_allow_its_host():
     policies = {"p": {"egress": {"routes": [{"host": "api.x.com", "auth": {"token_ref": "T"}}]}}}
     assert resolve({"a": {"policy": "p"}}, policies, "a")["policy"]["egress"]["routes"][0]["host"] == "api.x.com"
+
+
+@pytest.mark.parametrize("supervise, needle", [
+    ({"wait_seconds": 500}, "supervise.wait_seconds must be a whole number from 0 to 120"),
+    ({"max_pending": 0}, "supervise.max_pending must be a whole number from 1 to 200"),
+    ({"max_pending": True}, "supervise.max_pending"),
+    ({"wait": 5}, "supervise.wait is not a known key"),
+    ([], "supervise must be a mapping"),
+])
+def test_supervise_settings_are_bounded(supervise, needle):
+    policies = dict(POLICIES, child=dict(POLICIES["child"], supervise=supervise))
+    with pytest.raises(ManifestError, match=needle):
+        resolve(AGENTS, policies, "demo")
+
+
+def test_supervise_settings_accepted():
+    policies = dict(POLICIES, child=dict(POLICIES["child"], supervise={"wait_seconds": 0, "max_pending": 5}))
+    assert resolve(AGENTS, policies, "demo")["policy"]["supervise"] == {"wait_seconds": 0, "max_pending": 5}

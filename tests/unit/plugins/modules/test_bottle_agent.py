@@ -58,7 +58,8 @@ def test_environment_proxies_and_ca(engine):
     env = engine.containers["bb-demo-agent"].env()
     for key in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"):
         assert env[key] == PROXY
-    assert env["NO_PROXY"] == "localhost,127.0.0.1"
+    # the bundle (the proxy's host) is reached directly: supervise, git-gate
+    assert env["NO_PROXY"] == env["no_proxy"] == "localhost,127.0.0.1,10.1.0.2"
     assert env["NODE_EXTRA_CA_CERTS"] == "/usr/local/share/ca-certificates/bottle-ca.crt"
     assert env["ANTHROPIC_API_KEY"] == SECRET
 

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 from unittest import mock
 
 import pytest
@@ -224,3 +225,41 @@ def test_git_gate_needs_the_gate_host_and_the_resolved_shape(box, ca):
     with pytest.raises(Failed) as err:
         run(box, ca, git_gate={"repos": {"app": {}}}, gate_host="172.29.0.2")
     assert "git_gate.repos must be a list of {name, aliases}" in str(err.value)
+
+
+CLAUDE_JSON = "/home/agent/.claude.json"
+SERVERS = {"supervise": {"type": "http", "url": "http://10.1.0.2:9100/mcp"}}
+
+
+def test_mcp_servers_registered_in_the_user_config(box, ca):
+    result = run(box, ca, mcp_servers=SERVERS)
+    content, mode, uid, gid = node(box, CLAUDE_JSON)
+    assert json.loads(content) == {"mcpServers": SERVERS} and (mode, uid, gid) == (0o600, 1000, 1000)
+    assert result["changed"]
+    assert not run(box, ca, mcp_servers=SERVERS)["changed"]
+
+
+def test_mcp_registration_keeps_claude_codes_own_state(box, ca):
+    run(box, ca)
+    mine = {"numStartups": 3, "mcpServers": {"other": {"type": "stdio", "command": "x"}}}
+    DockerTransport(FakeClient(box), box.name).write_file(CLAUDE_JSON, json.dumps(mine).encode(), mode=0o600,
+                                                          owner="agent:agent")
+    run(box, ca, mcp_servers=SERVERS)
+    written = json.loads(node(box, CLAUDE_JSON)[0])
+    assert written == {"numStartups": 3, "mcpServers": dict(mine["mcpServers"], **SERVERS)}
+    assert not run(box, ca, mcp_servers=SERVERS)["changed"]
+    changed = dict(SERVERS, supervise={"type": "http", "url": "http://10.1.0.3:9100/mcp"})
+    run(box, ca, mcp_servers=changed)
+    assert json.loads(node(box, CLAUDE_JSON)[0])["mcpServers"]["supervise"]["url"].startswith("http://10.1.0.3")
+
+
+def test_a_broken_claude_json_is_reported(box, ca):
+    run(box, ca)
+    DockerTransport(FakeClient(box), box.name).write_file(CLAUDE_JSON, b"{oops", mode=0o600, owner="agent:agent")
+    with pytest.raises(Failed, match="claude.json in the agent is not valid JSON"):
+        run(box, ca, mcp_servers=SERVERS)
+
+
+def test_bad_mcp_server_entry(box, ca):
+    with pytest.raises(Failed, match="mcp_servers.supervise must be"):
+        run(box, ca, mcp_servers={"supervise": {"url": "http://x"}})
