@@ -85,7 +85,7 @@ for host, b in rows:
     want = 1 if (host, b["slug"]) == ("bb-fleet-host2", "fb") else 0
     assert b["proposals_pending"] == want, (host, b["slug"], b["proposals_pending"])
 PY
-echo "ok: 6 bottles healthy (pipelock, egress), pending proposals 1 on host2/fb only"
+echo "ok: 6 bottles, every bundle daemon healthy, pending proposals 1 on host2/fb only"
 
 step "teardown -e agent=fa: --check removes nothing, then exactly the fa bottles go"
 playbook playbooks/teardown.yml -e bottle_hosts=fleet -e agent=fa --check >/dev/null
