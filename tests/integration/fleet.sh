@@ -49,7 +49,7 @@ step "three hosts on bb-fleet-net (images built on the controller once; skipped 
 bash tests/integration/fleet/hosts.sh up "$BB_FLEET_DIR" 3
 
 step "fleet.yml: ship the images, launch fa and fb on every host"
-playbook playbooks/fleet.yml -e bottle_fleet_report_file="$BB_FLEET_DIR/fleet1.json" | tee "$BB_FLEET_DIR/fleet1.log" | tail -25
+playbook playbooks/fleet.yml -e bottle_fleet_report_file="$BB_FLEET_DIR/fleet1.json" | tee "$BB_FLEET_DIR/fleet1.log" | sed -n "/TASK \[Fleet summary\]/,/^}/p"
 python3 - "$BB_FLEET_DIR/fleet1.json" <<'PY'
 import json, sys
 hosts = json.load(open(sys.argv[1]))["hosts"]
@@ -73,7 +73,7 @@ step "status.yml: six bottles healthy, one pending proposal counted"
 # shellcheck disable=SC2016  # expanded by the host's shell
 on bb-fleet-host2 sh -c 'd=/root/.bot-bottle/state/fb/supervise/proposals; mkdir -p $d;
   echo "{\"id\": \"p1\", \"status\": \"pending\"}" >$d/p1.json; echo "{\"id\": \"p2\", \"status\": \"approved\"}" >$d/p2.json'
-playbook playbooks/status.yml -e bottle_hosts=fleet -e bottle_status_file="$BB_FLEET_DIR/status.json" | tail -12
+playbook playbooks/status.yml -e bottle_hosts=fleet -e bottle_status_file="$BB_FLEET_DIR/status.json" | sed -n "/TASK \[Bottles\]/,/^}/p"
 python3 - "$BB_FLEET_DIR/status.json" <<'PY'
 import json, sys
 hosts = json.load(open(sys.argv[1]))["hosts"]
