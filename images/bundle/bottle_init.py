@@ -130,17 +130,7 @@ def stage_config(names):
         os.chmod(home, 0o700)
         os.chown(home, pw.pw_uid, pw.pw_gid)
         for source in (CONFIG_SRC, os.path.join(PRIVATE_SRC, name)):
-            if not os.path.isdir(source):
-                continue
-            for entry in sorted(os.listdir(source)):
-                src = os.path.join(source, entry)
-                if os.path.isfile(src):
-                    dest = os.path.join(home, entry)
-                    tmp = dest + ".new"
-                    shutil.copyfile(src, tmp)
-                    os.chown(tmp, pw.pw_uid, pw.pw_gid)
-                    os.chmod(tmp, 0o400)
-                    os.replace(tmp, dest)
+            copy_files_readonly(source, home, pw)
         if name == "git-gate":
             stage_identities(home, pw)
         if name == "supervise":
@@ -167,10 +157,15 @@ def stage_identities(home, pw):
     os.makedirs(dest_dir, exist_ok=True)
     os.chown(dest_dir, pw.pw_uid, pw.pw_gid)
     os.chmod(dest_dir, 0o700)
-    if not os.path.isdir(IDENTITY_SRC):
+    copy_files_readonly(IDENTITY_SRC, dest_dir, pw)
+
+
+def copy_files_readonly(source, dest_dir, pw):
+    """Copy the regular files of ``source`` (if it exists) into ``dest_dir``, owned by ``pw``, mode 0400."""
+    if not os.path.isdir(source):
         return
-    for entry in sorted(os.listdir(IDENTITY_SRC)):
-        src = os.path.join(IDENTITY_SRC, entry)
+    for entry in sorted(os.listdir(source)):
+        src = os.path.join(source, entry)
         if not os.path.isfile(src):
             continue
         dest = os.path.join(dest_dir, entry)
