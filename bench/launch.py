@@ -48,17 +48,28 @@ def inspect(name):
 
 FLOOR_SCRIPT = r"""
 set -euo pipefail
-slug=$1 state=$2 bundle_image=$3 agent_image=$4 int_subnet=$5 out_subnet=$6 bundle_ip=$7 agent_ip=$8 extra_net=$9
+slug=$1 state=$2 bundle_image=$3 agent_image=$4 int_subnet=$5 out_subnet=$6 bundle_ip=$7 agent_ip=$8 extra_net=$9 daemons=${10}
 lbl="--label io.botbottle.bottle=$slug --label io.botbottle.agent=floor"
 docker network create --internal --subnet "$int_subnet" $lbl "bb-$slug-net-int" >/dev/null
 docker network create --subnet "$out_subnet" $lbl "bb-$slug-net-out" >/dev/null
-docker create --name "bb-$slug-bundle" $lbl --cap-add NET_ADMIN -e BOTTLE_DAEMONS=pipelock,egress \
-  -v "$state/bundle:/etc/bottle:ro" -v "$state/ca:/var/lib/bottle/ca" \
+mkdir -p "$state/audit" "$state/supervise"
+store=""; case ",$daemons," in *,supervise,*) store="-v $state/supervise:/var/lib/bottle/supervise";; esac
+docker create --name "bb-$slug-bundle" $lbl --cap-add NET_ADMIN -e BOTTLE_DAEMONS="$daemons" \
+  -v "$state/bundle:/etc/bottle:ro" -v "$state/ca:/var/lib/bottle/ca" -v "$state/private:/etc/bottle-private:ro" \
+  -v "$state/audit:/var/lib/bottle/audit" $store \
   --network "bb-$slug-net-int" --ip "$bundle_ip" "$bundle_image" >/dev/null
 docker network connect "bb-$slug-net-out" "bb-$slug-bundle"
 [ -n "$extra_net" ] && docker network connect "$extra_net" "bb-$slug-bundle"
 docker start "bb-$slug-bundle" >/dev/null
-until docker exec "bb-$slug-bundle" bottle-health >/dev/null 2>&1; do sleep 0.2; done
+# A deadline, and what the bundle said when it is missed.
+deadline=$((SECONDS + 90))
+until docker exec "bb-$slug-bundle" bottle-health >/dev/null 2>&1; do
+  if [ $SECONDS -ge $deadline ] || [ "$(docker inspect -f '{{.State.Running}}' "bb-$slug-bundle")" != true ]; then
+    echo "floor: bundle bb-$slug-bundle not healthy within 90 s; its last lines:" >&2
+    docker logs --tail 30 "bb-$slug-bundle" >&2; exit 1
+  fi
+  sleep 0.2
+done
 docker run -d --name "bb-$slug-agent" $lbl --network "bb-$slug-net-int" --ip "$agent_ip" \
   --user 1000:1000 --cap-drop ALL --security-opt no-new-privileges --init --dns 127.0.0.1 \
   -e HTTPS_PROXY="http://$bundle_ip:8888" -e HTTP_PROXY="http://$bundle_ip:8888" "$agent_image" >/dev/null
@@ -72,7 +83,8 @@ def floor(state_copy, bundle, agent):
     # but keep them distinct anyway): take two /28s at the top of the default pool.
     args = [FLOOR_SLUG, state_copy, bundle["Config"]["Image"], agent["Config"]["Image"],
             "172.29.255.224/28", "172.29.255.240/28", "172.29.255.226", "172.29.255.227",
-            next((n for n in bundle["NetworkSettings"]["Networks"] if not n.startswith("bb-%s-" % SLUG)), "")]
+            next((n for n in bundle["NetworkSettings"]["Networks"] if not n.startswith("bb-%s-" % SLUG)), ""),
+            next((e.split("=", 1)[1] for e in bundle["Config"]["Env"] if e.startswith("BOTTLE_DAEMONS=")), "egress")]
     start = time.monotonic()
     proc = run(["bash", "-c", FLOOR_SCRIPT, "floor"] + args, check=False)
     elapsed = time.monotonic() - start

@@ -2,7 +2,10 @@
 # Fill the local image cache with the base images our Dockerfiles start FROM, under their
 # standard names, when no registry can provide them (air-gapped hosts, this project's CI):
 #   debian:trixie-slim                        pull, else mmdebstrap --variant=minbase trixie | docker import
-#   ghcr.io/luckypipewrench/pipelock:2.3.0    pull, else built FROM scratch (images/pipelock)
+# That is all the default path needs. With --pipelock (or SEED_PIPELOCK=1), also the image of the
+# optional pipelock hop (bottle_pipelock: true):
+#   ghcr.io/luckypipewrench/pipelock:2.3.0    pull, else built FROM scratch (images/pipelock) with the
+#                                             Go module proxy, else wrapped around PIPELOCK_BINARY
 # Idempotent: an image already present is kept when it is the pinned pipelock (label
 # io.botbottle.pipelock-commit), a wrapped 2.3.0 binary, or a pulled/loaded official 2.3.0.
 # Run as root (or a docker-group user with sudo for apt-get) on a fresh machine.
@@ -14,6 +17,8 @@
 #                    (default ~/.cache/botbottle/pipelock when present)
 #   DEBIAN_IMAGE, PIPELOCK_IMAGE, DEBIAN_MIRROR, PULL_TIMEOUT (seconds, default 20)
 set -euo pipefail
+SEED_PIPELOCK=${SEED_PIPELOCK:-}
+[ "${1:-}" = "--pipelock" ] && SEED_PIPELOCK=1
 root=$(cd "$(dirname "$0")/.." && pwd)
 log() { printf '[seed] %s\n' "$*"; }
 DEBIAN_IMAGE=${DEBIAN_IMAGE:-debian:trixie-slim}
@@ -56,7 +61,12 @@ else
     | docker import -c 'CMD ["bash"]' - "$DEBIAN_IMAGE" >/dev/null
 fi
 
-# --- pipelock -------------------------------------------------------------------------------
+# --- pipelock (optional) ----------------------------------------------------------------------
+if [ -z "$SEED_PIPELOCK" ]; then
+  log "pipelock: not needed (the optional hop; run scripts/seed-images.sh --pipelock to provide it)"
+  exit 0
+fi
+
 pipelock_reusable() {
   have "$PIPELOCK_IMAGE" || return 1
   local commit source
@@ -123,7 +133,8 @@ else
   log "could not provide $PIPELOCK_IMAGE: no registry served it, the Go module proxy did not serve"
   log "github.com/luckyPipewrench/pipelock@$PIPELOCK_COMMIT, and no binary was given."
   log "fix: docker load the official image, or set PIPELOCK_BINARY to a pipelock $PIPELOCK_VERSION binary"
-  log "     (default ~/.cache/botbottle/pipelock), and re-run"
+  log "     (default ~/.cache/botbottle/pipelock), and re-run; or launch without it (bottle_pipelock: false,"
+  log "     the default: egress is the bottle's firewall)"
   exit 1
 fi
 log "$(docker run --rm "$PIPELOCK_IMAGE" --version 2>&1 | head -1)"

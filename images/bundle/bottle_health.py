@@ -13,7 +13,9 @@ import subprocess
 import sys
 
 PIPELOCK_BIN = "/usr/local/bin/pipelock"
-PORTS = {"egress": 9099, "git-gate": 9418, "supervise": 9100}
+# egress faces the agent on 8888, or sits behind the optional pipelock on 9099.
+PORTS = {"egress": 8888, "git-gate": 9418, "supervise": 9100}
+EGRESS_CHAIN_PORT = 9099
 INSTALLED = {"pipelock": PIPELOCK_BIN, "egress": "/opt/egress/bin/mitmdump",
              "git-gate": "/usr/local/bin/git-gate", "supervise": "/usr/local/bin/supervise"}
 
@@ -26,24 +28,25 @@ def tcp_open(port, host="127.0.0.1", timeout=1.0):
         return False
 
 
-def check(name):
+def check(name, names=()):
     if not os.path.exists(INSTALLED.get(name, "/nonexistent")):
         return "not installed"
     if name == "pipelock":
         proc = subprocess.run([PIPELOCK_BIN, "healthcheck", "--addr", "127.0.0.1:8888"],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=5, check=False)
         return "healthy" if proc.returncode == 0 else "unhealthy: " + (proc.stdout.strip() or "healthcheck failed")
-    if tcp_open(PORTS[name]):
+    port = EGRESS_CHAIN_PORT if name == "egress" and "pipelock" in names else PORTS[name]
+    if tcp_open(port):
         return "healthy"
-    return "unhealthy: nothing listens on 127.0.0.1:%d" % PORTS[name]
+    return "unhealthy: nothing listens on 127.0.0.1:%d" % port
 
 
 def main(argv):
-    names = [n.strip() for n in os.environ.get("BOTTLE_DAEMONS", "pipelock,egress").split(",") if n.strip()]
+    names = [n.strip() for n in os.environ.get("BOTTLE_DAEMONS", "egress").split(",") if n.strip()]
     report = {}
     for name in names:
         try:
-            report[name] = check(name)
+            report[name] = check(name, names)
         except (OSError, subprocess.SubprocessError) as exc:
             report[name] = "unhealthy: %s" % exc
     if "--json" in argv:

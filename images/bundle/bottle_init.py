@@ -4,20 +4,27 @@
 Starts the daemons named in BOTTLE_DAEMONS, each as its own uid, prefixes
 their output lines with the daemon's name, and fails closed: when a daemon
 dies unexpectedly the others are stopped and the container exits non-zero, so
-nothing leaves the bottle without pipelock and egress.
+nothing leaves the bottle without its firewall.
+
+The default data path is one hop: egress (mitmproxy with the bottle_firewall
+addon) faces the agent on 8888 and intercepts TLS with the per-bottle CA.
+With the optional pipelock (BOTTLE_DAEMONS holds "pipelock", in an image that
+has its binary) pipelock faces the agent on 8888 and egress runs behind it in
+transparent mode on 127.0.0.1:9099, for routes only.
 
 Before any daemon starts it
-- creates the per-bottle CA (pipelock tls init) under /var/lib/bottle/ca when
-  absent; the key never leaves the bundle;
+- creates the per-bottle CA (ECDSA P-256, with openssl) under /var/lib/bottle/ca
+  when absent; the key never leaves the bundle;
 - copies /etc/bottle (read-only mount, owned by whoever rendered it) into
   /run/bottle/<daemon>/, owned by that daemon's uid, mode 0400;
-- installs the chain's iptables rules: every TCP connection of pipelock's uid
+- gives egress the bottle CA as its mitmproxy CA (one hop), or, with pipelock,
+  installs the chain's iptables rules: every TCP connection of pipelock's uid
   to a non-loopback address is redirected to egress on 127.0.0.1:9099, and
   anything else pipelock's uid sends off-box is rejected.
 
 Signals: SIGTERM/SIGINT stop the daemons (SIGTERM, then SIGKILL after
 BOTTLE_GRACE_SECONDS); SIGHUP re-copies /etc/bottle and reloads the daemons
-in place (pipelock re-reads its config on SIGHUP, egress watches its file).
+in place (pipelock re-reads its config on SIGHUP, egress watches its files).
 """
 
 import os
@@ -46,9 +53,16 @@ CA_CERT = "bottle-ca.pem"
 CA_KEY = "bottle-ca.key"
 SYSTEM_CAS = "/etc/ssl/certs/ca-certificates.crt"
 PIPELOCK_BIN = "/usr/local/bin/pipelock"
-EGRESS_PORT = 9099
+# The agent-facing proxy port (egress alone, or pipelock in front of it).
+AGENT_PORT = 8888
+# egress behind pipelock: where pipelock's redirected connections arrive.
+EGRESS_CHAIN_PORT = 9099
 EGRESS_CONFDIR = RUN_DIR + "/egress/mitmproxy"
 EGRESS_CA = EGRESS_CONFDIR + "/mitmproxy-ca-cert.pem"
+# Firewall decisions (JSON lines) kept on the managed host when the role mounts this directory.
+AUDIT_DIR = "/var/lib/bottle/audit"
+# kingfisher's compiled rules, built into the image (a cold compile takes seconds).
+RULES_CACHE = "/opt/egress/rules-cache"
 
 KNOWN_DAEMONS = ("pipelock", "egress", "git-gate", "supervise")
 # egress first: pipelock must trust egress's CA before it starts.
@@ -69,13 +83,13 @@ def log(line):
 
 def selected_daemons(value):
     """The daemons named in BOTTLE_DAEMONS, validated, in start order."""
-    names = [n.strip() for n in (value or "pipelock,egress").split(",") if n.strip()]
+    names = [n.strip() for n in (value or "egress").split(",") if n.strip()]
     unknown = [n for n in names if n not in KNOWN_DAEMONS]
     if unknown:
         raise ValueError("BOTTLE_DAEMONS names unknown daemon(s) %s; known: %s"
                          % (", ".join(unknown), ", ".join(KNOWN_DAEMONS)))
-    if "pipelock" in names and "egress" not in names:
-        raise ValueError("BOTTLE_DAEMONS: pipelock needs egress (its upstream is redirected there)")
+    if "egress" not in names:
+        raise ValueError("BOTTLE_DAEMONS: egress is the bottle's firewall and must run (got %s)" % ", ".join(names))
     return [n for n in START_ORDER if n in names]
 
 
@@ -83,26 +97,41 @@ def daemon_user(name):
     return {"pipelock": "pipelock", "egress": "egress", "git-gate": "gitgate", "supervise": "supervise"}[name]
 
 
-def daemon_command(name):
-    """argv and extra environment of daemon ``name``; None when not installed in this image."""
+def egress_listener(chained):
+    """mitmproxy's mode and address: the agent-facing proxy, or the hop behind pipelock."""
+    if chained:
+        return ["--mode", "transparent", "--listen-host", "127.0.0.1", "--listen-port", str(EGRESS_CHAIN_PORT)]
+    return ["--mode", "regular", "--listen-host", "0.0.0.0", "--listen-port", str(AGENT_PORT)]
+
+
+def daemon_command(name, chained=False):
+    """argv and extra environment of daemon ``name``; None when not installed in this image.
+
+    ``chained``: pipelock runs in front of egress.
+    """
     home = os.path.join(RUN_DIR, name)
     if name == "pipelock":
+        if not os.path.exists(PIPELOCK_BIN):
+            return None
         return ([PIPELOCK_BIN, "run", "--config", home + "/pipelock.yaml"],
                 {"SSL_CERT_FILE": home + "/trust.pem", "HOME": home, "PIPELOCK_HOME": home})
     if name == "egress":
-        return ([
-            "/opt/egress/bin/mitmdump",
-            "--mode", "transparent",
-            "--listen-host", "127.0.0.1",
-            "--listen-port", str(EGRESS_PORT),
+        # No stream_large_bodies and no body_size_limit: request bodies are buffered so that the
+        # firewall decides (routes, DLP) before any byte goes upstream; the addon caps their size
+        # and streams responses itself.
+        env = {"HOME": home, "PYTHONUNBUFFERED": "1", "BOTTLE_EGRESS_CONFIG": home + "/egress.json",
+               "BOTTLE_EGRESS_TOKENS": home + "/tokens.json", "BOTTLE_EGRESS_SECRETS": home + "/secrets.json",
+               "BOTTLE_EGRESS_RULES_CACHE": RULES_CACHE}
+        if os.path.isdir(AUDIT_DIR):
+            env["BOTTLE_EGRESS_AUDIT"] = AUDIT_DIR + "/egress.jsonl"
+        return (["/opt/egress/bin/mitmdump"] + egress_listener(chained) + [
             "--set", "confdir=" + EGRESS_CONFDIR,
             "--set", "ssl_verify_upstream_trusted_ca=" + home + "/trust.pem",
             "--set", "connection_strategy=lazy",
-            "--set", "stream_large_bodies=1",
             "--set", "flow_detail=0",
+            "--set", "termlog_verbosity=warn",
             "-s", "/opt/egress/egress_addon.py",
-        ], {"HOME": home, "PYTHONUNBUFFERED": "1", "BOTTLE_EGRESS_CONFIG": home + "/egress.json",
-            "BOTTLE_EGRESS_TOKENS": home + "/tokens.json"})
+        ], env)
     path = "/usr/local/bin/%s" % name
     if os.path.exists(path):
         # Python daemons: line by line, so a log shows what happened before a failure, in order.
@@ -122,7 +151,10 @@ def concat(paths, dest):
 
 
 def stage_config(names):
-    """Copy /etc/bottle into /run/bottle/<daemon>/, owned by each daemon, read-only."""
+    """Copy /etc/bottle into /run/bottle/<daemon>/, owned by each daemon, read-only.
+
+    egress gets the bottle CA as its mitmproxy CA when it faces the agent (no pipelock).
+    """
     for name in names:
         pw = pwd.getpwnam(daemon_user(name))
         home = os.path.join(RUN_DIR, name)
@@ -145,10 +177,31 @@ def stage_config(names):
             os.makedirs(EGRESS_CONFDIR, exist_ok=True)
             os.chown(EGRESS_CONFDIR, pw.pw_uid, pw.pw_gid)
             os.chmod(EGRESS_CONFDIR, 0o700)
+            if "pipelock" not in names:
+                stage_mitmproxy_ca(pw)
+            if os.path.isdir(AUDIT_DIR):
+                os.chown(AUDIT_DIR, pw.pw_uid, pw.pw_gid)
+                os.chmod(AUDIT_DIR, 0o750)
             trust = os.path.join(home, "trust.pem")
             concat([SYSTEM_CAS, os.path.join(CONFIG_SRC, "upstream-ca.pem")], trust)
             os.chown(trust, pw.pw_uid, pw.pw_gid)
             os.chmod(trust, 0o400)
+
+
+def stage_mitmproxy_ca(pw):
+    """mitmproxy's confdir CA files from the bottle CA: key and certificate in one file, as it reads them."""
+    with open(os.path.join(CA_DIR, CA_KEY), "rb") as handle:
+        key = handle.read()
+    with open(os.path.join(CA_DIR, CA_CERT), "rb") as handle:
+        cert = handle.read()
+    for entry, data in (("mitmproxy-ca.pem", key.rstrip(b"\n") + b"\n" + cert), ("mitmproxy-ca-cert.pem", cert)):
+        dest = os.path.join(EGRESS_CONFDIR, entry)
+        tmp = dest + ".new"
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+        os.chown(tmp, pw.pw_uid, pw.pw_gid)
+        os.chmod(tmp, 0o400)
+        os.replace(tmp, dest)
 
 
 def stage_identities(home, pw):
@@ -186,6 +239,18 @@ def prepare_store(root, pw):
         os.chmod(path, 0o2770)
 
 
+def ca_commands(key, cert):
+    """openssl argv lists that make the bottle CA: an ECDSA P-256 key in SEC1 form (what both mitmproxy
+    and the optional pipelock read) and a self-signed CA certificate valid for ten years."""
+    return [
+        ["openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", key],
+        ["openssl", "req", "-x509", "-new", "-key", key, "-out", cert, "-days", "3650", "-sha256",
+         "-subj", "/O=botbottle bottle/CN=botbottle bottle CA",
+         "-addext", "basicConstraints=critical,CA:TRUE",
+         "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+    ]
+
+
 def ensure_ca():
     """Create the per-bottle CA once; its key stays in the bundle."""
     cert, key = os.path.join(CA_DIR, CA_CERT), os.path.join(CA_DIR, CA_KEY)
@@ -194,15 +259,21 @@ def ensure_ca():
     os.makedirs(CA_DIR, exist_ok=True)
     scratch = os.path.join(CA_DIR, ".init")
     shutil.rmtree(scratch, ignore_errors=True)
-    proc = subprocess.run([PIPELOCK_BIN, "tls", "init", "--out", scratch, "--org", "botbottle bottle"],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError("pipelock tls init failed (%s): %s; check that %s is writable"
-                           % (proc.returncode, proc.stderr.strip(), CA_DIR))
-    os.chmod(os.path.join(scratch, "ca-key.pem"), 0o600)
-    os.replace(os.path.join(scratch, "ca-key.pem"), key)
-    os.chmod(os.path.join(scratch, "ca.pem"), 0o644)
-    os.replace(os.path.join(scratch, "ca.pem"), cert)
+    os.makedirs(scratch, mode=0o700)
+    new_key, new_cert = os.path.join(scratch, CA_KEY), os.path.join(scratch, CA_CERT)
+    old_umask = os.umask(0o077)
+    try:
+        for argv in ca_commands(new_key, new_cert):
+            proc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False)
+            if proc.returncode != 0:
+                raise RuntimeError("creating the bottle CA failed (%s: %s): %s; check that %s is writable"
+                                   % (argv[1], proc.returncode, proc.stderr.strip(), CA_DIR))
+    finally:
+        os.umask(old_umask)
+    os.chmod(new_key, 0o600)
+    os.replace(new_key, key)
+    os.chmod(new_cert, 0o644)
+    os.replace(new_cert, cert)
     shutil.rmtree(scratch, ignore_errors=True)
     return True
 
@@ -212,7 +283,7 @@ def chain_rules(pipelock_uid):
     uid = str(pipelock_uid)
     return [
         ["iptables", "-w", "-t", "nat", "-A", "OUTPUT", "-m", "owner", "--uid-owner", uid,
-         "-p", "tcp", "!", "-d", "127.0.0.0/8", "-j", "REDIRECT", "--to-ports", str(EGRESS_PORT)],
+         "-p", "tcp", "!", "-d", "127.0.0.0/8", "-j", "REDIRECT", "--to-ports", str(EGRESS_CHAIN_PORT)],
         # Replies on connections the agent opened to pipelock.
         ["iptables", "-w", "-A", "OUTPUT", "-m", "owner", "--uid-owner", uid,
          "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"],
@@ -250,8 +321,12 @@ class Supervisor:
         self.reload_requested = False
 
     def start(self, name):
-        command = daemon_command(name)
+        command = daemon_command(name, chained="pipelock" in self.names)
         if command is None:
+            if name == "pipelock":
+                raise RuntimeError("pipelock is not installed in this image: launch with the bundle image that "
+                                   "has it (bottle_pipelock: true builds botbottle/bundle-pipelock), or without "
+                                   "pipelock")
             raise RuntimeError("daemon %s is not installed in this image" % name)
         argv, extra_env = command
         pw = pwd.getpwnam(daemon_user(name))
@@ -369,9 +444,9 @@ def main():
     signal.signal(signal.SIGINT, on_stop)
     signal.signal(signal.SIGHUP, on_hup)
     try:
+        if ensure_ca():
+            log("created the bottle CA in %s" % CA_DIR)
         if "pipelock" in names:
-            if ensure_ca():
-                log("created the bottle CA in %s" % CA_DIR)
             install_chain(pwd.getpwnam("pipelock").pw_uid)
         stage_config(names)
         supervisor.start_all()
