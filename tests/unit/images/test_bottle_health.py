@@ -70,3 +70,12 @@ def test_pipelock_failure_reports_the_healthcheck_output(health, tmp_path, monke
     monkeypatch.setenv("BOTTLE_DAEMONS", "pipelock")
     assert health.main(["--json"]) == 1
     assert json.loads(capsys.readouterr().out) == {"pipelock": "unhealthy: connection refused"}
+
+
+def test_egress_is_checked_on_the_agent_port_alone_and_behind_pipelock_on_9099(health, listener, free_port,
+                                                                               monkeypatch):
+    assert health.PORTS["egress"] == 8888 and health.EGRESS_CHAIN_PORT == 9099
+    monkeypatch.setattr(health, "PORTS", {"egress": listener})
+    monkeypatch.setattr(health, "EGRESS_CHAIN_PORT", free_port)
+    assert health.check("egress", ["egress"]) == "healthy"
+    assert health.check("egress", ["pipelock", "egress"]) == "unhealthy: nothing listens on 127.0.0.1:%d" % free_port

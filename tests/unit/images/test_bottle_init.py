@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import pwd
 import stat
+import subprocess
 import sys
 import textwrap
 import time
@@ -21,7 +22,7 @@ ME = pwd.getpwuid(os.getuid())
 # --- BOTTLE_DAEMONS -----------------------------------------------------------------------
 
 def test_default_daemons_start_egress_first(bottle_init):
-    assert bottle_init.selected_daemons(None) == ["egress", "pipelock"]
+    assert bottle_init.selected_daemons(None) == ["egress"]
     assert bottle_init.selected_daemons(" pipelock , egress ,supervise") == ["egress", "pipelock", "supervise"]
 
 
@@ -33,10 +34,11 @@ def test_unknown_daemon_is_named_with_the_known_ones(bottle_init):
     assert "git-gate" in str(err.value), "the message lists the valid names"
 
 
-def test_pipelock_without_egress_is_refused(bottle_init):
-    """pipelock's upstream is redirected to egress: without it nothing could leave, silently."""
-    with pytest.raises(ValueError, match="pipelock needs egress"):
-        bottle_init.selected_daemons("pipelock")
+@pytest.mark.parametrize("daemons", ["pipelock", "git-gate,supervise"])
+def test_a_bundle_without_egress_is_refused(bottle_init, daemons):
+    """egress is the firewall (and pipelock's upstream): a bundle without it is a configuration error."""
+    with pytest.raises(ValueError, match="egress is the bottle's firewall and must run"):
+        bottle_init.selected_daemons(daemons)
 
 
 # --- the proxy chain ----------------------------------------------------------------------
@@ -63,18 +65,45 @@ def test_chain_install_failure_names_net_admin(bottle_init, monkeypatch):
     assert "NET_ADMIN" in str(err.value) and "Permission denied" in str(err.value)
 
 
-def test_daemon_commands(bottle_init):
-    argv, env = bottle_init.daemon_command("pipelock")
-    assert argv[1:] == ["run", "--config", "/run/bottle/pipelock/pipelock.yaml"]
-    assert env["SSL_CERT_FILE"] == "/run/bottle/pipelock/trust.pem"
+def test_egress_faces_the_agent_and_buffers_request_bodies(bottle_init):
     argv, env = bottle_init.daemon_command("egress")
     joined = " ".join(argv)
-    assert "--mode transparent" in joined and "--listen-host 127.0.0.1" in joined and "--listen-port 9099" in joined
+    assert "--mode regular --listen-host 0.0.0.0 --listen-port 8888" in joined
     assert "confdir=/run/bottle/egress/mitmproxy" in joined
+    assert "connection_strategy=lazy" in joined, "no upstream connection before the firewall decided"
+    # Streamed request bodies send their headers upstream before the request hook runs: the
+    # firewall could then neither refuse nor inject in time. Nothing may switch streaming on.
+    assert "stream_large_bodies" not in joined and "body_size_limit" not in joined
     assert env["BOTTLE_EGRESS_CONFIG"] == "/run/bottle/egress/egress.json"
+    assert env["BOTTLE_EGRESS_TOKENS"] == "/run/bottle/egress/tokens.json"
+    assert env["BOTTLE_EGRESS_SECRETS"] == "/run/bottle/egress/secrets.json"
     # Unbuffered, so the log is in order when the bundle fails closed (egress's lines otherwise
     # arrived only at exit, after bottle-init's own).
     assert env["PYTHONUNBUFFERED"] == "1"
+
+
+def test_egress_behind_pipelock_listens_on_loopback_only(bottle_init):
+    argv, _env = bottle_init.daemon_command("egress", chained=True)
+    joined = " ".join(argv)
+    assert "--mode transparent --listen-host 127.0.0.1 --listen-port 9099" in joined
+
+
+def test_pipelock_only_where_its_binary_is(bottle_init, tmp_path, monkeypatch):
+    monkeypatch.setattr(bottle_init, "PIPELOCK_BIN", str(tmp_path / "absent"))
+    assert bottle_init.daemon_command("pipelock") is None
+    binary = tmp_path / "pipelock"
+    binary.write_text("")
+    monkeypatch.setattr(bottle_init, "PIPELOCK_BIN", str(binary))
+    argv, env = bottle_init.daemon_command("pipelock")
+    assert argv[1:] == ["run", "--config", "/run/bottle/pipelock/pipelock.yaml"]
+    assert env["SSL_CERT_FILE"] == "/run/bottle/pipelock/trust.pem"
+
+
+def test_starting_pipelock_in_an_image_without_it_names_the_fix(bottle_init, tmp_path, monkeypatch):
+    monkeypatch.setattr(bottle_init, "PIPELOCK_BIN", str(tmp_path / "absent"))
+    sup = bottle_init.Supervisor(["egress", "pipelock"], 1.0)
+    with pytest.raises(RuntimeError, match="pipelock is not installed in this image.*bottle_pipelock"):
+        sup.start("pipelock")
 
 
 # --- staging /etc/bottle and the CA -------------------------------------------------------
@@ -113,6 +142,7 @@ def test_stage_config_copies_read_only_per_daemon(bottle_init, dirs):
 
 
 def test_restaging_replaces_read_only_files(bottle_init, dirs):
+    bottle_init.ensure_ca()  # as main() does before staging
     (dirs["etc"] / "egress.json").write_text('{"routes": []}')
     bottle_init.stage_config(["egress"])
     (dirs["etc"] / "egress.json").write_text('{"routes": [{"host": "a"}]}')
@@ -121,6 +151,7 @@ def test_restaging_replaces_read_only_files(bottle_init, dirs):
 
 
 def test_identities_are_staged_for_git_gate_alone(bottle_init, dirs, tmp_path, monkeypatch):
+    bottle_init.ensure_ca()
     identities = tmp_path / "identities"
     identities.mkdir()
     (identities / "app").write_text("PRIVATE KEY")
@@ -140,33 +171,50 @@ def test_concat_skips_missing_and_empty_files(bottle_init, tmp_path):
     assert (tmp_path / "out").read_text() == "A\nA\n"
 
 
-def fake_pipelock(tmp_path, body):
-    script = tmp_path / "pipelock"
-    script.write_text("#!%s\n%s" % (sys.executable, textwrap.dedent(body)))
-    script.chmod(0o755)
-    return str(script)
-
-
-def test_ensure_ca_creates_once_with_a_private_key(bottle_init, dirs, tmp_path, monkeypatch):
-    calls = tmp_path / "calls"
-    monkeypatch.setattr(bottle_init, "PIPELOCK_BIN", fake_pipelock(tmp_path, """
-        import os, sys
-        out = sys.argv[sys.argv.index("--out") + 1]
-        os.makedirs(out)
-        for name in ("ca.pem", "ca-key.pem"):
-            with open(os.path.join(out, name), "w") as handle:
-                handle.write(name)
-            os.chmod(os.path.join(out, name), 0o644)
-        with open(%r, "a") as handle:
-            handle.write(" ".join(sys.argv[1:]) + "\\n")
-        """ % str(calls)))
+def test_ensure_ca_creates_once_with_a_private_ec_key(bottle_init, dirs):
+    """The bottle CA is made with openssl (no pipelock): an ECDSA key in SEC1 form, which both
+    mitmproxy and the optional pipelock read, and a CA certificate."""
     assert bottle_init.ensure_ca() is True
     key, cert = dirs["ca"] / "bottle-ca.key", dirs["ca"] / "bottle-ca.pem"
-    assert key.read_text() == "ca-key.pem" and stat.S_IMODE(key.stat().st_mode) == 0o600
-    assert cert.read_text() == "ca.pem" and stat.S_IMODE(cert.stat().st_mode) == 0o644
+    assert key.read_text().startswith("-----BEGIN EC PRIVATE KEY-----")
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert cert.read_text().startswith("-----BEGIN CERTIFICATE-----")
+    assert stat.S_IMODE(cert.stat().st_mode) == 0o644
+    text = subprocess.run(["openssl", "x509", "-noout", "-text", "-in", str(cert)], check=True,
+                          capture_output=True, text=True).stdout
+    assert "CA:TRUE" in text and "Certificate Sign" in text and "prime256v1" in text
+    before = key.read_bytes()
     assert bottle_init.ensure_ca() is False, "an existing CA is kept"
-    assert calls.read_text().count("tls init") == 1
+    assert key.read_bytes() == before
     assert not (dirs["ca"] / ".init").exists()
+
+
+def test_ca_failure_says_what_failed(bottle_init, dirs, monkeypatch):
+    monkeypatch.setattr(bottle_init, "ca_commands", lambda key, cert: [["openssl", "genpkey", "-algorithm", "no-such-algorithm"]])
+    with pytest.raises(RuntimeError) as err:
+        bottle_init.ensure_ca()
+    assert "creating the bottle CA failed (genpkey: 1)" in str(err.value)
+    assert str(dirs["ca"]) in str(err.value)
+    assert not (dirs["ca"] / "bottle-ca.key").exists()
+
+
+def test_egress_gets_the_bottle_ca_as_its_mitmproxy_ca(bottle_init, dirs):
+    bottle_init.ensure_ca()
+    bottle_init.stage_config(["egress"])
+    confdir = dirs["run"] / "egress" / "mitmproxy"
+    key = (dirs["ca"] / "bottle-ca.key").read_text()
+    cert = (dirs["ca"] / "bottle-ca.pem").read_text()
+    assert (confdir / "mitmproxy-ca.pem").read_text() == key.rstrip("\n") + "\n" + cert
+    assert (confdir / "mitmproxy-ca-cert.pem").read_text() == cert
+    assert stat.S_IMODE((confdir / "mitmproxy-ca.pem").stat().st_mode) == 0o400
+
+
+def test_behind_pipelock_egress_keeps_its_own_ca(bottle_init, dirs):
+    bottle_init.ensure_ca()
+    (dirs["ca"] / "bottle-ca.key").chmod(0o600)
+    bottle_init.stage_config(["egress", "pipelock"])
+    assert not (dirs["run"] / "egress" / "mitmproxy" / "mitmproxy-ca.pem").exists()
+    assert (dirs["run"] / "pipelock" / "bottle-ca.key").exists()
 
 
 # --- supervision --------------------------------------------------------------------------
@@ -193,7 +241,7 @@ def supervisor(bottle_init, dirs, tmp_path, monkeypatch):
     script.write_text(DAEMON)
     modes = {}
 
-    def command(name):
+    def command(name, chained=False):
         return [sys.executable, str(script), modes[name]], {}
     monkeypatch.setattr(bottle_init, "daemon_command", command)
 
@@ -279,18 +327,6 @@ def test_configuration_error_exits_2(bottle_init, monkeypatch, capsys):
     monkeypatch.setenv("BOTTLE_DAEMONS", "pipelock,egress,nope")
     assert bottle_init.main() == 2
     assert "configuration error: BOTTLE_DAEMONS names unknown daemon(s) nope" in capsys.readouterr().out
-
-
-def test_ca_failure_says_what_failed(bottle_init, dirs, tmp_path, monkeypatch):
-    monkeypatch.setattr(bottle_init, "PIPELOCK_BIN", fake_pipelock(tmp_path, """
-        import sys
-        sys.stderr.write("permission denied\\n")
-        sys.exit(1)
-        """))
-    with pytest.raises(RuntimeError) as err:
-        bottle_init.ensure_ca()
-    assert "pipelock tls init failed (1): permission denied" in str(err.value)
-    assert str(dirs["ca"]) in str(err.value)
 
 
 def test_supervise_gets_its_store_setgid_for_the_host_group(bottle_init, dirs, tmp_path, monkeypatch):
