@@ -280,22 +280,18 @@ def current_policy(config_dir=CONFIG_DIR):
     """What the bottle allows now, as its staged configuration says: hosts and routes, no secrets."""
     allowed, routes = [], []
     try:
-        with open(os.path.join(config_dir, "pipelock.yaml"), encoding="utf-8") as handle:
-            for line in handle:
-                # The role renders this line as JSON (roles/bottle/templates/pipelock.yaml.j2).
-                if line.startswith("api_allowlist:"):
-                    allowed = json.loads(line.split(":", 1)[1])
-    except (OSError, ValueError):
-        pass
-    try:
+        # egress.json is the firewall's configuration (botbottle.bottle's bundle_config renders it):
+        # allowed_hosts already holds the route hosts.
         with open(os.path.join(config_dir, "egress.json"), encoding="utf-8") as handle:
-            for route in (json.load(handle) or {}).get("routes") or []:
-                shown = {"host": route.get("host")}
-                if route.get("matches"):
-                    shown["matches"] = route["matches"]
-                if route.get("auth"):
-                    shown["auth_ref"] = route["auth"].get("token_ref")
-                routes.append(shown)
+            config = json.load(handle) or {}
+        allowed = [h for h in config.get("allowed_hosts") or [] if isinstance(h, str)]
+        for route in config.get("routes") or []:
+            shown = {"host": route.get("host")}
+            if route.get("matches"):
+                shown["matches"] = route["matches"]
+            if route.get("auth"):
+                shown["auth_ref"] = route["auth"].get("token_ref")
+            routes.append(shown)
     except (OSError, ValueError, AttributeError):
         pass
     return {"allowed_domains": sorted(allowed), "routes": routes}
@@ -395,7 +391,7 @@ def say(line):
 
 INSTRUCTIONS = (
     "supervise is how you ask the human operator of this bottle for more access. When the bottle's proxy "
-    "answers '403 blocked: ...' for a host you need, call request_domain (or request_route for an API that "
+    "answers 403 'blocked by egress: ...' for a host you need, call request_domain (or request_route for an API that "
     "needs a credential: name the credential with auth_ref, never send its value). If you believe a refusal "
     "is wrong, call report_block. Each call waits a little for the decision and returns approved, rejected "
     "(with the operator's note) or pending with an id for proposal_status. Never try to get around a block."

@@ -26,8 +26,7 @@ def store(supervise, tmp_path):
 def config(tmp_path):
     conf = tmp_path / "conf"
     conf.mkdir()
-    (conf / "pipelock.yaml").write_text('version: 1\napi_allowlist: ["allowed.test", "b.test"]\nmode: strict\n')
-    (conf / "egress.json").write_text(json.dumps({"routes": [
+    (conf / "egress.json").write_text(json.dumps({"version": 2, "allowed_hosts": ["allowed.test", "b.test"], "routes": [
         {"host": "api.test", "auth": {"scheme": "Bearer", "token_ref": "API_TOKEN"},
          "matches": [{"methods": ["GET"]}]}]}))
     (conf / "supervise.json").write_text(json.dumps({"wait_seconds": 0, "max_pending": 3}))
