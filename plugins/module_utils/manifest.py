@@ -21,8 +21,13 @@ SKILL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
 
 AGENT_KEYS = {"policy", "prompt", "skills", "env", "secret_env", "description", "image"}
-POLICY_KEYS = {"extends", "description", "env", "secret_env", "allowed_domains", "pipelock", "egress",
+POLICY_KEYS = {"extends", "description", "env", "secret_env", "allowed_domains", "firewall", "pipelock", "egress",
                "git_gate", "supervise"}
+# firewall: the bundle's firewall (egress). Host lists, the ports the agent may connect to, the
+# largest request body it scans, and a per-host request rate (defaults: plugins/module_utils/bundle_config.py).
+FIREWALL_KEYS = {"passthrough_domains", "trusted_domains", "ports", "max_body_bytes", "requests_per_minute"}
+# pipelock: the optional pipelock hop (bottle_pipelock). Its host lists are merged into the firewall's;
+# the two numbers apply to the pipelock hop only.
 PIPELOCK_KEYS = {"passthrough_domains", "trusted_domains", "max_response_bytes", "max_requests_per_minute"}
 EGRESS_KEYS = {"routes"}
 # supervise: how long a tool waits for the operator before answering "pending", and how many
@@ -72,6 +77,36 @@ def _check_hosts(hosts, path):
                                 "(no scheme, port or path)" % (path, index, host))
 
 
+def _check_positive(value, path, fix):
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ManifestError("%s must be a positive whole number: %s" % (path, fix))
+
+
+def _check_firewall(firewall, path):
+    _expect(firewall, dict, path, "write passthrough_domains, trusted_domains, ports, max_body_bytes or "
+                                  "requests_per_minute")
+    _unknown(firewall, FIREWALL_KEYS, path)
+    for key in ("passthrough_domains", "trusted_domains"):
+        if key in firewall:
+            _check_hosts(firewall[key], "%s.%s" % (path, key))
+    if "ports" in firewall:
+        ports = firewall["ports"]
+        _expect(ports, list, path + ".ports", "write the ports the agent may connect to, e.g. [80, 443]")
+        if not ports:
+            raise ManifestError("%s.ports is empty, which would refuse every connection: list ports such as "
+                                "[80, 443], or remove the key for that default" % path)
+        for index, port in enumerate(ports):
+            if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+                raise ManifestError("%s.ports[%d] %r is not a port: write whole numbers from 1 to 65535, e.g. "
+                                    "[80, 443]" % (path, index, port))
+    if "max_body_bytes" in firewall:
+        _check_positive(firewall["max_body_bytes"], path + ".max_body_bytes",
+                        "the largest request body the firewall scans, in bytes (default 16777216, 16 MiB)")
+    if "requests_per_minute" in firewall:
+        _check_positive(firewall["requests_per_minute"], path + ".requests_per_minute",
+                        "requests a minute the agent may send to one host (default 600)")
+
+
 def check_policy(policy, path):
     """Validate one policy's own keys (before merging)."""
     _expect(policy, dict, path, "a policy is a mapping of its keys")
@@ -83,13 +118,16 @@ def check_policy(policy, path):
             _check_env(policy[key], "%s.%s" % (path, key))
     if "allowed_domains" in policy:
         _check_hosts(policy["allowed_domains"], path + ".allowed_domains")
+    if "firewall" in policy:
+        _check_firewall(policy["firewall"], path + ".firewall")
     if "pipelock" in policy:
         _expect(policy["pipelock"], dict, path + ".pipelock", "a mapping")
         _unknown(policy["pipelock"], PIPELOCK_KEYS, path + ".pipelock")
         for key, value in policy["pipelock"].items():
             if key in ("max_response_bytes", "max_requests_per_minute"):
-                if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                    raise ManifestError("%s.pipelock.%s must be a positive whole number" % (path, key))
+                _check_positive(value, "%s.pipelock.%s" % (path, key),
+                                "a limit of the optional pipelock hop (bottle_pipelock); for the firewall use "
+                                "firewall.max_body_bytes / firewall.requests_per_minute")
                 continue
             _check_hosts(value, "%s.pipelock.%s" % (path, key))
     if "egress" in policy:
@@ -277,7 +315,7 @@ def resolve(agents, policies, agent_name, instance=""):
     policy.setdefault("egress", {"routes": []})
     if not policy["allowed_domains"] and not policy["egress"].get("routes"):
         raise ManifestError("bottle_policies.%s allows no host at all (allowed_domains and egress.routes are empty): "
-                            "pipelock's strict mode needs at least one; list the hosts the agent may reach"
+                            "the bottle's firewall would refuse every request; list the hosts the agent may reach"
                             % agent["policy"])
     return {
         "slug": slug,

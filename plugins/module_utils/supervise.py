@@ -13,10 +13,11 @@ The store is ``<state_dir>/supervise/`` (mounted into the bundle only, at
 Approved additions are kept outside the mounted directory, in
 ``<state_dir>/supervise-approved.json`` (``{"domains": [...], "routes": [...]}``), so
 nothing on the bottle's side can write them; the role merges them into the policy on
-every run. An approval rewrites the bundle files the role renders from the policy
-(``bundle/pipelock.yaml``'s ``api_allowlist`` line, ``bundle/egress.json``, the route
-credential in ``private/egress/tokens.json``) byte for byte as the role would, so the
-configuration hash stays what the role computes.
+every run (filter ``with_approvals``). An approval does the same merge
+(``bundle_config.merge_approved``) into the policy the bottle's files were last rendered
+from (``bundle-source.json``), renders them again with ``bundle_config.render``, and writes
+them with ``bundle_config.StateWrite``: the very code the role's ``bottle_state`` runs, so
+the role's next run finds nothing to change.
 """
 
 from __future__ import annotations
@@ -24,21 +25,17 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 import time
 
+from ansible_collections.botbottle.bottle.plugins.module_utils import bundle_config as bc
 from ansible_collections.botbottle.bottle.plugins.module_utils import manifest
-from ansible_collections.botbottle.bottle.plugins.module_utils.bottle_config import state_config_hash
 
 ID_RE = re.compile(r"^[0-9a-f]{16}$")
 KINDS = ("domain", "route", "block")
 STATUSES = ("pending", "approved", "rejected")
 STORE = "supervise"
-APPROVED = "supervise-approved.json"
+APPROVED = bc.APPROVED
 MAX_PROPOSAL_BYTES = 65536
-# The bundle-side path where bottle-init stages /etc/bottle for pipelock and egress (a reload's
-# effect is visible there once it is done).
-STAGED = {"pipelock.yaml": "/run/bottle/pipelock/pipelock.yaml", "egress.json": "/run/bottle/egress/egress.json"}
 # Fields of a proposal the operator may change (modify, or approve with changes), per kind.
 EDITABLE = {"domain": ("host",), "route": ("host", "auth", "matches"), "block": ()}
 
@@ -107,23 +104,10 @@ def list_proposals(state_dir, status=None):
     return out, problems
 
 
-def _write_atomic(path, data, mode):
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def write_proposal(state_dir, proposal):
     path = os.path.join(store_dir(state_dir), "proposals", proposal["id"] + ".json")
     # World-readable: the daemon reads the decision through "other" (the file is the operator's).
-    _write_atomic(path, (json.dumps(proposal, indent=2, sort_keys=True) + "\n").encode("utf-8"), 0o664)
+    bc.write_atomic(path, (json.dumps(proposal, indent=2, sort_keys=True) + "\n").encode("utf-8"), 0o664)
 
 
 def append_audit(state_dir, event):
@@ -144,11 +128,9 @@ def read_approved(state_dir):
         return {"domains": [], "routes": []}
     except ValueError as exc:
         raise SuperviseError("%s is not valid JSON (%s): fix or remove it" % (path, exc))
+    if not isinstance(data, dict):
+        raise SuperviseError("%s must hold a mapping of domains and routes: fix or remove it" % path)
     return {"domains": list(data.get("domains") or []), "routes": list(data.get("routes") or [])}
-
-
-def approved_bytes(approved):
-    return (json.dumps(approved, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
 
 def route_of(proposal):
@@ -193,114 +175,46 @@ def apply_changes(proposal, changes):
     return updated, before
 
 
-ALLOW_LINE = re.compile(r"^api_allowlist: (\[.*\])$", re.M)
-
-
-def with_allowed(pipelock_yaml, hosts):
-    """pipelock.yaml text with ``hosts`` added to its ``api_allowlist`` (rendered sorted, as the role does)."""
-    found = ALLOW_LINE.search(pipelock_yaml)
-    if not found:
-        raise SuperviseError("bundle/pipelock.yaml has no api_allowlist line as the role renders it: re-run "
-                             "playbooks/bottle.yml for this bottle first")
-    current = json.loads(found.group(1))
-    merged = sorted(set(current) | set(hosts), key=lambda h: h.lower())
-    return pipelock_yaml[:found.start(1)] + json.dumps(merged) + pipelock_yaml[found.end(1):]
-
-
-def egress_bytes(routes):
-    """bundle/egress.json as the role writes it (to_nice_json, then a final newline)."""
-    return (json.dumps({"routes": routes}, indent=4, sort_keys=True, separators=(",", ": ")) + "\n").encode("utf-8")
-
-
-def tokens_bytes(tokens):
-    """private/egress/tokens.json as the role writes it (to_json, then a final newline)."""
-    return (json.dumps(tokens) + "\n").encode("utf-8")
-
-
-class Plan:
-    """The files an approval writes, computed before anything is written (check mode, diff)."""
-
-    def __init__(self, state_dir):
-        self.state_dir = state_dir
-        self.files = {}      # path -> (new bytes, mode, secret)
-        self.before = {}     # path -> old text (non-secret only)
-
-    def read(self, relative):
-        path = os.path.join(self.state_dir, relative)
-        if path in self.files:
-            return self.files[path][0]
-        try:
-            with open(path, "rb") as handle:
-                return handle.read()
-        except FileNotFoundError:
-            return None
-
-    def put(self, relative, data, mode=0o600, secret=False):
-        path = os.path.join(self.state_dir, relative)
-        old = self.read(relative)
-        if old == data:
-            return
-        if not secret and path not in self.before:
-            self.before[path] = (old or b"").decode("utf-8", "replace")
-        self.files[path] = (data, mode, secret)
-
-    def diff(self):
-        return [dict(before_header=p, after_header=p, before=self.before[p],
-                     after=self.files[p][0].decode("utf-8", "replace")) for p in sorted(self.before)]
-
-    def write(self):
-        for path, (data, mode, _secret) in sorted(self.files.items()):
-            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-            _write_atomic(path, data, mode)
-
-    def config_hash(self):
-        """The configuration hash once the planned files are written."""
-        overlay = {p: d for p, (d, _m, _s) in self.files.items()}
-        return state_config_hash(self.state_dir, overlay)
-
-
 def plan_approval(state_dir, proposal, tokens):
-    """A Plan that makes the bottle allow what ``proposal`` (domain or route) asks; tokens: ref -> value."""
-    plan = Plan(state_dir)
+    """The write that makes the bottle allow what ``proposal`` (domain or route) asks; tokens: ref -> value.
+
+    Nothing is written here: the caller shows ``diff()`` (check mode) or calls ``apply()``, then hashes
+    the state directory with ``bundle_config.config_hash``.
+    """
+    try:
+        policy, options = bc.read_source(state_dir)
+        private = bc.read_private(state_dir, options["pipelock"])
+    except bc.BundleConfigError as exc:
+        raise SuperviseError(str(exc))
     approved = read_approved(state_dir)
     if proposal["kind"] == "domain":
         if proposal["host"] not in approved["domains"]:
             approved["domains"].append(proposal["host"])
-        text = (plan.read("bundle/pipelock.yaml") or b"").decode("utf-8")
-        plan.put("bundle/pipelock.yaml", with_allowed(text, [proposal["host"]]).encode("utf-8"))
     elif proposal["kind"] == "route":
         route = route_of(proposal)
-        raw = plan.read("bundle/egress.json")
-        try:
-            routes = list((json.loads(raw) if raw and raw.strip() else {}).get("routes") or [])
-        except ValueError as exc:
-            raise SuperviseError("bundle/egress.json is not valid JSON (%s): re-run playbooks/bottle.yml" % exc)
-        same = [r for r in routes if str(r.get("host", "")).lower() == route["host"]]
+        same = [r for r in (policy.get("egress") or {}).get("routes") or []
+                if str(r.get("host", "")).lower() == route["host"]]
         if same and same[0] != route:
             raise SuperviseError("%s already has a route: change it in the policy (bottle_policies) instead"
                                  % route["host"])
-        if not same:
-            routes.append(route)
         if route not in approved["routes"]:
             approved["routes"] = [r for r in approved["routes"] if r.get("host") != route["host"]] + [route]
-        plan.put("bundle/egress.json", egress_bytes(routes))
-        text = (plan.read("bundle/pipelock.yaml") or b"").decode("utf-8")
-        plan.put("bundle/pipelock.yaml", with_allowed(text, [route["host"]]).encode("utf-8"))
         ref = (route.get("auth") or {}).get("token_ref")
         if ref:
-            raw_tokens = plan.read("private/egress/tokens.json")
-            try:
-                current = json.loads(raw_tokens) if raw_tokens and raw_tokens.strip() else {}
-            except ValueError:
-                current = {}
             value = (tokens or {}).get(ref)
-            if value in (None, "") and ref not in current:
+            if value in (None, "") and ref not in private["tokens"]:
                 raise SuperviseError(
                     "route %s needs credential %s, which the operator must supply: pass tokens: {%s: ...} (the "
                     "playbook playbooks/supervise.yml looks it up as an Ansible variable, else an environment "
                     "variable of the controller, like playbooks/bottle.yml)" % (route["host"], ref, ref))
-            if value not in (None, "") and current.get(ref) != value:
-                current[ref] = value
-                plan.put("private/egress/tokens.json", tokens_bytes(current), secret=True)
-    plan.put(APPROVED, approved_bytes(approved))
-    return plan
+            if value not in (None, ""):
+                private["tokens"][ref] = value
+    try:
+        merged = bc.merge_approved(policy, approved)
+        files = bc.render(merged, options)
+        files.update(bc.render_private(private))
+        files[bc.SOURCE] = bc.source_bytes(merged, options)
+    except ValueError as exc:
+        raise SuperviseError(str(exc))
+    files[APPROVED] = bc.json_bytes(approved)
+    return bc.StateWrite(state_dir, files)

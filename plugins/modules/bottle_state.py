@@ -7,23 +7,33 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: bottle_state
-short_description: A bottle's state directory, in one step
+short_description: A bottle's state directory and the bundle's configuration, in one step
 version_added: 0.1.0
 description:
   - Creates (or removes) C(<state_root>/<slug>/) on the managed host, mode 0700, with C(bundle/) (mounted
-    read-only into the bundle) and C(ca/) (where the bundle keeps the bottle CA).
-  - Writes the bundle's rendered configuration files, each mode 0600, changing only those whose content
-    differs, and C(meta.json) once (its creation time is kept on later runs).
-  - Returns a hash of the bundle files, which M(botbottle.bottle.sidecar_bundle) takes as C(config_hash)
-    to reload a running bundle when, and only when, its configuration changed.
+    read-only into the bundle at C(/etc/bottle)), C(private/<daemon>/) (mounted at C(/etc/bottle-private);
+    the bundle's init stages each folder for its daemon alone) and C(ca/) (where the bundle keeps the bottle CA).
+  - Renders the bundle's configuration from O(policy) and O(options) (C(plugins/module_utils/bundle_config.py),
+    the same code M(botbottle.bottle.bottle_supervise) re-renders with after an approval) -
+    C(bundle/egress.json) (the firewall), C(bundle/pipelock.yaml) (only with O(options.pipelock)),
+    C(bundle/git-gate.json), C(bundle/upstream-ca.pem), C(bundle/supervise.json), and the private files
+    C(private/egress/tokens.json), C(private/egress/secrets.json) and, with pipelock,
+    C(private/pipelock/dlp-secrets.txt).
+  - Writes only the files whose content differs (mode 0600, atomically), removes every other file under
+    C(bundle/) and C(private/<daemon>/) (for example a C(pipelock.yaml) once pipelock is switched off), keeps
+    what the files were rendered from in C(bundle-source.json) (no secret, not mounted), and writes
+    C(meta.json) once (its creation time is kept on later runs).
+  - Returns the configuration hash, computed from the files on disk once written, which
+    M(botbottle.bottle.sidecar_bundle) takes as C(config_hash) to reload a running bundle when, and only when,
+    its configuration changed.
 author: botbottle developers (@botbottle)
 attributes:
   check_mode:
     support: full
-    description: Reports which files would change.
+    description: Reports which files would change and the hash they would have.
   diff_mode:
     support: full
-    description: Shows changed non-secret files before and after.
+    description: Shows changed non-secret files (C(bundle/*), C(bundle-source.json)) before and after.
   idempotent:
     support: full
     description: Files already right are left alone.
@@ -36,15 +46,46 @@ options:
     description: Where bottles keep their state.
     type: path
     default: ~/.bot-bottle/state
-  files:
-    description: Bundle files (names inside C(bundle/)) and their content.
+  policy:
+    description:
+      - The bottle's resolved policy with the operator's approvals merged (filters C(botbottle.bottle.resolve_bottle)
+        and C(botbottle.bottle.with_approvals)). Validated like a policy.
+      - Only C(allowed_domains), C(egress), C(firewall) and C(pipelock) are read and kept in C(bundle-source.json);
+        other keys (C(env), C(secret_env) ...) are ignored. Required with O(state=present).
+    type: dict
+  options:
+    description: How the bundle runs, beside the policy.
     type: dict
     default: {}
-  private_files:
-    description:
-      - Files for one daemon of the bundle only, by daemon then file name (for example C(egress) then C(tokens.json)).
-        Written under C(private/<daemon>/), mounted at C(/etc/bottle-private) and staged by the bundle's
-        init into that daemon's directory and no other. Secret; never logged or shown in diffs.
+    suboptions:
+      pipelock:
+        description: The optional pipelock hop runs in front of egress - render C(pipelock.yaml) and its DLP file.
+        type: bool
+        default: false
+      ssrf_ip_allowlist:
+        description: CIDRs the bundle may reach despite its SSRF protection (test networks only).
+        type: list
+        elements: str
+        default: []
+      upstream_ca:
+        description: PEM text of extra CAs the bundle trusts for upstream TLS (empty for none).
+        type: str
+        default: ""
+      git_gate:
+        description: git-gate's configuration (C(resolve_bottle)'s C(git_gate.bundle_config)); empty for no repos.
+        type: dict
+        default: {}
+      supervise:
+        description: supervise's bounds (the policy's C(supervise), over the defaults C(wait_seconds=20), C(max_pending=20)).
+        type: dict
+        default: {}
+  secrets:
+    description: The agent's secret values (its C(secret_env) values), which the firewall's DLP refuses to let out. Never logged.
+    type: list
+    elements: str
+    default: []
+  tokens:
+    description: Route credentials by C(token_ref), for egress alone. Never logged or shown in a diff.
     type: dict
     default: {}
   meta:
@@ -62,13 +103,24 @@ EXAMPLES = r"""
 - name: State of bottle demo
   botbottle.bottle.bottle_state:
     slug: demo
-    files:
-      pipelock.yaml: "{{ lookup('ansible.builtin.template', 'pipelock.yaml.j2') }}"
-    private_files:
-      pipelock:
-        dlp-secrets.txt: "{{ secrets | join('\n') }}"
+    policy:
+      allowed_domains: [api.anthropic.com]
+      egress:
+        routes:
+          - {host: api.github.com, auth: {scheme: Bearer, token_ref: GITHUB_TOKEN}}
+    options:
+      pipelock: false
+      supervise: {wait_seconds: 30}
+    secrets: ["{{ vault_npm_token }}"]
+    tokens:
+      GITHUB_TOKEN: "{{ vault_github_token }}"
     meta: {slug: demo, agent: demo}
   register: state
+
+- name: Remove it
+  botbottle.bottle.bottle_state:
+    slug: demo
+    state: absent
 """
 
 RETURN = r"""
@@ -77,11 +129,13 @@ path:
   returned: always
   type: str
 config_hash:
-  description: SHA-256 over the names and contents of the bundle and private files.
+  description:
+    - SHA-256 over the names and contents of the files under C(bundle/) and C(private/<daemon>/), read back from
+      disk after writing (in check mode, of the files that would be written).
   returned: when state=present
   type: str
 changed_files:
-  description: Files written (or that would be, in check mode).
+  description: Files and folders written or removed (or that would be, in check mode).
   returned: always
   type: list
   elements: str
@@ -90,44 +144,30 @@ changed_files:
 import json
 import os
 import shutil
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.botbottle.bottle.plugins.module_utils import bundle_config as bc
 from ansible_collections.botbottle.bottle.plugins.module_utils import naming
-from ansible_collections.botbottle.bottle.plugins.module_utils.bottle_config import config_hash
-
-
-def read(path):
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
-
-
-def write(path, content):
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(content)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def main():
     module = AnsibleModule(argument_spec=dict(
         slug=dict(type="str", required=True),
         state_root=dict(type="path", default=naming.DEFAULT_STATE_ROOT),
-        files=dict(type="dict", default={}),
-        private_files=dict(type="dict", default={}, no_log=True),
+        policy=dict(type="dict"),
+        options=dict(type="dict", default={}, apply_defaults=True, options=dict(
+            pipelock=dict(type="bool", default=False),
+            ssrf_ip_allowlist=dict(type="list", elements="str", default=[]),
+            upstream_ca=dict(type="str", default=""),
+            git_gate=dict(type="dict", default={}),
+            supervise=dict(type="dict", default={}),
+        )),
+        secrets=dict(type="list", elements="str", default=[], no_log=True),
+        tokens=dict(type="dict", default={}, no_log=True),
         meta=dict(type="dict", default={}),
         state=dict(type="str", choices=["present", "absent"], default="present"),
-    ), supports_check_mode=True)
+    ), required_if=[("state", "present", ("policy",))], supports_check_mode=True)
     p = module.params
     error = naming.slug_error(p["slug"])
     if error:
@@ -140,27 +180,16 @@ def main():
             shutil.rmtree(root)
         module.exit_json(changed=exists, path=root, changed_files=[root] if exists else [])
 
-    def encode(content):
-        text = "" if content is None else str(content)
-        return (text if not text or text.endswith("\n") else text + "\n").encode("utf-8")
+    try:
+        files = bc.render(p["policy"], p["options"])
+        files.update(bc.render_private({"pipelock": p["options"]["pipelock"], "secrets": p["secrets"],
+                                        "tokens": p["tokens"]}))
+        source = bc.source_bytes(p["policy"], p["options"])
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
 
-    def plain_name(name, where):
-        if not name or "/" in name or name.startswith("."):
-            module.fail_json(msg="%s: %r must be a plain file name" % (where, name))
-        return name
-
-    # relative path -> (content, secret)
-    wanted = {}
-    for name, content in p["files"].items():
-        wanted["bundle/" + plain_name(name, "files")] = (encode(content), False)
-    dirs = [root, os.path.join(root, "bundle"), os.path.join(root, "ca"), os.path.join(root, "private")]
-    for daemon, files in p["private_files"].items():
-        plain_name(daemon, "private_files")
-        dirs.append(os.path.join(root, "private", daemon))
-        for name, content in (files or {}).items():
-            wanted["private/%s/%s" % (daemon, plain_name(name, "private_files." + daemon))] = (encode(content), True)
-    changed, before, after = [], {}, {}
-    for path in dirs:
+    changed = []
+    for path in (root, os.path.join(root, "bundle"), os.path.join(root, "ca"), os.path.join(root, "private")):
         if not os.path.isdir(path):
             changed.append(path + "/")
             if not module.check_mode:
@@ -169,25 +198,19 @@ def main():
             changed.append(path + "/ (mode)")
             if not module.check_mode:
                 os.chmod(path, 0o700)
-    for name, (content, secret) in sorted(wanted.items()):
-        path = os.path.join(root, name)
-        current = read(path)
-        if current != content:
-            changed.append(path)
-            if not secret:
-                before[path] = (current or b"").decode("utf-8", "replace")
-                after[path] = content.decode("utf-8", "replace")
-            if not module.check_mode:
-                write(path, content)
+    write = bc.StateWrite(root, dict(files, **{bc.SOURCE: source}))
+    changed.extend(write.paths)
+    if not module.check_mode:
+        write.apply()
     meta_path = os.path.join(root, "meta.json")
     if p["meta"] and not os.path.exists(meta_path):
         changed.append(meta_path)
         if not module.check_mode:
-            write(meta_path, (json.dumps(p["meta"], indent=2, sort_keys=True) + "\n").encode())
-    result = dict(changed=bool(changed), path=root, changed_files=changed,
-                  config_hash=config_hash({k: v[0] for k, v in wanted.items()}))
+            bc.write_atomic(meta_path, (json.dumps(p["meta"], indent=2, sort_keys=True) + "\n").encode())
+    config_hash = bc.files_hash(files) if module.check_mode else bc.config_hash(root)
+    result = dict(changed=bool(changed), path=root, changed_files=changed, config_hash=config_hash)
     if module._diff:
-        result["diff"] = [dict(before_header=k, after_header=k, before=before[k], after=after[k]) for k in sorted(before)]
+        result["diff"] = write.diff()
     module.exit_json(**result)
 
 

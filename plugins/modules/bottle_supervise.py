@@ -16,9 +16,13 @@ description:
     and records the operator's decision (O(decision)), with a note the agent is shown.
   - O(decision=approve) of a C(domain) or C(route) proposal changes the running bottle without a restart - it adds the
     host (and the route) to C(<state_root>/<slug>/supervise-approved.json), which the role merges into the
-    policy on every later run, rewrites C(bundle/pipelock.yaml) and C(bundle/egress.json) exactly as the role
-    renders them, sends the bundle C(SIGHUP) and records the new configuration hash in it, as
-    M(botbottle.bottle.sidecar_bundle) does; a later run of the role then changes nothing.
+    policy on every later run; merges it the same way into the policy the bottle's files were rendered from
+    (C(bundle-source.json), written by M(botbottle.bottle.bottle_state)), renders and writes the files with the
+    same code as M(botbottle.bottle.bottle_state), sends the bundle C(SIGHUP) and records the configuration hash
+    (read back from disk) in it, as M(botbottle.bottle.sidecar_bundle) does; a later run of the role then
+    changes nothing.
+  - A bottle whose state has no C(bundle-source.json) (launched by an older release) must be relaunched with
+    C(playbooks/bottle.yml) before an approval.
   - O(decision=approve) of a C(block) report, and O(decision=reject), change no policy; they record the decision and the note.
   - Every decision and modification is appended to the bottle's audit log C(supervise/audit.jsonl).
 author: botbottle developers (@botbottle)
@@ -152,9 +156,9 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.botbottle.bottle.plugins.module_utils import bundle_config as bc
 from ansible_collections.botbottle.bottle.plugins.module_utils import naming
 from ansible_collections.botbottle.bottle.plugins.module_utils import supervise as sv
-from ansible_collections.botbottle.bottle.plugins.module_utils.bottle_config import HASH_FILE
 from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import (
     DOCKER_COMMON_ARGS, DockerException, exec_in, find_container, get_docker_client)
 
@@ -180,8 +184,8 @@ def do_list(module):
     module.exit_json(changed=False, proposals=proposals, problems=problems, reloaded=False)
 
 
-def reload_bundle(module, slug, new_hash):
-    """SIGHUP the running bundle and record the hash it loads; wait until the files are re-staged."""
+def reload_bundle(module, slug, new_hash, files):
+    """SIGHUP the running bundle and record the hash it loads; wait until ``files`` are re-staged."""
     client = get_docker_client(module)
     container = find_container(client, naming.object_name(slug, "bundle"))
     if container is None or container.status != "running":
@@ -189,18 +193,20 @@ def reload_bundle(module, slug, new_hash):
     if (container.labels or {}).get(naming.LABEL_BOTTLE) != slug:
         module.fail_json(msg="container %s does not carry label %s=%s: not signalling what is not the bottle's"
                              % (container.name, naming.LABEL_BOTTLE, slug))
+
+    def run(argv):
+        return exec_in(container, argv, user="0")
+
     container.kill(signal="SIGHUP")
-    exec_in(container, ["sh", "-c", 'mkdir -p "${0%/*}" && printf "%s\\n" "$1" > "$0"', HASH_FILE, new_hash],
-            user="0")
-    # bottle-init re-stages /etc/bottle for each daemon on SIGHUP; pipelock then reloads and egress
-    # re-reads its file. Wait until the staged copies are the new ones.
-    checks = " && ".join('{ [ ! -e "%s" ] || cmp -s /etc/bottle/%s "%s"; }' % (staged, name, staged)
-                         for name, staged in sorted(sv.STAGED.items()))
+    bc.record_loaded_hash(run, new_hash)
+    # bottle-init re-stages /etc/bottle and /etc/bottle-private for each daemon on SIGHUP; the daemons
+    # then re-read their files. Wait until the staged copies are the new ones.
+    check = bc.restaged_argv(files)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
-        rc, _out, _err = exec_in(container, ["sh", "-c", checks], user="0")
+        rc, _out, _err = run(check)
         if rc == 0:
-            time.sleep(1)  # pipelock swaps its configuration right after the SIGHUP it got
+            time.sleep(1)  # a daemon swaps its configuration right after the copy it watches changed
             return True, "reloaded"
         time.sleep(0.25)
     return True, "reload signalled; the staged configuration did not change within 15 s (see docker logs %s)" \
@@ -253,7 +259,7 @@ def decide(module):
                 module.fail_json(msg="cannot approve proposal %s: %s" % (p["id"], exc))
     result.update(changed=True, proposal=updated)
     if plan is not None:
-        result["changed_files"] = sorted(plan.files)
+        result["changed_files"] = plan.paths
     diffs = [dict(before_header="proposal %s" % proposal["id"], after_header="proposal %s" % proposal["id"],
                   before=proposal, after=updated)]
     if plan is not None:
@@ -264,14 +270,16 @@ def decide(module):
         module.exit_json(**result)
 
     # The configuration first, the decision last: when the agent sees "approved", the bottle allows it.
-    if plan is not None and plan.files:
-        new_hash = plan.config_hash()
-        plan.write()
-        result["config_hash"] = new_hash
+    if plan is not None and plan.changes:
+        plan.apply()
+    if plan is not None and plan.touches_config():
+        # Hashed from disk, as bottle_state does: the role's next run computes the same value.
+        result["config_hash"] = bc.config_hash(state_dir)
         if p["reload"]:
+            written = [relative for relative, data in plan.changes.items() if data is not None]
             try:
-                result["reloaded"], result["reload"] = reload_bundle(module, p["slug"], new_hash)
-            except DockerException as exc:
+                result["reloaded"], result["reload"] = reload_bundle(module, p["slug"], result["config_hash"], written)
+            except (DockerException, bc.BundleConfigError) as exc:
                 module.fail_json(msg="the configuration of bottle %s was updated but the bundle could not be "
                                      "reloaded (%s): re-run playbooks/bottle.yml for it; the proposal is still "
                                      "pending" % (p["slug"], exc), changed=True)

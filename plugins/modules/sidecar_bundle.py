@@ -10,8 +10,8 @@ module: sidecar_bundle
 short_description: The sidecar bundle container of one bottle
 version_added: 0.1.0
 description:
-  - Creates, updates or removes the bundle container of bottle O(slug) - pipelock, egress and later
-    git-gate and supervise under one init supervisor, with a pinned address on the bottle's internal
+  - Creates, updates or removes the bundle container of bottle O(slug) - egress (the bottle's firewall),
+    git-gate and supervise (and the optional pipelock in front of egress) under one init supervisor, with a pinned address on the bottle's internal
     network and a way out on its egress network.
   - After starting it waits until every selected daemon reports healthy (C(bottle-health --json) in the
     bundle) and fails with the daemon's own log lines when one does not.
@@ -56,7 +56,7 @@ options:
     type: list
     elements: str
     choices: [pipelock, egress, git-gate, supervise]
-    default: [pipelock, egress]
+    default: [egress]
   env:
     description: Extra environment of the bundle. Values may be secrets.
     type: dict
@@ -125,7 +125,8 @@ options:
   publish_ports:
     description:
       - The bundle ports published on O(publish_address). Default - the agent-facing port of each
-        daemon in O(daemons) (pipelock 8888, git-gate 9418, supervise 9100).
+        daemon in O(daemons) (the proxy 8888 - egress, or pipelock in front of it -, git-gate 9418,
+        supervise 9100).
     type: list
     elements: int
   backend:
@@ -209,7 +210,7 @@ health:
   description: Health of each daemon as the bundle reports it.
   returned: when state=present and not in check mode
   type: dict
-  sample: {pipelock: healthy, egress: healthy}
+  sample: {egress: healthy, supervise: healthy}
 publish_address:
   description: The loopback address the agent-facing ports are published on (with O(publish_address)).
   returned: when state=present and O(publish_address) is set
@@ -229,7 +230,7 @@ import json
 import time
 
 
-from ansible_collections.botbottle.bottle.plugins.module_utils import loopback, naming
+from ansible_collections.botbottle.bottle.plugins.module_utils import bundle_config, loopback, naming
 from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import (
     DockerException, env_list_to_dict, exec_in, find_container, find_image, get_docker_client, log_tail,
     run_manager)
@@ -247,8 +248,9 @@ class BundleManager:
                            diff=dict(before={}, after={}))
         self.publish_address = None
 
-    # Each daemon's agent-facing port (egress listens on the bundle's own loopback only).
-    AGENT_PORTS = {"pipelock": 8888, "git-gate": 9418, "supervise": 9100}
+    # Each daemon's agent-facing port: the proxy is egress, or pipelock in front of it (egress then
+    # listens on the bundle's own loopback only).
+    AGENT_PORTS = {"egress": 8888, "pipelock": 8888, "git-gate": 9418, "supervise": 9100}
 
     def resolve_publish_address(self):
         """The address to publish on (None without publish_address); fails naming the fix."""
@@ -415,22 +417,26 @@ class BundleManager:
             self.wait_healthy()
             self.report()
 
-    # Labels are fixed at creation. The hash of the configuration a running bundle has
-    # loaded since (a reload, a restart) is kept in the bundle, where only root writes.
-    HASH_FILE = "/run/bottle/config-hash"
+    # Labels are fixed at creation. The hash of the configuration a running bundle has loaded since
+    # (a reload, a restart) is kept in the bundle (module_utils/bundle_config.py, the reload protocol).
+    def run_as_root(self, argv):
+        return exec_in(self.container, argv, user="0")
 
     def current_config_hash(self):
         if self.container.status == "running":
-            rc, out, _err = exec_in(self.container, ["cat", self.HASH_FILE], user="0")
-            if rc == 0 and out.strip():
-                return out.strip()
+            loaded = bundle_config.read_loaded_hash(self.run_as_root)
+            if loaded:
+                return loaded
         return (self.container.labels or {}).get(naming.LABEL_CONFIG_HASH, "")
 
     def record_config_hash(self):
         self.container.reload()
         if self.container.status == "running":
-            exec_in(self.container, ["sh", "-c", 'mkdir -p "${0%/*}" && printf "%s\\n" "$1" > "$0"',
-                                     self.HASH_FILE, self.p["config_hash"] or ""], user="0")
+            try:
+                bundle_config.record_loaded_hash(self.run_as_root, self.p["config_hash"] or "")
+            except bundle_config.BundleConfigError as exc:
+                # The bundle runs the new configuration; without the record the next run reloads it again.
+                self.module.warn("%s; the next run reloads bundle %s again" % (exc, self.name))
 
     def create(self, want):
         from docker.types import Mount
@@ -539,7 +545,7 @@ def main():
         agent=dict(type="str"),
         name=dict(type="str"),
         image=dict(type="str"),
-        daemons=dict(type="list", elements="str", default=["pipelock", "egress"],
+        daemons=dict(type="list", elements="str", default=["egress"],
                      choices=["pipelock", "egress", "git-gate", "supervise"]),
         env=dict(type="dict", default={}, no_log=True),
         mounts=dict(type="list", elements="dict", default=[], options=dict(

@@ -138,3 +138,45 @@ def test_supervise_settings_are_bounded(supervise, needle):
 def test_supervise_settings_accepted():
     policies = dict(POLICIES, child=dict(POLICIES["child"], supervise={"wait_seconds": 0, "max_pending": 5}))
     assert resolve(AGENTS, policies, "demo")["policy"]["supervise"] == {"wait_seconds": 0, "max_pending": 5}
+
+
+@pytest.mark.parametrize("firewall, needle", [
+    ({"ports": [0]}, "bottle_policies.child.firewall.ports[0] 0 is not a port: write whole numbers from 1 to 65535"),
+    ({"ports": [65536]}, "firewall.ports[0] 65536 is not a port"),
+    ({"ports": [True]}, "firewall.ports[0] True is not a port"),
+    ({"ports": ["443"]}, "firewall.ports[0] '443' is not a port"),
+    ({"ports": []}, "firewall.ports is empty, which would refuse every connection"),
+    ({"ports": 443}, "firewall.ports must be a list"),
+    ({"max_body_bytes": 0}, "firewall.max_body_bytes must be a positive whole number: the largest request body"),
+    ({"requests_per_minute": 1.5}, "firewall.requests_per_minute must be a positive whole number: requests a minute"),
+    ({"passthrough_domains": ["https://x/"]}, "firewall.passthrough_domains[0]"),
+    ({"trusted_domains": "x.example"}, "firewall.trusted_domains must be a list"),
+    ({"max_response_bytes": 5}, "bottle_policies.child.firewall.max_response_bytes is not a known key: use one of "
+                                "max_body_bytes, passthrough_domains, ports, requests_per_minute, trusted_domains"),
+    ([], "bottle_policies.child.firewall must be a mapping"),
+])
+def test_firewall_settings_are_checked(firewall, needle):
+    policies = dict(POLICIES, child=dict(POLICIES["child"], firewall=firewall))
+    with pytest.raises(ManifestError) as err:
+        resolve(AGENTS, policies, "demo")
+    assert needle in str(err.value)
+
+
+def test_firewall_settings_accepted_and_merged_along_extends():
+    policies = dict(POLICIES, base=dict(POLICIES["base"], firewall={"ports": [443], "trusted_domains": ["t.example"]}),
+                    child=dict(POLICIES["child"], firewall={"requests_per_minute": 100, "max_body_bytes": 1024}))
+    assert resolve(AGENTS, policies, "demo")["policy"]["firewall"] == {
+        "ports": [443], "trusted_domains": ["t.example"], "requests_per_minute": 100, "max_body_bytes": 1024}
+
+
+def test_pipelock_settings_still_accepted_and_their_limits_point_at_the_firewall():
+    policies = dict(POLICIES, child=dict(POLICIES["child"], pipelock={"max_requests_per_minute": 0}))
+    with pytest.raises(ManifestError, match="pipelock.max_requests_per_minute must be a positive whole number: .*"
+                                            "firewall.requests_per_minute"):
+        resolve(AGENTS, policies, "demo")
+
+
+def test_a_policy_allowing_nothing_names_the_firewall_not_pipelock():
+    with pytest.raises(ManifestError) as err:
+        resolve({"a": {"policy": "p"}}, {"p": {"env": {}}}, "a")
+    assert "firewall would refuse every request" in str(err.value) and "pipelock" not in str(err.value)

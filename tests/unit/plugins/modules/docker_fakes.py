@@ -12,6 +12,7 @@ arguments and returns its result (or raises ``Failed`` with it).
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import itertools
 import json
@@ -58,10 +59,12 @@ def run_module(module, client, args, check=False, diff=False):
     def fail_json(self, **kwargs):
         raise Failed(kwargs)
 
-    with patch_module_args(args), \
-            mock.patch.object(basic.AnsibleModule, "exit_json", exit_json), \
-            mock.patch.object(basic.AnsibleModule, "fail_json", fail_json), \
-            mock.patch.object(module, "get_docker_client", lambda m: client):
+    with contextlib.ExitStack() as patches:
+        patches.enter_context(patch_module_args(args))
+        patches.enter_context(mock.patch.object(basic.AnsibleModule, "exit_json", exit_json))
+        patches.enter_context(mock.patch.object(basic.AnsibleModule, "fail_json", fail_json))
+        if hasattr(module, "get_docker_client"):  # modules without Docker (bottle_state) run as they are
+            patches.enter_context(mock.patch.object(module, "get_docker_client", lambda m: client))
         try:
             module.main()
         except Exited as done:
@@ -125,6 +128,7 @@ class FakeContainer:
         self.files = {}
         self.log_lines = []
         self.unhealthy = {}  # daemon -> reason reported by bottle-health
+        self.restaged = True  # whether bottle-init has re-staged the configuration after a SIGHUP
         self.exit_on_start = None  # an exit code: the container dies right after starting
 
     @property
@@ -175,9 +179,11 @@ class FakeContainer:
             return (0 if all(v == "healthy" for v in report.values()) else 1), json.dumps(report)
         if argv[0] == "cat":
             return (0, self.files[argv[1]]) if argv[1] in self.files else (1, "")
-        if argv[:2] == ["sh", "-c"]:  # the config-hash recorder: sh -c SCRIPT PATH VALUE
+        if argv[:2] == ["sh", "-c"] and len(argv) == 5:  # the config-hash recorder: sh -c SCRIPT PATH VALUE
             self.files[argv[3]] = argv[4] + "\n"
             return 0, ""
+        if argv[:2] == ["sh", "-c"] and "cmp -s" in argv[2]:  # bundle_config.restaged_argv
+            return (0 if self.restaged else 1), ""
         return 127, ""
 
 

@@ -8,50 +8,45 @@ from __future__ import annotations
 import json
 import os
 
-import jinja2
 import pytest
 
-from ansible.plugins.filter.core import to_json, to_nice_json
-
+from ansible_collections.botbottle.bottle.plugins.filter.with_approvals import with_approvals
+from ansible_collections.botbottle.bottle.plugins.module_utils import bundle_config as bc
 from ansible_collections.botbottle.bottle.plugins.module_utils import supervise as sv
-from ansible_collections.botbottle.bottle.plugins.module_utils.bottle_config import state_config_hash
 from ansible_collections.botbottle.bottle.plugins.modules import bottle_state, bottle_supervise
-from ansible_collections.botbottle.bottle.tests.unit.plugins.modules.docker_fakes import Failed, run_module
+from ansible_collections.botbottle.bottle.tests.unit.plugins.modules.docker_fakes import (
+    FakeEngine, Failed, run_module)
 
-TEMPLATE = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "roles", "bottle", "templates",
-                        "pipelock.yaml.j2")
 DOMAIN_ID, ROUTE_ID, BLOCK_ID = "0123456789abcdef", "1111222233334444", "aaaabbbbccccdddd"
 TOKEN = "tok-route-value-123"
-
-
-def render_pipelock(policy):
-    """roles/bottle/templates/pipelock.yaml.j2 as the role renders it."""
-    env = jinja2.Environment(keep_trailing_newline=True)
-    env.filters.update(to_json=to_json)
-    with open(TEMPLATE, encoding="utf-8") as handle:
-        return env.from_string(handle.read()).render(bottle_slug="demo", bottle_policy=policy)
-
-
-def role_files(policy, tokens):
-    """What the role passes to bottle_state for ``policy``: the files an approval must reproduce."""
-    return {"files": {"pipelock.yaml": render_pipelock(policy),
-                      "egress.json": to_nice_json({"routes": policy["egress"]["routes"]})},
-            "private_files": {"egress": {"tokens.json": to_json(tokens)}}}
-
+SECRET = "ghp_agentSecret0123456789"
 
 POLICY = {"allowed_domains": ["zeta.example", "allowed.example"],
           "egress": {"routes": [{"host": "api.example", "auth": {"scheme": "Bearer", "token_ref": "EXISTING"}}]}}
 
 
-@pytest.fixture(autouse=True)
-def no_docker(monkeypatch):
-    monkeypatch.setattr(bottle_state, "get_docker_client", None, raising=False)
+def role_run(root, tokens, pipelock=False):
+    """What the role does on its next run: merge supervise-approved.json (filter with_approvals), then bottle_state."""
+    try:
+        with open(os.path.join(str(root), "demo", sv.APPROVED), encoding="utf-8") as handle:
+            approved = json.load(handle)
+    except FileNotFoundError:
+        approved = {}
+    return run_module(bottle_state, None, dict(
+        slug="demo", state_root=str(root), policy=with_approvals(POLICY, approved),
+        options={"pipelock": pipelock, "ssrf_ip_allowlist": ["10.9.0.0/24"], "supervise": {"wait_seconds": 5}},
+        secrets=[SECRET], tokens=tokens))
+
+
+@pytest.fixture(params=[False, True], ids=["firewall", "with-pipelock"])
+def pipelock(request):
+    return request.param
 
 
 @pytest.fixture
-def root(tmp_path):
+def root(tmp_path, pipelock):
     """A bottle launched by the role (bottle_state) with three pending proposals."""
-    run_module(bottle_state, None, dict(slug="demo", state_root=str(tmp_path), **role_files(POLICY, {"EXISTING": "e"})))
+    role_run(tmp_path, {"EXISTING": "e"}, pipelock)
     state = tmp_path / "demo"
     (state / "supervise" / "proposals").mkdir(parents=True)
     for proposal in (
@@ -68,7 +63,7 @@ def root(tmp_path):
 def reloads(monkeypatch):
     calls = []
 
-    def fake_reload(module, slug, new_hash):
+    def fake_reload(module, slug, new_hash, files):
         calls.append((slug, new_hash))
         return True, "reloaded"
 
@@ -110,19 +105,32 @@ def test_list_reports_untrusted_files(root):
     assert any("supervise never writes" in p for p in result["problems"])
 
 
-def test_approve_domain_matches_what_the_role_renders(root, reloads):
+def test_approve_domain_is_what_the_role_renders(root, reloads, pipelock):
     result = run(root, slug="demo", decision="approve", id=DOMAIN_ID, note="fine")
     assert result["changed"] and result["proposal"]["status"] == "approved" and result["proposal"]["note"] == "fine"
-    # the role, on its next run, renders the policy with the approval merged: the same bytes, the same hash
-    merged = dict(POLICY, allowed_domains=POLICY["allowed_domains"] + ["pypi.org"])
-    again = run_module(bottle_state, None, dict(slug="demo", state_root=str(root),
-                                                **role_files(merged, {"EXISTING": "e"})))
+    assert "pypi.org" in json.loads(read(root, "bundle/egress.json"))["allowed_hosts"]
+    # the role, on its next run, renders the policy with the approval merged: the same files, the same hash
+    again = role_run(root, {"EXISTING": "e"}, pipelock)
     assert not again["changed"], again["changed_files"]
-    assert again["config_hash"] == result["config_hash"] == state_config_hash(str(root / "demo"))
+    assert again["config_hash"] == result["config_hash"] == bc.config_hash(str(root / "demo"))
     assert reloads == [("demo", result["config_hash"])]
     assert json.loads(read(root, "supervise-approved.json")) == {"domains": ["pypi.org"], "routes": []}
     assert [e["event"] for e in audit(root)] == ["approved"]
     assert audit(root)[0]["note"] == "fine" and audit(root)[0]["by"] == "operator"
+
+
+def test_approval_renders_what_a_fresh_bottle_of_the_merged_policy_has(root, tmp_path, reloads, pipelock):
+    run(root, slug="demo", decision="approve", id=DOMAIN_ID)
+    result = run(root, slug="demo", decision="approve", id=ROUTE_ID, tokens={"GH_TOKEN": TOKEN})
+    fresh = tmp_path / "fresh"
+    os.makedirs(str(fresh / "demo"))
+    with open(str(fresh / "demo" / sv.APPROVED), "w", encoding="utf-8") as handle:
+        handle.write(read(root, sv.APPROVED))
+    launched = role_run(fresh, {"EXISTING": "e", "GH_TOKEN": TOKEN}, pipelock)
+    assert launched["config_hash"] == result["config_hash"]
+    for relative in bc.config_files(str(root / "demo")):
+        assert read(fresh, relative) == read(root, relative), relative
+    assert read(fresh, bc.SOURCE) == read(root, bc.SOURCE)
 
 
 def test_approving_again_changes_nothing(root, reloads):
@@ -140,17 +148,20 @@ def test_check_mode_writes_nothing(root, reloads):
     assert TOKEN not in json.dumps(result)
 
 
-def test_approve_route_with_its_credential(root, reloads):
+def test_approve_route_with_its_credential(root, reloads, pipelock):
     result = run(root, slug="demo", decision="approve", id=ROUTE_ID, tokens={"GH_TOKEN": TOKEN})
     route = {"host": "api.github.com", "auth": {"scheme": "Bearer", "token_ref": "GH_TOKEN"}, "matches": [{"methods": ["GET"]}]}
     merged = {"allowed_domains": POLICY["allowed_domains"], "egress": {"routes": POLICY["egress"]["routes"] + [route]}}
-    again = run_module(bottle_state, None, dict(slug="demo", state_root=str(root),
-                                                **role_files(merged, {"EXISTING": "e", "GH_TOKEN": TOKEN})))
+    again = role_run(root, {"EXISTING": "e", "GH_TOKEN": TOKEN}, pipelock)
     assert not again["changed"], again["changed_files"]
+    assert json.loads(read(root, "bundle/egress.json"))["routes"] == merged["egress"]["routes"]
     assert again["config_hash"] == result["config_hash"]
     assert json.loads(read(root, "supervise-approved.json"))["routes"] == [route]
     assert TOKEN not in json.dumps(result)  # not in the diff, not in the result
-    assert os.stat(str(root / "demo" / "private" / "egress" / "tokens.json")).st_mode & 0o077 == 0
+    tokens = root / "demo" / "private" / "egress" / "tokens.json"
+    assert os.stat(str(tokens)).st_mode & 0o077 == 0
+    assert json.loads(tokens.read_text()) == {"EXISTING": "e", "GH_TOKEN": TOKEN}
+    assert json.loads(read(root, "private/egress/secrets.json")) == [SECRET]
 
 
 def test_route_without_a_credential_names_the_fix(root, reloads):
@@ -164,7 +175,7 @@ def test_route_changed_by_the_operator(root, reloads):
                "matches": [{"paths": [{"type": "prefix", "value": "/repos/"}], "methods": ["GET"]}]}
     result = run(root, slug="demo", decision="approve", id=ROUTE_ID, changes=changes)
     egress = json.loads(read(root, "bundle/egress.json"))["routes"]
-    assert egress[-1] == changes
+    assert egress[-1] == changes and not os.path.exists(str(root / "demo" / "private" / "egress" / "GH_TOKEN"))
     assert result["proposal"]["modified"]["before"]["auth_ref"] == "GH_TOKEN"
     assert [e["event"] for e in audit(root)] == ["modified", "approved"]
 
@@ -189,10 +200,10 @@ def test_bad_changes_are_refused_naming_the_key(root, reloads, state, proposal_i
 
 
 def test_reject_changes_no_policy(root, reloads):
-    before = read(root, "bundle/pipelock.yaml"), read(root, "bundle/egress.json")
+    before = bc.config_hash(str(root / "demo")), read(root, bc.SOURCE)
     result = run(root, slug="demo", decision="reject", id=DOMAIN_ID, note="use the mirror")
     assert result["proposal"]["status"] == "rejected" and result["proposal"]["note"] == "use the mirror"
-    assert (read(root, "bundle/pipelock.yaml"), read(root, "bundle/egress.json")) == before
+    assert (bc.config_hash(str(root / "demo")), read(root, bc.SOURCE)) == before
     assert not os.path.exists(str(root / "demo" / "supervise-approved.json")) and reloads == []
 
 
@@ -233,18 +244,49 @@ def test_a_route_host_the_policy_already_routes_differently_is_refused(root, rel
         run(root, slug="demo", decision="approve", id=ROUTE_ID, changes={"host": "api.example"}, tokens={"GH_TOKEN": "x"})
 
 
-def test_allowlist_edit_is_the_rendering_of_the_merged_policy():
-    base = render_pipelock(POLICY)
-    merged = render_pipelock(dict(POLICY, allowed_domains=POLICY["allowed_domains"] + ["b.example", "Y.example"]))
-    assert sv.with_allowed(base, ["b.example", "Y.example"]) == merged
+def test_a_domain_the_policy_allows_already_changes_no_configuration(root, reloads):
+    (root / "demo" / "supervise" / "proposals" / (DOMAIN_ID + ".json")).write_text(json.dumps(dict(
+        json.loads(read(root, "supervise/proposals/%s.json" % DOMAIN_ID)), host="allowed.example")))
+    before = bc.config_hash(str(root / "demo"))
+    result = run(root, slug="demo", decision="approve", id=DOMAIN_ID)
+    assert result["changed"] and "config_hash" not in result and reloads == []
+    assert result["changed_files"] == [str(root / "demo" / sv.APPROVED)]
+    assert bc.config_hash(str(root / "demo")) == before
 
 
-def test_without_an_allowlist_line_the_fix_is_named():
-    with pytest.raises(sv.SuperviseError, match="re-run playbooks/bottle.yml"):
-        sv.with_allowed("mode: strict\n", ["a.example"])
+def test_a_bottle_of_an_older_release_names_the_fix(root, reloads):
+    os.unlink(str(root / "demo" / bc.SOURCE))
+    with pytest.raises(Failed, match="re-run playbooks/bottle.yml for this bottle first"):
+        run(root, slug="demo", decision="approve", id=DOMAIN_ID)
+    assert sv.read_proposal(str(root / "demo"), DOMAIN_ID)["status"] == "pending"
 
 
-@pytest.mark.parametrize("value", [{"routes": []}, {"routes": [{"host": "a", "matches": [{"methods": ["GET"]}]}]}])
-def test_egress_and_tokens_bytes_equal_the_role_filters(value):
-    assert sv.egress_bytes(value["routes"]) == (to_nice_json(value) + "\n").encode()
-    assert sv.tokens_bytes({"B": "1", "A": "2"}) == (to_json({"B": "1", "A": "2"}) + "\n").encode()
+@pytest.fixture
+def bundle():
+    engine = FakeEngine()
+    engine.add_image("botbottle/bundle:latest")
+    engine.client.api.create_container(engine.images[0].id, name="bb-demo-bundle",
+                                       labels={"io.botbottle.bottle": "demo"})
+    engine.containers["bb-demo-bundle"].start()
+    return engine
+
+
+def test_reload_signals_records_the_hash_and_waits_for_the_staged_files(root, bundle, monkeypatch):
+    monkeypatch.setattr(bottle_supervise.time, "sleep", lambda seconds: None)
+    result = run_module(bottle_supervise, bundle.client, dict(
+        state_root=str(root), slug="demo", decision="approve", id=ROUTE_ID, tokens={"GH_TOKEN": TOKEN}))
+    container = bundle.containers["bb-demo-bundle"]
+    assert result["reloaded"] and result["reload"] == "reloaded" and container.signals == ["SIGHUP"]
+    assert container.files[bc.HASH_FILE] == result["config_hash"] + "\n"
+    check = [argv for _name, argv, _user, _env in bundle.execs if "cmp -s" in " ".join(argv)]
+    assert check and "/run/bottle/egress/egress.json" in check[0][2] and "/run/bottle/egress/tokens.json" in check[0][2]
+    assert all(user == "0" for _name, _argv, user, _env in bundle.execs)
+    assert TOKEN not in json.dumps(bundle.execs)
+
+
+def test_reload_of_a_stopped_bundle_leaves_it_to_the_next_launch(root, bundle):
+    bundle.containers["bb-demo-bundle"].attrs["State"] = {"Status": "exited", "ExitCode": 0}
+    result = run_module(bottle_supervise, bundle.client, dict(
+        state_root=str(root), slug="demo", decision="approve", id=DOMAIN_ID))
+    assert not result["reloaded"] and "next playbooks/bottle.yml run" in result["reload"]
+    assert result["proposal"]["status"] == "approved"

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from ansible_collections.botbottle.bottle.plugins.module_utils import naming
+from ansible_collections.botbottle.bottle.plugins.module_utils import bundle_config, naming
 from ansible_collections.botbottle.bottle.plugins.modules import sidecar_bundle
 from ansible_collections.botbottle.bottle.tests.unit.plugins.modules.docker_fakes import (
     FakeEngine, Failed, run_module)
@@ -23,7 +23,7 @@ def engine():
     engine.add_network("bb-demo-net-int", subnet="10.1.0.0/28", internal=True)
     engine.add_network("bb-demo-net-out", subnet="10.1.0.16/28")
     engine.add_network("bb-testnet", subnet="10.3.0.0/24")
-    engine.add_image("botbottle/bundle:latest", env=["BOTTLE_DAEMONS=pipelock,egress", "PATH=/usr/bin"])
+    engine.add_image("botbottle/bundle:latest", env=["BOTTLE_DAEMONS=egress", "PATH=/usr/bin"])
     return engine
 
 
@@ -50,13 +50,13 @@ def test_create_starts_healthy_bundle_on_its_networks_only(engine):
     assert result["container"] == {"id": bundle.id, "name": "bb-demo-bundle"}
     assert result["ip"] == "10.1.0.2"
     assert result["host_ports"] == {"8888": 49153}
-    assert result["health"] == {"pipelock": "healthy", "egress": "healthy"}
+    assert result["health"] == {"egress": "healthy"}
     assert sorted(bundle.attrs["NetworkSettings"]["Networks"]) == ["bb-demo-net-int", "bb-demo-net-out", "bb-testnet"]
     assert bundle.attrs["HostConfig"]["NetworkMode"] == "bb-demo-net-int"  # never the default bridge
     assert bundle.attrs["HostConfig"]["CapAdd"] == ["NET_ADMIN"]
     assert bundle.attrs["HostConfig"]["PortBindings"] == {"8888/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}]}
     assert bundle.labels == dict(naming.labels("demo", "demo", "bundle"), **{naming.LABEL_CONFIG_HASH: "h1"})
-    assert bundle.env()["ROUTE_TOKEN"] == SECRET and bundle.env()["BOTTLE_DAEMONS"] == "pipelock,egress"
+    assert bundle.env()["ROUTE_TOKEN"] == SECRET and bundle.env()["BOTTLE_DAEMONS"] == "egress"
     assert bundle.attrs["Mounts"] == [{"Type": "bind", "Source": "/state/demo/bundle", "Destination": "/etc/bottle",
                                        "RW": False}]
 
@@ -128,6 +128,26 @@ def test_config_hash_change_reloads_without_recreate(engine):
     assert result["diff"]["before"]["config_hash"] == "h1" and result["diff"]["after"]["config_hash"] == "h2"
     again = run(engine, config_hash="h2")
     assert not again["changed"] and bundle.signals == ["SIGHUP"]
+
+
+def test_the_loaded_hash_is_kept_in_the_bundle_by_the_shared_protocol(engine):
+    run(engine)
+    bundle = engine.containers["bb-demo-bundle"]
+    assert bundle_config.HASH_FILE not in bundle.files  # a new bundle: its label says what it loaded
+    run(engine, config_hash="h2")
+    assert bundle.files[bundle_config.HASH_FILE] == "h2\n"
+    recorder = [(argv, user) for _name, argv, user, _env in engine.execs if argv[:2] == ["sh", "-c"]]
+    assert recorder == [(["sh", "-c", bundle_config._RECORD, bundle_config.HASH_FILE, "h2"], "0")]
+    # what a second role run reads back
+    assert bundle_config.read_loaded_hash(lambda argv: (0, bundle.files[argv[1]], "")) == "h2"
+    assert not run(engine, config_hash="h2")["changed"]
+
+
+def test_a_bundle_without_a_record_falls_back_to_its_label(engine):
+    run(engine, config_hash="h2")
+    bundle = engine.containers["bb-demo-bundle"]
+    bundle.files.pop(bundle_config.HASH_FILE, None)  # e.g. restarted: /run is empty again
+    assert not run(engine, config_hash="h2")["changed"]
 
 
 def test_stopped_bundle_is_started(engine):
@@ -286,6 +306,9 @@ def test_publish_check_mode_on_a_new_bundle_reports_the_address(engine):
 
 
 def test_publish_ports_follow_daemons_unless_given(engine):
+    # egress alone faces the agent on 8888: an egress-only bundle publishes its proxy.
+    run(engine, **smol(daemons=["egress"]))
+    assert sorted(bindings(engine, "bb-sm-a-bundle")) == ["8888/tcp"]
     run(engine, **smol(daemons=["pipelock", "egress", "supervise"]))
     assert sorted(bindings(engine, "bb-sm-a-bundle")) == ["8888/tcp", "9100/tcp"]
     run(engine, **smol(publish_ports=[8888]))

@@ -1,0 +1,496 @@
+# -*- coding: utf-8 -*-
+# Copyright: botbottle developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The bundle's configuration: rendered once, written once, hashed from disk, recorded in the bundle.
+
+This is the one owner of every file the sidecar bundle reads from a bottle's state
+directory and of the protocol that reloads a running bundle. ``bottle_state`` (the
+role's launch) and ``bottle_supervise`` (an operator's approval) both go through it.
+
+Files (relative to the state directory ``<state_root>/<slug>/``)::
+
+  bundle/egress.json           the firewall (egress): allowlist, ports, SSRF, routes, DLP, rate limit
+  bundle/pipelock.yaml         only with the optional pipelock hop in front of egress
+  bundle/git-gate.json         git-gate's upstreams and pinned host keys (no identity)
+  bundle/upstream-ca.pem       extra CAs the bundle trusts upstream (may be empty)
+  bundle/supervise.json        supervise's bounds
+  private/egress/tokens.json   route credentials by token_ref (egress alone)
+  private/egress/secrets.json  the agent's secret_env values, for egress's DLP
+  private/pipelock/dlp-secrets.txt   the same values, one a line (only with pipelock)
+  bundle-source.json           the policy and options the files were rendered from (not
+                               mounted, no secret): an approval re-renders from it
+
+``bundle/`` is mounted read-only at /etc/bottle, ``private/`` at /etc/bottle-private;
+bottle-init stages both into /run/bottle/<daemon>/ at start and on SIGHUP.
+
+The reload protocol:
+
+1. ``render(policy, options)`` and ``render_private(private)`` give every declared file's bytes.
+2. ``StateWrite(state_dir, files).apply()`` writes the declared files that differ (mode 0600,
+   atomically) and removes every undeclared file under ``bundle/`` and ``private/<daemon>/``
+   (a ``pipelock.yaml`` left from a launch with pipelock, a temporary file of a crashed write).
+3. ``config_hash(state_dir)`` is computed FROM DISK after writing, over the regular files of
+   ``bundle/*`` and ``private/*/*`` (exactly the declared files once step 2 ran); in check mode
+   ``files_hash(files)`` gives the same value from what would be written.
+4. A running bundle that has loaded a configuration carries its hash in ``HASH_FILE``
+   (``/run/bottle/config-hash``, root only): ``record_loaded_hash`` writes it after a SIGHUP,
+   ``read_loaded_hash`` reads it (``sidecar_bundle`` compares it with the state's hash, and falls
+   back to the container's creation label). Both take an ``exec`` callable running argv as root
+   in the bundle and returning ``(rc, stdout, stderr)``.
+5. ``restaged_argv(files)`` is the check that bottle-init has re-staged the files after a SIGHUP.
+
+Pure Python (no yaml, no docker): runs on the managed host inside modules and on the
+controller inside the ``with_approvals`` filter.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import tempfile
+
+from ansible_collections.botbottle.bottle.plugins.module_utils import manifest
+
+SOURCE = "bundle-source.json"
+APPROVED = "supervise-approved.json"
+# Inside the bundle, written by root after each reload.
+HASH_FILE = "/run/bottle/config-hash"
+# Where the bundle finds the state directory's files, and where bottle-init stages them.
+MOUNTED = {"bundle": "/etc/bottle", "private": "/etc/bottle-private"}
+RUN_DIR = "/run/bottle"
+# The daemon that reads each bundle file (bottle-init stages every bundle file for every daemon).
+READERS = {"egress.json": "egress", "pipelock.yaml": "pipelock", "git-gate.json": "git-gate",
+           "supervise.json": "supervise"}
+
+# The policy keys the bundle's files are rendered from (the rest - env, secret_env, git_gate's
+# identities - never reaches bundle-source.json).
+POLICY_KEYS = ("allowed_domains", "egress", "firewall", "pipelock")
+OPTION_DEFAULTS = {"pipelock": False, "ssrf_ip_allowlist": [], "upstream_ca": "", "git_gate": {}, "supervise": {}}
+
+DEFAULT_PORTS = [80, 443]
+DEFAULT_MAX_BODY_BYTES = 16777216
+DEFAULT_REQUESTS_PER_MINUTE = 600
+DEFAULT_BURST = 120
+ENTROPY_MIN_LENGTH = 20
+ENTROPY_BITS = 4.5
+SUPERVISE_DEFAULTS = {"wait_seconds": 20, "max_pending": 20}
+PIPELOCK_MAX_RESPONSE_BYTES = 5242880
+
+PIPELOCK_HEADER = """\
+# pipelock configuration - rendered by botbottle.bottle (plugins/module_utils/bundle_config.py), do not edit.
+# JSON, which YAML reads as is. pipelock is the optional hop in front of egress (bottle_pipelock):
+# strict mode with the bottle's allowlist (allowed_domains, route hosts and approvals), TLS
+# interception with the per-bottle CA, DLP with the bottle's known secrets; its upstream TCP is
+# redirected to egress by bottle-init. Only 8888 faces the agent; /metrics and /stats listen on
+# 127.0.0.1:9090; the kill switch and session admin API stay disabled (no api_token).
+"""
+
+
+class BundleConfigError(ValueError):
+    pass
+
+
+# -- rendering ------------------------------------------------------------------------------
+
+def json_bytes(value):
+    """JSON as every bundle file is written: sorted keys, indent 2, a final newline."""
+    return (json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def text_bytes(text):
+    """Text with a final newline unless empty."""
+    text = "" if text is None else str(text)
+    return (text if not text or text.endswith("\n") else text + "\n").encode("utf-8")
+
+
+def _hosts(*lists):
+    """Sorted, unique, lower-cased host names from ``lists``."""
+    return sorted({str(host).lower() for hosts in lists for host in (hosts or [])})
+
+
+def bundle_policy(policy):
+    """The part of ``policy`` the bundle is rendered from, validated like a policy."""
+    if not isinstance(policy, dict):
+        raise BundleConfigError("policy must be a mapping, not %s" % type(policy).__name__)
+    kept = {key: copy.deepcopy(policy[key]) for key in POLICY_KEYS if policy.get(key) is not None}
+    manifest.check_policy(kept, "policy")
+    return kept
+
+
+def bundle_options(options):
+    """``options`` with defaults filled in; unknown keys refused."""
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(OPTION_DEFAULTS))
+    if unknown:
+        raise BundleConfigError("options.%s is not a known option: use %s" % (unknown[0], ", ".join(sorted(OPTION_DEFAULTS))))
+    out = copy.deepcopy(OPTION_DEFAULTS)
+    out.update({key: copy.deepcopy(value) for key, value in options.items() if value is not None})
+    out["pipelock"] = bool(out["pipelock"])
+    for key, kind in (("ssrf_ip_allowlist", list), ("git_gate", dict), ("supervise", dict)):
+        if not isinstance(out[key], kind):
+            raise BundleConfigError("options.%s must be a %s" % (key, "list" if kind is list else "mapping"))
+    return out
+
+
+def _routes(policy):
+    return list((policy.get("egress") or {}).get("routes") or [])
+
+
+def allowed_hosts(policy):
+    """Every host the agent may reach: allowed_domains and the route hosts."""
+    return _hosts(policy.get("allowed_domains"), [route["host"] for route in _routes(policy)])
+
+
+def _host_setting(policy, key):
+    """A host list of ``firewall:``, with the same key of ``pipelock:`` (older policies) merged in."""
+    return _hosts((policy.get("firewall") or {}).get(key), (policy.get("pipelock") or {}).get(key))
+
+
+def firewall_config(policy, options):
+    """bundle/egress.json: what the egress addon enforces (contract version 2)."""
+    firewall = policy.get("firewall") or {}
+    per_minute = firewall.get("requests_per_minute", DEFAULT_REQUESTS_PER_MINUTE)
+    return {
+        "version": 2,
+        "mode": "behind-pipelock" if options["pipelock"] else "firewall",
+        "allowed_hosts": allowed_hosts(policy),
+        "ports": sorted(set(firewall.get("ports") or DEFAULT_PORTS)),
+        "passthrough_domains": _host_setting(policy, "passthrough_domains"),
+        "trusted_domains": _host_setting(policy, "trusted_domains"),
+        "ssrf_ip_allowlist": list(options["ssrf_ip_allowlist"]),
+        "routes": _routes(policy),
+        "dlp": {"max_body_bytes": firewall.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES),
+                "entropy_min_length": ENTROPY_MIN_LENGTH, "entropy_bits": ENTROPY_BITS},
+        # A burst above the per-minute rate would let a low limit through at once.
+        "rate_limit": {"requests_per_minute": per_minute, "burst": min(DEFAULT_BURST, per_minute)},
+    }
+
+
+def pipelock_config(policy, options):
+    """bundle/pipelock.yaml's settings (pipelock 2.3.0; unknown keys make it refuse to start)."""
+    settings = policy.get("pipelock") or {}
+    fetch_proxy = {"listen": "0.0.0.0:8888", "timeout_seconds": 60}
+    if settings.get("max_requests_per_minute") is not None:
+        fetch_proxy["monitoring"] = {"max_requests_per_minute": settings["max_requests_per_minute"]}
+    return {
+        "version": 1,
+        "mode": "strict",
+        "api_allowlist": allowed_hosts(policy),
+        # A refusal carries an X-Pipelock-Hint header; the agent's prompt and skill point at supervise.
+        "explain_blocks": True,
+        "fetch_proxy": fetch_proxy,
+        # Streaming LLM responses (SSE) keep one tunnel open for long.
+        "forward_proxy": {"enabled": True, "max_tunnel_seconds": 3600, "idle_timeout_seconds": 600,
+                          "sni_verification": True},
+        "request_body_scanning": {"enabled": True, "action": "block", "scan_headers": True, "header_mode": "all"},
+        "dlp": {"include_defaults": True, "secrets_file": "/run/bottle/pipelock/dlp-secrets.txt"},
+        "tls_interception": {
+            "enabled": True,
+            "ca_cert": "/run/bottle/pipelock/bottle-ca.pem",
+            "ca_key": "/run/bottle/pipelock/bottle-ca.key",
+            "passthrough_domains": _host_setting(policy, "passthrough_domains"),
+            # pipelock buffers a response to scan it before sending it on: a larger one is refused.
+            "max_response_bytes": settings.get("max_response_bytes") or PIPELOCK_MAX_RESPONSE_BYTES,
+        },
+        "trusted_domains": _host_setting(policy, "trusted_domains"),
+        "ssrf": {"ip_allowlist": list(options["ssrf_ip_allowlist"])},
+        "metrics_listen": "127.0.0.1:9090",
+        "logging": {"format": "json", "output": "stdout", "include_allowed": True, "include_blocked": True},
+        "sentry": {"enabled": False},
+    }
+
+
+def render(policy, options):
+    """``{"bundle/<name>": bytes}``: every file of ``bundle/`` for ``policy`` (approvals merged) and ``options``."""
+    policy = bundle_policy(policy)
+    options = bundle_options(options)
+    files = {
+        "bundle/egress.json": json_bytes(firewall_config(policy, options)),
+        # Upstreams and pinned host keys (identities are mounted for git-gate alone).
+        "bundle/git-gate.json": json_bytes(options["git_gate"] or {"repos": []}),
+        "bundle/upstream-ca.pem": text_bytes(options["upstream_ca"]),
+        "bundle/supervise.json": json_bytes(dict(SUPERVISE_DEFAULTS, **options["supervise"])),
+    }
+    if options["pipelock"]:
+        files["bundle/pipelock.yaml"] = PIPELOCK_HEADER.encode("utf-8") + json_bytes(pipelock_config(policy, options))
+    return files
+
+
+def known_secrets(secrets):
+    """The agent's secret values, without empties and repeats, in their order."""
+    out = []
+    for value in secrets or []:
+        value = str(value)
+        if value and value not in out:
+            out.append(value)
+    return out
+
+
+def render_private(private):
+    """``{"private/<daemon>/<name>": bytes}`` from ``{"pipelock": bool, "secrets": [...], "tokens": {ref: value}}``."""
+    secrets = known_secrets(private.get("secrets"))
+    tokens = {str(ref): str(value) for ref, value in (private.get("tokens") or {}).items()}
+    files = {
+        "private/egress/tokens.json": json_bytes(tokens),
+        "private/egress/secrets.json": json_bytes(secrets),
+    }
+    if private.get("pipelock"):
+        files["private/pipelock/dlp-secrets.txt"] = text_bytes("\n".join(secrets))
+    return files
+
+
+def source_bytes(policy, options):
+    """bundle-source.json: what ``render`` was given (no secret), so an approval can render again."""
+    return json_bytes({"policy": bundle_policy(policy), "options": bundle_options(options)})
+
+
+def read_json(state_dir, relative, missing):
+    """The JSON value of ``relative`` in ``state_dir``; ``missing`` when the file does not exist."""
+    path = os.path.join(state_dir, relative)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        return missing
+    except ValueError as exc:
+        raise BundleConfigError("%s is not valid JSON (%s): re-run playbooks/bottle.yml for this bottle" % (path, exc))
+
+
+def read_source(state_dir):
+    """(policy, options) the bottle's files were last rendered from."""
+    source = read_json(state_dir, SOURCE, None)
+    if not isinstance(source, dict) or not isinstance(source.get("policy"), dict):
+        raise BundleConfigError("%s has no %s (it was launched by an older release of botbottle.bottle): re-run "
+                                "playbooks/bottle.yml for this bottle first" % (state_dir, SOURCE))
+    return source["policy"], bundle_options(source.get("options"))
+
+
+def read_private(state_dir, pipelock):
+    """The private inputs as written last (secrets and tokens), to render the private files again."""
+    secrets = read_json(state_dir, "private/egress/secrets.json", None)
+    tokens = read_json(state_dir, "private/egress/tokens.json", {})
+    if not isinstance(secrets, list) or not isinstance(tokens, dict):
+        raise BundleConfigError("%s has no readable private/egress/secrets.json and tokens.json: re-run "
+                                "playbooks/bottle.yml for this bottle first" % state_dir)
+    return {"pipelock": pipelock, "secrets": secrets, "tokens": tokens}
+
+
+# -- approvals --------------------------------------------------------------------------------
+
+def merge_approved(policy, approved):
+    """``policy`` with supervise-approved.json (``{"domains": [...], "routes": [...]}``) merged in.
+
+    Approved domains join allowed_domains (after the policy's own); an approved route is added unless
+    the policy already routes its host, so a policy route and its restrictions always win. Idempotent;
+    ``policy`` is not changed. An approval that is not what bottle_supervise writes is refused.
+    """
+    approved = approved or {}
+    where = APPROVED
+    if not isinstance(approved, dict):
+        raise BundleConfigError("%s must hold a mapping of domains and routes: fix or remove it" % where)
+    domains = approved.get("domains") or []
+    routes = approved.get("routes") or []
+    if not isinstance(domains, list) or not isinstance(routes, list):
+        raise BundleConfigError("%s: domains and routes must be lists: fix or remove it" % where)
+    for index, host in enumerate(domains):
+        if not isinstance(host, str) or not manifest.HOST_RE.match(host.lower()):
+            raise BundleConfigError("%s: domains[%d] %r is not a host name: fix or remove it" % (where, index, host))
+    for index, route in enumerate(routes):
+        manifest.check_route(route, "%s: routes[%d]" % (where, index))
+
+    merged = copy.deepcopy(policy or {})
+    allowed = list(merged.get("allowed_domains") or [])
+    seen = {host.lower() for host in allowed}
+    for host in domains:
+        if host.lower() not in seen:
+            allowed.append(host)
+            seen.add(host.lower())
+    merged["allowed_domains"] = allowed
+    egress = dict(merged.get("egress") or {})
+    policy_routes = list(egress.get("routes") or [])
+    routed = {route["host"].lower() for route in policy_routes}
+    for route in routes:
+        if route["host"].lower() not in routed:
+            policy_routes.append(copy.deepcopy(route))
+            routed.add(route["host"].lower())
+    egress["routes"] = policy_routes
+    merged["egress"] = egress
+    return merged
+
+
+# -- writing and hashing ----------------------------------------------------------------------
+
+def _hashed(relative):
+    parts = relative.split("/")
+    return (len(parts) == 2 and parts[0] == "bundle") or (len(parts) == 3 and parts[0] == "private")
+
+
+def _check_relative(relative):
+    parts = relative.split("/")
+    if any(part in ("", ".", "..") or part.startswith(".") for part in parts) or not (
+            _hashed(relative) or len(parts) == 1):
+        raise BundleConfigError("%r is not a file of a state directory (bundle/<name>, private/<daemon>/<name> or "
+                                "<name>)" % relative)
+
+
+def files_hash(files):
+    """SHA-256 over the relative paths and contents of the bundle and private files of ``files``."""
+    digest = hashlib.sha256()
+    for name in sorted(name for name in files if _hashed(name)):
+        digest.update(name.encode("utf-8") + b"\0" + hashlib.sha256(files[name]).digest())
+    return digest.hexdigest()
+
+
+def config_files(state_dir):
+    """Relative path -> absolute path of the regular files under bundle/ and private/<daemon>/."""
+    found = {}
+    for top, depth in (("bundle", 1), ("private", 2)):
+        base = os.path.join(state_dir, top)
+        folders = [("", base)]
+        if depth == 2:
+            folders = [(name + "/", os.path.join(base, name)) for name in _listdir(base)
+                       if os.path.isdir(os.path.join(base, name)) and not os.path.islink(os.path.join(base, name))]
+        for prefix, folder in folders:
+            for name in _listdir(folder):
+                path = os.path.join(folder, name)
+                if os.path.islink(path) or os.path.isfile(path):
+                    found["%s/%s%s" % (top, prefix, name)] = path
+    return found
+
+
+def _listdir(path):
+    try:
+        return sorted(os.listdir(path))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def _read(path):
+    if os.path.islink(path):
+        return None  # never trusted: rewritten as a regular file
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
+def config_hash(state_dir):
+    """The configuration hash of ``state_dir``, from what is on disk now."""
+    return files_hash({relative: _read(path) or b"" for relative, path in config_files(state_dir).items()})
+
+
+def write_atomic(path, data, mode=0o600):
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+class StateWrite:
+    """What writing ``files`` (relative path -> bytes) into ``state_dir`` changes, and the writing.
+
+    Declared files that differ are written (mode 0600, atomically); every undeclared file under
+    ``bundle/`` and ``private/<daemon>/`` is removed, and so is a ``private/<daemon>/`` left empty.
+    Nothing is read or written outside ``state_dir``; private files never appear in ``diff()``.
+    """
+
+    def __init__(self, state_dir, files):
+        self.state_dir = state_dir
+        self.changes = {}  # relative -> new bytes, or None to remove
+        self.before = {}   # relative -> bytes on disk (None: absent)
+        for relative in files:
+            _check_relative(relative)
+        for relative, data in files.items():
+            current = _read(os.path.join(state_dir, relative))
+            if current != data:
+                self.changes[relative] = data
+                self.before[relative] = current
+        for relative, path in config_files(state_dir).items():
+            if relative not in files:
+                self.changes[relative] = None
+                self.before[relative] = _read(path)
+
+    @property
+    def paths(self):
+        """Absolute paths written or removed."""
+        return [os.path.join(self.state_dir, relative) for relative in sorted(self.changes)]
+
+    def touches_config(self):
+        """Whether the change reaches what the bundle reads (and its hash)."""
+        return any(_hashed(relative) for relative in self.changes)
+
+    def diff(self):
+        out = []
+        for relative in sorted(self.changes):
+            if relative.startswith("private/"):
+                continue
+            path = os.path.join(self.state_dir, relative)
+            after = self.changes[relative]
+            out.append(dict(before_header=path, after_header=path,
+                            before=(self.before[relative] or b"").decode("utf-8", "replace"),
+                            after=(after or b"").decode("utf-8", "replace")))
+        return out
+
+    def apply(self):
+        for relative, data in sorted(self.changes.items()):
+            path = os.path.join(self.state_dir, relative)
+            if data is None:
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
+                folder = os.path.dirname(path)
+                if relative.startswith("private/") and not os.listdir(folder):
+                    os.rmdir(folder)
+                continue
+            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+            write_atomic(path, data)
+
+
+# -- the running bundle -----------------------------------------------------------------------
+
+# argv: sh -c SCRIPT HASH_FILE VALUE (the value is a hex digest, nothing secret).
+_RECORD = 'umask 077 && mkdir -p "${0%/*}" && printf "%s\\n" "$1" > "$0.new" && mv -f "$0.new" "$0"'
+
+
+def read_loaded_hash(run):
+    """The hash recorded in a running bundle, or "" when none is (``run(argv)`` runs as root in it)."""
+    rc, out, _err = run(["cat", HASH_FILE])
+    return out.strip() if rc == 0 else ""
+
+
+def record_loaded_hash(run, value):
+    """Record ``value`` as the hash of the configuration the running bundle has loaded."""
+    rc, out, err = run(["sh", "-c", _RECORD, HASH_FILE, value or ""])
+    if rc != 0:
+        raise BundleConfigError("could not record the configuration hash in the bundle (%s, rc %s): %s"
+                                % (HASH_FILE, rc, (err or out).strip()))
+
+
+def restaged_argv(files):
+    """argv, run as root in the bundle, that succeeds once bottle-init has re-staged ``files``.
+
+    A file counts when its staged copy (/run/bottle/<daemon>/<name>) equals the mounted one, or when
+    its daemon does not run in this bundle (nothing staged).
+    """
+    checks = []
+    for relative in sorted(files):
+        parts = relative.split("/")
+        if parts[0] == "bundle" and parts[-1] in READERS:
+            source, daemon = "%s/%s" % (MOUNTED["bundle"], parts[1]), READERS[parts[1]]
+        elif parts[0] == "private" and len(parts) == 3:
+            source, daemon = "%s/%s/%s" % (MOUNTED["private"], parts[1], parts[2]), parts[1]
+        else:
+            continue
+        staged = "%s/%s/%s" % (RUN_DIR, daemon, parts[-1])
+        checks.append('{ [ ! -d "%s/%s" ] || cmp -s "%s" "%s"; }' % (RUN_DIR, daemon, source, staged))
+    return ["sh", "-c", " && ".join(checks) or "true"]
