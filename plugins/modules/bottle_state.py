@@ -12,7 +12,8 @@ version_added: 0.1.0
 description:
   - Creates (or removes) C(<state_root>/<slug>/) on the managed host, mode 0700, with C(bundle/) (mounted
     read-only into the bundle at C(/etc/bottle)), C(private/<daemon>/) (mounted at C(/etc/bottle-private);
-    the bundle's init stages each folder for its daemon alone) and C(ca/) (where the bundle keeps the bottle CA).
+    the bundle's init stages each folder for its daemon alone), C(ca/) (where the bundle keeps the bottle CA)
+    and C(audit/) (where egress keeps its decisions as JSON lines; its owner is then egress's uid).
   - Renders the bundle's configuration from O(policy) and O(options) (C(plugins/module_utils/bundle_config.py),
     the same code M(botbottle.bottle.bottle_supervise) re-renders with after an approval) -
     C(bundle/egress.json) (the firewall), C(bundle/pipelock.yaml) (only with O(options.pipelock)),
@@ -198,6 +199,13 @@ def main():
             changed.append(path + "/ (mode)")
             if not module.check_mode:
                 os.chmod(path, 0o700)
+    # egress's audit (JSON lines of its decisions), mounted read-write into the bundle, whose init
+    # hands it to egress's uid: created here, its owner and mode are then the bundle's business.
+    audit = os.path.join(root, "audit")
+    if not os.path.isdir(audit):
+        changed.append(audit + "/")
+        if not module.check_mode:
+            os.makedirs(audit, mode=0o700, exist_ok=True)
     write = bc.StateWrite(root, dict(files, **{bc.SOURCE: source}))
     changed.extend(write.paths)
     if not module.check_mode:

@@ -63,6 +63,18 @@ def test_second_run_unchanged_and_meta_kept(tmp_path):
     assert json.loads((tmp_path / "demo" / "meta.json").read_text())["created"] == "t1"
 
 
+def test_the_audit_folder_is_made_once_and_then_left_to_the_bundle(tmp_path):
+    run(tmp_path)
+    audit = tmp_path / "demo" / "audit"
+    assert audit.is_dir() and stat.S_IMODE(audit.stat().st_mode) == 0o700
+    audit.chmod(0o750)  # what the bundle's init does when it hands the folder to egress
+    (audit / "egress.jsonl").write_text("{}\n")
+    again = run(tmp_path)
+    assert not again["changed"], again["changed_files"]
+    assert stat.S_IMODE(audit.stat().st_mode) == 0o750 and (audit / "egress.jsonl").exists()
+    assert again["config_hash"] == bc.config_hash(str(tmp_path / "demo")), "the audit is not configuration"
+
+
 @pytest.mark.parametrize("change", [
     {"secrets": ["other"]},
     {"tokens": {"API_TOKEN": "other"}},
