@@ -180,8 +180,10 @@ def stage_config(names):
             if "pipelock" not in names:
                 stage_mitmproxy_ca(pw)
             if os.path.isdir(AUDIT_DIR):
-                os.chown(AUDIT_DIR, pw.pw_uid, pw.pw_gid)
-                os.chmod(AUDIT_DIR, 0o750)
+                # egress writes; the host group that owns the folder keeps read and delete (teardown,
+                # archives), as for supervise's store.
+                os.chown(AUDIT_DIR, pw.pw_uid, os.stat(AUDIT_DIR).st_gid)
+                os.chmod(AUDIT_DIR, 0o2770)
             trust = os.path.join(home, "trust.pem")
             concat([SYSTEM_CAS, os.path.join(CONFIG_SRC, "upstream-ca.pem")], trust)
             os.chown(trust, pw.pw_uid, pw.pw_gid)

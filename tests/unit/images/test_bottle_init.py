@@ -343,3 +343,16 @@ def test_supervise_without_its_store_fails_naming_it(bottle_init, dirs, tmp_path
     monkeypatch.setattr(bottle_init, "SUPERVISE_STORE", str(tmp_path / "absent"))
     with pytest.raises(RuntimeError, match="absent is not mounted"):
         bottle_init.stage_config(["supervise"])
+
+
+def test_egress_gets_the_audit_folder_and_the_host_group_keeps_it(bottle_init, dirs, tmp_path, monkeypatch):
+    audit = tmp_path / "audit"
+    audit.mkdir(mode=0o700)
+    monkeypatch.setattr(bottle_init, "AUDIT_DIR", str(audit))
+    bottle_init.ensure_ca()
+    bottle_init.stage_config(["egress"])
+    assert stat.S_IMODE(audit.stat().st_mode) == 0o2770
+    _argv, env = bottle_init.daemon_command("egress")
+    assert env["BOTTLE_EGRESS_AUDIT"] == str(audit) + "/egress.jsonl"
+    monkeypatch.setattr(bottle_init, "AUDIT_DIR", str(tmp_path / "not-mounted"))
+    assert "BOTTLE_EGRESS_AUDIT" not in bottle_init.daemon_command("egress")[1]
