@@ -206,10 +206,10 @@ server_log() { docker logs "$prefix-server" 2>&1; }
 out=$(client get https://allowed.bottle.test/hello)
 expect "allowlisted HTTPS through egress reaches the server" "$out" '^STATUS 200'
 expect "the answer is the test server's" "$out" 'hello from allowed.bottle.test /hello'
-expect "the server saw the request" "$(server_log)" '"path": "/hello"'
+expect "the server saw the request" "$(server_log)" '"path": ?"/hello"'
 expect "egress's audit (JSON on its log) records the allowed request" \
-  "$(docker logs "$prefix-bundle" 2>&1 | grep '^\[egress\] {')" '"host": "allowed.bottle.test"'
-expect "... and keeps it in the audit directory of the state" "$(cat "$tmp"/audit/* 2>/dev/null)" '"path": "/hello"'
+  "$(docker logs "$prefix-bundle" 2>&1 | grep '^\[egress\] {')" '"host": ?"allowed.bottle.test"'
+expect "... and keeps it in the audit directory of the state" "$(cat "$tmp"/audit/* 2>/dev/null)" '"path": ?"/hello"'
 
 out=$(client get https://blocked.bottle.test/nope)
 expect "HTTPS to a host off the allowlist: a readable 403 inside the tunnel" "$out" '^STATUS 403'
