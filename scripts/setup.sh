@@ -45,7 +45,7 @@ if ! docker info >/dev/null 2>&1; then
 fi
 log "Docker engine $(docker version --format '{{.Server.Version}}') answers"
 
-# 3. The Python venv, rebuilt only when requirements.txt changed.
+# 3. The Python venv, rebuilt only when requirements.txt (or the bundle's egress pins it includes) changed.
 python=${PYTHON:-}
 if [ -z "$python" ]; then
   for candidate in python3.11 python3; do
@@ -57,7 +57,7 @@ if ! "$python" -c 'import venv, ensurepip' >/dev/null 2>&1; then
   apt_install python3-venv
 fi
 stamp=.venv/.requirements.sha256
-want=$(sha256sum requirements.txt | cut -d' ' -f1)
+want=$(cat requirements.txt images/bundle/requirements-egress.txt | sha256sum | cut -d' ' -f1)
 if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   log "creating .venv with $("$python" --version) and requirements.txt"
   "$python" -m venv .venv

@@ -31,12 +31,6 @@ def bottle_health():
 
 
 @pytest.fixture
-def egress_addon(tmp_path, monkeypatch):
-    monkeypatch.setenv("BOTTLE_EGRESS_CONFIG", str(tmp_path / "absent.json"))
-    return load("egress_addon_under_test", "egress_addon.py")
-
-
-@pytest.fixture
 def git_gate():
     return load("git_gate_under_test", "git_gate.py")
 

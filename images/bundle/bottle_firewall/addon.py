@@ -1,0 +1,613 @@
+# -*- coding: utf-8 -*-
+# Copyright: botbottle developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The mitmproxy 12 hooks of the bottle's egress firewall.
+
+egress runs ``mitmdump --mode regular --set connection_strategy=lazy`` and the agent uses it
+as HTTPS_PROXY/HTTP_PROXY. What mitmproxy 12's source says, and what this addon does with it:
+
+- A CONNECT runs ``http_connect`` before TLS and, with the lazy strategy, before any upstream
+  connection; then ``tls_clienthello`` (the SNI), then per request ``requestheaders``,
+  ``request`` and only then ``server_connect``. The allowlist and the SSRF check are decided
+  at CONNECT. A refused host still gets its CONNECT answered 200: mitmproxy terminates TLS with
+  the bottle's CA and every request in the tunnel is answered 403 with a readable text, while
+  ``server_connect`` refuses any upstream connection for it (a second wall).
+- The checked address is dialled: ``http_connect`` writes it into the CONNECT request's host,
+  which mitmproxy copies into the tunnel's server address, so every upstream connection of the
+  tunnel goes to that address (and keep-alive reuse still matches), while the upstream SNI
+  stays the client's (checked) SNI. Plain-HTTP proxy requests are pinned in ``server_connect``.
+- With ``stream_large_bodies`` unset the request body is buffered: nothing goes upstream before
+  the ``request`` hook returns. Route matches are decided in ``requestheaders`` (so a request
+  outside them never starts); the body is scanned in ``request``; the credential is injected
+  last. ``body_size_limit`` would also cut large downloads, so the request cap lives here.
+- A response set in ``requestheaders`` still lets mitmproxy read the body and call ``request``
+  (which then leaves the flow alone), and no server connection is made for it.
+- ``responseheaders`` sets ``flow.response.stream = True``: downloads and server-sent events
+  pass through as they arrive.
+- An exception in a hook is only logged by mitmproxy and the flow continues, so every hook is
+  wrapped by ``guarded``: any error refuses the flow, the connection or the message.
+- ``tcp_start``: killing the flow alone does not stop mitmproxy from opening the server
+  connection, so the refusal also sets ``server_conn.error``.
+- WebSocket: mitmproxy has no kill for a WebSocket flow (websocket.py ignores flow.kill), so a
+  message with a secret is dropped, every later agent message of the flow too, and the client
+  connection is closed through the proxyserver's connection handler.
+
+mitmproxy is imported lazily (responses, the proxyserver): the module imports on the
+controller's Python 3.11, where the unit tests drive these hooks with fake flows.
+"""
+
+import asyncio
+import functools
+import inspect
+import logging
+import math
+import os
+import time
+import traceback
+
+from . import policy, routes, ssrf
+from .audit import Audit
+from .bodies import BodyError, decode_content
+from .dlp import Engine
+from .ratelimit import RateLimiter
+from .ssrf import SsrfGuard
+
+LOG = logging.getLogger("bottle_firewall")
+META = "bottle_firewall"
+THREAD_THRESHOLD = 64 * 1024
+REQUEST_DOMAIN_HINT = ("If the task needs this host, ask the operator with the supervise MCP tool "
+                       "request_domain(host, justification).")
+
+
+def mitmproxy_response(status, text, headers):
+    """An ``http.Response`` (imported here: mitmproxy only exists in the bundle)."""
+    from mitmproxy import http
+    return http.Response.make(status, text.encode("utf-8"), headers)
+
+
+def close_client_connection(flow):
+    """Close the agent's connection of ``flow`` (mitmproxy 12 has no API to kill a WebSocket)."""
+    from mitmproxy import ctx
+    proxyserver = ctx.master.addons.get("proxyserver")
+    handler = proxyserver.connections.get(flow.client_conn.id) if proxyserver else None
+    if handler is not None:
+        handler.close_connection(flow.client_conn)
+
+
+class Refusal:
+    """Why a connection or request is refused: HTTP status, audit rule, readable message."""
+
+    __slots__ = ("status", "rule", "message", "hint", "retry_after")
+
+    def __init__(self, status, rule, message, hint=False, retry_after=None):
+        self.status, self.rule, self.message = status, rule, message
+        self.hint, self.retry_after = hint, retry_after
+
+    def text(self):
+        return self.message + "\n" + (REQUEST_DOMAIN_HINT + "\n" if self.hint else "")
+
+    def __repr__(self):
+        return "Refusal(%r, %r, %r)" % (self.status, self.rule, self.message)
+
+
+class Tunnel:
+    """What egress knows about one client connection that sent a CONNECT."""
+
+    __slots__ = ("host", "port", "ip", "refusal", "passthrough")
+
+    def __init__(self, host, port):
+        self.host, self.port = host, port
+        self.ip = None
+        self.refusal = None
+        self.passthrough = False
+
+
+class FlowState:
+    """Per-request decisions taken in ``requestheaders`` and carried out in ``request``."""
+
+    __slots__ = ("host", "port", "route", "inject", "strip", "decided", "ws_blocked")
+
+    def __init__(self):
+        self.host = self.port = self.route = None
+        self.inject, self.strip = [], []
+        self.decided = False
+        self.ws_blocked = False
+
+
+def _error_text(exc):
+    return "blocked by egress: internal error (%s)" % type(exc).__name__
+
+
+def guarded(refuse):
+    """Wrap a hook so that any exception refuses what it guards (``refuse(self, hook, data, exc)``).
+
+    The exception's message is not logged (it may quote request data); its type and the frames
+    are."""
+    def decorate(method):
+        name = method.__name__
+
+        def failed(self, data, exc):
+            frames = "; ".join("%s:%d %s" % (os.path.basename(f.filename), f.lineno, f.name)
+                               for f in traceback.extract_tb(exc.__traceback__))
+            LOG.error("egress: %s failed with %s (%s); refusing", name, type(exc).__name__, frames)
+            try:
+                refuse(self, name, data, exc)
+            except Exception as inner:  # the last resort: whatever can still be killed
+                LOG.error("egress: refusing after %s failed too (%s)", name, type(inner).__name__)
+                _kill_anything(data)
+
+        if inspect.iscoroutinefunction(method):
+            @functools.wraps(method)
+            async def wrapper(self, data):
+                try:
+                    return await method(self, data)
+                except Exception as exc:
+                    failed(self, data, exc)
+        else:
+            @functools.wraps(method)
+            def wrapper(self, data):
+                try:
+                    return method(self, data)
+                except Exception as exc:
+                    failed(self, data, exc)
+        return wrapper
+    return decorate
+
+
+def _kill_anything(data):
+    for attempt in (lambda: setattr(data.server, "error", "blocked by egress: internal error"),
+                    lambda: setattr(data, "ignore_connection", False),
+                    lambda: data.kill()):
+        try:
+            attempt()
+        except Exception:
+            pass
+
+
+def _refuse_http(self, hook, flow, exc):
+    state = flow.metadata.get(META) if isinstance(getattr(flow, "metadata", None), dict) else None
+    if state is not None:
+        state.inject = []
+    if hook in ("requestheaders", "request", "http_connect"):
+        self._respond(flow, Refusal(502, "error", _error_text(exc)), "request" if hook != "http_connect" else "connect")
+        if hook == "http_connect":
+            tunnel = self.tunnels.setdefault(flow.client_conn.id, Tunnel(None, None))
+            tunnel.refusal = Refusal(502, "error", _error_text(exc))
+        return
+    if getattr(flow, "killable", True):
+        flow.kill()
+    self._audit_flow("request", flow, Refusal(502, "error", _error_text(exc)))
+
+
+def _refuse_tls(self, hook, data, exc):
+    data.ignore_connection = False
+    data.establish_server_tls_first = False
+    client_id = data.context.client.id
+    tunnel = self.tunnels.setdefault(client_id, Tunnel(None, None))
+    tunnel.refusal = Refusal(502, "error", _error_text(exc))
+    self.audit.record("connect", tunnel.host, tunnel.port, rule="error", action="block", status=502)
+
+
+def _refuse_server(self, hook, data, exc):
+    data.server.error = _error_text(exc)
+    self.audit.record("connect", None, None, rule="error", action="block", status=502)
+
+
+def _refuse_tcp(self, hook, flow, exc):
+    flow.server_conn.error = _error_text(exc)
+    if getattr(flow, "killable", True):
+        flow.kill()
+    self.audit.record("tcp", None, None, rule="error", action="block")
+
+
+def _refuse_websocket(self, hook, flow, exc):
+    state = flow.metadata.setdefault(META, FlowState())
+    state.ws_blocked = True
+    flow.websocket.messages[-1].drop()
+    self.audit.record("websocket", None, None, rule="error", action="block")
+    self.close_client(flow)
+
+
+def _log_only(self, hook, data, exc):
+    pass
+
+
+class Firewall:
+    """The addon. Paths default to the BOTTLE_EGRESS_* environment (see the package docs);
+    ``engine``, ``resolver``, ``respond``, ``close_client`` and ``clock`` are injectable."""
+
+    def __init__(self, config_path=None, tokens_path=None, secrets_path=None, audit_path=None,
+                 rules_cache=None, engine=None, resolver=None, respond=None, close_client=None,
+                 clock=time.monotonic, audit_stream=None):
+        env = os.environ
+        self.config_path = config_path or env.get("BOTTLE_EGRESS_CONFIG", "/run/bottle/egress/egress.json")
+        self.tokens_path = tokens_path or env.get("BOTTLE_EGRESS_TOKENS", "/run/bottle/egress/tokens.json")
+        self.secrets_path = secrets_path or env.get("BOTTLE_EGRESS_SECRETS", "/run/bottle/egress/secrets.json")
+        self.audit = Audit(audit_path if audit_path is not None else env.get("BOTTLE_EGRESS_AUDIT"), audit_stream)
+        self.engine = engine or Engine.start(rules_cache or env.get("BOTTLE_EGRESS_RULES_CACHE"))
+        self.resolver = resolver
+        self.respond = respond or mitmproxy_response
+        self.close_client = close_client or close_client_connection
+        self.limiter = RateLimiter(policy.DEFAULT_RATE["requests_per_minute"], policy.DEFAULT_RATE["burst"], clock)
+        self.config = None
+        self.guard = None
+        self.tokens, self.secrets = {}, []
+        self.mtimes = {}
+        self.tunnels = {}
+        self.pinned = {}
+        self.refresh()
+
+    # --- configuration -------------------------------------------------------------------
+
+    def _changed(self, path):
+        mtime = policy.mtime(path)
+        if self.mtimes.get(path, "unread") == mtime:
+            return False
+        self.mtimes[path] = mtime
+        return True
+
+    def refresh(self):
+        """Re-read a file whose mtime changed; a broken file keeps the previous one in force."""
+        if self._changed(self.config_path):
+            try:
+                config = policy.load_config(self.config_path)
+            except (policy.ConfigError, OSError) as exc:
+                kept = "the previous configuration stays in force" if self.config else "EVERYTHING IS REFUSED"
+                LOG.error("egress: ignoring invalid %s: %s (%s)", self.config_path, exc, kept)
+            else:
+                self.config = config
+                self.guard = SsrfGuard(config.trusted, config.ssrf_networks, self.resolver)
+                self.engine.configure(config.dlp["entropy_min_length"], config.dlp["entropy_bits"])
+                self.limiter.configure(config.rate_limit["requests_per_minute"], config.rate_limit["burst"])
+                LOG.info("egress: %s loaded (mode %s, %d allowlist pattern(s), %d route(s))", self.config_path,
+                         config.mode, len(config.allowed.patterns), len(config.routes))
+        secrets_changed = False
+        if self._changed(self.tokens_path):
+            try:
+                self.tokens = policy.load_tokens(self.tokens_path)
+                secrets_changed = True
+            except (policy.ConfigError, OSError) as exc:
+                LOG.error("egress: ignoring invalid token file: %s", exc)
+        if self._changed(self.secrets_path):
+            try:
+                self.secrets = policy.load_secrets(self.secrets_path)
+                secrets_changed = True
+            except (policy.ConfigError, OSError) as exc:
+                LOG.error("egress: ignoring invalid secrets file: %s", exc)
+        if secrets_changed:
+            self.engine.known.load(list(self.secrets) + list(self.tokens.values()))
+            LOG.info("egress: %d known secret(s) protected", self.engine.known.count)
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    def _no_config(self):
+        return Refusal(503, "error", "blocked by egress: no valid firewall configuration is loaded (see egress's log)")
+
+    async def _admit(self, host, port):
+        """(Refusal or None, address to dial) for a connection to host:port."""
+        config = self.config
+        if config is None:
+            return self._no_config(), None
+        if not config.allows(host, port):
+            if port not in config.ports and (config.allowed.matches(host) or host in config.routes):
+                return Refusal(403, "allowlist", "blocked by egress: port %s of host %s is not allowed (ports: %s)"
+                               % (port, host, ", ".join(str(p) for p in sorted(config.ports))), hint=True), None
+            return Refusal(403, "allowlist", "blocked by egress: host %s is not on this bottle's allowlist" % host,
+                           hint=True), None
+        hit = self.engine.scan_host(host)
+        if hit is not None:
+            return Refusal(403, hit.rule, hit.message()), None
+        resolution = await self.guard.resolve(host, port)
+        if not resolution.allowed:
+            return Refusal(resolution.status, "ssrf", "blocked by egress: " + resolution.reason), None
+        return None, resolution.ip
+
+    def _audit_host(self, host):
+        """The host as the audit may show it (a refused name can carry data: withheld if it does)."""
+        if host and self.engine.scan_host(host) is not None:
+            return "(withheld: dlp)"
+        return host
+
+    def _audit_flow(self, event, flow, refusal=None, state=None):
+        state = state or flow.metadata.get(META) or FlowState()
+        request = flow.request
+        body = request.raw_content if event == "request" else None
+        self.audit.record(event, self._audit_host(state.host or policy.normalize_host(request.host)),
+                          state.port or request.port, request.method, request.path,
+                          rule=refusal.rule if refusal else None, action="block" if refusal else "allow",
+                          route=state.route, nbytes=len(body) if body else 0,
+                          status=refusal.status if refusal else None)
+
+    def _respond(self, flow, refusal, event="request"):
+        headers = {"Content-Type": "text/plain; charset=utf-8", "X-Bottle-Egress-Rule": refusal.rule}
+        if refusal.retry_after is not None:
+            headers["Retry-After"] = str(refusal.retry_after)
+        flow.response = self.respond(refusal.status, refusal.text(), headers)
+        LOG.warning("egress: %s", refusal.message)
+        self._audit_flow(event, flow, refusal)
+
+    # --- hooks: connections --------------------------------------------------------------------
+
+    @guarded(_refuse_http)
+    async def http_connect(self, flow):
+        self.refresh()
+        config = self.config
+        host, port = policy.normalize_host(flow.request.host), flow.request.port
+        tunnel = Tunnel(host, port)
+        self.tunnels[flow.client_conn.id] = tunnel
+        if config is not None and config.mode == "behind-pipelock":
+            return
+        state = FlowState()
+        state.host, state.port = host, port
+        flow.metadata[META] = state
+        tunnel.refusal, tunnel.ip = await self._admit(host, port)
+        if tunnel.refusal is not None:
+            # The CONNECT itself succeeds: the refusal is answered, readable, inside the tunnel.
+            LOG.warning("egress: %s", tunnel.refusal.message)
+            self.audit.record("connect", self._audit_host(host), port, "CONNECT", rule=tunnel.refusal.rule,
+                              action="block", status=tunnel.refusal.status)
+            return
+        # mitmproxy copies this into the tunnel's server address: the checked address is dialled.
+        flow.request.data.host = tunnel.ip
+        self.audit.record("connect", host, port, "CONNECT")
+
+    @guarded(_refuse_tls)
+    def tls_clienthello(self, data):
+        self.refresh()
+        config = self.config
+        sni = policy.normalize_host(data.client_hello.sni)
+        if config is not None and config.mode == "behind-pipelock":
+            if config.route_for(sni) is None:
+                data.ignore_connection = True
+            return
+        tunnel = self.tunnels.get(data.context.client.id)
+        if tunnel is None:
+            tunnel = self.tunnels[data.context.client.id] = Tunnel(None, None)
+            tunnel.refusal = Refusal(403, "sni", "blocked by egress: TLS to egress itself (no CONNECT) is refused")
+        data.ignore_connection = False
+        if tunnel.refusal is not None:
+            data.establish_server_tls_first = False
+            return
+        if sni != tunnel.host and not (not sni and ssrf.parse_ip_literal(tunnel.host) is not None):
+            tunnel.refusal = Refusal(403, "sni", "blocked by egress: the TLS name (SNI) %s does not match the "
+                                     "CONNECT host %s" % (sni or "(none)", tunnel.host))
+            data.establish_server_tls_first = False
+            self.audit.record("connect", tunnel.host, tunnel.port, "CONNECT", rule="sni", action="block", status=403)
+            return
+        if config is not None and config.passthrough.matches(tunnel.host):
+            tunnel.passthrough = True
+            data.ignore_connection = True
+            self.audit.record("connect", tunnel.host, tunnel.port, "CONNECT", rule="passthrough")
+
+    @guarded(_refuse_server)
+    async def server_connect(self, data):
+        config = self.config
+        if config is None:
+            data.server.error = self._no_config().message
+            return
+        if config.mode == "behind-pipelock":
+            return
+        client_id = data.client.id
+        host, port = data.server.address[0], data.server.address[1]
+        tunnel = self.tunnels.get(client_id)
+        if tunnel is not None:
+            if tunnel.refusal is not None or tunnel.ip is None:
+                message = tunnel.refusal.message if tunnel.refusal else "blocked by egress: unchecked tunnel"
+                data.server.error = message
+                return
+            if port != tunnel.port or host not in (tunnel.ip, tunnel.host) or not config.allows(tunnel.host, port):
+                data.server.error = "blocked by egress: server %s:%s is not this tunnel's checked address" % (
+                    tunnel.host, port)
+                self.audit.record("connect", tunnel.host, port, rule="allowlist", action="block")
+                return
+            data.server.address = (tunnel.ip, port)
+            return
+        name = policy.normalize_host(host)
+        ip = self.pinned.get(client_id, {}).get((name, port))
+        if ip is None:
+            refusal, ip = await self._admit(name, port)
+            if refusal is not None:
+                data.server.error = refusal.message
+                self.audit.record("connect", self._audit_host(name), port, rule=refusal.rule, action="block",
+                                  status=refusal.status)
+                return
+        data.server.address = (ip, port)
+
+    @guarded(_refuse_tcp)
+    def tcp_start(self, flow):
+        config = self.config
+        if config is not None and config.mode == "behind-pipelock":
+            return
+        tunnel = self.tunnels.get(flow.client_conn.id)
+        allowed = (config is not None and tunnel is not None and tunnel.refusal is None and tunnel.ip is not None
+                   and config.passthrough.matches(tunnel.host) and config.allows(tunnel.host, tunnel.port))
+        host = tunnel.host if tunnel else None
+        if allowed:
+            self.audit.record("tcp", host, tunnel.port, rule="passthrough")
+            return
+        flow.server_conn.error = "blocked by egress: raw TCP is refused (only passthrough_domains may carry it)"
+        flow.kill()
+        LOG.warning("egress: raw TCP to %s refused", host)
+        self.audit.record("tcp", self._audit_host(host), tunnel.port if tunnel else None, rule="raw-tcp",
+                          action="block")
+
+    def client_disconnected(self, client):
+        self.tunnels.pop(client.id, None)
+        self.pinned.pop(client.id, None)
+
+    # --- hooks: HTTP -------------------------------------------------------------------------
+
+    @guarded(_refuse_http)
+    async def requestheaders(self, flow):
+        self.refresh()
+        flow.request.stream = False  # buffered: nothing goes upstream before `request` returns
+        state = FlowState()
+        flow.metadata[META] = state
+        config = self.config
+        if config is None:
+            self._respond(flow, self._no_config())
+            return
+        if config.mode == "behind-pipelock":
+            self._pipelock_requestheaders(flow, state, config)
+            return
+        request = flow.request
+        tunnel = self.tunnels.get(flow.client_conn.id)
+        host_header = request.host_header
+        if tunnel is not None:
+            state.host, state.port = tunnel.host, tunnel.port
+            if tunnel.refusal is not None:
+                self._respond(flow, tunnel.refusal)
+                return
+            if host_header:
+                name, port = policy.split_host_port(host_header, tunnel.port)
+                if name != tunnel.host or port != tunnel.port:
+                    self._respond(flow, Refusal(403, "host-mismatch", "blocked by egress: Host %s does not match the "
+                                                "CONNECT host %s (domain fronting)" % (host_header, tunnel.host)))
+                    return
+            if not config.allows(tunnel.host, tunnel.port):
+                self._respond(flow, Refusal(403, "allowlist", "blocked by egress: host %s is not on this bottle's "
+                                            "allowlist" % tunnel.host, hint=True))
+                return
+        else:
+            state.host, state.port = policy.normalize_host(request.host), request.port
+            if host_header:
+                name, port = policy.split_host_port(host_header, request.port)
+                if name != state.host or port != request.port:
+                    self._respond(flow, Refusal(403, "host-mismatch", "blocked by egress: Host %s does not match the "
+                                                "request's URL host %s" % (host_header, state.host)))
+                    return
+            refusal, ip = await self._admit(state.host, state.port)
+            if refusal is not None:
+                self._respond(flow, refusal)
+                return
+            self.pinned.setdefault(flow.client_conn.id, {})[(state.host, state.port)] = ip
+        hit = self.engine.scan_head(request.path, list(request.headers.items(multi=True)))
+        if hit is not None:
+            self._respond(flow, Refusal(403, hit.rule, hit.message()))
+            return
+        limit = config.dlp["max_body_bytes"]
+        length = request.headers.get("content-length")
+        if length is not None and (not length.strip().isdigit() or int(length) > limit):
+            self._respond(flow, Refusal(413, "body-limit", "blocked by egress: request body of %s bytes exceeds the "
+                                        "scan limit of %d bytes" % (length.strip()[:20], limit)))
+            return
+        route = config.route_for(state.host)
+        if route is not None:
+            state.route = route["host"]
+            if not self._route_decision(flow, state, route, request.scheme):
+                return
+        retry = self.limiter.check(state.host)
+        if retry is not None:
+            self._respond(flow, Refusal(429, "rate-limit", "blocked by egress: rate limit for %s reached (%s requests "
+                                        "a minute); retry in %d s" % (state.host, config.rate_limit["requests_per_minute"],
+                                                                      math.ceil(retry)),
+                                        retry_after=max(1, math.ceil(retry))))
+            return
+        state.decided = True
+
+    def _route_decision(self, flow, state, route, scheme):
+        """Strip the agent's own credential headers now, decide the route; False if refused."""
+        request = flow.request
+        for name in routes.strip_names(route):
+            request.headers.pop(name, None)
+        decision = routes.decide(route, self.tokens, request.method, request.path.split("?", 1)[0],
+                                 request.headers, scheme)
+        if decision.refused:
+            rule = "route-token" if decision.status == 503 else "route-matches"
+            self._respond(flow, Refusal(decision.status, rule, decision.message))
+            return False
+        state.inject, state.strip = decision.inject, decision.strip
+        return True
+
+    def _pipelock_requestheaders(self, flow, state, config):
+        """behind-pipelock: pipelock did allowlist/DLP/SSRF; only routes apply (today's egress)."""
+        request = flow.request
+        sni = policy.normalize_host(flow.client_conn.sni)
+        host_header = request.host_header
+        state.host = sni or policy.split_host_port(host_header)[0]
+        state.port = request.port
+        route = config.route_for(state.host)
+        if route is None:
+            state.decided = True
+            return
+        state.route = route["host"]
+        name = policy.split_host_port(host_header)[0]
+        if sni and name and name != sni:
+            self._respond(flow, Refusal(403, "host-mismatch", "blocked by egress: Host %s does not match the TLS name "
+                                        "%s" % (name, sni)))
+            return
+        if self._route_decision(flow, state, route, request.scheme):
+            state.decided = True
+
+    @guarded(_refuse_http)
+    async def request(self, flow):
+        if flow.response is not None:
+            return  # refused in requestheaders: mitmproxy answers it, nothing goes upstream
+        state = flow.metadata.get(META)
+        config = self.config
+        if state is None or not state.decided or config is None:
+            self._respond(flow, Refusal(502, "error", "blocked by egress: request was not checked"))
+            return
+        request = flow.request
+        if config.mode != "behind-pipelock":
+            limit = config.dlp["max_body_bytes"]
+            raw = request.raw_content or b""
+            if len(raw) > limit:
+                self._respond(flow, Refusal(413, "body-limit", "blocked by egress: request body of %d bytes exceeds "
+                                            "the scan limit of %d bytes" % (len(raw), limit)))
+                return
+            try:
+                body = decode_content(raw, request.headers.get("content-encoding"), limit)
+            except BodyError as exc:
+                status = 413 if exc.rule == "body-limit" else 400
+                self._respond(flow, Refusal(status, exc.rule, "blocked by egress: %s" % exc))
+                return
+            content_type = request.headers.get("content-type") or ""
+            if len(body) > THREAD_THRESHOLD:
+                hit = await asyncio.to_thread(self.engine.scan_body, body, content_type)
+            else:
+                hit = self.engine.scan_body(body, content_type)
+            trailers = getattr(request, "trailers", None)
+            if hit is None and trailers:
+                hit = self.engine.scan_head("", list(trailers.items(multi=True)))
+            if hit is not None:
+                self._respond(flow, Refusal(403, hit.rule, hit.message()))
+                return
+        # Only now, after the scan of what the agent sent, the credential goes in.
+        for name in state.strip:
+            request.headers.pop(name, None)
+        for name, value in state.inject:
+            request.headers[name] = value
+        self._audit_flow("request", flow, None, state)
+
+    @guarded(_refuse_http)
+    def responseheaders(self, flow):
+        if flow.response is not None:
+            flow.response.stream = True
+
+    @guarded(_refuse_websocket)
+    async def websocket_message(self, flow):
+        config = self.config
+        if config is not None and config.mode == "behind-pipelock":
+            return
+        message = flow.websocket.messages[-1]
+        if not message.from_client:
+            return
+        state = flow.metadata.setdefault(META, FlowState())
+        if state.ws_blocked:
+            message.drop()
+            return
+        content = message.content
+        if len(content) > THREAD_THRESHOLD:
+            hit = await asyncio.to_thread(self.engine.scan_message, content)
+        else:
+            hit = self.engine.scan_message(content)
+        if hit is None:
+            return
+        message.drop()
+        state.ws_blocked = True
+        LOG.warning("egress: %s; closing the WebSocket", hit.message())
+        self.audit.record("websocket", self._audit_host(state.host or policy.normalize_host(flow.request.host)),
+                          flow.request.port, flow.request.method, flow.request.path, rule=hit.rule, action="block",
+                          route=state.route)
+        self.close_client(flow)

@@ -1,0 +1,68 @@
+# -*- coding: utf-8 -*-
+# Copyright: botbottle developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""One JSON line per firewall decision, to stdout and optionally to a capped file.
+
+A line names what was decided and why (the rule), never what was found: the path keeps its
+query *names* only (``/search?q=&page=``), bodies are counted, not copied, and refusal reasons
+name a rule and a place. bottle-init prefixes egress's stdout lines with ``[egress] ``.
+"""
+
+import json
+import logging
+import os
+import sys
+import threading
+import time
+
+LOG = logging.getLogger("bottle_firewall")
+ROTATE_BYTES = 64 * 1024 * 1024
+FIELDS = ("ts", "event", "host", "port", "method", "path", "rule", "action", "route", "bytes", "status")
+
+
+def path_for_audit(path):
+    """The path with every query value removed: ``/a?x=1&y=2`` -> ``/a?x=&y=``."""
+    if path is None:
+        return None
+    path = path.split("#", 1)[0]
+    base, sep, query = path.partition("?")
+    if not sep:
+        return base
+    names = [part.split("=", 1)[0] + "=" for part in query.split("&") if part]
+    return base + "?" + "&".join(names)
+
+
+class Audit:
+    """Writes audit records; ``path`` (BOTTLE_EGRESS_AUDIT) is rotated once it passes ``max_bytes``."""
+
+    def __init__(self, path=None, stream=None, max_bytes=ROTATE_BYTES):
+        self.path = path or None
+        self.stream = stream
+        self.max_bytes = max_bytes
+        self.lock = threading.Lock()
+
+    def record(self, event, host=None, port=None, method=None, path=None, rule=None, action="allow",
+               route=None, nbytes=None, status=None):
+        entry = {"ts": round(time.time(), 3), "event": event, "host": host, "port": port, "method": method,
+                 "path": path_for_audit(path), "rule": rule, "action": action, "route": route,
+                 "bytes": nbytes, "status": status}
+        line = json.dumps(entry, sort_keys=False, separators=(",", ":"))
+        with self.lock:
+            stream = self.stream or sys.stdout
+            try:
+                stream.write(line + "\n")
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+            if self.path:
+                self._append(line)
+        return entry
+
+    def _append(self, line):
+        try:
+            if os.path.exists(self.path) and os.path.getsize(self.path) >= self.max_bytes:
+                os.replace(self.path, self.path + ".1")
+            with open(self.path, "a", encoding="utf-8") as handle:
+                handle.write(line + "\n")
+        except OSError as exc:
+            LOG.error("egress: cannot write the audit file %s (%s)", self.path, type(exc).__name__)

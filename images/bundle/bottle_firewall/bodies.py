@@ -1,0 +1,450 @@
+# -*- coding: utf-8 -*-
+# Copyright: botbottle developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What the agent really sent: decompressed bodies, their fields, and decoded forms.
+
+A secret can hide behind transport and container encodings the secret scanner does not undo
+by itself: Content-Encoding (gzip, deflate, br), JSON string escapes, urlencoded and
+multipart forms, percent-encoding (repeated), Unicode compatibility forms (fullwidth
+letters), hex and base32 (kingfisher decodes standard base64 itself, not these), and
+URL-safe base64. This module turns a request body into ``(where, bytes)`` segments of plain
+text and appends the decoded forms it finds, so one scanner pass over the joined segments
+sees the secret whatever its wrapping.
+
+Decompression is bounded by the scan limit: a body that inflates past it, or that does not
+decompress, raises ``BodyError`` and the request is refused, never forwarded unscanned.
+"""
+
+import base64
+import binascii
+import bisect
+import itertools
+import json
+import quopri
+import re
+import unicodedata
+import zlib
+from email.parser import HeaderParser
+from urllib.parse import parse_qsl, unquote
+
+SEPARATOR = b"\n\x00\n"  # 3 bytes: ScanBuffer.add counts them
+_BROTLI_STEP = 32  # compressed bytes per step: one brotli command can expand to ~8 MiB.
+_PRINTABLE = frozenset(range(0x20, 0x7F)) | {0x09, 0x0A, 0x0D}
+_PRINTABLE_BYTES = bytes(sorted(_PRINTABLE))
+_MAX_PERCENT_ROUNDS = 8
+
+
+class BodyError(ValueError):
+    """The body cannot be scanned: too large once decoded, or not decodable as declared."""
+
+    def __init__(self, message, rule="body-limit"):
+        super().__init__(message)
+        self.rule = rule
+
+
+def _encode(text):
+    """UTF-8 bytes of any str, lone surrogates included (they only need to be scannable)."""
+    return text.encode("utf-8", "surrogatepass")
+
+
+def percent_decode(text):
+    """Percent-decode repeatedly until stable (``%2525`` is ``%``), so no layer hides a secret."""
+    for _ in range(_MAX_PERCENT_ROUNDS):
+        if "%" not in text:
+            break
+        decoded = unquote(text, errors="surrogateescape")
+        if decoded == text:
+            break
+        text = decoded
+    return text
+
+
+def normalize_text(text):
+    """NFKC (fullwidth and other compatibility forms folded to ASCII where they have one)."""
+    if text.isascii():
+        return text
+    return unicodedata.normalize("NFKC", text)
+
+
+def _gunzip(data, limit):
+    out, total = [], 0
+    while data:
+        obj = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        chunk = obj.decompress(data, limit + 1 - total)
+        total += len(chunk)
+        out.append(chunk)
+        if total > limit:
+            raise BodyError("request body inflates past the scan limit of %d bytes" % limit)
+        if not obj.eof:
+            if obj.unconsumed_tail:
+                raise BodyError("request body inflates past the scan limit of %d bytes" % limit)
+            raise BodyError("request body is not valid gzip (truncated)", "body-decode")
+        data = obj.unused_data.lstrip(b"\x00")
+    return b"".join(out)
+
+
+def _inflate(data, limit):
+    for wbits in (zlib.MAX_WBITS, -zlib.MAX_WBITS):
+        obj = zlib.decompressobj(wbits)
+        try:
+            out = obj.decompress(data, limit + 1)
+        except zlib.error:
+            continue
+        if len(out) > limit or obj.unconsumed_tail:
+            raise BodyError("request body inflates past the scan limit of %d bytes" % limit)
+        if obj.eof:
+            return out
+    raise BodyError("request body is not valid deflate data", "body-decode")
+
+
+def _unbrotli(data, limit):
+    try:
+        import brotli
+    except ImportError:
+        raise BodyError("request body is brotli-encoded and egress has no brotli decoder", "body-decode") from None
+    decoder = brotli.Decompressor()
+    out, total = [], 0
+    try:
+        for start in range(0, len(data), _BROTLI_STEP):
+            chunk = decoder.process(data[start:start + _BROTLI_STEP])
+            total += len(chunk)
+            if total > limit:
+                raise BodyError("request body inflates past the scan limit of %d bytes" % limit)
+            out.append(chunk)
+    except brotli.error:
+        raise BodyError("request body is not valid brotli data", "body-decode") from None
+    if not decoder.is_finished():
+        raise BodyError("request body is not valid brotli data (truncated)", "body-decode")
+    return b"".join(out)
+
+
+def decode_content(raw, content_encoding, limit):
+    """The body with its Content-Encoding undone (bounded by ``limit``); BodyError otherwise."""
+    data = raw or b""
+    codings = [c.strip().lower() for c in (content_encoding or "").split(",") if c.strip()]
+    for coding in reversed(codings):
+        try:
+            if coding in ("identity", "none"):
+                continue
+            if coding in ("gzip", "x-gzip"):
+                data = _gunzip(data, limit)
+            elif coding == "deflate":
+                data = _inflate(data, limit)
+            elif coding == "br":
+                data = _unbrotli(data, limit)
+            else:
+                raise BodyError("request body has a Content-Encoding egress cannot scan (%s)" % coding[:32],
+                                "body-decode")
+        except zlib.error:
+            raise BodyError("request body is not valid %s data" % coding, "body-decode") from None
+    if len(data) > limit:
+        raise BodyError("request body of %d bytes exceeds the scan limit of %d bytes" % (len(data), limit))
+    return data
+
+
+class JsonDocument:
+    """The strings of a decoded JSON document, in walk order, with their paths on demand.
+
+    A 1 MiB request holds thousands of strings; building a path for each would cost more than
+    the scan. The walk collects the strings only; when a finding lands in string ``i`` the
+    same walk runs again, with paths, up to ``i``."""
+
+    def __init__(self, document, prefix="body field "):
+        self.document = document
+        self.prefix = prefix
+        self.first = 0  # index of its first segment in a ScanBuffer
+        self.texts = []
+        stack = [document]
+        pop, push, append = stack.pop, stack.append, self.texts.append
+        while stack:
+            node = pop()
+            kind = type(node)
+            if kind is str:
+                append(node)
+            elif kind is dict:
+                for key, child in node.items():
+                    append(key)
+                    push(child)
+            elif kind is list:
+                stack.extend(node)
+
+    def path_of(self, index):
+        """``body field $.messages[0].content`` for the ``index``-th string of the walk."""
+        stack = [(None, self.document)]
+        count = 0
+        while stack:
+            chain, node = stack.pop()
+            kind = type(node)
+            if kind is str:
+                if count == index:
+                    return self.prefix + self._render(chain)
+                count += 1
+            elif kind is dict:
+                for key, child in node.items():
+                    if count == index:
+                        return self.prefix + self._render(chain) + " key"
+                    count += 1
+                    stack.append(((chain, "." + key), child))
+            elif kind is list:
+                stack.extend(((chain, "[%d]" % i), child) for i, child in enumerate(node))
+        return self.prefix + "$"
+
+    @staticmethod
+    def _render(chain):
+        parts = []
+        while chain is not None:
+            chain, part = chain
+            parts.append(part)
+        return "$" + "".join(reversed(parts))
+
+
+class Where:
+    """A segment's place, rendered only when a finding needs it."""
+
+    __slots__ = ("document", "index")
+
+    def __init__(self, document, index):
+        self.document, self.index = document, index
+
+    def __str__(self):
+        return self.document.path_of(self.index)
+
+
+def _multipart_segments(body, boundary, out, depth):
+    delimiter = b"--" + boundary
+    for index, part in enumerate(body.split(delimiter)[1:]):
+        if part.startswith(b"--"):
+            break
+        part = part[2:] if part.startswith(b"\r\n") else part.lstrip(b"\n")
+        head, sep, content = part.partition(b"\r\n\r\n")
+        if not sep:
+            head, sep, content = part.partition(b"\n\n")
+        if content.endswith(b"\r\n"):
+            content = content[:-2]
+        elif content.endswith(b"\n"):
+            content = content[:-1]
+        headers = HeaderParser().parsestr(head.decode("latin-1"))
+        name = headers.get_param("name", header="content-disposition") or "part%d" % index
+        if isinstance(name, tuple):  # RFC 2231 encoded parameter
+            name = name[2]
+        filename = headers.get_param("filename", header="content-disposition")
+        if isinstance(filename, tuple):
+            filename = filename[2]
+        where = "body field %s" % name
+        out.append((where + " (name)", _encode(name)))
+        if filename:
+            out.append((where + " (filename)", _encode(filename)))
+        cte = (headers.get("content-transfer-encoding") or "").strip().lower()
+        try:
+            if cte == "base64":
+                content = base64.b64decode(content)
+            elif cte == "quoted-printable":
+                content = quopri.decodestring(content)
+        except (binascii.Error, ValueError):
+            raise BodyError("multipart part %s is not valid %s" % (index, cte), "body-decode") from None
+        out.extend(extract(content, headers.get("content-type") or "", where, depth + 1))
+
+
+def extract(body, content_type, where="body", depth=0):
+    """``(where, bytes)`` segments of the decoded ``body`` by its structure.
+
+    JSON: every string value and key, each named by its path (``$.messages[0].content``);
+    urlencoded forms: names and values; multipart: names, filenames and contents (each part
+    extracted again by its own type); anything else: the body as one segment."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    head = body[:1].lstrip() or body.lstrip()[:1]
+    if depth < 4 and ("json" in media or head in (b"{", b"[")):
+        try:
+            document = json.loads(body)
+        except (ValueError, RecursionError):
+            document = None
+        if document is not None:
+            return [(JsonDocument(document, "body field " if where == "body" else where + " "), None)]
+    if depth < 4 and media == "application/x-www-form-urlencoded":
+        pairs = parse_qsl(body.decode("latin-1"), keep_blank_values=True)
+        out = []
+        for name, value in pairs:
+            name = percent_decode(name)
+            out.append(("body field %s (name)" % name, name.encode("latin-1", "replace")))
+            out.append(("body field %s" % name, percent_decode(value).encode("latin-1", "replace")))
+        return out
+    if depth < 4 and media.startswith("multipart/"):
+        match = re.search(r'boundary="?([^";]+)"?', content_type or "", re.I)
+        if match:
+            out = []
+            _multipart_segments(body, match.group(1).encode("latin-1"), out, depth)
+            return out
+    return [(where, body)]
+
+
+def _table(chars):
+    return bytes(1 if byte in chars else 0 for byte in range(256))
+
+
+_B64URL_TABLE = _table(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def _printable(data):
+    """Mostly text (a decoded git SHA or image is not worth scanning as text)."""
+    return bool(data) and len(data.translate(None, _PRINTABLE_BYTES)) <= 0.15 * len(data)
+
+
+def _decode_hex(run):
+    return binascii.unhexlify(run[:len(run) - len(run) % 2])
+
+
+def _decode_b32(run):
+    run = run.rstrip(b"=")
+    run = run[:len(run) - len(run) % 8] if len(run) % 8 in (1, 3, 6) else run
+    return base64.b32decode(run + b"=" * (-len(run) % 8))
+
+
+def _decode_b64url(run):
+    run = run.rstrip(b"=")
+    run = run[:len(run) - len(run) % 4] if len(run) % 4 == 1 else run
+    return base64.urlsafe_b64decode(run + b"=" * (-len(run) % 4))
+
+
+_HEX_CHARS = b"0123456789abcdefABCDEF"
+_B32_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+_INNER_LIMIT = 1024
+_INNER = (
+    (re.compile(rb"[0-9A-Fa-f]{32,}"), _decode_hex),
+    (re.compile(rb"[A-Z2-7]{16,}"), _decode_b32),
+)
+
+
+_TEXT_HIGH_NIBBLES = b"0234567"  # the first hex digit of a printable ASCII byte (or tab/CR/LF)
+_B64_TEXT_LEAD = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdef"  # base64 char 0 of a group of 3 ASCII bytes
+
+
+def _printable_decode(decode, run):
+    try:
+        decoded = decode(run)
+    except (binascii.Error, ValueError):
+        return None
+    return decoded if _printable(decoded) else None
+
+
+def decoded_forms(buffer):
+    """(offset, bytes) of hex, base32 and URL-safe base64 runs in ``buffer`` that decode to text.
+
+    One C pass (translate, then bytes.find) finds the runs of 16+ characters of the
+    URL-safe base64 alphabet, which contain every hex and base32 run. A code body has thousands
+    (identifiers, hex ids), so cheap tests come first: hex of text has every other digit in
+    0/2-7, base64 of ASCII text has every 4th character in A-Za-f. Hex and base32 runs glued to
+    other letters are looked for inside short runs only (a long run is a blob: an image, an
+    archive, a bundle)."""
+    found = []
+    append = found.append
+    classes = buffer.translate(_B64URL_TABLE)
+    find, sentinel, size = classes.find, b"\x01" * 16, len(classes)
+    end = 0
+    while True:
+        # bytes.find runs in C; a regex with a length bound restarts inside every shorter run.
+        start = find(sentinel, end)
+        if start < 0:
+            break
+        end = find(b"\x00", start + 16)
+        end = size if end < 0 else end
+        run = buffer[start:end]
+        if not run.translate(None, _HEX_CHARS):
+            if len(run) >= 32 and not run[::2].translate(None, _TEXT_HIGH_NIBBLES):
+                decoded = _printable_decode(_decode_hex, run)
+                if decoded:
+                    append((start, decoded))
+            continue
+        if not run.translate(None, _B32_CHARS):
+            decoded = _printable_decode(_decode_b32, run)
+            if decoded:
+                append((start, decoded))
+            continue
+        if (b"-" in run or b"_" in run) and len(run) >= 20 and not run[4::4].translate(None, _B64_TEXT_LEAD):
+            # Standard-alphabet base64 is kingfisher's own job; a URL-safe run has a - or _.
+            decoded = _printable_decode(_decode_b64url, run)
+            if decoded:
+                append((start, decoded))
+        if len(run) <= _INNER_LIMIT:
+            for pattern, decode in _INNER:
+                for inner in pattern.finditer(run):
+                    decoded = _printable_decode(decode, inner.group())
+                    if decoded:
+                        append((start + inner.start(), decoded))
+    return found
+
+
+class ScanBuffer:
+    """Segments joined into one buffer (one scanner call), with where each byte came from."""
+
+    def __init__(self):
+        self.parts = []
+        self.starts = []
+        self.wheres = []
+        self.size = 0
+
+    def add(self, where, data):
+        """Add one segment (str or bytes), plus its percent-decoded/NFKC form when different;
+        a ``JsonDocument`` as ``where`` adds all its strings at once."""
+        if isinstance(where, JsonDocument):
+            self._add_document(where)
+            return
+        if type(data) is str:
+            text = data
+        else:
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError:  # binary: scanned as it is
+                text = ""
+        if "%" in text or not text.isascii():
+            folded = normalize_text(percent_decode(text))
+            if folded != text:
+                self._append(where, _encode(folded))
+        self._append(where, data if type(data) is bytes else _encode(data))
+
+    def _add_document(self, document):
+        texts = document.texts
+        if not texts:
+            return
+        joined = "\n\x00\n".join(texts)
+        data = _encode(joined)
+        if len(data) == len(joined):
+            steps = [len(text) + 3 for text in texts]
+        else:
+            steps = [len(_encode(text)) + 3 for text in texts]
+        document.first = len(self.starts)
+        self.starts.extend(itertools.accumulate(steps[:-1], initial=self.size))
+        self.wheres.extend(itertools.repeat(document, len(texts)))
+        self.parts.append(data)
+        self.size += len(data) + len(SEPARATOR)
+        if "%" in joined or not joined.isascii():
+            for index in [i for i, text in enumerate(texts) if "%" in text or not text.isascii()]:
+                folded = normalize_text(percent_decode(texts[index]))
+                if folded != texts[index]:
+                    self._append(Where(document, index), _encode(folded))
+
+    def _append(self, where, data):
+        if not data:
+            return
+        self.starts.append(self.size)
+        self.wheres.append(where)
+        self.parts.append(data)
+        self.size += len(data) + len(SEPARATOR)
+
+    def add_decoded_forms(self):
+        """Append the decoded hex/base32/base64url runs found in what was added so far."""
+        joined = self.joined()
+        for offset, decoded in decoded_forms(joined):
+            self._append(self.where_at(offset), decoded)
+
+    def joined(self):
+        return SEPARATOR.join(self.parts)
+
+    def where_at(self, offset):
+        """The place (a str) of the byte at ``offset`` of ``joined()``."""
+        if not self.wheres:
+            return "body"
+        index = max(bisect.bisect_right(self.starts, offset) - 1, 0)
+        where = self.wheres[index]
+        if isinstance(where, JsonDocument):
+            return where.path_of(index - where.first)
+        return str(where)

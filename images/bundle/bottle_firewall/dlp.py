@@ -1,0 +1,299 @@
+# -*- coding: utf-8 -*-
+# Copyright: botbottle developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""DLP: does what the agent sends carry a secret?
+
+Three detectors, over the URL, every header and the decoded body fields:
+
+- kingfisher (``kingfisher_sdk``, Rust + Vectorscan, ~490 provider rules) finds credentials by
+  their format; only findings it marks ``visible`` count (the hidden ones are helper parts such
+  as a client id that only matters next to its secret);
+- known secrets: the bottle's own secret_env values and every route token, in every encoding an
+  agent could wrap them in (raw, base64 standard and URL-safe including the three alignments a
+  value can take inside a longer base64 blob, hex, base32), with one Aho-Corasick automaton;
+- entropy: a long random-looking URL path segment or query value (a secret smuggled in a URL),
+  tuned so package-manager URLs (hex digests, wheel and tarball names, git SHAs, UUIDs) pass.
+
+A refusal names a rule and a place (``url``, ``header <name>``, ``body field <path>``), never the
+value or any part of it; the place itself is checked so that a secret used as a JSON key or a
+header name is not echoed back either.
+"""
+
+import base64
+import concurrent.futures
+import logging
+import math
+import re
+from collections import Counter
+from urllib.parse import parse_qsl
+
+from .bodies import ScanBuffer, extract, normalize_text, percent_decode
+
+LOG = logging.getLogger("bottle_firewall")
+MIN_SECRET_LENGTH = 6
+PARALLEL_BYTES = 256 * 1024
+_POOL = []
+_RANDOM_RUN = re.compile(r"[A-Za-z0-9+/]{16,}")
+
+
+class Hit:
+    """A refusal reason: ``rule`` (dlp:<id>, known-secret, entropy) and ``where``."""
+
+    __slots__ = ("rule", "where")
+
+    def __init__(self, rule, where):
+        self.rule, self.where = rule, where
+
+    def message(self):
+        return "blocked by egress: %s found in %s" % (self.rule, self.where)
+
+    def __repr__(self):
+        return "Hit(%r, %r)" % (self.rule, self.where)
+
+    def __eq__(self, other):
+        return isinstance(other, Hit) and (self.rule, self.where) == (other.rule, other.where)
+
+
+def _pool():
+    """The worker threads that run kingfisher on raw bodies beside the field extraction."""
+    if not _POOL:
+        _POOL.append(concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="dlp"))
+    return _POOL[0]
+
+
+def shannon_entropy(text):
+    """Bits per character of ``text``."""
+    if not text:
+        return 0.0
+    counts = Counter(text)
+    total = float(len(text))
+    return -sum(n / total * math.log2(n / total) for n in counts.values())
+
+
+def looks_random(text, min_length, bits):
+    """A long, high-entropy string with a long mixed run, as tokens are and file names are not.
+
+    Entropy alone flags wheel names (``cryptography-45.0.7-cp311-abi3-manylinux_2_34_x86_64.whl``
+    has 4.7 bits/char): their words are short. A token has a long run of letters and digits."""
+    if len(text) < min_length or shannon_entropy(text) <= bits:
+        return False
+    for run in _RANDOM_RUN.findall(text):
+        classes = sum((any(c.islower() for c in run), any(c.isupper() for c in run), any(c.isdigit() for c in run)))
+        if classes >= 2 and shannon_entropy(run) > 3.5:
+            return True
+    return False
+
+
+def entropy_hit(path_query, min_length, bits):
+    """Where in the URL a random-looking segment or query value is, or None."""
+    path, _, query = path_query.partition("?")
+    for segment in path.split("/"):
+        if len(segment) >= min_length and looks_random(normalize_text(percent_decode(segment)), min_length, bits):
+            return "url path"
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if len(value) >= min_length and looks_random(normalize_text(percent_decode(value)), min_length, bits):
+            return "url query %s" % normalize_text(percent_decode(name))
+    return None
+
+
+def secret_variants(value):
+    """Every string form of ``value`` that would carry it, for the Aho-Corasick automaton.
+
+    base64 inside a longer blob: with k bytes before it (k = 0, 1, 2 modulo 3), the encoded
+    characters that depend on the secret alone run from ceil(8k/6) to floor(8(k+n)/6); those
+    cores (standard and URL-safe alphabets) match it whatever surrounds it, padded or not."""
+    raw = value.encode("utf-8")
+    forms = {value, raw.decode("latin-1"), raw.hex(), raw.hex().upper()}
+    n = len(raw)
+    for encoder in (base64.b64encode, base64.urlsafe_b64encode):
+        for k in range(3):
+            encoded = encoder(b"\0" * k + raw).decode("ascii")
+            forms.add(encoded[-(-8 * k // 6):(8 * (k + n)) // 6])
+    b32 = base64.b32encode(raw).decode("ascii")
+    forms.add(b32[:(8 * n) // 5])
+    return {form for form in forms if len(form) >= MIN_SECRET_LENGTH}
+
+
+class KnownSecrets:
+    """One automaton over every form of every known secret; rebuilt when the values change."""
+
+    def __init__(self, values=()):
+        self.automaton = None
+        self.count = 0
+        self.unprotected = 0
+        self.load(values)
+
+    def load(self, values):
+        values = sorted({v for v in values if isinstance(v, str)})
+        short = [v for v in values if len(v) < MIN_SECRET_LENGTH]
+        if short:
+            LOG.warning("egress: %d known secret value(s) shorter than %d characters are NOT protected by DLP "
+                        "(too short to match without false positives)", len(short), MIN_SECRET_LENGTH)
+        usable = [v for v in values if len(v) >= MIN_SECRET_LENGTH]
+        self.unprotected = len(short)
+        self.count = len(usable)
+        if not usable:
+            self.automaton = None
+            return
+        import ahocorasick
+        automaton = ahocorasick.Automaton()
+        for value in usable:
+            for form in secret_variants(value):
+                automaton.add_word(form, 1)
+        automaton.make_automaton()
+        self.automaton = automaton
+
+    def find(self, text):
+        """End offset of the first known secret in ``text`` (str), or None."""
+        if self.automaton is None or not text:
+            return None
+        for end, _value in self.automaton.iter(text):
+            return end
+        return None
+
+
+def load_kingfisher(cache_dir=None):
+    """A kingfisher ``Scanner`` with the built-in rules (compiled once, cached on disk)."""
+    import kingfisher_sdk
+    kwargs = {"cache_dir": cache_dir} if cache_dir else {}
+    rules = kingfisher_sdk.Rules(**kwargs)
+    return kingfisher_sdk.Scanner(rules)
+
+
+class Engine:
+    """The DLP detectors with their settings. ``scanner`` None means kingfisher failed to load:
+    requests with a query or a body are then refused (``dlp:unavailable``), loudly logged."""
+
+    def __init__(self, scanner=None, scanner_error=None, min_length=20, bits=4.5):
+        self.scanner = scanner
+        self.scanner_error = scanner_error
+        self.known = KnownSecrets()
+        self.min_length, self.bits = min_length, bits
+
+    @classmethod
+    def start(cls, cache_dir=None):
+        try:
+            return cls(load_kingfisher(cache_dir))
+        except Exception as exc:
+            LOG.error("egress: the kingfisher secret scanner did not load (%s: %s); every request with a query "
+                      "or a body is refused until egress restarts with a working scanner",
+                      type(exc).__name__, str(exc)[:200])
+            return cls(None, type(exc).__name__)
+
+    def configure(self, min_length, bits):
+        self.min_length, self.bits = min_length, bits
+
+    def unavailable(self):
+        return Hit("dlp:unavailable", "the secret scanner (not loaded)")
+
+    def scan_head(self, path_query, header_items):
+        """URL and headers (name, value) pairs: the first Hit, or None."""
+        if self.scanner is None and "?" in path_query:
+            return self.unavailable()
+        buffer = ScanBuffer()
+        buffer.add("url", path_query)
+        for name, value in header_items:
+            # One segment "name: value": some rules need the name as context (DATADOG_API_KEY: ...).
+            buffer.add("header %s" % name, "%s: %s" % (name, value))
+        hit = self._scan(buffer)
+        if hit is None:
+            where = entropy_hit(path_query, self.min_length, self.bits)
+            if where:
+                hit = Hit("entropy", where)
+        return self._safe(hit)
+
+    def scan_body(self, body, content_type):
+        """A decoded (decompressed) request body: the first Hit, or None.
+
+        kingfisher releases the GIL: on a large body the scan of the raw bytes runs in a worker
+        thread while this one extracts the fields, so the two overlap."""
+        if not body:
+            return None
+        if self.scanner is None:
+            return self.unavailable()
+        raw_scan = _pool().submit(self._first, body) if len(body) >= PARALLEL_BYTES else None
+        try:
+            buffer = ScanBuffer()
+            segments = extract(body, content_type)
+            for where, data in segments:
+                buffer.add(where, data)
+            whole = len(segments) == 1 and segments[0][1] is body  # the body is its only segment
+            hit = self._scan(buffer, parallel=raw_scan is not None)
+            if hit is None and not whole:
+                finding = raw_scan.result() if raw_scan is not None else self._first(body)
+                if finding is not None:
+                    hit = Hit("dlp:" + finding.rule_id, "body")
+        finally:
+            if raw_scan is not None:
+                raw_scan.cancel()
+        return self._safe(hit)
+
+    def scan_message(self, content):
+        """One WebSocket message from the agent."""
+        if not content:
+            return None
+        if self.scanner is None:
+            return self.unavailable()
+        data = content.encode("utf-8", "surrogatepass") if isinstance(content, str) else content
+        buffer = ScanBuffer()
+        for where, segment in extract(data, "", "websocket message"):
+            buffer.add(where, segment)
+        hit = self._scan(buffer)
+        if hit is None and not (len(buffer.parts) == 1 and buffer.parts[0] is data):
+            finding = self._first(data)
+            if finding is not None:
+                hit = Hit("dlp:" + finding.rule_id, "websocket message")
+        return self._safe(hit)
+
+    def scan_host(self, host):
+        """A host name (DNS labels can carry data out through the resolver): the first Hit, or None."""
+        buffer = ScanBuffer()
+        buffer.add("host", host)
+        hit = self._scan(buffer)
+        if hit is None and any(looks_random(label, self.min_length, self.bits) for label in host.split(".")):
+            hit = Hit("entropy", "host")
+        return hit
+
+    def _scan(self, buffer, parallel=False):
+        """Known secrets, then kingfisher, over the joined segments (and their decoded forms).
+
+        ``parallel``: kingfisher runs in a worker thread while the automaton runs here."""
+        buffer.add_decoded_forms()
+        joined = buffer.joined()
+        pending = _pool().submit(self._first, joined) if parallel and self.scanner is not None else None
+        try:
+            # The joined fields hold every string of the body, unescaped: one automaton pass.
+            end = self.known.find(joined.decode("latin-1"))
+            if end is not None:
+                return Hit("known-secret", buffer.where_at(end))
+            if self.scanner is None:
+                return None
+            finding = pending.result() if pending is not None else self._first(joined)
+            if finding is not None:
+                return Hit("dlp:" + finding.rule_id, buffer.where_at(finding.location["start_offset"]))
+            return None
+        finally:
+            if pending is not None:
+                pending.cancel()
+
+    def _first(self, data):
+        visible = [f for f in self.scanner.scan(data) if f.visible]
+        if not visible:
+            return None
+        return min(visible, key=lambda f: f.location["start_offset"])
+
+    def _safe(self, hit):
+        """The hit with a ``where`` that carries no secret (else only its kind of place)."""
+        if hit is None:
+            return None
+        where = hit.where
+        leaky = len(where) > 160 or self.known.find(where) is not None
+        if not leaky and self.scanner is not None:
+            leaky = any(f.visible for f in self.scanner.scan(where.encode("utf-8", "surrogatepass")))
+        if not leaky:
+            leaky = any(looks_random(part, self.min_length, self.bits) for part in re.split(r"[ .\[\]$]", where))
+        if leaky:
+            kind = where.split(" ", 2)
+            where = "%s %s (name withheld)" % (kind[0], kind[1]) if kind[0] in ("body", "url") and len(kind) > 1 \
+                else "%s (name withheld)" % kind[0]
+        return Hit(hit.rule, where)

@@ -1,0 +1,138 @@
+# -*- coding: utf-8 -*-
+# Copyright: botbottle developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Entropy, known-secret variants, the places a refusal names, rate limit and audit lines."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+
+import pytest
+
+from bottle_firewall import audit, dlp, ratelimit
+
+RANDOM_TOKEN = "q8Xv2LmN4pR7sT1wY9zK3bH6jD0fG5cA"
+
+
+@pytest.mark.parametrize("path", [
+    "/search?q=" + RANDOM_TOKEN,
+    "/upload/" + RANDOM_TOKEN + "/x",
+    "/x?a=1&data=" + base64.urlsafe_b64encode(b"\x8f\x01" + RANDOM_TOKEN.encode()).decode(),
+    "/x?t=" + RANDOM_TOKEN.replace("q", "%71"),
+])
+def test_entropy_flags_random_url_values(path):
+    assert dlp.entropy_hit(path, 20, 4.5) is not None
+
+
+@pytest.mark.parametrize("path", [
+    "/packages/f9/9b/335f9764261e915ed497fcdeb11df5dfd6f7bf257d4a6a2a686d80da4d54/requests-2.32.3-py3-none-any.whl",
+    "/packages/kingfisher_secret_scanner-1.5.0-cp310-abi3-manylinux_2_28_x86_64.whl.metadata",
+    "/packages/cryptography-45.0.7-cp311-abi3-manylinux_2_34_x86_64.whl",
+    "/packages/nvidia_cudnn_cu12-9.1.0.70-py3-none-manylinux2014_x86_64.whl",
+    "/simple/typing-extensions/",
+    "/lodash/-/lodash-4.17.21.tgz",
+    "/@anthropic-ai%2fclaude-code",
+    "/@anthropic-ai/claude-code/-/claude-code-2.0.14.tgz",
+    "/repos/owner/repo/git/commits/4b825dc642cb6eb9a060e54bf8d69288fbee4904",
+    "/v2/library/debian/blobs/sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+    "/api/items/550e8400-e29b-41d4-a716-446655440000?expand=owner",
+    "/golang.org/x/tools/@v/v0.0.0-20240112132812-db90d7aa6ee6.zip",
+    "/search?q=how+to+configure+an+nginx+reverse+proxy+with+tls",
+    "/v1/messages?beta=true",
+])
+def test_package_manager_urls_do_not_trip_entropy(path):
+    assert dlp.entropy_hit(path, 20, 4.5) is None
+
+
+def test_secret_variants_cover_every_alignment_inside_a_blob():
+    secret = "s3cr3t-value-for-the-bottle"
+    forms = dlp.secret_variants(secret)
+    for prefix in (b"", b"a", b"ab", b"abc", b"abcd"):
+        for encode in (base64.b64encode, base64.urlsafe_b64encode):
+            blob = encode(prefix + secret.encode() + b"trailing bytes").decode()
+            assert any(form in blob for form in forms), (prefix, encode)
+    assert secret.encode().hex() in forms and secret.encode().hex().upper() in forms
+    assert any(form in base64.b32encode(secret.encode()).decode() for form in forms)
+
+
+def test_short_known_secrets_are_skipped_and_logged(caplog):
+    known = dlp.KnownSecrets(["abc12", "long-enough-secret"])
+    assert known.count == 1 and known.unprotected == 1
+    assert "NOT protected" in caplog.text and "abc12" not in caplog.text
+
+
+def test_a_secret_used_as_a_name_is_not_echoed(engine):
+    engine.known.load(["name-that-is-secret"])
+    hit = engine.scan_head("/x", [("name-that-is-secret", "v")])
+    assert hit.rule == "known-secret" and "name-that-is-secret" not in hit.where
+    body = json.dumps({"outer": {"ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8": {"x": "ghp_" + "Z" * 3 + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P"}}})
+    hit = engine.scan_body(body.encode(), "application/json")
+    assert hit is not None and "ghp_" not in hit.where and "a1B2" not in hit.where
+
+
+def test_scanner_not_loaded_refuses_queries_and_bodies():
+    engine = dlp.Engine(None, "ImportError")
+    assert engine.scan_head("/x?q=1", []).rule == "dlp:unavailable"
+    assert engine.scan_body(b"{}", "application/json").rule == "dlp:unavailable"
+    assert engine.scan_head("/plain", [("Accept", "*/*")]) is None
+
+
+def test_engine_start_fails_closed(monkeypatch):
+    monkeypatch.setattr(dlp, "load_kingfisher", lambda cache_dir=None: (_ for _ in ()).throw(RuntimeError("x")))
+    engine = dlp.Engine.start()
+    assert engine.scanner is None and engine.scan_body(b"x", "").rule == "dlp:unavailable"
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_rate_limiter_token_bucket():
+    clock = Clock()
+    limiter = ratelimit.RateLimiter(60, 3, clock)
+    assert [limiter.check("a.example.com") for _ in range(3)] == [None, None, None]
+    retry = limiter.check("b.example.com")
+    assert retry == pytest.approx(1.0), "subdomains share their registrable domain's bucket"
+    assert limiter.check("other.org") is None
+    clock.now += 1.0
+    assert limiter.check("example.com") is None
+    assert limiter.check("example.com") is not None
+    limiter.configure(0, 1)
+    assert limiter.check("example.com") is None, "0 requests a minute disables the limit"
+
+
+@pytest.mark.parametrize("host, domain", [
+    ("a.b.example.co.uk", "example.co.uk"),
+    ("api.github.com", "github.com"),
+    ("x.y.githubusercontent.com", "y.githubusercontent.com"),
+    ("192.0.2.7", "192.0.2.7"),
+    ("localhost", "localhost"),
+])
+def test_registrable_domain(host, domain):
+    assert ratelimit.registrable_domain(host) == domain
+
+
+def test_audit_paths_keep_query_names_only():
+    assert audit.path_for_audit("/search?q=secret&page=2") == "/search?q=&page="
+    assert audit.path_for_audit("/a?flag&x=1#frag") == "/a?flag=&x="
+    assert audit.path_for_audit("/plain") == "/plain"
+
+
+def test_audit_lines_and_rotation(tmp_path):
+    stream = io.StringIO()
+    path = tmp_path / "audit.jsonl"
+    log = audit.Audit(str(path), stream, max_bytes=300)
+    for _ in range(5):
+        log.record("request", "api.github.com", 443, "GET", "/repos/x?token=SECRETVALUE", rule="dlp:x",
+                   action="block", status=403, nbytes=12)
+    lines = stream.getvalue().splitlines()
+    entry = json.loads(lines[0])
+    assert list(entry) == list(audit.FIELDS)
+    assert entry["path"] == "/repos/x?token=" and "SECRETVALUE" not in stream.getvalue()
+    assert (tmp_path / "audit.jsonl.1").exists() and path.stat().st_size <= 300 + 200
