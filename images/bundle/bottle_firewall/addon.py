@@ -24,6 +24,21 @@ as HTTPS_PROXY/HTTP_PROXY. What mitmproxy 12's source says, and what this addon 
   (which then leaves the flow alone), and no server connection is made for it.
 - ``responseheaders`` sets ``flow.response.stream = True``: downloads and server-sent events
   pass through as they arrive.
+- Upstream redirects: a GitHub release download answers 302 with a Location carrying a JWT in
+  its query; S3/GCS presigned URLs carry a key id and a signature. DLP would refuse the agent's
+  follow-up request, so ``responseheaders`` remembers the absolute URL of every 3xx Location it
+  passes to the agent (``Redirects``: 256 entries, LRU, 5 minutes). A later request whose
+  absolute URL is exactly a remembered one skips the *pattern* (kingfisher) and *entropy*
+  checks on its URL only, because that value came from upstream, not from the agent: the agent
+  could only have put data into it through the request that earned the redirect, whose URL,
+  headers and body were scanned in full. Everything else still applies: the known-secret check
+  on the URL (the agent's own secrets and route tokens: an upstream that echoes them back must
+  not become a way out), headers and body scanned in full, the target host through the
+  allowlist, SSRF, routes, rate limit. The memory is global, not per client connection: the
+  redirect target is usually another host (github.com -> objects.githubusercontent.com), so
+  the follow-up comes in another CONNECT tunnel, on another connection; egress serves one
+  bottle, so every remembered URL was handed to this agent. The audit line of such a request
+  says ``"exempt": "upstream-redirect"``.
 - An exception in a hook is only logged by mitmproxy and the flow continues, so every hook is
   wrapped by ``guarded``: any error refuses the flow, the connection or the message.
 - ``tcp_start``: killing the flow alone does not stop mitmproxy from opening the server
@@ -37,6 +52,7 @@ controller's Python 3.11, where the unit tests drive these hooks with fake flows
 """
 
 import asyncio
+import collections
 import functools
 import inspect
 import logging
@@ -44,6 +60,7 @@ import math
 import os
 import time
 import traceback
+from urllib.parse import urljoin, urlsplit
 
 from . import policy, routes, ssrf
 from .audit import Audit
@@ -105,13 +122,74 @@ class Tunnel:
 class FlowState:
     """Per-request decisions taken in ``requestheaders`` and carried out in ``request``."""
 
-    __slots__ = ("host", "port", "route", "inject", "strip", "decided", "ws_blocked")
+    __slots__ = ("host", "port", "route", "inject", "strip", "decided", "ws_blocked", "refused", "exempt")
 
     def __init__(self):
         self.host = self.port = self.route = None
         self.inject, self.strip = [], []
         self.decided = False
         self.ws_blocked = False
+        self.refused = False  # egress answered it (its response is egress's own)
+        self.exempt = None    # "upstream-redirect": the URL skipped the pattern and entropy checks
+
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+MAX_REDIRECT_URL = 16 * 1024
+
+
+def absolute_url(scheme, host, port, path):
+    """The URL a request is for, in one spelling: ``https://host[:port]/path?query``."""
+    scheme = (scheme or "").lower()
+    host = policy.normalize_host(host) or ""
+    if ":" in host:
+        host = "[%s]" % host
+    authority = host if port == DEFAULT_PORTS.get(scheme) else "%s:%s" % (host, port)
+    return "%s://%s%s" % (scheme, authority, path or "/")
+
+
+def redirect_target(base, location):
+    """The absolute URL a Location header sends the client to, in ``absolute_url``'s spelling,
+    or None (not http(s), unparsable, too long)."""
+    if not location or len(location) > MAX_REDIRECT_URL:
+        return None
+    try:
+        parts = urlsplit(urljoin(base, location.strip()))
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS or not parts.hostname:
+        return None
+    path = (parts.path or "/") + ("?" + parts.query if parts.query else "")
+    return absolute_url(scheme, parts.hostname, port or DEFAULT_PORTS[scheme], path)
+
+
+class Redirects:
+    """The absolute URLs upstream handed to the agent in a 3xx Location: an LRU of ``size``
+    entries, each valid ``ttl`` seconds after it was last handed out."""
+
+    def __init__(self, clock, size=256, ttl=300.0):
+        self.clock, self.size, self.ttl = clock, size, ttl
+        self.entries = collections.OrderedDict()
+
+    def remember(self, url):
+        self.entries[url] = self.clock() + self.ttl
+        self.entries.move_to_end(url)
+        while len(self.entries) > self.size:
+            self.entries.popitem(last=False)
+
+    def holds(self, url):
+        expiry = self.entries.get(url)
+        if expiry is None:
+            return False
+        if self.clock() >= expiry:
+            del self.entries[url]
+            return False
+        self.entries.move_to_end(url)
+        return True
+
+    def __len__(self):
+        return len(self.entries)
 
 
 def _error_text(exc):
@@ -229,6 +307,7 @@ class Firewall:
         self.respond = respond or mitmproxy_response
         self.close_client = close_client or close_client_connection
         self.limiter = RateLimiter(policy.DEFAULT_RATE["requests_per_minute"], policy.DEFAULT_RATE["burst"], clock)
+        self.redirects = Redirects(clock)
         self.config = None
         self.guard = None
         self.tokens, self.secrets = {}, []
@@ -316,13 +395,16 @@ class Firewall:
                           state.port or request.port, request.method, request.path,
                           rule=refusal.rule if refusal else None, action="block" if refusal else "allow",
                           route=state.route, nbytes=len(body) if body else 0,
-                          status=refusal.status if refusal else None)
+                          status=refusal.status if refusal else None, exempt=state.exempt)
 
     def _respond(self, flow, refusal, event="request"):
         headers = {"Content-Type": "text/plain; charset=utf-8", "X-Bottle-Egress-Rule": refusal.rule}
         if refusal.retry_after is not None:
             headers["Retry-After"] = str(refusal.retry_after)
         flow.response = self.respond(refusal.status, refusal.text(), headers)
+        state = flow.metadata.get(META) if isinstance(getattr(flow, "metadata", None), dict) else None
+        if state is not None:
+            state.refused = True
         LOG.warning("egress: %s", refusal.message)
         self._audit_flow(event, flow, refusal)
 
@@ -481,7 +563,10 @@ class Firewall:
                 self._respond(flow, refusal)
                 return
             self.pinned.setdefault(flow.client_conn.id, {})[(state.host, state.port)] = ip
-        hit = self.engine.scan_head(request.path, list(request.headers.items(multi=True)))
+        if self.redirects.holds(absolute_url(request.scheme, state.host, state.port, request.path)):
+            state.exempt = "upstream-redirect"
+        hit = self.engine.scan_head(request.path, list(request.headers.items(multi=True)),
+                                    url_from_upstream=state.exempt is not None)
         if hit is not None:
             self._respond(flow, Refusal(403, hit.rule, hit.message()))
             return
@@ -582,8 +667,18 @@ class Firewall:
 
     @guarded(_refuse_http)
     def responseheaders(self, flow):
-        if flow.response is not None:
-            flow.response.stream = True
+        response = flow.response
+        if response is None:
+            return
+        response.stream = True
+        state = flow.metadata.get(META)
+        if 300 <= response.status_code < 400 and state is not None and state.decided and not state.refused:
+            request = flow.request
+            base = absolute_url(request.scheme, state.host or request.host, state.port or request.port,
+                                request.path)
+            target = redirect_target(base, response.headers.get("location"))
+            if target is not None:
+                self.redirects.remember(target)
 
     @guarded(_refuse_websocket)
     async def websocket_message(self, flow):

@@ -18,6 +18,8 @@ import time
 LOG = logging.getLogger("bottle_firewall")
 ROTATE_BYTES = 64 * 1024 * 1024
 FIELDS = ("ts", "event", "host", "port", "method", "path", "rule", "action", "route", "bytes", "status")
+# Appended only when set: "exempt" names a check that did not apply (``upstream-redirect``).
+OPTIONAL_FIELDS = ("exempt",)
 
 
 def path_for_audit(path):
@@ -42,10 +44,12 @@ class Audit:
         self.lock = threading.Lock()
 
     def record(self, event, host=None, port=None, method=None, path=None, rule=None, action="allow",
-               route=None, nbytes=None, status=None):
+               route=None, nbytes=None, status=None, exempt=None):
         entry = {"ts": round(time.time(), 3), "event": event, "host": host, "port": port, "method": method,
                  "path": path_for_audit(path), "rule": rule, "action": action, "route": route,
                  "bytes": nbytes, "status": status}
+        if exempt:
+            entry["exempt"] = exempt
         line = json.dumps(entry, sort_keys=False, separators=(",", ":"))
         with self.lock:
             stream = self.stream or sys.stdout

@@ -308,14 +308,20 @@ def _decode_b64url(run):
 _HEX_CHARS = b"0123456789abcdefABCDEF"
 _B32_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 _INNER_LIMIT = 1024
-_INNER = (
-    (re.compile(rb"[0-9A-Fa-f]{32,}"), _decode_hex),
-    (re.compile(rb"[A-Z2-7]{16,}"), _decode_b32),
-)
+_INNER_HEX = re.compile(rb"[0-9A-Fa-f]{32,}")
+_INNER_B32 = re.compile(rb"[A-Z2-7]{16,}")
+
+
+def _inner(run, start, pattern, decode, append):
+    for inner in pattern.finditer(run):
+        decoded = _printable_decode(decode, inner.group())
+        if decoded:
+            append((start + inner.start(), decoded))
 
 
 _TEXT_HIGH_NIBBLES = b"0234567"  # the first hex digit of a printable ASCII byte (or tab/CR/LF)
 _B64_TEXT_LEAD = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdef"  # base64 char 0 of a group of 3 ASCII bytes
+_TEXT_LEADS = frozenset(_TEXT_HIGH_NIBBLES)
 
 
 def _printable_decode(decode, run):
@@ -339,6 +345,7 @@ def decoded_forms(buffer):
     append = found.append
     classes = buffer.translate(_B64URL_TABLE)
     find, sentinel, size = classes.find, b"\x01" * 16, len(classes)
+    text_leads, hex_chars, b32_chars = _TEXT_LEADS, _HEX_CHARS, _B32_CHARS
     end = 0
     while True:
         # bytes.find runs in C; a regex with a length bound restarts inside every shorter run.
@@ -348,28 +355,33 @@ def decoded_forms(buffer):
         end = find(b"\x00", start + 16)
         end = size if end < 0 else end
         run = buffer[start:end]
-        if not run.translate(None, _HEX_CHARS):
-            if len(run) >= 32 and not run[::2].translate(None, _TEXT_HIGH_NIBBLES):
+        length = end - start
+        non_hex = run.translate(None, hex_chars)
+        if not non_hex:
+            # run[0] first: most hex runs (random ids, digests) fail there, without a slice.
+            if length >= 32 and run[0] in text_leads and not run[::2].translate(None, _TEXT_HIGH_NIBBLES):
                 decoded = _printable_decode(_decode_hex, run)
                 if decoded:
                     append((start, decoded))
             continue
-        if not run.translate(None, _B32_CHARS):
+        non_b32 = run.translate(None, b32_chars)
+        if not non_b32:
             decoded = _printable_decode(_decode_b32, run)
             if decoded:
                 append((start, decoded))
             continue
-        if (b"-" in run or b"_" in run) and len(run) >= 20 and not run[4::4].translate(None, _B64_TEXT_LEAD):
+        if length >= 20 and (b"-" in run or b"_" in run) and not run[4::4].translate(None, _B64_TEXT_LEAD):
             # Standard-alphabet base64 is kingfisher's own job; a URL-safe run has a - or _.
             decoded = _printable_decode(_decode_b64url, run)
             if decoded:
                 append((start, decoded))
-        if len(run) <= _INNER_LIMIT:
-            for pattern, decode in _INNER:
-                for inner in pattern.finditer(run):
-                    decoded = _printable_decode(decode, inner.group())
-                    if decoded:
-                        append((start + inner.start(), decoded))
+        if length <= _INNER_LIMIT:
+            # An inner run needs that many characters of its alphabet in the run at all: the
+            # counts come from the translations above, and most runs stop here.
+            if length - len(non_hex) >= 32:
+                _inner(run, start, _INNER_HEX, _decode_hex, append)
+            if length - len(non_b32) >= 16:
+                _inner(run, start, _INNER_B32, _decode_b32, append)
     return found
 
 
@@ -430,11 +442,16 @@ class ScanBuffer:
         self.parts.append(data)
         self.size += len(data) + len(SEPARATOR)
 
-    def add_decoded_forms(self):
-        """Append the decoded hex/base32/base64url runs found in what was added so far."""
-        joined = self.joined()
+    def add_decoded_forms(self, joined=None):
+        """Append the decoded hex/base32/base64url runs found in what was added so far
+        (``joined``: ``self.joined()`` when the caller has it). Returns ``(base, data)``: the
+        appended segments joined, and the offset of ``data`` in the new ``joined()``, so a
+        caller that scanned the first ``joined`` already scans only ``data`` (b"" if none)."""
+        joined = self.joined() if joined is None else joined
+        base, first = self.size, len(self.parts)
         for offset, decoded in decoded_forms(joined):
             self._append(self.where_at(offset), decoded)
+        return base, SEPARATOR.join(self.parts[first:])
 
     def joined(self):
         return SEPARATOR.join(self.parts)

@@ -76,6 +76,14 @@ def parse_ip_literal(host):
     return None
 
 
+def address_phrase(name):
+    """``loopback (127.0.0.0/8)`` -> ``a loopback address (127.0.0.0/8)``."""
+    kind, sep, detail = name.partition(" (")
+    vowel = kind[:1].lower() in "aeiou" and not kind.startswith("uni")  # "a unique-local"
+    article = "an" if vowel or kind.startswith("IPv") else "a"
+    return "%s %s address%s" % (article, kind, " (" + detail if sep else "")
+
+
 def address_class(ip):
     """Why ``ip`` must not be dialled (a readable class name), or None when it is public.
 
@@ -143,20 +151,20 @@ class SsrfGuard:
         self.resolver = resolver or system_resolver
 
     def refusal_for(self, ip):
-        """Why ``ip`` may not be dialled, or None."""
+        """Why ``ip`` may not be dialled (``a loopback address (127.0.0.0/8)``), or None."""
         if isinstance(ip, str):
             ip = ipaddress.ip_address(ip.split("%", 1)[0])
         if any(ip.version == net.version and ip in net for net in self.networks):
             return None
         name = address_class(ip)
-        return None if name is None else "address %s is %s" % (ip, name)
+        return None if name is None else address_phrase(name)
 
     async def resolve(self, host, port):
         """Check ``host`` (a name or an IP literal in any spelling) and pick the address to dial."""
         literal = parse_ip_literal(host)
         if literal is not None:
             reason = None if self.trusted.matches(str(literal)) else self.refusal_for(literal)
-            return Resolution(str(literal), reason)
+            return Resolution(str(literal), reason and "address %s is %s" % (literal, reason))
         try:
             addresses = await self.resolver(host, port)
         except (OSError, UnicodeError) as exc:
@@ -173,7 +181,7 @@ class SsrfGuard:
             for ip in parsed:
                 reason = self.refusal_for(ip)
                 if reason:
-                    return Resolution(None, "host %s resolves to %s" % (host, reason))
+                    return Resolution(None, "host %s resolves to %s, %s" % (host, ip, reason))
         # Prefer IPv4: the bundle's way out is not guaranteed to have IPv6.
         chosen = next((ip for ip in parsed if ip.version == 4), parsed[0])
         return Resolution(str(chosen), None)

@@ -120,9 +120,9 @@ def test_raw_tcp_is_refused_and_passthrough_is_relayed(proxy):
 # --- SSRF ----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("host, fragment", [
-    ("rebind.example.com", "127.0.0.1 is loopback"),
-    ("metadata.example.com", "169.254.169.254 is link-local (169.254.0.0/16, cloud metadata)"),
-    ("v6local.example.com", "fd00::1 is unique-local"),
+    ("rebind.example.com", "resolves to 127.0.0.1, a loopback address (127.0.0.0/8)"),
+    ("metadata.example.com", "resolves to 169.254.169.254, a link-local address (169.254.0.0/16, cloud metadata)"),
+    ("v6local.example.com", "resolves to fd00::1, a unique-local address"),
 ])
 def test_allowlisted_names_resolving_inside_are_refused(proxy, host, fragment):
     flow = proxy.https(host)

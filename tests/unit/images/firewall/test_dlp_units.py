@@ -136,3 +136,68 @@ def test_audit_lines_and_rotation(tmp_path):
     assert list(entry) == list(audit.FIELDS)
     assert entry["path"] == "/repos/x?token=" and "SECRETVALUE" not in stream.getvalue()
     assert (tmp_path / "audit.jsonl.1").exists() and path.stat().st_size <= 300 + 200
+
+
+# --- known secrets in one Vectorscan pass (kingfisher literal rules) ---------------------------
+
+KNOWN_VALUES = ["correct-horse-battery-staple-42", "ghp_R0uteTokenValue0123456789abcdefABCD", "xxxxxxxxxx",
+                "aaaaaaaaaaaa", "passwörd-ünïcode-42", "we'ird \"q\\uo(te)s[]*+?.$^{}|/- #x"]
+
+
+def test_known_secrets_use_a_kingfisher_literal_database():
+    known = dlp.KnownSecrets(KNOWN_VALUES)
+    assert known.scanner is not None and known.automaton is None
+    # kingfisher drops some matches by their text: those forms are searched plainly.
+    assert b"xxxxxxxxxx" in known.plain and b"aaaaaaaaaaaa" in known.plain
+
+
+@pytest.mark.parametrize("fallback", [False, True])
+def test_every_form_of_every_known_secret_is_found_anywhere(monkeypatch, fallback):
+    """The same verdict as a plain search for every form, whatever surrounds it (the kingfisher
+    database and the Aho-Corasick fallback alike)."""
+    if fallback:
+        monkeypatch.setattr(dlp, "compile_literals", lambda forms: (_ for _ in ()).throw(RuntimeError("no")))
+    known = dlp.KnownSecrets(KNOWN_VALUES)
+    assert (known.automaton is not None) == fallback
+    forms = dlp._byte_forms([v for v in KNOWN_VALUES])
+    rng = __import__("random").Random(7)
+    for form in forms:
+        for prefix, suffix in ((b"", b""), (b"x", b"y"), (b'{"a": "', b'"}'), (bytes(range(256)), b"\n\x00\n"),
+                               (b"aaaaaaaaaaaa", b"xxxxxx"), (rng.randbytes(300), rng.randbytes(300))):
+            data = prefix + form + suffix
+            offset = known.find(data)
+            assert offset is not None and offset <= len(prefix), (form, prefix)
+    for _ in range(300):
+        data = rng.randbytes(rng.randint(0, 200))
+        expected = any(form in data for form in forms)
+        assert (known.find(data) is not None) == expected
+    assert known.find("text with passwörd-ünïcode-42 in it") is not None  # str: searched as UTF-8
+    assert known.find(b"correct-horse-battery-stapl") is None
+
+
+def test_known_secret_reload_replaces_the_database():
+    known = dlp.KnownSecrets(["first-secret-value-1"])
+    assert known.find(b"..first-secret-value-1..") == 2
+    known.load(["second-secret-value-2"])
+    assert known.find(b"..first-secret-value-1..") is None and known.find(b"second-secret-value-2") == 0
+    known.load([])
+    assert known.scanner is None and known.find(b"second-secret-value-2") is None
+
+
+def _large_body(extra):
+    filler = [{"role": "user", "content": "plain prose about the retry path %d " % i * 20} for i in range(600)]
+    body = json.dumps({"messages": filler + [extra]}).encode()
+    assert len(body) >= dlp.PARALLEL_BYTES
+    return body
+
+
+def test_large_body_finds_secrets_in_decoded_forms_scanned_after_the_parallel_pass(engine):
+    engine.known.load(["correct-horse-battery-staple-42"])
+    hidden = "prefix correct-horse-battery-staple-42 suffix".encode().hex()
+    hit = engine.scan_body(_large_body({"role": "user", "content": "id " + hidden[:-2] + "0a"}), "application/json")
+    assert hit == dlp.Hit("known-secret", "body field $.messages[600].content")
+    token = "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
+    hit = engine.scan_body(_large_body({"role": "user", "content": "x " + ("token " + token).encode().hex()}),
+                           "application/json")
+    assert hit is not None and hit.rule.startswith("dlp:") and hit.where == "body field $.messages[600].content"
+    assert engine.scan_body(_large_body({"role": "user", "content": "clean"}), "application/json") is None

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Copyright: botbottle developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# The egress firewall addon (images/bundle/bottle_firewall) under mitmproxy 12 itself: runs
+# every tests/integration/egress_mitmproxy/run_*.py inside the bundle image ($BUNDLE_IMAGE,
+# default botbottle/bundle:latest) with its /opt/egress Python (3.13, mitmproxy, kingfisher),
+# the working copy mounted read-only, no network. Short --rm containers only; nothing is built.
+# Last line: "N passed, N failed"; exit status non-zero when anything failed.
+set -u -o pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+image="${BUNDLE_IMAGE:-botbottle/bundle:latest}"
+passed=0
+failed=0
+
+if ! docker image inspect "$image" >/dev/null 2>&1; then
+    echo "image $image not found (set BUNDLE_IMAGE)" >&2
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+
+for script in "$here"/egress_mitmproxy/run_*.py; do
+    name="$(basename "$script")"
+    echo "== $name"
+    output="$(timeout 600 docker run --rm --network none --user egress \
+        -e PYTHONDONTWRITEBYTECODE=1 -e BOTTLE_SRC=/src \
+        -v "$repo/images/bundle:/src:ro" -v "$here/egress_mitmproxy:/t:ro" \
+        --entrypoint /opt/egress/bin/python "$image" "/t/$name" 2>&1)"
+    status=$?
+    echo "$output"
+    summary="$(printf '%s\n' "$output" | grep -E '^[0-9]+ passed, [0-9]+ failed$' | tail -n 1)"
+    if [[ -n "$summary" ]]; then
+        read -r p _ f _ <<<"$summary"
+        passed=$((passed + p))
+        failed=$((failed + f))
+    fi
+    if [[ $status -ne 0 && ( -z "$summary" || "${f:-0}" -eq 0 ) ]]; then
+        echo "$name exited with status $status"
+        failed=$((failed + 1))
+    fi
+    unset f
+done
+
+echo "$passed passed, $failed failed"
+[[ $failed -eq 0 ]]
