@@ -12,12 +12,15 @@ Endpoints (any host, any method):
   /sse?events=N&interval_ms=M   N server-sent events, each flushed, M ms apart
   /bytes?n=N                    N zero bytes (throughput benchmarks)
   anything else                 a small JSON echo of the request
+except for Host api.anthropic.com (any port): the scripted Anthropic API of model.py (the
+Messages API answering from the scenario file /srv/testnet/scenario.json; see model.py).
 
 The test CA certificate is /srv/testnet/ca.pem (docker exec <c> cat /srv/testnet/ca.pem).
 Python 3 standard library only.
 """
 
 import base64
+import importlib.util
 import json
 import os
 import signal
@@ -32,6 +35,18 @@ LOG_PATH = os.environ.get("TESTNET_LOG", "/var/log/testnet/requests.jsonl")
 CERT_DIR = os.environ.get("TESTNET_CERTS", "/srv/testnet")
 MAX_BODY = 64 * 1024 * 1024
 _log_lock = threading.Lock()
+
+
+def load_model():
+    """model.py, next to this file: loaded by path so that it needs no package or sys.path."""
+    spec = importlib.util.spec_from_file_location(
+        "testnet_model", os.path.join(os.path.dirname(os.path.abspath(__file__)), "model.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+MODEL = load_model()
 
 
 class BadRequest(Exception):
@@ -157,6 +172,10 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(400, {"ok": False, "error": str(exc)})
         entry = describe(self.command, self.path, list(self.headers.items()), body, self.scheme, self.sni())
         record(entry)
+        if MODEL.is_api_host(entry["host"]):
+            response = MODEL.respond(entry["method"], self.path, entry["headers"], body)
+            MODEL.log_line(entry["method"], self.path, response)
+            return MODEL.write(self, response)
         try:
             if entry["path"] == "/sse":
                 return self.stream_events(int_arg(entry["args"], "events", 5, 0, 100000),
