@@ -15,6 +15,8 @@ import sys
 PIPELOCK_BIN = "/usr/local/bin/pipelock"
 # egress faces the agent on 8888, or sits behind the optional pipelock on 9099.
 PORTS = {"egress": 8888, "git-gate": 9418, "supervise": 9100}
+# supervise also listens on the bundle's loopback for egress (held DLP hits): both must answer.
+EXTRA_PORTS = {"supervise": (9101,)}
 EGRESS_CHAIN_PORT = 9099
 INSTALLED = {"pipelock": PIPELOCK_BIN, "egress": "/opt/egress/bin/mitmdump",
              "git-gate": "/usr/local/bin/git-gate", "supervise": "/usr/local/bin/supervise"}
@@ -36,9 +38,10 @@ def check(name, names=()):
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=5, check=False)
         return "healthy" if proc.returncode == 0 else "unhealthy: " + (proc.stdout.strip() or "healthcheck failed")
     port = EGRESS_CHAIN_PORT if name == "egress" and "pipelock" in names else PORTS[name]
-    if tcp_open(port):
-        return "healthy"
-    return "unhealthy: nothing listens on 127.0.0.1:%d" % port
+    for each in (port,) + EXTRA_PORTS.get(name, ()):
+        if not tcp_open(each):
+            return "unhealthy: nothing listens on 127.0.0.1:%d" % each
+    return "healthy"
 
 
 def main(argv):

@@ -9,28 +9,52 @@ into the bundle only) and waits a bounded time for a human operator's decision
 ``approved``/``rejected`` with the operator's note, or ``pending`` with the id to
 ask again with ``proposal_status``.
 
+It also listens on 127.0.0.1:9101 (bundle-local: the agent cannot reach the
+bundle's loopback) for egress alone: when a policy says ``firewall.dlp_action:
+supervise``, egress holds a request its DLP refused and asks for a ``release``
+proposal ("send this request once"), then polls its status:
+
+  POST /release       {"host", "method", "path", "rule", "where", "excerpt"}
+                      -> 201 {"id", "status": "pending"}; 400 {"error"} naming the field;
+                      429 {"error"} over max_pending; 413 over 8 KiB
+  GET /release/<id>   -> 200 {"id", "status": pending|approved|rejected, "note"}; 404 otherwise
+
+The agent never sees a release proposal beyond its status (not the excerpt). A
+release proposal still pending after egress stopped holding its request
+(``dlp.supervise_timeout`` of egress.json, plus a grace) is rejected by supervise
+with a note saying so: it released nothing and no longer counts against max_pending.
+
 Store layout (a contract with bottle_supervise and bottle_info):
-  proposals/<id>.json  one JSON object per proposal: id, kind (domain|route|block),
+  proposals/<id>.json  one JSON object per proposal: id, kind (domain|route|block|release),
                        status (pending|approved|rejected), created, decided, note,
-                       the request fields and the justification
+                       the request fields and (but for release) the justification
   audit.jsonl          append-only, one JSON line per proposal and per decision
 
 Everything but ``main()`` is plain Python (no SDK import), so the validation and the
 store are unit-tested without the server.
 """
 
+import calendar
 import json
 import os
 import re
 import secrets
 import sys
+import threading
 import time
+import unicodedata
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 STORE = os.environ.get("BOTTLE_SUPERVISE_STORE", "/var/lib/bottle/supervise")
 CONFIG_DIR = os.environ.get("BOTTLE_SUPERVISE_CONFIG", "/run/bottle/supervise")
 PORT = 9100
-KINDS = ("domain", "route", "block")
+# egress's endpoint: bundle-local, plain HTTP.
+INTERNAL_HOST = "127.0.0.1"
+INTERNAL_PORT = 9101
+KINDS = ("domain", "route", "block", "release")
+# Kinds the agent asks for through the MCP tools; a release is egress's alone.
+AGENT_KINDS = ("domain", "route", "block")
 STATUSES = ("pending", "approved", "rejected")
 
 ID_RE = re.compile(r"^[0-9a-f]{16}$")
@@ -48,6 +72,18 @@ MAX_PATHS = 16
 MAX_PATH_VALUE = 512
 MAX_PROPOSAL_BYTES = 16384
 DEFAULTS = {"wait_seconds": 20, "max_pending": 20}
+# A release proposal: what egress held (it redacts the excerpt; supervise bounds it all the same).
+RELEASE_FIELDS = ("host", "method", "path", "rule", "where", "excerpt")
+MAX_METHOD = 16
+MAX_PATH = 2048
+MAX_RULE = 200
+MAX_EXCERPT = 400
+MAX_INTERNAL_BODY = 8192
+# How long egress holds a request (egress.json dlp.supervise_timeout, bundle_config's default), and
+# how much longer a pending release proposal is kept before supervise rejects it as timed out.
+DEFAULT_RELEASE_TIMEOUT = 120
+RELEASE_GRACE = 30
+TCHAR_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 
 
 class InvalidRequest(ValueError):
@@ -139,6 +175,57 @@ def check_matches(matches):
     return out
 
 
+def _printable(value, name, limit):
+    """A non-empty one-line string of at most ``limit`` printable characters, as given (not stripped)."""
+    if not isinstance(value, str):
+        raise InvalidRequest("%s must be a string" % name)
+    if not value:
+        raise InvalidRequest("%s is required" % name)
+    if len(value) > limit:
+        raise InvalidRequest("%s is %d characters long; at most %d" % (name, len(value), limit))
+    if not value.isprintable():
+        raise InvalidRequest("%s contains characters that are not printable" % name)
+    return value
+
+
+def check_excerpt(value):
+    """The redacted excerpt egress shows the operator: at most 400 characters, no control character
+    but newline and tab (empty is fine)."""
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise InvalidRequest("excerpt must be a string")
+    if len(value) > MAX_EXCERPT:
+        raise InvalidRequest("excerpt is %d characters long; at most %d" % (len(value), MAX_EXCERPT))
+    for char in value:
+        if char in "\n\t":
+            continue
+        if unicodedata.category(char) in ("Cc", "Cs"):
+            raise InvalidRequest("excerpt contains control characters (only newline and tab are kept)")
+    return value
+
+
+def check_release(fields):
+    """The fields of a release proposal (what egress held), normalised; InvalidRequest naming the field."""
+    if not isinstance(fields, dict):
+        raise InvalidRequest("the body must be a JSON object with %s" % ", ".join(RELEASE_FIELDS))
+    unknown = sorted(str(k) for k in set(fields) - set(RELEASE_FIELDS))
+    if unknown:
+        raise InvalidRequest("%s is not a field of a release: send %s" % (unknown[0][:40], ", ".join(RELEASE_FIELDS)))
+    method = fields.get("method")
+    if not isinstance(method, str) or not method or len(method) > MAX_METHOD or not TCHAR_RE.match(method):
+        raise InvalidRequest("method %r is not an HTTP method (a token of at most %d characters)"
+                             % (str(method)[:40], MAX_METHOD))
+    return {
+        "host": check_host(fields.get("host")),
+        "method": method,
+        "path": _printable(fields.get("path"), "path", MAX_PATH),
+        "rule": _printable(fields.get("rule"), "rule", MAX_RULE),
+        "where": _printable(fields.get("where"), "where", MAX_RULE),
+        "excerpt": check_excerpt(fields.get("excerpt")),
+    }
+
+
 def check_url(value):
     if not isinstance(value, str) or not value or len(value) > MAX_URL:
         raise InvalidRequest("url must be the URL that was refused (at most %d characters)" % MAX_URL)
@@ -151,6 +238,8 @@ def check_url(value):
 
 def validate(kind, fields):
     """The request fields of a ``kind`` proposal, normalised; InvalidRequest when not acceptable."""
+    if kind == "release":
+        return check_release(fields)
     justification = _text(fields.get("justification"), "justification", MAX_JUSTIFICATION)
     if kind == "domain":
         clean = {"host": check_host(fields.get("host"))}
@@ -178,6 +267,22 @@ def now():
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
+def epoch(stamp):
+    """Seconds since the epoch of a ``now()`` stamp; None when it is not one."""
+    try:
+        return calendar.timegm(time.strptime(str(stamp), "%Y-%m-%dT%H:%M:%SZ"))
+    except ValueError:
+        return None
+
+
+class TooManyPending(InvalidRequest):
+    """max_pending proposals are waiting already."""
+
+    def __init__(self, message, count):
+        super().__init__(message)
+        self.count = count
+
+
 class Store:
     """The proposal store; supervise is its only writer on the bottle's side."""
 
@@ -185,6 +290,8 @@ class Store:
         self.root = root
         self.proposals = os.path.join(root, "proposals")
         self.audit_path = os.path.join(root, "audit.jsonl")
+        # The MCP tools and egress's endpoint run in threads of one process: count and write at once.
+        self.lock = threading.Lock()
 
     def ensure(self):
         os.makedirs(self.proposals, exist_ok=True)
@@ -245,23 +352,61 @@ class Store:
         finally:
             os.close(fd)
 
-    def propose(self, kind, fields, max_pending):
-        """Validate and record a proposal (or return the same pending one); (proposal, created)."""
+    def propose(self, kind, fields, max_pending, by="agent"):
+        """Validate and record a proposal (or return the same pending one); (proposal, created).
+
+        A release is never merged with another: each held request is released, or not, on its own.
+        """
         clean = validate(kind, fields)
-        pending = self.pending()
-        for proposal in pending:
-            same = {k: proposal.get(k) for k in clean if k != "justification"}
-            if proposal.get("kind") == kind and same == {k: v for k, v in clean.items() if k != "justification"}:
-                return proposal, False
-        if len(pending) >= max_pending:
-            raise InvalidRequest("%d proposals are already waiting for the operator (the limit): ask about them "
-                                 "with proposal_status instead of making new ones" % len(pending))
-        proposal = dict(clean, id=secrets.token_hex(8), kind=kind, status="pending", created=now(),
-                        decided=None, note="")
-        self._write(proposal)
-        self.audit(dict({k: v for k, v in proposal.items() if k not in ("status", "decided", "note")},
-                        time=proposal["created"], event="proposed", by="agent"))
+        with self.lock:
+            pending = self.pending()
+            for proposal in pending if kind != "release" else ():
+                same = {k: proposal.get(k) for k in clean if k != "justification"}
+                if proposal.get("kind") == kind and same == {k: v for k, v in clean.items() if k != "justification"}:
+                    return proposal, False
+            if len(pending) >= max_pending:
+                raise TooManyPending("%d proposals are already waiting for the operator (the limit): ask about them "
+                                     "with proposal_status instead of making new ones" % len(pending), len(pending))
+            proposal = dict(clean, id=secrets.token_hex(8), kind=kind, status="pending", created=now(),
+                            decided=None, note="")
+            self._write(proposal)
+            self.audit(dict({k: v for k, v in proposal.items() if k not in ("status", "decided", "note")},
+                            time=proposal["created"], event="proposed", by=by))
         return proposal, True
+
+    def expire_releases(self, timeout, clock=time.time):
+        """Reject the release proposals still pending after egress stopped holding their request; their ids."""
+        expired = []
+        with self.lock:
+            for proposal in self.pending():
+                created = epoch(proposal.get("created"))
+                if proposal.get("kind") != "release" or created is None or clock() < created + timeout + RELEASE_GRACE:
+                    continue
+                # Read again just before writing: a decision the operator made meanwhile stands.
+                current = self.read(proposal["id"])
+                if current is None or current.get("status") != "pending":
+                    continue
+                stamp = now()
+                note = ("timed out: egress held the request for %d s and refused it; nothing was sent" % timeout)
+                self._replace(dict(current, status="rejected", decided=stamp, note=note))
+                self.audit({"event": "rejected", "by": "supervise", "id": current["id"], "kind": "release",
+                            "time": stamp, "note": note, "host": current.get("host")})
+                expired.append(current["id"])
+        return expired
+
+    def _replace(self, proposal):
+        """Rewrite an existing proposal (supervise's own timeout rejection of a release)."""
+        data = (json.dumps(proposal, indent=2, sort_keys=True) + "\n").encode("utf-8")
+        tmp = os.path.join(self.proposals, ".tmp-%s" % secrets.token_hex(8))
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o664)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(tmp, self.path(proposal["id"]))
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
 
 
 def load_config(config_dir=CONFIG_DIR):
@@ -297,9 +442,26 @@ def current_policy(config_dir=CONFIG_DIR):
     return {"allowed_domains": sorted(allowed), "routes": routes}
 
 
+def release_timeout(config_dir=CONFIG_DIR):
+    """How long egress holds a request for the operator (egress.json dlp.supervise_timeout)."""
+    try:
+        with open(os.path.join(config_dir, "egress.json"), encoding="utf-8") as handle:
+            value = (json.load(handle).get("dlp") or {}).get("supervise_timeout")
+    except (OSError, ValueError, AttributeError):
+        return DEFAULT_RELEASE_TIMEOUT
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    return DEFAULT_RELEASE_TIMEOUT
+
+
 def answer(proposal, created=None):
     """What a tool returns about ``proposal``."""
     status = proposal.get("status")
+    if proposal.get("kind") == "release":
+        # egress's, not the agent's: its status only (never the excerpt, the rule or the note).
+        return {"id": proposal["id"], "kind": "release", "status": status,
+                "message": "a request the firewall holds for the operator; egress sends it once if approved, "
+                           "else refuses it"}
     out = {"id": proposal["id"], "kind": proposal.get("kind"), "status": status}
     if status == "pending":
         out["message"] = ("waiting for the operator; ask again with proposal_status(id=%r). Do not try another "
@@ -343,7 +505,13 @@ class Supervise:
         return load_config(self.config_dir)
 
     def _ask(self, kind, fields):
+        if kind not in AGENT_KINDS:
+            return {"status": "refused", "error": "unknown kind %r" % (kind,)}
         config = self._config()
+        try:
+            self.store.expire_releases(release_timeout(self.config_dir))
+        except OSError as exc:
+            say("could not expire held releases: %s" % exc)
         try:
             proposal, created = self.store.propose(kind, fields, config["max_pending"])
         except InvalidRequest as exc:
@@ -382,6 +550,159 @@ class Supervise:
             return {"status": "unknown", "error": "no proposal %s" % id}
         return answer(wait_for_decision(self.store, id, min(self._config()["wait_seconds"], 10),
                                         sleep=self.sleep) or proposal)
+
+
+class Releases:
+    """egress's side: create a release proposal for a held request, and tell its status."""
+
+    def __init__(self, store, config_dir=CONFIG_DIR):
+        self.store = store
+        self.config_dir = config_dir
+
+    def create(self, fields):
+        """(HTTP status, JSON body) for POST /release."""
+        try:
+            clean = check_release(fields)
+        except InvalidRequest as exc:
+            return 400, {"error": str(exc)}
+        try:
+            self.store.expire_releases(release_timeout(self.config_dir))
+        except OSError as exc:
+            say("could not expire held releases: %s" % exc)
+        try:
+            proposal, _created = self.store.propose("release", clean, load_config(self.config_dir)["max_pending"],
+                                                    by="egress")
+        except TooManyPending as exc:
+            return 429, {"error": "%d proposals are already waiting for the operator (supervise.max_pending): "
+                                  "not holding this request" % exc.count}
+        except InvalidRequest as exc:
+            return 400, {"error": str(exc)}
+        say("proposal %s (release) %s %s %s: %s in %s" % (proposal["id"], clean["method"], clean["host"],
+                                                          clean["path"][:200], clean["rule"], clean["where"]))
+        return 201, {"id": proposal["id"], "status": "pending"}
+
+    def status(self, proposal_id):
+        """(HTTP status, JSON body) for GET /release/<id>."""
+        if not isinstance(proposal_id, str) or not ID_RE.match(proposal_id):
+            return 404, {"error": "no release proposal %s" % str(proposal_id)[:40]}
+        proposal = self.store.read(proposal_id)
+        if proposal is None or proposal.get("kind") != "release":
+            return 404, {"error": "no release proposal %s" % proposal_id}
+        status, note = proposal.get("status"), proposal.get("note")
+        if status not in STATUSES:
+            # Not what the operator's module writes: never a release.
+            status, note = "rejected", "the proposal's status %r is not one supervise knows" % (str(status)[:40],)
+        return 200, {"id": proposal_id, "status": status, "note": note if isinstance(note, str) else ""}
+
+
+class InternalHandler(BaseHTTPRequestHandler):
+    """POST /release and GET /release/<id> on 127.0.0.1:9101 (egress only; JSON, small bodies)."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "supervise"
+    sys_version = ""
+    timeout = 10  # a client that stalls mid-request loses its thread after this many seconds
+
+    def _send(self, code, body):
+        data = (json.dumps(body, sort_keys=True) + "\n").encode("utf-8")
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _refuse(self, code, error):
+        # What was not read stays unread: never reuse this connection.
+        self.close_connection = True
+        self._send(code, {"error": error})
+
+    def do_POST(self):  # noqa: N802 - http.server's name
+        if self.path != "/release":
+            return self._refuse(404, "no such endpoint: POST /release")
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            return self._refuse(411, "send the body with a Content-Length, not chunked")
+        try:
+            length = int(self.headers.get("Content-Length", ""))
+        except ValueError:
+            return self._refuse(411, "Content-Length is required")
+        if length < 0:
+            return self._refuse(400, "Content-Length is negative")
+        if length > MAX_INTERNAL_BODY:
+            return self._refuse(413, "the body is %d bytes; at most %d" % (length, MAX_INTERNAL_BODY))
+        raw = self.rfile.read(length)
+        if len(raw) != length:
+            return self._refuse(400, "the body ended after %d of %d bytes" % (len(raw), length))
+        try:
+            fields = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            return self._send(400, {"error": "the body is not JSON (UTF-8)"})
+        code, body = self.server.releases.create(fields)
+        return self._send(code, body)
+
+    def do_GET(self):  # noqa: N802
+        if self.headers.get("Content-Length", "0").strip() not in ("", "0") or self.headers.get("Transfer-Encoding"):
+            self.close_connection = True  # a body nobody reads: never parse it as the next request
+        prefix = "/release/"
+        if not self.path.startswith(prefix):
+            return self._send(404, {"error": "no such endpoint: GET /release/<id>"})
+        code, body = self.server.releases.status(self.path[len(prefix):])
+        return self._send(code, body)
+
+    def _not_allowed(self):
+        self._refuse(405, "only POST /release and GET /release/<id>")
+
+    do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _not_allowed  # noqa: N815
+
+    def log_message(self, format, *args):  # noqa: A002 - http.server's signature
+        pass  # egress polls: a line per request would drown the log (proposals are logged when made)
+
+
+class InternalServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address, releases):
+        self.releases = releases
+        super().__init__(address, InternalHandler)
+
+    def handle_error(self, request, client_address):
+        say("internal endpoint: error handling a request from %s:%s: %s" % (
+            client_address[0], client_address[1], sys.exc_info()[1]))
+
+
+def start_internal(releases, host=INTERNAL_HOST, port=INTERNAL_PORT, on_exit=None, poll_interval=0.5):
+    """Bind egress's endpoint (raises OSError when it cannot) and serve it in a thread.
+
+    ``on_exit`` runs if the serving thread ever ends (main() ends the whole process then).
+    """
+    server = InternalServer((host, port), releases)
+
+    def serve():
+        try:
+            server.serve_forever(poll_interval=poll_interval)
+        except BaseException as exc:  # noqa: BLE001 - any end of the listener ends the daemon
+            say("internal endpoint %s:%d died: %r" % (host, port, exc))
+        finally:
+            if on_exit is not None and not getattr(server, "stopping", False):
+                on_exit()
+
+    thread = threading.Thread(target=serve, name="supervise-internal", daemon=True)
+    thread.start()
+    return server, thread
+
+
+def stop_internal(server):
+    server.stopping = True
+    server.shutdown()
+    server.server_close()
+
+
+def die():
+    """End the whole daemon: bottle-init fails the bundle closed when supervise is gone."""
+    say("a listener ended: supervise exits")
+    sys.stdout.flush()
+    os._exit(1)
 
 
 def say(line):
@@ -450,6 +771,12 @@ def main():
     except OSError as exc:
         say("cannot use the proposal store %s: %s" % (STORE, exc))
         return 1
+    try:
+        start_internal(Releases(store), on_exit=die)
+    except OSError as exc:
+        say("cannot listen on %s:%d for egress: %s" % (INTERNAL_HOST, INTERNAL_PORT, exc))
+        return 1
+    say("serving egress's release endpoint on %s:%d" % (INTERNAL_HOST, INTERNAL_PORT))
     from mcp.server.transport_security import TransportSecuritySettings
     server = build_server(Supervise(store))
     say("serving MCP on 0.0.0.0:%d/mcp, store %s" % (PORT, STORE))
@@ -459,6 +786,7 @@ def main():
         # Host-header checks guard browsers against DNS rebinding; the agent has no resolver and
         # reaches this server by address, so there is nothing to rebind.
         transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False))
+    # The MCP server returned: the process ends, and the internal endpoint (a daemon thread) with it.
     return 0
 
 

@@ -67,7 +67,10 @@ READERS = {"egress.json": "egress", "pipelock.yaml": "pipelock", "git-gate.json"
 # The policy keys the bundle's files are rendered from (the rest - env, secret_env, git_gate's
 # identities - never reaches bundle-source.json).
 POLICY_KEYS = ("allowed_domains", "egress", "firewall", "pipelock")
-OPTION_DEFAULTS = {"pipelock": False, "ssrf_ip_allowlist": [], "upstream_ca": "", "git_gate": {}, "supervise": {}}
+# supervise_enabled: supervise runs in the bundle (bottle_supervise_enabled); a DLP hit can be held for
+# the operator (firewall.dlp_action: supervise) only then.
+OPTION_DEFAULTS = {"pipelock": False, "ssrf_ip_allowlist": [], "upstream_ca": "", "git_gate": {}, "supervise": {},
+                   "supervise_enabled": True}
 
 DEFAULT_PORTS = [80, 443]
 DEFAULT_MAX_BODY_BYTES = 16777216
@@ -76,6 +79,11 @@ DEFAULT_BURST = 120
 ENTROPY_MIN_LENGTH = 20
 ENTROPY_BITS = 4.5
 SUPERVISE_DEFAULTS = {"wait_seconds": 20, "max_pending": 20}
+# What egress does with a DLP hit: refuse it, or hold it and ask the operator through supervise's
+# bundle-local endpoint (images/bundle/supervise.py) for how long.
+DEFAULT_DLP_ACTION = "block"
+DEFAULT_DLP_SUPERVISE_TIMEOUT = 120
+SUPERVISE_RELEASE_URL = "http://127.0.0.1:9101"
 PIPELOCK_MAX_RESPONSE_BYTES = 5242880
 
 PIPELOCK_HEADER = """\
@@ -128,6 +136,7 @@ def bundle_options(options):
     out = copy.deepcopy(OPTION_DEFAULTS)
     out.update({key: copy.deepcopy(value) for key, value in options.items() if value is not None})
     out["pipelock"] = bool(out["pipelock"])
+    out["supervise_enabled"] = bool(out["supervise_enabled"])
     for key, kind in (("ssrf_ip_allowlist", list), ("git_gate", dict), ("supervise", dict)):
         if not isinstance(out[key], kind):
             raise BundleConfigError("options.%s must be a %s" % (key, "list" if kind is list else "mapping"))
@@ -152,6 +161,12 @@ def firewall_config(policy, options):
     """bundle/egress.json: what the egress addon enforces (contract version 2)."""
     firewall = policy.get("firewall") or {}
     per_minute = firewall.get("requests_per_minute", DEFAULT_REQUESTS_PER_MINUTE)
+    dlp_action = firewall.get("dlp_action", DEFAULT_DLP_ACTION)
+    if dlp_action == "supervise" and not options["supervise_enabled"]:
+        raise BundleConfigError(
+            "policy.firewall.dlp_action is supervise, but supervise does not run in this bottle "
+            "(bottle_supervise_enabled is false): nobody could release a held request. Set "
+            "bottle_supervise_enabled: true, or firewall.dlp_action: block")
     return {
         "version": 2,
         "mode": "behind-pipelock" if options["pipelock"] else "firewall",
@@ -162,7 +177,12 @@ def firewall_config(policy, options):
         "ssrf_ip_allowlist": list(options["ssrf_ip_allowlist"]),
         "routes": _routes(policy),
         "dlp": {"max_body_bytes": firewall.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES),
-                "entropy_min_length": ENTROPY_MIN_LENGTH, "entropy_bits": ENTROPY_BITS},
+                "entropy_min_length": ENTROPY_MIN_LENGTH, "entropy_bits": ENTROPY_BITS,
+                # block: a hit is refused (403); supervise: held up to supervise_timeout seconds while a
+                # release proposal waits for the operator at supervise_url, sent once if approved.
+                "action": dlp_action,
+                "supervise_timeout": firewall.get("dlp_supervise_timeout", DEFAULT_DLP_SUPERVISE_TIMEOUT),
+                "supervise_url": SUPERVISE_RELEASE_URL},
         # A burst above the per-minute rate would let a low limit through at once.
         "rate_limit": {"requests_per_minute": per_minute, "burst": min(DEFAULT_BURST, per_minute)},
     }

@@ -24,8 +24,13 @@ AGENT_KEYS = {"policy", "prompt", "skills", "env", "secret_env", "description", 
 POLICY_KEYS = {"extends", "description", "env", "secret_env", "allowed_domains", "firewall", "pipelock", "egress",
                "git_gate", "supervise"}
 # firewall: the bundle's firewall (egress). Host lists, the ports the agent may connect to, the
-# largest request body it scans, and a per-host request rate (defaults: plugins/module_utils/bundle_config.py).
-FIREWALL_KEYS = {"passthrough_domains", "trusted_domains", "ports", "max_body_bytes", "requests_per_minute"}
+# largest request body it scans, a per-host request rate, and what a DLP hit does: refused (block), or
+# held for the operator through supervise for at most dlp_supervise_timeout seconds (defaults:
+# plugins/module_utils/bundle_config.py).
+FIREWALL_KEYS = {"passthrough_domains", "trusted_domains", "ports", "max_body_bytes", "requests_per_minute",
+                 "dlp_action", "dlp_supervise_timeout"}
+DLP_ACTIONS = ("block", "supervise")
+DLP_SUPERVISE_TIMEOUT = (5, 600)
 # pipelock: the optional pipelock hop (bottle_pipelock). Its host lists are merged into the firewall's;
 # the two numbers apply to the pipelock hop only.
 PIPELOCK_KEYS = {"passthrough_domains", "trusted_domains", "max_response_bytes", "max_requests_per_minute"}
@@ -83,8 +88,8 @@ def _check_positive(value, path, fix):
 
 
 def _check_firewall(firewall, path):
-    _expect(firewall, dict, path, "write passthrough_domains, trusted_domains, ports, max_body_bytes or "
-                                  "requests_per_minute")
+    _expect(firewall, dict, path, "write passthrough_domains, trusted_domains, ports, max_body_bytes, "
+                                  "requests_per_minute, dlp_action or dlp_supervise_timeout")
     _unknown(firewall, FIREWALL_KEYS, path)
     for key in ("passthrough_domains", "trusted_domains"):
         if key in firewall:
@@ -105,6 +110,16 @@ def _check_firewall(firewall, path):
     if "requests_per_minute" in firewall:
         _check_positive(firewall["requests_per_minute"], path + ".requests_per_minute",
                         "requests a minute the agent may send to one host (default 600)")
+    if "dlp_action" in firewall and firewall["dlp_action"] not in DLP_ACTIONS:
+        raise ManifestError("%s.dlp_action %r is not block or supervise: block refuses a request in which the "
+                            "firewall's DLP finds a secret (the default); supervise holds it and asks the operator "
+                            "(bottle_supervise) to send it once" % (path, firewall["dlp_action"]))
+    if "dlp_supervise_timeout" in firewall:
+        value, (low, high) = firewall["dlp_supervise_timeout"], DLP_SUPERVISE_TIMEOUT
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise ManifestError("%s.dlp_supervise_timeout %r must be a whole number of seconds from %d to %d: how "
+                                "long the firewall holds a request with a DLP hit for the operator "
+                                "(dlp_action supervise; default 120)" % (path, value, low, high))
 
 
 def check_policy(policy, path):

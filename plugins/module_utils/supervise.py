@@ -6,9 +6,19 @@
 The store is ``<state_dir>/supervise/`` (mounted into the bundle only, at
 /var/lib/bottle/supervise, where the supervise daemon writes proposals):
 
-  proposals/<id>.json   id, kind (domain|route|block), status (pending|approved|rejected),
-                        created, decided, note, the request fields, justification
+  proposals/<id>.json   id, kind (domain|route|block|release), status (pending|approved|rejected),
+                        created, decided, note, the request fields, justification (not for release)
   audit.jsonl           append-only, one JSON line per proposal and per decision
+
+Kinds: ``domain``, ``route`` and ``block`` are the agent's asks (supervise's MCP tools);
+``release`` is egress's (a policy with ``firewall.dlp_action: supervise``): egress holds a
+request its DLP refused and asks, through supervise's bundle-local endpoint, that it be sent
+once. Its fields are ``host``, ``method``, ``path`` (query values removed), ``rule``,
+``where`` (where the hit was found) and ``excerpt`` (redacted by egress). Approving a
+release changes no policy and no file but the proposal: egress, polling supervise, sends
+the held request once; a rejection, or no decision within ``firewall.dlp_supervise_timeout``,
+answers 403 (supervise then rejects the proposal itself, noting the timeout). Nothing of a
+release can be changed (``EDITABLE``).
 
 Approved additions are kept outside the mounted directory, in
 ``<state_dir>/supervise-approved.json`` (``{"domains": [...], "routes": [...]}``), so
@@ -22,6 +32,7 @@ the role's next run finds nothing to change.
 
 from __future__ import annotations
 
+import calendar
 import json
 import os
 import re
@@ -31,13 +42,17 @@ from ansible_collections.botbottle.bottle.plugins.module_utils import bundle_con
 from ansible_collections.botbottle.bottle.plugins.module_utils import manifest
 
 ID_RE = re.compile(r"^[0-9a-f]{16}$")
-KINDS = ("domain", "route", "block")
+KINDS = ("domain", "route", "block", "release")
 STATUSES = ("pending", "approved", "rejected")
 STORE = "supervise"
 APPROVED = bc.APPROVED
 MAX_PROPOSAL_BYTES = 65536
 # Fields of a proposal the operator may change (modify, or approve with changes), per kind.
-EDITABLE = {"domain": ("host",), "route": ("host", "auth", "matches"), "block": ()}
+EDITABLE = {"domain": ("host",), "route": ("host", "auth", "matches"), "block": (), "release": ()}
+# Kinds whose approval changes the bottle's policy (the others record the decision only).
+POLICY_KINDS = ("domain", "route")
+# What the operator reads of a release: the held request and the DLP hit (the excerpt is redacted).
+RELEASE_FIELDS = ("host", "method", "path", "rule", "where", "excerpt")
 
 
 class SuperviseError(Exception):
@@ -117,6 +132,27 @@ def append_audit(state_dir, event):
         os.write(fd, (json.dumps(event, sort_keys=True) + "\n").encode("utf-8"))
     finally:
         os.close(fd)
+
+
+def release_hold(state_dir):
+    """How long egress holds a request for the operator: the rendered ``dlp.supervise_timeout`` (default 120)."""
+    try:
+        with open(os.path.join(state_dir, "bundle", "egress.json"), encoding="utf-8") as handle:
+            value = (json.load(handle).get("dlp") or {}).get("supervise_timeout")
+    except (OSError, ValueError, AttributeError):
+        value = None
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    return bc.DEFAULT_DLP_SUPERVISE_TIMEOUT
+
+
+def release_too_late(state_dir, proposal, clock=time.time):
+    """Whether egress has stopped holding the request of a pending release proposal (None: cannot tell)."""
+    try:
+        created = calendar.timegm(time.strptime(str(proposal.get("created")), "%Y-%m-%dT%H:%M:%SZ"))
+    except ValueError:
+        return None
+    return clock() >= created + release_hold(state_dir)
 
 
 def read_approved(state_dir):

@@ -80,6 +80,12 @@ options:
         description: supervise's bounds (the policy's C(supervise), over the defaults C(wait_seconds=20), C(max_pending=20)).
         type: dict
         default: {}
+      supervise_enabled:
+        description:
+          - Whether the bundle runs supervise. A policy whose C(firewall.dlp_action) is V(supervise) (hold a DLP hit
+            for the operator) needs it, and is refused without it.
+        type: bool
+        default: true
   secrets:
     description: The agent's secret values (its C(secret_env) values), which the firewall's DLP refuses to let out. Never logged.
     type: list
@@ -163,6 +169,7 @@ def main():
             upstream_ca=dict(type="str", default=""),
             git_gate=dict(type="dict", default={}),
             supervise=dict(type="dict", default={}),
+            supervise_enabled=dict(type="bool", default=True),
         )),
         secrets=dict(type="list", elements="str", default=[], no_log=True),
         tokens=dict(type="dict", default={}, no_log=True),

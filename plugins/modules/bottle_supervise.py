@@ -24,7 +24,14 @@ description:
   - A bottle whose state has no C(bundle-source.json) (launched by an older release) must be relaunched with
     C(playbooks/bottle.yml) before an approval.
   - O(decision=approve) of a C(block) report, and O(decision=reject), change no policy; they record the decision and the note.
+  - A C(release) proposal is the firewall's, not the agent's - with C(firewall.dlp_action=supervise) in the policy, egress
+    holds a request its DLP refused and asks that it be sent once; the proposal names C(host), C(method), C(path) (query
+    values removed), the DLP C(rule), C(where) it was found and a redacted C(excerpt). O(decision=approve) changes no
+    policy and no file but the proposal - egress sends that one request, once; O(decision=reject) (with O(note), which
+    egress may show in its refusal) or no decision within C(firewall.dlp_supervise_timeout) seconds (default 120)
+    refuses it with a 403. A release cannot be modified. The agent sees only its status.
   - Every decision and modification is appended to the bottle's audit log C(supervise/audit.jsonl).
+  - Deciding a C(release) after egress stopped holding its request only records the decision (a warning says so).
 author: botbottle developers (@botbottle)
 extends_documentation_fragment:
   - botbottle.bottle.docker
@@ -64,8 +71,8 @@ options:
     description:
       - New values for the proposal's fields before it is approved (or with O(decision=modify)) - C(host) for a
         domain; C(host), C(auth) (C(scheme), C(token_ref), and C(header)/C(value) for scheme C(header)) and
-        C(matches) for a route, as in a policy's C(egress.routes). Validated like a policy. With O(decision=approve)
-        or O(decision=modify).
+        C(matches) for a route, as in a policy's C(egress.routes); nothing for a C(block) report or a C(release).
+        Validated like a policy. With O(decision=approve) or O(decision=modify).
     type: dict
     default: {}
   tokens:
@@ -125,7 +132,10 @@ proposals:
   returned: when no decision is given
   type: list
   elements: dict
-  sample: [{slug: demo, id: 3f9c2a7d41be0c55, kind: domain, status: pending, host: pypi.org, justification: "..."}]
+  sample:
+    - {slug: demo, id: 3f9c2a7d41be0c55, kind: domain, status: pending, host: pypi.org, justification: "..."}
+    - {slug: demo, id: 8e0d6b5a4c3f2e1d, kind: release, status: pending, host: api.example.com, method: POST,
+       path: "/v1/upload?key=", rule: github-pat, where: "body json $.token", excerpt: '{"token": "ghp_****"}'}
 problems:
   description: Proposal files that could not be trusted (not JSON, wrong id, unknown status), with why.
   returned: always
@@ -234,9 +244,13 @@ def decide(module):
         module.fail_json(msg="proposal %s was already %s on %s (note: %r); a decision is final - the agent can make "
                              "a new proposal" % (p["id"], proposal["status"], proposal.get("decided"),
                                                  proposal.get("note", "")))
+    if p["decision"] == "modify" and not sv.EDITABLE[proposal["kind"]]:
+        module.fail_json(msg="a %s proposal cannot be modified: %s; approve or reject it (with a note)" % (
+            proposal["kind"], "it asks to send one held request as it is" if proposal["kind"] == "release"
+            else "it has no field to change"))
     if p["decision"] == "modify" and not p["changes"]:
         module.fail_json(msg="decision=modify needs changes: the fields to change (%s)"
-                             % (", ".join(sv.EDITABLE[proposal["kind"]]) or "none for a %s" % proposal["kind"]))
+                             % ", ".join(sv.EDITABLE[proposal["kind"]]))
     try:
         updated, before = sv.apply_changes(proposal, p["changes"])
     except sv.SuperviseError as exc:
@@ -252,11 +266,15 @@ def decide(module):
         updated.update(status=want, decided=stamp, note=p["note"])
         events.append(dict(event=want, by="operator", id=proposal["id"], kind=proposal["kind"], time=stamp,
                            note=p["note"], **{k: updated[k] for k in ("host", "url") if k in updated}))
-        if want == "approved" and proposal["kind"] in ("domain", "route"):
+        if want == "approved" and proposal["kind"] in sv.POLICY_KINDS:
             try:
                 plan = sv.plan_approval(state_dir, updated, p["tokens"])
             except sv.SuperviseError as exc:
                 module.fail_json(msg="cannot approve proposal %s: %s" % (p["id"], exc))
+        if proposal["kind"] == "release" and sv.release_too_late(state_dir, proposal):
+            module.warn("egress holds a request for %d s only (firewall.dlp_supervise_timeout) and proposal %s is "
+                        "older: the request was already refused, so this decision is only recorded"
+                        % (sv.release_hold(state_dir), proposal["id"]))
     result.update(changed=True, proposal=updated)
     if plan is not None:
         result["changed_files"] = plan.paths

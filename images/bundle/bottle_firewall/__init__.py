@@ -12,6 +12,8 @@ This package decides, for each connection and request, whether it may leave the 
 - ``dlp``        kingfisher (provider formats), the bottle's known secrets, URL entropy;
 - ``routes``     the per-host request matches and credential injection of declared routes;
 - ``ratelimit``  a token bucket per registrable domain;
+- ``release``    a DLP hit held for the operator (dlp.action supervise): the redacted release
+                 proposal sent to supervise, and the wait for the decision;
 - ``audit``      one JSON line per decision, never a secret;
 - ``addon``      the mitmproxy hooks that put the above together and fail closed.
 
@@ -19,4 +21,4 @@ Everything but ``addon`` is plain Python (3.11+) without mitmproxy, so that the 
 unit tests exercise the same code the bundle runs; ``addon`` imports mitmproxy lazily.
 """
 
-__all__ = ["addon", "audit", "bodies", "dlp", "policy", "ratelimit", "routes", "ssrf"]
+__all__ = ["addon", "audit", "bodies", "dlp", "policy", "ratelimit", "release", "routes", "ssrf"]

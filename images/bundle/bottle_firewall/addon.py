@@ -46,6 +46,19 @@ as HTTPS_PROXY/HTTP_PROXY. What mitmproxy 12's source says, and what this addon 
 - WebSocket: mitmproxy has no kill for a WebSocket flow (websocket.py ignores flow.kill), so a
   message with a secret is dropped, every later agent message of the flow too, and the client
   connection is closed through the proxyserver's connection handler.
+- ``dlp.action: supervise`` (release.py): a DLP hit on a request (URL, headers, body, trailers;
+  not a WebSocket message, not a host at CONNECT, not a refusal of another kind) is held
+  rather than refused. ``requestheaders`` notes a hit in the head and goes on deciding (body
+  limit, route, rate limit: those still refuse); ``request`` scans the body, then asks the
+  operator about each noted hit in turn (a release proposal at supervise's bundle-local
+  endpoint) and waits, polling, while the hook awaits: mitmproxy holds the request (buffered,
+  no server connection yet, lazy strategy) until the hook returns. All released: the request
+  goes on exactly as an allowed one (credential injection included), once; anything else is
+  a 403 naming the rule, the place and why (rejected with the operator's note, no decision
+  within ``dlp.supervise_timeout``, supervise not asked: down, 429, ...). An error while
+  holding refuses 403; ``done`` (egress stops), the agent disconnecting, or the hook's task
+  being cancelled kill the flow. The audit has ``"action": "hold"`` with the proposal id,
+  then ``allow`` or ``block`` with the same rule and id.
 
 mitmproxy is imported lazily (responses, the proxyserver): the module imports on the
 controller's Python 3.11, where the unit tests drive these hooks with fake flows.
@@ -62,7 +75,7 @@ import time
 import traceback
 from urllib.parse import urljoin, urlsplit
 
-from . import policy, routes, ssrf
+from . import policy, release, routes, ssrf
 from .audit import Audit
 from .bodies import BodyError, decode_content
 from .dlp import Engine
@@ -122,7 +135,7 @@ class Tunnel:
 class FlowState:
     """Per-request decisions taken in ``requestheaders`` and carried out in ``request``."""
 
-    __slots__ = ("host", "port", "route", "inject", "strip", "decided", "ws_blocked", "refused", "exempt")
+    __slots__ = ("host", "port", "route", "inject", "strip", "decided", "ws_blocked", "refused", "exempt", "held")
 
     def __init__(self):
         self.host = self.port = self.route = None
@@ -131,6 +144,7 @@ class FlowState:
         self.ws_blocked = False
         self.refused = False  # egress answered it (its response is egress's own)
         self.exempt = None    # "upstream-redirect": the URL skipped the pattern and entropy checks
+        self.held = []        # DLP hits to put to the operator before it may go (dlp.action: supervise)
 
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -314,6 +328,10 @@ class Firewall:
         self.mtimes = {}
         self.tunnels = {}
         self.pinned = {}
+        self.waits = {}        # id(flow) -> release.Wait of each request held for the operator
+        self.stopping = False
+        self.hold_clock = time.monotonic
+        self.hold_interval = 0.5
         self.refresh()
 
     # --- configuration -------------------------------------------------------------------
@@ -387,17 +405,18 @@ class Firewall:
             return "(withheld: dlp)"
         return host
 
-    def _audit_flow(self, event, flow, refusal=None, state=None):
+    def _audit_flow(self, event, flow, refusal=None, state=None, rule=None, action=None, proposal=None):
         state = state or flow.metadata.get(META) or FlowState()
         request = flow.request
         body = request.raw_content if event == "request" else None
         self.audit.record(event, self._audit_host(state.host or policy.normalize_host(request.host)),
                           state.port or request.port, request.method, request.path,
-                          rule=refusal.rule if refusal else None, action="block" if refusal else "allow",
+                          rule=refusal.rule if refusal else rule,
+                          action=action or ("block" if refusal else "allow"),
                           route=state.route, nbytes=len(body) if body else 0,
-                          status=refusal.status if refusal else None, exempt=state.exempt)
+                          status=refusal.status if refusal else None, exempt=state.exempt, proposal=proposal)
 
-    def _respond(self, flow, refusal, event="request"):
+    def _respond(self, flow, refusal, event="request", proposal=None):
         headers = {"Content-Type": "text/plain; charset=utf-8", "X-Bottle-Egress-Rule": refusal.rule}
         if refusal.retry_after is not None:
             headers["Retry-After"] = str(refusal.retry_after)
@@ -406,7 +425,7 @@ class Firewall:
         if state is not None:
             state.refused = True
         LOG.warning("egress: %s", refusal.message)
-        self._audit_flow(event, flow, refusal)
+        self._audit_flow(event, flow, refusal, proposal=proposal)
 
     # --- hooks: connections --------------------------------------------------------------------
 
@@ -516,6 +535,20 @@ class Firewall:
     def client_disconnected(self, client):
         self.tunnels.pop(client.id, None)
         self.pinned.pop(client.id, None)
+        for wait in list(self.waits.values()):
+            if wait.client_id == client.id:
+                wait.stop("disconnected")
+
+    def done(self):
+        """egress stops: every request held for the operator is killed, never sent."""
+        self.stopping = True
+        for wait in list(self.waits.values()):
+            wait.stop("stopped")
+            try:
+                if getattr(wait.flow, "killable", True):
+                    wait.flow.kill()
+            except Exception as exc:
+                LOG.error("egress: could not kill a held request at shutdown (%s)", type(exc).__name__)
 
     # --- hooks: HTTP -------------------------------------------------------------------------
 
@@ -568,8 +601,10 @@ class Firewall:
         hit = self.engine.scan_head(request.path, list(request.headers.items(multi=True)),
                                     url_from_upstream=state.exempt is not None)
         if hit is not None:
-            self._respond(flow, Refusal(403, hit.rule, hit.message()))
-            return
+            if not self._holds(config, hit):
+                self._respond(flow, Refusal(403, hit.rule, hit.message()))
+                return
+            state.held.append(hit)  # put to the operator in `request`, once the body is scanned too
         limit = config.dlp["max_body_bytes"]
         length = request.headers.get("content-length")
         if length is not None and (not length.strip().isdigit() or int(length) > limit):
@@ -653,17 +688,116 @@ class Firewall:
             else:
                 hit = self.engine.scan_body(body, content_type)
             trailers = getattr(request, "trailers", None)
-            if hit is None and trailers:
-                hit = self.engine.scan_head("", list(trailers.items(multi=True)))
-            if hit is not None:
+            if hit is not None and not self._holds(config, hit):
                 self._respond(flow, Refusal(403, hit.rule, hit.message()))
                 return
+            if hit is not None:
+                state.held.append(hit)
+            hit = self.engine.scan_head("", list(trailers.items(multi=True))) if trailers else None
+            if hit is not None and not self._holds(config, hit):
+                self._respond(flow, Refusal(403, hit.rule, hit.message()))
+                return
+            if hit is not None:
+                state.held.append(hit)
+        released = []
+        if state.held:
+            released = await self._hold(flow, state, config)
+            if released is None:
+                return  # refused (or killed): nothing goes upstream
         # Only now, after the scan of what the agent sent, the credential goes in.
         for name in state.strip:
             request.headers.pop(name, None)
         for name, value in state.inject:
             request.headers[name] = value
-        self._audit_flow("request", flow, None, state)
+        if not released:
+            self._audit_flow("request", flow, None, state)
+        for hit, proposal in released:
+            self._audit_flow("request", flow, None, state, rule=hit.rule, proposal=proposal)
+
+    # --- holding a DLP hit for the operator (release.py) ---------------------------------------
+
+    def _holds(self, config, hit):
+        """Whether ``hit`` is put to the operator rather than refused (dlp.action: supervise);
+        a scanner that did not load is not a finding anyone could judge."""
+        return config.dlp.get("action") == "supervise" and hit.rule != "dlp:unavailable"
+
+    async def _hold(self, flow, state, config):
+        """Ask the operator about each held hit in turn; [(hit, proposal id)] when every one was
+        released, None when the flow was refused (answered 403) or killed.
+
+        Fail closed: an error refuses the request 403; egress stopping or the agent leaving
+        kills it; a cancellation (egress's shutdown) kills it and goes on."""
+        wait = release.Wait(flow)
+        self.waits[id(flow)] = wait
+        if self.stopping:
+            wait.stop("stopped")
+        released, hit, proposal = [], state.held[0], None
+        try:
+            for hit in state.held:
+                proposal = None
+                decision = await self._ask(flow, state, config, hit, wait)
+                proposal = decision.proposal
+                if decision.outcome == "approved":
+                    released.append((hit, proposal))
+                    continue
+                if decision.outcome in ("stopped", "disconnected"):
+                    self._kill_held(flow, state, hit, proposal, decision.outcome)
+                    return None
+                self._respond(flow, self._held_refusal(config, hit, decision), proposal=proposal)
+                return None
+            return released
+        except asyncio.CancelledError:
+            try:
+                self._kill_held(flow, state, hit, proposal, "cancelled")
+            except Exception:
+                pass  # the cancellation goes on: the hook never returns, nothing is sent
+            raise
+        except Exception as exc:
+            LOG.error("egress: holding a request for the operator failed with %s; refusing", type(exc).__name__)
+            self._respond(flow, Refusal(403, hit.rule, "%s; holding it for the operator failed (internal error %s)"
+                                        % (hit.message(), type(exc).__name__)), proposal=proposal)
+            return None
+        finally:
+            self.waits.pop(id(flow), None)
+
+    async def _ask(self, flow, state, config, hit, wait):
+        """One release proposal for ``hit``: a ``release.Decision``."""
+        timeout = config.dlp["supervise_timeout"]
+        client = release.Supervise(policy.supervise_address(config.dlp["supervise_url"]))
+        body = release.Redactor(self.engine).fields(state.host, flow.request.method, flow.request.path, hit)
+        try:
+            proposal = await client.propose(body, timeout)
+        except release.AskError as exc:
+            LOG.warning("egress: could not ask the operator about a held request: %s%s", exc.reason,
+                        " (%s)" % exc.detail if exc.detail else "")
+            return release.Decision("unasked", reason=exc.reason)
+        self._audit_flow("request", flow, None, state, rule=hit.rule, action="hold", proposal=proposal)
+        LOG.warning("egress: %s found in %s; held for the operator (release proposal %s, up to %d s)", hit.rule,
+                    hit.where, proposal, timeout)
+        return await release.wait_for_decision(client, proposal, timeout, wait, self.hold_clock, self.hold_interval)
+
+    @staticmethod
+    def _held_refusal(config, hit, decision):
+        message = hit.message()
+        if decision.outcome == "rejected":
+            message += "; the operator did not release it"
+            if decision.note:
+                message += " (the operator's note: %s)" % decision.note
+        elif decision.outcome == "timeout":
+            message += "; no decision from the operator came within %d s" % config.dlp["supervise_timeout"]
+        elif decision.outcome == "unasked":
+            message += "; the operator could not be asked (%s)" % decision.reason
+        else:
+            message += "; the operator's decision could not be read (%s)" % (decision.reason or decision.outcome)
+        return Refusal(403, hit.rule, message)
+
+    def _kill_held(self, flow, state, hit, proposal, why):
+        """A held request that must never go: egress stops, or the agent left."""
+        state.inject = []
+        if getattr(flow, "killable", True):
+            flow.kill()
+        LOG.warning("egress: %s; killed while held for the operator (%s)", hit.message(), why)
+        self._audit_flow("request", flow, None, state, rule=hit.rule, action="block", proposal=proposal)
 
     @guarded(_refuse_http)
     def responseheaders(self, flow):

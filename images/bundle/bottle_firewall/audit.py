@@ -3,7 +3,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """One JSON line per firewall decision, to stdout and optionally to a capped file.
 
-A line names what was decided and why (the rule), never what was found: the path keeps its
+A line names what was decided (``action``: allow, block, or hold: a DLP hit waiting for the
+operator) and why (the rule), never what was found: the path keeps its
 query *names* only (``/search?q=&page=``), bodies are counted, not copied, and refusal reasons
 name a rule and a place. bottle-init prefixes egress's stdout lines with ``[egress] ``.
 """
@@ -18,8 +19,10 @@ import time
 LOG = logging.getLogger("bottle_firewall")
 ROTATE_BYTES = 64 * 1024 * 1024
 FIELDS = ("ts", "event", "host", "port", "method", "path", "rule", "action", "route", "bytes", "status")
-# Appended only when set: "exempt" names a check that did not apply (``upstream-redirect``).
-OPTIONAL_FIELDS = ("exempt",)
+# Appended only when set: "exempt" names a check that did not apply (``upstream-redirect``);
+# "proposal" is the id of the release proposal a held request waits (waited) on (action "hold",
+# then "allow" when the operator released it or "block").
+OPTIONAL_FIELDS = ("exempt", "proposal")
 
 
 def path_for_audit(path):
@@ -44,12 +47,14 @@ class Audit:
         self.lock = threading.Lock()
 
     def record(self, event, host=None, port=None, method=None, path=None, rule=None, action="allow",
-               route=None, nbytes=None, status=None, exempt=None):
+               route=None, nbytes=None, status=None, exempt=None, proposal=None):
         entry = {"ts": round(time.time(), 3), "event": event, "host": host, "port": port, "method": method,
                  "path": path_for_audit(path), "rule": rule, "action": action, "route": route,
                  "bytes": nbytes, "status": status}
         if exempt:
             entry["exempt"] = exempt
+        if proposal:
+            entry["proposal"] = proposal
         line = json.dumps(entry, sort_keys=False, separators=(",", ":"))
         with self.lock:
             stream = self.stream or sys.stdout

@@ -456,6 +456,14 @@ class ScanBuffer:
     def joined(self):
         return SEPARATOR.join(self.parts)
 
+    def segment_bounds(self, offset):
+        """(index, start, end) in ``joined()`` of the segment that holds the byte at ``offset``."""
+        if not self.starts:
+            return 0, 0, max(self.size - len(SEPARATOR), 0)
+        index = max(bisect.bisect_right(self.starts, offset) - 1, 0)
+        end = self.starts[index + 1] if index + 1 < len(self.starts) else self.size
+        return index, self.starts[index], end - len(SEPARATOR)
+
     def where_at(self, offset):
         """The place (a str) of the byte at ``offset`` of ``joined()``."""
         if not self.wheres:

@@ -45,12 +45,19 @@ _RANDOM_RUN = re.compile(r"[A-Za-z0-9+/]{16,}")
 
 
 class Hit:
-    """A refusal reason: ``rule`` (dlp:<id>, known-secret, entropy) and ``where``."""
+    """A refusal reason: ``rule`` (dlp:<id>, known-secret, entropy) and ``where``.
 
-    __slots__ = ("rule", "where")
+    ``context``, when the detector knows where the match lies: ``(segment, start, end,
+    decoded)``, the bytes of the scanned segment that holds it (a header's ``name: value``,
+    a body field, the body, a percent-decoded form, or a hex/base32/base64url run decoded:
+    then ``decoded`` is True) and the match's span in them. Only ``release`` reads it, to
+    show the operator the redacted surroundings of a held request's hit; it is never logged
+    and takes no part in equality."""
 
-    def __init__(self, rule, where):
-        self.rule, self.where = rule, where
+    __slots__ = ("rule", "where", "context")
+
+    def __init__(self, rule, where, context=None):
+        self.rule, self.where, self.context = rule, where, context
 
     def message(self):
         return "blocked by egress: %s found in %s" % (self.rule, self.where)
@@ -220,21 +227,37 @@ class KnownSecrets:
 
     def find(self, data):
         """Offset of the first known secret in ``data`` (bytes, or str searched as its UTF-8), or None."""
+        span = self.find_span(data)
+        return None if span is None else span[0]
+
+    def find_span(self, data):
+        """(start, end) of the first known secret in ``data``, or None."""
+        spans = self.spans(data, first=True)
+        return min(spans) if spans else None
+
+    def spans(self, data, first=False):
+        """(start, end) of the known secrets in ``data`` (``first``: the automaton may stop at one)."""
         if not data:
-            return None
+            return []
         if type(data) is str:
             data = data.encode("utf-8", "surrogatepass")
         if self.automaton is not None:
+            spans = []
             for end, length in self.automaton.iter(data.decode("latin-1")):
-                return end - length + 1
-            return None
-        offsets = [f.location["start_offset"] for f in self.scanner.scan(data) if f.visible] \
-            if self.scanner is not None else []
+                spans.append((end - length + 1, end + 1))
+                if first:
+                    break
+            return spans
+        spans = [(f.location["start_offset"], f.location["end_offset"]) for f in self.scanner.scan(data)
+                 if f.visible] if self.scanner is not None else []
         for form in self.plain:
             offset = data.find(form)
-            if offset >= 0:
-                offsets.append(offset)
-        return min(offsets) if offsets else None
+            while offset >= 0:
+                spans.append((offset, offset + len(form)))
+                if first:
+                    break
+                offset = data.find(form, offset + 1)
+        return spans
 
 
 def load_kingfisher(cache_dir=None):
@@ -317,7 +340,8 @@ class Engine:
             if hit is None and not whole:
                 finding = raw_scan.result() if raw_scan is not None else self._first(body)
                 if finding is not None:
-                    hit = Hit("dlp:" + finding.rule_id, "body")
+                    hit = Hit("dlp:" + finding.rule_id, "body",
+                              (body, finding.location["start_offset"], finding.location["end_offset"], False))
         finally:
             if raw_scan is not None:
                 raw_scan.cancel()
@@ -357,6 +381,7 @@ class Engine:
         decoded forms, usually none or a few bytes, are scanned after."""
         joined = buffer.joined()
         pending = _started(self._detect, joined) if parallel else None
+        first_decoded = len(buffer.starts)
         try:
             base, decoded = buffer.add_decoded_forms(joined)
             known, finding = pending.result() if pending is not None else self._detect(joined)
@@ -364,24 +389,37 @@ class Engine:
             if pending is not None:
                 pending.cancel()
         if known is None and decoded:
-            known = self.known.find(decoded)
-            known = None if known is None else base + known
+            known = self.known.find_span(decoded)
+            known = None if known is None else (base + known[0], base + known[1])
         if known is not None:
-            return Hit("known-secret", buffer.where_at(known))
+            return self._located("known-secret", buffer, joined, base, decoded, first_decoded, known)
         if self.scanner is None:
             return None
         if finding is not None:
-            return Hit("dlp:" + finding.rule_id, buffer.where_at(finding.location["start_offset"]))
+            return self._located("dlp:" + finding.rule_id, buffer, joined, base, decoded, first_decoded,
+                                 (finding.location["start_offset"], finding.location["end_offset"]))
         if decoded:
             finding = self._first(decoded)
             if finding is not None:
-                return Hit("dlp:" + finding.rule_id, buffer.where_at(base + finding.location["start_offset"]))
+                return self._located("dlp:" + finding.rule_id, buffer, joined, base, decoded, first_decoded,
+                                     (base + finding.location["start_offset"], base + finding.location["end_offset"]))
         return None
 
+    @staticmethod
+    def _located(rule, buffer, joined, base, decoded, first_decoded, span):
+        """The Hit of ``rule`` at ``span`` of the buffer (joined, then the decoded forms at ``base``),
+        with the segment that holds it as its context."""
+        start, end = span
+        index, seg_start, seg_end = buffer.segment_bounds(start)
+        data, shift = (decoded, base) if start >= base else (joined, 0)
+        segment = data[seg_start - shift:seg_end - shift]
+        context = (segment, start - seg_start, min(end, seg_end) - seg_start, index >= first_decoded)
+        return Hit(rule, buffer.where_at(start), context)
+
     def _detect(self, data):
-        """(offset of a known secret or None, first kingfisher finding or None) in ``data``;
+        """((start, end) of a known secret or None, first kingfisher finding or None) in ``data``;
         kingfisher does not run when a known secret is already there."""
-        known = self.known.find(data)
+        known = self.known.find_span(data)
         if known is not None or self.scanner is None:
             return known, None
         return None, self._first(data)
@@ -406,4 +444,4 @@ class Engine:
             kind = where.split(" ", 2)
             where = "%s %s (name withheld)" % (kind[0], kind[1]) if kind[0] in ("body", "url") and len(kind) > 1 \
                 else "%s (name withheld)" % kind[0]
-        return Hit(hit.rule, where)
+        return Hit(hit.rule, where, hit.context)

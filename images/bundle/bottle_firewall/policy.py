@@ -8,6 +8,12 @@ it. A typo in it must never silently open (or close) something, so an unknown ke
 of the wrong type refuses the whole file with a message naming the key; the addon then keeps
 the previous configuration in force, or refuses everything when there is none (at start).
 
+``dlp``: ``max_body_bytes``, ``entropy_min_length``, ``entropy_bits``, and what a hit does:
+``action`` ``block`` (refused) or ``supervise`` (held for the operator, see release.py) for at
+most ``supervise_timeout`` seconds (5..600), asking supervise at ``supervise_url`` (plain HTTP
+on the bundle's loopback only: egress sends it outside its own checks). Missing keys take the
+defaults (block, 120, http://127.0.0.1:9101), so files rendered before them still load.
+
 Host patterns: ``example.com`` is that host only; ``*.example.com`` is example.com and every
 subdomain; both case-insensitive with a trailing dot ignored. IP literals match only an
 identical address listed as such (a wildcard never matches an address).
@@ -21,7 +27,11 @@ import re
 from . import ssrf
 
 DEFAULT_PORTS = (80, 443)
-DEFAULT_DLP = {"max_body_bytes": 16 * 1024 * 1024, "entropy_min_length": 20, "entropy_bits": 4.5}
+DLP_ACTIONS = ("block", "supervise")
+SUPERVISE_TIMEOUT_RANGE = (5, 600)
+DEFAULT_DLP = {"max_body_bytes": 16 * 1024 * 1024, "entropy_min_length": 20, "entropy_bits": 4.5,
+               "action": "block", "supervise_timeout": 120, "supervise_url": "http://127.0.0.1:9101"}
+DLP_NUMBERS = ("max_body_bytes", "entropy_min_length", "entropy_bits")
 DEFAULT_RATE = {"requests_per_minute": 600, "burst": 120}
 MODES = ("firewall", "behind-pipelock")
 TOP_KEYS = ("version", "mode", "allowed_hosts", "ports", "passthrough_domains", "trusted_domains",
@@ -164,6 +174,57 @@ def _number(obj, key, where, integer, minimum):
     return value
 
 
+def supervise_address(url, where="dlp.supervise_url"):
+    """(host, port) of the supervise endpoint ``url``: ``http://<loopback address>[:port]``, no
+    path, query or credentials. Egress sends it what it holds outside the firewall's checks, so
+    it must be bundle-local: a loopback IP literal or ``localhost``."""
+    from urllib.parse import urlsplit
+    if not isinstance(url, str):
+        raise ConfigError("%s must be a string" % where)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise ConfigError("%s %r is not a URL" % (where, url[:80])) from None
+    if parts.scheme != "http" or parts.username or parts.password or parts.query or parts.fragment \
+            or parts.path not in ("", "/") or not parts.hostname:
+        raise ConfigError("%s must be http://<host>[:port] (no path, query or credentials), not %r" % (where, url[:80]))
+    host = parts.hostname.lower()
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        ip = None
+    if host != "localhost" and (ip is None or not ip.is_loopback):
+        raise ConfigError("%s must point at the bundle's loopback (127.0.0.1, ::1 or localhost), not %s"
+                          % (where, host))
+    return host, port or 80
+
+
+def _parse_dlp(raw, where):
+    dlp = dict(DEFAULT_DLP)
+    if raw is None:
+        return dlp
+    _keys(raw, tuple(DEFAULT_DLP), where)
+    for key in raw:
+        if key in DLP_NUMBERS:
+            dlp[key] = _number(raw, key, "%s.%s" % (where, key), key != "entropy_bits", 1)
+    if "action" in raw:
+        if raw["action"] not in DLP_ACTIONS:
+            raise ConfigError("%s.action must be one of %s, not %r"
+                              % (where, ", ".join(DLP_ACTIONS), str(raw["action"])[:40]))
+        dlp["action"] = raw["action"]
+    if "supervise_timeout" in raw:
+        low, high = SUPERVISE_TIMEOUT_RANGE
+        value = _number(raw, "supervise_timeout", where + ".supervise_timeout", True, low)
+        if value > high:
+            raise ConfigError("%s.supervise_timeout must be %d..%d seconds" % (where, low, high))
+        dlp["supervise_timeout"] = value
+    if "supervise_url" in raw:
+        supervise_address(raw["supervise_url"], where + ".supervise_url")
+        dlp["supervise_url"] = raw["supervise_url"]
+    return dlp
+
+
 def _parse_route(route, where):
     _keys(route, ROUTE_KEYS, where)
     host = route.get("host")
@@ -252,11 +313,7 @@ def parse_config(data, source="egress.json"):
             if host in routes:
                 raise ConfigError("%s: host %s has a route already" % (where, host))
             routes[host] = route
-    dlp = dict(DEFAULT_DLP)
-    if data.get("dlp") is not None:
-        _keys(data["dlp"], tuple(DEFAULT_DLP), source + ": dlp")
-        for key in data["dlp"]:
-            dlp[key] = _number(data["dlp"], key, "%s: dlp.%s" % (source, key), key != "entropy_bits", 1)
+    dlp = _parse_dlp(data.get("dlp"), source + ": dlp")
     rate = dict(DEFAULT_RATE)
     if data.get("rate_limit") is not None:
         _keys(data["rate_limit"], tuple(DEFAULT_RATE), source + ": rate_limit")

@@ -35,6 +35,7 @@ def health(bottle_health, tmp_path, monkeypatch):
     installed.write_text("")
     monkeypatch.setattr(bottle_health, "INSTALLED", {"egress": str(installed), "supervise": str(installed),
                                                      "git-gate": str(tmp_path / "absent")})
+    monkeypatch.setattr(bottle_health, "EXTRA_PORTS", {})
     return bottle_health
 
 
@@ -79,3 +80,12 @@ def test_egress_is_checked_on_the_agent_port_alone_and_behind_pipelock_on_9099(h
     monkeypatch.setattr(health, "EGRESS_CHAIN_PORT", free_port)
     assert health.check("egress", ["egress"]) == "healthy"
     assert health.check("egress", ["pipelock", "egress"]) == "unhealthy: nothing listens on 127.0.0.1:%d" % free_port
+
+
+def test_supervise_is_healthy_only_when_its_loopback_listener_for_egress_answers_too(health, listener, free_port,
+                                                                                      monkeypatch):
+    monkeypatch.setattr(health, "PORTS", {"supervise": listener})
+    monkeypatch.setattr(health, "EXTRA_PORTS", {"supervise": (free_port,)})
+    assert health.check("supervise", ["egress", "supervise"]) == "unhealthy: nothing listens on 127.0.0.1:%d" % free_port
+    monkeypatch.setattr(health, "EXTRA_PORTS", {"supervise": (listener,)})
+    assert health.check("supervise", ["egress", "supervise"]) == "healthy"

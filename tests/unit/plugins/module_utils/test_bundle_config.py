@@ -35,7 +35,8 @@ EGRESS_GOLDEN = {
     "trusted_domains": [],
     "ssrf_ip_allowlist": ["10.9.0.0/24"],
     "routes": POLICY["egress"]["routes"],
-    "dlp": {"max_body_bytes": 16777216, "entropy_min_length": 20, "entropy_bits": 4.5},
+    "dlp": {"max_body_bytes": 16777216, "entropy_min_length": 20, "entropy_bits": 4.5,
+            "action": "block", "supervise_timeout": 120, "supervise_url": "http://127.0.0.1:9101"},
     "rate_limit": {"requests_per_minute": 600, "burst": 120},
 }
 
@@ -148,8 +149,57 @@ def test_render_ignores_keys_the_bundle_does_not_read_and_keeps_them_out_of_the_
     assert b"npm-secret" not in source and json.loads(source)["policy"] == POLICY
 
 
+def test_dlp_supervise_holds_for_the_operator():
+    policy = dict(POLICY, firewall={"dlp_action": "supervise", "dlp_supervise_timeout": 45, "max_body_bytes": 1024})
+    dlp = json.loads(bc.render(policy, OPTIONS)["bundle/egress.json"])["dlp"]
+    assert dlp == {"max_body_bytes": 1024, "entropy_min_length": 20, "entropy_bits": 4.5, "action": "supervise",
+                   "supervise_timeout": 45, "supervise_url": "http://127.0.0.1:9101"}
+    # the same with the pipelock hop in front, and with supervise_enabled said explicitly
+    egress = json.loads(bc.render(policy, dict(OPTIONS, pipelock=True, supervise_enabled=True))["bundle/egress.json"])
+    assert egress["dlp"] == dlp and egress["mode"] == "behind-pipelock"
+
+
+def test_dlp_block_is_the_default_and_changes_nothing_else():
+    blocked = bc.render(dict(POLICY, firewall={"dlp_action": "block"}), OPTIONS)
+    assert blocked == bc.render(POLICY, OPTIONS)
+    # a timeout without supervise is rendered (harmless) and changes no other key
+    timed = json.loads(bc.render(dict(POLICY, firewall={"dlp_supervise_timeout": 300}), OPTIONS)["bundle/egress.json"])
+    assert timed["dlp"] == dict(EGRESS_GOLDEN["dlp"], supervise_timeout=300)
+    assert {k: v for k, v in timed.items() if k != "dlp"} == {k: v for k, v in EGRESS_GOLDEN.items() if k != "dlp"}
+
+
+def test_dlp_supervise_without_supervise_names_both_keys():
+    policy = dict(POLICY, firewall={"dlp_action": "supervise"})
+    with pytest.raises(bc.BundleConfigError) as err:
+        bc.render(policy, dict(OPTIONS, supervise_enabled=False))
+    assert "firewall.dlp_action" in str(err.value) and "bottle_supervise_enabled" in str(err.value)
+    assert isinstance(err.value, ValueError)  # bottle_state's fail_json catches ValueError
+    # block needs no supervise
+    off = bc.render(POLICY, dict(OPTIONS, supervise_enabled=False))
+    assert off == bc.render(POLICY, OPTIONS)
+
+
+def test_supervise_enabled_is_kept_in_the_source_and_defaults_to_true():
+    assert bc.bundle_options({})["supervise_enabled"] is True
+    assert bc.bundle_options({"supervise_enabled": 0})["supervise_enabled"] is False
+    # a bundle-source.json of the previous release has no supervise_enabled: it ran supervise
+    assert json.loads(bc.source_bytes(POLICY, OPTIONS))["options"]["supervise_enabled"] is True
+    assert json.loads(bc.source_bytes(POLICY, dict(OPTIONS, supervise_enabled=False)))["options"][
+        "supervise_enabled"] is False
+
+
+def test_an_older_source_with_dlp_supervise_renders_again(tmp_path):
+    policy = dict(POLICY, firewall={"dlp_action": "supervise"})
+    older = {"policy": policy, "options": dict(OPTIONS)}  # no supervise_enabled key
+    (tmp_path / bc.SOURCE).write_text(json.dumps(older))
+    source_policy, options = bc.read_source(str(tmp_path))
+    assert json.loads(bc.render(source_policy, options)["bundle/egress.json"])["dlp"]["action"] == "supervise"
+
+
 @pytest.mark.parametrize("policy, options, needle", [
     ({"allowed_domains": ["https://x/"]}, {}, "policy.allowed_domains[0]"),
+    (dict(POLICY, firewall={"dlp_action": "hold"}), {}, "policy.firewall.dlp_action 'hold'"),
+    (dict(POLICY, firewall={"dlp_supervise_timeout": 0}), {}, "policy.firewall.dlp_supervise_timeout 0"),
     ({"firewall": {"ports": [0]}}, {}, "policy.firewall.ports[0]"),
     ("nope", {}, "policy must be a mapping"),
     (POLICY, {"pipelok": True}, "options.pipelok is not a known option"),

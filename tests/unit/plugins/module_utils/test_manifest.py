@@ -152,8 +152,20 @@ def test_supervise_settings_accepted():
     ({"passthrough_domains": ["https://x/"]}, "firewall.passthrough_domains[0]"),
     ({"trusted_domains": "x.example"}, "firewall.trusted_domains must be a list"),
     ({"max_response_bytes": 5}, "bottle_policies.child.firewall.max_response_bytes is not a known key: use one of "
-                                "max_body_bytes, passthrough_domains, ports, requests_per_minute, trusted_domains"),
+                                "dlp_action, dlp_supervise_timeout, max_body_bytes, passthrough_domains, ports, "
+                                "requests_per_minute, trusted_domains"),
     ([], "bottle_policies.child.firewall must be a mapping"),
+    ({"dlp_action": "allow"}, "bottle_policies.child.firewall.dlp_action 'allow' is not block or supervise: block "
+                              "refuses"),
+    ({"dlp_action": "Supervise"}, "firewall.dlp_action 'Supervise' is not block or supervise"),
+    ({"dlp_action": True}, "firewall.dlp_action True is not block or supervise"),
+    ({"dlp_action": None}, "firewall.dlp_action None is not block or supervise"),
+    ({"dlp_supervise_timeout": 4}, "bottle_policies.child.firewall.dlp_supervise_timeout 4 must be a whole number of "
+                                   "seconds from 5 to 600: how long the firewall holds a request"),
+    ({"dlp_supervise_timeout": 601}, "firewall.dlp_supervise_timeout 601 must be a whole number of seconds from 5 to 600"),
+    ({"dlp_supervise_timeout": "120"}, "firewall.dlp_supervise_timeout '120' must be a whole number"),
+    ({"dlp_supervise_timeout": 30.5}, "firewall.dlp_supervise_timeout 30.5 must be a whole number"),
+    ({"dlp_supervise_timeout": True}, "firewall.dlp_supervise_timeout True must be a whole number"),
 ])
 def test_firewall_settings_are_checked(firewall, needle):
     policies = dict(POLICIES, child=dict(POLICIES["child"], firewall=firewall))
@@ -167,6 +179,23 @@ def test_firewall_settings_accepted_and_merged_along_extends():
                     child=dict(POLICIES["child"], firewall={"requests_per_minute": 100, "max_body_bytes": 1024}))
     assert resolve(AGENTS, policies, "demo")["policy"]["firewall"] == {
         "ports": [443], "trusted_domains": ["t.example"], "requests_per_minute": 100, "max_body_bytes": 1024}
+
+
+@pytest.mark.parametrize("firewall", [
+    {"dlp_action": "block"}, {"dlp_action": "supervise"}, {"dlp_action": "supervise", "dlp_supervise_timeout": 5},
+    {"dlp_supervise_timeout": 600}, {"dlp_action": "block", "dlp_supervise_timeout": 60},
+])
+def test_dlp_action_and_timeout_accepted(firewall):
+    policies = dict(POLICIES, child=dict(POLICIES["child"], firewall=firewall))
+    assert resolve(AGENTS, policies, "demo")["policy"]["firewall"] == firewall
+
+
+def test_dlp_action_merged_along_extends():
+    policies = dict(POLICIES, base=dict(POLICIES["base"], firewall={"dlp_action": "supervise",
+                                                                    "dlp_supervise_timeout": 300}),
+                    child=dict(POLICIES["child"], firewall={"dlp_action": "block"}))
+    assert resolve(AGENTS, policies, "demo")["policy"]["firewall"] == {"dlp_action": "block",
+                                                                       "dlp_supervise_timeout": 300}
 
 
 def test_pipelock_settings_still_accepted_and_their_limits_point_at_the_firewall():

@@ -9,6 +9,7 @@ import json
 import os
 
 import pytest
+from ansible.module_utils import basic
 
 from ansible_collections.botbottle.bottle.plugins.filter.with_approvals import with_approvals
 from ansible_collections.botbottle.bottle.plugins.module_utils import bundle_config as bc
@@ -290,3 +291,130 @@ def test_reload_of_a_stopped_bundle_leaves_it_to_the_next_launch(root, bundle):
         state_root=str(root), slug="demo", decision="approve", id=DOMAIN_ID))
     assert not result["reloaded"] and "next playbooks/bottle.yml run" in result["reload"]
     assert result["proposal"]["status"] == "approved"
+
+
+# -- release: a request egress holds after a DLP hit (firewall.dlp_action: supervise) ----------------
+
+RELEASE_ID = "beefbeefbeefbeef"
+HELD = {"host": "api.example", "method": "POST", "path": "/v1/upload?key=", "rule": "github-pat",
+        "where": "body json $.config.token", "excerpt": "{\"token\": \"ghp_****\"}"}
+
+
+def add_release(root, created=None):
+    proposal = dict(HELD, id=RELEASE_ID, kind="release", status="pending", created=created or sv.now(), decided=None,
+                    note="")
+    (root / "demo" / "supervise" / "proposals" / (RELEASE_ID + ".json")).write_text(json.dumps(proposal))
+    return proposal
+
+
+def snapshot(root):
+    """Every file under the state root but the proposal and the audit log."""
+    out = {}
+    for folder, _dirs, files in os.walk(str(root)):
+        for name in files:
+            path = os.path.join(folder, name)
+            if name not in (RELEASE_ID + ".json", "audit.jsonl"):
+                with open(path, "rb") as handle:
+                    out[path] = handle.read()
+    return out
+
+
+@pytest.fixture
+def warnings(monkeypatch):
+    said = []
+    monkeypatch.setattr(basic.AnsibleModule, "warn", lambda self, text: said.append(text))
+    return said
+
+
+def test_release_listed_with_what_was_held(root):
+    add_release(root)
+    listed = [p for p in run(root)["proposals"] if p["kind"] == "release"]
+    assert len(listed) == 1 and listed[0]["slug"] == "demo"
+    assert {k: listed[0][k] for k in HELD} == HELD
+
+
+def test_approving_a_release_changes_no_policy_and_no_file_but_the_proposal(root, reloads, warnings):
+    held = add_release(root)
+    before = snapshot(root)
+    result = run(root, slug="demo", decision="approve", id=RELEASE_ID, note="once")
+    assert result["changed"] and result["changed_files"] == [] and not result["reloaded"] and reloads == []
+    assert "config_hash" not in result and snapshot(root) == before and warnings == []
+    on_disk = sv.read_proposal(str(root / "demo"), RELEASE_ID)
+    assert (on_disk["status"], on_disk["note"]) == ("approved", "once")
+    assert {k: on_disk[k] for k in HELD} == HELD
+    assert [(e["event"], e["kind"], e["host"], e["by"]) for e in audit(root)] == \
+        [("approved", "release", "api.example", "operator")]
+    assert result["diff"] == [dict(before_header="proposal " + RELEASE_ID, after_header="proposal " + RELEASE_ID,
+                                   before=held, after=on_disk)]
+
+
+def test_rejecting_a_release_keeps_the_note(root, reloads):
+    add_release(root)
+    before = snapshot(root)
+    result = run(root, slug="demo", decision="reject", id=RELEASE_ID, note="that is the production key")
+    assert result["proposal"]["status"] == "rejected" and snapshot(root) == before and reloads == []
+    assert sv.read_proposal(str(root / "demo"), RELEASE_ID)["note"] == "that is the production key"
+    assert audit(root)[0]["event"] == "rejected" and audit(root)[0]["note"] == "that is the production key"
+
+
+def test_release_check_mode_writes_nothing(root, reloads):
+    add_release(root)
+    proposal_file = root / "demo" / "supervise" / "proposals" / (RELEASE_ID + ".json")
+    before = proposal_file.read_text()
+    result = run(root, check=True, slug="demo", decision="approve", id=RELEASE_ID, note="ok")
+    assert result["changed"] and result["proposal"]["status"] == "approved"
+    assert len(result["diff"]) == 1 and result["diff"][0]["after"]["status"] == "approved"
+    assert proposal_file.read_text() == before and not (root / "demo" / "supervise" / "audit.jsonl").exists()
+
+
+def test_a_release_decided_again_the_same_way_changes_nothing(root, reloads):
+    add_release(root)
+    run(root, slug="demo", decision="approve", id=RELEASE_ID)
+    assert not run(root, slug="demo", decision="approve", id=RELEASE_ID)["changed"]
+    with pytest.raises(Failed, match="already approved"):
+        run(root, slug="demo", decision="reject", id=RELEASE_ID)
+
+
+@pytest.mark.parametrize("decision, changes, error", [
+    ("modify", {}, "a release proposal cannot be modified: it asks to send one held request as it is; approve or "
+                   "reject it"),
+    ("modify", {"path": "/v1/other"}, "a release proposal cannot be modified"),
+    ("approve", {"path": "/v1/other"}, "changes.path cannot be changed on a release proposal: change nothing"),
+    ("approve", {"excerpt": ""}, "changes.excerpt cannot be changed on a release proposal"),
+])
+def test_a_release_cannot_be_changed(root, reloads, decision, changes, error):
+    add_release(root)
+    with pytest.raises(Failed, match=error):
+        run(root, slug="demo", decision=decision, id=RELEASE_ID, changes=changes)
+    assert sv.read_proposal(str(root / "demo"), RELEASE_ID)["status"] == "pending"
+
+
+def test_a_block_report_cannot_be_modified_either(root, reloads):
+    with pytest.raises(Failed, match="a block proposal cannot be modified: it has no field to change"):
+        run(root, slug="demo", decision="modify", id=BLOCK_ID, changes={"url": "https://x.example/"})
+
+
+def test_deciding_a_release_egress_stopped_holding_warns(root, reloads, warnings):
+    add_release(root, created="2000-01-01T00:00:00Z")
+    result = run(root, slug="demo", decision="approve", id=RELEASE_ID)
+    assert result["proposal"]["status"] == "approved"
+    assert len(warnings) == 1 and "120 s only (firewall.dlp_supervise_timeout)" in warnings[0]
+
+
+def test_release_hold_read_from_the_rendered_egress_json(root):
+    state = str(root / "demo")
+    assert sv.release_hold(state) == 120
+    egress = json.loads(read(root, "bundle/egress.json"))
+    egress["dlp"]["supervise_timeout"] = 30
+    (root / "demo" / "bundle" / "egress.json").write_text(json.dumps(egress))
+    assert sv.release_hold(state) == 30
+    fresh = {"created": "2026-01-01T00:00:00Z"}
+    start = 1767225600  # 2026-01-01T00:00:00Z
+    assert sv.release_too_late(state, fresh, clock=lambda: start + 29) is False
+    assert sv.release_too_late(state, fresh, clock=lambda: start + 30) is True
+    assert sv.release_too_late(state, {"created": None}) is None
+    assert sv.release_hold(str(root / "nobottle")) == 120
+
+
+def test_release_is_a_kind_of_the_store_contract():
+    assert "release" in sv.KINDS and sv.EDITABLE["release"] == () and "release" not in sv.POLICY_KINDS
