@@ -52,6 +52,7 @@ molecule: test-images
 	$(VENV)/molecule test -s default
 	$(VENV)/molecule test -s supervise
 	$(VENV)/molecule test -s smolmachines
+	$(VENV)/molecule test -s agent
 	@# The optional pipelock hop runs where its image exists; elsewhere it did NOT run (not a pass).
 	@if docker image inspect botbottle/bundle-pipelock:latest >/dev/null 2>&1; then \
 	  $(VENV)/molecule test -s pipelock; \
