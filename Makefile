@@ -7,7 +7,6 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(VENV):$(PATH)
 # Hosts behind a TLS-intercepting proxy need its CA inside image builds.
 EXTRA_CA ?= $(firstword $(wildcard $(SSL_CERT_FILE) /etc/ssl/certs/ca-certificates.crt))
-AGENT ?= demo
 
 .PHONY: help setup images test-images pipelock-images demo lint sanity unit integration molecule test bench bench-smoke clean
 
@@ -33,8 +32,9 @@ pipelock-images: images
 	EXTRA_CA_FILE="$(EXTRA_CA)" bash scripts/seed-images.sh --pipelock
 	$(VENV)/ansible-playbook playbooks/images.yml -e bottle_image_extra_ca_file="$(EXTRA_CA)" -e bottle_pipelock=true
 
-demo: images
-	$(VENV)/ansible-playbook playbooks/bottle.yml -e agent=$(AGENT)
+# With ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN: the real agent; without: a scripted stand-in plays the model.
+demo: test-images
+	bash scripts/demo.sh
 
 lint: setup
 	$(VENV)/ansible-lint --profile production

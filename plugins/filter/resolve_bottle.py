@@ -30,17 +30,31 @@ options:
     description: Optional bottle instance suffix (C(bottle_instance)).
     type: str
     default: ""
+  model_credentials:
+    description:
+      - For a policy with C(model) - whether the controller holds each model credential, never its value.
+        C(api_key) for C(ANTHROPIC_API_KEY), C(oauth) for C(CLAUDE_CODE_OAUTH_TOKEN), each V(set), V(empty) or
+        V(unset) (or a bool), as an Ansible variable or else an environment variable of the controller.
+      - C(model.credential=auto) takes the API key when it is set, else the OAuth token; with neither the filter
+        fails naming both variables. Omitted - only an explicit C(api_key) or C(oauth) resolves.
+    type: dict
 """
 
 EXAMPLES = r"""
 - name: Resolve agent demo
   ansible.builtin.set_fact:
-    bottle: "{{ 'demo' | botbottle.bottle.resolve_bottle(bottle_agents, bottle_policies) }}"
+    bottle: >-
+      {{ 'demo' | botbottle.bottle.resolve_bottle(bottle_agents, bottle_policies,
+                                                  model_credentials={'api_key': 'set', 'oauth': 'unset'}) }}
 """
 
 RETURN = r"""
 _value:
-  description: The resolved bottle - slug, agent, policy_name, policy, prompt, skills, env, secret_env, image.
+  description:
+    - The resolved bottle - slug, agent, policy_name, policy, prompt, skills, env, secret_env, image, git_gate, model.
+    - With C(model) in the policy, C(policy.egress.routes) holds the model's route (its credential resolved on the
+      controller like any route's), C(env) the placeholder the agent holds instead, and C(model) is
+      C({host, credential, env, placeholder}) (None without).
   type: dict
 """
 
@@ -49,9 +63,9 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.botbottle.bottle.plugins.module_utils.manifest import ManifestError, resolve
 
 
-def resolve_bottle(agent, agents, policies, suffix=""):
+def resolve_bottle(agent, agents, policies, suffix="", model_credentials=None):
     try:
-        return resolve(agents, policies, agent, suffix)
+        return resolve(agents, policies, agent, suffix, model_credentials=model_credentials)
     except ManifestError as exc:
         raise AnsibleFilterError(str(exc))
 

@@ -22,7 +22,7 @@ NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
 
 AGENT_KEYS = {"policy", "prompt", "skills", "env", "secret_env", "description", "image"}
 POLICY_KEYS = {"extends", "description", "env", "secret_env", "allowed_domains", "firewall", "pipelock", "egress",
-               "git_gate", "supervise"}
+               "git_gate", "supervise", "model"}
 # firewall: the bundle's firewall (egress). Host lists, the ports the agent may connect to, the
 # largest request body it scans, a per-host request rate, and what a DLP hit does: refused (block), or
 # held for the operator through supervise for at most dlp_supervise_timeout seconds (defaults:
@@ -38,6 +38,22 @@ EGRESS_KEYS = {"routes"}
 # supervise: how long a tool waits for the operator before answering "pending", and how many
 # proposals may wait at once (bounds, so an agent cannot flood the operator).
 SUPERVISE_KEYS = {"wait_seconds": (0, 120), "max_pending": (1, 200)}
+# model: the agent's model API as a route like any other (see model_route): its host, and which
+# credential of the controller egress adds - an API key (x-api-key) or a Claude subscription's OAuth
+# token (Authorization: Bearer); auto takes the one the controller holds, the API key first.
+MODEL_KEYS = {"host", "credential"}
+MODEL_HOST = "api.anthropic.com"
+MODEL_CREDENTIALS = ("auto", "api_key", "oauth")
+# Per credential kind: the variable Claude Code reads it from (in the agent: a placeholder; on the
+# controller: the real value, the route's token_ref) and the route auth egress injects it with.
+MODEL_AUTH = {
+    "api_key": ("ANTHROPIC_API_KEY", {"scheme": "header", "header": "x-api-key", "value": "{token}"}),
+    "oauth": ("CLAUDE_CODE_OAUTH_TOKEN", {"scheme": "Bearer"}),
+}
+# The agent's placeholder for the model credential: nothing a secret scanner takes for an Anthropic key
+# (egress's DLP scans the agent's headers before the credential goes in; an sk-ant-... shape would be
+# refused), which Claude Code sends as it is.
+MODEL_PLACEHOLDER = "bottle-placeholder-%s"
 # Environment names the bottle sets itself: a policy must not override the way out.
 RESERVED_ENV = {"HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy", "NO_PROXY", "no_proxy",
                 "NODE_EXTRA_CA_CERTS", "ALL_PROXY", "all_proxy"}
@@ -161,6 +177,8 @@ def check_policy(policy, path):
             seen[host] = rpath
     if "git_gate" in policy:
         git_gate.check(policy["git_gate"], path + ".git_gate", ManifestError)
+    if "model" in policy:
+        _check_model(policy["model"], path + ".model")
     if "supervise" in policy:
         _expect(policy["supervise"], dict, path + ".supervise", "a mapping")
         _unknown(policy["supervise"], set(SUPERVISE_KEYS), path + ".supervise")
@@ -168,6 +186,20 @@ def check_policy(policy, path):
             low, high = SUPERVISE_KEYS[key]
             if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
                 raise ManifestError("%s.supervise.%s must be a whole number from %d to %d" % (path, key, low, high))
+
+
+def _check_model(model, path):
+    _expect(model, dict, path, "write model: {} for Anthropic's API with the credential the controller holds, "
+                               "or give host and credential (auto, api_key or oauth)")
+    _unknown(model, MODEL_KEYS, path)
+    host = model.get("host", MODEL_HOST)
+    if not isinstance(host, str) or not HOST_RE.match(host.lower()) or host.startswith("*."):
+        raise ManifestError("%s.host %r must be one exact host name, such as %s (no wildcard, scheme or path)"
+                            % (path, host, MODEL_HOST))
+    credential = model.get("credential", "auto")
+    if credential not in MODEL_CREDENTIALS:
+        raise ManifestError("%s.credential %r: use auto (ANTHROPIC_API_KEY if the controller has it, else "
+                            "CLAUDE_CODE_OAUTH_TOKEN), api_key or oauth" % (path, credential))
 
 
 ROUTE_KEYS = {"host", "auth", "matches", "description"}
@@ -290,8 +322,106 @@ def resolve_policy(policies, name, path="bottle_policies", ref="the agent's poli
     return merged
 
 
-def resolve(agents, policies, agent_name, instance=""):
-    """Everything a launch needs about ``agent_name``, validated."""
+def _credential_state(value, kind):
+    """``set``, ``empty`` or ``unset`` from one entry of ``model_credentials`` (a bool means set/unset)."""
+    if value is True:
+        return "set"
+    if value is False or value is None:
+        return "unset"
+    if value in ("set", "empty", "unset"):
+        return value
+    # The value is not echoed: a caller passing the credential itself must not see it in an error.
+    raise ManifestError("model_credentials.%s must be set, empty or unset (or a bool): pass whether the controller "
+                        "holds %s, never its value" % (kind, MODEL_AUTH[kind][0]))
+
+
+def choose_model_credential(choice, model_credentials, path):
+    """The credential kind (api_key or oauth) for ``choice`` given what the controller holds.
+
+    ``model_credentials``: ``{"api_key": state, "oauth": state}``, each ``set``, ``empty`` or ``unset``
+    (or a bool), whether ANTHROPIC_API_KEY / CLAUDE_CODE_OAUTH_TOKEN has a value on the controller (an
+    Ansible variable, else an environment variable); None when unknown (an explicit choice is then
+    taken as it is, and checked when the route's credential is resolved)."""
+    if model_credentials is None:
+        if choice == "auto":
+            raise ManifestError("%s.credential is auto, but whether the controller holds ANTHROPIC_API_KEY or "
+                                "CLAUDE_CODE_OAUTH_TOKEN was not given: pass model_credentials to resolve_bottle "
+                                "(the bottle role does), or set credential api_key or oauth" % path)
+        return choice
+    _expect(model_credentials, dict, "model_credentials", "pass {api_key: set|empty|unset, oauth: ...}")
+    state = {kind: _credential_state(model_credentials.get(kind), kind) for kind in MODEL_AUTH}
+    wanted = ("api_key", "oauth") if choice == "auto" else (choice,)
+    for kind in wanted:
+        if state[kind] == "set":
+            return kind
+    said = ", ".join("%s is %s" % (MODEL_AUTH[kind][0], "empty" if state[kind] == "empty" else "not set")
+                     for kind in wanted)
+    if choice == "auto":
+        hint = ("export ANTHROPIC_API_KEY (an API key) or CLAUDE_CODE_OAUTH_TOKEN (a Claude subscription's "
+                "token, from `claude setup-token`), or define one as an Ansible variable (ansible-vault "
+                "encrypt_string into a vars file)")
+        lead = "%s: the controller holds no model credential (%s)" % (path, said)
+    else:
+        name = MODEL_AUTH[choice][0]
+        hint = "export %s, or define it as an Ansible variable (ansible-vault encrypt_string into a vars file)" % name
+        lead = "%s.credential is %s, but %s on the controller" % (path, choice, said)
+    raise ManifestError("%s: %s. Only the bottle's firewall gets it; the agent holds a placeholder."
+                        % (lead, hint))
+
+
+def _passes_through(host, patterns):
+    for pattern in patterns or []:
+        pattern = str(pattern).lower()
+        if host == pattern or (pattern.startswith("*.") and (host == pattern[2:] or host.endswith(pattern[1:]))):
+            return pattern
+    return None
+
+
+def model_route(policy, policy_name, slug, model_credentials, agent, agent_path):
+    """The route, agent env and description of the policy's ``model`` (None without one).
+
+    The model credential is a route like any other: egress adds the controller's real value
+    (token_ref ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN, resolved with the other routes'
+    credentials), the agent's environment holds a placeholder under the same name."""
+    model = policy.get("model")
+    if model is None:
+        return None
+    path = "bottle_policies.%s.model" % policy_name
+    host = model.get("host", MODEL_HOST).lower()
+    kind = choose_model_credential(model.get("credential", "auto"), model_credentials, path)
+    for name, _auth in MODEL_AUTH.values():
+        for key in ("env", "secret_env"):
+            if name in agent.get(key, {}):
+                where = "%s.%s.%s" % (agent_path, key, name)
+            elif name in policy.get(key, {}):
+                where = "bottle_policies.%s.%s.%s" % (policy_name, key, name)
+            else:
+                continue
+            raise ManifestError("%s: the bottle sets the model credential itself (%s): remove it, and keep the real "
+                                "value on the controller (an Ansible variable or environment variable %s); the "
+                                "agent holds a placeholder" % (where, path, name))
+    for index, route in enumerate(policy.get("egress", {}).get("routes") or []):
+        if route["host"].lower() == host:
+            raise ManifestError("bottle_policies.%s.egress.routes[%d].host %s is the model's host (%s): keep one - "
+                                "remove the route and the bottle adds the model credential, or remove model and "
+                                "route the host yourself" % (policy_name, index, host, path))
+    for key in ("firewall", "pipelock"):
+        pattern = _passes_through(host, policy.get(key, {}).get("passthrough_domains"))
+        if pattern:
+            raise ManifestError("bottle_policies.%s.%s.passthrough_domains: %s covers the model's host %s, which "
+                                "the firewall must see into to add the credential: remove it"
+                                % (policy_name, key, pattern, host))
+    name, auth = MODEL_AUTH[kind]
+    route = {"host": host, "auth": dict(auth, token_ref=name)}
+    return {"host": host, "credential": kind, "env": name, "placeholder": MODEL_PLACEHOLDER % slug,
+            "route": route}
+
+
+def resolve(agents, policies, agent_name, instance="", model_credentials=None):
+    """Everything a launch needs about ``agent_name``, validated.
+
+    ``model_credentials``: whether the controller holds each model credential (see
+    ``choose_model_credential``), for a policy with ``model``; never the values."""
     agents = agents or {}
     policies = policies or {}
     _expect(agents, dict, "bottle_agents", "a mapping of agent name to definition")
@@ -325,9 +455,17 @@ def resolve(agents, policies, agent_name, instance=""):
         # Each policy was checked alone; the merged repos must still name each upstream once.
         git_gate.check(policy["git_gate"], "bottle_policies.%s.git_gate (merged along extends)" % agent["policy"],
                        ManifestError)
+    model = model_route(policy, agent["policy"], slug, model_credentials, agent, path)
     policy.setdefault("allowed_domains", [])
     policy.setdefault("pipelock", {})
     policy.setdefault("egress", {"routes": []})
+    if model is not None:
+        policy["egress"]["routes"] = list(policy["egress"].get("routes") or []) + [model.pop("route")]
+        policy["model"] = {"host": model["host"], "credential": model["credential"]}
+        env[model["env"]] = model["placeholder"]
+        if model["host"] != MODEL_HOST:
+            # Claude Code calls api.anthropic.com unless told otherwise.
+            env.setdefault("ANTHROPIC_BASE_URL", "https://%s" % model["host"])
     if not policy["allowed_domains"] and not policy["egress"].get("routes"):
         raise ManifestError("bottle_policies.%s allows no host at all (allowed_domains and egress.routes are empty): "
                             "the bottle's firewall would refuse every request; list the hosts the agent may reach"
@@ -346,4 +484,7 @@ def resolve(agents, policies, agent_name, instance=""):
         "description": agent.get("description", ""),
         # The merged git_gate (a child policy's repos add to its parent's), normalised; None without repos.
         "git_gate": git_gate.normalise(policy.get("git_gate")),
+        # The model credential: host, credential (api_key or oauth), env (the variable the agent holds
+        # the placeholder in, also the route's token_ref) and placeholder; None without model.
+        "model": model,
     }

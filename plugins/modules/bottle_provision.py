@@ -19,6 +19,10 @@ description:
     skills by it.
   - Registers MCP servers (O(mcp_servers)) in Claude Code's user configuration C(~/.claude.json)
     (C(mcpServers), user scope), keeping every other key of that file, which Claude Code itself maintains.
+  - With O(model) (the agent's model credential is a placeholder the bottle's firewall replaces), marks Claude
+    Code's onboarding done in the same file (C(hasCompletedOnboarding)) and, for an API key, approves the
+    placeholder (C(customApiKeyResponses.approved) holds its last 20 characters, as Claude Code records a key
+    the user accepted), so that C(claude) starts without a login or an API-key question.
   - Compares every file first and changes nothing that is already right.
   - Reaches the agent over a transport; V(docker) uses C(docker exec) and the archive API.
 author: botbottle developers (@botbottle)
@@ -83,6 +87,14 @@ options:
         (mode 0600); other servers and keys there are left alone."
     type: dict
     default: {}
+  model:
+    description:
+      - The agent's model credential as the C(resolve_bottle) filter returns it (its C(model)) - C(env), the
+        variable the agent holds the placeholder in (V(ANTHROPIC_API_KEY) or V(CLAUDE_CODE_OAUTH_TOKEN)), and
+        C(placeholder), its value; other keys are ignored. Only the placeholder reaches the agent (the real
+        credential stays with the firewall); a value shaped like an Anthropic key (C(sk-ant-...)) is refused.
+      - Omitted - C(~/.claude.json) gets no onboarding or API-key state (the user logs in inside the agent).
+    type: dict
   smolvm_path:
     description: The smolvm binary (O(transport=smolvm)). Default - C(smolvm) on PATH, else the C(smolmachines) wheel's.
     type: path
@@ -148,6 +160,11 @@ CA_TARGET = "/usr/local/share/ca-certificates/bottle-ca.crt"
 CA_LINK = "/etc/ssl/certs/bottle-ca.pem"
 GITCONFIG = "/etc/gitconfig"
 SKILL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+# The variables Claude Code reads a model credential from (resolve_bottle's model.env); only the API
+# key is confirmed interactively (customApiKeyResponses), the OAuth token is taken as it is.
+MODEL_ENVS = ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN")
+# Claude Code 2.1.330 remembers an accepted ANTHROPIC_API_KEY by its last 20 characters (trimmed).
+APPROVED_KEY_CHARS = 20
 
 
 def skill_document(name, text):
@@ -189,19 +206,43 @@ def desired_files(params, ca_pem):
     return files
 
 
-def claude_json(current, servers):
-    """Claude Code's ~/.claude.json (bytes) with ``servers`` set under mcpServers; the rest kept as it is."""
+def approved_key(placeholder):
+    """What Claude Code records in customApiKeyResponses for an accepted ANTHROPIC_API_KEY."""
+    return placeholder.strip()[-APPROVED_KEY_CHARS:]
+
+
+def claude_json(current, servers, model=None):
+    """Claude Code's ~/.claude.json (bytes) with ``servers`` set under mcpServers and, with ``model``
+    (``{env, placeholder}``), onboarding done and an API-key placeholder approved; the rest kept as it is."""
     try:
         data = json.loads(current) if current and current.strip() else {}
     except ValueError as exc:
         raise TransportError("~/.claude.json in the agent is not valid JSON (%s): fix or remove it" % exc)
     if not isinstance(data, dict):
         raise TransportError("~/.claude.json in the agent is not a JSON object: fix or remove it")
+    changed = current is None
     registered = dict(data.get("mcpServers") or {})
-    if current is not None and all(registered.get(name) == spec for name, spec in servers.items()):
+    if servers and not all(registered.get(name) == spec for name, spec in servers.items()):
+        registered.update(servers)
+        data["mcpServers"] = registered
+        changed = True
+    if model:
+        if data.get("hasCompletedOnboarding") is not True:
+            data["hasCompletedOnboarding"] = True
+            changed = True
+        if model["env"] == "ANTHROPIC_API_KEY":
+            key = approved_key(model["placeholder"])
+            responses = data.get("customApiKeyResponses")
+            responses = dict(responses) if isinstance(responses, dict) else {}
+            approved = [k for k in responses.get("approved") or [] if isinstance(k, str)]
+            rejected = [k for k in responses.get("rejected") or [] if isinstance(k, str)]
+            if key not in approved or key in rejected:
+                responses["approved"] = approved if key in approved else approved + [key]
+                responses["rejected"] = [k for k in rejected if k != key]
+                data["customApiKeyResponses"] = responses
+                changed = True
+    if not changed:
         return current
-    registered.update(servers)
-    data["mcpServers"] = registered
     return (json.dumps(data, indent=2) + "\n").encode("utf-8")
 
 
@@ -248,10 +289,10 @@ def provision(module, transport, ca_pem):
     files, diffs = [], []
     ca_changed = False
     wanted = desired_files(p, ca_pem)
-    if p.get("mcp_servers"):
+    if p.get("mcp_servers") or p.get("model"):
         path = p["agent_home"].rstrip("/") + "/.claude.json"
         current, _stat = transport.read_file_info(path)
-        wanted.append((path, claude_json(current, p["mcp_servers"]), 0o600,
+        wanted.append((path, claude_json(current, p["mcp_servers"] or {}, p.get("model")), 0o600,
                        "%s:%s" % (p["agent_user"], p["agent_user"])))
     for path, content, mode, owner in wanted:
         current, stat = transport.read_file_info(path)
@@ -287,6 +328,7 @@ def main():
         git_gate=dict(type="dict"),
         gate_host=dict(type="str"),
         mcp_servers=dict(type="dict", default={}),
+        model=dict(type="dict"),
         smolvm_path=dict(type="path"),
         smolvm_state_dir=dict(type="path"),
     )
@@ -311,6 +353,14 @@ def main():
         if not SKILL_NAME.match(name) or not isinstance(spec, dict) or not spec.get("type"):
             module.fail_json(msg="mcp_servers.%s must be a name (letters, digits, '-', '_') mapped to a Claude Code "
                                  "server entry with a type, such as {type: http, url: http://...}" % name)
+    if p["model"] is not None:
+        env, placeholder = p["model"].get("env"), p["model"].get("placeholder")
+        if env not in MODEL_ENVS or not isinstance(placeholder, str) or not placeholder.strip():
+            module.fail_json(msg="model must hold env (%s) and placeholder (the value the agent holds): pass the model "
+                                 "of the botbottle.bottle.resolve_bottle filter's result" % " or ".join(MODEL_ENVS))
+        if placeholder.strip().startswith("sk-ant-"):
+            module.fail_json(msg="model.placeholder looks like a real Anthropic credential (sk-ant-...): the agent "
+                                 "gets a placeholder only; the credential stays on the controller and in the firewall")
     if not p["agent_home"].startswith("/"):
         module.fail_json(msg="agent_home %s must be an absolute path inside the agent" % p["agent_home"])
     ca_pem = read_ca(module, p["ca_cert_path"]) if p["ca_cert_path"] else None

@@ -15,3 +15,19 @@ def test_filter_resolves_and_wraps_errors():
     assert resolve_bottle("a", agents, policies, suffix="x")["slug"] == "a-x"
     with pytest.raises(AnsibleFilterError, match="known agents are a"):
         resolve_bottle("b", agents, policies)
+
+
+def test_filter_passes_which_model_credentials_the_controller_holds():
+    resolve_bottle = FilterModule().filters()["resolve_bottle"]
+    agents, policies = {"a": {"policy": "p"}}, {"p": {"model": {}}}
+    r = resolve_bottle("a", agents, policies, model_credentials={"api_key": "empty", "oauth": "set"})
+    assert r["model"]["credential"] == "oauth" and r["env"] == {"CLAUDE_CODE_OAUTH_TOKEN": "bottle-placeholder-a"}
+    assert r["policy"]["egress"]["routes"] == [
+        {"host": "api.anthropic.com", "auth": {"scheme": "Bearer", "token_ref": "CLAUDE_CODE_OAUTH_TOKEN"}}]
+    with pytest.raises(AnsibleFilterError, match="ANTHROPIC_API_KEY is not set, CLAUDE_CODE_OAUTH_TOKEN is empty"):
+        resolve_bottle("a", agents, policies, model_credentials={"api_key": "unset", "oauth": "empty"})
+    with pytest.raises(AnsibleFilterError, match="pass model_credentials to resolve_bottle"):
+        resolve_bottle("a", agents, policies)
+    # Without model, model_credentials changes nothing.
+    plain = resolve_bottle("a", agents, {"p": {"allowed_domains": ["x.example"]}}, model_credentials={"api_key": True})
+    assert plain["model"] is None and plain["env"] == {}

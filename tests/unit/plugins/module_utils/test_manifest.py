@@ -209,3 +209,256 @@ def test_a_policy_allowing_nothing_names_the_firewall_not_pipelock():
     with pytest.raises(ManifestError) as err:
         resolve({"a": {"policy": "p"}}, {"p": {"env": {}}}, "a")
     assert "firewall would refuse every request" in str(err.value) and "pipelock" not in str(err.value)
+
+
+# --- model: the model API as a route, the agent holding a placeholder -------------------------------
+
+MODEL_AGENTS = {"coder": {"policy": "ai", "env": {"X": "1"}}}
+API_KEY_ROUTE = {"host": "api.anthropic.com", "auth": {"scheme": "header", "header": "x-api-key", "value": "{token}",
+                                                       "token_ref": "ANTHROPIC_API_KEY"}}
+OAUTH_ROUTE = {"host": "api.anthropic.com", "auth": {"scheme": "Bearer", "token_ref": "CLAUDE_CODE_OAUTH_TOKEN"}}
+
+
+def _model(model=None, held=None, agents=None, **policy):
+    policy.setdefault("model", {} if model is None else model)
+    return resolve(agents or MODEL_AGENTS, {"ai": policy}, "coder", model_credentials=held)
+
+
+@pytest.mark.parametrize("model, needle", [
+    ([], "bottle_policies.ai.model must be a mapping, not a list: write model: {} for Anthropic's API"),
+    ("api.anthropic.com", "bottle_policies.ai.model must be a mapping, not a string"),
+    ({"hots": "x.example"}, "bottle_policies.ai.model.hots is not a known key: use one of credential, host"),
+    ({"host": "https://api.anthropic.com/"}, "bottle_policies.ai.model.host 'https://api.anthropic.com/' must be one "
+                                             "exact host name, such as api.anthropic.com"),
+    ({"host": "*.anthropic.com"}, "model.host '*.anthropic.com' must be one exact host name"),
+    ({"host": 443}, "model.host 443 must be one exact host name"),
+    ({"credential": "key"}, "bottle_policies.ai.model.credential 'key': use auto (ANTHROPIC_API_KEY if the "
+                            "controller has it, else CLAUDE_CODE_OAUTH_TOKEN), api_key or oauth"),
+    ({"credential": None}, "model.credential None: use auto"),
+    ({"credential": "OAuth"}, "model.credential 'OAuth': use auto"),
+])
+def test_model_settings_are_checked(model, needle):
+    with pytest.raises(ManifestError) as err:
+        _model(model, {"api_key": True})
+    assert needle in str(err.value)
+
+
+def test_a_null_model_is_refused_naming_the_fix():
+    with pytest.raises(ManifestError, match=r"bottle_policies\.ai\.model must be a mapping, not NoneType: write "
+                                            r"model: \{\}"):
+        resolve(MODEL_AGENTS, {"ai": {"model": None}}, "coder", model_credentials={"api_key": True})
+
+
+@pytest.mark.parametrize("held, kind", [
+    ({"api_key": "set", "oauth": "set"}, "api_key"),
+    ({"api_key": "set", "oauth": "unset"}, "api_key"),
+    ({"api_key": "set", "oauth": "empty"}, "api_key"),
+    ({"api_key": "empty", "oauth": "set"}, "oauth"),
+    ({"api_key": "unset", "oauth": "set"}, "oauth"),
+    ({"api_key": True}, "api_key"),
+    ({"api_key": False, "oauth": True}, "oauth"),
+    ({"oauth": True}, "oauth"),
+])
+def test_auto_takes_the_api_key_first_then_the_oauth_token(held, kind):
+    r = _model({}, held, allowed_domains=["registry.npmjs.org"])
+    name, route, other = (("ANTHROPIC_API_KEY", API_KEY_ROUTE, "CLAUDE_CODE_OAUTH_TOKEN") if kind == "api_key"
+                          else ("CLAUDE_CODE_OAUTH_TOKEN", OAUTH_ROUTE, "ANTHROPIC_API_KEY"))
+    assert r["policy"]["egress"]["routes"] == [route]
+    assert r["policy"]["allowed_domains"] == ["registry.npmjs.org"]
+    assert r["policy"]["model"] == {"host": "api.anthropic.com", "credential": kind}
+    assert r["env"] == {"X": "1", name: "bottle-placeholder-coder"} and other not in r["env"]
+    assert r["model"] == {"host": "api.anthropic.com", "credential": kind, "env": name,
+                          "placeholder": "bottle-placeholder-coder"}
+    # The placeholder is no secret of the bottle (egress's DLP must let the agent send it).
+    assert r["secret_env"] == {}
+
+
+@pytest.mark.parametrize("credential, route, name", [
+    ("api_key", API_KEY_ROUTE, "ANTHROPIC_API_KEY"),
+    ("oauth", OAUTH_ROUTE, "CLAUDE_CODE_OAUTH_TOKEN"),
+])
+def test_an_explicit_credential_is_taken_even_when_the_other_is_held_too(credential, route, name):
+    for held in ({"api_key": True, "oauth": True}, None):
+        r = _model({"credential": credential}, held)
+        assert r["policy"]["egress"]["routes"] == [route] and r["env"][name] == "bottle-placeholder-coder"
+
+
+@pytest.mark.parametrize("held, said", [
+    ({"api_key": "unset", "oauth": "unset"}, "ANTHROPIC_API_KEY is not set, CLAUDE_CODE_OAUTH_TOKEN is not set"),
+    ({"api_key": "empty", "oauth": "empty"}, "ANTHROPIC_API_KEY is empty, CLAUDE_CODE_OAUTH_TOKEN is empty"),
+    ({"api_key": "empty", "oauth": False}, "ANTHROPIC_API_KEY is empty, CLAUDE_CODE_OAUTH_TOKEN is not set"),
+    ({}, "ANTHROPIC_API_KEY is not set, CLAUDE_CODE_OAUTH_TOKEN is not set"),
+])
+def test_without_a_model_credential_the_error_names_both_variables_and_how_to_set_them(held, said):
+    with pytest.raises(ManifestError) as err:
+        _model({}, held)
+    assert str(err.value) == (
+        "bottle_policies.ai.model: the controller holds no model credential (%s): export ANTHROPIC_API_KEY (an API "
+        "key) or CLAUDE_CODE_OAUTH_TOKEN (a Claude subscription's token, from `claude setup-token`), or define one "
+        "as an Ansible variable (ansible-vault encrypt_string into a vars file). Only the bottle's firewall gets it; "
+        "the agent holds a placeholder." % said)
+
+
+@pytest.mark.parametrize("credential, held, needle", [
+    ("api_key", {"api_key": "empty", "oauth": "set"},
+     "bottle_policies.ai.model.credential is api_key, but ANTHROPIC_API_KEY is empty on the controller: export "
+     "ANTHROPIC_API_KEY, or define it as an Ansible variable (ansible-vault encrypt_string into a vars file). Only "
+     "the bottle's firewall gets it; the agent holds a placeholder."),
+    ("oauth", {"api_key": "set"}, "model.credential is oauth, but CLAUDE_CODE_OAUTH_TOKEN is not set on the controller"),
+])
+def test_an_explicit_credential_without_a_value_is_named(credential, held, needle):
+    with pytest.raises(ManifestError) as err:
+        _model({"credential": credential}, held)
+    assert needle in str(err.value)
+
+
+def test_auto_needs_to_know_what_the_controller_holds():
+    with pytest.raises(ManifestError, match=r"bottle_policies\.ai\.model\.credential is auto, but whether the "
+                                            r"controller holds .* pass model_credentials to resolve_bottle"):
+        _model({}, None)
+
+
+@pytest.mark.parametrize("held, needle", [
+    ({"api_key": "yes"}, "model_credentials.api_key must be set, empty or unset (or a bool): pass whether the "
+                         "controller holds ANTHROPIC_API_KEY, never its value"),
+    ({"oauth": "sk-ant-oat01-xyz"}, "model_credentials.oauth must be set, empty or unset"),
+    (["api_key"], "model_credentials must be a mapping"),
+])
+def test_model_credentials_carry_states_never_values(held, needle):
+    with pytest.raises(ManifestError) as err:
+        _model({}, held)
+    assert needle in str(err.value) and "sk-ant-oat01-xyz" not in str(err.value)
+
+
+def test_a_policy_route_for_the_model_host_is_an_error_saying_which_to_keep():
+    with pytest.raises(ManifestError) as err:
+        _model({}, {"api_key": True}, egress={"routes": [{"host": "api.x.com"},
+                                                         {"host": "API.anthropic.com", "auth": {"token_ref": "K"}}]})
+    assert str(err.value) == (
+        "bottle_policies.ai.egress.routes[1].host api.anthropic.com is the model's host (bottle_policies.ai.model): "
+        "keep one - remove the route and the bottle adds the model credential, or remove model and route the host "
+        "yourself")
+
+
+def test_other_routes_are_kept_next_to_the_model_route():
+    r = _model({}, {"oauth": True}, egress={"routes": [{"host": "api.github.com", "auth": {"token_ref": "GH"}}]})
+    assert r["policy"]["egress"]["routes"] == [{"host": "api.github.com", "auth": {"token_ref": "GH"}}, OAUTH_ROUTE]
+
+
+@pytest.mark.parametrize("agent_keys, policy_keys, needle", [
+    ({"secret_env": {"ANTHROPIC_API_KEY": "sk-ant-api03-x"}}, {}, "bottle_agents.coder.secret_env.ANTHROPIC_API_KEY: "
+     "the bottle sets the model credential itself (bottle_policies.ai.model): remove it, and keep the real value on "
+     "the controller (an Ansible variable or environment variable ANTHROPIC_API_KEY); the agent holds a placeholder"),
+    ({"env": {"CLAUDE_CODE_OAUTH_TOKEN": "x"}}, {}, "bottle_agents.coder.env.CLAUDE_CODE_OAUTH_TOKEN: the bottle sets"),
+    ({}, {"env": {"ANTHROPIC_API_KEY": "x"}}, "bottle_policies.ai.env.ANTHROPIC_API_KEY: the bottle sets"),
+    # The other variable too: Claude Code would read it instead of the placeholder.
+    ({}, {"secret_env": {"CLAUDE_CODE_OAUTH_TOKEN": "x"}}, "bottle_policies.ai.secret_env.CLAUDE_CODE_OAUTH_TOKEN"),
+])
+def test_the_agent_may_not_hold_a_model_credential_of_its_own(agent_keys, policy_keys, needle):
+    agents = {"coder": dict({"policy": "ai"}, **agent_keys)}
+    with pytest.raises(ManifestError) as err:
+        _model({}, {"api_key": True}, agents=agents, **policy_keys)
+    assert str(err.value).startswith(needle) and "sk-ant-api03-x" not in str(err.value)
+
+
+def test_without_model_the_agent_may_keep_its_own_key():
+    r = resolve({"a": {"policy": "p", "secret_env": {"ANTHROPIC_API_KEY": "k"}}},
+                {"p": {"allowed_domains": ["api.anthropic.com"]}}, "a", model_credentials={"api_key": True})
+    assert r["model"] is None and r["secret_env"] == {"ANTHROPIC_API_KEY": "k"} and r["env"] == {}
+    assert r["policy"]["egress"] == {"routes": []} and "model" not in r["policy"]
+
+
+@pytest.mark.parametrize("key, patterns", [
+    ("firewall", ["api.anthropic.com"]), ("firewall", ["*.anthropic.com"]), ("pipelock", ["*.ANTHROPIC.com"]),
+])
+def test_the_model_host_cannot_pass_through_unscanned(key, patterns):
+    with pytest.raises(ManifestError, match=r"bottle_policies\.ai\.%s\.passthrough_domains: .* covers the model's host "
+                                            r"api\.anthropic\.com, which the firewall must see into" % key):
+        _model({}, {"api_key": True}, **{key: {"passthrough_domains": patterns}})
+
+
+def test_a_model_alone_allows_its_host():
+    r = _model({}, {"api_key": True})
+    assert r["policy"]["allowed_domains"] == [] and r["policy"]["egress"]["routes"] == [API_KEY_ROUTE]
+
+
+def test_another_model_host_is_routed_and_claude_code_pointed_at_it():
+    r = _model({"host": "LLM.example.com", "credential": "api_key"}, {"api_key": True})
+    assert r["policy"]["egress"]["routes"] == [dict(API_KEY_ROUTE, host="llm.example.com")]
+    assert r["env"]["ANTHROPIC_BASE_URL"] == "https://llm.example.com"
+    mine = _model({"host": "llm.example.com"}, {"api_key": True}, env={"ANTHROPIC_BASE_URL": "https://llm.example.com/v2"})
+    assert mine["env"]["ANTHROPIC_BASE_URL"] == "https://llm.example.com/v2"
+    assert "ANTHROPIC_BASE_URL" not in _model({}, {"api_key": True})["env"]
+
+
+def test_model_merges_along_extends_and_the_placeholder_follows_the_slug():
+    policies = {"base": {"model": {"credential": "oauth"}, "allowed_domains": ["a.example"]},
+                "ai": {"extends": "base", "model": {"host": "llm.example.com"}}}
+    r = resolve(MODEL_AGENTS, policies, "coder", "two", model_credentials={"api_key": True, "oauth": True})
+    assert r["policy"]["model"] == {"host": "llm.example.com", "credential": "oauth"}
+    assert r["model"]["placeholder"] == "bottle-placeholder-coder-two"
+    assert r["env"]["CLAUDE_CODE_OAUTH_TOKEN"] == "bottle-placeholder-coder-two"
+
+
+def test_the_resolved_policy_still_validates_and_inputs_are_not_mutated():
+    from ansible_collections.botbottle.bottle.plugins.module_utils.manifest import check_policy
+    policies = {"ai": {"model": {}, "egress": {"routes": [{"host": "api.x.com"}]}}}
+    before = repr(policies)
+    r = resolve(MODEL_AGENTS, policies, "coder", model_credentials={"api_key": True})
+    check_policy(r["policy"], "resolved")
+    assert repr(policies) == before
+
+
+def test_the_shipped_demo_policy_routes_the_model():
+    import pathlib
+    import yaml
+    defaults = yaml.safe_load((pathlib.Path(__file__).resolve().parents[4] / "roles/bottle/defaults/main.yml")
+                              .read_text(encoding="utf-8"))
+    agents, policies = defaults["bottle_builtin_agents"], defaults["bottle_builtin_policies"]
+    assert policies["demo"]["model"] == {} and "allowed_domains" not in policies["demo"]
+    r = resolve(agents, policies, "demo", model_credentials={"api_key": "unset", "oauth": "set"})
+    assert r["policy"]["egress"]["routes"] == [OAUTH_ROUTE]
+    assert r["env"] == {"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "CLAUDE_CODE_OAUTH_TOKEN": "bottle-placeholder-demo"}
+    with pytest.raises(ManifestError, match="ANTHROPIC_API_KEY is empty, CLAUDE_CODE_OAUTH_TOKEN is not set"):
+        resolve(agents, policies, "demo", model_credentials={"api_key": "empty", "oauth": "unset"})
+
+
+# The placeholder against the firewall's real DLP engine (images/bundle/bottle_firewall/dlp.py with
+# kingfisher's rules): egress scans the agent's headers before it swaps the credential in, so a
+# placeholder a scanner takes for an Anthropic key would have every model request refused.
+
+@pytest.fixture(scope="module")
+def dlp_engine(tmp_path_factory):
+    import sys
+    import pathlib
+    bundle = str(pathlib.Path(__file__).resolve().parents[4] / "images" / "bundle")
+    if bundle not in sys.path:
+        sys.path.insert(0, bundle)
+    from bottle_firewall import dlp
+    cache = tmp_path_factory.mktemp("kingfisher-rules")
+    cache.chmod(0o700)
+    return dlp.Engine(dlp.load_kingfisher(str(cache)))
+
+
+@pytest.mark.parametrize("agent, instance", [("demo", ""), ("coder", "two"), ("webdev", "a1b2c3d4e5f6a7b8c9d0e1f2"),
+                                             ("x" * 20, "9" * 10)])
+def test_the_placeholder_passes_the_firewalls_dlp(dlp_engine, agent, instance):
+    policies = {"ai": {"model": {}}}
+    for held in ({"api_key": True}, {"oauth": True}):
+        r = resolve({agent: {"policy": "ai"}}, policies, agent, instance, model_credentials=held)
+        placeholder = r["model"]["placeholder"]
+        assert not placeholder.startswith("sk-")
+        # As Claude Code sends it: x-api-key (API key) or Authorization: Bearer (OAuth token).
+        headers = [("x-api-key", placeholder)] if r["model"]["credential"] == "api_key" \
+            else [("authorization", "Bearer " + placeholder), ("anthropic-beta", "oauth-2025-04-20")]
+        headers += [("anthropic-version", "2023-06-01"), ("content-type", "application/json")]
+        assert dlp_engine.scan_head("/v1/messages?beta=true", headers) is None
+        assert dlp_engine.scan_body(('{"env": "%s=%s"}' % (r["model"]["env"], placeholder)).encode(),
+                                    "application/json") is None
+
+
+def test_a_key_shaped_placeholder_would_be_refused(dlp_engine):
+    """The control: what the placeholder must not look like is what the engine refuses."""
+    shaped = "sk-ant-api03-" + ("bottlePlaceholder0demo" * 5)[:93] + "AA"
+    hit = dlp_engine.scan_head("/v1/messages", [("x-api-key", shaped)])
+    assert hit is not None and hit.rule == "dlp:betterleaks.anthropic-api-key"

@@ -263,3 +263,69 @@ def test_a_broken_claude_json_is_reported(box, ca):
 def test_bad_mcp_server_entry(box, ca):
     with pytest.raises(Failed, match="mcp_servers.supervise must be"):
         run(box, ca, mcp_servers={"supervise": {"url": "http://x"}})
+
+
+# The model credential's placeholder (resolve_bottle's model): Claude Code 2.1.330 starts without its
+# onboarding (hasCompletedOnboarding) and, for ANTHROPIC_API_KEY, without asking whether to use the key
+# (customApiKeyResponses.approved holds the key's last 20 characters, trimmed).
+API_KEY_MODEL = {"host": "api.anthropic.com", "credential": "api_key", "env": "ANTHROPIC_API_KEY",
+                 "placeholder": "bottle-placeholder-demo"}
+OAUTH_MODEL = dict(API_KEY_MODEL, credential="oauth", env="CLAUDE_CODE_OAUTH_TOKEN")
+
+
+def test_an_api_key_placeholder_is_approved_and_onboarding_done(box, ca):
+    result = run(box, ca, mcp_servers=SERVERS, model=API_KEY_MODEL)
+    content, mode, uid, gid = node(box, CLAUDE_JSON)
+    assert json.loads(content) == {"mcpServers": SERVERS, "hasCompletedOnboarding": True,
+                                   "customApiKeyResponses": {"approved": ["tle-placeholder-demo"], "rejected": []}}
+    assert "tle-placeholder-demo" == "bottle-placeholder-demo"[-20:] == bottle_provision.approved_key(" bottle-placeholder-demo\n")
+    assert (mode, uid, gid) == (0o600, 1000, 1000) and result["changed"]
+    assert not run(box, ca, mcp_servers=SERVERS, model=API_KEY_MODEL)["changed"]
+
+
+def test_an_oauth_placeholder_needs_onboarding_done_only(box, ca):
+    run(box, ca, model=OAUTH_MODEL)
+    assert json.loads(node(box, CLAUDE_JSON)[0]) == {"hasCompletedOnboarding": True}
+    assert not run(box, ca, model=OAUTH_MODEL)["changed"]
+
+
+def test_the_model_keys_keep_claude_codes_own_state(box, ca):
+    run(box, ca)
+    mine = {"numStartups": 3, "hasCompletedOnboarding": False, "userID": "u",
+            "customApiKeyResponses": {"approved": ["other-key-suffix-0001"], "rejected": ["tle-placeholder-demo"]}}
+    DockerTransport(FakeClient(box), box.name).write_file(CLAUDE_JSON, json.dumps(mine).encode(), mode=0o600,
+                                                          owner="agent:agent")
+    result = run(box, ca, mcp_servers=SERVERS, model=API_KEY_MODEL)
+    assert json.loads(node(box, CLAUDE_JSON)[0]) == {
+        "numStartups": 3, "userID": "u", "mcpServers": SERVERS, "hasCompletedOnboarding": True,
+        "customApiKeyResponses": {"approved": ["other-key-suffix-0001", "tle-placeholder-demo"], "rejected": []}}
+    assert [f for f in result["files"] if f["path"] == CLAUDE_JSON] == [
+        {"path": CLAUDE_JSON, "changed": True, "reasons": ["content"]}]
+    assert not run(box, ca, mcp_servers=SERVERS, model=API_KEY_MODEL)["changed"]
+
+
+def test_without_model_no_onboarding_state_is_written(box, ca):
+    run(box, ca, mcp_servers=SERVERS)
+    assert json.loads(node(box, CLAUDE_JSON)[0]) == {"mcpServers": SERVERS}
+    run(box, ca)
+    assert json.loads(node(box, CLAUDE_JSON)[0]) == {"mcpServers": SERVERS}
+
+
+def test_model_in_check_mode_changes_nothing(box, ca):
+    result = run(box, ca, check=True, model=API_KEY_MODEL)
+    assert result["changed"] and CLAUDE_JSON not in box.fs
+
+
+@pytest.mark.parametrize("model, needle", [
+    ({"env": "OPENAI_API_KEY", "placeholder": "p"}, "model must hold env (ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN)"),
+    ({"env": "ANTHROPIC_API_KEY"}, "model must hold env"),
+    ({"env": "ANTHROPIC_API_KEY", "placeholder": " "}, "model must hold env"),
+    ({}, "model must hold env"),
+    ({"env": "ANTHROPIC_API_KEY", "placeholder": "sk-ant-api03-realLookingKey"},
+     "model.placeholder looks like a real Anthropic credential (sk-ant-...): the agent gets a placeholder only"),
+])
+def test_bad_model_refused_and_a_real_key_never_written(box, ca, model, needle):
+    with pytest.raises(Failed) as err:
+        run(box, ca, model=model)
+    assert needle in str(err.value) and "realLookingKey" not in str(err.value)
+    assert CLAUDE_JSON not in box.fs

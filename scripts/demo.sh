@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# make demo: launch the shipped demo agent in a bottle and show it at work.
+#
+# With a model credential on this controller (ANTHROPIC_API_KEY, or CLAUDE_CODE_OAUTH_TOKEN from
+# `claude setup-token`), the real thing: the bottle is launched, egress adds the credential to the
+# agent's model requests (the agent holds a placeholder), and the commands to attach and tear down
+# are printed.
+#
+# Without one, no model is called: a scripted stand-in plays the model (images/testnet/model.py, as
+# api.anthropic.com on a network of ours only the bundle joins), the real Claude Code of the bottle
+# runs a short scripted task, and what the agent did and what the bottle allowed and refused print
+# as it happens. `scripts/demo.sh --clean` removes the bottle and the stand-in.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+export ANSIBLE_CONFIG="$root/ansible.cfg"
+PLAYBOOK=.venv/bin/ansible-playbook
+PYTHON=.venv/bin/python
+NET=bb-demo-model NET_SUBNET=172.28.250.0/24 SERVER=bb-demo-model
+STATE=~/.bot-bottle/demo
+log() { printf '[demo] %s\n' "$*"; }
+
+clean() {
+  "$PLAYBOOK" playbooks/teardown.yml -e bottle=demo >/dev/null
+  docker rm -f "$SERVER" >/dev/null 2>&1 || true
+  docker network rm "$NET" >/dev/null 2>&1 || true
+  rm -rf "$STATE"
+  log "removed bottle demo and the scripted stand-in"
+}
+if [ "${1:-}" = "--clean" ]; then clean; exit 0; fi
+
+if [ -n "${ANTHROPIC_API_KEY:-}" ] || [ -n "${CLAUDE_CODE_OAUTH_TOKEN:-}" ]; then
+  log "a model credential is set on this controller: launching the real demo bottle (egress adds it; the agent gets a placeholder)"
+  exec "$PLAYBOOK" playbooks/bottle.yml -e agent=demo
+fi
+
+log "no ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN here: no model is called; a scripted stand-in plays the model"
+log "(export either one and run make demo again for the real agent)"
+mkdir -p "$STATE"
+docker network inspect "$NET" >/dev/null 2>&1 \
+  || docker network create --subnet "$NET_SUBNET" --label io.botbottle.demo=1 "$NET" >/dev/null
+if [ "$(docker inspect -f '{{.State.Running}}' "$SERVER" 2>/dev/null)" != true ]; then
+  docker rm -f "$SERVER" >/dev/null 2>&1 || true
+  docker run -d --name "$SERVER" --label io.botbottle.demo=1 --network "$NET" \
+    --network-alias api.anthropic.com botbottle/testnet:latest >/dev/null
+fi
+deadline=$((SECONDS + 30))
+until docker exec "$SERVER" test -s /srv/testnet/ca.pem 2>/dev/null; do
+  if [ $SECONDS -ge $deadline ]; then
+    log "the stand-in did not come up within 30 s; its log:"; docker logs --tail 20 "$SERVER" >&2; exit 1
+  fi
+  sleep 0.2
+done
+docker exec "$SERVER" cat /srv/testnet/ca.pem >"$STATE/model-ca.pem"
+docker exec "$SERVER" cp /srv/testnet/scenarios/demo-bottle.json /srv/testnet/scenario.json
+cat >"$STATE/vars.json" <<JSON
+{"bottle_bundle_extra_networks": ["$NET"], "bottle_ssrf_ip_allowlist": ["$NET_SUBNET"],
+ "bottle_upstream_ca_file": "$STATE/model-ca.pem", "ANTHROPIC_API_KEY": "scripted-stand-in-takes-any-key"}
+JSON
+
+log "launching bottle demo"
+# The stand-in takes any key: the route still carries one, as it would carry yours (an extra var, so
+# that no ANTHROPIC_API_KEY of the inventory, vaulted or not, is sent to the stand-in).
+"$PLAYBOOK" playbooks/bottle.yml -e agent=demo -e "@$STATE/vars.json" \
+  | grep -E '^(PLAY RECAP|localhost|fatal|.*FAILED|.*ERROR)' || true
+docker inspect bb-demo-agent >/dev/null 2>&1 || { log "the launch failed: run $PLAYBOOK playbooks/bottle.yml -e agent=demo -e @$STATE/vars.json to see why"; exit 1; }
+
+log "the agent at work (its lines: agent/tool; the bottle's decisions: firewall):"
+docker logs -f --since 1s bb-demo-bundle 2>&1 | "$PYTHON" -u scripts/demo_view.py firewall &
+follower=$!
+trap 'kill $follower 2>/dev/null || true' EXIT
+docker exec -u agent -w /home/agent/work bb-demo-agent timeout 180 \
+  claude -p "show me around this bottle" --output-format stream-json --verbose --allowedTools Bash \
+  | "$PYTHON" -u scripts/demo_view.py transcript
+sleep 1
+
+cat <<TXT
+
+[demo] bottle demo is running (the scripted stand-in answers only this demo's script).
+[demo] attach:    docker exec -it -u agent bb-demo-agent claude
+[demo] firewall:  docker logs bb-demo-bundle | grep '^\[egress\] {'     (also ~/.bot-bottle/state/demo/audit/egress.jsonl)
+[demo] tear down: $root/.venv/bin/ansible-playbook playbooks/teardown.yml -e bottle=demo
+[demo]            (bash scripts/demo.sh --clean also removes the stand-in)
+TXT
