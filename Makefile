@@ -64,6 +64,7 @@ molecule: test-images
 bench-smoke: test-images
 	$(VENV)/python bench/dlp_scan.py --smoke
 	$(VENV)/python bench/chain.py --smoke
+	$(VENV)/python bench/launch.py --smoke
 
 test: lint sanity unit integration molecule bench-smoke
 

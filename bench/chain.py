@@ -11,6 +11,8 @@ HTTP/2 client (curl's default): mitmproxy never reuses an upstream HTTP/1.1 conn
 client (a deliberate choice in its http layer: "h2_to_h1"), so against the test server, which speaks
 HTTP/1.1 only, every such request opens a new upstream TLS connection; upstreams that speak HTTP/2 (the
 model APIs, package registries, code hosts) are multiplexed instead.
+Also the wall time of one scripted agent turn by the real Claude Code (the test server plays the model
+API) in the bottle against the same turn in a plain container on the test network (aim <= 1.2x).
 Figures: p50/p99 of small HTTPS requests over one keep-alive connection, throughput of a download,
 time to the first server-sent event (on a new connection, and on a warm one), egress's DLP scan of a 1 MiB JSON body (bench/dlp_scan.py run
 inside the bundle with egress's own Python), and the RSS of each bundle daemon idle and under load.
@@ -33,7 +35,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PLAYBOOK = os.path.join(ROOT, ".venv", "bin", "ansible-playbook")
 NET, SERVER, SUBNET = "bb-bench-net", "bb-bench-server", "172.28.252.0/24"
-HOSTS = ("allowed.bottle.test", "api.bottle.test")
+HOSTS = ("allowed.bottle.test", "api.bottle.test", "api.anthropic.com")
 BASELINE = "bb-bench-direct"
 BUNDLE_IMAGE = "botbottle/bundle:latest"
 PIPELOCK_BUNDLE_IMAGE = "botbottle/bundle-pipelock:latest"
@@ -58,7 +60,11 @@ all:
         policy: bench
     bottle_policies:
       bench:
+        # The model API is the test server's scripted stand-in (images/testnet/model.py).
+        model: {credential: api_key}
         allowed_domains: [allowed.bottle.test]
+        env:
+          CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1"
         firewall:
           requests_per_minute: 1000000
         pipelock:
@@ -216,6 +222,26 @@ class Bench:
                 rss[name] = rss.get(name, 0) + int(kb) / 1024
         return rss
 
+    def agent_turn(self, container, baseline=False):
+        """Wall time of one scripted agent turn (model answer -> Bash tool call -> tool result -> answer)
+        by the real Claude Code: median of a few runs."""
+        sh(["docker", "exec", SERVER, "cp", "/srv/testnet/scenarios/fetch.json", "/srv/testnet/scenario.json"])
+        prefix = ["docker", "exec", "-u", "agent", "-w", "/home/agent/work"]
+        if baseline:
+            prefix += ["-e", "ANTHROPIC_API_KEY=bench-model-key-not-real", "-e", "NODE_EXTRA_CA_CERTS=/tmp/testnet-ca.pem",
+                       "-e", "CURL_CA_BUNDLE=/tmp/testnet-ca.pem", "-e", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1"]
+        times = []
+        for _run in range(1 if self.smoke else 5):
+            start = time.monotonic()
+            proc = sh(prefix + [container, "timeout", "120", "claude", "-p", "fetch the page", "--output-format", "json",
+                                "--allowedTools", "Bash"], check=False, timeout=180)
+            elapsed = time.monotonic() - start
+            if proc.returncode != 0 or "The page https://allowed.bottle.test/hello answered" not in proc.stdout:
+                raise BenchError("%s: the scripted turn did not complete (rc %d): %s %s"
+                                 % (container, proc.returncode, proc.stdout[-600:], proc.stderr[-600:]))
+            times.append(elapsed)
+        return statistics.median(times)
+
     def dlp_scan(self, bundle):
         """bench/dlp_scan.py inside the bundle, with egress's Python, engine and rules."""
         sh(["docker", "cp", os.path.join(ROOT, "bench", "dlp_scan.py"), bundle + ":/tmp/dlp_scan.py"])
@@ -241,6 +267,7 @@ def main():
         results["plain h2"] = bench.measure(agent, "allowed.bottle.test", "--http2")
         rss["after load"] = bench.daemon_rss(bundle)
         scan = bench.dlp_scan(bundle)
+        turn = {"plain container": bench.agent_turn(BASELINE, baseline=True), "bottle": bench.agent_turn(agent)}
         if sh(["docker", "image", "inspect", PIPELOCK_BUNDLE_IMAGE], check=False).returncode == 0:
             pl = bench.launch("pipelock", "-e", "bottle_pipelock=true")
             results["pipelock"] = bench.measure("bb-%s-agent" % pl, "allowed.bottle.test", "--http1.1")
@@ -272,11 +299,14 @@ def main():
     print("  (plain h2: an HTTP/2 client against the HTTP/1.1-only test server: a new upstream connection per request)")
     print("  DLP scan of a 1 MiB JSON body in the bundle: p50 %.2f ms, p99 %.2f ms (aim <= 15); json.loads alone %.2f ms"
           % (scan["scan_1mib_p50_ms"], scan["scan_1mib_p99_ms"], scan["baseline_json_loads_p50_ms"]))
+    print("  one scripted agent turn (claude -p: model -> Bash -> model): %.2f s in a bottle, %.2f s in a plain container "
+          "= %.2fx (aim <= 1.2x)" % (turn["bottle"], turn["plain container"], turn["bottle"] / turn["plain container"]))
     for phase, table in rss.items():
         print("  RSS %-15s %s" % (phase, ", ".join("%s %.0f MB" % kv for kv in sorted(table.items()))))
     for note in notes:
         print("  " + note)
-    print(json.dumps({"results": results, "dlp_scan": scan, "rss_mb": rss, "notes": notes}, sort_keys=True))
+    print(json.dumps({"results": results, "dlp_scan": scan, "rss_mb": rss, "agent_turn_s": turn, "notes": notes},
+                     sort_keys=True))
     return 0
 
 

@@ -3,11 +3,15 @@
 
 1. `playbooks/bottle.yml` for a fresh bottle, images cached     -> launch time
 2. the same playbook again at once                             -> rerun time, changed count
-3. a plain shell script creating the same docker objects from the
+3. `playbooks/teardown.yml` for that bottle                    -> teardown time
+4. a plain shell script creating the same docker objects from the
    same rendered configs (networks, bundle waited healthy, agent,
    CA copied in) with no Ansible at all                         -> the floor
-Prints the figures and their ratios. Aims: launch <= 1.5x floor,
-rerun changes nothing and takes <= half a launch.
+5. N bottles launched one after another (N=10; --smoke: 2)     -> first and last launch
+Prints the figures and their ratios. Aims: launch <= 1.5x floor, rerun changes nothing and
+takes <= 0.3x a launch, teardown <= 0.5x a launch, the Nth launch no slower than the first.
+--smoke: the whole code path once, with 2 bottles in step 5 (part of make bench-smoke).
+Every wait has a deadline; the bottles it launched are torn down at the end, also on failure.
 """
 
 import json
@@ -28,8 +32,11 @@ FLOOR_SLUG = "floor"
 STATE_ROOT = os.path.expanduser("~/.bot-bottle/state")
 
 
-def run(argv, check=True, **kw):
-    return subprocess.run(argv, cwd=ROOT, check=check, capture_output=True, text=True, **kw)
+def run(argv, check=True, timeout=600, **kw):
+    try:
+        return subprocess.run(argv, cwd=ROOT, check=check, capture_output=True, text=True, timeout=timeout, **kw)
+    except subprocess.TimeoutExpired:
+        sys.exit("%s did not finish within %d s" % (" ".join(argv[:3]), timeout))
 
 
 def playbook(name, *extra):
@@ -105,27 +112,60 @@ def cleanup_floor():
         run(["docker", "network", "rm", "bb-%s-%s" % (FLOOR_SLUG, n)], check=False)
 
 
+def teardown(slug, check=True):
+    start = time.monotonic()
+    proc = run([PLAYBOOK, "playbooks/teardown.yml", "-e", "bottle=%s" % slug], check=False, timeout=300)
+    if check and proc.returncode != 0:
+        sys.exit("teardown of %s failed:\n%s" % (slug, proc.stdout[-2000:]))
+    return time.monotonic() - start
+
+
+def series(count):
+    """Launch ``count`` bottles one after another: the time of each launch."""
+    times = []
+    for index in range(1, count + 1):
+        elapsed, _changed = playbook("bottle.yml", "-e", "bottle_instance=%s-%d" % (INSTANCE, index))
+        times.append(elapsed)
+    return times
+
+
 def main():
+    smoke = "--smoke" in sys.argv[1:]
+    count = 2 if smoke else 10
+    series_slugs = ["%s-%s-%d" % (AGENT, INSTANCE, i) for i in range(1, count + 1)]
     cleanup_floor()
-    run([PLAYBOOK, "playbooks/teardown.yml", "-e", "bottle=%s" % SLUG], check=False)
-    launch, launch_changed = playbook("bottle.yml")
-    rerun, rerun_changed = playbook("bottle.yml")
-    bundle, agent = inspect("bb-%s-bundle" % SLUG), inspect("bb-%s-agent" % SLUG)
-    tmp = tempfile.mkdtemp(prefix="bb-bench-")
-    state_copy = os.path.join(tmp, "state")
-    shutil.copytree(os.path.join(STATE_ROOT, SLUG), state_copy)
-    run([PLAYBOOK, "playbooks/teardown.yml", "-e", "bottle=%s" % SLUG])
+    for slug in [SLUG] + series_slugs:
+        teardown(slug, check=False)
     try:
-        floor_time = floor(state_copy, bundle, agent)
+        launch, launch_changed = playbook("bottle.yml")
+        rerun, rerun_changed = playbook("bottle.yml")
+        bundle, agent = inspect("bb-%s-bundle" % SLUG), inspect("bb-%s-agent" % SLUG)
+        tmp = tempfile.mkdtemp(prefix="bb-bench-")
+        state_copy = os.path.join(tmp, "state")
+        shutil.copytree(os.path.join(STATE_ROOT, SLUG), state_copy)
+        down = teardown(SLUG)
+        try:
+            floor_time = floor(state_copy, bundle, agent)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        launches = series(count)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        for slug in [SLUG] + series_slugs:
+            teardown(slug, check=False)
     rows = [
         ("launch (bottle.yml, images cached)", "%.1f s" % launch, "changed=%d" % launch_changed),
         ("floor (plain shell script, same objects)", "%.1f s" % floor_time, ""),
         ("launch / floor", "%.2fx" % (launch / floor_time), "aim <= 1.50x"),
         ("rerun (bottle.yml again)", "%.1f s" % rerun, "changed=%d (aim 0)" % rerun_changed),
-        ("rerun / launch", "%.2fx" % (rerun / launch), "aim <= 0.50x"),
+        ("rerun / launch", "%.2fx" % (rerun / launch), "aim <= 0.30x"),
+        ("teardown (teardown.yml, one bottle)", "%.1f s" % down, ""),
+        ("teardown / launch", "%.2fx" % (down / launch), "aim <= 0.50x"),
+        ("%d bottles one after another: first" % count, "%.1f s" % launches[0], ""),
+        ("... last (with %d running)" % (count - 1), "%.1f s" % launches[-1],
+         "%.2fx the first (aim <= 1.00x, within noise)" % (launches[-1] / launches[0])),
     ]
+    if smoke:
+        print("SMOKE run: the code path, not meaningful figures")
     width = max(len(r[0]) for r in rows)
     print("launch cost (agent %s, %d cores)" % (AGENT, os.cpu_count()))
     for name, value, note in rows:
