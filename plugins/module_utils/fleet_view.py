@@ -11,23 +11,24 @@ API (each takes the bottle entries ``bottle_info.collect`` returns and changes o
 - ``add_orphan(bottles)``: ``orphan`` = ``"no-state"`` (labelled objects, no state directory),
   ``"no-objects"`` (a state directory, no container, network or machine) or None.
 - ``add_health(client, bottles)``: ``health`` = ``{daemon: "healthy" | reason}`` from
-  ``bottle-health --json`` in the running bundle (``{}`` when no bundle runs).
-- ``add_proposals(bottles)``: ``proposals_pending`` = the supervise proposals in
-  ``<state_dir>/supervise/proposals/*.json`` whose ``status`` is ``pending``.
+  ``bundle_health.read_health`` in the running bundle (``{}`` when no bundle runs).
+- ``add_proposals(bottles)``: ``proposals_pending`` = how many proposals
+  ``supervise.list_proposals`` reads as ``pending`` (the store's own reader: files it does not
+  trust are not counted).
 - ``select(bottles, older_than=None, orphans=False)``: the entries matching every filter given.
 """
 
 from __future__ import annotations
 
 import datetime
-import glob
-import json
-import os
 import re
+
+from ansible_collections.botbottle.bottle.plugins.module_utils import supervise
+from ansible_collections.botbottle.bottle.plugins.module_utils.bundle_health import read_health
+from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import find_container
 
 _DURATION_RE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-HEALTH_COMMAND = ["bottle-health", "--json"]
 
 
 def parse_duration(text):
@@ -51,20 +52,13 @@ def parse_time(value):
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.timezone.utc)
 
 
-def _container(client, name):
-    try:
-        return client.containers.get(name)
-    except Exception:  # pylint: disable=broad-except  # gone since it was listed: nothing to add
-        return None
-
-
 def add_age(client, bottles, now=None):
     now = now or datetime.datetime.now(datetime.timezone.utc)
     for b in bottles:
         if not b.get("created"):
             times = []
             for c in b.get("containers", []):
-                found = _container(client, c["name"])
+                found = find_container(client, c["name"])  # None: gone since it was listed
                 stamp = parse_time((found.attrs or {}).get("Created")) if found is not None else None
                 if stamp:
                     times.append(stamp)
@@ -93,33 +87,17 @@ def add_health(client, bottles):
         bundle = next((c for c in b.get("containers", []) if c.get("component") == "bundle"), None)
         if bundle is None or bundle.get("status") != "running":
             continue
-        container = _container(client, bundle["name"])
+        container = find_container(client, bundle["name"])
         if container is None:
             continue
-        result = container.exec_run(HEALTH_COMMAND, demux=True)
-        out = result.output[0] if isinstance(result.output, tuple) else result.output
-        try:
-            report = json.loads((out or b"").decode("utf-8", "replace"))
-        except ValueError:
-            report = None
-        if isinstance(report, dict):
-            b["health"] = {str(k): str(v) for k, v in report.items()}
-        else:
-            b["health"] = {"bundle": "bottle-health gave no report (exit %s)" % result.exit_code}
+        rc, report, _output = read_health(container)
+        b["health"] = report if report is not None else {"bundle": "bottle-health gave no report (exit %s)" % rc}
     return bottles
 
 
 def count_pending(state_dir):
-    pending = 0
-    for path in glob.glob(os.path.join(state_dir, "supervise", "proposals", "*.json")):
-        try:
-            with open(path, encoding="utf-8") as handle:
-                record = json.load(handle)
-        except (OSError, ValueError):
-            continue
-        if isinstance(record, dict) and record.get("status") == "pending":
-            pending += 1
-    return pending
+    pending, _untrusted = supervise.list_proposals(state_dir, status="pending")
+    return len(pending)
 
 
 def add_proposals(bottles):

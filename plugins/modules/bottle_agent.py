@@ -114,8 +114,10 @@ ip:
 from urllib.parse import urlsplit
 
 from ansible_collections.botbottle.bottle.plugins.module_utils import naming
+from ansible_collections.botbottle.bottle.plugins.module_utils.container_manager import (
+    ENV, IMAGE, LABELS, NETWORKS, ContainerManager, Option, argument_spec, pinned_ip)
 from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import (
-    DockerException, env_list_to_dict, find_container, find_image, get_docker_client, run_manager)
+    DockerException, get_docker_client, run_manager)
 
 CA_PATH = "/usr/local/share/ca-certificates/bottle-ca.crt"
 # Docker's embedded DNS forwards unknown names to these servers; a user-set 127.x server is
@@ -123,16 +125,18 @@ CA_PATH = "/usr/local/share/ca-certificates/bottle-ca.crt"
 DNS = ["127.0.0.1"]
 DNS_OPTIONS = ["timeout:1", "attempts:1"]
 
+USER = Option("user", lambda m: m.p["user"], lambda m, attrs: (attrs.get("Config") or {}).get("User") or "")
+MEMORY = Option("memory", lambda m: m.memory_bytes(),
+                lambda m, attrs: (attrs.get("HostConfig") or {}).get("Memory") or 0)
+PIDS_LIMIT = Option("pids_limit", lambda m: m.p["pids_limit"],
+                    lambda m, attrs: (attrs.get("HostConfig") or {}).get("PidsLimit"))
 
-class AgentManager:
-    def __init__(self, module, client):
-        self.module = module
-        self.client = client
-        self.p = module.params
-        self.check_mode = module.check_mode
-        self.name = self.p["name"] or naming.object_name(self.p["slug"], "agent")
-        self.container = find_container(client, self.name)
-        self.result = dict(changed=False, container={"id": None, "name": self.name}, diff=dict(before={}, after={}))
+
+class AgentManager(ContainerManager):
+    kind = "agent"
+    options = (IMAGE, ENV, LABELS, NETWORKS, pinned_ip("ip", "ip", "network"), USER, MEMORY, PIDS_LIMIT)
+    required = ("agent", "image", "network", "proxy_url")
+    ip_param, network_param = "ip", "network"
 
     def desired_env(self):
         env = {k: str(v) for k, v in (self.p["env"] or {}).items()}
@@ -150,6 +154,12 @@ class AgentManager:
         })
         return env
 
+    def desired_labels(self):
+        return naming.labels(self.p["slug"], self.p["agent"], "agent")
+
+    def desired_networks(self):
+        return [self.p["network"]]
+
     def memory_bytes(self):
         if not self.p["memory"]:
             return 0
@@ -160,122 +170,25 @@ class AgentManager:
             self.module.fail_json(msg="memory %r is not a size: use Docker syntax such as '4g' or '512m' (%s)"
                                       % (self.p["memory"], exc))
 
-    def desired(self, image_id):
-        return {
-            "image": image_id,
-            "env": self.desired_env(),
-            "labels": naming.labels(self.p["slug"], self.p["agent"], "agent"),
-            "networks": [self.p["network"]],
-            "ip": self.p["ip"] or "",
-            "user": self.p["user"],
-            "memory": self.memory_bytes(),
-            "pids_limit": self.p["pids_limit"],
-        }
-
-    def current(self):
-        c = self.container.attrs
-        cfg, host = c.get("Config") or {}, c.get("HostConfig") or {}
-        nets = (c.get("NetworkSettings") or {}).get("Networks") or {}
-        image_env = env_list_to_dict((self.client.api.inspect_image(c["Image"]).get("Config") or {}).get("Env"))
-        want_env = self.desired_env()
-        env = {k: v for k, v in env_list_to_dict(cfg.get("Env")).items() if image_env.get(k) != v or k in want_env}
-        ip = ((nets.get(self.p["network"]) or {}).get("IPAMConfig") or {}).get("IPv4Address") or ""
-        wanted_labels = naming.labels(self.p["slug"], self.p["agent"], "agent")
-        return {
-            "image": c.get("Image"),
-            "env": env,
-            "labels": {k: v for k, v in (cfg.get("Labels") or {}).items() if k in wanted_labels},
-            "networks": sorted(nets),
-            "ip": ip,
-            "user": cfg.get("User") or "",
-            "memory": host.get("Memory") or 0,
-            "pids_limit": host.get("PidsLimit"),
-        }
-
-    @staticmethod
-    def redact(state):
-        if not state:
-            return state
-        shown = dict(state)
-        shown["env"] = sorted(state.get("env", {}))
-        return shown
-
-    def present(self):
-        for key in ("agent", "image", "network", "proxy_url"):
-            if not self.p[key]:
-                self.module.fail_json(msg="%s is required when state=present" % key)
+    def check_present(self):
         if self.p["user"].split(":")[0] in ("0", "root", ""):
             self.module.fail_json(msg="user %r runs the agent as root: use a non-root uid:gid such as '1000:1000'"
                                       % self.p["user"])
-        image = find_image(self.client, self.p["image"])
-        if image is None:
-            self.module.fail_json(msg="agent image %s is not in the local image cache: build it with `make images` "
-                                      "(playbooks/images.yml)" % self.p["image"])
-        want = self.desired(image.id)
-        if self.container is None:
-            self.result.update(changed=True, diff=dict(before={}, after=self.redact(want)))
-            if not self.check_mode:
-                self.create(want)
-        else:
-            have = self.current()
-            self.result["diff"] = dict(before=self.redact(have), after=self.redact(want))
-            diffs = sorted(k for k in want if have.get(k) != want[k])
-            if diffs:
-                self.result.update(changed=True, recreated_for=diffs)
-                if not self.check_mode:
-                    self.container.remove(force=True)
-                    self.create(want)
-            elif self.container.status != "running":
-                self.result.update(changed=True, restarted=True)
-                if not self.check_mode:
-                    self.container.start()
-        if self.container is not None and not self.check_mode:
-            self.container.reload()
-            nets = (self.container.attrs.get("NetworkSettings") or {}).get("Networks") or {}
-            self.result["container"] = {"id": self.container.id, "name": self.name}
-            self.result["ip"] = (nets.get(self.p["network"]) or {}).get("IPAddress")
 
-    def create(self, want):
-        labels = dict(want["labels"])
-        host_config = self.client.api.create_host_config(
+    # The hardening: fixed, no option weakens it (see DOCUMENTATION).
+    def host_config(self, want):
+        return dict(
             cap_drop=["ALL"], security_opt=["no-new-privileges"], init=True,
             dns=DNS, dns_opt=DNS_OPTIONS, dns_search=["."],
             pids_limit=want["pids_limit"], mem_limit=want["memory"] or None,
-            # The one network; without a mode Docker would attach the default bridge as well.
-            network_mode=want["networks"][0],
             privileged=False, publish_all_ports=False)
-        networking = self.client.api.create_networking_config({
-            want["networks"][0]: self.client.api.create_endpoint_config(ipv4_address=want["ip"] or None)})
-        created = self.client.api.create_container(
-            want["image"], name=self.name, environment=want["env"], labels=labels, user=want["user"],
-            host_config=host_config, networking_config=networking, detach=True, hostname=self.name)
-        self.container = self.client.containers.get(created["Id"])
-        try:
-            self.container.start()
-        except DockerException as exc:
-            self.container.remove(force=True)
-            self.container = None
-            self.module.fail_json(msg="could not start agent %s: %s" % (self.name, exc))
 
-    def absent(self):
-        if self.container is None:
-            return
-        if (self.container.labels or {}).get(naming.LABEL_BOTTLE) != self.p["slug"]:
-            self.module.fail_json(msg="container %s does not carry label %s=%s: not removing what is not the bottle's"
-                                      % (self.name, naming.LABEL_BOTTLE, self.p["slug"]))
-        self.result.update(changed=True, diff=dict(before={"name": self.name, "status": self.container.status},
-                                                   after={}))
-        self.result["container"]["id"] = self.container.id
-        if not self.check_mode:
-            self.container.remove(force=True)
+    def container_args(self, want):
+        return dict(user=want["user"], hostname=self.name)
 
 
 def main():
-    argument_spec = dict(
-        slug=dict(type="str", required=True),
-        agent=dict(type="str"),
-        name=dict(type="str"),
-        image=dict(type="str"),
+    spec = argument_spec(
         network=dict(type="str"),
         ip=dict(type="str"),
         proxy_url=dict(type="str"),
@@ -284,9 +197,8 @@ def main():
         user=dict(type="str", default="1000:1000"),
         memory=dict(type="str"),
         pids_limit=dict(type="int", default=512),
-        state=dict(type="str", choices=["present", "absent"], default="present"),
     )
-    run_manager(argument_spec, AgentManager, "agent", get_client=get_docker_client)
+    run_manager(spec, AgentManager, "agent", get_client=get_docker_client)
 
 
 if __name__ == "__main__":

@@ -49,8 +49,9 @@ options:
   health:
     description:
       - Report each bottle's C(health) from C(bottle-health --json) in its running bundle, and
-        the count of its pending supervise proposals (C(<state_dir>/supervise/proposals/*.json) whose
-        C(status) is C(pending)) as C(proposals_pending).
+        the count of its pending supervise proposals (C(<state_dir>/supervise/proposals/<id>.json) whose
+        C(status) is C(pending), read as M(botbottle.bottle.bottle_supervise) reads them, so a link, an
+        oversized or malformed file is not counted) as C(proposals_pending).
     type: bool
     default: false
   older_than:

@@ -28,7 +28,8 @@ attributes:
     description: Reports the networks and subnets it would create, creating none.
     support: full
   diff_mode:
-    description: Shows each network's name, subnet and addresses before and after.
+    description: Shows each network's name, subnet and addresses before and after, and for a network that is
+      recreated each setting that differed (C(internal), C(options)) as it was and as it will be.
     support: full
   idempotent:
     description: Existing networks of the bottle are kept with their subnets; a second run changes nothing.
@@ -182,17 +183,36 @@ class NetworkManager:
         merged.update(naming.labels(self.p["slug"], self.p["agent"], component, self.p["backend"]))
         return merged
 
-    def foreign(self, net, component):
+    # What each network must be, beyond its name; a network of the bottle that differs is recreated.
+    # Options are compared on the keys we set only (Docker adds its own).
+    WANTED = {
+        "internal": {"internal": True, "options": {INHIBIT_IPV4: "true"}},
+        "egress": {},
+    }
+
+    def check_ours(self, net):
+        """Fail unless ``net`` carries the bottle's label: a network of that name is never taken over."""
         labels = net.attrs.get("Labels") or {}
         if labels.get(naming.LABEL_BOTTLE) != self.p["slug"]:
             self.module.fail_json(
                 msg="docker network %s exists but does not belong to bottle %s (label %s=%r): "
                     "remove or rename it, or choose another bottle_instance"
                     % (net.name, self.p["slug"], naming.LABEL_BOTTLE, labels.get(naming.LABEL_BOTTLE)))
-        if component == "net-int" and not (net.attrs.get("Internal") and
-                                           (net.attrs.get("Options") or {}).get(INHIBIT_IPV4) == "true"):
-            return True
-        return False
+
+    def has_different_config(self, key, net):
+        """``(different, differences)``: each setting of ``WANTED[key]`` that ``net`` does not have, as
+        ``{setting: (have, want)}``, both sides normalised the same way."""
+        attrs = net.attrs
+        differences = {}
+        for setting, want in self.WANTED[key].items():
+            if setting == "internal":
+                have = bool(attrs.get("Internal"))
+            else:  # options: only the keys we set
+                options = attrs.get("Options") or {}
+                have = {k: options.get(k) for k in want}
+            if have != want:
+                differences[setting] = (have, want)
+        return bool(differences), differences
 
     def present(self):
         if not self.p["agent"]:
@@ -204,16 +224,16 @@ class NetworkManager:
         if pool.version != 4 or not pool.prefixlen <= self.p["prefix"] <= 29:
             self.module.fail_json(msg="prefix %d does not fit pool %s: use a prefix between the pool's (/%d) and 29"
                                   % (self.p["prefix"], pool, pool.prefixlen))
-        recreate = []
-        for key, component in (("internal", "net-int"), ("egress", "net-out")):
-            net = self.existing.get(key)
-            if key not in self.names:
-                continue
-            if net is not None and self.foreign(net, component):
-                recreate.append(key)
-        missing = [k for k in ("internal", "egress") if k in self.names and (self.existing[k] is None or k in recreate)]
-        self.result["diff"]["before"] = {k: (describe(v, k == "internal") if v else None)
-                                         for k, v in self.existing.items()}
+        differences = {}
+        for key, net in self.existing.items():
+            if net is not None:
+                self.check_ours(net)
+                different, found = self.has_different_config(key, net)
+                if different:
+                    differences[key] = found
+        missing = [k for k in ("internal", "egress")
+                   if k in self.names and (self.existing[k] is None or k in differences)]
+        before = {k: (describe(v, k == "internal") if v else None) for k, v in self.existing.items()}
         if missing:
             used = used_subnets([n for n in self.client.networks.list()
                                  if n.name not in [self.names[k] for k in missing]])
@@ -227,7 +247,7 @@ class NetworkManager:
             self.result["changed"] = True
             for key, subnet in zip(missing, subnets):
                 if not self.check_mode:
-                    if key in recreate:
+                    if key in differences:
                         self.existing[key].remove()
                     self.existing[key] = self.create(key, subnet)
                 else:
@@ -240,7 +260,12 @@ class NetworkManager:
             if net is not None and (key not in missing or not self.check_mode):
                 net.reload()
                 self.result["networks"][key] = describe(net, key == "internal")
-        self.result["diff"]["after"] = dict(self.result["networks"])
+        after = dict(self.result["networks"])
+        # Each difference that recreates a network shows in the diff, its value before and after.
+        for key, found in differences.items():
+            before[key] = dict(before[key], **{setting: have for setting, (have, _want) in found.items()})
+            after[key] = dict(after[key], **{setting: want for setting, (_have, want) in found.items()})
+        self.result["diff"] = dict(before=before, after=after)
 
     def create(self, key, subnet):
         from docker.types import IPAMConfig, IPAMPool

@@ -149,10 +149,10 @@ import re
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.botbottle.bottle.plugins.module_utils.agent_transport import (
-    TRANSPORTS, TransportError, get_transport)
+from ansible_collections.botbottle.bottle.plugins.module_utils.agent_transport import TransportError
 from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import DOCKER_COMMON_ARGS, DockerException
 from ansible_collections.botbottle.bottle.plugins.module_utils.git_gate import gitconfig
+from ansible_collections.botbottle.bottle.plugins.module_utils.transport_factory import TRANSPORTS, get_transport
 
 CA_TARGET = "/usr/local/share/ca-certificates/bottle-ca.crt"
 # update-ca-certificates links every added certificate here: its absence means the trust store

@@ -231,26 +231,63 @@ import time
 
 
 from ansible_collections.botbottle.bottle.plugins.module_utils import bundle_config, loopback, naming
+from ansible_collections.botbottle.bottle.plugins.module_utils.container_manager import (
+    ENV, IMAGE, LABELS, NETWORKS, ContainerManager, Option, argument_spec, pinned_ip)
 from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import (
-    DockerException, env_list_to_dict, exec_in, find_container, find_image, get_docker_client, log_tail,
-    run_manager)
+    DockerException, exec_in, get_docker_client, log_tail, run_manager)
 
 
-class BundleManager:
-    def __init__(self, module, client):
-        self.module = module
-        self.client = client
-        self.p = module.params
-        self.check_mode = module.check_mode
-        self.name = self.p["name"] or naming.object_name(self.p["slug"], "bundle")
-        self.container = find_container(client, self.name)
-        self.result = dict(changed=False, reloaded=False, container={"id": None, "name": self.name},
-                           diff=dict(before={}, after={}))
-        self.publish_address = None
+def binding_key(ip, host_port, port):
+    """``ip:port`` (Docker picks the host port) or ``ip:host_port:port`` (a fixed one)."""
+    return "%s:%s:%d" % (ip, host_port, port) if host_port else "%s:%d" % (ip, port)
+
+
+def _current_mounts(manager, attrs):
+    return sorted("%s:%s:%s" % (m.get("Source"), m.get("Destination"), "rw" if m.get("RW") else "ro")
+                  for m in attrs.get("Mounts") or [] if m.get("Type") == "bind")
+
+
+def _current_ports(manager, attrs):
+    ports = []
+    for spec, bindings in ((attrs.get("HostConfig") or {}).get("PortBindings") or {}).items():
+        for binding in bindings or []:
+            ports.append(binding_key(binding.get("HostIp") or "0.0.0.0", binding.get("HostPort") or "",
+                                     int(spec.split("/")[0])))
+    return sorted(ports)
+
+
+MOUNTS = Option(
+    "mounts",
+    lambda m: sorted("%s:%s:%s" % (x["source"], x["target"], "ro" if x["read_only"] else "rw")
+                     for x in m.p["mounts"]),
+    _current_mounts)
+PORTS = Option(
+    "ports",
+    lambda m: sorted(binding_key(ip, host_port, port)
+                     for port, entries in m.port_bindings().items() for ip, host_port in entries),
+    _current_ports)
+CAP_ADD = Option("cap_add", lambda m: sorted(m.p["cap_add"]),
+                 lambda m, attrs: sorted((attrs.get("HostConfig") or {}).get("CapAdd") or []))
+RESTART_POLICY = Option(
+    "restart_policy", lambda m: m.p["restart_policy"],
+    lambda m, attrs: (((attrs.get("HostConfig") or {}).get("RestartPolicy") or {}).get("Name") or "no"))
+
+
+class BundleManager(ContainerManager):
+    kind = "bundle"
+    options = (IMAGE, ENV, LABELS, MOUNTS, NETWORKS, pinned_ip("internal_ip", "internal_ip", "internal_network"),
+               PORTS, CAP_ADD, RESTART_POLICY)
+    required = ("agent", "image")
+    ip_param, network_param = "internal_ip", "internal_network"
 
     # Each daemon's agent-facing port: the proxy is egress, or pipelock in front of it (egress then
     # listens on the bundle's own loopback only).
     AGENT_PORTS = {"egress": 8888, "pipelock": 8888, "git-gate": 9418, "supervise": 9100}
+
+    def __init__(self, module, client):
+        super().__init__(module, client)
+        self.result["reloaded"] = False
+        self.publish_address = None
 
     def resolve_publish_address(self):
         """The address to publish on (None without publish_address); fails naming the fix."""
@@ -296,8 +333,7 @@ class BundleManager:
         return env
 
     def desired_labels(self):
-        labels = naming.labels(self.p["slug"], self.p["agent"], "bundle", self.p["backend"])
-        return labels
+        return naming.labels(self.p["slug"], self.p["agent"], "bundle", self.p["backend"])
 
     def desired_networks(self):
         nets = [self.p["internal_network"]] if self.p["internal_network"] else []
@@ -305,117 +341,28 @@ class BundleManager:
             nets.append(self.p["egress_network"])
         return nets + list(self.p["extra_networks"] or [])
 
-    def desired(self, image_id):
-        return {
-            "image": image_id,
-            "env": self.desired_env(),
-            "labels": self.desired_labels(),
-            "mounts": sorted("%s:%s:%s" % (m["source"], m["target"], "ro" if m["read_only"] else "rw")
-                             for m in self.p["mounts"]),
-            "networks": sorted(self.desired_networks()),
-            "internal_ip": self.p["internal_ip"] or "",
-            "ports": sorted(self.binding_key(ip, host_port, port)
-                            for port, entries in self.port_bindings().items() for ip, host_port in entries),
-            "cap_add": sorted(self.p["cap_add"]),
-            "restart_policy": self.p["restart_policy"],
-        }
-
-    @staticmethod
-    def binding_key(ip, host_port, port):
-        """``ip:port`` (Docker picks the host port) or ``ip:host_port:port`` (a fixed one)."""
-        return "%s:%s:%d" % (ip, host_port, port) if host_port else "%s:%d" % (ip, port)
-
-    def current(self):
-        c = self.container.attrs
-        host_config = c.get("HostConfig") or {}
-        nets = (c.get("NetworkSettings") or {}).get("Networks") or {}
-        internal = nets.get(self.p["internal_network"] or "", {}) or {}
-        env = env_list_to_dict((c.get("Config") or {}).get("Env"))
-        image_env = env_list_to_dict(((self.client.api.inspect_image(c["Image"]).get("Config") or {}).get("Env")))
-        env = {k: v for k, v in env.items() if image_env.get(k) != v or k in self.desired_env()}
-        ports = []
-        for spec, bindings in (host_config.get("PortBindings") or {}).items():
-            for binding in bindings or []:
-                ports.append(self.binding_key(binding.get("HostIp") or "0.0.0.0", binding.get("HostPort") or "",
-                                              int(spec.split("/")[0])))
-        labels = {k: v for k, v in ((c.get("Config") or {}).get("Labels") or {}).items()
-                  if k in self.desired_labels()}
-        return {
-            "image": c.get("Image"),
-            "env": env,
-            "labels": labels,
-            "mounts": sorted("%s:%s:%s" % (m.get("Source"), m.get("Destination"), "rw" if m.get("RW") else "ro")
-                             for m in c.get("Mounts") or [] if m.get("Type") == "bind"),
-            "networks": sorted(nets),
-            "internal_ip": ((internal.get("IPAMConfig") or {}).get("IPv4Address") or ""),
-            "ports": sorted(ports),
-            "cap_add": sorted(host_config.get("CapAdd") or []),
-            "restart_policy": ((host_config.get("RestartPolicy") or {}).get("Name") or "no"),
-        }
-
-    @staticmethod
-    def differences(before, after):
-        return sorted(k for k in after if before.get(k) != after.get(k))
-
-    @staticmethod
-    def redact(state):
-        """A copy fit for diff output: environment keys only."""
-        if not state:
-            return state
-        shown = dict(state)
-        shown["env"] = sorted(state.get("env", {}))
-        return shown
-
-    # -- actions -------------------------------------------------------
-    def present(self):
-        for key in ("agent", "image"):
-            if not self.p[key]:
-                self.module.fail_json(msg="%s is required when state=present" % key)
+    def check_present(self):
         if not (self.p["internal_network"] or self.p["egress_network"]):
             self.module.fail_json(msg="internal_network or egress_network is required when state=present: the "
                                       "bundle needs a network (docker backend: both; smolmachines: egress_network)")
         if self.p["internal_ip"] and not self.p["internal_network"]:
             self.module.fail_json(msg="internal_ip needs internal_network: drop internal_ip or name the network")
         self.publish_address = self.resolve_publish_address()
-        image = find_image(self.client, self.p["image"])
-        if image is None:
-            self.module.fail_json(msg="bundle image %s is not in the local image cache: build it with "
-                                      "`make images` (playbooks/images.yml)" % self.p["image"])
-        want = self.desired(image.id)
-        after = dict(want, config_hash=self.p["config_hash"] or "")
-        if self.container is None:
-            self.result["diff"] = dict(before={}, after=self.redact(after))
+
+    # The configuration hash is no container setting: a change reloads the bundle in place.
+    def diff_state(self, settings, container=None):
+        loaded = self.current_config_hash() if container is not None else (self.p["config_hash"] or "")
+        return dict(settings, config_hash=loaded)
+
+    def converge(self, before, after):
+        running = self.start_if_stopped()
+        if before["config_hash"] != after["config_hash"]:
             self.result["changed"] = True
-            if not self.check_mode:
-                self.create(want)
-        else:
-            have = self.current()
-            before = dict(have, config_hash=self.current_config_hash())
-            self.result["diff"] = dict(before=self.redact(before), after=self.redact(after))
-            diffs = self.differences(have, want)
-            if diffs:
-                self.result["changed"] = True
-                self.result["recreated_for"] = diffs
-                if not self.check_mode:
-                    self.container.remove(force=True)
-                    self.create(want)
-            else:
-                running = self.container.status == "running"
-                if not running:
-                    self.result["changed"] = True
-                    self.result["restarted"] = True
-                    if not self.check_mode:
-                        self.container.start()
-                if before["config_hash"] != after["config_hash"]:
-                    self.result["changed"] = True
-                    if not self.check_mode and running:
-                        self.container.kill(signal="SIGHUP")
-                        self.result["reloaded"] = True
-                if self.result["changed"] and not self.check_mode:
-                    self.record_config_hash()
-        if self.container is not None and not self.check_mode:
-            self.wait_healthy()
-            self.report()
+            if not self.check_mode and running:
+                self.container.kill(signal="SIGHUP")
+                self.result["reloaded"] = True
+        if self.result["changed"] and not self.check_mode:
+            self.record_config_hash()
 
     # Labels are fixed at creation. The hash of the configuration a running bundle has loaded since
     # (a reload, a restart) is kept in the bundle (module_utils/bundle_config.py, the reload protocol).
@@ -438,38 +385,35 @@ class BundleManager:
                 # The bundle runs the new configuration; without the record the next run reloads it again.
                 self.module.warn("%s; the next run reloads bundle %s again" % (exc, self.name))
 
-    def create(self, want):
+    # -- creation ------------------------------------------------------
+    def creation_labels(self, want):
+        return dict(want["labels"], **{naming.LABEL_CONFIG_HASH: self.p["config_hash"] or ""})
+
+    def host_config(self, want):
         from docker.types import Mount
-        labels = dict(want["labels"])
-        labels[naming.LABEL_CONFIG_HASH] = self.p["config_hash"] or ""
         mounts = [Mount(target=m["target"], source=m["source"], type="bind", read_only=m["read_only"])
                   for m in self.p["mounts"]]
-        primary = self.desired_networks()[0]
-        networking = self.client.api.create_networking_config({
-            primary: self.client.api.create_endpoint_config(
-                ipv4_address=(self.p["internal_ip"] or None) if primary == self.p["internal_network"] else None)})
         ports = {"%d/tcp" % port: (entries[0] if len(entries) == 1 else entries)
                  for port, entries in self.port_bindings().items()}
-        host_config = self.client.api.create_host_config(
+        return dict(
             mounts=mounts, cap_add=self.p["cap_add"], port_bindings=ports or None,
             restart_policy={"Name": self.p["restart_policy"]} if self.p["restart_policy"] != "no" else None,
-            init=False, security_opt=["no-new-privileges"],
-            # Without a network mode Docker would also attach the default bridge.
-            network_mode=primary)
-        created = self.client.api.create_container(
-            want["image"], name=self.name, environment=want["env"], labels=labels,
-            host_config=host_config, networking_config=networking,
-            ports=sorted(self.port_bindings()) or None, detach=True)
-        self.container = self.client.containers.get(created["Id"])
-        try:
-            for net in self.desired_networks()[1:]:
-                self.client.networks.get(net).connect(self.container)
-            self.container.start()
-        except DockerException as exc:
-            self.container.remove(force=True)
-            self.container = None
-            self.module.fail_json(msg="could not start bundle %s: %s (networks: %s)"
-                                      % (self.name, exc, ", ".join(self.desired_networks())))
+            init=False, security_opt=["no-new-privileges"])
+
+    def container_args(self, want):
+        return dict(ports=sorted(self.port_bindings()) or None)
+
+    def connect_networks(self):
+        for net in self.desired_networks()[1:]:
+            self.client.networks.get(net).connect(self.container)
+
+    def start_failure_hint(self):
+        return " (networks: %s)" % ", ".join(self.desired_networks())
+
+    # -- health and report ---------------------------------------------
+    def finish(self):
+        self.wait_healthy()
+        self.report()
 
     def health(self):
         rc, out, err = exec_in(self.container, ["/usr/local/bin/bottle-health", "--json"])
@@ -515,36 +459,15 @@ class BundleManager:
                               container={"id": self.container.id, "name": self.name})
 
     def report(self):
-        self.container.reload()
-        attrs = self.container.attrs
-        nets = (attrs.get("NetworkSettings") or {}).get("Networks") or {}
-        self.result["container"] = {"id": self.container.id, "name": self.name}
-        self.result["ip"] = (nets.get(self.p["internal_network"]) or {}).get("IPAddress")
-        ports = (attrs.get("NetworkSettings") or {}).get("Ports") or {}
+        super().report()
+        ports = (self.container.attrs.get("NetworkSettings") or {}).get("Ports") or {}
         self.result["host_ports"] = {
             spec.split("/")[0]: int(bindings[0]["HostPort"])
             for spec, bindings in ports.items() if bindings}
 
-    def absent(self):
-        if self.container is None:
-            return
-        labels = self.container.labels or {}
-        if labels.get(naming.LABEL_BOTTLE) != self.p["slug"]:
-            self.module.fail_json(msg="container %s does not carry label %s=%s: not removing what is not the bottle's"
-                                      % (self.name, naming.LABEL_BOTTLE, self.p["slug"]))
-        self.result["changed"] = True
-        self.result["container"]["id"] = self.container.id
-        self.result["diff"] = dict(before={"name": self.name, "status": self.container.status}, after={})
-        if not self.check_mode:
-            self.container.remove(force=True)
-
 
 def main():
-    argument_spec = dict(
-        slug=dict(type="str", required=True),
-        agent=dict(type="str"),
-        name=dict(type="str"),
-        image=dict(type="str"),
+    spec = argument_spec(
         daemons=dict(type="list", elements="str", default=["egress"],
                      choices=["pipelock", "egress", "git-gate", "supervise"]),
         env=dict(type="dict", default={}, no_log=True),
@@ -567,9 +490,8 @@ def main():
         config_hash=dict(type="str"),
         restart_policy=dict(type="str", default="no", choices=["no", "on-failure", "unless-stopped", "always"]),
         health_timeout=dict(type="int", default=60),
-        state=dict(type="str", choices=["present", "absent"], default="present"),
     )
-    run_manager(argument_spec, BundleManager, "bundle", get_client=get_docker_client)
+    run_manager(spec, BundleManager, "bundle", get_client=get_docker_client)
 
 
 if __name__ == "__main__":

@@ -9,9 +9,10 @@ from unittest import mock
 
 import pytest
 
-from ansible_collections.botbottle.bottle.plugins.module_utils import agent_transport
-from ansible_collections.botbottle.bottle.plugins.module_utils.agent_transport import (
-    AgentTransport, DockerTransport, TransportError, get_transport)
+from ansible_collections.botbottle.bottle.plugins.module_utils import transport_factory
+from ansible_collections.botbottle.bottle.plugins.module_utils.agent_transport import AgentTransport, TransportError
+from ansible_collections.botbottle.bottle.plugins.module_utils.docker_transport import DockerTransport
+from ansible_collections.botbottle.bottle.plugins.module_utils.transport_factory import get_transport
 from ansible_collections.botbottle.bottle.tests.unit.plugins.module_utils.agent_fakes import (
     FakeClient, FakeContainer)
 
@@ -154,4 +155,4 @@ def test_get_transport_unknown_kind():
 
 
 def test_transports_constant_lists_what_the_factory_accepts():
-    assert agent_transport.TRANSPORTS == ("docker", "smolvm")
+    assert transport_factory.TRANSPORTS == ("docker", "smolvm")

@@ -12,6 +12,7 @@ import pytest
 from unittest import mock
 
 from ansible_collections.botbottle.bottle.plugins.module_utils import fleet_view
+from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import NotFound
 
 NOW = datetime.datetime(2026, 11, 22, 12, 0, 0, tzinfo=datetime.timezone.utc)
 
@@ -85,12 +86,42 @@ def test_health_from_the_running_bundle_only():
     healthy.exec_run.assert_called_once_with(["bottle-health", "--json"], demux=True)
 
 
+def proposal_id(n):
+    return "%016x" % n
+
+
 def test_pending_proposals_are_counted(tmp_path):
     proposals = tmp_path / "a" / "supervise" / "proposals"
     proposals.mkdir(parents=True)
-    for name, status in (("1", "pending"), ("2", "approved"), ("3", "pending"), ("4", "rejected")):
-        (proposals / (name + ".json")).write_text(json.dumps({"id": name, "status": status}))
-    (proposals / "5.json").write_text("not json")
-    (proposals / "6.json").write_text("[]")
+    for n, status in ((1, "pending"), (2, "approved"), (3, "pending"), (4, "rejected")):
+        (proposals / (proposal_id(n) + ".json")).write_text(
+            json.dumps({"id": proposal_id(n), "kind": "domain", "status": status}))
+    (proposals / (proposal_id(5) + ".json")).write_text("not json")
+    (proposals / (proposal_id(6) + ".json")).write_text("[]")
     bottles = fleet_view.add_proposals([bottle("a", state_dir=str(tmp_path / "a")), bottle("b")])
     assert [b["proposals_pending"] for b in bottles] == [2, 0]
+
+
+def test_pending_proposals_are_read_by_the_stores_own_rules(tmp_path):
+    # What supervise.list_proposals does not trust is not counted: a link, an oversized file,
+    # a name that is no proposal id, a kind supervise never writes.
+    proposals = tmp_path / "supervise" / "proposals"
+    proposals.mkdir(parents=True)
+    pending = {"id": proposal_id(1), "kind": "domain", "status": "pending"}
+    (tmp_path / "elsewhere.json").write_text(json.dumps(dict(pending, id=proposal_id(2))))
+    (proposals / (proposal_id(2) + ".json")).symlink_to(tmp_path / "elsewhere.json")
+    (proposals / (proposal_id(3) + ".json")).write_text(
+        json.dumps(dict(pending, id=proposal_id(3), pad="x" * 70000)))
+    (proposals / "p1.json").write_text(json.dumps(dict(pending, id="p1")))
+    (proposals / (proposal_id(4) + ".json")).write_text(json.dumps(dict(pending, id=proposal_id(4), kind="x")))
+    assert fleet_view.count_pending(str(tmp_path)) == 0
+    (proposals / (proposal_id(1) + ".json")).write_text(json.dumps(pending))
+    assert fleet_view.count_pending(str(tmp_path)) == 1
+
+
+def test_health_of_a_bundle_gone_since_listed_is_left_empty():
+    client = mock.Mock()
+    client.containers.get.side_effect = NotFound("gone")
+    bottles = fleet_view.add_health(client, [
+        bottle("a", containers=[{"name": "bb-a-bundle", "component": "bundle", "status": "running"}])])
+    assert bottles[0]["health"] == {}

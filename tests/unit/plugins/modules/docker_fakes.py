@@ -188,9 +188,8 @@ class FakeContainer:
 
 
 class FakeCollection:
-    def __init__(self, engine, kind):
+    def __init__(self, engine):
         self.engine = engine
-        self.kind = kind
 
 
 class FakeNetworks(FakeCollection):
@@ -330,9 +329,9 @@ class FakeEngine:
         self.on_create = None  # called with each new container (to script its behaviour)
         self._ports = itertools.count(49153)
         self.client = mock.Mock(spec=["networks", "containers", "images", "api", "ping"])
-        self.client.networks = FakeNetworks(self, "network")
-        self.client.containers = FakeContainers(self, "container")
-        self.client.images = FakeImages(self, "image")
+        self.client.networks = FakeNetworks(self)
+        self.client.containers = FakeContainers(self)
+        self.client.images = FakeImages(self)
         self.client.api = FakeAPI(self)
         self.add_network("bridge", subnet="172.17.0.0/16", gateway="172.17.0.1")
 

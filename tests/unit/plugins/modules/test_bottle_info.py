@@ -100,7 +100,8 @@ def test_fleet_view_health_proposals_age_orphans_and_filters(tmp_path):
     launch(engine, "ghost", "demo")  # labelled objects, no state dir
     (tmp_path / "demo" / "supervise" / "proposals").mkdir(parents=True)
     (tmp_path / "demo" / "meta.json").write_text(json.dumps({"agent": "demo", "created": "2020-01-01T00:00:00Z"}))
-    (tmp_path / "demo" / "supervise" / "proposals" / "p1.json").write_text('{"status": "pending"}')
+    (tmp_path / "demo" / "supervise" / "proposals" / "00000000000000a1.json").write_text(
+        '{"id": "00000000000000a1", "kind": "domain", "status": "pending"}')
     (tmp_path / "husk").mkdir()
     (tmp_path / "husk" / "meta.json").write_text(json.dumps({"agent": "demo", "created": "2099-01-01T00:00:00Z"}))
 

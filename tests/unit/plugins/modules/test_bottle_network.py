@@ -180,3 +180,28 @@ def test_absent_removes_both_whatever_internal_says(engine):
     run(engine)
     assert run(engine, state="absent", internal=False)["changed"]
     assert not [n for n in engine.networks if n.startswith("bb-")]
+
+
+def test_recreate_shows_each_difference_in_the_diff(engine):
+    engine.add_network("bb-demo-net-int", subnet="10.1.0.0/28", internal=False,
+                       labels=naming.labels("demo", "demo", "net-int"))
+    result = run(engine, check=True, diff=True)
+    assert result["changed"]
+    before, after = result["diff"]["before"]["internal"], result["diff"]["after"]["internal"]
+    assert before["internal"] is False and after["internal"] is True
+    assert before["options"] == {bottle_network.INHIBIT_IPV4: None}
+    assert after["options"] == {bottle_network.INHIBIT_IPV4: "true"}
+    assert "internal" not in result["networks"]["internal"]  # the return value keeps its shape
+    assert result["diff"]["after"]["egress"] == result["networks"]["egress"]
+
+
+def test_has_different_config_compares_only_what_the_bottle_sets(engine):
+    net = engine.add_network("bb-demo-net-int", subnet="10.1.0.0/28", internal=True,
+                             options={bottle_network.INHIBIT_IPV4: "true", "com.docker.network.mtu": "1400"},
+                             labels=naming.labels("demo", "demo", "net-int"))
+    manager = bottle_network.NetworkManager.__new__(bottle_network.NetworkManager)
+    assert manager.has_different_config("internal", net) == (False, {})
+    assert manager.has_different_config("egress", net) == (False, {})
+    net.attrs["Options"] = {}
+    assert manager.has_different_config("internal", net) == (
+        True, {"options": ({bottle_network.INHIBIT_IPV4: None}, {bottle_network.INHIBIT_IPV4: "true"})})

@@ -10,7 +10,7 @@ from unittest import mock
 import pytest
 import yaml
 
-from ansible_collections.botbottle.bottle.plugins.module_utils.agent_transport import DockerTransport
+from ansible_collections.botbottle.bottle.plugins.module_utils.docker_transport import DockerTransport
 from ansible_collections.botbottle.bottle.plugins.modules import bottle_provision
 from ansible_collections.botbottle.bottle.tests.unit.plugins.module_utils.agent_fakes import (
     FakeClient, FakeContainer)
