@@ -89,6 +89,8 @@ def read_proposal(state_dir, proposal_id):
         return None
     except ValueError as exc:
         raise SuperviseError("proposal %s is not valid JSON (%s)" % (proposal_id, exc))
+    except OSError as exc:  # a directory of that name, an unreadable file: not trusted, not fatal
+        raise SuperviseError("proposal %s cannot be read (%s)" % (proposal_id, exc.strerror or exc))
     if not isinstance(proposal, dict) or proposal.get("id") != proposal_id:
         raise SuperviseError("proposal file %s.json does not hold proposal %s" % (proposal_id, proposal_id))
     if proposal.get("kind") not in KINDS or proposal.get("status") not in STATUSES:

@@ -231,6 +231,7 @@ import time
 
 
 from ansible_collections.botbottle.bottle.plugins.module_utils import bundle_config, loopback, naming
+from ansible_collections.botbottle.bottle.plugins.module_utils.bundle_health import read_health
 from ansible_collections.botbottle.bottle.plugins.module_utils.container_manager import (
     ENV, IMAGE, LABELS, NETWORKS, ContainerManager, Option, argument_spec, pinned_ip)
 from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import (
@@ -416,11 +417,8 @@ class BundleManager(ContainerManager):
         self.report()
 
     def health(self):
-        rc, out, err = exec_in(self.container, ["/usr/local/bin/bottle-health", "--json"])
-        try:
-            return rc, json.loads(out)
-        except ValueError:
-            return rc, {"bottle-health": (out + err).strip() or "no output (rc %s)" % rc}
+        rc, report, output = read_health(self.container)
+        return rc, report if report is not None else {"bottle-health": output or "no output (rc %s)" % rc}
 
     def wait_healthy(self):
         deadline = time.monotonic() + self.p["health_timeout"]
