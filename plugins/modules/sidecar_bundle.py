@@ -201,6 +201,15 @@ ip:
   description: The bundle's address on the internal network.
   returned: when state=present
   type: str
+endpoints:
+  description:
+    - How the agent reaches the bundle's daemons - at the published address with O(publish_address), else at
+      O(internal_ip) - the proxy always, supervise's MCP endpoint and git-gate when they run. Empty when neither
+      address is given.
+  returned: when state=present
+  type: dict
+  sample: {address: 172.29.18.34, proxy_url: "http://172.29.18.34:8888", supervise_url: "http://172.29.18.34:9100/mcp",
+           git_gate_url: "git://172.29.18.34:9418"}
 host_ports:
   description: Host ports Docker chose for O(published_ports), by container port.
   returned: when state=present
@@ -349,6 +358,20 @@ class BundleManager(ContainerManager):
         if self.p["internal_ip"] and not self.p["internal_network"]:
             self.module.fail_json(msg="internal_ip needs internal_network: drop internal_ip or name the network")
         self.publish_address = self.resolve_publish_address()
+        self.result["endpoints"] = self.endpoints(self.publish_address or self.p["internal_ip"])
+
+    def endpoints(self, address):
+        """How the agent reaches this bundle's daemons, at ``address`` (the published loopback address, or
+        the pinned internal one): the one place that knows the agent-facing ports."""
+        if not address:
+            return {}
+        daemons = self.p["daemons"]
+        out = {"address": address, "proxy_url": "http://%s:%d" % (address, self.AGENT_PORTS["egress"])}
+        if "supervise" in daemons:
+            out["supervise_url"] = "http://%s:%d/mcp" % (address, self.AGENT_PORTS["supervise"])
+        if "git-gate" in daemons:
+            out["git_gate_url"] = "git://%s:%d" % (address, self.AGENT_PORTS["git-gate"])
+        return out
 
     # The configuration hash is no container setting: a change reloads the bundle in place.
     def diff_state(self, settings, container=None):

@@ -83,7 +83,7 @@ def test_egress_is_checked_on_the_agent_port_alone_and_behind_pipelock_on_9099(h
 
 
 def test_supervise_is_healthy_only_when_its_loopback_listener_for_egress_answers_too(health, listener, free_port,
-                                                                                      monkeypatch):
+                                                                                     monkeypatch):
     monkeypatch.setattr(health, "PORTS", {"supervise": listener})
     monkeypatch.setattr(health, "EXTRA_PORTS", {"supervise": (free_port,)})
     assert health.check("supervise", ["egress", "supervise"]) == "unhealthy: nothing listens on 127.0.0.1:%d" % free_port

@@ -11,7 +11,6 @@ import pwd
 import stat
 import subprocess
 import sys
-import textwrap
 import time
 
 import pytest

@@ -226,7 +226,7 @@ def test_rate_limit_answers_429_with_retry_after(firewall_factory):
     proxy = Proxy(firewall_factory(dict(BASE_CONFIG, rate_limit={"requests_per_minute": 60, "burst": 2})))
     client, connect = proxy.connect("www.example.com")
     proxy.hello(client, "www.example.com")
-    flows = [proxy.https("www.example.com", client=client, connect_flow=connect) for _ in range(3)]
+    flows = [proxy.https("www.example.com", client=client, connect_flow=connect) for _index in range(3)]
     assert flows[0].response is None and flows[1].response is None
     assert "rate limit for www.example.com" in refused(flows[2], 429, "rate-limit")
     assert flows[2].response.headers["Retry-After"] == "1"

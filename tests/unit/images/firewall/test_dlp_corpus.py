@@ -34,7 +34,7 @@ URLSAFE = ALNUM + "_-"
 
 def fake(seed, alphabet, length):
     rng = random.Random(seed)
-    return "".join(rng.choice(alphabet) for _ in range(length))
+    return "".join(rng.choice(alphabet) for _index in range(length))
 
 
 def jwt(seed):

@@ -16,6 +16,11 @@ from bottle_firewall import audit, dlp, ratelimit
 RANDOM_TOKEN = "q8Xv2LmN4pR7sT1wY9zK3bH6jD0fG5cA"
 
 
+def _raise(exc):
+    """Raise ``exc`` (for a lambda standing in for a function that fails)."""
+    raise exc
+
+
 @pytest.mark.parametrize("path", [
     "/search?q=" + RANDOM_TOKEN,
     "/upload/" + RANDOM_TOKEN + "/x",
@@ -80,7 +85,7 @@ def test_scanner_not_loaded_refuses_queries_and_bodies():
 
 
 def test_engine_start_fails_closed(monkeypatch):
-    monkeypatch.setattr(dlp, "load_kingfisher", lambda cache_dir=None: (_ for _ in ()).throw(RuntimeError("x")))
+    monkeypatch.setattr(dlp, "load_kingfisher", lambda cache_dir=None: _raise(RuntimeError("x")))
     engine = dlp.Engine.start()
     assert engine.scanner is None and engine.scan_body(b"x", "").rule == "dlp:unavailable"
 
@@ -96,7 +101,7 @@ class Clock:
 def test_rate_limiter_token_bucket():
     clock = Clock()
     limiter = ratelimit.RateLimiter(60, 3, clock)
-    assert [limiter.check("a.example.com") for _ in range(3)] == [None, None, None]
+    assert [limiter.check("a.example.com") for _index in range(3)] == [None, None, None]
     retry = limiter.check("b.example.com")
     assert retry == pytest.approx(1.0), "subdomains share their registrable domain's bucket"
     assert limiter.check("other.org") is None
@@ -128,7 +133,7 @@ def test_audit_lines_and_rotation(tmp_path):
     stream = io.StringIO()
     path = tmp_path / "audit.jsonl"
     log = audit.Audit(str(path), stream, max_bytes=300)
-    for _ in range(5):
+    for _index in range(5):
         log.record("request", "api.github.com", 443, "GET", "/repos/x?token=SECRETVALUE", rule="dlp:x",
                    action="block", status=403, nbytes=12)
     lines = stream.getvalue().splitlines()
@@ -156,10 +161,10 @@ def test_every_form_of_every_known_secret_is_found_anywhere(monkeypatch, fallbac
     """The same verdict as a plain search for every form, whatever surrounds it (the kingfisher
     database and the Aho-Corasick fallback alike)."""
     if fallback:
-        monkeypatch.setattr(dlp, "compile_literals", lambda forms: (_ for _ in ()).throw(RuntimeError("no")))
+        monkeypatch.setattr(dlp, "compile_literals", lambda forms: _raise(RuntimeError("no")))
     known = dlp.KnownSecrets(KNOWN_VALUES)
     assert (known.automaton is not None) == fallback
-    forms = dlp._byte_forms([v for v in KNOWN_VALUES])
+    forms = dlp._byte_forms(list(KNOWN_VALUES))
     rng = __import__("random").Random(7)
     for form in forms:
         for prefix, suffix in ((b"", b""), (b"x", b"y"), (b'{"a": "', b'"}'), (bytes(range(256)), b"\n\x00\n"),
@@ -167,7 +172,7 @@ def test_every_form_of_every_known_secret_is_found_anywhere(monkeypatch, fallbac
             data = prefix + form + suffix
             offset = known.find(data)
             assert offset is not None and offset <= len(prefix), (form, prefix)
-    for _ in range(300):
+    for _index in range(300):
         data = rng.randbytes(rng.randint(0, 200))
         expected = any(form in data for form in forms)
         assert (known.find(data) is not None) == expected

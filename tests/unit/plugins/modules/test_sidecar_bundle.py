@@ -330,3 +330,11 @@ def test_absent_refuses_a_container_of_another_bottle(engine):
         run(engine, state="absent")
     assert "does not carry label io.botbottle.bottle=demo" in failure.value.result["msg"]
     assert "bb-demo-bundle" in engine.containers
+
+
+def test_endpoints_say_how_the_agent_reaches_the_daemons(engine):
+    result = run(engine, daemons=["egress", "git-gate", "supervise"])
+    assert result["endpoints"] == {"address": "10.1.0.2", "proxy_url": "http://10.1.0.2:8888",
+                                   "supervise_url": "http://10.1.0.2:9100/mcp", "git_gate_url": "git://10.1.0.2:9418"}
+    checked = run(engine, check=True, daemons=["egress"])
+    assert checked["endpoints"] == {"address": "10.1.0.2", "proxy_url": "http://10.1.0.2:8888"}
