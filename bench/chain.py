@@ -83,7 +83,7 @@ class BenchError(RuntimeError):
 
 def sh(argv, check=True, timeout=600, **kw):
     try:
-        proc = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, timeout=timeout, **kw)
+        proc = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, timeout=timeout, check=False, **kw)
     except subprocess.TimeoutExpired:
         raise BenchError("%s did not finish within %d s" % (" ".join(argv[:4]), timeout))
     if check and proc.returncode != 0:
@@ -127,7 +127,7 @@ class Bench:
            + aliases + ["botbottle/testnet:latest"])
         self.started.append(("container", SERVER))
         ca = wait_for("the test server's CA (docker exec %s cat /srv/testnet/ca.pem)" % SERVER,
-                      lambda: self._read_ca(), 30, logs=SERVER)
+                      self._read_ca, 30, logs=SERVER)
         self.ca_file = os.path.join(self.tmp, "testnet-ca.pem")
         with open(self.ca_file, "w") as handle:
             handle.write(ca)
@@ -251,7 +251,7 @@ class Bench:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: the whole code path in about a minute")
     args = parser.parse_args()
     bench = Bench(args.smoke)
@@ -285,7 +285,7 @@ def main():
     print("chain cost (%d requests, %d MB download, %d cores%s)"
           % (bench.requests, bench.download // 2**20, os.cpu_count(), ", SMOKE: figures not meaningful" if args.smoke else ""))
     print("  %-9s %10s %10s %12s %16s %16s" % ("client", "p50 ms", "p99 ms", "MB/s", "1st SSE cold ms",
-                                                "1st SSE warm ms"))
+                                               "1st SSE warm ms"))
     for name, r in results.items():
         print("  %-9s %10.2f %10.2f %12.1f %16.2f %16.2f" % (name, r["p50_ms"], r["p99_ms"], r["mb_s"], r["sse_first_ms"],
                                                              r["sse_warm_ms"]))

@@ -67,7 +67,7 @@ def percentile(values, fraction):
 
 def timed(function, runs):
     samples = []
-    for _ in range(runs):
+    for _run in range(runs):
         start = time.perf_counter()
         function()
         samples.append((time.perf_counter() - start) * 1000.0)
@@ -75,7 +75,7 @@ def timed(function, runs):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--smoke", action="store_true", help="3 iterations, to keep the code path alive")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON line at the end")
     args = parser.parse_args()

@@ -74,7 +74,7 @@ def firewall_line(raw):
     if entry.get("route") and action == "allow":
         extra.append("credential added by egress")
     return "firewall  %-5s %s%s" % ("ALLOW" if action == "allow" else action.upper(), short(what, 70),
-                                   ("  (" + ", ".join(extra) + ")") if extra else "")
+                                    ("  (" + ", ".join(extra) + ")") if extra else "")
 
 
 def main(argv):

@@ -66,6 +66,7 @@ controller's Python 3.11, where the unit tests drive these hooks with fake flows
 
 import asyncio
 import collections
+import contextlib
 import functools
 import inspect
 import logging
@@ -247,13 +248,13 @@ def guarded(refuse):
 
 
 def _kill_anything(data):
-    for attempt in (lambda: setattr(data.server, "error", "blocked by egress: internal error"),
-                    lambda: setattr(data, "ignore_connection", False),
-                    lambda: data.kill()):
-        try:
-            attempt()
-        except Exception:
-            pass
+    # Each step on its own: whatever ``data`` lacks (or raises) must not stop the next one.
+    with contextlib.suppress(Exception):
+        data.server.error = "blocked by egress: internal error"
+    with contextlib.suppress(Exception):
+        data.ignore_connection = False
+    with contextlib.suppress(Exception):
+        data.kill()
 
 
 def _refuse_http(self, hook, flow, exc):

@@ -49,7 +49,7 @@ def _encode(text):
 
 def percent_decode(text):
     """Percent-decode repeatedly until stable (``%2525`` is ``%``), so no layer hides a secret."""
-    for _ in range(_MAX_PERCENT_ROUNDS):
+    for _round in range(_MAX_PERCENT_ROUNDS):
         if "%" not in text:
             break
         decoded = unquote(text, errors="surrogateescape")
@@ -400,7 +400,7 @@ class ScanBuffer:
         if isinstance(where, JsonDocument):
             self._add_document(where)
             return
-        if type(data) is str:
+        if isinstance(data, str):
             text = data
         else:
             try:
@@ -411,7 +411,7 @@ class ScanBuffer:
             folded = normalize_text(percent_decode(text))
             if folded != text:
                 self._append(where, _encode(folded))
-        self._append(where, data if type(data) is bytes else _encode(data))
+        self._append(where, data if isinstance(data, bytes) else _encode(data))
 
     def _add_document(self, document):
         texts = document.texts

@@ -116,7 +116,7 @@ def looks_random(text, min_length, bits):
 
 def entropy_hit(path_query, min_length, bits):
     """Where in the URL a random-looking segment or query value is, or None."""
-    path, _, query = path_query.partition("?")
+    path, _sep, query = path_query.partition("?")
     for segment in path.split("/"):
         if len(segment) >= min_length and looks_random(normalize_text(percent_decode(segment)), min_length, bits):
             return "url path"
@@ -239,7 +239,7 @@ class KnownSecrets:
         """(start, end) of the known secrets in ``data`` (``first``: the automaton may stop at one)."""
         if not data:
             return []
-        if type(data) is str:
+        if isinstance(data, str):
             data = data.encode("utf-8", "surrogatepass")
         if self.automaton is not None:
             spans = []

@@ -63,10 +63,10 @@ def split_host_port(value, default_port=None):
     """(host, port or default_port) of a Host header / authority value; port None if malformed."""
     value = (value or "").strip()
     if value.startswith("["):
-        host, _, rest = value[1:].partition("]")
+        host, _sep, rest = value[1:].partition("]")
         port_text = rest[1:] if rest.startswith(":") else ""
     elif value.count(":") == 1:
-        host, _, port_text = value.partition(":")
+        host, _sep, port_text = value.partition(":")
     else:
         host, port_text = value, ""
     if not port_text:

@@ -28,8 +28,6 @@ from mitmproxy import connection, http, tls  # noqa: E402
 from mitmproxy.addons.proxyserver import Proxyserver  # noqa: E402
 from mitmproxy.proxy import context as proxy_context  # noqa: E402
 from mitmproxy.proxy.layers import http as http_layer  # noqa: E402
-from mitmproxy.proxy.layers import tcp as tcp_layer  # noqa: E402
-from mitmproxy.proxy.layers import websocket as websocket_layer  # noqa: E402
 from mitmproxy.proxy.layers.tls import TlsClienthelloHook, parse_client_hello  # noqa: E402
 from mitmproxy.proxy.server_hooks import ServerConnectHook, ServerConnectionHookData  # noqa: E402
 from mitmproxy.test import taddons, tflow, tutils  # noqa: E402
@@ -214,8 +212,10 @@ async def run_one(test):
 
 
 def main(namespace):
-    tests = [(name, fn) for name, fn in sorted(namespace.items(), key=lambda item: getattr(item[1], "__code__", None)
-                                                and item[1].__code__.co_firstlineno or 0)
+    def defined_at(item):
+        return getattr(item[1], "__code__", None) and item[1].__code__.co_firstlineno or 0
+
+    tests = [(name, fn) for name, fn in sorted(namespace.items(), key=defined_at)
              if name.startswith("test_") and inspect.iscoroutinefunction(fn)]
     return asyncio.run(run_all(tests))
 
