@@ -28,7 +28,8 @@ apt_install() {
 
 # 1. System packages (Linux only; a Mac brings Docker Desktop and python3 itself).
 if [ "$(uname -s)" = "Linux" ] && command -v dpkg >/dev/null 2>&1; then
-  pkgs=(mmdebstrap iptables git make openssl ca-certificates)
+  # shellcheck: ansible-test sanity checks the shell scripts with it (and skips them, silently, without).
+  pkgs=(mmdebstrap iptables git make openssl ca-certificates shellcheck)
   command -v dockerd >/dev/null 2>&1 || pkgs+=(docker.io)
   apt_install "${pkgs[@]}"
 fi
@@ -76,4 +77,5 @@ mkdir -p "$cache"
 for v in 24_2 25_1 25_2 25_3; do
   [ -s "$cache/get_pip_$v.py" ] || cp scripts/get_pip_bootstrap.py "$cache/get_pip_$v.py"
 done
-log "ready: .venv/bin/ansible-playbook $(.venv/bin/ansible --version | head -1 | sed 's/.*\[core \(.*\)\]/\1/')"
+# sed reads all of ansible's output (head would close the pipe under it: "Broken pipe").
+log "ready: .venv/bin/ansible-playbook $(.venv/bin/ansible --version | sed -n '1s/.*\[core \(.*\)\]/\1/p')"
