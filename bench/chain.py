@@ -34,7 +34,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PLAYBOOK = os.path.join(ROOT, ".venv", "bin", "ansible-playbook")
-NET, SERVER, SUBNET = "bb-bench-net", "bb-bench-server", "172.28.252.0/24"
+NET, SERVER, SUBNET = "bb-bench-net", "bb-bench-server", "172.28.248.0/24"
 HOSTS = ("allowed.bottle.test", "api.bottle.test", "api.anthropic.com")
 BASELINE = "bb-bench-direct"
 BUNDLE_IMAGE = "botbottle/bundle:latest"
