@@ -28,7 +28,7 @@ apt_install() {
 
 # 1. System packages (Linux only; a Mac brings Docker Desktop and python3 itself).
 if [ "$(uname -s)" = "Linux" ] && command -v dpkg >/dev/null 2>&1; then
-  # shellcheck: ansible-test sanity checks the shell scripts with it (and skips them, silently, without).
+  # ansible-test sanity lints the shell scripts with the shellcheck package (and silently skips them without it).
   pkgs=(mmdebstrap iptables git make openssl ca-certificates shellcheck)
   command -v dockerd >/dev/null 2>&1 || pkgs+=(docker.io)
   apt_install "${pkgs[@]}"
