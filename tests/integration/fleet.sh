@@ -70,9 +70,11 @@ done
 echo "ok: images shipped to 3 hosts (ids equal the controller's), 6 bottles started"
 
 step "status.yml: six bottles healthy, one pending proposal counted"
+# Two proposals as supervise writes them (16-hex id, kind, status): one pending, one decided.
 # shellcheck disable=SC2016  # expanded by the host's shell
 on bb-fleet-host2 sh -c 'd=/root/.bot-bottle/state/fb/supervise/proposals; mkdir -p $d;
-  echo "{\"id\": \"p1\", \"status\": \"pending\"}" >$d/p1.json; echo "{\"id\": \"p2\", \"status\": \"approved\"}" >$d/p2.json'
+  echo "{\"id\": \"0123456789abcdef\", \"kind\": \"domain\", \"status\": \"pending\", \"host\": \"a.test\"}" >$d/0123456789abcdef.json;
+  echo "{\"id\": \"fedcba9876543210\", \"kind\": \"domain\", \"status\": \"approved\", \"host\": \"b.test\"}" >$d/fedcba9876543210.json'
 playbook playbooks/status.yml -e bottle_hosts=fleet -e bottle_status_file="$BB_FLEET_DIR/status.json" | sed -n "/TASK \[Bottles\]/,/^}/p"
 python3 - "$BB_FLEET_DIR/status.json" <<'PY'
 import json, sys
