@@ -50,6 +50,8 @@ all:
       ansible_python_interpreter: "{{ ansible_playbook_python }}"
   vars:
     bb_bench_token: %(token)s
+    # The model credential, as the controller would hold it (the test server's stand-in takes any).
+    ANTHROPIC_API_KEY: bench-model-key-not-real
     bottle_bundle_extra_networks: [%(net)s]
     bottle_ssrf_ip_allowlist: [%(subnet)s]
     bottle_upstream_ca_file: %(ca)s
