@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from ansible_collections.botbottle.bottle.plugins.module_utils import bundle_config as bc
@@ -61,6 +63,18 @@ def test_widening_changes_are_refused_saying_what(change, said):
     assert said in str(refused.value)
     if change:
         assert "reject it with a note and let the agent ask again" in str(refused.value)
+
+
+@pytest.mark.parametrize("entry, said", [
+    ({"paths": "/repos/our-org/x"}, "changes.matches[0].paths must be a list of {type"),
+    ({"paths": ["/repos/our-org/x"]}, "changes.matches[0].paths must be a list of {type"),
+    ({"methods": "GET"}, "changes.matches[0].methods must be a list"),
+    ({"headers": ["X-A"]}, "changes.matches[0].headers must be a mapping"),
+    ("GET", "changes.matches[0] must be a mapping"),
+])
+def test_a_change_of_the_wrong_shape_names_the_key(entry, said):
+    with pytest.raises(sv.SuperviseError, match=re.escape(said)):
+        sv.merge_matches(ASKED, [entry])
 
 
 def test_every_widening_of_a_change_is_named():
