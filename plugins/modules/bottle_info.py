@@ -54,6 +54,18 @@ options:
         oversized or malformed file is not counted) as C(proposals_pending).
     type: bool
     default: false
+  audit:
+    description:
+      - Report each bottle's recent firewall decisions by host as C(firewall), read from the end (at most
+        O(audit_bytes)) of its audit C(<state_dir>/audit/egress.jsonl) - each C(host) with how many requests
+        and connections egress C(allowed), C(refused) (and by which C(rules)) and C(held) for the operator,
+        and the C(last) decision's time, C(last_action) and C(last_rule), the most recent first.
+    type: bool
+    default: false
+  audit_bytes:
+    description: How much of the end of each audit file O(audit) reads.
+    type: int
+    default: 1048576
   older_than:
     description:
       - Only bottles created at least this long ago (C(created) from C(meta.json), else the oldest of its
@@ -114,6 +126,8 @@ bottles:
       orphan: null
       health: {pipelock: healthy, egress: healthy}
       proposals_pending: 0
+      firewall: [{host: pypi.org, allowed: 12, refused: 0, held: 0, last: 1764650000.5, last_action: allow,
+                  last_rule: null, rules: {}}]
 images:
   description: One entry per O(images) reference, in the order given.
   returned: always
@@ -140,7 +154,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.botbottle.bottle.plugins.module_utils import fleet_view, loopback, naming, smolvm
+from ansible_collections.botbottle.bottle.plugins.module_utils import audit_log, fleet_view, loopback, naming, smolvm
 from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import (
     DOCKER_COMMON_ARGS, DockerException, bottle_containers, bottle_networks, find_image, get_docker_client)
 
@@ -254,6 +268,8 @@ def main():
         state_root=dict(type="path", default=naming.DEFAULT_STATE_ROOT),
         images=dict(type="list", elements="str", default=[]),
         health=dict(type="bool", default=False),
+        audit=dict(type="bool", default=False),
+        audit_bytes=dict(type="int", default=1048576),
         older_than=dict(type="str"),
         orphans=dict(type="bool", default=False),
         smolvm=dict(type="bool", default=True),
@@ -280,6 +296,10 @@ def main():
                                     older_than=older_than, orphans=module.params["orphans"])
         if module.params["health"]:
             bottles = fleet_view.add_proposals(fleet_view.add_health(client, bottles))
+        if module.params["audit"]:
+            for b in bottles:
+                b["firewall"] = audit_log.firewall_by_host(b["state_dir"], module.params["audit_bytes"]) \
+                    if b.get("state_dir") else []
     except DockerException as exc:
         module.fail_json(msg="docker engine error while listing bottles: %s" % exc)
     module.exit_json(changed=False, bottles=bottles, images=images, smolvm=smolvm_report, **extra)
