@@ -114,3 +114,18 @@ assert set(modes.values()) == {"0o600"}, modes
 print("ok: %s holds %d firewall decisions (refused: %s), the ask and its rejection, the proposal, meta.json"
       % (os.path.basename(a), len(egress), ", ".join(refused)))
 PY
+
+step "status.yml -e archived=true lists the archive with its counts"
+playbook playbooks/status.yml -e archived=true -e bottle=$SLUG -e bottle_status_file="$D/status.json" >"$D/status.log" \
+  || { tail -20 "$D/status.log"; fail "status.yml"; }
+sed -n '/TASK \[Archived bottles\]/,/^}/p' "$D/status.log" | grep -E '^ *"(HOST|localhost) ' | sed 's/^ *"//; s/",\?$//'
+python3 - "$D/status.json" "$SLUG" <<'PY'
+import json, sys
+hosts = json.load(open(sys.argv[1]))["hosts"]
+archives = [a for h in hosts for a in h["archives"]]
+assert [a["slug"] for a in archives] == [sys.argv[2]], archives
+a = archives[0]
+assert (a["asks"], a["decisions"], a["allowed"]) == (1, 1, 0) and a["refused"] >= 2, a
+assert sorted(r["host"] for r in a["firewall"]) == ["blocked.bottle.test", "other.bottle.test"], a["firewall"]
+print("ok: status lists %s: %d ask, %d decision, %d refused firewall decisions" % (a["slug"], a["asks"], a["decisions"], a["refused"]))
+PY
