@@ -31,7 +31,9 @@ author: botbottle developers (@botbottle)
 attributes:
   check_mode:
     support: full
-    description: Reports which files would change and the hash they would have.
+    description:
+      - Reports which files would change and the hash they would have; with O(state=absent) and O(archive_root),
+        the archive that would be made (and fails as the real run would when an audit file cannot be read).
   diff_mode:
     support: full
     description: Shows changed non-secret files (C(bundle/*), C(bundle-source.json)) before and after.

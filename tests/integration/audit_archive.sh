@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Audit that outlives the bottle, against a real bottle (docker backend, no test internet needed):
+#   0. the rollback of a failed launch keeps a state directory whose audit it cannot archive
 #   1. launch bottle `arch`; the agent is refused twice by the firewall (hosts off its allowlist) and
 #      asks supervise for a domain; the operator rejects the ask (playbooks/supervise.yml)
 #   2. teardown --check names the archive it would make and removes nothing
@@ -51,6 +52,23 @@ YAML
 playbook() { ansible-playbook -i "$INV" "$@"; }
 containers() { docker ps -aq --filter label=io.botbottle.bottle=$SLUG | wc -l; }
 
+step "rollback of a failed launch (remove.yml, bottle_remove_rollback): archives, or keeps the state it cannot archive"
+cat >"$D/rollback.yml" <<YAML
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - ansible.builtin.include_role: {name: botbottle.bottle.bottle, tasks_from: remove.yml}
+      vars: {bottle_remove_slug: rb, bottle_remove_rollback: true}
+YAML
+mkdir -p "$STATE/rb/supervise" && echo '{"event": "proposed", "id": "0123456789abcdef"}' >"$STATE/rb/supervise/audit.jsonl"
+touch "$D/not-a-folder"
+playbook "$D/rollback.yml" -e bottle_archive_root="$D/not-a-folder" >"$D/rb1.log" || { tail -20 "$D/rb1.log"; fail "rollback stopped"; }
+grep -q "the state directory of bottle rb was kept, its audit could not be archived" "$D/rb1.log" || fail "rollback did not say the state was kept"
+[ -f "$STATE/rb/supervise/audit.jsonl" ] || fail "rollback removed an audit it could not archive"
+playbook "$D/rollback.yml" -e bottle_archive_root="$D/rb-archive" >"$D/rb2.log" || { tail -20 "$D/rb2.log"; fail "rollback"; }
+[ ! -e "$STATE/rb" ] && [ -f "$D"/rb-archive/rb-*/supervise/audit.jsonl ] || fail "rollback did not archive then remove"
+echo "ok: kept the state it could not archive, then archived and removed it"
+
 step "launch bottle $SLUG"
 playbook playbooks/bottle.yml -e agent=$SLUG >"$D/launch.log" || { tail -30 "$D/launch.log"; fail "launch"; }
 [ "$(containers)" = 2 ] || fail "expected 2 containers, found $(containers)"
@@ -77,7 +95,6 @@ grep -q "audit of bottle $SLUG would be archived to $ARCHIVE/$SLUG-" "$D/check.l
 [ "$(containers)" = 2 ] && [ -d "$STATE/$SLUG" ] || fail "--check removed something"
 
 step "an archive root that cannot be written: teardown stops, nothing removed"
-touch "$D/not-a-folder"
 if playbook playbooks/teardown.yml -e bottle=$SLUG -e bottle_archive_root="$D/not-a-folder" >"$D/blocked.log" 2>&1; then
   fail "teardown succeeded with an unusable archive root"
 fi
