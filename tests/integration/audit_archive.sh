@@ -66,7 +66,7 @@ playbook "$D/rollback.yml" -e bottle_archive_root="$D/not-a-folder" >"$D/rb1.log
 grep -q "the state directory of bottle rb was kept, its audit could not be archived" "$D/rb1.log" || fail "rollback did not say the state was kept"
 [ -f "$STATE/rb/supervise/audit.jsonl" ] || fail "rollback removed an audit it could not archive"
 playbook "$D/rollback.yml" -e bottle_archive_root="$D/rb-archive" >"$D/rb2.log" || { tail -20 "$D/rb2.log"; fail "rollback"; }
-[ ! -e "$STATE/rb" ] && [ -f "$D"/rb-archive/rb-*/supervise/audit.jsonl ] || fail "rollback did not archive then remove"
+{ [ ! -e "$STATE/rb" ] && compgen -G "$D/rb-archive/rb-*/supervise/audit.jsonl" >/dev/null; } || fail "rollback did not archive then remove"
 echo "ok: kept the state it could not archive, then archived and removed it"
 
 step "launch bottle $SLUG"
@@ -86,27 +86,27 @@ echo "proposal $id pending"
 playbook playbooks/supervise.yml -e decide=reject -e id="$id" -e note=no >"$D/reject.log" \
   || { tail -20 "$D/reject.log"; fail "reject"; }
 echo "what the operator (uid $(id -u)) finds in the state directory:"
-(cd "$STATE/$SLUG" && ls -ln supervise supervise/proposals audit | sed 's/^/  /')
+(cd "$STATE/$SLUG" && find audit supervise -printf '  %M %U:%G %p\n' | sort -k3)
 
 step "teardown --check: names the archive, removes nothing"
 playbook playbooks/teardown.yml -e bottle=$SLUG --check >"$D/check.log" || { tail -20 "$D/check.log"; fail "teardown --check"; }
 grep -q "audit of bottle $SLUG would be archived to $ARCHIVE/$SLUG-" "$D/check.log" || { grep -n archiv "$D/check.log"; fail "--check did not name the archive"; }
 [ ! -e "$ARCHIVE" ] || fail "--check wrote $ARCHIVE"
-[ "$(containers)" = 2 ] && [ -d "$STATE/$SLUG" ] || fail "--check removed something"
+{ [ "$(containers)" = 2 ] && [ -d "$STATE/$SLUG" ]; } || fail "--check removed something"
 
 step "an archive root that cannot be written: teardown stops, nothing removed"
 if playbook playbooks/teardown.yml -e bottle=$SLUG -e bottle_archive_root="$D/not-a-folder" >"$D/blocked.log" 2>&1; then
   fail "teardown succeeded with an unusable archive root"
 fi
 grep -q "not-a-folder exists and is not a folder (nothing was removed)" "$D/blocked.log" || { tail -20 "$D/blocked.log"; fail "no clear error"; }
-[ "$(containers)" = 2 ] && [ -d "$STATE/$SLUG" ] || fail "the failed teardown removed something"
+{ [ "$(containers)" = 2 ] && [ -d "$STATE/$SLUG" ]; } || fail "the failed teardown removed something"
 echo "ok: failed with the archive error; both containers and the state directory are still there"
 
 step "teardown: the audit goes to the archive, an archive past its retention goes, then the bottle"
 mkdir -p "$ARCHIVE/old-20200101T000000Z" && echo '{"slug": "old", "archived": "2020-01-01T00:00:00Z"}' >"$ARCHIVE/old-20200101T000000Z/meta.json"
 playbook playbooks/teardown.yml -e bottle=$SLUG >"$D/teardown.log" || { tail -30 "$D/teardown.log"; fail "teardown"; }
 grep -o "audit of bottle $SLUG archived to [^ ]*.*" "$D/teardown.log" | head -1
-[ "$(containers)" = 0 ] && [ ! -d "$STATE/$SLUG" ] || fail "the bottle was not removed"
+{ [ "$(containers)" = 0 ] && [ ! -d "$STATE/$SLUG" ]; } || fail "the bottle was not removed"
 [ ! -e "$ARCHIVE/old-20200101T000000Z" ] || fail "the 2020 archive was not pruned (bottle_archive_keep_days 30)"
 python3 - "$ARCHIVE" "$SLUG" "$id" <<'PY'
 import glob, json, os, sys
@@ -126,7 +126,7 @@ assert [(e.get("event"), e.get("id")) for e in events] == [("proposed", pid), ("
 proposal = json.load(open(os.path.join(a, "supervise", "proposals", pid + ".json")))
 assert proposal["status"] == "rejected" and proposal["host"] == "pypi.org", proposal
 modes = {os.path.relpath(os.path.join(d, f), a): oct(os.stat(os.path.join(d, f)).st_mode & 0o777)
-         for d, _, fs in os.walk(a) for f in fs}
+         for d, _dirs, fs in os.walk(a) for f in fs}
 assert set(modes.values()) == {"0o600"}, modes
 print("ok: %s holds %d firewall decisions (refused: %s), the ask and its rejection, the proposal, meta.json"
       % (os.path.basename(a), len(egress), ", ".join(refused)))

@@ -46,7 +46,7 @@ def test_archive_keeps_the_audit_in_the_state_layout(tmp_path):
     made = aa.create(str(root), str(tmp_path / "archive"), "demo", host="laptop", now=NOW)
     path = tmp_path / "archive" / "demo-20261202T101500Z"
     assert made["path"] == str(path) and made["skipped"] == []
-    got = sorted(os.path.relpath(os.path.join(d, f), str(path)) for d, _, fs in os.walk(str(path)) for f in fs)
+    got = sorted(os.path.relpath(os.path.join(d, f), str(path)) for d, _dirs, fs in os.walk(str(path)) for f in fs)
     assert got == ["audit/egress.jsonl", "meta.json", "supervise-approved.json", "supervise/audit.jsonl",
                    "supervise/proposals/%s.json" % PROPOSAL_ID]
     assert (path / "supervise" / "audit.jsonl").read_text() == (root / "supervise" / "audit.jsonl").read_text()
