@@ -156,7 +156,8 @@ class Bench:
 
     def teardown(self):
         for slug in self.bottles:
-            sh([PLAYBOOK, "playbooks/teardown.yml", "-i", self.inventory, "-e", "bottle=" + slug],
+            sh([PLAYBOOK, "playbooks/teardown.yml", "-i", self.inventory, "-e", "bottle=" + slug,
+                "-e", "bottle_archive_root=" + os.path.join(tempfile.gettempdir(), "bb-bench-archive")],
                check=False, env=self.env, timeout=300)
         for kind, name in reversed(self.started):
             if kind == "container":

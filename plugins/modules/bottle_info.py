@@ -54,6 +54,30 @@ options:
         oversized or malformed file is not counted) as C(proposals_pending).
     type: bool
     default: false
+  audit:
+    description:
+      - Report each bottle's recent firewall decisions by host as C(firewall), read from the end (at most
+        O(audit_bytes)) of its audit C(<state_dir>/audit/egress.jsonl) - each C(host) with how many requests
+        and connections egress C(allowed), C(refused) (and by which C(rules)) and C(held) for the operator,
+        and the C(last) decision's time, C(last_action) and C(last_rule), the most recent first.
+    type: bool
+    default: false
+  audit_bytes:
+    description: How much of the end of each audit file O(audit) reads.
+    type: int
+    default: 1048576
+  archived:
+    description:
+      - Also list the archives of torn-down bottles under O(archive_root) (filtered by O(slug) and O(agent)) in
+        RV(archives) - each with its C(meta.json) fields, the supervise C(asks) and C(decisions) and the firewall
+        decisions C(allowed), C(refused) and C(held) (read by the same reader as O(audit), at most O(audit_bytes)
+        of the end of its C(egress.jsonl)), and C(firewall) by host.
+    type: bool
+    default: false
+  archive_root:
+    description: Where teardown archives bottles' audit (the role's C(bottle_archive_root)).
+    type: path
+    default: ~/.bot-bottle/archive
   older_than:
     description:
       - Only bottles created at least this long ago (C(created) from C(meta.json), else the oldest of its
@@ -114,6 +138,8 @@ bottles:
       orphan: null
       health: {pipelock: healthy, egress: healthy}
       proposals_pending: 0
+      firewall: [{host: pypi.org, allowed: 12, refused: 0, held: 0, last: 1764650000.5, last_action: allow,
+                  last_rule: null, rules: {}}]
 images:
   description: One entry per O(images) reference, in the order given.
   returned: always
@@ -128,6 +154,17 @@ smolvm:
   type: dict
   sample: {available: true, path: /usr/local/bin/smolvm, reason: null,
            boot: {supported: false, reason: "this host's KVM is PVM ..."}}
+archives:
+  description: With O(archived), the archives of torn-down bottles, the newest first.
+  returned: when O(archived)
+  type: list
+  elements: dict
+  sample:
+    - {slug: demo, agent: demo, policy: demo, backend: docker, created: "2026-12-01T09:00:00Z",
+       archived: "2026-12-02T10:15:00Z", host: laptop, path: /home/me/.bot-bottle/archive/demo-20261202T101500Z,
+       asks: 2, decisions: 1, allowed: 40, refused: 3, held: 0,
+       firewall: [{host: pypi.org, allowed: 40, refused: 0, held: 0, last: 1764650000.5, last_action: allow,
+                   last_rule: null, rules: {}}], problems: []}
 loopback:
   description: The loopback address for O(slug) and where it comes from (C(bundle), C(meta) or C(allocated)).
   returned: when O(loopback_pool) and O(slug) are set
@@ -140,7 +177,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.botbottle.bottle.plugins.module_utils import fleet_view, loopback, naming, smolvm
+from ansible_collections.botbottle.bottle.plugins.module_utils import audit_archive, audit_log, fleet_view, loopback, naming, smolvm
 from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import (
     DOCKER_COMMON_ARGS, DockerException, bottle_containers, bottle_networks, find_image, get_docker_client)
 
@@ -206,6 +243,23 @@ def collect(client, state_root, slug=None, agent=None, machines=None):
     return [bottles[k] for k in sorted(bottles)]
 
 
+def archived(archive_root, slug=None, agent=None, max_bytes=audit_log.DEFAULT_TAIL):
+    """The archives of torn-down bottles with what their audit counts (audit_log reads them)."""
+    out = []
+    for entry in audit_archive.list_archives(archive_root, slug=slug, agent=agent):
+        record = audit_log.summary(entry["path"], max_bytes)
+        meta, events = entry["meta"], record["supervise"]
+        item = {key: meta.get(key) for key in ("agent", "policy", "backend", "created", "host")}
+        item.update(slug=entry["slug"], archived=entry["archived"], path=entry["path"],
+                    asks=sum(1 for e in events if e.get("event") == "proposed"),
+                    decisions=sum(1 for e in events if e.get("event") in ("approved", "rejected")),
+                    firewall=record["firewall"], problems=record["problems"])
+        for key in ("allowed", "refused", "held"):
+            item[key] = sum(row[key] for row in record["firewall"])
+        out.append(item)
+    return out
+
+
 def look_up_images(client, names):
     found = []
     for name in names:
@@ -254,6 +308,10 @@ def main():
         state_root=dict(type="path", default=naming.DEFAULT_STATE_ROOT),
         images=dict(type="list", elements="str", default=[]),
         health=dict(type="bool", default=False),
+        audit=dict(type="bool", default=False),
+        audit_bytes=dict(type="int", default=1048576),
+        archived=dict(type="bool", default=False),
+        archive_root=dict(type="path", default=audit_archive.DEFAULT_ROOT),
         older_than=dict(type="str"),
         orphans=dict(type="bool", default=False),
         smolvm=dict(type="bool", default=True),
@@ -280,8 +338,15 @@ def main():
                                     older_than=older_than, orphans=module.params["orphans"])
         if module.params["health"]:
             bottles = fleet_view.add_proposals(fleet_view.add_health(client, bottles))
+        if module.params["audit"]:
+            for b in bottles:
+                b["firewall"] = audit_log.firewall_by_host(b["state_dir"], module.params["audit_bytes"]) \
+                    if b.get("state_dir") else []
     except DockerException as exc:
         module.fail_json(msg="docker engine error while listing bottles: %s" % exc)
+    if module.params["archived"]:
+        extra["archives"] = archived(module.params["archive_root"], module.params["slug"], module.params["agent"],
+                                     module.params["audit_bytes"])
     module.exit_json(changed=False, bottles=bottles, images=images, smolvm=smolvm_report, **extra)
 
 

@@ -31,7 +31,9 @@ author: botbottle developers (@botbottle)
 attributes:
   check_mode:
     support: full
-    description: Reports which files would change and the hash they would have.
+    description:
+      - Reports which files would change and the hash they would have; with O(state=absent) and O(archive_root),
+        the archive that would be made (and fails as the real run would when an audit file cannot be read).
   diff_mode:
     support: full
     description: Shows changed non-secret files (C(bundle/*), C(bundle-source.json)) before and after.
@@ -100,10 +102,29 @@ options:
     type: dict
     default: {}
   state:
-    description: V(absent) removes the whole state directory.
+    description:
+      - V(absent) removes the whole state directory - with O(archive_root), after archiving the bottle's audit.
     type: str
     choices: [present, absent]
     default: present
+  archive_root:
+    description:
+      - With O(state=absent), first copy the bottle's audit (C(supervise/audit.jsonl), C(supervise/proposals/*.json),
+        C(audit/egress.jsonl) and its rotated C(.1), C(supervise-approved.json)) to
+        C(<archive_root>/<slug>-<YYYYMMDDTHHMMSSZ>/), in the state directory's layout, with a C(meta.json) (the
+        bottle's, plus C(archived), C(host), C(files), C(skipped)); see C(plugins/module_utils/audit_archive.py).
+      - A file that cannot be read, or an archive that cannot be written, fails the module and removes nothing.
+        A state directory without any audit file gets no archive.
+      - Unset, nothing is archived.
+    type: path
+  archive_keep_days:
+    description: With O(archive_root), remove archives (of every bottle) archived more than this many days ago. V(0) keeps them.
+    type: int
+    default: 0
+  archive_keep:
+    description: With O(archive_root), keep only this many archives (of every bottle, the newest). V(0) sets no limit.
+    type: int
+    default: 0
 """
 
 EXAMPLES = r"""
@@ -124,10 +145,12 @@ EXAMPLES = r"""
     meta: {slug: demo, agent: demo}
   register: state
 
-- name: Remove it
+- name: Remove it, keeping its audit (and archives of the last 30 days)
   botbottle.bottle.bottle_state:
     slug: demo
     state: absent
+    archive_root: ~/.bot-bottle/archive
+    archive_keep_days: 30
 """
 
 RETURN = r"""
@@ -146,6 +169,15 @@ changed_files:
   returned: always
   type: list
   elements: str
+archive:
+  description:
+    - With O(archive_root) - where the audit was archived (C(path), V(null) when there was no audit to keep), the
+      files copied (relative paths), those C(skipped) (a link or other non-regular file, with why), and the archives
+      C(pruned) by the retention settings (in check mode, what would be).
+  returned: when state=absent and archive_root is set
+  type: dict
+  sample: {path: /home/me/.bot-bottle/archive/demo-20261202T101500Z,
+           files: [supervise/audit.jsonl, audit/egress.jsonl], skipped: [], pruned: []}
 """
 
 import json
@@ -154,8 +186,29 @@ import shutil
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.botbottle.bottle.plugins.module_utils import audit_archive
 from ansible_collections.botbottle.bottle.plugins.module_utils import bundle_config as bc
 from ansible_collections.botbottle.bottle.plugins.module_utils import naming
+
+
+def archive(module, root):
+    """Archive the audit of the state directory ``root`` (before it goes), then apply the retention."""
+    p = module.params
+    for key in ("archive_keep_days", "archive_keep"):
+        if p[key] < 0:
+            module.fail_json(msg="%s: %s is negative; use 0 to keep archives forever (no limit), or a number of %s"
+                                 % (key, p[key], "days" if key == "archive_keep_days" else "archives"))
+    try:
+        made = audit_archive.create(root, p["archive_root"], p["slug"], dry_run=module.check_mode)
+    except audit_archive.ArchiveError as exc:
+        module.fail_json(msg="bottle %s: %s" % (p["slug"], exc), path=root)
+    pruned, problems = audit_archive.prune(p["archive_root"], keep_days=p["archive_keep_days"], keep=p["archive_keep"],
+                                           dry_run=module.check_mode, protect=[made["path"]],
+                                           pending=1 if module.check_mode and made["path"] else 0)
+    for problem in problems:
+        module.warn("could not prune the old audit archive %s" % problem)
+    made["pruned"] = pruned
+    return made
 
 
 def main():
@@ -175,6 +228,9 @@ def main():
         tokens=dict(type="dict", default={}, no_log=True),
         meta=dict(type="dict", default={}),
         state=dict(type="str", choices=["present", "absent"], default="present"),
+        archive_root=dict(type="path"),
+        archive_keep_days=dict(type="int", default=0),
+        archive_keep=dict(type="int", default=0),
     ), required_if=[("state", "present", ("policy",))], supports_check_mode=True)
     p = module.params
     error = naming.slug_error(p["slug"])
@@ -184,9 +240,13 @@ def main():
 
     if p["state"] == "absent":
         exists = os.path.isdir(root)
+        extra = {}
+        if p["archive_root"]:
+            extra["archive"] = archive(module, root) if exists else dict(path=None, files=[], skipped=[], pruned=[])
         if exists and not module.check_mode:
             shutil.rmtree(root)
-        module.exit_json(changed=exists, path=root, changed_files=[root] if exists else [])
+        module.exit_json(changed=exists or bool(extra.get("archive", {}).get("pruned")), path=root,
+                         changed_files=[root] if exists else [], **extra)
 
     try:
         files = bc.render(p["policy"], p["options"])

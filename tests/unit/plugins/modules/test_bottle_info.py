@@ -193,3 +193,16 @@ def test_loopback_choice(tmp_path, setup, expected):
     if expected == "meta":
         assert result["loopback"]["address"] == setup["meta"]
     assert not result["changed"]
+
+
+def test_audit_reports_firewall_decisions_by_host(tmp_path):
+    state = tmp_path / "demo"
+    (state / "audit").mkdir(parents=True)
+    lines = [{"ts": 1.0, "event": "connect", "host": "pypi.org", "action": "allow", "rule": None},
+             {"ts": 2.0, "event": "connect", "host": "evil.example", "action": "block", "rule": "allowlist"}]
+    (state / "audit" / "egress.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    bottles = run_module(bottle_info, FakeEngine().client, {"state_root": str(tmp_path), "audit": True})["bottles"]
+    rows = bottles[0]["firewall"]
+    assert [(r["host"], r["allowed"], r["refused"], r["rules"]) for r in rows] == [
+        ("evil.example", 0, 1, {"allowlist": 1}), ("pypi.org", 1, 0, {})]
+    assert "firewall" not in run_module(bottle_info, FakeEngine().client, {"state_root": str(tmp_path)})["bottles"][0]

@@ -1,0 +1,197 @@
+# -*- coding: utf-8 -*-
+# Copyright: botbottle developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one reader of a bottle's audit files, live (a state directory) or archived.
+
+A bottle's record lives in a directory laid out as its state directory
+(``<state_root>/<slug>/``) or as its archive (``~/.bot-bottle/archive/<slug>-<ts>/``), which
+keeps the same layout:
+
+  audit/egress.jsonl     egress's firewall decisions, one JSON object a line (written by
+                         images/bundle/bottle_firewall/audit.py: ts, event, host, port, method,
+                         path, rule, action allow|block|hold, route, bytes, status[, exempt, proposal]);
+                         rotated to egress.jsonl.1 once it passes 64 MiB
+  supervise/audit.jsonl  supervise's events: proposed (by the agent or egress), modified,
+                         approved, rejected (by the operator, or by supervise on a timeout)
+  meta.json              the bottle's metadata (slug, agent, created, ...)
+
+API (pure Python, no dependencies; files are read, never written):
+- ``EGRESS_AUDIT`` / ``SUPERVISE_AUDIT`` / ``META``: the paths above, relative to the directory.
+- ``read_jsonl(path, offset=0, max_bytes=None) -> (records, next_offset, problems)``: the JSON
+  objects of the complete lines from ``offset`` on (a half-written last line is left for the next
+  read); ``problems`` names lines that are not JSON objects. A file shorter than ``offset`` was
+  rotated: it is read again from its start. ``max_bytes`` reads at most the file's last bytes
+  (from the start of a line).
+- ``HostTally``: firewall decisions summarised by host; ``add(records)`` counts them (call it
+  with each new batch), ``rows()`` lists ``{host, allowed, refused, held, last, last_action,
+  last_rule, rules}`` (refusals by rule), the most recent first.
+- ``Follower(directory)``: follows both files of one directory incrementally; ``poll()``
+  returns ``(new egress records, new supervise events)`` and keeps a ``HostTally`` (``hosts``)
+  and the supervise events (``events``, newest last, at most ``keep``).
+- ``firewall_by_host(directory, max_bytes=DEFAULT_TAIL)`` -> rows as ``HostTally.rows()``, the rotated
+  ``egress.jsonl.1`` included while the budget allows.
+- ``supervise_events(directory)`` -> the supervise events, oldest first.
+- ``read_meta(directory)`` -> meta.json as a dict ({} when absent or unreadable).
+- ``summary(directory)`` -> ``{meta, firewall, supervise, problems}``: all of the above at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+EGRESS_AUDIT = os.path.join("audit", "egress.jsonl")
+SUPERVISE_AUDIT = os.path.join("supervise", "audit.jsonl")
+META = "meta.json"
+# How much of the end of egress's audit a one-shot summary reads (the file may reach 64 MiB).
+DEFAULT_TAIL = 4 * 1024 * 1024
+ACTIONS = {"allow": "allowed", "block": "refused", "hold": "held"}
+NO_HOST = "(no host)"
+
+
+def read_jsonl(path, offset=0, max_bytes=None):
+    """(records, next_offset, problems) of the complete JSON lines of ``path`` from ``offset``."""
+    records, problems = [], []
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        return records, 0, problems
+    if size < offset:  # rotated (or truncated) since the last read: start again
+        offset = 0
+    if max_bytes is not None and size - offset > max_bytes:
+        offset = size - max_bytes
+        skip_partial = True
+    else:
+        skip_partial = False
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            data = handle.read(size - offset)
+    except OSError as exc:
+        return records, offset, ["%s cannot be read (%s)" % (path, exc.strerror or exc)]
+    end = data.rfind(b"\n") + 1  # the complete lines only
+    chunk = data[:end]
+    lines = chunk.split(b"\n")
+    if skip_partial and lines:
+        lines = lines[1:]  # started mid-line
+    for number, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw.decode("utf-8", "replace"))
+        except ValueError:
+            record = None
+        if not isinstance(record, dict):
+            problems.append("%s: a line is not a JSON object (line %d of this read)" % (path, number))
+            continue
+        records.append(record)
+    return records, offset + end, problems
+
+
+def _number(value):
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return value
+    return None
+
+
+class HostTally:
+    """Firewall decisions by host: allowed, refused (by rule), held."""
+
+    def __init__(self):
+        self.hosts = {}
+        self.seen = {}  # host -> order of its latest record (ties of ts: the later line first)
+        self.count = 0
+
+    def add(self, records):
+        for record in records:
+            action = ACTIONS.get(record.get("action"))
+            if action is None:
+                continue
+            host = record.get("host") or NO_HOST
+            row = self.hosts.get(host)
+            if row is None:
+                row = self.hosts[host] = {"host": host, "allowed": 0, "refused": 0, "held": 0, "last": None,
+                                          "last_action": None, "last_rule": None, "rules": {}}
+            row[action] += 1
+            self.count += 1
+            self.seen[host] = self.count
+            rule = record.get("rule")
+            if action == "refused":
+                key = str(rule or "unknown")
+                row["rules"][key] = row["rules"].get(key, 0) + 1
+            ts = _number(record.get("ts"))
+            if ts is not None and (row["last"] is None or ts >= row["last"]):
+                row["last"], row["last_action"], row["last_rule"] = ts, record.get("action"), rule
+        return self
+
+    def rows(self):
+        return sorted(self.hosts.values(), key=lambda r: (-(r["last"] or 0), -self.seen[r["host"]]))
+
+
+class Follower:
+    """Follows one directory's egress and supervise audit files, reading only what was appended."""
+
+    def __init__(self, directory, keep=200, max_bytes=DEFAULT_TAIL):
+        self.directory = directory
+        self.keep = keep
+        self.max_bytes = max_bytes
+        self.offsets = {EGRESS_AUDIT: 0, SUPERVISE_AUDIT: 0}
+        self.hosts = HostTally()
+        self.events = []
+        self.problems = []
+
+    def _read(self, relative):
+        path = os.path.join(self.directory, relative)
+        first = self.offsets[relative] == 0
+        records, self.offsets[relative], problems = read_jsonl(
+            path, self.offsets[relative], self.max_bytes if first else None)
+        self.problems = (self.problems + problems)[-20:]
+        return records
+
+    def poll(self):
+        firewall = self._read(EGRESS_AUDIT)
+        self.hosts.add(firewall)
+        events = self._read(SUPERVISE_AUDIT)
+        self.events = (self.events + events)[-self.keep:]
+        return firewall, events
+
+
+def _firewall(directory, max_bytes):
+    tally, problems = HostTally(), []
+    path = os.path.join(directory, EGRESS_AUDIT)
+    rotated = path + ".1"
+    size = os.path.getsize(path) if os.path.exists(path) else 0
+    if os.path.exists(rotated) and (max_bytes is None or size < max_bytes):
+        records, _offset, bad = read_jsonl(rotated, 0, None if max_bytes is None else max_bytes - size)
+        tally.add(records)
+        problems.extend(bad)
+    records, _offset, bad = read_jsonl(path, 0, max_bytes)
+    tally.add(records)
+    return tally, problems + bad
+
+
+def firewall_by_host(directory, max_bytes=DEFAULT_TAIL):
+    """Firewall decisions of the bottle whose state (or archive) is ``directory``, by host."""
+    return _firewall(directory, max_bytes)[0].rows()
+
+
+def supervise_events(directory):
+    return read_jsonl(os.path.join(directory, SUPERVISE_AUDIT))[0]
+
+
+def read_meta(directory):
+    try:
+        with open(os.path.join(directory, META), encoding="utf-8") as handle:
+            meta = json.load(handle)
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def summary(directory, max_bytes=DEFAULT_TAIL):
+    tally, problems = _firewall(directory, max_bytes)
+    events, _offset, more = read_jsonl(os.path.join(directory, SUPERVISE_AUDIT))
+    return {"meta": read_meta(directory), "firewall": tally.rows(), "supervise": events,
+            "problems": problems + more}

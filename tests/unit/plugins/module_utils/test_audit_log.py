@@ -1,0 +1,108 @@
+# -*- coding: utf-8 -*-
+# Copyright: botbottle developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""audit_log: the one reader of a bottle's audit, fed by the firewall's own writer."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import pathlib
+
+import pytest
+
+from ansible_collections.botbottle.bottle.plugins.module_utils import audit_log
+from ansible_collections.botbottle.bottle.plugins.module_utils import supervise
+
+WRITER = pathlib.Path(__file__).resolve().parents[4] / "images" / "bundle" / "bottle_firewall" / "audit.py"
+
+
+@pytest.fixture
+def writer(tmp_path):
+    """egress's Audit, writing where bottle-init points it: <state_dir>/audit/egress.jsonl."""
+    spec = importlib.util.spec_from_file_location("bb_firewall_audit", WRITER)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    (tmp_path / "audit").mkdir()
+    return module.Audit(str(tmp_path / "audit" / "egress.jsonl"), stream=open("/dev/null", "w"))
+
+
+def test_decisions_are_summarised_by_host(tmp_path, writer):
+    writer.record("connect", "pypi.org", 443, "CONNECT")
+    writer.record("request", "pypi.org", 443, "GET", "/simple/?q=secret", nbytes=0)
+    writer.record("connect", "evil.example", 443, "CONNECT", rule="allowlist", action="block", status=403)
+    writer.record("request", "api.example.com", 443, "POST", "/v1", rule="github-pat", action="hold", proposal="a" * 16)
+    writer.record("request", "evil.example", 443, "GET", "/", rule="allowlist", action="block", status=403)
+    writer.record("tcp", None, None, rule="error", action="block")
+    rows = {row["host"]: row for row in audit_log.firewall_by_host(str(tmp_path))}
+    assert rows["pypi.org"]["allowed"] == 2 and rows["pypi.org"]["refused"] == 0
+    assert rows["evil.example"]["refused"] == 2 and rows["evil.example"]["rules"] == {"allowlist": 2}
+    assert rows["evil.example"]["last_action"] == "block"
+    assert rows["api.example.com"]["held"] == 1
+    assert rows[audit_log.NO_HOST]["rules"] == {"error": 1}
+    # the most recent first
+    assert audit_log.firewall_by_host(str(tmp_path))[0]["host"] == audit_log.NO_HOST
+
+
+def test_follower_reads_only_what_was_appended_and_waits_for_whole_lines(tmp_path, writer):
+    follower = audit_log.Follower(str(tmp_path))
+    assert follower.poll() == ([], [])
+    writer.record("connect", "pypi.org", 443, "CONNECT")
+    new, _events = follower.poll()
+    assert [r["host"] for r in new] == ["pypi.org"]
+    path = tmp_path / "audit" / "egress.jsonl"
+    with open(path, "a") as handle:
+        handle.write('{"ts": 1, "host": "half.example", "action": "al')
+    assert follower.poll() == ([], [])
+    with open(path, "a") as handle:
+        handle.write('low"}\nnot json\n')
+    new, _events = follower.poll()
+    assert [r["host"] for r in new] == ["half.example"]
+    assert any("not a JSON object" in p for p in follower.problems)
+    assert {row["host"]: row["allowed"] for row in follower.hosts.rows()} == {"pypi.org": 1, "half.example": 1}
+
+
+def test_follower_starts_again_after_rotation(tmp_path, writer):
+    follower = audit_log.Follower(str(tmp_path))
+    writer.record("connect", "one.example", 443, "CONNECT")
+    writer.record("connect", "one.example", 443, "CONNECT")
+    follower.poll()
+    path = tmp_path / "audit" / "egress.jsonl"
+    path.rename(str(path) + ".1")
+    writer.record("connect", "two.example", 443, "CONNECT")
+    new, _events = follower.poll()
+    assert [r["host"] for r in new] == ["two.example"]
+
+
+def test_a_large_file_is_read_from_its_tail_starting_on_a_whole_line(tmp_path, writer):
+    for n in range(200):
+        writer.record("connect", "h%d.example" % n, 443, "CONNECT")
+    rows = audit_log.firewall_by_host(str(tmp_path), max_bytes=1000)
+    assert 0 < len(rows) < 200 and all(row["host"].endswith(".example") for row in rows)
+    assert rows[0]["host"] == "h199.example"
+
+
+def test_rotated_file_counts_while_the_budget_allows(tmp_path, writer):
+    writer.record("connect", "old.example", 443, "CONNECT")
+    path = tmp_path / "audit" / "egress.jsonl"
+    path.rename(str(path) + ".1")
+    writer.record("connect", "new.example", 443, "CONNECT")
+    assert {row["host"] for row in audit_log.firewall_by_host(str(tmp_path))} == {"old.example", "new.example"}
+
+
+def test_supervise_events_and_meta_of_an_archive_layout(tmp_path):
+    (tmp_path / "supervise").mkdir()
+    supervise.append_audit(str(tmp_path), {"event": "proposed", "id": "a" * 16, "kind": "domain", "host": "pypi.org"})
+    supervise.append_audit(str(tmp_path), {"event": "approved", "id": "a" * 16, "by": "operator", "note": "ok"})
+    (tmp_path / "meta.json").write_text(json.dumps({"slug": "demo", "agent": "demo"}))
+    summary = audit_log.summary(str(tmp_path))
+    assert [e["event"] for e in summary["supervise"]] == ["proposed", "approved"]
+    assert summary["meta"] == {"slug": "demo", "agent": "demo"}
+    assert summary["firewall"] == [] and summary["problems"] == []
+
+
+def test_missing_or_broken_files_are_empty_not_fatal(tmp_path):
+    assert audit_log.summary(str(tmp_path / "nowhere")) == {"meta": {}, "firewall": [], "supervise": [],
+                                                           "problems": []}
+    (tmp_path / "meta.json").write_text("[1]")
+    assert audit_log.read_meta(str(tmp_path)) == {}
