@@ -340,6 +340,27 @@ def merge_approved(policy, approved):
     return merged
 
 
+def combine_approved(bottle, agent):
+    """One approvals mapping from a bottle's and its agent's (``scope: agent``) supervise-approved.json.
+
+    The bottle's entries first, in their order, then the agent's the bottle's file lacks (a route only
+    when the bottle approved none for its host): an approval writes the agent's entries into the
+    bottle's file as they were applied, so the order is the one the bottle's files were rendered in.
+    """
+    out = {"domains": [], "routes": []}
+    for source in (bottle or {}, agent or {}):
+        if not isinstance(source, dict):
+            raise BundleConfigError("%s must hold a mapping of domains and routes: fix or remove it" % APPROVED)
+        for host in source.get("domains") or []:
+            if host not in out["domains"]:
+                out["domains"].append(host)
+        routed = {str(route.get("host", "")).lower() for route in out["routes"] if isinstance(route, dict)}
+        for route in source.get("routes") or []:
+            if not isinstance(route, dict) or str(route.get("host", "")).lower() not in routed:
+                out["routes"].append(route)
+    return out
+
+
 # -- writing and hashing ----------------------------------------------------------------------
 
 def _hashed(relative):

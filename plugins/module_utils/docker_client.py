@@ -9,6 +9,9 @@ API:
 - ``get_docker_client(module)``: a ``docker.DockerClient``, or the module fails
   with what to install or start (``engine_hint``: a socket the user may not use is
   answered with the docker group / Docker Desktop user, never with become).
+- ``connect(docker_host=None, timeout=60)``: the same client without a module (code shared
+  with a program that is not a module, e.g. the operator's console); raises
+  ``EngineUnavailable`` with the same hint.
 - ``find_container(client, name)`` / ``find_network(client, name)`` /
   ``find_image(client, name)``: the object or None.
 - ``bottle_containers(client, slug=None, agent=None)`` /
@@ -93,17 +96,32 @@ def default_docker_host():
     return "unix:///var/run/docker.sock"
 
 
+class EngineUnavailable(Exception):
+    """No usable Docker engine (or no Docker SDK); the message says what to fix."""
+
+
+def connect(docker_host=None, timeout=60):
+    """A connected docker client for ``docker_host`` (default: DOCKER_HOST, else the local socket)."""
+    if not HAS_DOCKER:
+        raise EngineUnavailable(missing_required_lib("docker"))
+    host = docker_host or os.environ.get("DOCKER_HOST") or default_docker_host()
+    try:
+        client = docker.DockerClient(base_url=host, timeout=timeout or 60)
+        client.ping()
+    except DockerException as exc:
+        raise EngineUnavailable(engine_hint(host, exc))
+    return client
+
+
 def get_docker_client(module):
     """A connected docker client, or fail the module saying what to fix."""
     if not HAS_DOCKER:
         module.fail_json(msg=missing_required_lib("docker"), exception=DOCKER_IMPORT_ERROR)
-    host = module.params.get("docker_host") or default_docker_host()
     try:
-        client = docker.DockerClient(base_url=host, timeout=module.params.get("timeout") or 60)
-        client.ping()
-    except DockerException as exc:
-        module.fail_json(msg=engine_hint(host, exc))
-    return client
+        # docker_host falls back to DOCKER_HOST in the argument spec already.
+        return connect(module.params.get("docker_host") or default_docker_host(), module.params.get("timeout"))
+    except EngineUnavailable as exc:
+        module.fail_json(msg=str(exc))
 
 
 def engine_hint(host, exc):

@@ -56,7 +56,12 @@ RELEASE_FIELDS = ("host", "method", "path", "rule", "where", "excerpt")
 
 
 class SuperviseError(Exception):
-    pass
+    """A proposal or decision that cannot be taken; the message names the key and the fix.
+
+    ``changed``: whether something was written before the error (a reload that failed after the
+    configuration was updated)."""
+
+    changed = False
 
 
 def id_error(value):
@@ -171,6 +176,39 @@ def read_approved(state_dir):
     return {"domains": list(data.get("domains") or []), "routes": list(data.get("routes") or [])}
 
 
+def read_meta(state_dir):
+    """The bottle's meta.json (slug, agent, policy, backend, created), or {} when absent or unreadable."""
+    try:
+        with open(os.path.join(state_dir, "meta.json"), encoding="utf-8") as handle:
+            meta = json.load(handle)
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def bottle_agent(state_dir):
+    """The agent a bottle runs (its meta.json), or None when it cannot be told."""
+    agent = read_meta(state_dir).get("agent")
+    return agent if isinstance(agent, str) and manifest.NAME_RE.match(agent) else None
+
+
+def agents_root(state_root):
+    """Where agent-wide state lives: ``agents/`` beside the state root (``~/.bot-bottle/agents``)."""
+    return os.path.join(os.path.dirname(os.path.abspath(os.path.expanduser(state_root))), "agents")
+
+
+def agent_approved_path(state_root, agent):
+    """``<state_root>/../agents/<agent>/supervise-approved.json``: what every bottle of ``agent`` gets."""
+    if not isinstance(agent, str) or not manifest.NAME_RE.match(agent):
+        raise SuperviseError("agent name %r is not one botbottle writes" % (agent,))
+    return os.path.join(agents_root(state_root), agent, APPROVED)
+
+
+def read_agent_approved(state_root, agent):
+    """The approvals recorded for every bottle of ``agent`` (``scope: agent``)."""
+    return read_approved(os.path.dirname(agent_approved_path(state_root, agent)))
+
+
 def route_of(proposal):
     """The egress route (policy form) a route proposal asks for."""
     route = {"host": proposal["host"]}
@@ -183,14 +221,155 @@ def route_of(proposal):
     return route
 
 
+def _path_rule(rule):
+    return rule.get("type", "prefix"), rule.get("value")
+
+
+def _show_rule(rule):
+    kind, value = _path_rule(rule)
+    return "%s %s" % (kind, value)
+
+
+def _rule_inside(rule, asked):
+    """Whether every path ``rule`` matches is matched by the asked rule (decidable cases only)."""
+    kind, value = _path_rule(rule)
+    asked_kind, asked_value = _path_rule(asked)
+    if kind == asked_kind and value == asked_value:
+        return True
+    if kind == "exact":
+        if asked_kind == "prefix":
+            return value.startswith(asked_value)
+        if asked_kind == "regex":
+            return re.fullmatch(asked_value, value) is not None
+        return False
+    if kind == "prefix":
+        return asked_kind == "prefix" and value.startswith(asked_value)
+    return False  # a regex is inside only the very same regex: anything else cannot be checked
+
+
+def _entry_widening(entry, asked, where):
+    """What ``entry`` (merged) allows that the asked entry did not: a list of sentences, empty when none."""
+    found = []
+    asked_paths = asked.get("paths") or []
+    if asked_paths:
+        paths = entry.get("paths") or []
+        if not paths:
+            found.append("%s would drop the paths the request was limited to (%s): every path would be allowed"
+                         % (where, ", ".join(_show_rule(r) for r in asked_paths)))
+        for index, rule in enumerate(paths):
+            if not any(_rule_inside(rule, other) for other in asked_paths):
+                found.append("%s.paths[%d] %s is not inside the paths asked (%s)%s"
+                             % (where, index, _show_rule(rule), ", ".join(_show_rule(r) for r in asked_paths),
+                                " - a regex can only be kept as asked" if _path_rule(rule)[0] == "regex" else ""))
+    asked_methods = [str(m).upper() for m in asked.get("methods") or []]
+    if asked_methods:
+        methods = [str(m).upper() for m in entry.get("methods") or []]
+        if not methods:
+            found.append("%s would drop the methods the request was limited to (%s): every method would be allowed"
+                         % (where, ", ".join(asked_methods)))
+        added = [m for m in methods if m not in asked_methods]
+        if added:
+            found.append("%s would add method %s, which the request did not ask (it asked %s)"
+                         % (where, ", ".join(added), ", ".join(asked_methods)))
+    headers = {str(k).lower(): v for k, v in (entry.get("headers") or {}).items()}
+    for name, value in (asked.get("headers") or {}).items():
+        if headers.get(str(name).lower()) != value:
+            found.append("%s would drop or change the required header %s: %s" % (where, name, value))
+    return found
+
+
+def merge_matches(asked, change, where="changes.matches"):
+    """The route ``matches`` an operator's ``change`` makes of the ``asked`` ones; SuperviseError if it widens.
+
+    Entries are merged by position: a key the change's entry omits keeps the asked value, ``null`` for a
+    key removes it, ``null`` for a whole entry drops that entry. A change may only narrow: every
+    merged entry must allow a subset of what its asked entry allowed (paths inside the asked ones,
+    methods among the asked ones, the asked headers kept). Without asked matches (every request
+    allowed) the change is taken as it is.
+    """
+    if change is None or change == []:
+        if asked:
+            raise SuperviseError(
+                "%s would drop every restriction the request had (%s): every request to the host would be "
+                "allowed. Give the entries to keep, or reject with a note and let the agent ask again"
+                % (where, json.dumps(asked, sort_keys=True)))
+        return change
+    if not isinstance(change, list):
+        raise SuperviseError("%s must be a list of {paths, methods, headers} entries" % where)
+    if not asked:
+        return change
+    if len(change) != len(asked):
+        raise SuperviseError(
+            "%s has %d entr%s and the request has %d: give one entry per requested entry, in the same order "
+            "({} keeps an entry as asked, null drops it, an entry's omitted keys keep the asked values); the "
+            "request: %s" % (where, len(change), "y" if len(change) == 1 else "ies", len(asked),
+                             json.dumps(asked, sort_keys=True)))
+    merged, widening = [], []
+    for index, (entry, before) in enumerate(zip(change, asked)):
+        if entry is None:
+            continue
+        if not isinstance(entry, dict):
+            raise SuperviseError("%s[%d] must be a mapping of paths, methods and headers (or null to drop it)"
+                                 % (where, index))
+        combined = dict(before)
+        for key, value in entry.items():
+            if value is None:
+                combined.pop(key, None)
+            else:
+                combined[key] = value
+        widening.extend(_entry_widening(combined, before, "%s[%d]" % (where, index)))
+        merged.append(combined)
+    if widening:
+        raise SuperviseError(
+            "a change may only narrow what the agent asked, and this one widens it: %s. Narrow within the "
+            "request, or reject it with a note and let the agent ask again" % "; ".join(widening))
+    if not merged:
+        raise SuperviseError("%s drops every entry the request had: reject the proposal instead (with a note)"
+                             % where)
+    return merged
+
+
+def _wildcard_inside(host, asked):
+    """Whether wildcard ``host`` (``*.x``) matches only hosts the asked host (wildcard or not) matches."""
+    if not asked.startswith("*."):
+        return False
+    suffix, asked_suffix = host[2:], asked[2:]
+    return suffix == asked_suffix or suffix.endswith("." + asked_suffix)
+
+
+def check_host_change(proposal, host):
+    """A new ``host`` for a domain or route proposal: another exact host is the operator's choice; a
+    wildcard only inside the wildcard the agent asked for (else SuperviseError)."""
+    asked = str(proposal.get("host") or "").lower()
+    if host.startswith("*.") and host != asked and not _wildcard_inside(host, asked):
+        raise SuperviseError(
+            "changes.host %s would allow every host under %s, and the request asked for %s only: approve %s (or "
+            "another single host), or add %s to the policy's allowed_domains (bottle_policies) if every one of "
+            "those hosts is meant" % (host, host[2:], asked or "nothing", asked or "a single host", host))
+
+
 def apply_changes(proposal, changes):
-    """``proposal`` with the operator's ``changes``, validated like a policy; (new proposal, before-values)."""
-    changes = changes or {}
+    """``proposal`` with the operator's ``changes``, validated like a policy; (new proposal, before-values).
+
+    A change narrows and never widens: ``matches`` is merged over the asked ones (``merge_matches``),
+    a wildcard host stays inside the asked one (``check_host_change``).
+    """
+    changes = dict(changes or {})
     allowed = EDITABLE[proposal["kind"]]
     unknown = sorted(set(changes) - set(allowed))
     if unknown:
         raise SuperviseError("changes.%s cannot be changed on a %s proposal: change %s"
                              % (unknown[0], proposal["kind"], ", ".join(allowed) or "nothing (answer with a note)"))
+    if "host" in changes and isinstance(changes["host"], str):
+        changes["host"] = changes["host"].lower()
+        if manifest.HOST_RE.match(changes["host"]):
+            check_host_change(proposal, changes["host"])
+    if "matches" in changes:
+        merged = merge_matches(proposal.get("matches"), changes["matches"])
+        if merged is None:
+            changes.pop("matches")
+        else:
+            changes["matches"] = merged
     updated = dict(proposal)
     before = {}
     for key, value in changes.items():
@@ -213,30 +392,42 @@ def apply_changes(proposal, changes):
     return updated, before
 
 
-def plan_approval(state_dir, proposal, tokens):
+def add_approval(approved, proposal):
+    """``approved`` (domains and routes) with what a domain or route ``proposal`` asks added (a copy)."""
+    approved = {"domains": list(approved.get("domains") or []), "routes": list(approved.get("routes") or [])}
+    if proposal["kind"] == "domain":
+        if proposal["host"] not in approved["domains"]:
+            approved["domains"].append(proposal["host"])
+    elif proposal["kind"] == "route":
+        route = route_of(proposal)
+        if route not in approved["routes"]:
+            approved["routes"] = [r for r in approved["routes"] if r.get("host") != route["host"]] + [route]
+    return approved
+
+
+def plan_approval(state_dir, proposal, tokens, agent_approved=None):
     """The write that makes the bottle allow what ``proposal`` (domain or route) asks; tokens: ref -> value.
 
+    ``agent_approved``: the bottle's agent's approvals (``read_agent_approved``), folded into the
+    bottle's supervise-approved.json as the role merges them at launch (``combine_approved``).
     Nothing is written here: the caller shows ``diff()`` (check mode) or calls ``apply()``, then hashes
     the state directory with ``bundle_config.config_hash``.
     """
     try:
         policy, options = bc.read_source(state_dir)
         private = bc.read_private(state_dir, options["pipelock"])
+        approved = bc.combine_approved(read_approved(state_dir), agent_approved)
     except bc.BundleConfigError as exc:
         raise SuperviseError(str(exc))
-    approved = read_approved(state_dir)
-    if proposal["kind"] == "domain":
-        if proposal["host"] not in approved["domains"]:
-            approved["domains"].append(proposal["host"])
-    elif proposal["kind"] == "route":
+    if proposal["kind"] == "route":
         route = route_of(proposal)
         same = [r for r in (policy.get("egress") or {}).get("routes") or []
                 if str(r.get("host", "")).lower() == route["host"]]
         if same and same[0] != route:
             raise SuperviseError("%s already has a route: change it in the policy (bottle_policies) instead"
                                  % route["host"])
-        if route not in approved["routes"]:
-            approved["routes"] = [r for r in approved["routes"] if r.get("host") != route["host"]] + [route]
+    approved = add_approval(approved, proposal)
+    if proposal["kind"] == "route":
         ref = (route.get("auth") or {}).get("token_ref")
         if ref:
             value = (tokens or {}).get(ref)

@@ -160,151 +160,13 @@ config_hash:
   type: str
 """
 
-import copy
-import os
-import time
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.botbottle.bottle.plugins.module_utils import bundle_config as bc
 from ansible_collections.botbottle.bottle.plugins.module_utils import naming
-from ansible_collections.botbottle.bottle.plugins.module_utils import supervise as sv
+from ansible_collections.botbottle.bottle.plugins.module_utils import supervise_decide as sd
 from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import (
-    DOCKER_COMMON_ARGS, DockerException, exec_in, find_container, get_docker_client)
-
-
-def slugs_under(root):
-    try:
-        names = sorted(os.listdir(root))
-    except FileNotFoundError:
-        return []
-    return [n for n in names if naming.slug_error(n) is None and os.path.isdir(os.path.join(root, n, sv.STORE))]
-
-
-def do_list(module):
-    p = module.params
-    root = p["state_root"]
-    slugs = [p["slug"]] if p["slug"] else slugs_under(root)
-    status = None if p["status"] == "all" else p["status"]
-    proposals, problems = [], []
-    for slug in slugs:
-        found, bad = sv.list_proposals(naming.state_dir(slug, root), status)
-        proposals.extend(dict(proposal, slug=slug) for proposal in found)
-        problems.extend("%s: %s" % (slug, why) for why in bad)
-    module.exit_json(changed=False, proposals=proposals, problems=problems, reloaded=False)
-
-
-def reload_bundle(module, slug, new_hash, files):
-    """SIGHUP the running bundle and record the hash it loads; wait until ``files`` are re-staged."""
-    client = get_docker_client(module)
-    container = find_container(client, naming.object_name(slug, "bundle"))
-    if container is None or container.status != "running":
-        return False, "bundle not running: the next playbooks/bottle.yml run starts it with this configuration"
-    if (container.labels or {}).get(naming.LABEL_BOTTLE) != slug:
-        module.fail_json(msg="container %s does not carry label %s=%s: not signalling what is not the bottle's"
-                             % (container.name, naming.LABEL_BOTTLE, slug))
-
-    def run(argv):
-        return exec_in(container, argv, user="0")
-
-    container.kill(signal="SIGHUP")
-    bc.record_loaded_hash(run, new_hash)
-    # bottle-init re-stages /etc/bottle and /etc/bottle-private for each daemon on SIGHUP; the daemons
-    # then re-read their files. Wait until the staged copies are the new ones.
-    check = bc.restaged_argv(files)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        rc, _out, _err = run(check)
-        if rc == 0:
-            time.sleep(1)  # a daemon swaps its configuration right after the copy it watches changed
-            return True, "reloaded"
-        time.sleep(0.25)
-    return True, "reload signalled; the staged configuration did not change within 15 s (see docker logs %s)" \
-        % container.name
-
-
-def decide(module):
-    p = module.params
-    state_dir = naming.state_dir(p["slug"], p["state_root"])
-    if not os.path.isdir(sv.store_dir(state_dir)):
-        module.fail_json(msg="bottle %s has no supervise store (%s): is the slug right, and does the bottle run "
-                             "supervise (bottle_supervise_enabled)?" % (p["slug"], sv.store_dir(state_dir)))
-    try:
-        proposal = sv.read_proposal(state_dir, p["id"])
-    except sv.SuperviseError as exc:
-        module.fail_json(msg=str(exc))
-    if proposal is None:
-        module.fail_json(msg="bottle %s has no proposal %s: list them (no decision)" % (p["slug"], p["id"]))
-    want = {"approve": "approved", "reject": "rejected", "modify": "pending"}[p["decision"]]
-    result = dict(changed=False, reloaded=False, changed_files=[], proposal=proposal, problems=[])
-
-    if proposal["status"] != "pending":
-        if want == proposal["status"] and not p["changes"]:
-            module.exit_json(**result)
-        module.fail_json(msg="proposal %s was already %s on %s (note: %r); a decision is final - the agent can make "
-                             "a new proposal" % (p["id"], proposal["status"], proposal.get("decided"),
-                                                 proposal.get("note", "")))
-    if p["decision"] == "modify" and not sv.EDITABLE[proposal["kind"]]:
-        module.fail_json(msg="a %s proposal cannot be modified: %s; approve or reject it (with a note)" % (
-            proposal["kind"], "it asks to send one held request as it is" if proposal["kind"] == "release"
-            else "it has no field to change"))
-    if p["decision"] == "modify" and not p["changes"]:
-        module.fail_json(msg="decision=modify needs changes: the fields to change (%s)"
-                             % ", ".join(sv.EDITABLE[proposal["kind"]]))
-    try:
-        updated, before = sv.apply_changes(proposal, p["changes"])
-    except sv.SuperviseError as exc:
-        module.fail_json(msg="changes: %s" % exc)
-    stamp = sv.now()
-    events = []
-    if before:
-        updated["modified"] = {"at": stamp, "before": before}
-        events.append(dict(event="modified", by="operator", id=proposal["id"], kind=proposal["kind"], time=stamp,
-                           before=before, after={k: updated.get(k) for k in before}))
-    plan = None
-    if want != "pending":
-        updated.update(status=want, decided=stamp, note=p["note"])
-        events.append(dict(event=want, by="operator", id=proposal["id"], kind=proposal["kind"], time=stamp,
-                           note=p["note"], **{k: updated[k] for k in ("host", "url") if k in updated}))
-        if want == "approved" and proposal["kind"] in sv.POLICY_KINDS:
-            try:
-                plan = sv.plan_approval(state_dir, updated, p["tokens"])
-            except sv.SuperviseError as exc:
-                module.fail_json(msg="cannot approve proposal %s: %s" % (p["id"], exc))
-        if proposal["kind"] == "release" and sv.release_too_late(state_dir, proposal):
-            module.warn("egress holds a request for %d s only (firewall.dlp_supervise_timeout) and proposal %s is "
-                        "older: the request was already refused, so this decision is only recorded"
-                        % (sv.release_hold(state_dir), proposal["id"]))
-    result.update(changed=True, proposal=updated)
-    if plan is not None:
-        result["changed_files"] = plan.paths
-    diffs = [dict(before_header="proposal %s" % proposal["id"], after_header="proposal %s" % proposal["id"],
-                  before=proposal, after=updated)]
-    if plan is not None:
-        diffs.extend(plan.diff())
-    if module._diff:
-        result["diff"] = diffs
-    if module.check_mode:
-        module.exit_json(**result)
-
-    # The configuration first, the decision last: when the agent sees "approved", the bottle allows it.
-    if plan is not None and plan.changes:
-        plan.apply()
-    if plan is not None and plan.touches_config():
-        # Hashed from disk, as bottle_state does: the role's next run computes the same value.
-        result["config_hash"] = bc.config_hash(state_dir)
-        if p["reload"]:
-            written = [relative for relative, data in plan.changes.items() if data is not None]
-            try:
-                result["reloaded"], result["reload"] = reload_bundle(module, p["slug"], result["config_hash"], written)
-            except (DockerException, bc.BundleConfigError) as exc:
-                module.fail_json(msg="the configuration of bottle %s was updated but the bundle could not be "
-                                     "reloaded (%s): re-run playbooks/bottle.yml for it; the proposal is still "
-                                     "pending" % (p["slug"], exc), changed=True)
-    sv.write_proposal(state_dir, updated)
-    for event in events:
-        sv.append_audit(state_dir, event)
-    module.exit_json(**result)
+    DOCKER_COMMON_ARGS, get_docker_client)
+from ansible_collections.botbottle.bottle.plugins.module_utils.supervise import SuperviseError
 
 
 def main():
@@ -316,26 +178,35 @@ def main():
         note=dict(type="str", default=""),
         changes=dict(type="dict", default={}),
         tokens=dict(type="dict", default={}, no_log=True),
-        status=dict(type="str", choices=["pending", "approved", "rejected", "all"], default="pending"),
+        status=dict(type="str", choices=list(sd.LIST_STATUSES), default="pending"),
         reload=dict(type="bool", default=True),
+        scope=dict(type="str", choices=list(sd.SCOPES), default="bottle"),
     )
     argument_spec.update(DOCKER_COMMON_ARGS)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            required_by={"decision": ("slug", "id")})
     p = module.params
-    if p["slug"]:
-        error = naming.slug_error(p["slug"])
-        if error:
-            module.fail_json(msg="slug: " + error)
-    if not p["decision"]:
-        do_list(module)
-    error = sv.id_error(p["id"])
-    if error:
-        module.fail_json(msg=error)
-    if len(p["note"]) > 2000:
-        module.fail_json(msg="note is %d characters long; keep it under 2000" % len(p["note"]))
-    p["changes"] = copy.deepcopy(p["changes"])
-    decide(module)
+    try:
+        if not p["decision"]:
+            proposals, problems = sd.list_all(p["state_root"], p["slug"], p["status"])
+            module.exit_json(changed=False, proposals=proposals, problems=problems, reloaded=False)
+        cached = []
+
+        def client():
+            # Connected on first use, by the module's own settings (docker_host, timeout).
+            if not cached:
+                cached.append(get_docker_client(module))
+            return cached[0]
+
+        result = sd.decide(p["state_root"], p["slug"], p["id"], p["decision"], note=p["note"], changes=p["changes"],
+                           tokens=p["tokens"], reload=p["reload"], check_mode=module.check_mode, scope=p["scope"],
+                           warn=module.warn, client_factory=client)
+    except SuperviseError as exc:
+        module.fail_json(msg=str(exc), changed=exc.changed)
+    result.pop("warnings", None)  # already given to module.warn
+    if not module._diff:
+        result.pop("diff", None)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from ansible.module_utils import basic
 from ansible_collections.botbottle.bottle.plugins.filter.with_approvals import with_approvals
 from ansible_collections.botbottle.bottle.plugins.module_utils import bundle_config as bc
 from ansible_collections.botbottle.bottle.plugins.module_utils import supervise as sv
+from ansible_collections.botbottle.bottle.plugins.module_utils import supervise_decide as sd
 from ansible_collections.botbottle.bottle.plugins.modules import bottle_state, bottle_supervise
 from ansible_collections.botbottle.bottle.tests.unit.plugins.modules.docker_fakes import (
     FakeEngine, Failed, run_module)
@@ -64,11 +65,11 @@ def root(tmp_path, pipelock):
 def reloads(monkeypatch):
     calls = []
 
-    def fake_reload(module, slug, new_hash, files):
+    def fake_reload(client_factory, slug, new_hash, files):
         calls.append((slug, new_hash))
         return True, "reloaded"
 
-    monkeypatch.setattr(bottle_supervise, "reload_bundle", fake_reload)
+    monkeypatch.setattr(sd, "reload_bundle", fake_reload)
     return calls
 
 
@@ -273,7 +274,7 @@ def bundle():
 
 
 def test_reload_signals_records_the_hash_and_waits_for_the_staged_files(root, bundle, monkeypatch):
-    monkeypatch.setattr(bottle_supervise.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(sd.time, "sleep", lambda seconds: None)
     result = run_module(bottle_supervise, bundle.client, dict(
         state_root=str(root), slug="demo", decision="approve", id=ROUTE_ID, tokens={"GH_TOKEN": TOKEN}))
     container = bundle.containers["bb-demo-bundle"]

@@ -1,0 +1,326 @@
+# -*- coding: utf-8 -*-
+# Copyright: botbottle developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The operator's side of supervise: list the proposals, decide one, reload the bottles it changes.
+
+One implementation for every front end: the module ``bottle_supervise`` (and so
+``playbooks/supervise.yml``) and the operator's console call these functions; neither holds a
+second copy of the store or of the reload.
+
+API:
+- ``list_all(state_root, slug=None, status="pending") -> (proposals, problems)``: the proposals
+  of one bottle or of every bottle under ``state_root`` (each with its ``slug``), oldest first per
+  bottle; ``status`` ``pending``/``approved``/``rejected``/``all``. ``problems``: proposal files
+  not trusted, with why.
+- ``decide(state_root, slug, proposal_id, decision, note="", changes=None, tokens=None, reload=True,
+  check_mode=False, scope="bottle", warn=None, docker_host=None, timeout=60, client_factory=None)
+  -> dict``: records the operator's ``decision`` (``approve``/``reject``/``modify``) with ``changes``
+  merged as ``supervise.apply_changes`` does (a change only narrows), rewrites and reloads the
+  bottle an approval of a domain or route changes. ``scope="agent"`` (an approval of a domain or
+  route) does the same for every other bottle of the proposal's agent under ``state_root`` and
+  records it for that agent's later bottles (``supervise.agent_approved_path``). Returns changed,
+  proposal, reloaded, reload (a message), changed_files, config_hash (when the configuration
+  changed), diff (before/after dicts), warnings, problems and, with scope agent, ``also`` (per other
+  bottle: slug, changed, reloaded, reload, config_hash). ``warn(text)`` is called for each warning
+  too. Raises ``SuperviseError`` (its ``changed`` says whether something was written already).
+- ``reload_bundle(client_factory, slug, new_hash, files)``: SIGHUP a running bundle, record the
+  hash it loads, wait for the re-staged files; ``(reloaded, message)``.
+- ``slugs_under(state_root)``: the bottles with a supervise store; ``agent_slugs(state_root, agent)``:
+  the bottles of an agent (their meta.json).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import time
+
+from ansible_collections.botbottle.bottle.plugins.module_utils import bundle_config as bc
+from ansible_collections.botbottle.bottle.plugins.module_utils import docker_client as dc
+from ansible_collections.botbottle.bottle.plugins.module_utils import naming
+from ansible_collections.botbottle.bottle.plugins.module_utils import supervise as sv
+from ansible_collections.botbottle.bottle.plugins.module_utils.supervise import SuperviseError
+
+DECISIONS = {"approve": "approved", "reject": "rejected", "modify": "pending"}
+SCOPES = ("bottle", "agent")
+LIST_STATUSES = ("pending", "approved", "rejected", "all")
+MAX_NOTE = 2000
+RELOAD_WAIT = 15
+
+
+def _bottle_dirs(state_root):
+    root = os.path.abspath(os.path.expanduser(state_root))
+    try:
+        names = sorted(os.listdir(root))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return [n for n in names if naming.slug_error(n) is None and os.path.isdir(os.path.join(root, n))]
+
+
+def slugs_under(state_root):
+    """The bottles under ``state_root`` that have a supervise store."""
+    return [n for n in _bottle_dirs(state_root) if os.path.isdir(sv.store_dir(naming.state_dir(n, state_root)))]
+
+
+def agent_slugs(state_root, agent):
+    """The bottles under ``state_root`` whose meta.json names ``agent``."""
+    return [n for n in _bottle_dirs(state_root) if sv.bottle_agent(naming.state_dir(n, state_root)) == agent]
+
+
+def _check_slug(slug):
+    error = naming.slug_error(slug)
+    if error:
+        raise SuperviseError("slug: " + error)
+
+
+def list_all(state_root, slug=None, status="pending"):
+    """(proposals, problems) of bottle ``slug``, or of every bottle under ``state_root``."""
+    if status not in LIST_STATUSES:
+        raise SuperviseError("status %r: use %s" % (status, ", ".join(LIST_STATUSES)))
+    if slug:
+        _check_slug(slug)
+    wanted = None if status == "all" else status
+    proposals, problems = [], []
+    for name in ([slug] if slug else slugs_under(state_root)):
+        found, bad = sv.list_proposals(naming.state_dir(name, state_root), wanted)
+        proposals.extend(dict(proposal, slug=name) for proposal in found)
+        problems.extend("%s: %s" % (name, why) for why in bad)
+    return proposals, problems
+
+
+def default_client_factory(docker_host=None, timeout=60):
+    """A factory connecting once, on first use (a decision that reloads nothing needs no engine)."""
+    cached = []
+
+    def factory():
+        if not cached:
+            cached.append(dc.connect(docker_host, timeout))
+        return cached[0]
+    return factory
+
+
+def reload_bundle(client_factory, slug, new_hash, files):
+    """SIGHUP the running bundle and record the hash it loads; wait until ``files`` are re-staged."""
+    client = client_factory()
+    container = dc.find_container(client, naming.object_name(slug, "bundle"))
+    if container is None or container.status != "running":
+        return False, "bundle not running: the next playbooks/bottle.yml run starts it with this configuration"
+    if (container.labels or {}).get(naming.LABEL_BOTTLE) != slug:
+        raise SuperviseError("container %s does not carry label %s=%s: not signalling what is not the bottle's"
+                             % (container.name, naming.LABEL_BOTTLE, slug))
+
+    def run(argv):
+        return dc.exec_in(container, argv, user="0")
+
+    container.kill(signal="SIGHUP")
+    bc.record_loaded_hash(run, new_hash)
+    # bottle-init re-stages /etc/bottle and /etc/bottle-private for each daemon on SIGHUP; the daemons
+    # then re-read their files. Wait until the staged copies are the new ones.
+    check = bc.restaged_argv(files)
+    deadline = time.monotonic() + RELOAD_WAIT
+    while time.monotonic() < deadline:
+        rc, _out, _err = run(check)
+        if rc == 0:
+            time.sleep(1)  # a daemon swaps its configuration right after the copy it watches changed
+            return True, "reloaded"
+        time.sleep(0.25)
+    return True, "reload signalled; the staged configuration did not change within %d s (see docker logs %s)" \
+        % (RELOAD_WAIT, container.name)
+
+
+def _read_bytes(path):
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
+def _fail(message, changed=False):
+    error = SuperviseError(message)
+    error.changed = changed
+    return error
+
+
+def _apply_and_reload(plan, state_dir, slug, reload, client_factory):
+    """Write ``plan``; (config_hash or None, reloaded, message). Reload errors propagate."""
+    if plan.changes:
+        plan.apply()
+    if not plan.touches_config():
+        return None, False, "configuration unchanged: nothing to reload"
+    # Hashed from disk, as bottle_state does: the role's next run computes the same value.
+    config_hash = bc.config_hash(state_dir)
+    if not reload:
+        return config_hash, False, "not reloaded (reload: false): the next playbooks/bottle.yml run applies it"
+    written = [relative for relative, data in plan.changes.items() if data is not None]
+    reloaded, message = reload_bundle(client_factory, slug, config_hash, written)
+    return config_hash, reloaded, message
+
+
+def _validate(slug, proposal_id, decision, note, scope):
+    _check_slug(slug)
+    if decision not in DECISIONS:
+        raise SuperviseError("decision %r: use approve, reject or modify" % (decision,))
+    if scope not in SCOPES:
+        raise SuperviseError("scope %r: use bottle (this bottle) or agent (every bottle of its agent)" % (scope,))
+    error = sv.id_error(proposal_id)
+    if error:
+        raise SuperviseError(error)
+    if not isinstance(note, str):
+        raise SuperviseError("note must be text")
+    if len(note) > MAX_NOTE:
+        raise SuperviseError("note is %d characters long; keep it under %d" % (len(note), MAX_NOTE))
+
+
+def decide(state_root, slug, proposal_id, decision, note="", changes=None, tokens=None, reload=True,
+           check_mode=False, scope="bottle", warn=None, docker_host=None, timeout=60, client_factory=None):
+    """Record the operator's ``decision`` on proposal ``proposal_id`` of bottle ``slug`` (see the module doc)."""
+    note = "" if note is None else note
+    _validate(slug, proposal_id, decision, note, scope)
+    changes = copy.deepcopy(changes or {})
+    if not isinstance(changes, dict):
+        raise SuperviseError("changes must be a mapping of the fields to change")
+    client_factory = client_factory or default_client_factory(docker_host, timeout)
+    warnings = []
+
+    def say(text):
+        warnings.append(text)
+        if warn is not None:
+            warn(text)
+
+    state_dir = naming.state_dir(slug, state_root)
+    if not os.path.isdir(sv.store_dir(state_dir)):
+        raise SuperviseError("bottle %s has no supervise store (%s): is the slug right, and does the bottle run "
+                             "supervise (bottle_supervise_enabled)?" % (slug, sv.store_dir(state_dir)))
+    proposal = sv.read_proposal(state_dir, proposal_id)
+    if proposal is None:
+        raise SuperviseError("bottle %s has no proposal %s: list them (no decision)" % (slug, proposal_id))
+    want = DECISIONS[decision]
+    result = dict(changed=False, reloaded=False, reload="", changed_files=[], proposal=proposal, problems=[],
+                  diff=[], warnings=warnings)
+    if scope == "agent":
+        result["also"] = []
+
+    if proposal["status"] != "pending":
+        if want == proposal["status"] and not changes:
+            return result
+        raise SuperviseError("proposal %s was already %s on %s (note: %r); a decision is final - the agent can make "
+                             "a new proposal" % (proposal_id, proposal["status"], proposal.get("decided"),
+                                                 proposal.get("note", "")))
+    if decision == "modify" and not sv.EDITABLE[proposal["kind"]]:
+        raise SuperviseError("a %s proposal cannot be modified: %s; approve or reject it (with a note)" % (
+            proposal["kind"], "it asks to send one held request as it is" if proposal["kind"] == "release"
+            else "it has no field to change"))
+    if decision == "modify" and not changes:
+        raise SuperviseError("decision=modify needs changes: the fields to change (%s)"
+                             % ", ".join(sv.EDITABLE[proposal["kind"]]))
+    if scope == "agent" and (decision != "approve" or proposal["kind"] not in sv.POLICY_KINDS):
+        raise SuperviseError(
+            "scope agent applies an approval of a domain or route to every bottle of the agent; this is %s of a %s "
+            "proposal: use scope bottle" % ("a rejection" if decision == "reject" else
+                                            "a modification" if decision == "modify" else "an approval",
+                                            proposal["kind"]))
+    try:
+        updated, before = sv.apply_changes(proposal, changes)
+    except SuperviseError as exc:
+        raise SuperviseError("changes: %s" % exc)
+    stamp = sv.now()
+    events = []
+    if before:
+        updated["modified"] = {"at": stamp, "before": before}
+        events.append(dict(event="modified", by="operator", id=proposal["id"], kind=proposal["kind"], time=stamp,
+                           before=before, after={k: updated.get(k) for k in before}))
+
+    agent = sv.bottle_agent(state_dir)
+    agent_approved = None
+    if agent is not None:
+        agent_approved = sv.read_agent_approved(state_root, agent)
+    elif scope == "agent":
+        raise SuperviseError("bottle %s has no meta.json naming its agent (launched by an older release): relaunch it "
+                             "with playbooks/bottle.yml, or approve with scope bottle" % slug)
+    plan = None
+    others = []  # (slug, state_dir, plan)
+    agent_file = None
+    if want != "pending":
+        updated.update(status=want, decided=stamp, note=note)
+        extra = {"scope": "agent", "agent": agent} if scope == "agent" else {}
+        events.append(dict(event=want, by="operator", id=proposal["id"], kind=proposal["kind"], time=stamp,
+                           note=note, **dict(extra, **{k: updated[k] for k in ("host", "url") if k in updated})))
+        if want == "approved" and proposal["kind"] in sv.POLICY_KINDS:
+            try:
+                plan = sv.plan_approval(state_dir, updated, tokens, agent_approved)
+            except SuperviseError as exc:
+                raise SuperviseError("cannot approve proposal %s: %s" % (proposal_id, exc))
+        if scope == "agent":
+            for other in agent_slugs(state_root, agent):
+                if other == slug:
+                    continue
+                other_dir = naming.state_dir(other, state_root)
+                try:
+                    others.append((other, other_dir, sv.plan_approval(other_dir, updated, tokens, agent_approved)))
+                except SuperviseError as exc:
+                    raise SuperviseError("cannot approve proposal %s for bottle %s (agent %s), so for none of its "
+                                         "bottles: %s; or approve it with scope bottle" % (proposal_id, other, agent, exc))
+            agent_file = (sv.agent_approved_path(state_root, agent),
+                          bc.json_bytes(sv.add_approval(agent_approved, updated)))
+        if proposal["kind"] == "release" and sv.release_too_late(state_dir, proposal):
+            say("egress holds a request for %d s only (firewall.dlp_supervise_timeout) and proposal %s is "
+                "older: the request was already refused, so this decision is only recorded"
+                % (sv.release_hold(state_dir), proposal["id"]))
+    result.update(changed=True, proposal=updated)
+    diffs = [dict(before_header="proposal %s" % proposal["id"], after_header="proposal %s" % proposal["id"],
+                  before=proposal, after=updated)]
+    if plan is not None:
+        result["changed_files"] = plan.paths
+        diffs.extend(plan.diff())
+    for _other, _dir, other_plan in others:
+        result["changed_files"].extend(other_plan.paths)
+        diffs.extend(other_plan.diff())
+    agent_before = None
+    if agent_file is not None:
+        agent_before = _read_bytes(agent_file[0])
+        if agent_before != agent_file[1]:
+            result["changed_files"].append(agent_file[0])
+            diffs.append(dict(before_header=agent_file[0], after_header=agent_file[0],
+                              before=(agent_before or b"").decode("utf-8", "replace"),
+                              after=agent_file[1].decode("utf-8", "replace")))
+    result["diff"] = diffs
+    if check_mode:
+        if scope == "agent":
+            result["also"] = [dict(slug=other, changed=bool(other_plan.changes), reloaded=False, reload="check mode")
+                              for other, _dir, other_plan in others]
+        return result
+
+    # The configuration first, the decision last: when the agent sees "approved", the bottle allows it.
+    if plan is not None:
+        try:
+            config_hash, result["reloaded"], result["reload"] = _apply_and_reload(
+                plan, state_dir, slug, reload, client_factory)
+        except (dc.DockerException, dc.EngineUnavailable, bc.BundleConfigError) as exc:
+            raise _fail("the configuration of bottle %s was updated but the bundle could not be reloaded (%s): "
+                        "re-run playbooks/bottle.yml for it; the proposal is still pending" % (slug, exc), True)
+        if config_hash is not None:
+            result["config_hash"] = config_hash
+    if agent_file is not None and agent_before != agent_file[1]:
+        os.makedirs(os.path.dirname(agent_file[0]), mode=0o700, exist_ok=True)
+        bc.write_atomic(agent_file[0], agent_file[1])
+    for other, other_dir, other_plan in others:
+        entry = dict(slug=other, changed=bool(other_plan.changes), reloaded=False, reload="")
+        try:
+            config_hash, entry["reloaded"], entry["reload"] = _apply_and_reload(
+                other_plan, other_dir, other, reload, client_factory)
+            if config_hash is not None:
+                entry["config_hash"] = config_hash
+        except (dc.DockerException, dc.EngineUnavailable, bc.BundleConfigError, SuperviseError) as exc:
+            entry["reload"] = "not reloaded: %s" % exc
+            say("bottle %s (agent %s) has the approval in its files, but its bundle could not be reloaded (%s): "
+                "re-run playbooks/bottle.yml for it" % (other, agent, exc))
+        if os.path.isdir(sv.store_dir(other_dir)):
+            sv.append_audit(other_dir, dict(event="approved", by="operator", scope="agent", agent=agent,
+                                            kind=proposal["kind"], time=stamp, note=note, host=updated["host"],
+                                            from_bottle=slug, **{"from": proposal["id"]}))
+        result["also"].append(entry)
+    sv.write_proposal(state_dir, updated)
+    for event in events:
+        sv.append_audit(state_dir, event)
+    return result
