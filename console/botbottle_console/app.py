@@ -21,10 +21,11 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Header, Input, Label, RichLog, Static
 
+from ansible_collections.botbottle.bottle.plugins.module_utils.supervise import EDITABLE
+
 from . import notify
 from .backend import DecisionError, lookup_tokens, token_ref
 
-EDITABLE = {"domain": ("host",), "route": ("host", "auth", "matches")}
 
 
 def describe(proposal):
@@ -33,12 +34,14 @@ def describe(proposal):
     if kind == "domain":
         return "domain %s" % proposal.get("host")
     if kind == "route":
-        matches = proposal.get("matches") or []
-        limits = "; ".join(
-            " ".join(filter(None, [",".join(m.get("methods") or []),
-                                   "%s %s" % ((m.get("paths") or {}).get("kind", ""),
-                                              (m.get("paths") or {}).get("value", "")) if m.get("paths") else ""]))
-            for m in matches if isinstance(m, dict))
+        limits = []
+        for entry in proposal.get("matches") or []:
+            if not isinstance(entry, dict):
+                continue
+            paths = " ".join("%s %s" % (r.get("type", "prefix"), r.get("value")) for r in entry.get("paths") or []
+                             if isinstance(r, dict))
+            limits.append(" ".join(filter(None, [",".join(str(m) for m in entry.get("methods") or []), paths])))
+        limits = "; ".join(filter(None, limits))
         return "route %s%s" % (proposal.get("host"), " (%s)" % limits if limits else "")
     if kind == "block":
         return "report of a refusal: %s" % proposal.get("url")
@@ -159,9 +162,9 @@ class ConsoleApp(App):
         yield Footer()
 
     def on_mount(self):
-        self.query_one("#bottles", DataTable).add_columns("host", "bottle", "agent", "state", "health", "asks",
+        self.query_one("#bottles", DataTable).add_columns("machine", "bottle", "agent", "state", "health", "asks",
                                                           "allowed", "refused")
-        self.query_one("#asks", DataTable).add_columns("host", "bottle", "id", "what", "created", "justification")
+        self.query_one("#asks", DataTable).add_columns("machine", "bottle", "id", "what", "created", "justification")
         self.query_one("#firewall", DataTable).add_columns("host", "allowed", "refused", "held", "last",
                                                            "refused by")
         self.query_one("#asks", DataTable).focus()
@@ -214,7 +217,7 @@ class ConsoleApp(App):
 
     @staticmethod
     def ask_key(proposal):
-        return "%s/%s/%s" % (proposal.get("host"), proposal.get("slug"), proposal.get("id"))
+        return "%s/%s/%s" % (proposal.get("inventory_host"), proposal.get("slug"), proposal.get("id"))
 
     def show_asks(self):
         asks = sorted((p for part in self.proposals_by_part for p in part),
@@ -230,7 +233,7 @@ class ConsoleApp(App):
         current_key = self.ask_key(current) if current else None
         table.clear()
         for p in asks:
-            table.add_row(p.get("host"), p.get("slug"), p.get("id"), describe(p), p.get("created") or "",
+            table.add_row(p.get("inventory_host"), p.get("slug"), p.get("id"), describe(p), p.get("created") or "",
                           (p.get("justification") or "")[:80], key=self.ask_key(p))
         self.proposals = asks
         self.query_one("#asks-title", Static).update("Asks waiting for you: %d" % len(asks))
@@ -280,7 +283,7 @@ class ConsoleApp(App):
         if p is None:
             detail.update("No ask is waiting. New ones appear here the moment an agent makes them.")
             return
-        lines = ["%s on %s/%s (%s, %s)" % (describe(p), p.get("host"), p.get("slug"), p.get("kind"), p.get("id"))]
+        lines = ["%s on %s/%s (%s, %s)" % (describe(p), p.get("inventory_host"), p.get("slug"), p.get("kind"), p.get("id"))]
         if p.get("justification"):
             lines.append("why: %s" % p["justification"])
         for field in ("auth", "matches", "excerpt", "where"):
@@ -309,7 +312,7 @@ class ConsoleApp(App):
             self.log_line("a decision is still being made: wait for it")
             return
         self.deciding = True
-        what = "%s %s of %s/%s%s" % (decision, p.get("id"), p.get("host"), p.get("slug"),
+        what = "%s %s of %s/%s%s" % (decision, p.get("id"), p.get("inventory_host"), p.get("slug"),
                                      " for every bottle of the agent" if scope == "agent" else "")
         self.log_line("... " + what)
         self.run_worker(lambda: self.decide_in_thread(p, decision, note, changes, scope, what), thread=True,
@@ -322,6 +325,7 @@ class ConsoleApp(App):
             result, error = None, str(exc)
         except Exception as exc:  # pylint: disable=broad-except  # the operator reads it; the console goes on
             result, error = None, "%s: %s" % (type(exc).__name__, exc)
+            self.call_from_thread(self.log_traceback, exc)
         self.call_from_thread(self.decided, what, result, error)
 
     def decided(self, what, result, error):
@@ -383,17 +387,18 @@ class ConsoleApp(App):
         bottles = [b for part in self.bottles_by_part for b in part]
         pending = {}
         for p in self.proposals:
-            pending[(p.get("host"), p.get("slug"))] = pending.get((p.get("host"), p.get("slug")), 0) + 1
+            where = (p.get("inventory_host"), p.get("slug"))
+            pending[where] = pending.get(where, 0) + 1
         table = self.query_one("#bottles", DataTable)
         selected = self.selected_bottle
         table.clear()
         keys = []
         for b in bottles:
-            key = "%s/%s" % (b.get("host"), b.get("slug"))
+            key = "%s/%s" % (b.get("inventory_host"), b.get("slug"))
             keys.append(key)
             rows = b.get("firewall") or []
-            table.add_row(b.get("host"), b.get("slug"), b.get("agent") or "-", state_text(b), health_text(b),
-                          str(pending.get((b.get("host"), b.get("slug")), 0)),
+            table.add_row(b.get("inventory_host"), b.get("slug"), b.get("agent") or "-", state_text(b), health_text(b),
+                          str(pending.get((b.get("inventory_host"), b.get("slug")), 0)),
                           str(sum(r.get("allowed", 0) for r in rows)), str(sum(r.get("refused", 0) for r in rows)),
                           key=key)
         self.bottles = bottles
@@ -406,7 +411,7 @@ class ConsoleApp(App):
     def show_firewall(self):
         table = self.query_one("#firewall", DataTable)
         table.clear()
-        bottle = next((b for b in self.bottles if "%s/%s" % (b.get("host"), b.get("slug")) == self.selected_bottle),
+        bottle = next((b for b in self.bottles if "%s/%s" % (b.get("inventory_host"), b.get("slug")) == self.selected_bottle),
                       None)
         if bottle is None:
             return
@@ -416,6 +421,10 @@ class ConsoleApp(App):
             table.add_row(row.get("host"), str(row.get("allowed", 0)), str(row.get("refused", 0)),
                           str(row.get("held", 0)),
                           "%s %s" % (row.get("last_action") or "", ago(row.get("last"))), refused_by or "-")
+
+    def log_traceback(self, exc):
+        import traceback  # pylint: disable=import-outside-toplevel
+        self.log_line("".join(traceback.format_exception(exc)))
 
     def log_line(self, text):
         self.query_one("#log", RichLog).write("%s %s" % (time.strftime("%H:%M:%S"), text))
@@ -430,7 +439,8 @@ def summarise(result):
         parts.append(str(result["reload"]))
     elif result.get("reloaded"):
         parts.append("reloaded")
-    for extra in result.get("bottles") or []:
+    for extra in result.get("also") or []:
         if isinstance(extra, dict) and extra.get("slug"):
-            parts.append("also %s" % extra["slug"])
+            parts.append("also %s (%s)" % (extra["slug"], extra.get("reload") or ("changed" if extra.get("changed")
+                                                                                  else "unchanged")))
     return "; ".join(parts)

@@ -5,14 +5,15 @@
 
 - ``LocalBackend``: this machine. Bottles as ``bottle_info.collect`` lists them (state directories
   and labelled containers), health with ``fleet_view.add_health``, proposals with
-  ``supervise.list_all``, firewall decisions with ``audit_log.Follower``, decisions with
-  ``supervise.decide`` (the function ``bottle_supervise`` runs).
+  ``supervise_decide.list_all``, firewall decisions with ``audit_log.Follower``, decisions with
+  ``supervise_decide.decide`` (the function ``bottle_supervise`` runs).
 - ``AnsibleBackend``: an inventory's other hosts. The collection's modules run ad hoc through
   ``ansible`` (``bottle_info`` with ``health`` and ``audit``, ``bottle_supervise`` to list and decide).
 
 Every backend offers ``bottles() -> (bottles, problems)``, ``proposals() -> (proposals, problems)``
 and ``decide(proposal, decision, note="", changes=None, scope="bottle") -> result``; bottles and
-proposals carry ``host`` (the inventory name) and ``slug``; a bottle carries ``firewall`` (rows of
+proposals carry ``inventory_host`` (the machine, as the inventory names it; a proposal's ``host`` is what
+it asks for) and ``slug``; a bottle carries ``firewall`` (rows of
 ``audit_log.HostTally``) and ``health``. ``decide`` raises ``DecisionError`` with a message for the
 operator.
 """
@@ -26,7 +27,8 @@ import subprocess
 import tempfile
 
 from ansible_collections.botbottle.bottle.plugins.module_utils import audit_log, fleet_view, naming
-from ansible_collections.botbottle.bottle.plugins.module_utils import supervise
+from ansible_collections.botbottle.bottle.plugins.module_utils import supervise_decide
+from ansible_collections.botbottle.bottle.plugins.module_utils.supervise import SuperviseError
 
 LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
 
@@ -110,7 +112,7 @@ class LocalBackend:
             problems.append("%s: listing bottles failed: %s" % (self.host, exc))
             bottles = []
         for b in bottles:
-            b["host"] = self.host
+            b["inventory_host"] = self.host
             b.setdefault("health", {})
             b["running"] = any(c.get("component") == "bundle" and c.get("status") == "running"
                                for c in b.get("containers", []))
@@ -122,21 +124,16 @@ class LocalBackend:
         return bottles, problems
 
     def proposals(self):
-        found, problems = supervise.list_all(self.state_root)
-        return [dict(p, host=self.host) for p in found], ["%s: %s" % (self.host, why) for why in problems]
+        found, problems = supervise_decide.list_all(self.state_root)
+        return [dict(p, inventory_host=self.host) for p in found], ["%s: %s" % (self.host, why) for why in problems]
 
     def decide(self, proposal, decision, note="", changes=None, scope="bottle"):
         tokens, _missing = lookup_tokens(proposal, self.environ) if decision == "approve" else ({}, None)
-        warnings = []
         try:
-            result = supervise.decide(self.state_root, proposal["slug"], proposal["id"], decision, note=note,
-                                      changes=changes or None, tokens=tokens, scope=scope, warn=warnings.append)
-        except supervise.SuperviseError as exc:
+            return supervise_decide.decide(self.state_root, proposal["slug"], proposal["id"], decision, note=note,
+                                           changes=changes or None, tokens=tokens, scope=scope)
+        except SuperviseError as exc:
             raise DecisionError(str(exc))
-        result = dict(result)
-        result.setdefault("warnings", [])
-        result["warnings"] = list(result["warnings"]) + warnings
-        return result
 
 
 # --- other hosts of an inventory, through ansible ad hoc -------------------------------------------
@@ -211,7 +208,7 @@ class AnsibleBackend:
                 problems.append("%s: %s" % (host, result.get("msg", state)))
                 continue
             for b in result.get("bottles", []):
-                b["host"] = host
+                b["inventory_host"] = host
                 b["running"] = any(c.get("component") == "bundle" and c.get("status") == "running"
                                    for c in b.get("containers", []))
                 b.setdefault("firewall", [])
@@ -230,7 +227,7 @@ class AnsibleBackend:
             if state not in ("SUCCESS", "CHANGED"):
                 problems.append("%s: %s" % (host, result.get("msg", state)))
                 continue
-            out.extend(dict(p, host=host) for p in result.get("proposals", []))
+            out.extend(dict(p, inventory_host=host) for p in result.get("proposals", []))
             problems.extend("%s: %s" % (host, why) for why in result.get("problems", []))
         return out, problems
 
@@ -242,10 +239,10 @@ class AnsibleBackend:
         if tokens:
             args["tokens"] = "{{ bb_console_tokens }}"
             extra = {"bb_console_tokens": tokens}
-        results, error = self.run(proposal["host"], "botbottle.bottle.bottle_supervise", args, extra)
-        state, result = results.get(proposal["host"], (None, None))
+        results, error = self.run(proposal["inventory_host"], "botbottle.bottle.bottle_supervise", args, extra)
+        state, result = results.get(proposal["inventory_host"], (None, None))
         if result is None:
-            raise DecisionError("%s: %s" % (proposal["host"], error or "no result"))
+            raise DecisionError("%s: %s" % (proposal["inventory_host"], error or "no result"))
         if state not in ("SUCCESS", "CHANGED"):
             raise DecisionError(str(result.get("msg", state)))
         return result
@@ -290,7 +287,7 @@ class Fleet:
         return out, problems
 
     def decide(self, proposal, decision, note="", changes=None, scope="bottle"):
-        owner = self._owner(proposal["host"])
+        owner = self._owner(proposal["inventory_host"])
         if owner is None:
-            raise DecisionError("no backend for host %s" % proposal["host"])
+            raise DecisionError("no backend for host %s" % proposal["inventory_host"])
         return owner.decide(proposal, decision, note=note, changes=changes, scope=scope)
