@@ -28,8 +28,9 @@ def importable_collection():
 
 def parser():
     p = argparse.ArgumentParser(
-        prog="make console ARGS=... | .venv/bin/python console",
-        description="Watch bottles (health, firewall decisions) and decide the asks of their agents.")
+        prog="console",
+        description="Watch bottles (health, firewall decisions) and decide the asks of their agents. "
+                    "From the checkout: make console ARGS=\"...\", or .venv/bin/python console ...")
     p.add_argument("-i", "--inventory", help="an Ansible inventory: watch its hosts (default: this machine only)")
     p.add_argument("--hosts", default="all", help="the inventory's hosts to watch, an Ansible pattern (default: all)")
     p.add_argument("--state-root", default="~/.bot-bottle/state",
