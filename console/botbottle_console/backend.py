@@ -84,13 +84,15 @@ class LocalBackend:
     """This machine's bottles, read and decided with the collection's module_utils."""
 
     def __init__(self, state_root=naming.DEFAULT_STATE_ROOT, host="localhost", client_factory=docker_client,
-                 environ=None):
+                 environ=None, reload_client_factory=None):
         self.state_root = os.path.abspath(os.path.expanduser(state_root))
         self.host = host
         self.client_factory = client_factory
         self.environ = os.environ if environ is None else environ
         self.followers = {}
         self.engine = None
+        # The engine a decision reloads the bundle through (None: supervise_decide connects to the default one).
+        self.reload_client_factory = reload_client_factory
 
     def follower(self, state_dir):
         if state_dir not in self.followers:
@@ -103,7 +105,8 @@ class LocalBackend:
         client = self.client_factory() if self.client_factory else None
         self.engine = client is not None
         if client is None:
-            problems.append("%s: no Docker engine answers: bottles from their state directories only" % self.host)
+            problems.append("%s: %s: bottles from their state directories only" % (
+                self.host, "no Docker engine answers" if self.client_factory else "Docker not looked at"))
         try:
             bottles = bottle_info.collect(client or _NoEngine(), self.state_root, machines=[])
             if client is not None:
@@ -131,7 +134,8 @@ class LocalBackend:
         tokens, _missing = lookup_tokens(proposal, self.environ) if decision == "approve" else ({}, None)
         try:
             return supervise_decide.decide(self.state_root, proposal["slug"], proposal["id"], decision, note=note,
-                                           changes=changes or None, tokens=tokens, scope=scope)
+                                           changes=changes or None, tokens=tokens, scope=scope,
+                                           client_factory=self.reload_client_factory)
         except SuperviseError as exc:
             raise DecisionError(str(exc))
 

@@ -19,7 +19,7 @@ import pytest
 
 from ansible_collections.botbottle.bottle.plugins.module_utils import supervise as sv
 from ansible_collections.botbottle.bottle.plugins.modules import bottle_state
-from ansible_collections.botbottle.bottle.tests.unit.plugins.modules.docker_fakes import run_module
+from ansible_collections.botbottle.bottle.tests.unit.plugins.modules.docker_fakes import FakeEngine, run_module
 from botbottle_console import backend as bk
 from botbottle_console.app import ConsoleApp
 
@@ -28,7 +28,6 @@ POLICY = {"allowed_domains": ["allowed.example"], "egress": {"routes": []}}
 
 @pytest.fixture
 def slug():
-    # unique: the reload looks for this bottle's bundle on the machine's Docker engine, and finds none
     return "cnsl-" + secrets.token_hex(4)
 
 
@@ -70,7 +69,11 @@ def log_text(app):
 
 
 def console(root, notes, environ=None):
-    return ConsoleApp(bk.LocalBackend(str(root), client_factory=None, environ=environ or {}), poll=0.1,
+    # An in-memory engine: the reload after an approval finds no bundle of the bottle running.
+    engine = FakeEngine()
+    backend = bk.LocalBackend(str(root), client_factory=None, environ=environ or {},
+                              reload_client_factory=lambda: engine.client)
+    return ConsoleApp(backend, poll=0.1,
                       bottle_poll=0.5, notifier=lambda title, body: notes.append(body), environ=environ or {})
 
 

@@ -77,6 +77,7 @@ def remote(tmp_path, monkeypatch):
     return dict(inventory=str(inventory), state_root=str(tmp_path / "state"), slug=slug, id=proposal["id"])
 
 
+@pytest.mark.docker  # the modules connect to this machine's engine (the bottle is not running there)
 def test_an_inventory_host_is_read_and_decided_through_the_modules(remote):
     backend = bk.AnsibleBackend(remote["inventory"], bk.inventory_hosts(remote["inventory"], "all", ANSIBLE),
                                 remote["state_root"], ANSIBLE)
