@@ -27,7 +27,6 @@ from . import notify
 from .backend import DecisionError, lookup_tokens, token_ref
 
 
-
 def describe(proposal):
     """One line saying what an ask wants."""
     kind = proposal.get("kind")
@@ -46,8 +45,8 @@ def describe(proposal):
     if kind == "block":
         return "report of a refusal: %s" % proposal.get("url")
     if kind == "release":
-        return "release held %s %s%s (%s)" % (proposal.get("method"), proposal.get("host"), proposal.get("path"),
-                                             proposal.get("rule"))
+        return "release held %s %s%s (%s)" % (
+            proposal.get("method"), proposal.get("host"), proposal.get("path"), proposal.get("rule"))
     return str(kind)
 
 
@@ -135,8 +134,8 @@ class ConsoleApp(App):
         self.bottle_poll = bottle_poll
         self.notifier = notifier
         self.environ = environ
-        self.proposals_by_part = [[] for _ in self.parts]
-        self.bottles_by_part = [[] for _ in self.parts]
+        self.proposals_by_part = [[] for part in self.parts]
+        self.bottles_by_part = [[] for part in self.parts]
         self.problems = {}
         self.busy = set()
         self.lock = threading.Lock()
@@ -245,7 +244,7 @@ class ConsoleApp(App):
         ids = {self.ask_key(p) for p in asks}
         if self.seen is None:
             self.seen = set()
-            new = [p for p in asks]
+            new = list(asks)
         else:
             new = [p for p in asks if self.ask_key(p) not in self.seen]
         self.seen |= ids

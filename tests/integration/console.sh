@@ -27,8 +27,10 @@ cleanup() {
     -e bottle_state_root="$state_root" >"$work/teardown.log" 2>&1 || { echo "teardown failed:"; tail -20 "$work/teardown.log"; }
   docker rm -f "$SERVER" >/dev/null 2>&1 || true
   docker network rm "$NET" >/dev/null 2>&1 || true
-  left=$(docker ps -aq --filter "label=io.botbottle.bottle=$slug"; docker network ls -q --filter "label=io.botbottle.bottle=$slug")
-  [ -z "$left" ] || { echo "left behind: $left"; docker rm -f $left >/dev/null 2>&1 || true; }
+  mapfile -t left < <(docker ps -aq --filter "label=io.botbottle.bottle=$slug")
+  [ ${#left[@]} -eq 0 ] || { echo "containers left behind: ${left[*]}"; docker rm -f "${left[@]}" >/dev/null 2>&1 || true; }
+  mapfile -t left < <(docker network ls -q --filter "label=io.botbottle.bottle=$slug")
+  [ ${#left[@]} -eq 0 ] || { echo "networks left behind: ${left[*]}"; docker network rm "${left[@]}" >/dev/null 2>&1 || true; }
   # The teardown may archive the bottle's audit (~/.bot-bottle/archive/<slug>-<ts>/): this run's only.
   rm -rf "$HOME/.bot-bottle/archive/$slug-"* 2>/dev/null || true
   rm -rf "$work" 2>/dev/null || sudo -n rm -rf "$work" 2>/dev/null || true
