@@ -14,6 +14,9 @@ description:
     routes that host (the policy's route, with its restrictions, always wins).
   - The same merge M(botbottle.bottle.bottle_supervise) applies when it approves, so the role renders the
     bottle's files exactly as the approval did and changes nothing.
+  - With O(agent), the approvals recorded for every bottle of the agent (O(botbottle.bottle.bottle_supervise#module:scope=agent),
+    C(<state_root>/../agents/<agent>/supervise-approved.json)) join the bottle's own - the bottle's entries first,
+    then the agent's the bottle lacks - as the module folds them in when it approves.
   - Fails naming the file and the fix when the approvals are not what M(botbottle.bottle.bottle_supervise) writes.
 options:
   _input:
@@ -25,12 +28,23 @@ options:
       The parsed C(supervise-approved.json), with lists C(domains) and C(routes); empty or omitted merges nothing.
     type: dict
     default: {}
+  agent:
+    description: >-
+      The parsed agent-wide C(supervise-approved.json) of the bottle's agent; empty or omitted merges nothing more.
+    type: dict
+    default: {}
 """
 
 EXAMPLES = r"""
 - name: Merge the approvals into the policy
   ansible.builtin.set_fact:
     bottle_policy: "{{ bottle_resolved.policy | botbottle.bottle.with_approvals(approved_raw.content | b64decode | from_json) }}"
+
+- name: With what the operator approved for every bottle of the agent too
+  ansible.builtin.set_fact:
+    bottle_policy: >-
+      {{ bottle_resolved.policy | botbottle.bottle.with_approvals(approved_raw.content | b64decode | from_json,
+           agent=agent_raw.content | b64decode | from_json) }}
 """
 
 RETURN = r"""
@@ -41,12 +55,12 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.botbottle.bottle.plugins.module_utils.bundle_config import merge_approved
+from ansible_collections.botbottle.bottle.plugins.module_utils.bundle_config import combine_approved, merge_approved
 
 
-def with_approvals(policy, approved=None):
+def with_approvals(policy, approved=None, agent=None):
     try:
-        return merge_approved(policy, approved)
+        return merge_approved(policy, combine_approved(approved, agent) if agent else approved)
     except ValueError as exc:
         raise AnsibleFilterError(str(exc))
 

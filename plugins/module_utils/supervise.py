@@ -247,6 +247,17 @@ def _rule_inside(rule, asked):
     return False  # a regex is inside only the very same regex: anything else cannot be checked
 
 
+def _check_entry_shape(entry, where):
+    """The shapes the narrowing check reads (the values are validated like a policy afterwards)."""
+    paths = entry.get("paths", [])
+    if not isinstance(paths, list) or not all(isinstance(rule, dict) for rule in paths):
+        raise SuperviseError("%s.paths must be a list of {type: exact|prefix|regex, value: /path} rules" % where)
+    if not isinstance(entry.get("methods", []), list):
+        raise SuperviseError("%s.methods must be a list of HTTP methods" % where)
+    if not isinstance(entry.get("headers", {}), dict):
+        raise SuperviseError("%s.headers must be a mapping of Header-Name: value" % where)
+
+
 def _entry_widening(entry, asked, where):
     """What ``entry`` (merged) allows that the asked entry did not: a list of sentences, empty when none."""
     found = []
@@ -317,6 +328,7 @@ def merge_matches(asked, change, where="changes.matches"):
                 combined.pop(key, None)
             else:
                 combined[key] = value
+        _check_entry_shape(combined, "%s[%d]" % (where, index))
         widening.extend(_entry_widening(combined, before, "%s[%d]" % (where, index)))
         merged.append(combined)
     if widening:

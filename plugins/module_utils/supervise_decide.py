@@ -233,9 +233,9 @@ def decide(state_root, slug, proposal_id, decision, note="", changes=None, token
 
     agent = sv.bottle_agent(state_dir)
     agent_approved = None
-    if agent is not None:
+    if agent is not None and want == "approved" and proposal["kind"] in sv.POLICY_KINDS:
         agent_approved = sv.read_agent_approved(state_root, agent)
-    elif scope == "agent":
+    elif agent is None and scope == "agent":
         raise SuperviseError("bottle %s has no meta.json naming its agent (launched by an older release): relaunch it "
                              "with playbooks/bottle.yml, or approve with scope bottle" % slug)
     plan = None

@@ -30,7 +30,28 @@ description:
     policy and no file but the proposal - egress sends that one request, once; O(decision=reject) (with O(note), which
     egress may show in its refusal) or no decision within C(firewall.dlp_supervise_timeout) seconds (default 120)
     refuses it with a 403. A release cannot be modified. The agent sees only its status.
+  - A change (O(changes)) narrows what the agent asked and never widens it. Each entry of C(matches) is merged
+    over the entry the agent asked at the same position - a key the change leaves out keeps the agent's value
+    (V({"matches":[{"methods":["GET"]}]}) on a request for paths C(/repos/our-org/) with GET and POST keeps the
+    paths and allows GET only), C(null) for a key removes it, C(null) for an entry drops that entry, and the change
+    must have as many entries as the request. The result must allow no request the asked entry did not - paths
+    inside the asked ones (an exact path or a longer prefix inside an asked prefix, an exact path an asked regex
+    matches, a regex only as asked), methods among the asked ones, the asked headers kept. A change that would drop
+    or widen a restriction is refused naming each one; to allow more, reject with a note and let the agent ask
+    again. Without asked C(matches) (every request allowed), the change's C(matches) are taken as given.
+  - C(host) may be changed to another single host (the operator's choice, recorded in the audit log), but to a
+    wildcard only inside the wildcard the agent asked for (V(*.api.example.com) for V(*.example.com)); V(*.example.com)
+    for V(api.example.com) is refused - a wildcard the operator means belongs in the policy's C(allowed_domains).
+  - O(scope=agent) approves a C(domain) or C(route) proposal for every bottle of the proposal's agent (its
+    C(meta.json)) under O(state_root) - each is rewritten and reloaded as the proposal's bottle is and gets an
+    C(approved) line with C(scope=agent) and C(from) (the proposal id) in its audit log - and records it in
+    C(<state_root>/../agents/<agent>/supervise-approved.json) (C(~/.bot-bottle/agents/<agent>/)), which the role merges
+    into every later bottle of that agent (after the bottle's own approvals). Teardown keeps it; remove an entry
+    there to stop giving it to new bottles. When one of the bottles cannot take the approval (no C(bundle-source.json),
+    a credential or a route of its own in the way), nothing is written.
   - Every decision and modification is appended to the bottle's audit log C(supervise/audit.jsonl).
+  - The decision logic is C(module_utils/supervise_decide) (C(list_all), C(decide)), shared with the operator's
+    console.
   - Deciding a C(release) after egress stopped holding its request only records the decision (a warning says so).
 author: botbottle developers (@botbottle)
 extends_documentation_fragment:
@@ -73,6 +94,8 @@ options:
         domain; C(host), C(auth) (C(scheme), C(token_ref), and C(header)/C(value) for scheme C(header)) and
         C(matches) for a route, as in a policy's C(egress.routes); nothing for a C(block) report or a C(release).
         Validated like a policy. With O(decision=approve) or O(decision=modify).
+      - A change only narrows - C(matches) entries are merged over the asked ones, a widening is refused (see the
+        description).
     type: dict
     default: {}
   tokens:
@@ -90,6 +113,14 @@ options:
     description: Reload a running bundle after an approval that changed its configuration.
     type: bool
     default: true
+  scope:
+    description:
+      - V(bottle) decides for the proposal's bottle.
+      - V(agent) (with O(decision=approve) of a C(domain) or C(route) proposal) approves it for every bottle of the
+        proposal's agent under O(state_root), and for the bottles of that agent launched later.
+    type: str
+    choices: [bottle, agent]
+    default: bottle
 notes:
   - The agent cannot reach the store (it is mounted into the bundle only); a decision written into a
     proposal file by anything but this module changes no policy, as approvals take effect only through
@@ -117,6 +148,21 @@ EXAMPLES = r"""
       matches: [{methods: [GET]}]
     tokens:
       GITHUB_TOKEN: "{{ vault_github_token }}"
+
+- name: The agent asked GET and POST under /repos/our-org/ - allow GET only, the paths stay as asked
+  botbottle.bottle.bottle_supervise:
+    slug: demo
+    decision: approve
+    id: 9a1b2c3d4e5f6072
+    changes:
+      matches: [{methods: [GET]}]
+
+- name: Allow this host for every bottle of the agent, now and later
+  botbottle.bottle.bottle_supervise:
+    slug: demo
+    decision: approve
+    id: 3f9c2a7d41be0c55
+    scope: agent
 
 - name: Say no
   botbottle.bottle.bottle_supervise:
@@ -154,6 +200,17 @@ reloaded:
   description: Whether the running bundle was told to reload its configuration.
   returned: always
   type: bool
+reload:
+  description: What became of the reload (V(reloaded), or why the bundle was not reloaded).
+  returned: with O(decision)
+  type: str
+also:
+  description: With O(scope=agent), the other bottles of the agent the approval was applied to.
+  returned: with O(scope=agent)
+  type: list
+  elements: dict
+  sample:
+    - {slug: demo-2, changed: true, reloaded: true, reload: reloaded, config_hash: 5d41402abc4b2a76...}
 config_hash:
   description: The bottle's configuration hash after an approval that changed it.
   returned: when an approval changed the configuration

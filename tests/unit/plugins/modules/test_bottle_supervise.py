@@ -419,3 +419,199 @@ def test_release_hold_read_from_the_rendered_egress_json(root):
 
 def test_release_is_a_kind_of_the_store_contract():
     assert "release" in sv.KINDS and sv.EDITABLE["release"] == () and "release" not in sv.POLICY_KINDS
+
+
+# -- a change narrows, never widens (issue 15) ---------------------------------------------------------
+
+NARROW_ID = "abcdef0123456789"
+ORG_PREFIX = {"type": "prefix", "value": "/repos/our-org/"}
+
+
+def add_org_route(root):
+    proposal = {"id": NARROW_ID, "kind": "route", "host": "api.github.com", "auth_ref": "EXISTING",
+                "matches": [{"paths": [ORG_PREFIX], "methods": ["GET", "POST"]}], "status": "pending",
+                "created": "2026-01-01T00:00:00Z", "decided": None, "note": "", "justification": "our repos"}
+    (root / "demo" / "supervise" / "proposals" / (NARROW_ID + ".json")).write_text(json.dumps(proposal))
+
+
+def test_narrowing_the_methods_keeps_the_path_the_agent_asked(root, reloads):
+    add_org_route(root)
+    result = run(root, slug="demo", decision="approve", id=NARROW_ID, changes={"matches": [{"methods": ["GET"]}]})
+    wanted = [{"paths": [ORG_PREFIX], "methods": ["GET"]}]
+    assert result["proposal"]["matches"] == wanted
+    routes = {r["host"]: r for r in json.loads(read(root, "bundle/egress.json"))["routes"]}
+    assert routes["api.github.com"]["matches"] == wanted
+    assert json.loads(read(root, sv.APPROVED))["routes"][0]["matches"] == wanted
+    assert [e["event"] for e in audit(root)] == ["modified", "approved"]
+    assert audit(root)[0]["after"] == {"matches": wanted}
+
+
+def test_a_widening_change_is_refused_and_nothing_is_written(root, reloads):
+    add_org_route(root)
+    before = bc.config_hash(str(root / "demo")), read(root, bc.SOURCE)
+    with pytest.raises(Failed) as refused:
+        run(root, slug="demo", decision="approve", id=NARROW_ID,
+            changes={"matches": [{"paths": [{"type": "prefix", "value": "/"}], "methods": ["GET"]}]})
+    assert "changes: a change may only narrow what the agent asked" in refused.value.args[0]
+    assert "prefix / is not inside the paths asked (prefix /repos/our-org/)" in refused.value.args[0]
+    assert (bc.config_hash(str(root / "demo")), read(root, bc.SOURCE)) == before and reloads == []
+    assert sv.read_proposal(str(root / "demo"), NARROW_ID)["status"] == "pending"
+    assert not (root / "demo" / "supervise" / "audit.jsonl").exists()
+
+
+def test_modify_cannot_widen_either(root, reloads):
+    add_org_route(root)
+    with pytest.raises(Failed, match="would add method DELETE"):
+        run(root, slug="demo", decision="modify", id=NARROW_ID, changes={"matches": [{"methods": ["DELETE"]}]})
+
+
+def test_module_list_and_decide_are_the_shared_functions(root, reloads):
+    listed = run(root)
+    assert (listed["proposals"], listed["problems"]) == sd.list_all(str(root))
+    with pytest.raises(sv.SuperviseError, match="status 'some'"):
+        sd.list_all(str(root), status="some")
+    with pytest.raises(sv.SuperviseError, match="scope 'fleet'"):
+        sd.decide(str(root), "demo", DOMAIN_ID, "approve", scope="fleet")
+    with pytest.raises(sv.SuperviseError, match="note is 2001 characters long"):
+        sd.decide(str(root), "demo", DOMAIN_ID, "approve", note="x" * 2001)
+    said = []
+    result = sd.decide(str(root), "demo", DOMAIN_ID, "approve", note="ok", warn=said.append)
+    assert result["changed"] and result["reloaded"] and result["warnings"] == said == []
+    assert result["diff"][0]["after"]["status"] == "approved" and "also" not in result
+
+
+def test_a_reload_failure_is_reported_as_changed(root, monkeypatch):
+    def no_engine():
+        raise sd.dc.EngineUnavailable("no Docker engine answers at unix:///nowhere.sock")
+    with pytest.raises(sv.SuperviseError) as failed:
+        sd.decide(str(root), "demo", DOMAIN_ID, "approve", client_factory=no_engine)
+    assert failed.value.changed and "the proposal is still pending" in str(failed.value)
+    assert sv.read_proposal(str(root / "demo"), DOMAIN_ID)["status"] == "pending"
+
+
+# -- scope agent: every bottle of the agent, and its later bottles -------------------------------------
+
+def launch(state_root, slug, agent, tokens=None):
+    """The role's launch of bottle ``slug`` of ``agent``: its approvals, then its agent's (preflight.yml)."""
+    def load(path):
+        try:
+            with open(path, encoding="utf-8") as handle:
+                return json.load(handle)
+        except FileNotFoundError:
+            return {}
+    policy = with_approvals(POLICY, load(os.path.join(str(state_root), slug, sv.APPROVED)),
+                            agent=load(sv.agent_approved_path(str(state_root), agent)))
+    result = run_module(bottle_state, None, dict(
+        slug=slug, state_root=str(state_root), policy=policy,
+        options={"ssrf_ip_allowlist": ["10.9.0.0/24"], "supervise": {"wait_seconds": 5}},
+        secrets=[SECRET], tokens=dict({"EXISTING": "e"}, **(tokens or {})),
+        meta={"slug": slug, "agent": agent, "policy": "p", "backend": "docker"}))
+    (state_root / slug / "supervise" / "proposals").mkdir(parents=True, exist_ok=True)
+    return result
+
+
+@pytest.fixture
+def fleet(tmp_path):
+    """Bottles demo and demo-2 of agent demo, other of agent other; demo asked for a domain and a route."""
+    state_root = tmp_path / "state"
+    for slug, agent in (("demo", "demo"), ("demo-2", "demo"), ("other", "other")):
+        launch(state_root, slug, agent)
+    for proposal in ({"id": DOMAIN_ID, "kind": "domain", "host": "pypi.org"},
+                     {"id": ROUTE_ID, "kind": "route", "host": "api.github.com", "auth_ref": "GH_TOKEN",
+                      "matches": [{"methods": ["GET"]}]}):
+        proposal.update(status="pending", created="2026-01-01T00:00:00Z", decided=None, note="", justification="j")
+        (state_root / "demo" / "supervise" / "proposals" / (proposal["id"] + ".json")).write_text(json.dumps(proposal))
+    return state_root
+
+
+def hosts(state_root, slug):
+    with open(os.path.join(str(state_root), slug, "bundle", "egress.json"), encoding="utf-8") as handle:
+        return json.load(handle)["allowed_hosts"]
+
+
+def audit_of(state_root, slug):
+    path = os.path.join(str(state_root), slug, "supervise", "audit.jsonl")
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle]
+
+
+def test_scope_agent_approves_for_every_bottle_of_the_agent(fleet, reloads):
+    result = run(fleet, slug="demo", decision="approve", id=DOMAIN_ID, scope="agent", note="for all of demo")
+    assert "pypi.org" in hosts(fleet, "demo") and "pypi.org" in hosts(fleet, "demo-2")
+    assert "pypi.org" not in hosts(fleet, "other")
+    assert [(a["slug"], a["changed"], a["reloaded"]) for a in result["also"]] == [("demo-2", True, True)]
+    assert result["also"][0]["config_hash"] == bc.config_hash(str(fleet / "demo-2"))
+    assert sorted(slug for slug, _hash in reloads) == ["demo", "demo-2"]
+    agent_file = fleet.parent / "agents" / "demo" / "supervise-approved.json"
+    assert json.loads(agent_file.read_text()) == {"domains": ["pypi.org"], "routes": []}
+    assert str(agent_file) in result["changed_files"]
+    mine = audit_of(fleet, "demo")[-1]
+    assert (mine["event"], mine["scope"], mine["agent"], mine["by"]) == ("approved", "agent", "demo", "operator")
+    theirs = audit_of(fleet, "demo-2")
+    assert theirs == [dict(event="approved", by="operator", scope="agent", agent="demo", kind="domain",
+                           host="pypi.org", note="for all of demo", time=theirs[0]["time"],
+                           from_bottle="demo", **{"from": DOMAIN_ID})]
+    assert not os.path.exists(str(fleet / "other" / "supervise" / "audit.jsonl"))
+    # the role's next run of each bottle changes nothing; a bottle of the agent launched later has it too
+    for slug in ("demo", "demo-2"):
+        assert not launch(fleet, slug, "demo")["changed"]
+    launch(fleet, "demo-3", "demo")
+    assert "pypi.org" in hosts(fleet, "demo-3")
+    launch(fleet, "other-2", "other")
+    assert "pypi.org" not in hosts(fleet, "other-2")
+
+
+def test_a_later_bottle_approval_keeps_the_launch_idempotent(fleet, reloads):
+    run(fleet, slug="demo", decision="approve", id=DOMAIN_ID, scope="agent")
+    launch(fleet, "demo-3", "demo")
+    later = {"id": "9999999999999999", "kind": "domain", "host": "files.example", "status": "pending",
+             "created": "2026-01-02T00:00:00Z", "decided": None, "note": "", "justification": "j"}
+    (fleet / "demo-3" / "supervise" / "proposals" / (later["id"] + ".json")).write_text(json.dumps(later))
+    run(fleet, slug="demo-3", decision="approve", id=later["id"])
+    assert json.loads((fleet / "demo-3" / sv.APPROVED).read_text())["domains"] == ["pypi.org", "files.example"]
+    assert not launch(fleet, "demo-3", "demo")["changed"]
+
+
+def test_scope_agent_route_carries_the_credential_to_every_bottle(fleet, reloads):
+    result = run(fleet, slug="demo", decision="approve", id=ROUTE_ID, scope="agent", tokens={"GH_TOKEN": TOKEN})
+    for slug in ("demo", "demo-2"):
+        tokens = json.loads((fleet / slug / "private" / "egress" / "tokens.json").read_text())
+        assert tokens["GH_TOKEN"] == TOKEN
+        assert "api.github.com" in [r["host"] for r in json.loads((fleet / slug / "bundle" / "egress.json").read_text())["routes"]]
+    assert TOKEN not in json.dumps(result)
+    assert TOKEN not in (fleet.parent / "agents" / "demo" / "supervise-approved.json").read_text()
+    assert not launch(fleet, "demo-2", "demo", tokens={"GH_TOKEN": TOKEN})["changed"]
+
+
+def test_scope_agent_writes_nothing_when_one_bottle_cannot_take_it(fleet, reloads):
+    os.unlink(str(fleet / "demo-2" / bc.SOURCE))
+    before = bc.config_hash(str(fleet / "demo"))
+    with pytest.raises(Failed) as refused:
+        run(fleet, slug="demo", decision="approve", id=DOMAIN_ID, scope="agent")
+    assert "for bottle demo-2 (agent demo), so for none of its bottles" in refused.value.args[0]
+    assert "or approve it with scope bottle" in refused.value.args[0]
+    assert bc.config_hash(str(fleet / "demo")) == before and reloads == []
+    assert not (fleet.parent / "agents").exists()
+    assert sv.read_proposal(str(fleet / "demo"), DOMAIN_ID)["status"] == "pending"
+
+
+def test_scope_agent_check_mode_writes_nothing(fleet, reloads):
+    result = run(fleet, check=True, slug="demo", decision="approve", id=DOMAIN_ID, scope="agent")
+    assert result["changed"] and [a["slug"] for a in result["also"]] == ["demo-2"]
+    assert any(f.endswith("agents/demo/supervise-approved.json") for f in result["changed_files"])
+    assert "pypi.org" not in hosts(fleet, "demo-2") and not (fleet.parent / "agents").exists() and reloads == []
+
+
+@pytest.mark.parametrize("decision, args, error", [
+    ("reject", {}, "this is a rejection of a domain proposal: use scope bottle"),
+    ("modify", {"changes": {"host": "x.example"}}, "this is a modification of a domain proposal"),
+])
+def test_scope_agent_is_for_approvals(fleet, reloads, decision, args, error):
+    with pytest.raises(Failed, match=error):
+        run(fleet, slug="demo", decision=decision, id=DOMAIN_ID, scope="agent", **args)
+
+
+def test_scope_agent_needs_the_bottles_agent(fleet, reloads):
+    os.unlink(str(fleet / "demo" / "meta.json"))
+    with pytest.raises(Failed, match="no meta.json naming its agent"):
+        run(fleet, slug="demo", decision="approve", id=DOMAIN_ID, scope="agent")
