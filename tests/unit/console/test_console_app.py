@@ -32,6 +32,8 @@ def slug():
 
 @pytest.fixture
 def root(tmp_path, slug):
+    # a state root of its own: approvals for an agent are kept beside it (<state_root>/../agents/)
+    tmp_path = tmp_path / "state"
     run_module(bottle_state, None, dict(slug=slug, state_root=str(tmp_path), policy=POLICY,
                                         options={"pipelock": False, "ssrf_ip_allowlist": [],
                                                  "supervise": {"wait_seconds": 5}},
@@ -238,6 +240,8 @@ def test_approve_for_every_bottle_of_the_agent(root, slug):
     proposal_id, log = asyncio.run(scenario())
     assert stored(root, slug, proposal_id)["status"] == "approved"
     assert json.loads((root / other / sv.APPROVED).read_text())["domains"] == ["pypi.org"]
+    # and for the agent's later bottles
+    assert "pypi.org" in (root.parent / "agents" / "cnsl" / sv.APPROVED).read_text()
     assert "also %s" % other in log
 
 
