@@ -145,6 +145,7 @@ class ConsoleApp(App):
         self.selected_bottle = None
         self.deciding = False
         self.asks_shown = None
+        self.history = []     # the log's lines, unwrapped (the last 500)
 
     # --- layout ---------------------------------------------------------------------------------
 
@@ -225,6 +226,8 @@ class ConsoleApp(App):
         self.announce(asks)
         shown = [(self.ask_key(p), describe(p), p.get("justification")) for p in asks]
         if shown == self.asks_shown:
+            self.proposals = asks  # the same rows in the same order; a field not shown may have changed
+            self.show_detail()
             return
         self.asks_shown = shown
         table = self.query_one("#asks", DataTable)
@@ -426,7 +429,10 @@ class ConsoleApp(App):
         self.log_line("".join(traceback.format_exception(exc)))
 
     def log_line(self, text):
-        self.query_one("#log", RichLog).write("%s %s" % (time.strftime("%H:%M:%S"), text))
+        line = "%s %s" % (time.strftime("%H:%M:%S"), text)
+        self.history.append(line)
+        del self.history[:-500]
+        self.query_one("#log", RichLog).write(line)
 
 
 def summarise(result):

@@ -48,7 +48,7 @@ async def drive(state_root, slug, proposal_id, key, timeout=90):
 
 
 def log(app):
-    return "\n".join(str(line.text) for line in app.query_one("#log").lines)
+    return "\n".join(app.history)
 
 
 def main():

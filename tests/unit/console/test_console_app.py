@@ -56,7 +56,7 @@ def stored(root, slug, proposal_id):
     return json.loads((root / slug / "supervise" / "proposals" / (proposal_id + ".json")).read_text())
 
 
-async def until(pilot, condition, timeout=20.0):
+async def until(pilot, condition, timeout=60.0):
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
@@ -66,7 +66,7 @@ async def until(pilot, condition, timeout=20.0):
 
 
 def log_text(app):
-    return "\n".join(str(line.text) for line in app.query_one("#log").lines)
+    return "\n".join(app.history)
 
 
 def console(root, notes, environ=None):
