@@ -146,28 +146,35 @@ class ConsoleApp(App):
         self.deciding = False
         self.asks_shown = None
         self.history = []     # the log's lines, unwrapped (the last 500)
+        self.panes = {}
 
     # --- layout ---------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
+        # Kept as attributes: a query searches the screen on top, which may be a dialog.
+        self.panes = {
+            "bottles": DataTable(id="bottles", cursor_type="row"),
+            "asks-title": Static("Asks waiting for you", classes="title", id="asks-title"),
+            "asks": DataTable(id="asks", cursor_type="row"),
+            "detail": Static("", id="detail"),
+            "firewall-title": Static("Firewall decisions (selected bottle, by host)", classes="title",
+                                     id="firewall-title"),
+            "firewall": DataTable(id="firewall", cursor_type="row"),
+            "log": RichLog(id="log", markup=False, wrap=True),
+        }
         yield Header()
         yield Static("Bottles", classes="title")
-        yield DataTable(id="bottles", cursor_type="row")
-        yield Static("Asks waiting for you", classes="title", id="asks-title")
-        yield DataTable(id="asks", cursor_type="row")
-        yield Static("", id="detail")
-        yield Static("Firewall decisions (selected bottle, by host)", classes="title", id="firewall-title")
-        yield DataTable(id="firewall", cursor_type="row")
-        yield RichLog(id="log", markup=False, wrap=True)
+        for name in ("bottles", "asks-title", "asks", "detail", "firewall-title", "firewall", "log"):
+            yield self.panes[name]
         yield Footer()
 
     def on_mount(self):
-        self.query_one("#bottles", DataTable).add_columns("machine", "bottle", "agent", "state", "health", "asks",
+        self.panes["bottles"].add_columns("machine", "bottle", "agent", "state", "health", "asks",
                                                           "allowed", "refused")
-        self.query_one("#asks", DataTable).add_columns("machine", "bottle", "id", "what", "created", "justification")
-        self.query_one("#firewall", DataTable).add_columns("host", "allowed", "refused", "held", "last",
+        self.panes["asks"].add_columns("machine", "bottle", "id", "what", "created", "justification")
+        self.panes["firewall"].add_columns("host", "allowed", "refused", "held", "last",
                                                            "refused by")
-        self.query_one("#asks", DataTable).focus()
+        self.panes["asks"].focus()
         for index, part in enumerate(self.parts):
             fast = getattr(part, "poll_interval", self.poll)
             slow = getattr(part, "bottle_interval", self.bottle_poll)
@@ -193,7 +200,10 @@ class ConsoleApp(App):
                 found, problems = part.proposals() if what == "proposals" else part.bottles()
             except Exception as exc:  # pylint: disable=broad-except  # shown in the log; the next poll retries
                 found, problems = None, ["%s: %s" % (what, exc)]
-            self.call_from_thread(self.show_polled, index, what, found, problems)
+            try:
+                self.call_from_thread(self.show_polled, index, what, found, problems)
+            except RuntimeError:  # the console is closing
+                pass
         finally:
             with self.lock:
                 self.busy.discard((index, what))
@@ -230,7 +240,7 @@ class ConsoleApp(App):
             self.show_detail()
             return
         self.asks_shown = shown
-        table = self.query_one("#asks", DataTable)
+        table = self.panes["asks"]
         current = self.selected_proposal()
         current_key = self.ask_key(current) if current else None
         table.clear()
@@ -238,7 +248,7 @@ class ConsoleApp(App):
             table.add_row(p.get("inventory_host"), p.get("slug"), p.get("id"), describe(p), p.get("created") or "",
                           (p.get("justification") or "")[:80], key=self.ask_key(p))
         self.proposals = asks
-        self.query_one("#asks-title", Static).update("Asks waiting for you: %d" % len(asks))
+        self.panes["asks-title"].update("Asks waiting for you: %d" % len(asks))
         if current_key in keys:
             table.move_cursor(row=keys.index(current_key))
         self.show_detail()
@@ -264,7 +274,7 @@ class ConsoleApp(App):
             self.notifier("bot-bottle", body)
 
     def selected_proposal(self):
-        table = self.query_one("#asks", DataTable)
+        table = self.panes["asks"]
         if not self.proposals or table.row_count == 0:
             return None
         row = table.cursor_row
@@ -281,7 +291,7 @@ class ConsoleApp(App):
 
     def show_detail(self):
         p = self.selected_proposal()
-        detail = self.query_one("#detail", Static)
+        detail = self.panes["detail"]
         if p is None:
             detail.update("No ask is waiting. New ones appear here the moment an agent makes them.")
             return
@@ -328,7 +338,10 @@ class ConsoleApp(App):
         except Exception as exc:  # pylint: disable=broad-except  # the operator reads it; the console goes on
             result, error = None, "%s: %s" % (type(exc).__name__, exc)
             self.call_from_thread(self.log_traceback, exc)
-        self.call_from_thread(self.decided, what, result, error)
+        try:
+            self.call_from_thread(self.decided, what, result, error)
+        except RuntimeError:  # the console is closing
+            pass
 
     def decided(self, what, result, error):
         self.deciding = False
@@ -391,7 +404,7 @@ class ConsoleApp(App):
         for p in self.proposals:
             where = (p.get("inventory_host"), p.get("slug"))
             pending[where] = pending.get(where, 0) + 1
-        table = self.query_one("#bottles", DataTable)
+        table = self.panes["bottles"]
         selected = self.selected_bottle
         table.clear()
         keys = []
@@ -411,13 +424,13 @@ class ConsoleApp(App):
         self.show_firewall()
 
     def show_firewall(self):
-        table = self.query_one("#firewall", DataTable)
+        table = self.panes["firewall"]
         table.clear()
         bottle = next((b for b in self.bottles if "%s/%s" % (b.get("inventory_host"), b.get("slug")) == self.selected_bottle),
                       None)
         if bottle is None:
             return
-        self.query_one("#firewall-title", Static).update("Firewall decisions of %s, by host" % self.selected_bottle)
+        self.panes["firewall-title"].update("Firewall decisions of %s, by host" % self.selected_bottle)
         for row in (bottle.get("firewall") or [])[:200]:
             refused_by = ", ".join("%s %d" % item for item in sorted((row.get("rules") or {}).items()))
             table.add_row(row.get("host"), str(row.get("allowed", 0)), str(row.get("refused", 0)),
@@ -432,7 +445,7 @@ class ConsoleApp(App):
         line = "%s %s" % (time.strftime("%H:%M:%S"), text)
         self.history.append(line)
         del self.history[:-500]
-        self.query_one("#log", RichLog).write(line)
+        self.panes["log"].write(line)
 
 
 def summarise(result):
