@@ -169,11 +169,10 @@ class ConsoleApp(App):
         yield Footer()
 
     def on_mount(self):
-        self.panes["bottles"].add_columns("machine", "bottle", "agent", "state", "health", "asks",
-                                                          "allowed", "refused")
+        self.panes["bottles"].add_columns("machine", "bottle", "agent", "state", "health", "asks", "allowed",
+                                          "refused")
         self.panes["asks"].add_columns("machine", "bottle", "id", "what", "created", "justification")
-        self.panes["firewall"].add_columns("host", "allowed", "refused", "held", "last",
-                                                           "refused by")
+        self.panes["firewall"].add_columns("host", "allowed", "refused", "held", "last", "refused by")
         self.panes["asks"].focus()
         for index, part in enumerate(self.parts):
             fast = getattr(part, "poll_interval", self.poll)
