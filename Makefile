@@ -8,10 +8,11 @@ export PATH := $(CURDIR)/$(VENV):$(PATH)
 # Hosts behind a TLS-intercepting proxy need its CA inside image builds.
 EXTRA_CA ?= $(firstword $(wildcard $(SSL_CERT_FILE) /etc/ssl/certs/ca-certificates.crt))
 
-.PHONY: help setup images test-images pipelock-images demo lint sanity unit integration molecule test bench bench-smoke clean
+.PHONY: help setup images test-images pipelock-images demo console lint sanity unit integration molecule test bench bench-smoke clean
 
 help:
 	@echo "make demo    set up and launch the demo agent in a bottle"
+	@echo "make console watch bottles and decide their asks (ARGS='-i inventory.yml' for an inventory's hosts)"
 	@echo "make test    set up and run every test (lint, sanity, unit, integration, molecule)"
 	@echo "make bench   launch-cost, chain, DLP-scan and fleet benchmarks"
 	@echo "make pipelock-images   the optional pipelock hop (needs a pipelock image or PIPELOCK_BINARY)"
@@ -35,6 +36,10 @@ pipelock-images: images
 # With ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN: the real agent; without: a scripted stand-in plays the model.
 demo: test-images
 	bash scripts/demo.sh
+
+# The operator's console: this machine's bottles, or an inventory's hosts (make console ARGS="-i inv.yml").
+console: setup
+	$(VENV)/python console $(ARGS)
 
 lint: setup
 	$(VENV)/ansible-lint --profile production

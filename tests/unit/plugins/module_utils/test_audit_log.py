@@ -102,7 +102,7 @@ def test_supervise_events_and_meta_of_an_archive_layout(tmp_path):
 
 
 def test_missing_or_broken_files_are_empty_not_fatal(tmp_path):
-    assert audit_log.summary(str(tmp_path / "nowhere")) == {"meta": {}, "firewall": [], "supervise": [],
-                                                           "problems": []}
+    empty = {"meta": {}, "firewall": [], "supervise": [], "problems": []}
+    assert audit_log.summary(str(tmp_path / "nowhere")) == empty
     (tmp_path / "meta.json").write_text("[1]")
     assert audit_log.read_meta(str(tmp_path)) == {}

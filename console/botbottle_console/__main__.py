@@ -1,0 +1,13 @@
+# -*- coding: utf-8 -*-
+# Copyright: botbottle developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""python -m botbottle_console [-i INVENTORY] [--hosts PATTERN] [--state-root DIR]."""
+
+from __future__ import annotations
+
+import sys
+
+from botbottle_console.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

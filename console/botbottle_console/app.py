@@ -1,0 +1,463 @@
+# -*- coding: utf-8 -*-
+# Copyright: botbottle developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The operator's console: bottles, their health and firewall decisions, and the asks waiting on you.
+
+Keys (on the selected ask): ``a`` approve, ``A`` approve this host for every bottle of the agent,
+``r`` reject with a note, ``m`` modify (changes as JSON or YAML, merged by supervise's rule), ``q`` quit.
+Reading and deciding go through a backend (``backend.py``): the collection's own code, nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import yaml
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Footer, Header, Input, Label, RichLog, Static
+
+from ansible_collections.botbottle.bottle.plugins.module_utils.supervise import EDITABLE
+
+from . import notify
+from .backend import DecisionError, lookup_tokens, token_ref
+
+
+def describe(proposal):
+    """One line saying what an ask wants."""
+    kind = proposal.get("kind")
+    if kind == "domain":
+        return "domain %s" % proposal.get("host")
+    if kind == "route":
+        limits = []
+        for entry in proposal.get("matches") or []:
+            if not isinstance(entry, dict):
+                continue
+            paths = " ".join("%s %s" % (r.get("type", "prefix"), r.get("value")) for r in entry.get("paths") or []
+                             if isinstance(r, dict))
+            limits.append(" ".join(filter(None, [",".join(str(m) for m in entry.get("methods") or []), paths])))
+        limits = "; ".join(filter(None, limits))
+        return "route %s%s" % (proposal.get("host"), " (%s)" % limits if limits else "")
+    if kind == "block":
+        return "report of a refusal: %s" % proposal.get("url")
+    if kind == "release":
+        return "release held %s %s%s (%s)" % (
+            proposal.get("method"), proposal.get("host"), proposal.get("path"), proposal.get("rule"))
+    return str(kind)
+
+
+def health_text(bottle):
+    health = bottle.get("health") or {}
+    if not health:
+        return "-" if not bottle.get("running") else "?"
+    bad = ["%s: %s" % (k, v) for k, v in sorted(health.items()) if v != "healthy"]
+    return "healthy" if not bad else "; ".join(bad)
+
+
+def state_text(bottle):
+    if bottle.get("running"):
+        return "running"
+    if bottle.get("containers") or bottle.get("machines"):
+        return "stopped"
+    return "state only"
+
+
+def ago(ts, now=None):
+    if not ts:
+        return "-"
+    seconds = max(0, int((now or time.time()) - ts))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return "%d%s ago" % (seconds // size, unit)
+    return "%ds ago" % seconds
+
+
+class NoteScreen(ModalScreen):
+    """Asks for one line of text; dismisses with it, or with None on Escape."""
+
+    BINDINGS = [Binding("escape", "cancel", "cancel")]
+
+    def __init__(self, title, value="", placeholder=""):
+        super().__init__()
+        self.title_text = title
+        self.value = value
+        self.placeholder = placeholder
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label(self.title_text)
+            yield Input(value=self.value, placeholder=self.placeholder, id="answer")
+            yield Label("Enter to send, Escape to cancel", classes="hint")
+
+    def on_mount(self):
+        self.query_one(Input).focus()
+
+    def on_input_submitted(self, event):
+        self.dismiss(event.value)
+
+    def action_cancel(self):
+        self.dismiss(None)
+
+
+class ConsoleApp(App):
+    """bot-bottle console."""
+
+    TITLE = "bot-bottle console"
+    CSS = """
+    #bottles { height: 1fr; }
+    #asks { height: 1fr; }
+    #detail { height: auto; max-height: 10; padding: 0 1; background: $boost; }
+    #firewall { height: 1fr; }
+    #log { height: 6; }
+    .title { background: $primary; color: $text; padding: 0 1; }
+    NoteScreen { align: center middle; }
+    #dialog { width: 90%; height: auto; border: thick $accent; background: $surface; padding: 1; }
+    """
+    BINDINGS = [
+        Binding("a", "decide('approve')", "approve"),
+        Binding("A", "decide('approve', 'agent')", "approve for the agent"),
+        Binding("r", "reject", "reject + note"),
+        Binding("m", "modify", "modify"),
+        Binding("tab", "focus_next", "next pane", show=False),
+        Binding("q", "quit", "quit"),
+    ]
+
+    def __init__(self, backend, poll=1.0, bottle_poll=5.0, notifier=notify.desktop, environ=None):
+        super().__init__()
+        self.backend = backend
+        self.parts = list(getattr(backend, "parts", [backend]))
+        self.poll = poll
+        self.bottle_poll = bottle_poll
+        self.notifier = notifier
+        self.environ = environ
+        self.proposals_by_part = [[] for part in self.parts]
+        self.bottles_by_part = [[] for part in self.parts]
+        self.problems = {}
+        self.busy = set()
+        self.lock = threading.Lock()
+        self.proposals = []   # in table order
+        self.bottles = []
+        self.seen = None      # ids of the asks already announced (None: not polled yet)
+        self.selected_bottle = None
+        self.deciding = False
+        self.asks_shown = None
+        self.history = []     # the log's lines, unwrapped (the last 500)
+        self.panes = {}
+
+    # --- layout ---------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        # Kept as attributes: a query searches the screen on top, which may be a dialog.
+        self.panes = {
+            "bottles": DataTable(id="bottles", cursor_type="row"),
+            "asks-title": Static("Asks waiting for you", classes="title", id="asks-title"),
+            "asks": DataTable(id="asks", cursor_type="row"),
+            "detail": Static("", id="detail"),
+            "firewall-title": Static("Firewall decisions (selected bottle, by host)", classes="title",
+                                     id="firewall-title"),
+            "firewall": DataTable(id="firewall", cursor_type="row"),
+            "log": RichLog(id="log", markup=False, wrap=True),
+        }
+        yield Header()
+        yield Static("Bottles", classes="title")
+        for name in ("bottles", "asks-title", "asks", "detail", "firewall-title", "firewall", "log"):
+            yield self.panes[name]
+        yield Footer()
+
+    def on_mount(self):
+        self.panes["bottles"].add_columns("machine", "bottle", "agent", "state", "health", "asks", "allowed",
+                                          "refused")
+        self.panes["asks"].add_columns("machine", "bottle", "id", "what", "created", "justification")
+        self.panes["firewall"].add_columns("host", "allowed", "refused", "held", "last", "refused by")
+        self.panes["asks"].focus()
+        for index, part in enumerate(self.parts):
+            fast = getattr(part, "poll_interval", self.poll)
+            slow = getattr(part, "bottle_interval", self.bottle_poll)
+            self.set_interval(fast, lambda i=index: self.start_poll(i, "proposals"))
+            self.set_interval(slow, lambda i=index: self.start_poll(i, "bottles"))
+            self.start_poll(index, "proposals")
+            self.start_poll(index, "bottles")
+
+    # --- polling (threads: a backend may run docker or ansible) -----------------------------------
+
+    def start_poll(self, index, what):
+        key = (index, what)
+        with self.lock:
+            if key in self.busy:
+                return
+            self.busy.add(key)
+        self.run_worker(lambda: self.poll_part(index, what), thread=True, group="poll-%s" % what)
+
+    def poll_part(self, index, what):
+        try:
+            part = self.parts[index]
+            try:
+                found, problems = part.proposals() if what == "proposals" else part.bottles()
+            except Exception as exc:  # pylint: disable=broad-except  # shown in the log; the next poll retries
+                found, problems = None, ["%s: %s" % (what, exc)]
+            try:
+                self.call_from_thread(self.show_polled, index, what, found, problems)
+            except RuntimeError:  # the console is closing
+                pass
+        finally:
+            with self.lock:
+                self.busy.discard((index, what))
+
+    def show_polled(self, index, what, found, problems):
+        key = (index, what)
+        if self.problems.get(key) != problems:
+            for line in problems:
+                self.log_line("! " + line)
+            self.problems[key] = problems
+        if found is None:
+            return
+        if what == "proposals":
+            self.proposals_by_part[index] = [p for p in found if p.get("status", "pending") == "pending"]
+            self.show_asks()
+        else:
+            self.bottles_by_part[index] = found
+            self.show_bottles()
+
+    # --- asks -------------------------------------------------------------------------------------
+
+    @staticmethod
+    def ask_key(proposal):
+        return "%s/%s/%s" % (proposal.get("inventory_host"), proposal.get("slug"), proposal.get("id"))
+
+    def show_asks(self):
+        asks = sorted((p for part in self.proposals_by_part for p in part),
+                      key=lambda p: (str(p.get("created")), self.ask_key(p)))
+        keys = [self.ask_key(p) for p in asks]
+        self.announce(asks)
+        shown = [(self.ask_key(p), describe(p), p.get("justification")) for p in asks]
+        if shown == self.asks_shown:
+            self.proposals = asks  # the same rows in the same order; a field not shown may have changed
+            self.show_detail()
+            return
+        self.asks_shown = shown
+        table = self.panes["asks"]
+        current = self.selected_proposal()
+        current_key = self.ask_key(current) if current else None
+        table.clear()
+        for p in asks:
+            table.add_row(p.get("inventory_host"), p.get("slug"), p.get("id"), describe(p), p.get("created") or "",
+                          (p.get("justification") or "")[:80], key=self.ask_key(p))
+        self.proposals = asks
+        self.panes["asks-title"].update("Asks waiting for you: %d" % len(asks))
+        if current_key in keys:
+            table.move_cursor(row=keys.index(current_key))
+        self.show_detail()
+
+    def announce(self, asks):
+        ids = {self.ask_key(p) for p in asks}
+        if self.seen is None:
+            self.seen = set()
+            new = list(asks)
+        else:
+            new = [p for p in asks if self.ask_key(p) not in self.seen]
+        self.seen |= ids
+        if not new:
+            return
+        if len(new) == 1:
+            body = "%s asks: %s" % (new[0].get("slug"), describe(new[0]))
+        else:
+            body = "%d asks wait for you (%s)" % (len(new), ", ".join(sorted({p.get("slug") for p in new})))
+        self.bell()
+        self.notify(body, title="bot-bottle")
+        self.log_line("ask: " + body)
+        if self.notifier:
+            self.notifier("bot-bottle", body)
+
+    def selected_proposal(self):
+        table = self.panes["asks"]
+        if not self.proposals or table.row_count == 0:
+            return None
+        row = table.cursor_row
+        if row is None or row < 0 or row >= len(self.proposals):
+            return None
+        return self.proposals[row]
+
+    def on_data_table_row_highlighted(self, event):
+        if event.data_table.id == "asks":
+            self.show_detail()
+        elif event.data_table.id == "bottles":
+            self.selected_bottle = event.row_key.value if event.row_key else None
+            self.show_firewall()
+
+    def show_detail(self):
+        p = self.selected_proposal()
+        detail = self.panes["detail"]
+        if p is None:
+            detail.update("No ask is waiting. New ones appear here the moment an agent makes them.")
+            return
+        lines = ["%s on %s/%s (%s, %s)" % (describe(p), p.get("inventory_host"), p.get("slug"), p.get("kind"), p.get("id"))]
+        if p.get("justification"):
+            lines.append("why: %s" % p["justification"])
+        for field in ("auth", "matches", "excerpt", "where"):
+            if p.get(field):
+                lines.append("%s: %s" % (field, json.dumps(p[field])))
+        ref = token_ref(p)
+        if ref:
+            _tokens, missing = lookup_tokens(p, self.environ)
+            if missing:
+                lines.append("credential %s: NOT in the console's environment - approving works only if the bottle "
+                             "already holds it; else quit, export %s=... and start the console again" % (ref, ref))
+            else:
+                lines.append("credential %s: found in the console's environment" % ref)
+        lines.append("a approve   A approve %s for every bottle of this agent   r reject with a note   m modify"
+                     % (p.get("host") or "it"))
+        detail.update("\n".join(lines))
+
+    # --- decisions --------------------------------------------------------------------------------
+
+    def action_decide(self, decision, scope="bottle", note="", changes=None):
+        p = self.selected_proposal()
+        if p is None:
+            self.log_line("no ask selected")
+            return
+        if self.deciding:
+            self.log_line("a decision is still being made: wait for it")
+            return
+        self.deciding = True
+        what = "%s %s of %s/%s%s" % (decision, p.get("id"), p.get("inventory_host"), p.get("slug"),
+                                     " for every bottle of the agent" if scope == "agent" else "")
+        self.log_line("... " + what)
+        self.run_worker(lambda: self.decide_in_thread(p, decision, note, changes, scope, what), thread=True,
+                        group="decide")
+
+    def decide_in_thread(self, proposal, decision, note, changes, scope, what):
+        try:
+            result, error = self.backend.decide(proposal, decision, note=note, changes=changes, scope=scope), None
+        except DecisionError as exc:
+            result, error = None, str(exc)
+        except Exception as exc:  # pylint: disable=broad-except  # the operator reads it; the console goes on
+            result, error = None, "%s: %s" % (type(exc).__name__, exc)
+            self.call_from_thread(self.log_traceback, exc)
+        try:
+            self.call_from_thread(self.decided, what, result, error)
+        except RuntimeError:  # the console is closing
+            pass
+
+    def decided(self, what, result, error):
+        self.deciding = False
+        if error:
+            self.log_line("FAILED %s: %s" % (what, error))
+            self.notify(error, title="decision failed", severity="error", timeout=10)
+        else:
+            self.log_line("done %s: %s" % (what, summarise(result)))
+            for warning in result.get("warnings") or []:
+                self.log_line("warning: %s" % warning)
+        for index in range(len(self.parts)):
+            self.start_poll(index, "proposals")
+
+    def action_reject(self):
+        p = self.selected_proposal()
+        if p is None:
+            self.log_line("no ask selected")
+            return
+
+        def send(note):
+            if note is not None:
+                self.action_decide("reject", note=note)
+
+        self.push_screen(NoteScreen("Reject %s - a note for the agent (it is shown this answer):" % describe(p),
+                                    placeholder="use the internal mirror instead"), send)
+
+    def action_modify(self):
+        p = self.selected_proposal()
+        if p is None:
+            self.log_line("no ask selected")
+            return
+        fields = EDITABLE.get(p.get("kind"))
+        if not fields:
+            self.log_line("a %s cannot be modified: approve or reject it" % p.get("kind"))
+            return
+        current = {k: p[k] for k in fields if p.get(k) is not None}
+
+        def send(text):
+            if text is None:
+                return
+            try:
+                changes = yaml.safe_load(text)
+            except yaml.YAMLError as exc:
+                self.log_line("changes are not JSON or YAML (%s): nothing sent" % str(exc).splitlines()[0])
+                return
+            if not isinstance(changes, dict) or not changes:
+                self.log_line("changes must be a mapping of %s, e.g. {\"host\": \"...\"}: nothing sent"
+                              % ", ".join(fields))
+                return
+            self.action_decide("modify", changes=changes)
+
+        self.push_screen(NoteScreen("Modify %s - changes as JSON or YAML (%s); a narrower ask is merged, never "
+                                    "widened:" % (p.get("id"), ", ".join(fields)), value=json.dumps(current)), send)
+
+    # --- bottles and firewall ---------------------------------------------------------------------
+
+    def show_bottles(self):
+        bottles = [b for part in self.bottles_by_part for b in part]
+        pending = {}
+        for p in self.proposals:
+            where = (p.get("inventory_host"), p.get("slug"))
+            pending[where] = pending.get(where, 0) + 1
+        table = self.panes["bottles"]
+        selected = self.selected_bottle
+        table.clear()
+        keys = []
+        for b in bottles:
+            key = "%s/%s" % (b.get("inventory_host"), b.get("slug"))
+            keys.append(key)
+            rows = b.get("firewall") or []
+            table.add_row(b.get("inventory_host"), b.get("slug"), b.get("agent") or "-", state_text(b), health_text(b),
+                          str(pending.get((b.get("inventory_host"), b.get("slug")), 0)),
+                          str(sum(r.get("allowed", 0) for r in rows)), str(sum(r.get("refused", 0) for r in rows)),
+                          key=key)
+        self.bottles = bottles
+        if selected in keys:
+            table.move_cursor(row=keys.index(selected))
+        elif keys:
+            self.selected_bottle = keys[0]
+        self.show_firewall()
+
+    def show_firewall(self):
+        table = self.panes["firewall"]
+        table.clear()
+        bottle = next((b for b in self.bottles if "%s/%s" % (b.get("inventory_host"), b.get("slug")) == self.selected_bottle),
+                      None)
+        if bottle is None:
+            return
+        self.panes["firewall-title"].update("Firewall decisions of %s, by host" % self.selected_bottle)
+        for row in (bottle.get("firewall") or [])[:200]:
+            refused_by = ", ".join("%s %d" % item for item in sorted((row.get("rules") or {}).items()))
+            table.add_row(row.get("host"), str(row.get("allowed", 0)), str(row.get("refused", 0)),
+                          str(row.get("held", 0)),
+                          "%s %s" % (row.get("last_action") or "", ago(row.get("last"))), refused_by or "-")
+
+    def log_traceback(self, exc):
+        import traceback  # pylint: disable=import-outside-toplevel
+        self.log_line("".join(traceback.format_exception(exc)))
+
+    def log_line(self, text):
+        line = "%s %s" % (time.strftime("%H:%M:%S"), text)
+        self.history.append(line)
+        del self.history[:-500]
+        self.panes["log"].write(line)
+
+
+def summarise(result):
+    proposal = result.get("proposal") or {}
+    parts = ["now %s" % proposal.get("status", "?")]
+    if result.get("changed_files"):
+        parts.append("%d files written" % len(result["changed_files"]))
+    if result.get("reload"):
+        parts.append(str(result["reload"]))
+    elif result.get("reloaded"):
+        parts.append("reloaded")
+    for extra in result.get("also") or []:
+        if isinstance(extra, dict) and extra.get("slug"):
+            parts.append("also %s (%s)" % (extra["slug"], extra.get("reload") or ("changed" if extra.get("changed")
+                                                                                  else "unchanged")))
+    return "; ".join(parts)

@@ -1,0 +1,297 @@
+# -*- coding: utf-8 -*-
+# Copyright: botbottle developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Where the console reads bottles and sends decisions: the collection's own code, nothing else.
+
+- ``LocalBackend``: this machine. Bottles as ``bottle_info.collect`` lists them (state directories
+  and labelled containers), health with ``fleet_view.add_health``, proposals with
+  ``supervise_decide.list_all``, firewall decisions with ``audit_log.Follower``, decisions with
+  ``supervise_decide.decide`` (the function ``bottle_supervise`` runs).
+- ``AnsibleBackend``: an inventory's other hosts. The collection's modules run ad hoc through
+  ``ansible`` (``bottle_info`` with ``health`` and ``audit``, ``bottle_supervise`` to list and decide).
+
+Every backend offers ``bottles() -> (bottles, problems)``, ``proposals() -> (proposals, problems)``
+and ``decide(proposal, decision, note="", changes=None, scope="bottle") -> result``; bottles and
+proposals carry ``inventory_host`` (the machine, as the inventory names it; a proposal's ``host`` is what
+it asks for) and ``slug``; a bottle carries ``firewall`` (rows of
+``audit_log.HostTally``) and ``health``. ``decide`` raises ``DecisionError`` with a message for the
+operator.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import tempfile
+
+from ansible_collections.botbottle.bottle.plugins.module_utils import audit_log, fleet_view, naming
+from ansible_collections.botbottle.bottle.plugins.module_utils import supervise_decide
+from ansible_collections.botbottle.bottle.plugins.module_utils.supervise import SuperviseError
+
+LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+class DecisionError(Exception):
+    pass
+
+
+def token_ref(proposal):
+    """The credential (token_ref) approving a route proposal needs, or None."""
+    if proposal.get("kind") != "route":
+        return None
+    return (proposal.get("auth") or {}).get("token_ref") or proposal.get("auth_ref") or None
+
+
+def lookup_tokens(proposal, environ=None):
+    """({ref: value} from the environment, as the playbooks look credentials up; missing ref or None)."""
+    environ = os.environ if environ is None else environ
+    ref = token_ref(proposal)
+    if not ref:
+        return {}, None
+    value = environ.get(ref)
+    if value in (None, ""):
+        return {}, ref
+    return {ref: value}, None
+
+
+class _NoEngine:
+    """Stands in for a Docker client where no engine answers: state directories only."""
+
+    class _Empty:
+        @staticmethod
+        def list(**_kwargs):
+            return []
+
+    containers = networks = _Empty()
+
+
+def docker_client():
+    """A Docker client of the default engine, or None when none answers."""
+    try:
+        import docker  # pylint: disable=import-outside-toplevel
+        from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import (  # pylint: disable=import-outside-toplevel
+            default_docker_host)
+        client = docker.DockerClient(base_url=default_docker_host(), timeout=10)
+        client.ping()
+        return client
+    except Exception:  # pylint: disable=broad-except  # no engine is a state the console shows
+        return None
+
+
+class LocalBackend:
+    """This machine's bottles, read and decided with the collection's module_utils."""
+
+    def __init__(self, state_root=naming.DEFAULT_STATE_ROOT, host="localhost", client_factory=docker_client,
+                 environ=None, reload_client_factory=None):
+        self.state_root = os.path.abspath(os.path.expanduser(state_root))
+        self.host = host
+        self.client_factory = client_factory
+        self.environ = os.environ if environ is None else environ
+        self.followers = {}
+        self.engine = None
+        # The engine a decision reloads the bundle through (None: supervise_decide connects to the default one).
+        self.reload_client_factory = reload_client_factory
+
+    def follower(self, state_dir):
+        if state_dir not in self.followers:
+            self.followers[state_dir] = audit_log.Follower(state_dir)
+        return self.followers[state_dir]
+
+    def bottles(self):
+        from ansible_collections.botbottle.bottle.plugins.modules import bottle_info  # pylint: disable=import-outside-toplevel
+        problems = []
+        client = self.client_factory() if self.client_factory else None
+        self.engine = client is not None
+        if client is None:
+            problems.append("%s: %s: bottles from their state directories only" % (
+                self.host, "no Docker engine answers" if self.client_factory else "Docker not looked at"))
+        try:
+            bottles = bottle_info.collect(client or _NoEngine(), self.state_root, machines=[])
+            if client is not None:
+                fleet_view.add_health(client, bottles)
+        except Exception as exc:  # pylint: disable=broad-except  # an engine error is shown, not fatal
+            problems.append("%s: listing bottles failed: %s" % (self.host, exc))
+            bottles = []
+        for b in bottles:
+            b["inventory_host"] = self.host
+            b.setdefault("health", {})
+            b["running"] = any(c.get("component") == "bundle" and c.get("status") == "running"
+                               for c in b.get("containers", []))
+            b["firewall"] = []
+            if b.get("state_dir"):
+                follower = self.follower(b["state_dir"])
+                follower.poll()
+                b["firewall"] = follower.hosts.rows()
+        return bottles, problems
+
+    def proposals(self):
+        found, problems = supervise_decide.list_all(self.state_root)
+        return [dict(p, inventory_host=self.host) for p in found], ["%s: %s" % (self.host, why) for why in problems]
+
+    def decide(self, proposal, decision, note="", changes=None, scope="bottle"):
+        tokens, _missing = lookup_tokens(proposal, self.environ) if decision == "approve" else ({}, None)
+        try:
+            return supervise_decide.decide(self.state_root, proposal["slug"], proposal["id"], decision, note=note,
+                                           changes=changes or None, tokens=tokens, scope=scope,
+                                           client_factory=self.reload_client_factory)
+        except SuperviseError as exc:
+            raise DecisionError(str(exc))
+
+
+# --- other hosts of an inventory, through ansible ad hoc -------------------------------------------
+
+_RESULT_RE = re.compile(r"^(\S+) \| (SUCCESS|CHANGED|FAILED!|UNREACHABLE!)(?: \| rc=-?\d+)? => ", re.M)
+
+
+def parse_minimal(output):
+    """{host: (state, result)} from the ``minimal`` callback's output."""
+    results = {}
+    decoder = json.JSONDecoder()
+    for match in _RESULT_RE.finditer(output):
+        try:
+            value, _end = decoder.raw_decode(output, match.end())
+        except ValueError:
+            value = {"msg": "unreadable result"}
+        results[match.group(1)] = (match.group(2), value if isinstance(value, dict) else {"msg": str(value)})
+    return results
+
+
+class AnsibleBackend:
+    """Bottles on an inventory's hosts, read and decided by running the collection's modules ad hoc."""
+
+    poll_interval = 5.0     # an ad hoc run takes seconds: asks of other hosts are looked for less often
+    bottle_interval = 15.0
+
+    def __init__(self, inventory, hosts, state_root=naming.DEFAULT_STATE_ROOT, ansible="ansible",
+                 environ=None, timeout=120):
+        self.inventory = inventory
+        self.hosts = list(hosts)
+        self.state_root = state_root
+        self.ansible = ansible
+        self.environ = dict(os.environ if environ is None else environ)
+        self.timeout = timeout
+
+    def run(self, pattern, module, args, extra_vars=None):
+        env = dict(self.environ, ANSIBLE_STDOUT_CALLBACK="ansible.builtin.minimal",
+                   ANSIBLE_CALLBACK_RESULT_FORMAT="json", ANSIBLE_NOCOLOR="1", ANSIBLE_DEPRECATION_WARNINGS="0")
+        argv = [self.ansible, pattern, "-i", self.inventory, "-m", module, "-a", json.dumps(args)]
+        handle = None
+        try:
+            if extra_vars:
+                # Credentials travel in a 0600 file, never on a command line.
+                fd, handle = tempfile.mkstemp(prefix="bb-console-", suffix=".json")
+                with os.fdopen(fd, "w") as out:
+                    json.dump(extra_vars, out)
+                argv += ["-e", "@" + handle]
+            proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=self.timeout, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return {}, "%s %s: %s" % (self.ansible, module, exc)
+        finally:
+            if handle:
+                os.unlink(handle)
+        results = parse_minimal(proc.stdout)
+        error = None if results else (proc.stderr.strip().splitlines() or ["no result (rc %d)" % proc.returncode])[-1]
+        return results, error
+
+    def _pattern(self):
+        return ":".join(self.hosts)
+
+    def bottles(self):
+        if not self.hosts:
+            return [], []
+        results, error = self.run(self._pattern(), "botbottle.bottle.bottle_info",
+                                  {"state_root": self.state_root, "health": True, "audit": True, "smolvm": False})
+        out, problems = [], [error] if error else []
+        for host in self.hosts:
+            state, result = results.get(host, (None, None))
+            if result is None:
+                continue
+            if state not in ("SUCCESS", "CHANGED"):
+                problems.append("%s: %s" % (host, result.get("msg", state)))
+                continue
+            for b in result.get("bottles", []):
+                b["inventory_host"] = host
+                b["running"] = any(c.get("component") == "bundle" and c.get("status") == "running"
+                                   for c in b.get("containers", []))
+                b.setdefault("firewall", [])
+                out.append(b)
+        return out, problems
+
+    def proposals(self):
+        if not self.hosts:
+            return [], []
+        results, error = self.run(self._pattern(), "botbottle.bottle.bottle_supervise", {"state_root": self.state_root})
+        out, problems = [], [error] if error else []
+        for host in self.hosts:
+            state, result = results.get(host, (None, None))
+            if result is None:
+                continue
+            if state not in ("SUCCESS", "CHANGED"):
+                problems.append("%s: %s" % (host, result.get("msg", state)))
+                continue
+            out.extend(dict(p, inventory_host=host) for p in result.get("proposals", []))
+            problems.extend("%s: %s" % (host, why) for why in result.get("problems", []))
+        return out, problems
+
+    def decide(self, proposal, decision, note="", changes=None, scope="bottle"):
+        tokens, _missing = lookup_tokens(proposal, self.environ) if decision == "approve" else ({}, None)
+        args = {"state_root": self.state_root, "slug": proposal["slug"], "id": proposal["id"],
+                "decision": decision, "note": note, "changes": changes or {}, "scope": scope}
+        extra = None
+        if tokens:
+            args["tokens"] = "{{ bb_console_tokens }}"
+            extra = {"bb_console_tokens": tokens}
+        results, error = self.run(proposal["inventory_host"], "botbottle.bottle.bottle_supervise", args, extra)
+        state, result = results.get(proposal["inventory_host"], (None, None))
+        if result is None:
+            raise DecisionError("%s: %s" % (proposal["inventory_host"], error or "no result"))
+        if state not in ("SUCCESS", "CHANGED"):
+            raise DecisionError(str(result.get("msg", state)))
+        return result
+
+
+def inventory_hosts(inventory, pattern="all", ansible="ansible"):
+    """The hosts ``pattern`` names in ``inventory`` (``ansible --list-hosts``)."""
+    proc = subprocess.run([ansible, pattern, "-i", inventory, "--list-hosts"], capture_output=True, text=True,
+                          check=False, env=dict(os.environ, ANSIBLE_NOCOLOR="1"))
+    if proc.returncode != 0:
+        raise ValueError("inventory %s: %s" % (inventory, (proc.stderr.strip().splitlines() or ["unreadable"])[-1]))
+    return [line.strip() for line in proc.stdout.splitlines()[1:] if line.strip()]
+
+
+class Fleet:
+    """Local bottles and those of remote hosts, as one backend."""
+
+    def __init__(self, local=None, remote=None):
+        self.local = local
+        self.remote = remote
+        self.parts = [b for b in (local, remote) if b is not None]
+
+    def _owner(self, host):
+        if self.local is not None and host == self.local.host:
+            return self.local
+        return self.remote
+
+    def bottles(self):
+        out, problems = [], []
+        for part in self.parts:
+            found, bad = part.bottles()
+            out.extend(found)
+            problems.extend(bad)
+        return out, problems
+
+    def proposals(self):
+        out, problems = [], []
+        for part in self.parts:
+            found, bad = part.proposals()
+            out.extend(found)
+            problems.extend(bad)
+        return out, problems
+
+    def decide(self, proposal, decision, note="", changes=None, scope="bottle"):
+        owner = self._owner(proposal["inventory_host"])
+        if owner is None:
+            raise DecisionError("no backend for host %s" % proposal["inventory_host"])
+        return owner.decide(proposal, decision, note=note, changes=changes, scope=scope)
