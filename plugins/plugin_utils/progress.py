@@ -15,7 +15,8 @@ API:
 - ``format_result(line, result, elapsed, steps)``: the closing line of a followed job.
 - ``follow(poll, emit, line, ...)``: poll a background job until it finishes, emitting each event's
   line, a heartbeat line when it stays silent, and a closing line; returns the job's own result.
-- ``ShipReport(emit, host)``: the lines of shipping one archive (copying, copied with MB/s, loaded).
+- ``ShipReport(emit, host)``: the lines of shipping one archive (copying, bytes so far every ten
+  seconds, copied with MB/s, loaded).
 """
 
 from __future__ import annotations
@@ -132,15 +133,28 @@ def follow(poll, emit, line, timeout, interval=2.0, heartbeat=60.0, sleep=time.s
 
 
 class ShipReport:
-    """Lines of shipping archives to one host: bytes, time and rate of each copy, then the load."""
+    """Lines of shipping archives to one host: bytes, time and rate of each copy as it goes, then the load.
 
-    def __init__(self, emit, host, clock=time.monotonic):
-        self.emit, self.host, self.clock = emit, host, clock
+    ``progress(done)`` is called after each part of a copy; it prints at most one line per ``every``
+    seconds (a fast link copies a part in a fraction of a second: no line per part)."""
+
+    def __init__(self, emit, host, clock=time.monotonic, every=10.0):
+        self.emit, self.host, self.clock, self.every = emit, host, clock, every
 
     def copying(self, name, nbytes):
         self._line = Line("ship", self.host, name)
+        self.total = nbytes
         self.emit(self._line.line(None, "copying %s" % size(nbytes)))
-        self.started = self.clock()
+        self.started = self.last = self.clock()
+
+    def progress(self, done):
+        now = self.clock()
+        if done >= self.total or now - self.last < self.every:
+            return
+        self.last = now
+        took = now - self.started
+        self.emit(self._line.line(None, "copied %s of %s (%d%%) in %.0f s (%s)" % (
+            size(done), size(self.total), 100 * done // max(self.total, 1), took, rate(done, took))))
 
     def copied(self, nbytes):
         took = self.clock() - self.started

@@ -59,13 +59,15 @@ def ship(monkeypatch, tmp_path):
     return archive, build
 
 
-def test_ship_copies_then_loads_and_reports_bytes_per_host(ship):
+def test_ship_copies_in_parts_then_loads_and_reports_bytes_per_host(ship, monkeypatch):
     archive, build = ship
+    monkeypatch.setattr(ship_action, "PART_BYTES", 1_200_000)
     action = build({"name": "botbottle/bundle:latest", "id": "sha256:6ec5", "src": str(archive)})
     result = action.run(task_vars={"inventory_hostname": "bb-fleet-host1"})
-    assert action.moved == [("/remote/ansible-tmp-1/6ec5.tar", 3_000_000)]
+    parts = ["/remote/ansible-tmp-1/6ec5.tar.part-%04d" % i for i in range(3)]
+    assert action.moved == list(zip(parts, [1_200_000, 1_200_000, 600_000]))
     assert action.calls[0] == ("botbottle.bottle.bottle_image_ship", {
-        "name": "botbottle/bundle:latest", "id": "sha256:6ec5", "archive": "/remote/ansible-tmp-1/6ec5.tar"})
+        "name": "botbottle/bundle:latest", "id": "sha256:6ec5", "archive_parts": parts})
     assert action.calls[-1] == ("rm", "/remote/ansible-tmp-1")
     assert result["loaded"] and result["shipped"]["bytes"] == 3_000_000
     assert len(action.lines) == 3

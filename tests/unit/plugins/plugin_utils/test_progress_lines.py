@@ -111,7 +111,11 @@ def test_shipping_reports_bytes_time_and_rate_per_host():
     clock, lines = Clock(), []
     report = ShipReport(lines.append, "bb-fleet-host2", clock=clock)
     report.copying("botbottle/bundle:latest", 312_400_000)
-    clock.now += 4.1
+    for done in range(32_000_000, 312_400_000, 32_000_000):  # a part every 0.4 s: a line per 10 s
+        clock.now += 0.4
+        report.progress(done)
+    clock.now += 0.5
+    report.progress(312_400_000)
     assert report.copied(312_400_000) == 4.1
     clock.now += 6.3
     report.loaded({"changed": True, "loaded": True})
@@ -122,3 +126,16 @@ def test_shipping_reports_bytes_time_and_rate_per_host():
     ]
     report.loaded({"failed": True})
     assert lines[-1] == "[ship] bb-fleet-host2 botbottle/bundle:latest load FAILED after 6.3 s (the error follows)"
+
+
+def test_a_slow_copy_reports_bytes_so_far_every_ten_seconds():
+    clock, lines = Clock(), []
+    report = ShipReport(lines.append, "h3", clock=clock)
+    report.copying("botbottle/bundle:latest", 534_900_000)
+    for done in range(33_554_432, 534_900_000, 33_554_432):  # 32 MiB parts at ~8.4 MB/s
+        clock.now += 4.0
+        report.progress(done)
+    report.progress(534_900_000)
+    assert lines[1:] == [
+        "[ship] h3 botbottle/bundle:latest copied %.1f MB of 534.9 MB (%d%%) in %d s (8.4 MB/s)" % (mb, pct, secs)
+        for mb, pct, secs in [(100.7, 18, 12), (201.3, 37, 24), (302.0, 56, 36), (402.7, 75, 48), (503.3, 94, 60)]]
