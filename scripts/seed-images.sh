@@ -66,8 +66,11 @@ else
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mmdebstrap >/dev/null
   fi
   log "no registry answers: building $DEBIAN_IMAGE with mmdebstrap (a few minutes; a line per stage)"
-  mmdebstrap --variant=minbase trixie - "${DEBIAN_MIRROR:-http://deb.debian.org/debian}" 2> >(stage_lines) \
-    | docker import -c 'CMD ["bash"]' - "$DEBIAN_IMAGE" >/dev/null
+  # To a file, not a pipe into docker import: its stage lines then have stdout to themselves, in order.
+  mmdebstrap --variant=minbase trixie "$ctx/debian.tar" "${DEBIAN_MIRROR:-http://deb.debian.org/debian}" 2>&1 \
+    | stage_lines
+  docker import -c 'CMD ["bash"]' "$ctx/debian.tar" "$DEBIAN_IMAGE" >/dev/null
+  rm -f "$ctx/debian.tar"
   log "$DEBIAN_IMAGE imported ($(( $(docker image inspect -f '{{.Size}}' "$DEBIAN_IMAGE") / 1000000 )) MB)"
 fi
 
