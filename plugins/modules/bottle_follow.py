@@ -10,7 +10,7 @@ module: bottle_follow
 short_description: Follow a background task, printing its progress as it happens
 version_added: 0.3.0
 description:
-  - Waits for a task started in the background (C(async), C(poll: 0)) and prints, on the controller,
+  - Waits for a task started in the background (C(async) with C(poll) set to 0) and prints, on the controller,
     each progress event it appends to O(progress_file) on the managed host (for example each step of
     an image build by M(botbottle.bottle.bottle_image)), one whole line per event, then a closing line
     with the total time. After O(heartbeat) seconds without a line it prints a C(still running) line.
@@ -39,7 +39,7 @@ attributes:
 options:
   job:
     description:
-      - The registered result of the task started with C(async) and C(poll: 0) (its C(ansible_job_id)
+      - The registered result of the task started with C(async) and C(poll) set to 0 (its C(ansible_job_id)
         and C(results_file)). Used by the action.
     type: dict
   label:

@@ -21,7 +21,7 @@ description:
   - With O(src) (an archive on the controller) the action copies it to the host first, in parts of
     32 MB, and prints per host, as it happens, a line before the copy (its size), the bytes copied so
     far every ten seconds, a line after it (time and MB/s) and one after the load; the copy is removed
-    afterwards. O(src) is always copied: use it for hosts known to lack
+    afterwards. O(src) is always copied, so give it only for hosts known to lack
     the image (the role's C(ship_images.yml) tasks ask M(botbottle.bottle.bottle_info) first).
 author: botbottle developers (@botbottle)
 extends_documentation_fragment:
