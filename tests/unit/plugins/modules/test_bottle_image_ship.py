@@ -123,8 +123,8 @@ def test_parts_are_loaded_in_order_as_one_archive_and_removed(engine, tmp_path):
         path = tmp_path / ("a.tar.part-%04d" % i)
         path.write_text(piece)
         parts.append(str(path))
-    result = run_module(bottle_image_ship, engine.client, {"name": "botbottle/bundle:latest", "id": image,
-                                                            "archive_parts": parts})
+    args = {"name": "botbottle/bundle:latest", "id": image, "archive_parts": parts}
+    result = run_module(bottle_image_ship, engine.client, args)
     assert result["loaded"] and engine.loads == [image]
     assert not any((tmp_path / ("a.tar.part-%04d" % i)).exists() for i in range(3))
 
