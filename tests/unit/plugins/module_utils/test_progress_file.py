@@ -41,7 +41,7 @@ def test_build_steps_from_the_legacy_builder_stream(tmp_path):
               " ---> Running in 0f0f", "Successfully built 1234"]
     for line in stream:
         steps.feed(line)
-    events, _ = read_events(str(tmp_path / "p"))
+    events = read_events(str(tmp_path / "p"))[0]
     assert [(e["n"], e["of"], e["text"]) for e in events] == [
         (1, 3, "FROM debian:trixie-slim"), (2, 3, "RUN apt-get update"), (3, 3, "COPY app /app")]
     assert (steps.steps, steps.cached) == (3, 1)

@@ -296,7 +296,7 @@ def test_progress_file_gets_the_build_and_each_step_as_it_starts(client, context
 
     monkeypatch.setattr(client, "build", build)
     result = run(client, context, progress_file=str(progress))
-    events, _ = read_events(str(progress))
+    events = read_events(str(progress))[0]
     assert [e["event"] for e in events] == ["build", "step", "step", "step"]
     assert events[0]["reason"] == "no image botbottle/x:latest yet"
     assert [(e["n"], e["of"], e["text"]) for e in events[1:]] == [

@@ -82,7 +82,7 @@ def test_a_silent_step_gets_a_heartbeat_line_per_minute_not_per_poll():
     answers = [{"finished": False, "events": [step(1, 0, "RUN sleep 150")], "offset": 10}]
     answers += [{"finished": False, "events": [], "offset": 10}] * 75
     answers += [{"finished": True, "events": [], "offset": 10, "result": {"changed": True, "built": True}}]
-    _result, lines, _ = follow_build(answers)
+    lines = follow_build(answers)[1]
     assert lines[1:] == ["[build] h1 img:1 1:00 still running (step 1/3)",
                          "[build] h1 img:1 2:00 still running (step 1/3)",
                          "[build] h1 img:1 2:32 built in 2:32 (1 steps, 0 from cache)"]
@@ -90,11 +90,11 @@ def test_a_silent_step_gets_a_heartbeat_line_per_minute_not_per_poll():
 
 def test_an_unchanged_image_says_so_and_a_failure_is_passed_on():
     done = {"finished": True, "events": [], "offset": 0, "result": {"changed": False, "built": False}}
-    _result, lines, _ = follow_build([done])
+    lines = follow_build([done])[1]
     assert lines == ["[build] h1 img:1 0:00 up to date, nothing to do"]
     failed = {"finished": True, "events": [], "offset": 0,
               "result": {"failed": True, "msg": "building img:1 failed: boom"}}
-    result, lines, _ = follow_build([failed])
+    result, lines = follow_build([failed])[:2]
     assert result == {"failed": True, "msg": "building img:1 failed: boom"}
     assert lines == ["[build] h1 img:1 0:00 FAILED (the error follows)"]
     unreadable = {"failed": True, "msg": "no background job's results file"}
@@ -103,7 +103,7 @@ def test_an_unchanged_image_says_so_and_a_failure_is_passed_on():
 
 def test_a_job_past_the_timeout_fails_naming_it():
     answers = [{"finished": False, "events": [], "offset": 0}] * 10
-    result, _lines, _ = follow_build(answers, timeout=10)
+    result = follow_build(answers, timeout=10)[0]
     assert result["failed"] and "[build] h1 img:1 is still running after 10 seconds" in result["msg"]
 
 
