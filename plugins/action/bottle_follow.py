@@ -38,8 +38,6 @@ MODULE = "botbottle.bottle.bottle_follow"
 
 
 class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
-    _requires_connection = True
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
