@@ -49,6 +49,22 @@ def playbook(env, name, *extra):
     return timed([os.path.join(VENV, "ansible-playbook"), "-i", INVENTORY, "playbooks/%s" % name] + list(extra), env)
 
 
+SHIP_COPIED = re.compile(r"^\[ship\] (\S+) (\S+) copied ([0-9.]+) MB in ([0-9.]+) s", re.M)
+SHIP_LOADED = re.compile(r"^\[ship\] (\S+) (\S+) loaded in ([0-9.]+) s", re.M)
+
+
+def ship_per_host(output):
+    """{host: [MB copied, copy seconds, load seconds]} from the [ship] lines of a fleet.yml run."""
+    hosts = {}
+    for host, _image, mb, seconds in SHIP_COPIED.findall(output):
+        row = hosts.setdefault(host, [0.0, 0.0, 0.0])
+        row[0] += float(mb)
+        row[1] += float(seconds)
+    for host, _image, seconds in SHIP_LOADED.findall(output):
+        hosts.setdefault(host, [0.0, 0.0, 0.0])[2] += float(seconds)
+    return hosts
+
+
 def image_size(name):
     return int(run(["docker", "image", "inspect", "-f", "{{.Size}}", name]).stdout.strip())
 
@@ -87,9 +103,12 @@ def main():
     try:
         up = timed(["bash", "tests/integration/fleet/hosts.sh", "up", workdir, str(len(HOSTS))], env)[0]
         rows.append(("3 fleet hosts up (dockerd + sshd)", up, ""))
-        ship = playbook(env, "fleet.yml", "-e", '{"bottle_fleet_agents": []}')[0]
+        ship, shipped = playbook(env, "fleet.yml", "-e", '{"bottle_fleet_agents": []}')
         sizes = (image_size(BUNDLE) + image_size(AGENT_IMAGE)) / 1e6
         rows.append(("ship images to 3 hosts", ship, "archive once + copy + docker load, %.0f MB per host" % sizes))
+        for host, (mb, copy_s, load_s) in sorted(ship_per_host(shipped.stdout).items()):
+            rows.append(("  copy to %s" % host, copy_s, "%.0f MB at %.1f MB/s, then docker load %.1f s"
+                         % (mb, mb / max(copy_s, 1e-3), load_s)))
         again = playbook(env, "fleet.yml", "-e", '{"bottle_fleet_agents": []}')[0]
         rows.append(("ship again (nothing missing)", again, "ids compared, nothing copied"))
         launches = {}

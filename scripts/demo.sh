@@ -19,6 +19,27 @@ PYTHON=.venv/bin/python
 NET=bb-demo-model NET_SUBNET=172.28.250.0/24 SERVER=bb-demo-model
 STATE=~/.bot-bottle/demo
 log() { printf '[demo] %s\n' "$*"; }
+# The launch's output, kept short: its errors and recap as they come, and every 10 s the task it is
+# at with the time so far ("[demo] 0:20 launching: Wait for the bundle to be healthy"), so the
+# launch never sits silent; whole lines, the same in a terminal and a CI log.
+launch_view() {
+  local line task="" start=$SECONDS last=$SECONDS rc every=${DEMO_PROGRESS_EVERY:-10}
+  while :; do
+    if IFS= read -r -t 1 line; then
+      case "$line" in
+        "TASK ["*) task=${line#TASK \[}; task=${task%%\]*} ;;
+        "PLAY RECAP"*|localhost*|fatal*|*FAILED*|*ERROR*) printf '%s\n' "$line" ;;
+      esac
+    else
+      rc=$?
+      [ "$rc" -gt 128 ] || break  # end of the output (a timeout is > 128)
+    fi
+    if [ -n "$task" ] && [ $((SECONDS - last)) -ge "$every" ]; then
+      log "$(( (SECONDS - start) / 60 )):$(printf '%02d' $(( (SECONDS - start) % 60 ))) launching: $task"
+      last=$SECONDS
+    fi
+  done
+}
 
 clean() {
   "$PLAYBOOK" playbooks/teardown.yml -e bottle=demo >/dev/null
@@ -61,8 +82,7 @@ JSON
 log "launching bottle demo"
 # The stand-in takes any key: the route still carries one, as it would carry yours (an extra var, so
 # that no ANTHROPIC_API_KEY of the inventory, vaulted or not, is sent to the stand-in).
-"$PLAYBOOK" playbooks/bottle.yml -e agent=demo -e "@$STATE/vars.json" \
-  | grep -E '^(PLAY RECAP|localhost|fatal|.*FAILED|.*ERROR)' || true
+"$PLAYBOOK" playbooks/bottle.yml -e agent=demo -e "@$STATE/vars.json" | launch_view || true
 docker inspect bb-demo-agent >/dev/null 2>&1 || { log "the launch failed: run $PLAYBOOK playbooks/bottle.yml -e agent=demo -e @$STATE/vars.json to see why"; exit 1; }
 
 log "the agent at work (its lines: agent/tool; the bottle's decisions: firewall):"

@@ -20,7 +20,14 @@ set -euo pipefail
 SEED_PIPELOCK=${SEED_PIPELOCK:-}
 [ "${1:-}" = "--pipelock" ] && SEED_PIPELOCK=1
 root=$(cd "$(dirname "$0")/.." && pwd)
-log() { printf '[seed] %s\n' "$*"; }
+# Every line says how long the seeding has run (m:ss): the mmdebstrap and build stages take minutes
+# on a new machine, and whole lines (no carriage returns) read the same in a terminal and a CI log.
+seed_start=$SECONDS
+elapsed() { local s=$((SECONDS - seed_start)); printf '%d:%02d' $((s / 60)) $((s % 60)); }
+log() { printf '[seed] %s %s\n' "$(elapsed)" "$*"; }
+# Each line of a long command's output (stage lines: mmdebstrap's "I: ...", a build's "Step N/M"),
+# prefixed like log; read from a pipe, so the tools print lines, not progress bars.
+stage_lines() { local line; while IFS= read -r line; do [ -n "$line" ] && log "  $line"; done; return 0; }
 DEBIAN_IMAGE=${DEBIAN_IMAGE:-debian:trixie-slim}
 PIPELOCK_IMAGE=${PIPELOCK_IMAGE:-ghcr.io/luckypipewrench/pipelock:2.3.0}
 PIPELOCK_COMMIT=7a3b7de4a5552b4e756eb930256468b7cbd616b1
@@ -36,10 +43,12 @@ trap 'rm -rf "$ctx"' EXIT
 have() { docker image inspect "$1" >/dev/null 2>&1; }
 label() { docker image inspect --format "{{ index .Config.Labels \"$2\" }}" "$1" 2>/dev/null || true; }
 try_pull() { timeout "$PULL_TIMEOUT" docker pull -q "$1" >/dev/null 2>&1; }
-# The legacy builder: docker 20.10 without buildx. A failed build shows its last lines.
+# The legacy builder: docker 20.10 without buildx. Each step prints as it starts; a failed build
+# shows its last lines.
 build() {
   local dir=$1; shift
-  if ! DOCKER_BUILDKIT=0 docker build -q "$@" "$dir" >"$ctx/build.log" 2>&1; then
+  if ! DOCKER_BUILDKIT=0 docker build "$@" "$dir" 2>&1 | tee "$ctx/build.log" \
+      | { grep --line-buffered '^Step ' || true; } | stage_lines; then
     tail -n 8 "$ctx/build.log" >&2
     return 1
   fi
@@ -56,9 +65,13 @@ else
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mmdebstrap >/dev/null
   fi
-  log "no registry answers: building $DEBIAN_IMAGE with mmdebstrap"
-  mmdebstrap --variant=minbase --quiet trixie - "${DEBIAN_MIRROR:-http://deb.debian.org/debian}" \
-    | docker import -c 'CMD ["bash"]' - "$DEBIAN_IMAGE" >/dev/null
+  log "no registry answers: building $DEBIAN_IMAGE with mmdebstrap (a few minutes; a line per stage)"
+  # To a file, not a pipe into docker import: its stage lines then have stdout to themselves, in order.
+  mmdebstrap --variant=minbase trixie "$ctx/debian.tar" "${DEBIAN_MIRROR:-http://deb.debian.org/debian}" 2>&1 \
+    | stage_lines
+  docker import -c 'CMD ["bash"]' "$ctx/debian.tar" "$DEBIAN_IMAGE" >/dev/null
+  rm -f "$ctx/debian.tar"
+  log "$DEBIAN_IMAGE imported ($(( $(docker image inspect -f '{{.Size}}' "$DEBIAN_IMAGE") / 1000000 )) MB)"
 fi
 
 # --- pipelock (optional) ----------------------------------------------------------------------

@@ -60,11 +60,13 @@ fi
 stamp=.venv/.requirements.sha256
 want=$(cat requirements.txt images/bundle/requirements-egress.txt | sha256sum | cut -d' ' -f1)
 if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  log "creating .venv with $("$python" --version) and requirements.txt"
+  log "creating .venv with $("$python" --version) and requirements.txt (a minute or two)"
+  venv_start=$SECONDS
   "$python" -m venv .venv
   .venv/bin/pip install -q --upgrade pip
   .venv/bin/pip install -q -r requirements.txt
   echo "$want" > "$stamp"
+  log ".venv ready in $((SECONDS - venv_start)) s"
 fi
 
 # 4. The collection link (ansible.cfg's collections_path points at it).

@@ -20,6 +20,9 @@ description:
     before any build with the hint to run C(scripts/seed-images.sh).
   - The build uses the engine's legacy builder and streams its output; a failed build reports its
     last 40 lines.
+  - With O(progress_file) each build step is appended to that file as it starts (one JSON line each),
+    so that M(botbottle.bottle.bottle_follow) can print the build's progress while the module runs in
+    the background (C(async) with C(poll) set to 0); see C(playbooks/images.yml).
   - O(extra_ca_file) is copied into the build context as C(extra-ca.pem) (an empty file when unset)
     without touching the source tree; the Dockerfiles use it for their downloads only.
 author: botbottle developers (@botbottle)
@@ -72,6 +75,11 @@ options:
       - Seconds a build may stay silent (one long C(RUN) step) before it is given up.
     type: int
     default: 3600
+  progress_file:
+    description:
+      - A file on the managed host to append progress events to (a build starting, each step), for
+        M(botbottle.bottle.bottle_follow). Unset means none.
+    type: path
   force:
     description: Build even when the inputs did not change.
     type: bool
@@ -123,6 +131,11 @@ removed_previous:
   description: Whether the image a rebuild replaced was removed (see O(keep_previous)).
   returned: when a build replaced an existing image
   type: bool
+build_steps:
+  description: The build's steps, and how many came from the engine's cache.
+  returned: when a build ran
+  type: dict
+  sample: {steps: 12, cached: 7}
 build_log:
   description: The last 40 lines of build output.
   returned: when the build failed
@@ -146,6 +159,7 @@ import tarfile
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.botbottle.bottle.plugins.module_utils import naming
+from ansible_collections.botbottle.bottle.plugins.module_utils.progress import BuildSteps, ProgressFile
 from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import (
     DOCKER_COMMON_ARGS, DockerException, find_image, get_docker_client)
 
@@ -285,6 +299,7 @@ class ImageManager:
         labels = (self.existing.labels or {}) if self.existing is not None else {}
         self.current = labels.get(naming.LABEL_INPUTS) or ""
         self.result = dict(changed=False, built=False)
+        self.progress = ProgressFile(self.p.get("progress_file"))
 
     def fail(self, msg, **extra):
         self.module.fail_json(msg=msg, **extra)
@@ -353,6 +368,8 @@ class ImageManager:
             image["id"] = None
             return
         labels[naming.LABEL_INPUTS] = wanted
+        self.progress.emit("build", reason="no image %s yet" % p["name"] if self.existing is None else
+                           "forced" if self.current == wanted else "its inputs changed")
         self._build(path, files, extra_ca, build_args, labels)
         built = find_image(self.client, p["name"])
         image["id"] = built.id if built is not None else None
@@ -374,6 +391,7 @@ class ImageManager:
     def _build(self, path, files, extra_ca, build_args, labels):
         p = self.p
         log, error = [], None
+        steps = BuildSteps(self.progress)
         try:
             # The legacy builder (no BuildKit on the engines we target), streamed so a failure can
             # show its last lines; pull=False: bases come from the local cache, checked above.
@@ -383,7 +401,10 @@ class ImageManager:
                 pull=False, decode=True, timeout=p["build_timeout"])
             for chunk in stream:
                 if "stream" in chunk:
-                    log.extend(chunk["stream"].rstrip("\n").splitlines())
+                    lines = chunk["stream"].rstrip("\n").splitlines()
+                    for line in lines:
+                        steps.feed(line)
+                    log.extend(lines)
                 if "error" in chunk:
                     error = chunk["error"]
                     log.extend(str(error).rstrip("\n").splitlines())
@@ -392,6 +413,7 @@ class ImageManager:
                 exc, p["build_timeout"])
         except DockerException as exc:
             error = str(exc)
+        self.result["build_steps"] = {"steps": steps.steps, "cached": steps.cached}
         if error:
             hint = ""
             if PULL_FAILURE.search(str(error)):
@@ -412,6 +434,7 @@ def main():
         force=dict(type="bool", default=False),
         keep_previous=dict(type="bool", default=False),
         build_timeout=dict(type="int", default=3600),
+        progress_file=dict(type="path"),
         state=dict(type="str", choices=["present", "absent"], default="present"),
     )
     argument_spec.update(DOCKER_COMMON_ARGS)

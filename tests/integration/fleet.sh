@@ -67,7 +67,16 @@ for host in "${HOSTS[@]}"; do
   [ "$(bottles_on "$host" | tr '\n' ' ')" = "bb-fa-agent bb-fa-bundle bb-fb-agent bb-fb-bundle " ] \
     || fail "$host: expected fa and fb, found: $(bottles_on "$host" | tr '\n' ' ')"
 done
-echo "ok: images shipped to 3 hosts (ids equal the controller's), 6 bottles started"
+# Shipping said what it moved, per host, as it went: each archive's size before the copy, its rate
+# after, and the load (issue 15: long work shows progress).
+for host in "${HOSTS[@]}"; do
+  for image in "$BB_BUNDLE_IMAGE" "$BB_FLEET_AGENT_IMAGE"; do
+    for stage in 'copying [0-9.]+ MB$' 'copied [0-9.]+ MB in [0-9.]+ s \([0-9.]+ MB/s\); loading$' 'loaded in [0-9.]+ s$'; do
+      grep -qE "^\[ship\] $host $image $stage" "$BB_FLEET_DIR/fleet1.log" || fail "$host: no '$stage' line for $image"
+    done
+  done
+done
+echo "ok: images shipped to 3 hosts (ids equal the controller's, a line per stage and host), 6 bottles started"
 
 step "status.yml: six bottles healthy, one pending proposal counted"
 # Two proposals as supervise writes them (16-hex id, kind, status): one pending, one decided.
@@ -140,6 +149,7 @@ grep -E 'bb-fleet-host3 +- +- +unreachable' "$BB_FLEET_DIR/fleet3b.log" || fail 
 grep -E '^bb-fleet-host[12] +:' "$BB_FLEET_DIR/fleet3b.log"
 for host in bb-fleet-host1 bb-fleet-host2; do
   grep -E "^$host +:.* changed=0 " "$BB_FLEET_DIR/fleet3b.log" >/dev/null || fail "$host: the rerun changed something"
+  grep -q "^\[ship\] $host " "$BB_FLEET_DIR/fleet3b.log" && fail "$host: the rerun shipped something"
 done
 echo "ok: host3 unreachable from the start and named; the converged hosts shipped nothing and changed nothing"
 

@@ -278,3 +278,31 @@ def test_absent_removes_then_is_unchanged(client, context):
     assert run(client, context, state="absent")["changed"]
     assert "botbottle/x:latest" not in client.store
     assert not run(client, context, state="absent")["changed"]
+
+
+def test_progress_file_gets_the_build_and_each_step_as_it_starts(client, context, tmp_path_factory, monkeypatch):
+    from ansible_collections.botbottle.bottle.plugins.module_utils.progress import read_events
+    progress = tmp_path_factory.mktemp("progress") / "bundle.progress"
+    seen_while_building = []
+
+    def build(fileobj, tag, labels, buildargs, **kwargs):
+        for line in ["Step 1/3 : FROM debian:trixie-slim\n", " ---> 5f2b\n", "Step 2/3 : RUN make\n",
+                     " ---> Using cache\n", "Step 3/3 : LABEL io.botbottle.inputs=abc\n"]:
+            yield {"stream": line}
+            # Each step is in the file before the build goes on (what a follower reads mid-build).
+            seen_while_building.append(len(read_events(str(progress))[0]))
+        image = Image("sha256:built", labels)
+        client.store[tag] = client.store[image.id] = image
+
+    monkeypatch.setattr(client, "build", build)
+    result = run(client, context, progress_file=str(progress))
+    events = read_events(str(progress))[0]
+    assert [e["event"] for e in events] == ["build", "step", "step", "step"]
+    assert events[0]["reason"] == "no image botbottle/x:latest yet"
+    assert [(e["n"], e["of"], e["text"]) for e in events[1:]] == [
+        (1, 3, "FROM debian:trixie-slim"), (2, 3, "RUN make"), (3, 3, "LABEL io.botbottle.inputs=abc")]
+    assert seen_while_building == [2, 2, 3, 3, 4]
+    assert result["build_steps"] == {"steps": 3, "cached": 1}
+    # Unchanged inputs: no build, nothing more in the file.
+    assert not run(client, context, progress_file=str(progress))["built"]
+    assert len(read_events(str(progress))[0]) == 4

@@ -114,3 +114,29 @@ def test_missing_archive_and_no_archive_name_the_fix(engine, tmp_path):
 ])
 def test_split_reference(name, expected):
     assert bottle_image_ship.split_reference(name) == expected
+
+
+def test_parts_are_loaded_in_order_as_one_archive_and_removed(engine, tmp_path):
+    image = "sha256:" + "ab" * 32
+    parts = []
+    for i, piece in enumerate([image[:20], image[20:50], image[50:]]):
+        path = tmp_path / ("a.tar.part-%04d" % i)
+        path.write_text(piece)
+        parts.append(str(path))
+    args = {"name": "botbottle/bundle:latest", "id": image, "archive_parts": parts}
+    result = run_module(bottle_image_ship, engine.client, args)
+    assert result["loaded"] and engine.loads == [image]
+    assert not any((tmp_path / ("a.tar.part-%04d" % i)).exists() for i in range(3))
+
+
+def test_parts_reader_reads_across_files_in_any_block_size(tmp_path):
+    paths = []
+    for i, piece in enumerate([b"abc", b"", b"defgh", b"ij"]):
+        path = tmp_path / str(i)
+        path.write_bytes(piece)
+        paths.append(str(path))
+    with bottle_image_ship.PartsReader(paths) as reader:
+        assert len(reader) == 10
+        assert [reader.read(4), reader.read(4), reader.read(4), reader.read(4)] == [b"abcd", b"efgh", b"ij", b""]
+    with bottle_image_ship.PartsReader(paths) as reader:
+        assert reader.read() == b"abcdefghij"
