@@ -121,7 +121,7 @@ def _hosts(*lists):
 def bundle_policy(policy):
     """The part of ``policy`` the bundle is rendered from, validated like a policy."""
     if not isinstance(policy, dict):
-        raise BundleConfigError("policy must be a mapping, not %s" % type(policy).__name__)
+        raise BundleConfigError("policy must be a mapping, not %s" % manifest.type_name(policy))
     kept = {key: copy.deepcopy(policy[key]) for key in POLICY_KEYS if policy.get(key) is not None}
     manifest.check_policy(kept, "policy")
     return kept

@@ -24,7 +24,7 @@ def test_filter_passes_which_model_credentials_the_controller_holds():
     assert r["model"]["credential"] == "oauth" and r["env"] == {"CLAUDE_CODE_OAUTH_TOKEN": "bottle-placeholder-a"}
     assert r["policy"]["egress"]["routes"] == [
         {"host": "api.anthropic.com", "auth": {"scheme": "Bearer", "token_ref": "CLAUDE_CODE_OAUTH_TOKEN"}}]
-    with pytest.raises(AnsibleFilterError, match="ANTHROPIC_API_KEY is not set, CLAUDE_CODE_OAUTH_TOKEN is empty"):
+    with pytest.raises(AnsibleFilterError, match="ANTHROPIC_API_KEY is not set, CLAUDE_CODE_OAUTH_TOKEN is set but empty"):
         resolve_bottle("a", agents, policies, model_credentials={"api_key": "unset", "oauth": "empty"})
     with pytest.raises(AnsibleFilterError, match="pass model_credentials to resolve_bottle"):
         resolve_bottle("a", agents, policies)
