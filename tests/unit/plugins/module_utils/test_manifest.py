@@ -462,3 +462,35 @@ def test_a_key_shaped_placeholder_would_be_refused(dlp_engine):
     shaped = "sk-ant-api03-" + ("bottlePlaceholder0demo" * 5)[:93] + "AA"
     hit = dlp_engine.scan_head("/v1/messages", [("x-api-key", shaped)])
     assert hit is not None and hit.rule == "dlp:betterleaks.anthropic-api-key"
+
+
+class _Tagged(str):
+    pass
+
+
+class _TaggedList(list):
+    pass
+
+
+@pytest.mark.parametrize("value, name", [
+    (_Tagged("x"), "a string"), ("x", "a string"), (_TaggedList(), "a list"), ({}, "a mapping"), (3, "a number"),
+    (1.5, "a number"), (True, "true/false"), (None, "empty (null)"), (object(), "a value of another kind"),
+])
+def test_type_names_are_the_yaml_words_never_python_class_names(value, name):
+    from ansible_collections.botbottle.bottle.plugins.module_utils.manifest import type_name
+    assert type_name(value) == name
+
+
+def test_merge_over_merges_mappings_replaces_lists_and_null_removes():
+    from ansible_collections.botbottle.bottle.plugins.module_utils.manifest import merge_over, overlay
+    shipped = {"demo": {"env": {"A": "1", "B": "2"}, "allowed_domains": ["a.example"], "model": {}},
+               "other": {"allowed_domains": ["o.example"]}}
+    yours = {"demo": {"env": {"B": None, "C": "3"}, "allowed_domains": ["b.example"], "model": None},
+             "mine": {"allowed_domains": ["m.example"]}}
+    assert overlay(shipped, yours) == {
+        "demo": {"env": {"A": "1", "C": "3"}, "allowed_domains": ["b.example"]},
+        "other": {"allowed_domains": ["o.example"]},
+        "mine": {"allowed_domains": ["m.example"]},
+    }
+    assert merge_over({"a": {"b": 1}}, {"a": "x"}) == {"a": "x"}
+    assert overlay({"demo": {}}, "not a mapping") == "not a mapping"
