@@ -60,6 +60,9 @@ CASES = {
     "a number where a mapping goes": (
         "web", {"bottle_agents": WEB, "bottle_policies": {"web": {"allowed_domains": ["example.com"], "env": 3}}},
         {}, "bottle_policies.web.env must be a mapping, not a number: write NAME: value pairs"),
+    "agents as a list": (
+        "web", {"bottle_agents": ["web"]}, {},
+        "bottle_agents must be a mapping, not a list: a mapping of agent name to definition"),
     "unknown agent": (
         "nobody", None, {}, "agent 'nobody' is not defined: known agents are demo (define it under bottle_agents)"),
     "route credential set but empty": (
