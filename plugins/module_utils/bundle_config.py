@@ -327,7 +327,7 @@ def policy_view(policy):
     lines = ["host %s" % host for host in allowed_hosts(policy)]
     lines += sorted("route %s" % describe_route(route) for route in _routes(policy))
     for key in ("passthrough_domains", "trusted_domains"):
-        lines += ["%s %s" % (key.split("_")[0], host) for host in _host_setting(policy, key)]
+        lines += ["%s %s" % (key.split("_", maxsplit=1)[0], host) for host in _host_setting(policy, key)]
     ports = (policy.get("firewall") or {}).get("ports")
     if ports:
         lines.append("ports %s" % ",".join(str(port) for port in sorted(set(ports))))

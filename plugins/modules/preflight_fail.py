@@ -14,7 +14,7 @@ description:
     C([ERROR]) block - while the C(fatal) line carries O(outcome) (ansible-core 2.19 prints a failure's message in
     both places).
   - Meant for a reason a person reads once - what is wrong, where, the fix - computed by earlier tasks that never
-    fail themselves (for example the filter M(botbottle.bottle.resolve_bottle#filter) with C(errors=report)).
+    fail themselves (for example the filter P(botbottle.bottle.resolve_bottle#filter) with C(errors=report)).
   - Runs on the controller; nothing is created or changed.
 author: botbottle developers (@botbottle)
 attributes:

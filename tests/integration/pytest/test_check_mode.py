@@ -48,7 +48,7 @@ def left_behind():
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    if shutil.which("docker") is None or subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
+    if shutil.which("docker") is None or subprocess.run(["docker", "info"], capture_output=True, check=False).returncode != 0:
         pytest.fail("no Docker engine: this suite needs one (it is part of make integration)")
     base = tmp_path_factory.mktemp("check-mode")
     state_root = base / "state"
@@ -65,7 +65,8 @@ def world(tmp_path_factory):
             args += ["-e", "agent=ckm", "-e", "bottle_instance=%s" % INSTANCE, "-e", "@%s" % vars_file]
         else:
             args += ["-e", "bottle=%s" % SLUG]
-        run = subprocess.run(args + list(extra), cwd=ROOT, env=environ, capture_output=True, text=True, timeout=600)
+        run = subprocess.run(args + list(extra), cwd=ROOT, env=environ, capture_output=True, text=True, timeout=600,
+                             check=False)
         return run.returncode, run.stdout + run.stderr
 
     yield {"play": play, "state": state_root / SLUG}

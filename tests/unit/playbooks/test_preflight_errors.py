@@ -32,7 +32,8 @@ def launch(tmp_path, agent, definitions=None, env=None, extra=()):
     environ.update(ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
                    HOME=str(tmp_path))
     environ.update(env or {})
-    run = subprocess.run(args + list(extra), cwd=ROOT, env=environ, capture_output=True, text=True, timeout=120)
+    run = subprocess.run(args + list(extra), cwd=ROOT, env=environ, capture_output=True, text=True, timeout=120,
+                         check=False)
     return run.returncode, run.stdout + run.stderr
 
 
