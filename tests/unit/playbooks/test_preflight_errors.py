@@ -22,7 +22,11 @@ MAX_FAILURE_LINES = 12
 
 
 def launch(tmp_path, agent, definitions=None, env=None, extra=()):
-    args = [str(PLAYBOOK), "playbooks/bottle.yml", "-e", "agent=%s" % agent,
+    # An inventory of its own: a developer's group_vars (their agents, their credentials) stay out.
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": {"localhost": {
+        "ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}}))
+    args = [str(PLAYBOOK), "playbooks/bottle.yml", "-i", str(inventory), "-e", "agent=%s" % agent,
             "-e", "bottle_state_root=%s" % (tmp_path / "state")]
     if definitions is not None:
         vars_file = tmp_path / "vars.yml"
