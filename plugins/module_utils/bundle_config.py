@@ -121,7 +121,7 @@ def _hosts(*lists):
 def bundle_policy(policy):
     """The part of ``policy`` the bundle is rendered from, validated like a policy."""
     if not isinstance(policy, dict):
-        raise BundleConfigError("policy must be a mapping, not %s" % type(policy).__name__)
+        raise BundleConfigError("policy must be a mapping, not %s" % manifest.type_name(policy))
     kept = {key: copy.deepcopy(policy[key]) for key in POLICY_KEYS if policy.get(key) is not None}
     manifest.check_policy(kept, "policy")
     return kept
@@ -295,6 +295,66 @@ def read_private(state_dir, pipelock):
         raise BundleConfigError("%s has no readable private/egress/secrets.json and tokens.json: re-run "
                                 "playbooks/bottle.yml for this bottle first" % state_dir)
     return {"pipelock": pipelock, "secrets": secrets, "tokens": tokens}
+
+
+# -- what a person reads of a policy (diffs, check mode) ---------------------------------------
+
+def describe_route(route):
+    """One line for a route: its host, how egress authenticates it (the credential's name, never a value) and the
+    requests it allows (methods, paths, the names of matched headers)."""
+    parts = [str(route.get("host", "")).lower()]
+    auth = route.get("auth")
+    if auth:
+        parts.append("auth %s %s" % (auth.get("scheme", "Bearer"), auth.get("token_ref", "?")))
+    for entry in route.get("matches") or []:
+        shape = []
+        if entry.get("methods"):
+            shape.append(",".join(str(method).upper() for method in entry["methods"]))
+        for rule in entry.get("paths") or []:
+            shape.append("%s %s" % (rule.get("type", "prefix"), rule.get("value")))
+        if entry.get("headers"):
+            shape.append("headers " + ",".join(sorted(str(name) for name in entry["headers"])))
+        parts.append("match [%s]" % "; ".join(shape or ["any"]))
+    return " ".join(parts)
+
+
+def policy_view(policy):
+    """What ``policy`` lets the agent reach, as sorted lines: ``host <name>`` per allowed host (allowed_domains and
+    route hosts), ``route <describe_route>`` per route, and the firewall's host lists and ports when set. No
+    credential value is in a policy, so none is here."""
+    if not isinstance(policy, dict):
+        return []
+    lines = ["host %s" % host for host in allowed_hosts(policy)]
+    lines += sorted("route %s" % describe_route(route) for route in _routes(policy))
+    for key in ("passthrough_domains", "trusted_domains"):
+        lines += ["%s %s" % (key.split("_", maxsplit=1)[0], host) for host in _host_setting(policy, key)]
+    ports = (policy.get("firewall") or {}).get("ports")
+    if ports:
+        lines.append("ports %s" % ",".join(str(port) for port in sorted(set(ports))))
+    return lines
+
+
+def policy_changes(before, after):
+    """What changes between two policies (``before`` None: nothing yet): the ``policy_view`` lines added and
+    removed, by kind - ``hosts_added``, ``hosts_removed``, ``routes_added``, ``routes_removed``, ``other_added``,
+    ``other_removed`` (firewall host lists and ports)."""
+    old, new = set(policy_view(before) if before is not None else []), set(policy_view(after))
+    out = {}
+    for kind, prefix in (("hosts", "host "), ("routes", "route ")):
+        out[kind + "_added"] = sorted(line[len(prefix):] for line in new - old if line.startswith(prefix))
+        out[kind + "_removed"] = sorted(line[len(prefix):] for line in old - new if line.startswith(prefix))
+    out["other_added"] = sorted(line for line in new - old if not line.startswith(("host ", "route ")))
+    out["other_removed"] = sorted(line for line in old - new if not line.startswith(("host ", "route ")))
+    return out
+
+
+def policy_diff(state_dir, before, after):
+    """An Ansible diff entry showing ``policy_view`` before and after, one line each (``before`` None: nothing)."""
+    def text(policy):
+        lines = policy_view(policy) if policy is not None else []
+        return "".join(line + "\n" for line in lines)
+    header = "%s: hosts and routes" % state_dir
+    return dict(before_header=header, after_header=header, before=text(before), after=text(after))
 
 
 # -- approvals --------------------------------------------------------------------------------

@@ -63,13 +63,21 @@ class ManifestError(ValueError):
     pass
 
 
-def _type_name(value):
-    return {dict: "a mapping", list: "a list", str: "a string"}.get(type(value), type(value).__name__)
+def type_name(value):
+    """What ``value`` is, in the words of the YAML a person wrote (never a Python class name: Ansible hands
+    plugins its own subclasses of str, dict and list)."""
+    if value is None:
+        return "empty (null)"
+    for kind, name in ((bool, "true/false"), (str, "a string"), (dict, "a mapping"), (list, "a list"),
+                       (tuple, "a list"), ((int, float), "a number")):
+        if isinstance(value, kind):
+            return name
+    return "a value of another kind"
 
 
 def _expect(value, kind, path, fix):
     if not isinstance(value, kind):
-        raise ManifestError("%s must be %s, not %s: %s" % (path, _type_name(kind()), _type_name(value), fix))
+        raise ManifestError("%s must be %s, not %s: %s" % (path, type_name(kind()), type_name(value), fix))
 
 
 def _unknown(mapping, allowed, path):
@@ -87,7 +95,7 @@ def _check_env(env, path):
         if name in RESERVED_ENV:
             raise ManifestError("%s.%s is set by the bottle itself (its only way out): remove it" % (path, name))
         if not isinstance(value, (str, int, float, bool)):
-            raise ManifestError("%s.%s must be a string, not %s" % (path, name, _type_name(value)))
+            raise ManifestError("%s.%s must be a string, not %s" % (path, name, type_name(value)))
 
 
 def _check_hosts(hosts, path):
@@ -299,6 +307,31 @@ def merge(parent, child):
     return out
 
 
+def merge_over(shipped, yours):
+    """``yours`` deep-merged over ``shipped``: mappings merge key by key, recursively; lists and other values
+    replace the shipped ones; a key whose value is null (``~``) removes the shipped key."""
+    if not isinstance(shipped, dict) or not isinstance(yours, dict):
+        return copy.deepcopy(yours)
+    out = copy.deepcopy(shipped)
+    for key, value in yours.items():
+        if value is None:
+            out.pop(key, None)
+        elif key in out:
+            out[key] = merge_over(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def overlay(shipped, yours):
+    """The definitions (agents or policies by name) of ``yours`` over the ``shipped`` ones: a name only one side
+    defines is taken as it is; a name both define is ``merge_over`` (a definition set to null removes the
+    shipped one). Anything not a mapping is returned as it is, for ``resolve`` to name."""
+    if not isinstance(shipped, dict) or not isinstance(yours, dict):
+        return yours if yours else shipped
+    return merge_over(shipped, yours)
+
+
 def resolve_policy(policies, name, path="bottle_policies", ref="the agent's policy"):
     """The policy ``name`` merged along its ``extends`` chain (root first).
 
@@ -354,7 +387,7 @@ def choose_model_credential(choice, model_credentials, path):
     for kind in wanted:
         if state[kind] == "set":
             return kind
-    said = ", ".join("%s is %s" % (MODEL_AUTH[kind][0], "empty" if state[kind] == "empty" else "not set")
+    said = ", ".join("%s is %s" % (MODEL_AUTH[kind][0], "set but empty" if state[kind] == "empty" else "not set")
                      for kind in wanted)
     if choice == "auto":
         hint = ("export ANTHROPIC_API_KEY (an API key) or CLAUDE_CODE_OAUTH_TOKEN (a Claude subscription's "

@@ -36,7 +36,10 @@ attributes:
         the archive that would be made (and fails as the real run would when an audit file cannot be read).
   diff_mode:
     support: full
-    description: Shows changed non-secret files (C(bundle/*), C(bundle-source.json)) before and after.
+    description:
+      - First the hosts and routes the agent may reach, one a line, before and after (a host or route added or
+        removed reads as one line of the diff; routes show the credential's name, never its value), then the
+        changed non-secret files (C(bundle/*), C(bundle-source.json)) before and after.
   idempotent:
     support: full
     description: Files already right are left alone.
@@ -178,6 +181,40 @@ archive:
   type: dict
   sample: {path: /home/me/.bot-bottle/archive/demo-20261202T101500Z,
            files: [supervise/audit.jsonl, audit/egress.jsonl], skipped: [], pruned: []}
+policy_changes:
+  description:
+    - What the agent may reach that changes with this run (in check mode, would change), against what the state
+      directory was last rendered from (nothing for a new bottle). Host names, and routes as one line each
+      (host, C(auth <scheme> <token_ref>), C(match [...])) - never a credential value.
+  returned: when state=present
+  type: dict
+  contains:
+    hosts_added:
+      description: Hosts the agent may reach from now on (allowed_domains and route hosts).
+      type: list
+      elements: str
+    hosts_removed:
+      description: Hosts it may no longer reach.
+      type: list
+      elements: str
+    routes_added:
+      description: Routes added or changed (their new line).
+      type: list
+      elements: str
+    routes_removed:
+      description: Routes removed or changed (their old line).
+      type: list
+      elements: str
+    other_added:
+      description: Firewall host lists (C(passthrough <host>), C(trusted <host>)) and C(ports ...) added.
+      type: list
+      elements: str
+    other_removed:
+      description: The same, removed.
+      type: list
+      elements: str
+  sample: {hosts_added: [pypi.org], hosts_removed: [], routes_added: ["api.github.com auth Bearer GH_TOKEN"],
+           routes_removed: [], other_added: [], other_removed: []}
 """
 
 import json
@@ -273,6 +310,11 @@ def main():
         changed.append(audit + "/")
         if not module.check_mode:
             os.makedirs(audit, mode=0o700, exist_ok=True)
+    try:
+        before_policy = bc.read_source(root)[0] if os.path.exists(os.path.join(root, bc.SOURCE)) else None
+    except ValueError:
+        before_policy = None  # unreadable: shown as nothing before, and rewritten below
+    after_policy = bc.bundle_policy(p["policy"])
     write = bc.StateWrite(root, dict(files, **{bc.SOURCE: source}))
     changed.extend(write.paths)
     if not module.check_mode:
@@ -283,9 +325,10 @@ def main():
         if not module.check_mode:
             bc.write_atomic(meta_path, (json.dumps(p["meta"], indent=2, sort_keys=True) + "\n").encode())
     config_hash = bc.files_hash(files) if module.check_mode else bc.config_hash(root)
-    result = dict(changed=bool(changed), path=root, changed_files=changed, config_hash=config_hash)
+    result = dict(changed=bool(changed), path=root, changed_files=changed, config_hash=config_hash,
+                  policy_changes=bc.policy_changes(before_policy, after_policy))
     if module._diff:
-        result["diff"] = write.diff()
+        result["diff"] = [bc.policy_diff(root, before_policy, after_policy)] + write.diff()
     module.exit_json(**result)
 
 

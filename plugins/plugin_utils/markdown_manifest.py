@@ -57,7 +57,7 @@ def parse(text, source, kind="agents"):
     data = {} if data is None else data
     if not isinstance(data, dict):
         raise ManifestError("%s: the front matter must be a mapping of %s keys, not %s"
-                            % (source, kind[:-1], type(data).__name__))
+                            % (source, kind[:-1], manifest.type_name(data)))
     body = body.strip("\n")
     if body.strip():
         if body_key in data:

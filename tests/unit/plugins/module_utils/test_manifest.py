@@ -244,7 +244,7 @@ def test_model_settings_are_checked(model, needle):
 
 
 def test_a_null_model_is_refused_naming_the_fix():
-    with pytest.raises(ManifestError, match=r"bottle_policies\.ai\.model must be a mapping, not NoneType: write "
+    with pytest.raises(ManifestError, match=r"bottle_policies\.ai\.model must be a mapping, not empty \(null\): write "
                                             r"model: \{\}"):
         resolve(MODEL_AGENTS, {"ai": {"model": None}}, "coder", model_credentials={"api_key": True})
 
@@ -285,8 +285,8 @@ def test_an_explicit_credential_is_taken_even_when_the_other_is_held_too(credent
 
 @pytest.mark.parametrize("held, said", [
     ({"api_key": "unset", "oauth": "unset"}, "ANTHROPIC_API_KEY is not set, CLAUDE_CODE_OAUTH_TOKEN is not set"),
-    ({"api_key": "empty", "oauth": "empty"}, "ANTHROPIC_API_KEY is empty, CLAUDE_CODE_OAUTH_TOKEN is empty"),
-    ({"api_key": "empty", "oauth": False}, "ANTHROPIC_API_KEY is empty, CLAUDE_CODE_OAUTH_TOKEN is not set"),
+    ({"api_key": "empty", "oauth": "empty"}, "ANTHROPIC_API_KEY is set but empty, CLAUDE_CODE_OAUTH_TOKEN is set but empty"),
+    ({"api_key": "empty", "oauth": False}, "ANTHROPIC_API_KEY is set but empty, CLAUDE_CODE_OAUTH_TOKEN is not set"),
     ({}, "ANTHROPIC_API_KEY is not set, CLAUDE_CODE_OAUTH_TOKEN is not set"),
 ])
 def test_without_a_model_credential_the_error_names_both_variables_and_how_to_set_them(held, said):
@@ -301,7 +301,7 @@ def test_without_a_model_credential_the_error_names_both_variables_and_how_to_se
 
 @pytest.mark.parametrize("credential, held, needle", [
     ("api_key", {"api_key": "empty", "oauth": "set"},
-     "bottle_policies.ai.model.credential is api_key, but ANTHROPIC_API_KEY is empty on the controller: export "
+     "bottle_policies.ai.model.credential is api_key, but ANTHROPIC_API_KEY is set but empty on the controller: export "
      "ANTHROPIC_API_KEY, or define it as an Ansible variable (ansible-vault encrypt_string into a vars file). Only "
      "the bottle's firewall gets it; the agent holds a placeholder."),
     ("oauth", {"api_key": "set"}, "model.credential is oauth, but CLAUDE_CODE_OAUTH_TOKEN is not set on the controller"),
@@ -419,7 +419,7 @@ def test_the_shipped_demo_policy_routes_the_model():
     r = resolve(agents, policies, "demo", model_credentials={"api_key": "unset", "oauth": "set"})
     assert r["policy"]["egress"]["routes"] == [OAUTH_ROUTE]
     assert r["env"] == {"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "CLAUDE_CODE_OAUTH_TOKEN": "bottle-placeholder-demo"}
-    with pytest.raises(ManifestError, match="ANTHROPIC_API_KEY is empty, CLAUDE_CODE_OAUTH_TOKEN is not set"):
+    with pytest.raises(ManifestError, match="ANTHROPIC_API_KEY is set but empty, CLAUDE_CODE_OAUTH_TOKEN is not set"):
         resolve(agents, policies, "demo", model_credentials={"api_key": "empty", "oauth": "unset"})
 
 
@@ -462,3 +462,35 @@ def test_a_key_shaped_placeholder_would_be_refused(dlp_engine):
     shaped = "sk-ant-api03-" + ("bottlePlaceholder0demo" * 5)[:93] + "AA"
     hit = dlp_engine.scan_head("/v1/messages", [("x-api-key", shaped)])
     assert hit is not None and hit.rule == "dlp:betterleaks.anthropic-api-key"
+
+
+class _Tagged(str):
+    pass
+
+
+class _TaggedList(list):
+    pass
+
+
+@pytest.mark.parametrize("value, name", [
+    (_Tagged("x"), "a string"), ("x", "a string"), (_TaggedList(), "a list"), ({}, "a mapping"), (3, "a number"),
+    (1.5, "a number"), (True, "true/false"), (None, "empty (null)"), (object(), "a value of another kind"),
+])
+def test_type_names_are_the_yaml_words_never_python_class_names(value, name):
+    from ansible_collections.botbottle.bottle.plugins.module_utils.manifest import type_name
+    assert type_name(value) == name
+
+
+def test_merge_over_merges_mappings_replaces_lists_and_null_removes():
+    from ansible_collections.botbottle.bottle.plugins.module_utils.manifest import merge_over, overlay
+    shipped = {"demo": {"env": {"A": "1", "B": "2"}, "allowed_domains": ["a.example"], "model": {}},
+               "other": {"allowed_domains": ["o.example"]}}
+    yours = {"demo": {"env": {"B": None, "C": "3"}, "allowed_domains": ["b.example"], "model": None},
+             "mine": {"allowed_domains": ["m.example"]}}
+    assert overlay(shipped, yours) == {
+        "demo": {"env": {"A": "1", "C": "3"}, "allowed_domains": ["b.example"]},
+        "other": {"allowed_domains": ["o.example"]},
+        "mine": {"allowed_domains": ["m.example"]},
+    }
+    assert merge_over({"a": {"b": 1}}, {"a": "x"}) == {"a": "x"}
+    assert overlay({"demo": {}}, "not a mapping") == "not a mapping"

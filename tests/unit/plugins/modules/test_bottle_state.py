@@ -122,9 +122,58 @@ def test_check_mode_writes_nothing_and_reports_the_hash(tmp_path):
 
 def test_diff_shows_bundle_files_only(tmp_path):
     result = run(tmp_path)
-    shown = sorted(os.path.relpath(d["after_header"], str(tmp_path / "demo")) for d in result["diff"])
+    assert result["diff"][0]["after_header"] == "%s: hosts and routes" % (tmp_path / "demo")
+    shown = sorted(os.path.relpath(d["after_header"], str(tmp_path / "demo")) for d in result["diff"][1:])
     assert shown == [bc.SOURCE, "bundle/egress.json", "bundle/git-gate.json", "bundle/supervise.json",
                      "bundle/upstream-ca.pem"]
+
+
+def test_diff_of_a_new_bottle_lists_every_host_and_route(tmp_path):
+    result = run(tmp_path, check=True)
+    view = result["diff"][0]
+    assert view["before"] == ""
+    assert view["after"] == "host api.anthropic.com\nhost api.example\nroute api.example auth Bearer API_TOKEN\n"
+    assert result["policy_changes"] == {
+        "hosts_added": ["api.anthropic.com", "api.example"], "hosts_removed": [],
+        "routes_added": ["api.example auth Bearer API_TOKEN"], "routes_removed": [],
+        "other_added": [], "other_removed": []}
+
+
+def test_diff_of_an_allowlist_and_route_change_names_what_came_and_went(tmp_path):
+    run(tmp_path)
+    narrowed = {"allowed_domains": ["pypi.org"],
+                "egress": {"routes": [{"host": "api.example", "auth": {"scheme": "Bearer", "token_ref": "API_TOKEN"},
+                                       "matches": [{"methods": ["GET"], "paths": [{"type": "prefix",
+                                                                                   "value": "/repos/"}]}]},
+                                      {"host": "api.github.com", "auth": {"scheme": "token", "token_ref": "GH"}}]},
+                "firewall": {"ports": [443]}}
+    result = run(tmp_path, check=True, policy=narrowed, tokens={"API_TOKEN": TOKEN, "GH": "gh-" + TOKEN})
+    assert result["changed"]
+    assert result["policy_changes"] == {
+        "hosts_added": ["api.github.com", "pypi.org"], "hosts_removed": ["api.anthropic.com"],
+        "routes_added": ["api.example auth Bearer API_TOKEN match [GET; prefix /repos/]",
+                         "api.github.com auth token GH"],
+        "routes_removed": ["api.example auth Bearer API_TOKEN"],
+        "other_added": ["ports 443"], "other_removed": []}
+    view = result["diff"][0]
+    assert view["before"].splitlines() == ["host api.anthropic.com", "host api.example",
+                                           "route api.example auth Bearer API_TOKEN"]
+    assert view["after"].splitlines() == [
+        "host api.example", "host api.github.com", "host pypi.org",
+        "route api.example auth Bearer API_TOKEN match [GET; prefix /repos/]", "route api.github.com auth token GH",
+        "ports 443"]
+    # Check mode: nothing written, and no credential value anywhere in what is shown.
+    assert json.loads((tmp_path / "demo" / bc.SOURCE).read_text())["policy"]["allowed_domains"] == [
+        "api.anthropic.com"]
+    assert TOKEN not in json.dumps(result) and SECRET not in json.dumps(result)
+
+
+def test_an_unchanged_policy_changes_nothing(tmp_path):
+    run(tmp_path)
+    again = run(tmp_path, check=True)
+    assert not again["changed"]
+    assert not any(again["policy_changes"].values())
+    assert again["diff"][0]["before"] == again["diff"][0]["after"]
 
 
 def test_absent(tmp_path):
