@@ -49,8 +49,8 @@ def plant_archive(tmp_path, slug="gone", agent="demo", hour=9):
     (state / "meta.json").write_text(json.dumps({"slug": slug, "agent": agent, "policy": agent, "backend": "docker",
                                                  "created": "2026-12-01T08:00:00Z"}))
     audit = egress_writer(state)
-    for _ in range(3):
-        audit.record("connect", "pypi.org", 443, "CONNECT")
+    for port in (443, 443, 80):
+        audit.record("connect", "pypi.org", port, "CONNECT")
     audit.record("connect", "evil.example", 443, "CONNECT", rule="allowlist", action="block", status=403)
     audit.record("request", "evil.example", 443, "GET", "/x?token=secret", rule="allowlist", action="block",
                  status=403)
