@@ -5,12 +5,15 @@
 
 Keys (on the selected ask): ``a`` approve, ``A`` approve this host for every bottle of the agent,
 ``r`` reject with a note, ``m`` modify (changes as JSON or YAML, merged by supervise's rule), ``q`` quit.
+``v`` switches the bottles table to the archives of torn-down bottles and back: the selected archive's
+firewall decisions and supervise events (asks, decisions, notes) fill the panes below, read-only.
 Reading and deciding go through a backend (``backend.py``): the collection's own code, nothing else.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 
@@ -64,6 +67,34 @@ def state_text(bottle):
     if bottle.get("containers") or bottle.get("machines"):
         return "stopped"
     return "state only"
+
+
+LIVE, ARCHIVES = "bottles", "archives"
+COLUMNS = {
+    (LIVE, "bottles"): ("machine", "bottle", "agent", "state", "health", "asks", "allowed", "refused"),
+    (LIVE, "asks"): ("machine", "bottle", "id", "what", "created", "justification"),
+    (ARCHIVES, "bottles"): ("machine", "bottle", "agent", "archived", "asks", "decisions", "allowed", "refused"),
+    (ARCHIVES, "asks"): ("time", "event", "by", "id", "what", "note / why"),
+}
+READ_ONLY = "an archive is read-only: nothing is decided on it (v: back to the live bottles and their asks)"
+
+
+def archive_key(archive):
+    return "archive:%s/%s" % (archive.get("inventory_host"), os.path.basename(archive.get("path") or ""))
+
+
+def event_what(event):
+    """What one supervise event was about (an ask as describe() says it; a decision: its kind and host)."""
+    if event.get("event") == "proposed":
+        return describe(event)
+    what = " ".join(str(v) for v in (event.get("kind"), event.get("host") or event.get("url")) if v)
+    if event.get("event") == "modified":
+        what += " changed: %s" % ", ".join(sorted(event.get("before") or {}))
+    if event.get("scope") == "agent":
+        what += " for every bottle of agent %s" % event.get("agent")
+    if event.get("from_bottle"):
+        what += " (decided on %s)" % event["from_bottle"]
+    return what
 
 
 def ago(ts, now=None):
@@ -122,6 +153,7 @@ class ConsoleApp(App):
         Binding("A", "decide('approve', 'agent')", "approve for the agent"),
         Binding("r", "reject", "reject + note"),
         Binding("m", "modify", "modify"),
+        Binding("v", "toggle_archives", "archives / bottles"),
         Binding("tab", "focus_next", "next pane", show=False),
         Binding("q", "quit", "quit"),
     ]
@@ -147,12 +179,19 @@ class ConsoleApp(App):
         self.asks_shown = None
         self.history = []     # the log's lines, unwrapped (the last 500)
         self.panes = {}
+        self.view = LIVE      # the bottles table shows the live bottles, or the archives of torn-down ones
+        self.archives_by_part = [[] for part in self.parts]
+        self.reading = set()  # parts whose archives are being read
+        self.archives = []    # in table order
+        self.selected_archive = None
+        self.events = []      # the selected archive's supervise events, in table order
 
     # --- layout ---------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
         # Kept as attributes: a query searches the screen on top, which may be a dialog.
         self.panes = {
+            "bottles-title": Static("Bottles", classes="title", id="bottles-title"),
             "bottles": DataTable(id="bottles", cursor_type="row"),
             "asks-title": Static("Asks waiting for you", classes="title", id="asks-title"),
             "asks": DataTable(id="asks", cursor_type="row"),
@@ -163,15 +202,12 @@ class ConsoleApp(App):
             "log": RichLog(id="log", markup=False, wrap=True),
         }
         yield Header()
-        yield Static("Bottles", classes="title")
-        for name in ("bottles", "asks-title", "asks", "detail", "firewall-title", "firewall", "log"):
+        for name in ("bottles-title", "bottles", "asks-title", "asks", "detail", "firewall-title", "firewall", "log"):
             yield self.panes[name]
         yield Footer()
 
     def on_mount(self):
-        self.panes["bottles"].add_columns("machine", "bottle", "agent", "state", "health", "asks", "allowed",
-                                          "refused")
-        self.panes["asks"].add_columns("machine", "bottle", "id", "what", "created", "justification")
+        self.set_columns()
         self.panes["firewall"].add_columns("host", "allowed", "refused", "held", "last", "refused by")
         self.panes["asks"].focus()
         for index, part in enumerate(self.parts):
@@ -196,7 +232,7 @@ class ConsoleApp(App):
         try:
             part = self.parts[index]
             try:
-                found, problems = part.proposals() if what == "proposals" else part.bottles()
+                found, problems = getattr(part, what)()
             except Exception as exc:  # pylint: disable=broad-except  # shown in the log; the next poll retries
                 found, problems = None, ["%s: %s" % (what, exc)]
             try:
@@ -213,6 +249,13 @@ class ConsoleApp(App):
             for line in problems:
                 self.log_line("! " + line)
             self.problems[key] = problems
+        if what == "archives":
+            self.reading.discard(index)
+            if found is not None:
+                self.archives_by_part[index] = found
+            if self.view == ARCHIVES:
+                self.show_archives()
+            return
         if found is None:
             return
         if what == "proposals":
@@ -233,6 +276,9 @@ class ConsoleApp(App):
                       key=lambda p: (str(p.get("created")), self.ask_key(p)))
         keys = [self.ask_key(p) for p in asks]
         self.announce(asks)
+        if self.view == ARCHIVES:  # the pane shows an archive's events: drawn on the way back
+            self.proposals, self.asks_shown = asks, None
+            return
         shown = [(self.ask_key(p), describe(p), p.get("justification")) for p in asks]
         if shown == self.asks_shown:
             self.proposals = asks  # the same rows in the same order; a field not shown may have changed
@@ -274,7 +320,7 @@ class ConsoleApp(App):
 
     def selected_proposal(self):
         table = self.panes["asks"]
-        if not self.proposals or table.row_count == 0:
+        if self.view == ARCHIVES or not self.proposals or table.row_count == 0:
             return None
         row = table.cursor_row
         if row is None or row < 0 or row >= len(self.proposals):
@@ -282,11 +328,20 @@ class ConsoleApp(App):
         return self.proposals[row]
 
     def on_data_table_row_highlighted(self, event):
+        key = event.row_key.value if event.row_key else None
+        archive = isinstance(key, str) and key.startswith("archive:")
         if event.data_table.id == "asks":
-            self.show_detail()
+            if self.view == ARCHIVES:
+                self.show_event()
+            else:
+                self.show_detail()
         elif event.data_table.id == "bottles":
-            self.selected_bottle = event.row_key.value if event.row_key else None
-            self.show_firewall()
+            if self.view == ARCHIVES and archive:
+                self.selected_archive = key
+                self.show_archive()
+            elif self.view == LIVE and not archive:  # a late event of the other view is not a selection
+                self.selected_bottle = key
+                self.show_firewall()
 
     def show_detail(self):
         p = self.selected_proposal()
@@ -314,7 +369,17 @@ class ConsoleApp(App):
 
     # --- decisions --------------------------------------------------------------------------------
 
+    def read_only(self):
+        """True (and says so) when the panes show an archive: no decision key acts on one."""
+        if self.view != ARCHIVES:
+            return False
+        self.log_line(READ_ONLY)
+        self.notify(READ_ONLY, title="read-only", severity="warning")
+        return True
+
     def action_decide(self, decision, scope="bottle", note="", changes=None):
+        if self.read_only():
+            return
         p = self.selected_proposal()
         if p is None:
             self.log_line("no ask selected")
@@ -355,6 +420,8 @@ class ConsoleApp(App):
             self.start_poll(index, "proposals")
 
     def action_reject(self):
+        if self.read_only():
+            return
         p = self.selected_proposal()
         if p is None:
             self.log_line("no ask selected")
@@ -368,6 +435,8 @@ class ConsoleApp(App):
                                     placeholder="use the internal mirror instead"), send)
 
     def action_modify(self):
+        if self.read_only():
+            return
         p = self.selected_proposal()
         if p is None:
             self.log_line("no ask selected")
@@ -399,6 +468,9 @@ class ConsoleApp(App):
 
     def show_bottles(self):
         bottles = [b for part in self.bottles_by_part for b in part]
+        if self.view == ARCHIVES:  # drawn on the way back
+            self.bottles = bottles
+            return
         pending = {}
         for p in self.proposals:
             where = (p.get("inventory_host"), p.get("slug"))
@@ -423,18 +495,113 @@ class ConsoleApp(App):
         self.show_firewall()
 
     def show_firewall(self):
-        table = self.panes["firewall"]
-        table.clear()
         bottle = next((b for b in self.bottles if "%s/%s" % (b.get("inventory_host"), b.get("slug")) == self.selected_bottle),
                       None)
         if bottle is None:
+            self.fill_firewall("Firewall decisions (selected bottle, by host)", [])
             return
-        self.panes["firewall-title"].update("Firewall decisions of %s, by host" % self.selected_bottle)
-        for row in (bottle.get("firewall") or [])[:200]:
+        self.fill_firewall("Firewall decisions of %s, by host" % self.selected_bottle, bottle.get("firewall"))
+
+    def fill_firewall(self, title, rows):
+        table = self.panes["firewall"]
+        table.clear()
+        self.panes["firewall-title"].update(title)
+        for row in (rows or [])[:200]:
             refused_by = ", ".join("%s %d" % item for item in sorted((row.get("rules") or {}).items()))
             table.add_row(row.get("host"), str(row.get("allowed", 0)), str(row.get("refused", 0)),
                           str(row.get("held", 0)),
                           "%s %s" % (row.get("last_action") or "", ago(row.get("last"))), refused_by or "-")
+
+    # --- archives of torn-down bottles (read-only) -------------------------------------------------
+
+    def set_columns(self):
+        for name in ("bottles", "asks"):
+            table = self.panes[name]
+            table.clear(columns=True)
+            table.add_columns(*COLUMNS[(self.view, name)])
+
+    def action_toggle_archives(self):
+        self.view = ARCHIVES if self.view == LIVE else LIVE
+        self.set_columns()
+        self.asks_shown = None  # the asks pane was emptied: drawn again on the way back
+        if self.view == LIVE:
+            self.panes["bottles-title"].update("Bottles")
+            self.show_bottles()
+            self.show_asks()
+            return
+        for index in range(len(self.parts)):  # read again each time they are shown
+            self.reading.add(index)
+            self.start_poll(index, "archives")
+        self.show_archives()
+
+    def show_archives(self):
+        archives = sorted((a for part in self.archives_by_part for a in part),
+                          key=lambda a: (str(a.get("archived")), archive_key(a)), reverse=True)
+        table = self.panes["bottles"]
+        selected = self.selected_archive
+        table.clear()
+        keys = []
+        for a in archives:
+            keys.append(archive_key(a))
+            table.add_row(a.get("inventory_host"), a.get("slug"), a.get("agent") or "-", a.get("archived") or "-",
+                          *(str(a.get(k, 0)) for k in ("asks", "decisions", "allowed", "refused")), key=keys[-1])
+        self.archives = archives
+        roots = sorted({str(getattr(part, "archive_root", "?")) for part in self.parts})
+        self.panes["bottles-title"].update("Archived bottles: %d under %s%s - read-only; v: back to the live bottles"
+                                           % (len(archives), ", ".join(roots),
+                                              " (reading...)" if self.reading else ""))
+        if selected in keys:
+            table.move_cursor(row=keys.index(selected))
+        elif keys:
+            self.selected_archive = keys[0]
+        self.show_archive()
+
+    def selected_archive_record(self):
+        return next((a for a in self.archives if archive_key(a) == self.selected_archive), None)
+
+    def show_archive(self):
+        archive = self.selected_archive_record()
+        where = self.selected_archive[len("archive:"):] if archive else None
+        self.fill_firewall("Firewall decisions of the archive %s, by host" % where if archive
+                           else "Firewall decisions (selected archive, by host)", archive and archive.get("firewall"))
+        self.events = list((archive or {}).get("events") or [])[-500:]
+        table = self.panes["asks"]
+        table.clear()
+        for number, e in enumerate(self.events):
+            table.add_row(e.get("time") or "-", e.get("event") or "-", e.get("by") or "-", e.get("id") or "-",
+                          event_what(e), str(e.get("note") or e.get("justification") or "")[:80],
+                          key="event:%d" % number)
+        self.panes["asks-title"].update(
+            "Supervise events of the archive %s: %d asks, %d decisions (read-only)"
+            % (where, archive.get("asks", 0), archive.get("decisions", 0)) if archive
+            else "Supervise events (selected archive)")
+        self.show_event()
+
+    def show_event(self):
+        detail = self.panes["detail"]
+        archive = self.selected_archive_record()
+        if archive is None:
+            detail.update("No archive under %s yet: teardown archives a bottle's audit there." % ", ".join(
+                sorted({str(getattr(part, "archive_root", "?")) for part in self.parts})) if not self.reading
+                else "Reading the archives...")
+            return
+        lines = ["%s/%s of agent %s: created %s, archived %s; %s" % (
+            archive.get("inventory_host"), archive.get("slug"), archive.get("agent") or "-", archive.get("created") or "-",
+            archive.get("archived") or "-", archive.get("path"))]
+        table = self.panes["asks"]
+        row = table.cursor_row
+        if self.events and row is not None and 0 <= row < len(self.events):
+            e = self.events[row]
+            lines.append("%s by %s at %s: %s (%s)" % (e.get("event"), e.get("by") or "-", e.get("time") or "-",
+                                                      event_what(e), e.get("id") or "-"))
+            for field in ("justification", "note", "matches", "before", "after", "auth_ref", "excerpt", "where"):
+                if e.get(field):
+                    value = e[field] if isinstance(e[field], str) else json.dumps(e[field])
+                    lines.append("%s: %s" % (field, value))
+        elif not self.events:
+            lines.append("No supervise event: the agent asked nothing.")
+        lines.append(READ_ONLY)
+        detail.update("\n".join(lines))
 
     def log_traceback(self, exc):
         import traceback  # pylint: disable=import-outside-toplevel

@@ -10,6 +10,11 @@
 - ``AnsibleBackend``: an inventory's other hosts. The collection's modules run ad hoc through
   ``ansible`` (``bottle_info`` with ``health`` and ``audit``, ``bottle_supervise`` to list and decide).
 
+Every backend offers ``archives() -> (archives, problems)`` too: the archives teardown left of torn-down
+bottles under the archive root (``audit_archive``), as ``bottle_info`` with ``archived`` and
+``archive_events`` lists them (read by ``audit_log``): slug, agent, archived, counts (asks, decisions,
+allowed, refused, held), ``firewall`` by host and supervise's ``events``. They are read-only.
+
 Every backend offers ``bottles() -> (bottles, problems)``, ``proposals() -> (proposals, problems)``
 and ``decide(proposal, decision, note="", changes=None, scope="bottle") -> result``; bottles and
 proposals carry ``inventory_host`` (the machine, as the inventory names it; a proposal's ``host`` is what
@@ -26,7 +31,7 @@ import re
 import subprocess
 import tempfile
 
-from ansible_collections.botbottle.bottle.plugins.module_utils import audit_log, fleet_view, naming
+from ansible_collections.botbottle.bottle.plugins.module_utils import audit_archive, audit_log, fleet_view, naming
 from ansible_collections.botbottle.bottle.plugins.module_utils import supervise_decide
 from ansible_collections.botbottle.bottle.plugins.module_utils.supervise import SuperviseError
 
@@ -84,8 +89,9 @@ class LocalBackend:
     """This machine's bottles, read and decided with the collection's module_utils."""
 
     def __init__(self, state_root=naming.DEFAULT_STATE_ROOT, host="localhost", client_factory=docker_client,
-                 environ=None, reload_client_factory=None):
+                 environ=None, reload_client_factory=None, archive_root=audit_archive.DEFAULT_ROOT):
         self.state_root = os.path.abspath(os.path.expanduser(state_root))
+        self.archive_root = os.path.abspath(os.path.expanduser(archive_root))
         self.host = host
         self.client_factory = client_factory
         self.environ = os.environ if environ is None else environ
@@ -126,6 +132,14 @@ class LocalBackend:
                 b["firewall"] = follower.hosts.rows()
         return bottles, problems
 
+    def archives(self):
+        from ansible_collections.botbottle.bottle.plugins.modules import bottle_info  # pylint: disable=import-outside-toplevel
+        try:
+            found = bottle_info.archived(self.archive_root, events=True)
+        except Exception as exc:  # pylint: disable=broad-except  # shown in the log
+            return [], ["%s: reading the archives under %s failed: %s" % (self.host, self.archive_root, exc)]
+        return with_host(found, self.host)
+
     def proposals(self):
         found, problems = supervise_decide.list_all(self.state_root)
         return [dict(p, inventory_host=self.host) for p in found], ["%s: %s" % (self.host, why) for why in problems]
@@ -158,6 +172,13 @@ def parse_minimal(output):
     return results
 
 
+def with_host(archives, host):
+    """(archives marked with ``inventory_host``, the problems their reading met)."""
+    problems = ["%s: archive %s: %s" % (host, os.path.basename(a.get("path") or "?"), why)
+                for a in archives for why in a.get("problems") or []]
+    return [dict(a, inventory_host=host) for a in archives], problems
+
+
 class AnsibleBackend:
     """Bottles on an inventory's hosts, read and decided by running the collection's modules ad hoc."""
 
@@ -165,10 +186,11 @@ class AnsibleBackend:
     bottle_interval = 15.0
 
     def __init__(self, inventory, hosts, state_root=naming.DEFAULT_STATE_ROOT, ansible="ansible",
-                 environ=None, timeout=120):
+                 environ=None, timeout=120, archive_root=audit_archive.DEFAULT_ROOT):
         self.inventory = inventory
         self.hosts = list(hosts)
         self.state_root = state_root
+        self.archive_root = archive_root  # a path on each host (~ is the remote user's home)
         self.ansible = ansible
         self.environ = dict(os.environ if environ is None else environ)
         self.timeout = timeout
@@ -217,6 +239,25 @@ class AnsibleBackend:
                                    for c in b.get("containers", []))
                 b.setdefault("firewall", [])
                 out.append(b)
+        return out, problems
+
+    def archives(self):
+        if not self.hosts:
+            return [], []
+        results, error = self.run(self._pattern(), "botbottle.bottle.bottle_info",
+                                  {"state_root": self.state_root, "archived": True, "archive_events": True,
+                                   "archive_root": self.archive_root, "smolvm": False})
+        out, problems = [], [error] if error else []
+        for host in self.hosts:
+            state, result = results.get(host, (None, None))
+            if result is None:
+                continue
+            if state not in ("SUCCESS", "CHANGED"):
+                problems.append("%s: %s" % (host, result.get("msg", state)))
+                continue
+            found, bad = with_host(result.get("archives", []), host)
+            out.extend(found)
+            problems.extend(bad)
         return out, problems
 
     def proposals(self):
@@ -286,6 +327,14 @@ class Fleet:
         out, problems = [], []
         for part in self.parts:
             found, bad = part.proposals()
+            out.extend(found)
+            problems.extend(bad)
+        return out, problems
+
+    def archives(self):
+        out, problems = [], []
+        for part in self.parts:
+            found, bad = part.archives()
             out.extend(found)
             problems.extend(bad)
         return out, problems

@@ -35,6 +35,9 @@ def parser():
     p.add_argument("--hosts", default="all", help="the inventory's hosts to watch, an Ansible pattern (default: all)")
     p.add_argument("--state-root", default="~/.bot-bottle/state",
                    help="where bottles keep their state (default: ~/.bot-bottle/state)")
+    p.add_argument("--archive-root", default="~/.bot-bottle/archive",
+                   help="where teardown archives bottles' audit, on each host (the role's bottle_archive_root; "
+                        "default: ~/.bot-bottle/archive); v in the console shows them")
     p.add_argument("--poll", type=float, default=1.0, help="seconds between looks for new asks on this machine")
     p.add_argument("--no-notify", action="store_true", help="no desktop notification (the terminal bell still rings)")
     return p
@@ -48,15 +51,16 @@ def ansible_command():
 def build_backend(args):
     from botbottle_console import backend as bk  # pylint: disable=import-outside-toplevel
     if not args.inventory:
-        return bk.LocalBackend(args.state_root)
+        return bk.LocalBackend(args.state_root, archive_root=args.archive_root)
     os.environ.setdefault("ANSIBLE_CONFIG", os.path.join(ROOT, "ansible.cfg"))
     hosts = bk.inventory_hosts(args.inventory, args.hosts, ansible_command())
     if not hosts:
         raise ValueError("inventory %s has no host matching %r" % (args.inventory, args.hosts))
     local = next((h for h in hosts if h in bk.LOCAL_NAMES), None)
     remote = [h for h in hosts if h not in bk.LOCAL_NAMES]
-    return bk.Fleet(bk.LocalBackend(args.state_root, host=local) if local else None,
-                    bk.AnsibleBackend(args.inventory, remote, args.state_root, ansible_command()) if remote else None)
+    return bk.Fleet(bk.LocalBackend(args.state_root, host=local, archive_root=args.archive_root) if local else None,
+                    bk.AnsibleBackend(args.inventory, remote, args.state_root, ansible_command(),
+                                      archive_root=args.archive_root) if remote else None)
 
 
 def main(argv=None):

@@ -74,6 +74,12 @@ options:
         of the end of its C(egress.jsonl)), and C(firewall) by host.
     type: bool
     default: false
+  archive_events:
+    description:
+      - With O(archived), each archive's supervise events too (C(events), oldest first) - the asks (C(proposed))
+        and the decisions (C(modified), C(approved), C(rejected)) with their notes, as supervise wrote them.
+    type: bool
+    default: false
   archive_root:
     description: Where teardown archives bottles' audit (the role's C(bottle_archive_root)).
     type: path
@@ -164,7 +170,9 @@ archives:
        archived: "2026-12-02T10:15:00Z", host: laptop, path: /home/me/.bot-bottle/archive/demo-20261202T101500Z,
        asks: 2, decisions: 1, allowed: 40, refused: 3, held: 0,
        firewall: [{host: pypi.org, allowed: 40, refused: 0, held: 0, last: 1764650000.5, last_action: allow,
-                   last_rule: null, rules: {}}], problems: []}
+                   last_rule: null, rules: {}}], problems: [],
+       events: [{event: proposed, by: agent, id: 3f9c2a7d41be0c55, kind: domain, host: pypi.org,
+                 time: "2026-12-01T09:30:00Z", justification: "pip install"}]}
 loopback:
   description: The loopback address for O(slug) and where it comes from (C(bundle), C(meta) or C(allocated)).
   returned: when O(loopback_pool) and O(slug) are set
@@ -243,19 +251,22 @@ def collect(client, state_root, slug=None, agent=None, machines=None):
     return [bottles[k] for k in sorted(bottles)]
 
 
-def archived(archive_root, slug=None, agent=None, max_bytes=audit_log.DEFAULT_TAIL):
-    """The archives of torn-down bottles with what their audit counts (audit_log reads them)."""
+def archived(archive_root, slug=None, agent=None, max_bytes=audit_log.DEFAULT_TAIL, events=False):
+    """The archives of torn-down bottles with what their audit counts (audit_log reads them); with
+    ``events``, supervise's events of each (``events``, oldest first)."""
     out = []
     for entry in audit_archive.list_archives(archive_root, slug=slug, agent=agent):
         record = audit_log.summary(entry["path"], max_bytes)
-        meta, events = entry["meta"], record["supervise"]
+        meta, supervised = entry["meta"], record["supervise"]
         item = {key: meta.get(key) for key in ("agent", "policy", "backend", "created", "host")}
         item.update(slug=entry["slug"], archived=entry["archived"], path=entry["path"],
-                    asks=sum(1 for e in events if e.get("event") == "proposed"),
-                    decisions=sum(1 for e in events if e.get("event") in ("approved", "rejected")),
+                    asks=sum(1 for e in supervised if e.get("event") == "proposed"),
+                    decisions=sum(1 for e in supervised if e.get("event") in ("approved", "rejected")),
                     firewall=record["firewall"], problems=record["problems"])
         for key in ("allowed", "refused", "held"):
             item[key] = sum(row[key] for row in record["firewall"])
+        if events:
+            item["events"] = supervised
         out.append(item)
     return out
 
@@ -311,6 +322,7 @@ def main():
         audit=dict(type="bool", default=False),
         audit_bytes=dict(type="int", default=1048576),
         archived=dict(type="bool", default=False),
+        archive_events=dict(type="bool", default=False),
         archive_root=dict(type="path", default=audit_archive.DEFAULT_ROOT),
         older_than=dict(type="str"),
         orphans=dict(type="bool", default=False),
@@ -346,7 +358,7 @@ def main():
         module.fail_json(msg="docker engine error while listing bottles: %s" % exc)
     if module.params["archived"]:
         extra["archives"] = archived(module.params["archive_root"], module.params["slug"], module.params["agent"],
-                                     module.params["audit_bytes"])
+                                     module.params["audit_bytes"], module.params["archive_events"])
     module.exit_json(changed=False, bottles=bottles, images=images, smolvm=smolvm_report, **extra)
 
 

@@ -51,3 +51,12 @@ def test_archives_are_listed_with_their_counts(tmp_path):
     assert [a["slug"] for a in run_module(bottle_info, FakeEngine().client, dict(args, slug="demo"))["archives"]] \
         == ["demo"]
     assert "archives" not in run_module(bottle_info, FakeEngine().client, dict(args, archived=False))
+
+
+def test_archive_events_adds_the_supervise_events(tmp_path):
+    archive_of(tmp_path, "demo", "demo", 9)
+    args = {"state_root": str(tmp_path / "state-none"), "archived": True, "archive_root": str(tmp_path / "archive")}
+    assert "events" not in run_module(bottle_info, FakeEngine().client, args)["archives"][0]
+    got = run_module(bottle_info, FakeEngine().client, dict(args, archive_events=True))["archives"][0]
+    assert [(e["event"], e["id"]) for e in got["events"]] == [
+        ("proposed", "0123456789abcdef"), ("proposed", "1111222233334444"), ("rejected", "0123456789abcdef")]
