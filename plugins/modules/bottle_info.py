@@ -128,6 +128,14 @@ smolvm:
   type: dict
   sample: {available: true, path: /usr/local/bin/smolvm, reason: null,
            boot: {supported: false, reason: "this host's KVM is PVM ..."}}
+approved:
+  description:
+    - With O(slug), what the operator approved through supervise for that bottle (C(supervise-approved.json) in
+      its state directory, as M(botbottle.bottle.bottle_supervise) records it, for the C(with_approvals) filter);
+      C({}) when nothing was approved.
+  returned: when O(slug) is set
+  type: dict
+  sample: {domains: [registry.npmjs.org], routes: []}
 loopback:
   description: The loopback address for O(slug) and where it comes from (C(bundle), C(meta) or C(allocated)).
   returned: when O(loopback_pool) and O(slug) are set
@@ -140,7 +148,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.botbottle.bottle.plugins.module_utils import fleet_view, loopback, naming, smolvm
+from ansible_collections.botbottle.bottle.plugins.module_utils import bundle_config, fleet_view, loopback, naming, smolvm
 from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import (
     DOCKER_COMMON_ARGS, DockerException, bottle_containers, bottle_networks, find_image, get_docker_client)
 
@@ -236,6 +244,24 @@ def smolvm_machines(module):
                              "containers only)" % exc, smolvm=report)
 
 
+def read_approved(module):
+    """The bottle's supervise-approved.json ({} when absent); fails naming the file when it is not a JSON object."""
+    p = module.params
+    path = os.path.join(naming.state_dir(p["slug"], p["state_root"]), bundle_config.APPROVED)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            approved = json.load(handle)
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        module.fail_json(msg="cannot read %s (%s): fix it, or remove it to drop bottle %s's approvals"
+                         % (path, exc, p["slug"]))
+    if not isinstance(approved, dict):
+        module.fail_json(msg="%s is not a JSON object: fix it, or remove it to drop bottle %s's approvals"
+                         % (path, p["slug"]))
+    return approved
+
+
 def choose_loopback(module, client):
     p = module.params
     meta = read_meta(naming.state_dir(p["slug"], p["state_root"]))
@@ -274,6 +300,8 @@ def main():
         bottles = collect(client, module.params["state_root"], module.params["slug"], module.params["agent"],
                           machines=machines)
         images = look_up_images(client, module.params["images"])
+        if module.params["slug"] and not naming.slug_error(module.params["slug"]):
+            extra["approved"] = read_approved(module)
         if module.params["loopback_pool"] and module.params["slug"]:
             extra["loopback"] = choose_loopback(module, client)
         bottles = fleet_view.select(fleet_view.add_orphan(fleet_view.add_age(client, bottles)),

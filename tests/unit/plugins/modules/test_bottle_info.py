@@ -193,3 +193,23 @@ def test_loopback_choice(tmp_path, setup, expected):
     if expected == "meta":
         assert result["loopback"]["address"] == setup["meta"]
     assert not result["changed"]
+
+
+def test_approved_read_for_one_slug(tmp_path):
+    engine = FakeEngine()
+    assert run_module(bottle_info, engine.client, {"state_root": str(tmp_path), "slug": "demo"})["approved"] == {}
+    (tmp_path / "demo").mkdir()
+    approved = {"domains": ["registry.npmjs.org"], "routes": []}
+    (tmp_path / "demo" / "supervise-approved.json").write_text(json.dumps(approved))
+    assert run_module(bottle_info, engine.client, {"state_root": str(tmp_path), "slug": "demo"})["approved"] == approved
+    assert "approved" not in run_module(bottle_info, engine.client, {"state_root": str(tmp_path)})
+
+
+@pytest.mark.parametrize("content", ["{not json", "[1, 2]"])
+def test_unreadable_approvals_fail_naming_the_file(tmp_path, content):
+    from ansible_collections.botbottle.bottle.tests.unit.plugins.modules.docker_fakes import Failed
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "demo" / "supervise-approved.json").write_text(content)
+    with pytest.raises(Failed) as failed:
+        run_module(bottle_info, FakeEngine().client, {"state_root": str(tmp_path), "slug": "demo"})
+    assert "supervise-approved.json" in str(failed.value) and "remove it" in str(failed.value)
