@@ -92,24 +92,45 @@ class DockerTransport(AgentTransport):
         return content, {"mode": info.mode & 0o7777, "uid": info.uid, "gid": info.gid}
 
     def _put(self, path, content, mode, uid, gid):
-        if isinstance(content, str):
-            content = content.encode("utf-8")
+        self._put_archive(posixpath.dirname(path) or "/", [(posixpath.basename(path), content, mode, uid, gid)], path)
+
+    def _put_archive(self, where, members, what):
+        """Extract ``members`` (name relative to ``where``, content, mode, uid, gid) in one archive."""
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w") as tar:
-            info = tarfile.TarInfo(posixpath.basename(path))
-            info.size = len(content)
-            info.mode = mode
-            info.uid, info.gid = uid, gid
-            info.mtime = int(time.time())
-            tar.addfile(info, io.BytesIO(content))
+            for name, content, mode, uid, gid in members:
+                if isinstance(content, str):
+                    content = content.encode("utf-8")
+                info = tarfile.TarInfo(name)
+                info.size = len(content)
+                info.mode = mode
+                info.uid, info.gid = uid, gid
+                info.mtime = int(time.time())
+                tar.addfile(info, io.BytesIO(content))
         try:
-            ok = self.container.put_archive(posixpath.dirname(path) or "/", buf.getvalue())
+            ok = self.container.put_archive(where, buf.getvalue())
         except Exception as exc:
-            raise TransportError("could not write %s into %s: %s" % (path, self.name, exc))
+            raise TransportError("could not write %s into %s: %s" % (what, self.name, exc))
         if not ok:
-            raise TransportError("could not write %s into %s" % (path, self.name))
+            raise TransportError("could not write %s into %s" % (what, self.name))
 
     def write_file(self, path, content, mode=0o644, owner=None):
         uid, gid = self.ids(owner)
         self.ensure_dir(posixpath.dirname(path), owner=owner)
         self._put(path, content, mode, uid, gid)
+
+    def write_files(self, entries):
+        """One ``mkdir`` per owner for the parents, then every file in one archive extracted at ``/``
+        (the engine writes, owners and modes from the archive)."""
+        entries = list(entries)
+        if not entries:
+            return
+        parents = {}
+        for path, _content, _mode, owner in entries:
+            folders = parents.setdefault(owner, [])
+            if posixpath.dirname(path) not in folders:
+                folders.append(posixpath.dirname(path))
+        for owner, folders in parents.items():
+            self.ensure_dirs(folders, owner=owner)
+        members = [(path.lstrip("/"), content, mode) + self.ids(owner) for path, content, mode, owner in entries]
+        self._put_archive("/", members, ", ".join(path for path, _c, _m, _o in entries))

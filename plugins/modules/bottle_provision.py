@@ -334,16 +334,16 @@ def read_ca(module, path):
 
 def provision(module, transport, ca_pem):
     p = module.params
-    files, diffs = [], []
-    ca_changed = False
-    wanted = desired_files(p, ca_pem)
+    files, diffs, writes = [], [], []
+    wanted = [entry + (None,) for entry in desired_files(p, ca_pem)]
     if p.get("mcp_servers") or p.get("model"):
         path = p["agent_home"].rstrip("/") + "/.claude.json"
-        current, _stat = transport.read_file_info(path)
-        wanted.append((path, claude_json(current, p["mcp_servers"] or {}, p.get("model")), 0o600,
-                       "%s:%s" % (p["agent_user"], p["agent_user"])))
-    for path, content, mode, owner in wanted:
         current, stat = transport.read_file_info(path)
+        # Read once: the new content is built from the current one.
+        wanted.append((path, claude_json(current, p["mcp_servers"] or {}, p.get("model")), 0o600,
+                       "%s:%s" % (p["agent_user"], p["agent_user"]), (current, stat)))
+    for path, content, mode, owner, known in wanted:
+        current, stat = known if known is not None else transport.read_file_info(path)
         ids = transport.ids(owner)
         reasons = differences(current, stat, content, mode, ids)
         files.append({"path": path, "changed": bool(reasons), "reasons": reasons})
@@ -352,9 +352,11 @@ def provision(module, transport, ca_pem):
         diffs.append(dict(before_header=header(path, stat), before=describe(current, stat),
                           after_header=header(path, {"mode": mode, "uid": ids[0], "gid": ids[1]}),
                           after=content.decode("utf-8", "replace")))
-        if not module.check_mode:
-            transport.write_file(path, content, mode=mode, owner=owner)
-        ca_changed = ca_changed or path == CA_TARGET
+        writes.append((path, content, mode, owner))
+    # Every file that differs in one go (the docker transport: one mkdir per owner, one archive).
+    if writes and not module.check_mode:
+        transport.write_files(writes)
+    ca_changed = any(path == CA_TARGET for path, _c, _m, _o in writes)
     refresh = ca_pem is not None and (ca_changed or transport.stat(CA_LINK) is None)
     if refresh and not module.check_mode:
         rc, out, err = transport.run(["update-ca-certificates"], user="root")
@@ -413,15 +415,18 @@ def main():
                                  "gets a placeholder only; the credential stays on the controller and in the firewall")
     if not p["agent_home"].startswith("/"):
         module.fail_json(msg="agent_home %s must be an absolute path inside the agent" % p["agent_home"])
-    bundle, deadline = None, time.monotonic() + p["bundle_health_timeout"]
+    bundle, client, deadline = None, None, time.monotonic() + p["bundle_health_timeout"]
     if p["bundle"] and not module.check_mode:
-        bundle = find_bundle(module, get_docker_client(module))
+        client = get_docker_client(module)
+        bundle = find_bundle(module, client)
         if p["ca_cert_path"]:
             wait_for_ca(module, bundle, p["ca_cert_path"], deadline)
     ca_pem = read_ca(module, p["ca_cert_path"]) if p["ca_cert_path"] else None
 
     try:
-        transport = get_transport(module, p["transport"], p["target"])
+        # One engine connection for the bundle and a docker agent.
+        transport = get_transport(module, p["transport"], p["target"],
+                                  **({"client": client} if client is not None and p["transport"] == "docker" else {}))
         files, diffs, refreshed = provision(module, transport, ca_pem)
     except (TransportError, DockerException) as exc:
         module.fail_json(msg="cannot provision %s over %s: %s" % (p["target"], p["transport"], exc))

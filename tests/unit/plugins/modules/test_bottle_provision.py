@@ -39,14 +39,14 @@ def run(box, ca, check=False, engine=None, **overrides):
     args.update(overrides)
     seen = {}
 
-    def fake_transport(module, kind, target):
-        seen["kind"] = kind
+    def fake_transport(module, kind, target, client=None):
+        seen["kind"], seen["client"] = kind, client
         return DockerTransport(FakeClient(box), target)
 
     with mock.patch.object(bottle_provision, "get_transport", fake_transport), \
             mock.patch.object(bottle_provision, "get_docker_client", None, create=True):
         result = run_module(bottle_provision, engine.client if engine else None, args, check=check, diff=True)
-    result["_kind"] = seen.get("kind")
+    result["_kind"], result["_client"] = seen.get("kind"), seen.get("client")
     return result
 
 
@@ -354,6 +354,7 @@ def test_with_bundle_provisions_then_reports_its_health(box, ca):
     engine = started_bundle()
     result = run_with_bundle(box, ca, engine)
     assert result["changed"] and result["health"] == {"egress": "healthy"}
+    assert result["_client"] is engine.client  # one connection for the bundle and the agent
     assert node(box, PROMPT)[0] == b"Be careful."
 
 
@@ -390,3 +391,19 @@ def test_a_missing_bundle_is_named(box, ca):
 def test_with_bundle_in_check_mode_no_wait(box, ca):
     result = run_with_bundle(box, ca, started_bundle(), check=True)
     assert "health" not in result and box.fs.get(PROMPT) is None
+
+
+def test_every_write_in_one_archive_and_one_mkdir_per_owner(box, ca):
+    archives = []
+    extract = box.put_archive
+
+    def counted(path, data):
+        archives.append(path)
+        return extract(path, data)
+    box.put_archive = counted
+    run(box, ca, skills={"lint": "# lint", "deploy": "# deploy"}, mcp_servers={"supervise": {"type": "http"}})
+    assert archives == ["/"]
+    mkdirs = [(argv, user) for argv, user in box.execs if argv[0] == "mkdir"]
+    assert sorted(user for _argv, user in mkdirs) == ["agent", "root"]
+    assert node(box, "/home/agent/.claude/skills/deploy/SKILL.md")[2:] == (1000, 1000)
+    assert node(box, "/home/agent/.claude.json")[1:] == (0o600, 1000, 1000)
