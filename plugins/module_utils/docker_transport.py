@@ -91,6 +91,40 @@ class DockerTransport(AgentTransport):
             return None, None
         return content, {"mode": info.mode & 0o7777, "uid": info.uid, "gid": info.gid}
 
+    def _account_files(self):
+        """{name: (uid, gid)} from /etc/passwd and {name: gid} from /etc/group, read through the engine."""
+        if "_accounts" not in self.__dict__:
+            users, groups = {}, {}
+            for line in (self.read_file("/etc/passwd") or b"").decode("utf-8", "replace").splitlines():
+                fields = line.split(":")
+                if len(fields) >= 4 and fields[2].isdigit() and fields[3].isdigit():
+                    users.setdefault(fields[0], (int(fields[2]), int(fields[3])))
+            for line in (self.read_file("/etc/group") or b"").decode("utf-8", "replace").splitlines():
+                fields = line.split(":")
+                if len(fields) >= 3 and fields[2].isdigit():
+                    groups.setdefault(fields[0], int(fields[2]))
+            self._accounts = users, groups
+        return self._accounts
+
+    def _lookup_ids(self, owner):
+        """From the agent's /etc/passwd and /etc/group (no process started in the agent); a name not
+        found there (another name service) is asked of ``id``/``getent`` as the base class does."""
+        users, groups = self._account_files()
+        user, _sep, group = str(owner).partition(":")
+        if user.isdigit():
+            uid, primary = int(user), int(user)
+        elif user in users:
+            uid, primary = users[user]
+        else:
+            return AgentTransport._lookup_ids(self, owner)
+        if not group:
+            return uid, primary
+        if group.isdigit():
+            return uid, int(group)
+        if group in groups:
+            return uid, groups[group]
+        return AgentTransport._lookup_ids(self, owner)
+
     def _put(self, path, content, mode, uid, gid):
         self._put_archive(posixpath.dirname(path) or "/", [(posixpath.basename(path), content, mode, uid, gid)], path)
 
