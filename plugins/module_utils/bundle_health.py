@@ -86,5 +86,5 @@ def _unhealthy(container, name, why, report):
     if own:
         parts.append("Their log lines:\n" + "\n".join(own))
     parts.append("Last %d lines of docker logs %s:\n%s" % (len(tail), name, "\n".join(tail)))
-    return BundleUnhealthy("\n".join(parts), dict(health=report, unhealthy=bad, logs=tail,
-                                                   container={"id": container.id, "name": name}))
+    details = dict(health=report, unhealthy=bad, logs=tail, container={"id": container.id, "name": name})
+    return BundleUnhealthy("\n".join(parts), details)
