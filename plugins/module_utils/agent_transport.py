@@ -10,12 +10,16 @@
 - ``read_file(path) -> bytes | None`` (None: no such file);
 - ``write_file(path, content, mode=0o644, owner=None)``: parents created,
   owned by ``owner`` (``user[:group]``) or root;
+- ``write_files(entries)``: each ``(path, content, mode, owner)`` as ``write_file``
+  writes it; a backend may do it in fewer round trips (docker: one mkdir per owner,
+  one archive);
 - ``stat(path) -> {"mode", "uid", "gid"} | None``;
 - ``read_file_info(path) -> (bytes | None, stat | None)``: both at once
   (one engine call for docker).
 
-It also gives ``ids(owner)`` (numeric uid/gid, cached) and
-``ensure_dir(path, owner, mode)`` on top of ``run``. ``TransportError`` is what
+It also gives ``ids(owner)`` (numeric uid/gid, cached),
+``ensure_dir(path, owner, mode)`` and ``ensure_dirs(paths, owner, mode)`` (one
+command for all) on top of ``run``. ``TransportError`` is what
 every backend raises.
 
 The backends, each in its own file: ``DockerTransport`` (``docker_transport.py``)
@@ -46,6 +50,11 @@ class AgentTransport:
     def write_file(self, path, content, mode=0o644, owner=None):
         """Write ``content`` to ``path`` (parents created), owned by ``owner`` (user[:group]) or root."""
         raise NotImplementedError
+
+    def write_files(self, entries):
+        """Write each ``(path, content, mode, owner)`` of ``entries`` as ``write_file`` does."""
+        for path, content, mode, owner in entries:
+            self.write_file(path, content, mode=mode, owner=owner)
 
     def stat(self, path):
         """``{"mode": int, "uid": int, "gid": int}`` of ``path``, or None when it does not exist."""
@@ -89,7 +98,11 @@ class AgentTransport:
 
     def ensure_dir(self, path, owner=None, mode=0o755):
         """Create ``path`` and its parents as ``owner``'s user (root when None)."""
+        self.ensure_dirs([path], owner=owner, mode=mode)
+
+    def ensure_dirs(self, paths, owner=None, mode=0o755):
+        """Create every one of ``paths`` and their parents as ``owner``'s user (root when None), in one command."""
         user = owner.partition(":")[0] if owner else "root"
-        rc, _out, err = self.run(["mkdir", "-p", "-m", "%o" % mode, "--", path], user=user)
+        rc, _out, err = self.run(["mkdir", "-p", "-m", "%o" % mode, "--"] + list(paths), user=user)
         if rc != 0:
-            raise TransportError("cannot create %s: %s" % (path, err.decode("utf-8", "replace").strip()))
+            raise TransportError("cannot create %s: %s" % (", ".join(paths), err.decode("utf-8", "replace").strip()))

@@ -91,25 +91,80 @@ class DockerTransport(AgentTransport):
             return None, None
         return content, {"mode": info.mode & 0o7777, "uid": info.uid, "gid": info.gid}
 
+    def _account_files(self):
+        """{name: (uid, gid)} from /etc/passwd and {name: gid} from /etc/group, read through the engine."""
+        if "_accounts" not in self.__dict__:
+            users, groups = {}, {}
+            for line in (self.read_file("/etc/passwd") or b"").decode("utf-8", "replace").splitlines():
+                fields = line.split(":")
+                if len(fields) >= 4 and fields[2].isdigit() and fields[3].isdigit():
+                    users.setdefault(fields[0], (int(fields[2]), int(fields[3])))
+            for line in (self.read_file("/etc/group") or b"").decode("utf-8", "replace").splitlines():
+                fields = line.split(":")
+                if len(fields) >= 3 and fields[2].isdigit():
+                    groups.setdefault(fields[0], int(fields[2]))
+            self._accounts = users, groups
+        return self._accounts
+
+    def _lookup_ids(self, owner):
+        """From the agent's /etc/passwd and /etc/group (no process started in the agent); a name not
+        found there (another name service) is asked of ``id``/``getent`` as the base class does."""
+        users, groups = self._account_files()
+        user, _sep, group = str(owner).partition(":")
+        if user.isdigit():
+            uid, primary = int(user), int(user)
+        elif user in users:
+            uid, primary = users[user]
+        else:
+            return AgentTransport._lookup_ids(self, owner)
+        if not group:
+            return uid, primary
+        if group.isdigit():
+            return uid, int(group)
+        if group in groups:
+            return uid, groups[group]
+        return AgentTransport._lookup_ids(self, owner)
+
     def _put(self, path, content, mode, uid, gid):
-        if isinstance(content, str):
-            content = content.encode("utf-8")
+        self._put_archive(posixpath.dirname(path) or "/", [(posixpath.basename(path), content, mode, uid, gid)], path)
+
+    def _put_archive(self, where, members, what):
+        """Extract ``members`` (name relative to ``where``, content, mode, uid, gid) in one archive."""
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w") as tar:
-            info = tarfile.TarInfo(posixpath.basename(path))
-            info.size = len(content)
-            info.mode = mode
-            info.uid, info.gid = uid, gid
-            info.mtime = int(time.time())
-            tar.addfile(info, io.BytesIO(content))
+            for name, content, mode, uid, gid in members:
+                if isinstance(content, str):
+                    content = content.encode("utf-8")
+                info = tarfile.TarInfo(name)
+                info.size = len(content)
+                info.mode = mode
+                info.uid, info.gid = uid, gid
+                info.mtime = int(time.time())
+                tar.addfile(info, io.BytesIO(content))
         try:
-            ok = self.container.put_archive(posixpath.dirname(path) or "/", buf.getvalue())
+            ok = self.container.put_archive(where, buf.getvalue())
         except Exception as exc:
-            raise TransportError("could not write %s into %s: %s" % (path, self.name, exc))
+            raise TransportError("could not write %s into %s: %s" % (what, self.name, exc))
         if not ok:
-            raise TransportError("could not write %s into %s" % (path, self.name))
+            raise TransportError("could not write %s into %s" % (what, self.name))
 
     def write_file(self, path, content, mode=0o644, owner=None):
         uid, gid = self.ids(owner)
         self.ensure_dir(posixpath.dirname(path), owner=owner)
         self._put(path, content, mode, uid, gid)
+
+    def write_files(self, entries):
+        """One ``mkdir`` per owner for the parents, then every file in one archive extracted at ``/``
+        (the engine writes, owners and modes from the archive)."""
+        entries = list(entries)
+        if not entries:
+            return
+        parents = {}
+        for path, _content, _mode, owner in entries:
+            folders = parents.setdefault(owner, [])
+            if posixpath.dirname(path) not in folders:
+                folders.append(posixpath.dirname(path))
+        for owner, folders in parents.items():
+            self.ensure_dirs(folders, owner=owner)
+        members = [(path.lstrip("/"), content, mode) + self.ids(owner) for path, content, mode, owner in entries]
+        self._put_archive("/", members, ", ".join(path for path, _c, _m, _o in entries))

@@ -112,6 +112,11 @@ options:
         smolmachines backend) - the one it has, else the one in its C(meta.json), else a free one of this
         pool chosen from a hash of the slug. Read-only; nothing is reserved.
     type: str
+  approvals_agent:
+    description:
+      - With O(slug), also report in RV(agent_approved) what the operator approved for every bottle of this agent
+        (M(botbottle.bottle.bottle_supervise) with C(scope=agent)).
+    type: str
 """
 
 EXAMPLES = r"""
@@ -173,6 +178,21 @@ archives:
                    last_rule: null, rules: {}}], problems: [],
        events: [{event: proposed, by: agent, id: 3f9c2a7d41be0c55, kind: domain, host: pypi.org,
                  time: "2026-12-01T09:30:00Z", justification: "pip install"}]}
+approved:
+  description:
+    - With O(slug), what the operator approved through supervise for that bottle (C(supervise-approved.json) in
+      its state directory, as M(botbottle.bottle.bottle_supervise) records it, for the C(with_approvals) filter);
+      C({}) when nothing was approved.
+  returned: when O(slug) is set
+  type: dict
+  sample: {domains: [registry.npmjs.org], routes: []}
+agent_approved:
+  description:
+    - With O(approvals_agent), what the operator approved for every bottle of that agent (C(scope=agent) of
+      M(botbottle.bottle.bottle_supervise): C(<state_root>/../agents/<agent>/supervise-approved.json)).
+  returned: when O(approvals_agent) is set
+  type: dict
+  sample: {domains: [pypi.org], routes: []}
 loopback:
   description: The loopback address for O(slug) and where it comes from (C(bundle), C(meta) or C(allocated)).
   returned: when O(loopback_pool) and O(slug) are set
@@ -185,7 +205,9 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.botbottle.bottle.plugins.module_utils import audit_archive, audit_log, fleet_view, loopback, naming, smolvm
+from ansible_collections.botbottle.bottle.plugins.module_utils import (
+    audit_archive, audit_log, fleet_view, loopback, naming, smolvm)
+from ansible_collections.botbottle.bottle.plugins.module_utils import supervise as sv
 from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import (
     DOCKER_COMMON_ARGS, DockerException, bottle_containers, bottle_networks, find_image, get_docker_client)
 
@@ -301,6 +323,18 @@ def smolvm_machines(module):
                              "containers only)" % exc, smolvm=report)
 
 
+def read_approvals(module):
+    """What the operator approved for bottle ``slug`` and, with ``approvals_agent``, for every bottle of that agent."""
+    p = module.params
+    try:
+        found = dict(approved=sv.read_approved(naming.state_dir(p["slug"], p["state_root"])))
+        if p["approvals_agent"]:
+            found["agent_approved"] = sv.read_agent_approved(p["state_root"], p["approvals_agent"])
+    except sv.SuperviseError as exc:
+        module.fail_json(msg="%s (it holds what the operator approved for bottle %s)" % (exc, p["slug"]))
+    return found
+
+
 def choose_loopback(module, client):
     p = module.params
     meta = read_meta(naming.state_dir(p["slug"], p["state_root"]))
@@ -330,6 +364,7 @@ def main():
         smolvm_path=dict(type="path"),
         smolvm_state_dir=dict(type="path"),
         loopback_pool=dict(type="str"),
+        approvals_agent=dict(type="str"),
     )
     argument_spec.update(DOCKER_COMMON_ARGS)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
@@ -344,6 +379,8 @@ def main():
         bottles = collect(client, module.params["state_root"], module.params["slug"], module.params["agent"],
                           machines=machines)
         images = look_up_images(client, module.params["images"])
+        if module.params["slug"] and not naming.slug_error(module.params["slug"]):
+            extra.update(read_approvals(module))
         if module.params["loopback_pool"] and module.params["slug"]:
             extra["loopback"] = choose_loopback(module, client)
         bottles = fleet_view.select(fleet_view.add_orphan(fleet_view.add_age(client, bottles)),

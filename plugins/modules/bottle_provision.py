@@ -95,6 +95,20 @@ options:
         credential stays with the firewall); a value shaped like an Anthropic key (C(sk-ant-...)) is refused.
       - Omitted - C(~/.claude.json) gets no onboarding or API-key state (the user logs in inside the agent).
     type: dict
+  bundle:
+    description:
+      - The bottle's bundle container (on the docker engine of the docker connection options), started by
+        M(botbottle.bottle.sidecar_bundle) with O(botbottle.bottle.sidecar_bundle#module:wait=false) so that the
+        agent is provisioned while the bundle's daemons start.
+      - The module then waits, up to O(bundle_health_timeout) seconds, for the bundle to write O(ca_cert_path)
+        (it creates the bottle CA when it first starts), and after provisioning for every daemon of the bundle
+        to report healthy, failing with the unhealthy daemons' own log lines as M(botbottle.bottle.sidecar_bundle)
+        does. Not in check mode.
+    type: str
+  bundle_health_timeout:
+    description: Seconds to wait for O(bundle) (its CA, then its health).
+    type: int
+    default: 60
   smolvm_path:
     description: The smolvm binary (O(transport=smolvm)). Default - C(smolvm) on PATH, else the C(smolmachines) wheel's.
     type: path
@@ -141,16 +155,24 @@ trust_store_updated:
   description: Whether C(update-ca-certificates) ran (or would run, in check mode).
   returned: always
   type: bool
+health:
+  description: Health of each daemon of O(bundle) as it reports it.
+  returned: with O(bundle), not in check mode
+  type: dict
+  sample: {egress: healthy, supervise: healthy}
 """
 
 import json
 import os
 import re
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.botbottle.bottle.plugins.module_utils.agent_transport import TransportError
-from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import DOCKER_COMMON_ARGS, DockerException
+from ansible_collections.botbottle.bottle.plugins.module_utils.bundle_health import BundleUnhealthy, wait_healthy
+from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import (
+    DOCKER_COMMON_ARGS, DockerException, find_container, get_docker_client)
 from ansible_collections.botbottle.bottle.plugins.module_utils.git_gate import gitconfig
 from ansible_collections.botbottle.bottle.plugins.module_utils.transport_factory import TRANSPORTS, get_transport
 
@@ -273,6 +295,32 @@ def header(path, stat):
     return "%s (mode %04o, owner %d:%d)" % (path, stat["mode"], stat["uid"], stat["gid"])
 
 
+def find_bundle(module, client):
+    """The bundle container O(bundle) names; fails naming it when it does not exist."""
+    bundle = find_container(client, module.params["bundle"])
+    if bundle is None:
+        module.fail_json(msg="bundle %s does not exist: launch it (botbottle.bottle.sidecar_bundle) before "
+                             "provisioning" % module.params["bundle"])
+    return bundle
+
+
+def wait_for_ca(module, bundle, path, deadline):
+    """Wait until the starting bundle has written the bottle CA to ``path``; fail with its health when it does not."""
+    while not os.path.isfile(path):
+        if time.monotonic() > deadline:
+            break
+        bundle.reload()
+        if bundle.status not in ("running", "created"):
+            break
+        time.sleep(0.05)
+    if not os.path.isfile(path):
+        # Why: the bundle's own report (exited, unhealthy daemons, its log) says more than a missing file.
+        try:
+            wait_healthy(bundle, 0, module.params["bundle"])
+        except BundleUnhealthy as exc:
+            module.fail_json(msg="the bundle did not write %s: %s" % (path, exc), **exc.details)
+
+
 def read_ca(module, path):
     if not os.path.isfile(path):
         module.fail_json(msg="ca_cert_path %s does not exist: the bundle writes it when it first starts; "
@@ -286,16 +334,16 @@ def read_ca(module, path):
 
 def provision(module, transport, ca_pem):
     p = module.params
-    files, diffs = [], []
-    ca_changed = False
-    wanted = desired_files(p, ca_pem)
+    files, diffs, writes = [], [], []
+    wanted = [entry + (None,) for entry in desired_files(p, ca_pem)]
     if p.get("mcp_servers") or p.get("model"):
         path = p["agent_home"].rstrip("/") + "/.claude.json"
-        current, _stat = transport.read_file_info(path)
-        wanted.append((path, claude_json(current, p["mcp_servers"] or {}, p.get("model")), 0o600,
-                       "%s:%s" % (p["agent_user"], p["agent_user"])))
-    for path, content, mode, owner in wanted:
         current, stat = transport.read_file_info(path)
+        # Read once: the new content is built from the current one.
+        wanted.append((path, claude_json(current, p["mcp_servers"] or {}, p.get("model")), 0o600,
+                       "%s:%s" % (p["agent_user"], p["agent_user"]), (current, stat)))
+    for path, content, mode, owner, known in wanted:
+        current, stat = known if known is not None else transport.read_file_info(path)
         ids = transport.ids(owner)
         reasons = differences(current, stat, content, mode, ids)
         files.append({"path": path, "changed": bool(reasons), "reasons": reasons})
@@ -304,9 +352,11 @@ def provision(module, transport, ca_pem):
         diffs.append(dict(before_header=header(path, stat), before=describe(current, stat),
                           after_header=header(path, {"mode": mode, "uid": ids[0], "gid": ids[1]}),
                           after=content.decode("utf-8", "replace")))
-        if not module.check_mode:
-            transport.write_file(path, content, mode=mode, owner=owner)
-        ca_changed = ca_changed or path == CA_TARGET
+        writes.append((path, content, mode, owner))
+    # Every file that differs in one go (the docker transport: one mkdir per owner, one archive).
+    if writes and not module.check_mode:
+        transport.write_files(writes)
+    ca_changed = any(path == CA_TARGET for path, _c, _m, _o in writes)
     refresh = ca_pem is not None and (ca_changed or transport.stat(CA_LINK) is None)
     if refresh and not module.check_mode:
         rc, out, err = transport.run(["update-ca-certificates"], user="root")
@@ -329,6 +379,8 @@ def main():
         gate_host=dict(type="str"),
         mcp_servers=dict(type="dict", default={}),
         model=dict(type="dict"),
+        bundle=dict(type="str"),
+        bundle_health_timeout=dict(type="int", default=60),
         smolvm_path=dict(type="path"),
         smolvm_state_dir=dict(type="path"),
     )
@@ -363,14 +415,29 @@ def main():
                                  "gets a placeholder only; the credential stays on the controller and in the firewall")
     if not p["agent_home"].startswith("/"):
         module.fail_json(msg="agent_home %s must be an absolute path inside the agent" % p["agent_home"])
+    bundle, client, deadline = None, None, time.monotonic() + p["bundle_health_timeout"]
+    if p["bundle"] and not module.check_mode:
+        client = get_docker_client(module)
+        bundle = find_bundle(module, client)
+        if p["ca_cert_path"]:
+            wait_for_ca(module, bundle, p["ca_cert_path"], deadline)
     ca_pem = read_ca(module, p["ca_cert_path"]) if p["ca_cert_path"] else None
 
     try:
-        transport = get_transport(module, p["transport"], p["target"])
+        # One engine connection for the bundle and a docker agent.
+        transport = get_transport(module, p["transport"], p["target"],
+                                  **({"client": client} if client is not None and p["transport"] == "docker" else {}))
         files, diffs, refreshed = provision(module, transport, ca_pem)
     except (TransportError, DockerException) as exc:
         module.fail_json(msg="cannot provision %s over %s: %s" % (p["target"], p["transport"], exc))
     result = dict(changed=any(f["changed"] for f in files) or refreshed, files=files, trust_store_updated=refreshed)
+    if bundle is not None:
+        try:
+            result["health"] = wait_healthy(bundle, max(0, deadline - time.monotonic()), p["bundle"])
+        except BundleUnhealthy as exc:
+            module.fail_json(msg=str(exc), **exc.details)
+        except DockerException as exc:
+            module.fail_json(msg="docker engine error while waiting for bundle %s: %s" % (p["bundle"], exc))
     if module._diff:
         result["diff"] = diffs
     module.exit_json(**result)

@@ -14,6 +14,9 @@ description:
     read-only into the bundle at C(/etc/bottle)), C(private/<daemon>/) (mounted at C(/etc/bottle-private);
     the bundle's init stages each folder for its daemon alone), C(ca/) (where the bundle keeps the bottle CA)
     and C(audit/) (where egress keeps its decisions as JSON lines; its owner is then egress's uid).
+  - With O(options.supervise_enabled), also C(supervise/), supervise's proposal store (mounted into the bundle only),
+    mode 2770 (setgid, group-writable for the directory's group, so the operator records decisions there); the
+    bundle hands it to supervise's uid, keeping that mode.
   - Renders the bundle's configuration from O(policy) and O(options) (C(plugins/module_utils/bundle_config.py),
     the same code M(botbottle.bottle.bottle_supervise) re-renders with after an approval) -
     C(bundle/egress.json) (the firewall), C(bundle/pipelock.yaml) (only with O(options.pipelock)),
@@ -248,6 +251,25 @@ def archive(module, root):
     return made
 
 
+# supervise's proposal store: setgid and group-writable. Its owner is not managed here: the bundle sets it.
+STORE_MODE = 0o2770
+
+
+def supervise_store(root, check_mode):
+    """Create ``<root>/supervise`` (mode 2770) or repair its mode; what changed, as changed_files entries."""
+    store = os.path.join(root, "supervise")
+    if not os.path.isdir(store):
+        if not check_mode:
+            os.makedirs(store, exist_ok=True)
+            os.chmod(store, STORE_MODE)
+        return [store + "/"]
+    if os.stat(store).st_mode & 0o7777 != STORE_MODE:
+        if not check_mode:
+            os.chmod(store, STORE_MODE)
+        return [store + "/ (mode)"]
+    return []
+
+
 def main():
     module = AnsibleModule(argument_spec=dict(
         slug=dict(type="str", required=True),
@@ -310,6 +332,8 @@ def main():
         changed.append(audit + "/")
         if not module.check_mode:
             os.makedirs(audit, mode=0o700, exist_ok=True)
+    if p["options"]["supervise_enabled"]:
+        changed.extend(supervise_store(root, module.check_mode))
     try:
         before_policy = bc.read_source(root)[0] if os.path.exists(os.path.join(root, bc.SOURCE)) else None
     except ValueError:

@@ -14,7 +14,7 @@ description:
     git-gate and supervise (and the optional pipelock in front of egress) under one init supervisor, with a pinned address on the bottle's internal
     network and a way out on its egress network.
   - After starting it waits until every selected daemon reports healthy (C(bottle-health --json) in the
-    bundle) and fails with the daemon's own log lines when one does not.
+    bundle) and fails with the daemon's own log lines when one does not (unless O(wait=false)).
   - With O(publish_address) (the smolmachines backend) the agent-facing ports are published on one
     loopback address of the bottle's own, C(127.0.0.X), each on its own port number, and on no other host
     address. V(auto) chooses the address - the one the bundle already publishes on, else a free address
@@ -151,6 +151,14 @@ options:
     description: Seconds to wait for every daemon to be healthy.
     type: int
     default: 60
+  wait:
+    description:
+      - Wait until every daemon is healthy before returning (see the description).
+      - V(false) returns once the bundle runs, so that the agent is created and provisioned while the daemons
+        start; M(botbottle.bottle.bottle_provision)'s O(botbottle.bottle.bottle_provision#module:bundle) then
+        does the wait (the role's docker backend does so).
+    type: bool
+    default: true
   state:
     description: Whether the bundle should exist (and run).
     type: str
@@ -217,7 +225,7 @@ host_ports:
   sample: {"8888": 49153}
 health:
   description: Health of each daemon as the bundle reports it.
-  returned: when state=present and not in check mode
+  returned: when state=present, O(wait=true) and not in check mode
   type: dict
   sample: {egress: healthy, supervise: healthy}
 publish_address:
@@ -235,16 +243,12 @@ reloaded:
   type: bool
 """
 
-import json
-import time
-
-
 from ansible_collections.botbottle.bottle.plugins.module_utils import bundle_config, loopback, naming
-from ansible_collections.botbottle.bottle.plugins.module_utils.bundle_health import read_health
+from ansible_collections.botbottle.bottle.plugins.module_utils.bundle_health import BundleUnhealthy, wait_healthy
 from ansible_collections.botbottle.bottle.plugins.module_utils.container_manager import (
     ENV, IMAGE, LABELS, NETWORKS, ContainerManager, Option, argument_spec, pinned_ip)
 from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import (
-    DockerException, exec_in, get_docker_client, log_tail, run_manager)
+    exec_in, get_docker_client, run_manager)
 
 
 def binding_key(ip, host_port, port):
@@ -436,48 +440,12 @@ class BundleManager(ContainerManager):
 
     # -- health and report ---------------------------------------------
     def finish(self):
-        self.wait_healthy()
+        if self.p["wait"]:
+            try:
+                self.result["health"] = wait_healthy(self.container, self.p["health_timeout"], self.name)
+            except BundleUnhealthy as exc:
+                self.module.fail_json(msg=str(exc), **exc.details)
         self.report()
-
-    def health(self):
-        rc, report, output = read_health(self.container)
-        return rc, report if report is not None else {"bottle-health": output or "no output (rc %s)" % rc}
-
-    def wait_healthy(self):
-        deadline = time.monotonic() + self.p["health_timeout"]
-        report = {}
-        while True:
-            self.container.reload()
-            if self.container.status not in ("running", "created"):
-                self.fail_unhealthy("the bundle exited (status %s, exit code %s)" % (
-                    self.container.status, (self.container.attrs.get("State") or {}).get("ExitCode")), report)
-            if self.container.status == "running":
-                try:
-                    rc, report = self.health()
-                except DockerException as exc:
-                    rc, report = 1, {"bottle-health": str(exc)}
-                if rc == 0:
-                    self.result["health"] = report
-                    return
-            if time.monotonic() > deadline:
-                self.fail_unhealthy("not every daemon was healthy within %ss (health_timeout)"
-                                    % self.p["health_timeout"], report)
-            time.sleep(0.25)
-
-    def fail_unhealthy(self, why, report):
-        bad = sorted(k for k, v in (report or {}).items() if v != "healthy")
-        lines = log_tail(self.container, 400).splitlines()
-        # bottle-init prefixes each daemon's output with "[<daemon>] ": show the failing ones' own words.
-        own = [line for line in lines if any(line.startswith("[%s] " % d) for d in bad)][-30:]
-        tail = lines[-30:]
-        parts = ["bundle %s is not healthy: %s." % (self.name, why),
-                 "Unhealthy: %s." % (", ".join(bad) or "unknown (no health report)"),
-                 "bottle-health --json: %s" % json.dumps(report or {}, sort_keys=True)]
-        if own:
-            parts.append("Their log lines:\n" + "\n".join(own))
-        parts.append("Last %d lines of docker logs %s:\n%s" % (len(tail), self.name, "\n".join(tail)))
-        self.module.fail_json(msg="\n".join(parts), health=report, unhealthy=bad, logs=tail,
-                              container={"id": self.container.id, "name": self.name})
 
     def report(self):
         super().report()
@@ -511,6 +479,7 @@ def main():
         config_hash=dict(type="str"),
         restart_policy=dict(type="str", default="no", choices=["no", "on-failure", "unless-stopped", "always"]),
         health_timeout=dict(type="int", default=60),
+        wait=dict(type="bool", default=True),
     )
     run_manager(spec, BundleManager, "bundle", get_client=get_docker_client)
 

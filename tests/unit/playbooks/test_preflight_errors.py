@@ -3,7 +3,7 @@
 """The launch playbook with bad input: one short block naming the key and the fix, printed once.
 
 Runs the real playbooks/bottle.yml (ansible-playbook, the project's ansible.cfg); every case stops in
-the role's preflight before anything is created or any container engine is asked."""
+the role's preflight before anything is created (a credential case reads the engine's image list first)."""
 from __future__ import annotations
 
 import os

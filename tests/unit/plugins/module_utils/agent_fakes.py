@@ -74,7 +74,11 @@ class FakeContainer:
             return rc, out + b"<stdin:" + self.fs[staging]["content"] + b">", err
         cmd = argv[0]
         if cmd == "mkdir":
-            return self._mkdir(argv[-1], uid, int(argv[3], 8))
+            for path in argv[argv.index("--") + 1:]:
+                rc, out, err = self._mkdir(path, uid, int(argv[3], 8))
+                if rc:
+                    return rc, out, err
+            return 0, b"", b""
         if cmd == "id":
             if argv[2] not in USERS:
                 return 1, b"", ("id: '%s': no such user" % argv[2]).encode()

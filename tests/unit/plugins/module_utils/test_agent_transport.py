@@ -156,3 +156,18 @@ def test_get_transport_unknown_kind():
 
 def test_transports_constant_lists_what_the_factory_accepts():
     assert transport_factory.TRANSPORTS == ("docker", "smolvm")
+
+
+def test_ids_read_from_the_agents_account_files_without_an_exec(transport, box):
+    box.fs["/etc/passwd"] = {"type": "file", "mode": 0o644, "uid": 0, "gid": 0,
+                             "content": b"root:x:0:0:root:/root:/bin/sh\nagent:x:1000:1001::/home/agent:/bin/sh\n"}
+    box.fs["/etc/group"] = {"type": "file", "mode": 0o644, "uid": 0, "gid": 0,
+                            "content": b"root:x:0:\nagent:x:1001:\nstaff:x:50:agent\n"}
+    box.execs.clear()
+    assert transport.ids("agent") == (1000, 1001)
+    assert transport.ids("agent:staff") == (1000, 50)
+    assert transport.ids("1000:0") == (1000, 0)
+    assert box.execs == []
+    # a name the files do not know is asked of the agent's name service
+    with pytest.raises(TransportError, match="no user ghost"):
+        transport.ids("ghost")

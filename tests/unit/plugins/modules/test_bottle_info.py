@@ -206,3 +206,37 @@ def test_audit_reports_firewall_decisions_by_host(tmp_path):
     assert [(r["host"], r["allowed"], r["refused"], r["rules"]) for r in rows] == [
         ("evil.example", 0, 1, {"allowlist": 1}), ("pypi.org", 1, 0, {})]
     assert "firewall" not in run_module(bottle_info, FakeEngine().client, {"state_root": str(tmp_path)})["bottles"][0]
+
+
+def test_approved_read_for_one_slug(tmp_path):
+    engine = FakeEngine()
+    assert run_module(bottle_info, engine.client, {"state_root": str(tmp_path), "slug": "demo"})["approved"] == {
+        "domains": [], "routes": []}
+    (tmp_path / "demo").mkdir()
+    approved = {"domains": ["registry.npmjs.org"], "routes": []}
+    (tmp_path / "demo" / "supervise-approved.json").write_text(json.dumps(approved))
+    assert run_module(bottle_info, engine.client, {"state_root": str(tmp_path), "slug": "demo"})["approved"] == approved
+    assert "approved" not in run_module(bottle_info, engine.client, {"state_root": str(tmp_path)})
+
+
+@pytest.mark.parametrize("content", ["{not json", "[1, 2]"])
+def test_unreadable_approvals_fail_naming_the_file(tmp_path, content):
+    from ansible_collections.botbottle.bottle.tests.unit.plugins.modules.docker_fakes import Failed
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "demo" / "supervise-approved.json").write_text(content)
+    with pytest.raises(Failed) as failed:
+        run_module(bottle_info, FakeEngine().client, {"state_root": str(tmp_path), "slug": "demo"})
+    assert "supervise-approved.json" in str(failed.value) and "remove it" in str(failed.value)
+
+
+def test_agent_approvals_read_with_approvals_agent(tmp_path):
+    state_root = tmp_path / "state"
+    state_root.mkdir()
+    agent_dir = tmp_path / "agents" / "web"
+    agent_dir.mkdir(parents=True)
+    (agent_dir / "supervise-approved.json").write_text(json.dumps({"domains": ["pypi.org"], "routes": []}))
+    args = {"state_root": str(state_root), "slug": "web"}
+    assert "agent_approved" not in run_module(bottle_info, FakeEngine().client, args)
+    result = run_module(bottle_info, FakeEngine().client, dict(args, approvals_agent="web"))
+    assert result["agent_approved"] == {"domains": ["pypi.org"], "routes": []}
+    assert result["approved"] == {"domains": [], "routes": []}

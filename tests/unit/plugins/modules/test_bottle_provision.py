@@ -34,19 +34,19 @@ def ca(tmp_path):
     return str(path)
 
 
-def run(box, ca, check=False, **overrides):
+def run(box, ca, check=False, engine=None, **overrides):
     args = {"target": box.name, "ca_cert_path": ca, "prompt": "Be careful.", "skills": {"lint": "# lint"}}
     args.update(overrides)
     seen = {}
 
-    def fake_transport(module, kind, target):
-        seen["kind"] = kind
+    def fake_transport(module, kind, target, client=None):
+        seen["kind"], seen["client"] = kind, client
         return DockerTransport(FakeClient(box), target)
 
     with mock.patch.object(bottle_provision, "get_transport", fake_transport), \
             mock.patch.object(bottle_provision, "get_docker_client", None, create=True):
-        result = run_module(bottle_provision, None, args, check=check, diff=True)
-    result["_kind"] = seen.get("kind")
+        result = run_module(bottle_provision, engine.client if engine else None, args, check=check, diff=True)
+    result["_kind"], result["_client"] = seen.get("kind"), seen.get("client")
     return result
 
 
@@ -329,3 +329,81 @@ def test_bad_model_refused_and_a_real_key_never_written(box, ca, model, needle):
         run(box, ca, model=model)
     assert needle in str(err.value) and "realLookingKey" not in str(err.value)
     assert CLAUDE_JSON not in box.fs
+
+
+# -- bundle: the wait for the bundle started with sidecar_bundle wait=false ---------------------------
+
+def started_bundle(on_create=None):
+    from ansible_collections.botbottle.bottle.plugins.modules import sidecar_bundle
+    from ansible_collections.botbottle.bottle.tests.unit.plugins.modules.docker_fakes import FakeEngine
+    engine = FakeEngine()
+    engine.add_network("bb-demo-net-int", subnet="10.1.0.0/28", internal=True)
+    engine.add_image("botbottle/bundle:latest", env=["BOTTLE_DAEMONS=egress"])
+    engine.on_create = on_create
+    run_module(sidecar_bundle, engine.client, {"slug": "demo", "agent": "demo", "image": "botbottle/bundle:latest",
+                                               "internal_network": "bb-demo-net-int", "internal_ip": "10.1.0.2",
+                                               "daemons": ["egress"], "wait": False})
+    return engine
+
+
+def run_with_bundle(box, ca, engine, check=False, **overrides):
+    return run(box, ca, check=check, engine=engine, bundle="bb-demo-bundle", bundle_health_timeout=1, **overrides)
+
+
+def test_with_bundle_provisions_then_reports_its_health(box, ca):
+    engine = started_bundle()
+    result = run_with_bundle(box, ca, engine)
+    assert result["changed"] and result["health"] == {"egress": "healthy"}
+    assert result["_client"] is engine.client  # one connection for the bundle and the agent
+    assert node(box, PROMPT)[0] == b"Be careful."
+
+
+def test_with_an_unhealthy_bundle_fails_naming_the_daemon_and_its_lines(box, ca):
+    def sick(container):
+        container.unhealthy = {"egress": "nothing listens on 127.0.0.1:8888"}
+        container.log_lines = ["[egress] cannot bind 8888"]
+    engine = started_bundle(sick)
+    with pytest.raises(Failed) as failure:
+        run_with_bundle(box, ca, engine)
+    msg = failure.value.result["msg"]
+    assert "bundle bb-demo-bundle is not healthy" in msg and "Unhealthy: egress." in msg
+    assert "[egress] cannot bind 8888" in msg and failure.value.result["unhealthy"] == ["egress"]
+
+
+def test_a_bundle_that_exits_before_writing_the_ca_fails_with_its_log(box, tmp_path):
+    def dies(container):
+        container.exit_on_start = 1
+        container.log_lines = ["[bottle-init] start-up failed: creating the bottle CA failed"]
+    engine = started_bundle(dies)
+    with pytest.raises(Failed) as failure:
+        run_with_bundle(box, str(tmp_path / "ca" / "bottle-ca.pem"), engine)
+    msg = failure.value.result["msg"]
+    assert "the bundle did not write" in msg and "the bundle exited (status exited, exit code 1)" in msg
+    assert "creating the bottle CA failed" in msg
+
+
+def test_a_missing_bundle_is_named(box, ca):
+    from ansible_collections.botbottle.bottle.tests.unit.plugins.modules.docker_fakes import FakeEngine
+    with pytest.raises(Failed, match="bundle bb-demo-bundle does not exist"):
+        run_with_bundle(box, ca, FakeEngine())
+
+
+def test_with_bundle_in_check_mode_no_wait(box, ca):
+    result = run_with_bundle(box, ca, started_bundle(), check=True)
+    assert "health" not in result and box.fs.get(PROMPT) is None
+
+
+def test_every_write_in_one_archive_and_one_mkdir_per_owner(box, ca):
+    archives = []
+    extract = box.put_archive
+
+    def counted(path, data):
+        archives.append(path)
+        return extract(path, data)
+    box.put_archive = counted
+    run(box, ca, skills={"lint": "# lint", "deploy": "# deploy"}, mcp_servers={"supervise": {"type": "http"}})
+    assert archives == ["/"]
+    mkdirs = [(argv, user) for argv, user in box.execs if argv[0] == "mkdir"]
+    assert sorted(user for _argv, user in mkdirs) == ["agent", "root"]
+    assert node(box, "/home/agent/.claude/skills/deploy/SKILL.md")[2:] == (1000, 1000)
+    assert node(box, "/home/agent/.claude.json")[1:] == (0o600, 1000, 1000)

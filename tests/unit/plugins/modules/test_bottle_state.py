@@ -198,3 +198,26 @@ def test_policy_is_required_when_present(tmp_path):
     args = {"slug": "demo", "state_root": str(tmp_path)}
     with pytest.raises(Failed, match="policy"):
         run_module(bottle_state, None, args)
+
+
+def test_supervise_store_made_setgid_group_writable_and_kept(tmp_path):
+    first = run(tmp_path)
+    store = tmp_path / "demo" / "supervise"
+    assert stat.S_IMODE(os.stat(str(store)).st_mode) == 0o2770
+    assert str(store) + "/" in first["changed_files"]
+    assert run(tmp_path)["changed"] is False
+    os.chmod(str(store), 0o700)
+    repaired = run(tmp_path)
+    assert repaired["changed_files"] == [str(store) + "/ (mode)"]
+    assert stat.S_IMODE(os.stat(str(store)).st_mode) == 0o2770
+
+
+def test_no_supervise_store_without_supervise(tmp_path):
+    run(tmp_path, options={"supervise_enabled": False})
+    assert not (tmp_path / "demo" / "supervise").exists()
+
+
+def test_supervise_store_in_check_mode_reported_not_made(tmp_path):
+    result = run(tmp_path, check=True)
+    assert str(tmp_path / "demo" / "supervise") + "/" in result["changed_files"]
+    assert not (tmp_path / "demo").exists()

@@ -338,3 +338,13 @@ def test_endpoints_say_how_the_agent_reaches_the_daemons(engine):
                                    "supervise_url": "http://10.1.0.2:9100/mcp", "git_gate_url": "git://10.1.0.2:9418"}
     checked = run(engine, check=True, daemons=["egress"])
     assert checked["endpoints"] == {"address": "10.1.0.2", "proxy_url": "http://10.1.0.2:8888"}
+
+
+def test_without_wait_an_unhealthy_bundle_is_left_running_for_a_later_wait(engine):
+    def sick(container):
+        container.unhealthy = {"egress": "not listening on 8888"}
+    engine.on_create = sick
+    result = run(engine, wait=False)
+    bundle = engine.containers["bb-demo-bundle"]
+    assert result["changed"] and "health" not in result and bundle.status == "running"
+    assert not [argv for _name, argv, _user, _env in engine.execs if argv[0].endswith("bottle-health")]
