@@ -315,29 +315,23 @@ class Fleet:
             return self.local
         return self.remote
 
-    def bottles(self):
+    def _gather(self, what):
+        """``what`` (bottles, proposals or archives) of every part, and the problems met, as one list each."""
         out, problems = [], []
         for part in self.parts:
-            found, bad = part.bottles()
+            found, bad = getattr(part, what)()
             out.extend(found)
             problems.extend(bad)
         return out, problems
+
+    def bottles(self):
+        return self._gather("bottles")
 
     def proposals(self):
-        out, problems = [], []
-        for part in self.parts:
-            found, bad = part.proposals()
-            out.extend(found)
-            problems.extend(bad)
-        return out, problems
+        return self._gather("proposals")
 
     def archives(self):
-        out, problems = [], []
-        for part in self.parts:
-            found, bad = part.archives()
-            out.extend(found)
-            problems.extend(bad)
-        return out, problems
+        return self._gather("archives")
 
     def decide(self, proposal, decision, note="", changes=None, scope="bottle"):
         owner = self._owner(proposal["inventory_host"])
