@@ -189,7 +189,7 @@ approved:
 agent_approved:
   description:
     - With O(approvals_agent), what the operator approved for every bottle of that agent (C(scope=agent) of
-      M(botbottle.bottle.bottle_supervise): C(<state_root>/../agents/<agent>/supervise-approved.json)).
+      M(botbottle.bottle.bottle_supervise), kept in C(<state_root>/../agents/<agent>/supervise-approved.json)).
   returned: when O(approvals_agent) is set
   type: dict
   sample: {domains: [pypi.org], routes: []}
