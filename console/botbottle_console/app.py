@@ -369,6 +369,15 @@ class ConsoleApp(App):
 
     # --- decisions --------------------------------------------------------------------------------
 
+    def ask_to_act_on(self):
+        """The selected ask, or None (said in the log) when none is selected or an archive is shown."""
+        if self.read_only():
+            return None
+        p = self.selected_proposal()
+        if p is None:
+            self.log_line("no ask selected")
+        return p
+
     def read_only(self):
         """True (and says so) when the panes show an archive: no decision key acts on one."""
         if self.view != ARCHIVES:
@@ -378,11 +387,8 @@ class ConsoleApp(App):
         return True
 
     def action_decide(self, decision, scope="bottle", note="", changes=None):
-        if self.read_only():
-            return
-        p = self.selected_proposal()
+        p = self.ask_to_act_on()
         if p is None:
-            self.log_line("no ask selected")
             return
         if self.deciding:
             self.log_line("a decision is still being made: wait for it")
@@ -420,11 +426,8 @@ class ConsoleApp(App):
             self.start_poll(index, "proposals")
 
     def action_reject(self):
-        if self.read_only():
-            return
-        p = self.selected_proposal()
+        p = self.ask_to_act_on()
         if p is None:
-            self.log_line("no ask selected")
             return
 
         def send(note):
@@ -435,11 +438,8 @@ class ConsoleApp(App):
                                     placeholder="use the internal mirror instead"), send)
 
     def action_modify(self):
-        if self.read_only():
-            return
-        p = self.selected_proposal()
+        p = self.ask_to_act_on()
         if p is None:
-            self.log_line("no ask selected")
             return
         fields = EDITABLE.get(p.get("kind"))
         if not fields:

@@ -220,12 +220,8 @@ class AnsibleBackend:
     def _pattern(self):
         return ":".join(self.hosts)
 
-    def bottles(self):
-        if not self.hosts:
-            return [], []
-        results, error = self.run(self._pattern(), "botbottle.bottle.bottle_info",
-                                  {"state_root": self.state_root, "health": True, "audit": True, "smolvm": False})
-        out, problems = [], [error] if error else []
+    def _answers(self, results, problems):
+        """Each host's module result that succeeded; a host whose run failed adds its message to ``problems``."""
         for host in self.hosts:
             state, result = results.get(host, (None, None))
             if result is None:
@@ -233,6 +229,15 @@ class AnsibleBackend:
             if state not in ("SUCCESS", "CHANGED"):
                 problems.append("%s: %s" % (host, result.get("msg", state)))
                 continue
+            yield host, result
+
+    def bottles(self):
+        if not self.hosts:
+            return [], []
+        results, error = self.run(self._pattern(), "botbottle.bottle.bottle_info",
+                                  {"state_root": self.state_root, "health": True, "audit": True, "smolvm": False})
+        out, problems = [], [error] if error else []
+        for host, result in self._answers(results, problems):
             for b in result.get("bottles", []):
                 b["inventory_host"] = host
                 b["running"] = any(c.get("component") == "bundle" and c.get("status") == "running"
@@ -248,13 +253,7 @@ class AnsibleBackend:
                                   {"state_root": self.state_root, "archived": True, "archive_events": True,
                                    "archive_root": self.archive_root, "smolvm": False})
         out, problems = [], [error] if error else []
-        for host in self.hosts:
-            state, result = results.get(host, (None, None))
-            if result is None:
-                continue
-            if state not in ("SUCCESS", "CHANGED"):
-                problems.append("%s: %s" % (host, result.get("msg", state)))
-                continue
+        for host, result in self._answers(results, problems):
             found, bad = with_host(result.get("archives", []), host)
             out.extend(found)
             problems.extend(bad)
@@ -265,13 +264,7 @@ class AnsibleBackend:
             return [], []
         results, error = self.run(self._pattern(), "botbottle.bottle.bottle_supervise", {"state_root": self.state_root})
         out, problems = [], [error] if error else []
-        for host in self.hosts:
-            state, result = results.get(host, (None, None))
-            if result is None:
-                continue
-            if state not in ("SUCCESS", "CHANGED"):
-                problems.append("%s: %s" % (host, result.get("msg", state)))
-                continue
+        for host, result in self._answers(results, problems):
             out.extend(dict(p, inventory_host=host) for p in result.get("proposals", []))
             problems.extend("%s: %s" % (host, why) for why in result.get("problems", []))
         return out, problems
