@@ -111,93 +111,12 @@ ip:
   type: str
 """
 
-from urllib.parse import urlsplit
-
-from ansible_collections.botbottle.bottle.plugins.module_utils import naming
-from ansible_collections.botbottle.bottle.plugins.module_utils.container_manager import (
-    ENV, IMAGE, LABELS, NETWORKS, ContainerManager, Option, argument_spec, pinned_ip)
-from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import (
-    DockerException, get_docker_client, run_manager)
-
-CA_PATH = "/usr/local/share/ca-certificates/bottle-ca.crt"
-# Docker's embedded DNS forwards unknown names to these servers; a user-set 127.x server is
-# dialled inside the container's own namespace, where nothing listens (see DOCUMENTATION).
-DNS = ["127.0.0.1"]
-DNS_OPTIONS = ["timeout:1", "attempts:1"]
-
-USER = Option("user", lambda m: m.p["user"], lambda m, attrs: (attrs.get("Config") or {}).get("User") or "")
-MEMORY = Option("memory", lambda m: m.memory_bytes(),
-                lambda m, attrs: (attrs.get("HostConfig") or {}).get("Memory") or 0)
-PIDS_LIMIT = Option("pids_limit", lambda m: m.p["pids_limit"],
-                    lambda m, attrs: (attrs.get("HostConfig") or {}).get("PidsLimit"))
-
-
-class AgentManager(ContainerManager):
-    kind = "agent"
-    options = (IMAGE, ENV, LABELS, NETWORKS, pinned_ip("ip", "ip", "network"), USER, MEMORY, PIDS_LIMIT)
-    required = ("agent", "image", "network", "proxy_url")
-    ip_param, network_param = "ip", "network"
-
-    def desired_env(self):
-        env = {k: str(v) for k, v in (self.p["env"] or {}).items()}
-        env.update({k: str(v) for k, v in (self.p["secret_env"] or {}).items()})
-        proxy = self.p["proxy_url"]
-        # The bundle itself is reached directly (supervise's MCP endpoint, git-gate): through pipelock
-        # it would be an internal address, refused by its SSRF protection.
-        bundle = urlsplit(proxy).hostname if proxy else None
-        no_proxy = ",".join(["localhost", "127.0.0.1"]
-                            + ([bundle] if bundle and bundle not in ("localhost", "127.0.0.1") else []))
-        env.update({
-            "HTTPS_PROXY": proxy, "HTTP_PROXY": proxy, "https_proxy": proxy, "http_proxy": proxy,
-            "NO_PROXY": no_proxy, "no_proxy": no_proxy,
-            "NODE_EXTRA_CA_CERTS": CA_PATH,
-        })
-        return env
-
-    def desired_labels(self):
-        return naming.labels(self.p["slug"], self.p["agent"], "agent")
-
-    def desired_networks(self):
-        return [self.p["network"]]
-
-    def memory_bytes(self):
-        if not self.p["memory"]:
-            return 0
-        from docker.utils import parse_bytes
-        try:
-            return parse_bytes(self.p["memory"])
-        except DockerException as exc:
-            self.module.fail_json(msg="memory %r is not a size: use Docker syntax such as '4g' or '512m' (%s)"
-                                      % (self.p["memory"], exc))
-
-    def check_present(self):
-        if self.p["user"].split(":")[0] in ("0", "root", ""):
-            self.module.fail_json(msg="user %r runs the agent as root: use a non-root uid:gid such as '1000:1000'"
-                                      % self.p["user"])
-
-    # The hardening: fixed, no option weakens it (see DOCUMENTATION).
-    def host_config(self, want):
-        return dict(
-            cap_drop=["ALL"], security_opt=["no-new-privileges"], init=True,
-            dns=DNS, dns_opt=DNS_OPTIONS, dns_search=["."],
-            pids_limit=want["pids_limit"], mem_limit=want["memory"] or None,
-            privileged=False, publish_all_ports=False)
-
-    def container_args(self, want):
-        return dict(user=want["user"], hostname=self.name)
+from ansible_collections.botbottle.bottle.plugins.module_utils.agent_container import AGENT_SPEC, AgentManager
+from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import get_docker_client, run_manager
 
 
 def main():
-    spec = argument_spec(
-        network=dict(type="str"),
-        ip=dict(type="str"),
-        proxy_url=dict(type="str"),
-        env=dict(type="dict", default={}),
-        secret_env=dict(type="dict", default={}, no_log=True),
-        user=dict(type="str", default="1000:1000"),
-        memory=dict(type="str"),
-        pids_limit=dict(type="int", default=512),
-    )
+    spec = dict(AGENT_SPEC)
     run_manager(spec, AgentManager, "agent", get_client=get_docker_client)
 
 

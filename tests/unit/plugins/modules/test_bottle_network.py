@@ -9,7 +9,7 @@ import ipaddress
 
 import pytest
 
-from ansible_collections.botbottle.bottle.plugins.module_utils import naming
+from ansible_collections.botbottle.bottle.plugins.module_utils import bottle_networks, naming
 from ansible_collections.botbottle.bottle.plugins.modules import bottle_network
 
 from ansible_collections.botbottle.bottle.tests.unit.plugins.modules.docker_fakes import FakeEngine, Failed, run_module
@@ -27,7 +27,7 @@ def run(engine, check=False, diff=False, **overrides):
 
 
 def first_slot(slug, pool="172.29.0.0/16", prefix=28):
-    return bottle_network.slot_order(slug, ipaddress.ip_network(pool), prefix)[0]
+    return bottle_networks.slot_order(slug, ipaddress.ip_network(pool), prefix)[0]
 
 
 def test_creates_internal_and_egress_with_labels_and_pinned_addresses(engine):
@@ -36,7 +36,7 @@ def test_creates_internal_and_egress_with_labels_and_pinned_addresses(engine):
     internal, egress = engine.networks["bb-demo-net-int"], engine.networks["bb-demo-net-out"]
     assert internal.attrs["Internal"] is True
     # the host must own no address on the internal bridge (no route to host services via the gateway)
-    assert internal.attrs["Options"] == {bottle_network.INHIBIT_IPV4: "true"}
+    assert internal.attrs["Options"] == {bottle_networks.INHIBIT_IPV4: "true"}
     assert egress.attrs["Internal"] is False and egress.attrs["Options"] == {}
     for net, component in ((internal, "net-int"), (egress, "net-out")):
         assert net.attrs["Labels"] == dict(naming.labels("demo", "demo", component), team="x")
@@ -53,7 +53,7 @@ def test_creates_internal_and_egress_with_labels_and_pinned_addresses(engine):
 
 def test_existing_networks_keep_their_subnets(engine):
     engine.add_network("bb-demo-net-int", subnet="10.1.0.0/28", internal=True,
-                       options={bottle_network.INHIBIT_IPV4: "true"}, labels=naming.labels("demo", "demo", "net-int"))
+                       options={bottle_networks.INHIBIT_IPV4: "true"}, labels=naming.labels("demo", "demo", "net-int"))
     engine.add_network("bb-demo-net-out", subnet="10.1.0.16/28", labels=naming.labels("demo", "demo", "net-out"))
     result = run(engine)
     assert not result["changed"]
@@ -90,8 +90,8 @@ def test_check_mode_creates_nothing_and_reports_plan(engine):
 
 def test_subnet_choice_is_deterministic_from_the_slug():
     pool = ipaddress.ip_network("172.29.0.0/16")
-    assert bottle_network.slot_order("a", pool, 28) == bottle_network.slot_order("a", pool, 28)
-    assert bottle_network.slot_order("a", pool, 28)[0] != bottle_network.slot_order("b", pool, 28)[0]
+    assert bottle_networks.slot_order("a", pool, 28) == bottle_networks.slot_order("a", pool, 28)
+    assert bottle_networks.slot_order("a", pool, 28)[0] != bottle_networks.slot_order("b", pool, 28)[0]
 
 
 def test_skips_subnets_overlapping_any_network_and_says_which(engine):
@@ -144,7 +144,7 @@ def test_internal_network_without_host_isolation_is_recreated(engine):
     assert result["changed"]
     new = engine.networks["bb-demo-net-int"]
     assert old.removed and new is not old
-    assert new.attrs["Options"][bottle_network.INHIBIT_IPV4] == "true"
+    assert new.attrs["Options"][bottle_networks.INHIBIT_IPV4] == "true"
 
 
 def test_absent_removes_only_the_bottles_networks(engine):
@@ -189,19 +189,19 @@ def test_recreate_shows_each_difference_in_the_diff(engine):
     assert result["changed"]
     before, after = result["diff"]["before"]["internal"], result["diff"]["after"]["internal"]
     assert before["internal"] is False and after["internal"] is True
-    assert before["options"] == {bottle_network.INHIBIT_IPV4: None}
-    assert after["options"] == {bottle_network.INHIBIT_IPV4: "true"}
+    assert before["options"] == {bottle_networks.INHIBIT_IPV4: None}
+    assert after["options"] == {bottle_networks.INHIBIT_IPV4: "true"}
     assert "internal" not in result["networks"]["internal"]  # the return value keeps its shape
     assert result["diff"]["after"]["egress"] == result["networks"]["egress"]
 
 
 def test_has_different_config_compares_only_what_the_bottle_sets(engine):
     net = engine.add_network("bb-demo-net-int", subnet="10.1.0.0/28", internal=True,
-                             options={bottle_network.INHIBIT_IPV4: "true", "com.docker.network.mtu": "1400"},
+                             options={bottle_networks.INHIBIT_IPV4: "true", "com.docker.network.mtu": "1400"},
                              labels=naming.labels("demo", "demo", "net-int"))
-    manager = bottle_network.NetworkManager.__new__(bottle_network.NetworkManager)
+    manager = bottle_networks.NetworkManager.__new__(bottle_networks.NetworkManager)
     assert manager.has_different_config("internal", net) == (False, {})
     assert manager.has_different_config("egress", net) == (False, {})
     net.attrs["Options"] = {}
     assert manager.has_different_config("internal", net) == (
-        True, {"options": ({bottle_network.INHIBIT_IPV4: None}, {bottle_network.INHIBIT_IPV4: "true"})})
+        True, {"options": ({bottle_networks.INHIBIT_IPV4: None}, {bottle_networks.INHIBIT_IPV4: "true"})})

@@ -10,6 +10,7 @@ from unittest import mock
 import pytest
 import yaml
 
+from ansible_collections.botbottle.bottle.plugins.module_utils import provisioning
 from ansible_collections.botbottle.bottle.plugins.module_utils.docker_transport import DockerTransport
 from ansible_collections.botbottle.bottle.plugins.modules import bottle_provision
 from ansible_collections.botbottle.bottle.tests.unit.plugins.module_utils.agent_fakes import (
@@ -62,16 +63,16 @@ def updates(box):
 def test_first_run_writes_everything_and_refreshes_the_trust_store(box, ca):
     result = run(box, ca)
     assert result["changed"] and result["trust_store_updated"]
-    assert node(box, bottle_provision.CA_TARGET) == (CERT, 0o644, 0, 0)
+    assert node(box, provisioning.CA_TARGET) == (CERT, 0o644, 0, 0)
     assert node(box, PROMPT) == (b"Be careful.", 0o644, 1000, 1000)
     assert node(box, SKILL) == (LINT_DOC.encode(), 0o644, 1000, 1000)
     assert box.fs["/home/agent/.claude/skills/lint"]["uid"] == 1000
     assert [(argv, user) for argv, user in box.execs if argv == ["update-ca-certificates"]] == \
         [(["update-ca-certificates"], "root")]
     assert {f["path"] for f in result["files"] if f["reasons"] == ["missing"]} == \
-        {bottle_provision.CA_TARGET, PROMPT, SKILL}
+        {provisioning.CA_TARGET, PROMPT, SKILL}
     after = {d["after_header"].split(" ")[0]: d["after"] for d in result["diff"]}
-    assert after == {bottle_provision.CA_TARGET: CERT.decode(), PROMPT: "Be careful.", SKILL: LINT_DOC}
+    assert after == {provisioning.CA_TARGET: CERT.decode(), PROMPT: "Be careful.", SKILL: LINT_DOC}
     assert all(d["before"] == "" for d in result["diff"])
 
 
@@ -124,7 +125,7 @@ def test_a_symlink_in_place_of_the_prompt_is_replaced(box, ca):
 
 def test_trust_store_missing_the_ca_is_refreshed_even_when_the_file_is_right(box, ca):
     run(box, ca)
-    del box.fs[bottle_provision.CA_LINK]  # an earlier run stopped between write and update
+    del box.fs[provisioning.CA_LINK]  # an earlier run stopped between write and update
     box.execs.clear()
     result = run(box, ca)
     assert result["changed"] and result["trust_store_updated"]
@@ -141,7 +142,7 @@ def test_update_ca_certificates_failure_names_the_package(box, ca):
 def test_without_ca_nothing_touches_the_trust_store(box):
     result = run(box, None)
     assert not result["trust_store_updated"]
-    assert bottle_provision.CA_TARGET not in box.fs and updates(box) == []
+    assert provisioning.CA_TARGET not in box.fs and updates(box) == []
 
 
 def test_other_user_and_home(box, ca):
@@ -190,7 +191,7 @@ def test_transport_option_reaches_the_factory(box, ca):
 
 def test_skill_front_matter_added_from_the_first_prose_paragraph():
     text = '# Deploy\n\nShip it: run "make deploy".\nThen check.\n\nMore later.\n'
-    doc = bottle_provision.skill_document("deploy", text)
+    doc = provisioning.skill_document("deploy", text)
     head, body = doc.split("\n---\n\n", 1)
     expected = {"name": "deploy", "description": 'Ship it: run "make deploy". Then check.'}
     assert yaml.safe_load(head[len("---\n"):]) == expected
@@ -199,7 +200,7 @@ def test_skill_front_matter_added_from_the_first_prose_paragraph():
 
 def test_skill_with_its_own_front_matter_is_kept():
     text = "---\nname: x\ndescription: mine\n---\nbody"
-    assert bottle_provision.skill_document("x", text) == text
+    assert provisioning.skill_document("x", text) == text
 
 
 GATE = {"user": {"name": "Agent", "email": "agent@example.com"},
@@ -278,7 +279,7 @@ def test_an_api_key_placeholder_is_approved_and_onboarding_done(box, ca):
     content, mode, uid, gid = node(box, CLAUDE_JSON)
     assert json.loads(content) == {"mcpServers": SERVERS, "hasCompletedOnboarding": True,
                                    "customApiKeyResponses": {"approved": ["tle-placeholder-demo"], "rejected": []}}
-    assert "tle-placeholder-demo" == "bottle-placeholder-demo"[-20:] == bottle_provision.approved_key(" bottle-placeholder-demo\n")
+    assert "tle-placeholder-demo" == "bottle-placeholder-demo"[-20:] == provisioning.approved_key(" bottle-placeholder-demo\n")
     assert (mode, uid, gid) == (0o600, 1000, 1000) and result["changed"]
     assert not run(box, ca, mcp_servers=SERVERS, model=API_KEY_MODEL)["changed"]
 
