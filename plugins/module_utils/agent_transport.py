@@ -15,7 +15,9 @@
   one archive);
 - ``stat(path) -> {"mode", "uid", "gid"} | None``;
 - ``read_file_info(path) -> (bytes | None, stat | None)``: both at once
-  (one engine call for docker).
+  (one engine call for docker);
+- ``read_files_info(paths) -> [(bytes | None, stat | None), ...]``: each path's, in order; a
+  backend may read them concurrently (docker does).
 
 It also gives ``ids(owner)`` (numeric uid/gid, cached),
 ``ensure_dir(path, owner, mode)`` and ``ensure_dirs(paths, owner, mode)`` (one
@@ -68,6 +70,10 @@ class AgentTransport:
         """(content, stat) of ``path``; (None, None) when it does not exist."""
         content = self.read_file(path)
         return content, (self.stat(path) if content is not None else None)
+
+    def read_files_info(self, paths):
+        """``read_file_info`` of each of ``paths``, in order."""
+        return [self.read_file_info(path) for path in paths]
 
     def ids(self, owner):
         """Numeric (uid, gid) of ``owner`` (``user[:group]``, names or numbers); (0, 0) for None."""

@@ -16,6 +16,7 @@ import io
 import posixpath
 import tarfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.botbottle.bottle.plugins.module_utils.agent_transport import AgentTransport, TransportError
 
@@ -91,15 +92,25 @@ class DockerTransport(AgentTransport):
             return None, None
         return content, {"mode": info.mode & 0o7777, "uid": info.uid, "gid": info.gid}
 
+    def read_files_info(self, paths):
+        """Each path's (content, stat), read concurrently (one archive call each; the engine answers them
+        side by side)."""
+        paths = list(paths)
+        if len(paths) < 2:
+            return [self.read_file_info(path) for path in paths]
+        with ThreadPoolExecutor(max_workers=min(8, len(paths))) as pool:
+            return list(pool.map(self.read_file_info, paths))
+
     def _account_files(self):
         """{name: (uid, gid)} from /etc/passwd and {name: gid} from /etc/group, read through the engine."""
         if "_accounts" not in self.__dict__:
             users, groups = {}, {}
-            for line in (self.read_file("/etc/passwd") or b"").decode("utf-8", "replace").splitlines():
+            (passwd, _s), (group, _t) = self.read_files_info(["/etc/passwd", "/etc/group"])
+            for line in (passwd or b"").decode("utf-8", "replace").splitlines():
                 fields = line.split(":")
                 if len(fields) >= 4 and fields[2].isdigit() and fields[3].isdigit():
                     users.setdefault(fields[0], (int(fields[2]), int(fields[3])))
-            for line in (self.read_file("/etc/group") or b"").decode("utf-8", "replace").splitlines():
+            for line in (group or b"").decode("utf-8", "replace").splitlines():
                 fields = line.split(":")
                 if len(fields) >= 3 and fields[2].isdigit():
                     groups.setdefault(fields[0], int(fields[2]))

@@ -9,9 +9,11 @@ its defaults filled, and the host module's check mode, diff, warnings and failur
 phase's ``no_log`` options are masked in everything the host module returns.
 
 API:
-- ``Phase(module, name, spec, params)``: ``params`` (a dict) checked against ``spec``; a bad or
-  missing option fails the host module naming ``<name>.<option>``. Then ``.params``,
-  ``.check_mode``, ``._diff``, ``.fail_json(msg=..., **details)``, ``.warn(msg)``.
+- ``Phase(module, name, spec, params, raise_failures=False)``: ``params`` (a dict) checked against
+  ``spec``; a bad or missing option fails the host module naming ``<name>.<option>``. Then
+  ``.params``, ``.check_mode``, ``._diff``, ``.fail_json(msg=..., **details)``, ``.warn(msg)``.
+  ``fail_json`` fails the host module, or with ``raise_failures`` raises ``PhaseFailed`` (for a
+  phase run in a thread: the host module then fails once, from its own thread, with ``fail(module)``).
 - ``merge_diffs(results)``: the ``diff`` of each phase result (a ``{before, after}`` dict or a list
   of them), as one list with a header naming the phase.
 """
@@ -21,12 +23,24 @@ from __future__ import annotations
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 
+class PhaseFailed(Exception):
+    """A phase's failure, raised instead of failing the module (``raise_failures``)."""
+
+    def __init__(self, phase, msg, details):
+        super().__init__(msg)
+        self.phase, self.msg, self.details = phase, msg, details
+
+    def fail(self, module):
+        module.fail_json(msg=self.msg, phase=self.phase, **self.details)
+
+
 class Phase:
     """What a module's logic sees of the module, for one phase of another module."""
 
-    def __init__(self, module, name, spec, params):
+    def __init__(self, module, name, spec, params, raise_failures=False):
         self.module = module
         self.name = name
+        self.raise_failures = raise_failures
         result = ArgumentSpecValidator(spec).validate(dict(params or {}))
         # Secrets of the phase (its no_log options) are masked in the host module's output.
         module.no_log_values.update(result._no_log_values)
@@ -37,6 +51,8 @@ class Phase:
         self._diff = module._diff
 
     def fail_json(self, msg, **details):
+        if self.raise_failures:
+            raise PhaseFailed(self.name, msg, details)
         self.module.fail_json(msg=msg, phase=self.name, **details)
 
     def warn(self, warning):

@@ -175,15 +175,16 @@ def read_ca(module, path):
 def provision(module, transport, ca_pem):
     p = module.params
     files, diffs, writes = [], [], []
-    wanted = [entry + (None,) for entry in desired_files(p, ca_pem)]
-    if p.get("mcp_servers") or p.get("model"):
-        path = p["agent_home"].rstrip("/") + "/.claude.json"
-        current, stat = transport.read_file_info(path)
+    wanted = desired_files(p, ca_pem)
+    settings = p["agent_home"].rstrip("/") + "/.claude.json" if p.get("mcp_servers") or p.get("model") else None
+    # Every file read in one go (the docker transport: side by side), with the owners' ids.
+    found = transport.read_files_info([path for path, _c, _m, _o in wanted] + ([settings] if settings else []))
+    if settings:
+        current, stat = found[-1]
         # Read once: the new content is built from the current one.
-        wanted.append((path, claude_json(current, p["mcp_servers"] or {}, p.get("model")), 0o600,
-                       "%s:%s" % (p["agent_user"], p["agent_user"]), (current, stat)))
-    for path, content, mode, owner, known in wanted:
-        current, stat = known if known is not None else transport.read_file_info(path)
+        wanted.append((settings, claude_json(current, p["mcp_servers"] or {}, p.get("model")), 0o600,
+                       "%s:%s" % (p["agent_user"], p["agent_user"])))
+    for (path, content, mode, owner), (current, stat) in zip(wanted, found):
         ids = transport.ids(owner)
         reasons = differences(current, stat, content, mode, ids)
         files.append({"path": path, "changed": bool(reasons), "reasons": reasons})
@@ -259,17 +260,21 @@ def check_params(module):
         module.fail_json(msg="agent_home %s must be an absolute path inside the agent" % p["agent_home"])
 
 
-def run(module, get_client, get_transport, client=None):
+def run(module, get_client, get_transport, client=None, timings=None):
     """Provision as ``module.params`` say (checked by ``check_params``); the result. ``client``: an engine
     connection the caller holds already (bottle_launch), else one comes from ``get_client(module)`` when
-    the bundle is waited for."""
+    the bundle is waited for. ``timings`` (a dict): filled with the seconds spent waiting for the CA
+    (``ca_wait``), writing the files (``files``) and waiting for the bundle's health (``health_wait``)."""
     p = module.params
+    timings = {} if timings is None else timings
+    started = time.monotonic()
     bundle, deadline = None, time.monotonic() + p["bundle_health_timeout"]
     if p["bundle"] and not module.check_mode:
         client = client or get_client(module)
         bundle = find_bundle(module, client)
         if p["ca_cert_path"]:
             wait_for_ca(module, bundle, p["ca_cert_path"], deadline)
+    timings["ca_wait"] = round(time.monotonic() - started, 3)
     ca_pem = read_ca(module, p["ca_cert_path"]) if p["ca_cert_path"] else None
 
     try:
@@ -280,6 +285,7 @@ def run(module, get_client, get_transport, client=None):
     except (TransportError, DockerException) as exc:
         module.fail_json(msg="cannot provision %s over %s: %s" % (p["target"], p["transport"], exc))
     result = dict(changed=any(f["changed"] for f in files) or refreshed, files=files, trust_store_updated=refreshed)
+    timings["files"] = round(time.monotonic() - started - timings["ca_wait"], 3)
     if bundle is not None:
         try:
             result["health"] = wait_healthy(bundle, max(0, deadline - time.monotonic()), p["bundle"])
@@ -287,6 +293,7 @@ def run(module, get_client, get_transport, client=None):
             module.fail_json(msg=str(exc), **exc.details)
         except DockerException as exc:
             module.fail_json(msg="docker engine error while waiting for bundle %s: %s" % (p["bundle"], exc))
+        timings["health_wait"] = round(time.monotonic() - started - timings["ca_wait"] - timings["files"], 3)
     if module._diff:
         result["diff"] = diffs
     return result
