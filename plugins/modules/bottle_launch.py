@@ -288,10 +288,12 @@ def main():
         module.fail_json(msg="docker engine error while launching bottle %s: %s" % (module.params["slug"], exc))
     result = dict(done, stamped=stamped, seconds=seconds, changed=any(r.get("changed") for r in done.values()))
     diffs = merge_diffs(sorted(done.items(), key=lambda item: list(WIRED).index(item[0])))
-    for step in done.values():
-        step.pop("diff", None)
+    # Each phase's result is its module's: with its diff only when asked for (run_manager does the same).
     if module._diff:
         result["diff"] = diffs
+    else:
+        for step in done.values():
+            step.pop("diff", None)
     module.exit_json(**result)
 
 
