@@ -12,8 +12,8 @@ version_added: 0.1.0
 description:
   - Removes the docker objects of bottle O(slug) and its state directory in one module call (the teardown's and a failed
     launch's rollback's one round trip), running the logic of M(botbottle.bottle.bottle_agent),
-    M(botbottle.bottle.sidecar_bundle), M(botbottle.bottle.bottle_network) (each with O(state=absent)) and
-    M(botbottle.bottle.bottle_state) (O(state=absent)) as phases.
+    M(botbottle.bottle.sidecar_bundle), M(botbottle.bottle.bottle_network) (each with C(state=absent)) and
+    M(botbottle.bottle.bottle_state) (O(botbottle.bottle.bottle_state#module:state=absent)) as phases.
   - First, with O(archive_root), checks that the bottle's audit can be archived exactly as
     M(botbottle.bottle.bottle_state) does in check mode - every audit file readable, the archive root a folder. When it
     cannot, the module fails with nothing removed, naming the file and the fix (or the opt-out C(bottle_archive=false)),
@@ -51,9 +51,9 @@ options:
     default: ~/.bot-bottle/state
   archive_root:
     description:
-      - Archive the bottle's audit here before its state directory goes (as M(botbottle.bottle.bottle_state) O(state=absent)
-        with its O(botbottle.bottle.bottle_state#module:archive_root)). A state directory without any audit file gets no
-        archive.
+      - Archive the bottle's audit here before its state directory goes (as M(botbottle.bottle.bottle_state)
+        O(botbottle.bottle.bottle_state#module:state=absent) with its O(botbottle.bottle.bottle_state#module:archive_root)).
+        A state directory without any audit file gets no archive.
       - Unset, nothing is archived.
     type: path
   archive_keep_days:
