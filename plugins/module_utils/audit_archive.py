@@ -30,6 +30,11 @@ API:
   (``path`` None when there is nothing to archive); ``ArchiveError`` names what failed and the fix.
 - ``list_archives(archive_root, slug=None, agent=None)`` -> ``[{slug, name, path, archived, meta}]``, newest first.
 - ``prune(archive_root, keep_days=0, keep=0, now=None, dry_run=False, protect=(), pending=0)`` -> ``(removed, problems)``.
+- ``retention_error(keep_days, keep)`` -> the message refusing a negative retention, or None.
+- ``remove_state(state_dir, slug, archive_root=None, keep_days=0, keep=0, dry_run=False, warn=None)``: a bottle's
+  state directory goes, its audit archived first (with ``archive_root``) and old archives pruned; returns
+  ``{changed, path, changed_files[, archive: {path, files, skipped, pruned}]}``, raises ``ArchiveError`` with
+  nothing removed. The one implementation of bottle_state ``state=absent`` and bottle_remove's last step.
 """
 
 from __future__ import annotations
@@ -282,3 +287,40 @@ def prune(archive_root, keep_days=0, keep=0, now=None, dry_run=False, protect=()
         except OSError as exc:
             problems.append("%s: %s" % (path, _reason(exc)))
     return removed, problems
+
+
+def retention_error(keep_days, keep):
+    """The message refusing a negative ``archive_keep_days`` / ``archive_keep``, or None."""
+    for key, value, unit in (("archive_keep_days", keep_days, "days"), ("archive_keep", keep, "archives")):
+        if value < 0:
+            return ("%s: %s is negative; use 0 to keep archives forever (no limit), or a number of %s"
+                    % (key, value, unit))
+    return None
+
+
+def archive_state(state_dir, archive_root, slug, keep_days=0, keep=0, dry_run=False, warn=None):
+    """Archive the audit of ``state_dir`` (before it goes), then apply the retention:
+    ``{path, files, skipped, pruned}``. ``warn(text)`` hears of an old archive that could not be pruned."""
+    made = create(state_dir, archive_root, slug, dry_run=dry_run)
+    pruned, problems = prune(archive_root, keep_days=keep_days, keep=keep, dry_run=dry_run, protect=[made["path"]],
+                             pending=1 if dry_run and made["path"] else 0)
+    for problem in problems:
+        if warn:
+            warn("could not prune the old audit archive %s" % problem)
+    made["pruned"] = pruned
+    return made
+
+
+def remove_state(state_dir, slug, archive_root=None, keep_days=0, keep=0, dry_run=False, warn=None):
+    """Remove the state directory ``state_dir`` of bottle ``slug``, with ``archive_root`` archiving its audit
+    first (see ``archive_state``; no archive when the directory is gone already). With ``dry_run``, what would
+    be done. Returns ``{changed, path, changed_files[, archive]}``; ``ArchiveError`` leaves everything in place."""
+    exists = os.path.isdir(state_dir)
+    out = dict(path=state_dir, changed_files=[state_dir] if exists else [])
+    if archive_root:
+        out["archive"] = (archive_state(state_dir, archive_root, slug, keep_days, keep, dry_run, warn) if exists
+                          else dict(path=None, files=[], skipped=[], pruned=[]))
+    if exists and not dry_run:
+        shutil.rmtree(state_dir)
+    out["changed"] = exists or bool(out.get("archive", {}).get("pruned"))
+    return out

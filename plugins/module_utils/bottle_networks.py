@@ -171,17 +171,21 @@ class NetworkManager:
             self.names[key], driver="bridge", internal=internal, ipam=ipam, options=options,
             labels=self.labels("net-int" if internal else "net-out"), check_duplicate=True)
 
+    def check_absent(self):
+        """Fail unless every network found carries the bottle's label: before removing any."""
+        for net in self.existing.values():
+            if net is not None and (net.attrs.get("Labels") or {}).get(naming.LABEL_BOTTLE) != self.p["slug"]:
+                self.module.fail_json(msg="docker network %s does not carry label %s=%s: not removing what is not "
+                                          "the bottle's" % (net.name, naming.LABEL_BOTTLE, self.p["slug"]))
+
     def absent(self):
+        self.check_absent()
         self.result["diff"]["before"] = {k: (describe(v, k == "internal") if v else None)
                                          for k, v in self.existing.items()}
         self.result["diff"]["after"] = {k: None for k in self.existing}
         for key, net in self.existing.items():
             if net is None:
                 continue
-            labels = net.attrs.get("Labels") or {}
-            if labels.get(naming.LABEL_BOTTLE) != self.p["slug"]:
-                self.module.fail_json(msg="docker network %s does not carry label %s=%s: not removing what is not "
-                                          "the bottle's" % (net.name, naming.LABEL_BOTTLE, self.p["slug"]))
             self.result["changed"] = True
             if not self.check_mode:
                 net.reload()

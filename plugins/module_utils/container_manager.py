@@ -235,12 +235,16 @@ class ContainerManager:
         self.result["container"] = {"id": self.container.id, "name": self.name}
         self.result["ip"] = (_networks(self.container.attrs).get(self.p[self.network_param]) or {}).get("IPAddress")
 
+    def check_absent(self):
+        """Fail unless the container (when there is one) carries the bottle's label: before removing anything."""
+        if self.container is not None and (self.container.labels or {}).get(naming.LABEL_BOTTLE) != self.p["slug"]:
+            self.module.fail_json(msg="container %s does not carry label %s=%s: not removing what is not the bottle's"
+                                      % (self.name, naming.LABEL_BOTTLE, self.p["slug"]))
+
     def absent(self):
         if self.container is None:
             return
-        if (self.container.labels or {}).get(naming.LABEL_BOTTLE) != self.p["slug"]:
-            self.module.fail_json(msg="container %s does not carry label %s=%s: not removing what is not the bottle's"
-                                      % (self.name, naming.LABEL_BOTTLE, self.p["slug"]))
+        self.check_absent()
         self.result["changed"] = True
         self.result["container"]["id"] = self.container.id
         self.result["diff"] = dict(before={"name": self.name, "status": self.container.status}, after={})

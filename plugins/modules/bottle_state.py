@@ -220,33 +220,9 @@ policy_changes:
            routes_removed: [], other_added: [], other_removed: []}
 """
 
-import os
-import shutil
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.botbottle.bottle.plugins.module_utils import audit_archive
-from ansible_collections.botbottle.bottle.plugins.module_utils import naming, state_write
-
-
-def archive(module, root):
-    """Archive the audit of the state directory ``root`` (before it goes), then apply the retention."""
-    p = module.params
-    for key in ("archive_keep_days", "archive_keep"):
-        if p[key] < 0:
-            module.fail_json(msg="%s: %s is negative; use 0 to keep archives forever (no limit), or a number of %s"
-                                 % (key, p[key], "days" if key == "archive_keep_days" else "archives"))
-    try:
-        made = audit_archive.create(root, p["archive_root"], p["slug"], dry_run=module.check_mode)
-    except audit_archive.ArchiveError as exc:
-        module.fail_json(msg="bottle %s: %s" % (p["slug"], exc), path=root)
-    pruned, problems = audit_archive.prune(p["archive_root"], keep_days=p["archive_keep_days"], keep=p["archive_keep"],
-                                           dry_run=module.check_mode, protect=[made["path"]],
-                                           pending=1 if module.check_mode and made["path"] else 0)
-    for problem in problems:
-        module.warn("could not prune the old audit archive %s" % problem)
-    made["pruned"] = pruned
-    return made
+from ansible_collections.botbottle.bottle.plugins.module_utils import audit_archive, naming, state_write
 
 
 def main():
@@ -259,14 +235,15 @@ def main():
     root = naming.state_dir(p["slug"], p["state_root"])
 
     if p["state"] == "absent":
-        exists = os.path.isdir(root)
-        extra = {}
-        if p["archive_root"]:
-            extra["archive"] = archive(module, root) if exists else dict(path=None, files=[], skipped=[], pruned=[])
-        if exists and not module.check_mode:
-            shutil.rmtree(root)
-        module.exit_json(changed=exists or bool(extra.get("archive", {}).get("pruned")), path=root,
-                         changed_files=[root] if exists else [], **extra)
+        error = audit_archive.retention_error(p["archive_keep_days"], p["archive_keep"]) if p["archive_root"] else None
+        if error:
+            module.fail_json(msg=error)
+        try:
+            result = audit_archive.remove_state(root, p["slug"], p["archive_root"], p["archive_keep_days"],
+                                                p["archive_keep"], dry_run=module.check_mode, warn=module.warn)
+        except audit_archive.ArchiveError as exc:
+            module.fail_json(msg="bottle %s: %s" % (p["slug"], exc), path=root)
+        module.exit_json(**result)
 
     module.exit_json(**state_write.present(module))
 
