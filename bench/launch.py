@@ -6,7 +6,8 @@
 3. `playbooks/teardown.yml` for that bottle                    -> teardown time
 4. a plain shell script creating the same docker objects from the
    same rendered configs (networks, bundle waited healthy, agent,
-   CA copied in) with no Ansible at all                         -> the floor
+   provisioned: CA in its trust store, and the same prompt, skills
+   and Claude Code settings in one copy) with no Ansible at all  -> the floor
 5. N bottles launched one after another (N=10; --smoke: 2)     -> first and last launch
 Prints the figures and their ratios. Aims: launch <= 1.5x floor, rerun changes nothing and
 takes <= 0.3x a launch, teardown <= 0.5x a launch, the Nth launch no slower than the first.
@@ -60,6 +61,7 @@ def inspect(name):
 FLOOR_SCRIPT = r"""
 set -euo pipefail
 slug=$1 state=$2 bundle_image=$3 agent_image=$4 int_subnet=$5 out_subnet=$6 bundle_ip=$7 agent_ip=$8 extra_net=$9 daemons=${10}
+home=${11}
 lbl="--label io.botbottle.bottle=$slug --label io.botbottle.agent=floor"
 docker network create --internal --subnet "$int_subnet" $lbl "bb-$slug-net-int" >/dev/null
 docker network create --subnet "$out_subnet" $lbl "bb-$slug-net-out" >/dev/null
@@ -86,16 +88,27 @@ docker run -d --name "bb-$slug-agent" $lbl --network "bb-$slug-net-int" --ip "$a
   -e HTTPS_PROXY="http://$bundle_ip:8888" -e HTTP_PROXY="http://$bundle_ip:8888" "$agent_image" >/dev/null
 docker cp "$state/ca/bottle-ca.pem" "bb-$slug-agent:/usr/local/share/ca-certificates/bottle-ca.crt"
 docker exec -u root "bb-$slug-agent" update-ca-certificates >/dev/null 2>&1
+# The prompt, skills and settings the launch wrote into its agent, in one archive owned by the agent user.
+tar -C "$home" --owner=1000 --group=1000 -cf - . | docker cp - "bb-$slug-agent:/home/agent/"
 """
 
 
-def floor(state_copy, bundle, agent):
+def agent_files(slug, dest):
+    """What the launch provisioned into its agent's home (outside any timing): the floor copies the same."""
+    os.makedirs(dest)
+    for name in (".claude", ".claude.json"):
+        run(["docker", "cp", "bb-%s-agent:/home/agent/%s" % (slug, name), dest])
+    return dest
+
+
+def floor(state_copy, bundle, agent, home):
     # Shift the floor's subnets away from the bench bottle's (which is torn down by now,
     # but keep them distinct anyway): take two /28s at the top of the default pool.
     args = [FLOOR_SLUG, state_copy, bundle["Config"]["Image"], agent["Config"]["Image"],
             "172.29.255.224/28", "172.29.255.240/28", "172.29.255.226", "172.29.255.227",
             next((n for n in bundle["NetworkSettings"]["Networks"] if not n.startswith("bb-%s-" % SLUG)), ""),
-            next((e.split("=", 1)[1] for e in bundle["Config"]["Env"] if e.startswith("BOTTLE_DAEMONS=")), "egress")]
+            next((e.split("=", 1)[1] for e in bundle["Config"]["Env"] if e.startswith("BOTTLE_DAEMONS=")), "egress"),
+            home]
     start = time.monotonic()
     proc = run(["bash", "-c", FLOOR_SCRIPT, "floor"] + args, check=False)
     elapsed = time.monotonic() - start
@@ -146,9 +159,10 @@ def main():
         tmp = tempfile.mkdtemp(prefix="bb-bench-")
         state_copy = os.path.join(tmp, "state")
         shutil.copytree(os.path.join(STATE_ROOT, SLUG), state_copy)
+        home = agent_files(SLUG, os.path.join(tmp, "home"))
         down = teardown(SLUG)
         try:
-            floor_time = floor(state_copy, bundle, agent)
+            floor_time = floor(state_copy, bundle, agent, home)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         launches = series(count)
