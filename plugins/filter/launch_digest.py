@@ -12,8 +12,9 @@ description:
   - SHA-256 over the input (the options the role passes to M(botbottle.bottle.bottle_state) and
     M(botbottle.bottle.bottle_launch), as one structure, keys sorted) and over every file of the collection's
     C(plugins) and C(roles) (so a changed module, filter or task file never takes a rerun's shortcut).
-  - M(botbottle.bottle.bottle_launch) records it in the bottle's state directory; a rerun with the same digest
-    and the same objects still running (C(botbottle.bottle.launch_current)) has nothing to do.
+  - M(botbottle.bottle.bottle_launch) records it (with the operator's approvals and the credentials of the
+    routes they add, which only the managed host knows) in the bottle's state directory; a rerun with the same
+    digest and the same objects still running as that launch left them has nothing to do.
   - Credentials are part of the input (a changed token must reach the firewall); only the digest is kept.
 options:
   _input:

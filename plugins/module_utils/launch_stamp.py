@@ -4,13 +4,13 @@
 """The stamp of a finished docker launch: what it was asked, and the objects it left running.
 
 A launch that ends well (botbottle.bottle.bottle_launch) writes ``<state dir>/launch.json``: the
-digest of everything the launch was given (computed on the controller by the ``launch_digest``
-filter: the modules' options, and the collection's own code), the ids of its networks and
-containers, the images those containers run and the configuration hash of the files it left in the
-state directory. A rerun reads the stamp and the objects as they are now (``observe``, through
-botbottle.bottle.bottle_info) and, when ``is_current`` finds the same digest and the same objects
-still running healthy from unchanged files, has nothing to do: it skips every module that would
-only confirm it.
+digest of everything the launch was given (the controller's ``launch_digest`` filter over the
+modules' options and the collection's own code, with what only the host knows: the operator's
+approvals and the credentials of the routes they add), the ids of its networks and containers and
+the configuration hash of the files it left in the state directory. A rerun (bottle_launch again,
+before it does anything) reads the stamp and the objects as they are now (``observe``) and, when
+``is_current`` finds the same digest and the same objects still running healthy, from the images
+their names point at and from unchanged files, has nothing to do.
 
 The stamp is a shortcut, never the truth: anything it cannot vouch for (another digest, an object
 recreated, stopped or gone, an image rebuilt under the same name, a file of the state directory

@@ -41,14 +41,14 @@ class Phase:
         self.module = module
         self.name = name
         self.raise_failures = raise_failures
+        self.check_mode = module.check_mode
+        self._diff = module._diff
         result = ArgumentSpecValidator(spec).validate(dict(params or {}))
         # Secrets of the phase (its no_log options) are masked in the host module's output.
         module.no_log_values.update(result._no_log_values)
         if result.error_messages:
-            module.fail_json(msg="%s: %s" % (name, "; ".join(result.error_messages)))
+            self.fail_json("%s: %s" % (name, "; ".join(result.error_messages)))
         self.params = result.validated_parameters
-        self.check_mode = module.check_mode
-        self._diff = module._diff
 
     def fail_json(self, msg, **details):
         if self.raise_failures:

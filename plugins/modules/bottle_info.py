@@ -117,13 +117,6 @@ options:
       - With O(slug), also report in RV(agent_approved) what the operator approved for every bottle of this agent
         (M(botbottle.bottle.bottle_supervise) with C(scope=agent)).
     type: str
-  launch:
-    description:
-      - With O(slug), also report in RV(launch) the stamp of the bottle's last docker launch
-        (M(botbottle.bottle.bottle_launch)) and its objects as they are now, for the C(botbottle.bottle.launch_current)
-        filter. The bundle's health is asked (one C(docker exec)) only when everything else matches the stamp.
-    type: bool
-    default: false
 """
 
 EXAMPLES = r"""
@@ -200,17 +193,6 @@ agent_approved:
   returned: when O(approvals_agent) is set
   type: dict
   sample: {domains: [pypi.org], routes: []}
-launch:
-  description:
-    - With O(launch), the stamp of the last launch (C(stamp), null when there is none) and what is there now - the
-      networks' ids (C(networks)), the containers' ids, whether they run and their image ids (C(containers)), the
-      configuration hash of the state directory's files (C(config_hash)) and whether the bundle is healthy (C(health),
-      null when not asked).
-  returned: when O(launch) is true and O(slug) is set
-  type: dict
-  sample: {stamp: {digest: 3f1a..., networks: {internal: 9c1b..., egress: 77aa...}}, networks: {internal: 9c1b...,
-           egress: 77aa...}, containers: {bundle: {id: 1d2e..., running: true, image: "sha256:..."}}, config_hash: 5e0f...,
-           health: true}
 loopback:
   description: The loopback address for O(slug) and where it comes from (C(bundle), C(meta) or C(allocated)).
   returned: when O(loopback_pool) and O(slug) are set
@@ -224,9 +206,8 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.botbottle.bottle.plugins.module_utils import (
-    audit_archive, audit_log, fleet_view, launch_stamp, loopback, naming, smolvm)
+    audit_archive, audit_log, fleet_view, loopback, naming, smolvm)
 from ansible_collections.botbottle.bottle.plugins.module_utils import supervise as sv
-from ansible_collections.botbottle.bottle.plugins.module_utils.bundle_health import read_health
 from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import (
     DOCKER_COMMON_ARGS, DockerException, bottle_containers, bottle_networks, find_image, get_docker_client)
 
@@ -365,16 +346,6 @@ def choose_loopback(module, client):
     return dict(address=address, source=source)
 
 
-def observe_launch(client, slug, state_root):
-    """The stamp of the bottle's last launch and its objects now (launch_stamp), health included."""
-    def healthy(bundle):
-        try:
-            return read_health(bundle)[0] == 0
-        except DockerException:
-            return False
-    return launch_stamp.observe(client, slug, naming.state_dir(slug, state_root), healthy)
-
-
 def main():
     argument_spec = dict(
         slug=dict(type="str"),
@@ -394,7 +365,6 @@ def main():
         smolvm_state_dir=dict(type="path"),
         loopback_pool=dict(type="str"),
         approvals_agent=dict(type="str"),
-        launch=dict(type="bool", default=False),
     )
     argument_spec.update(DOCKER_COMMON_ARGS)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
@@ -411,8 +381,6 @@ def main():
         images = look_up_images(client, module.params["images"])
         if module.params["slug"] and not naming.slug_error(module.params["slug"]):
             extra.update(read_approvals(module))
-        if module.params["launch"] and module.params["slug"]:
-            extra["launch"] = observe_launch(client, module.params["slug"], module.params["state_root"])
         if module.params["loopback_pool"] and module.params["slug"]:
             extra["loopback"] = choose_loopback(module, client)
         bottles = fleet_view.select(fleet_view.add_orphan(fleet_view.add_age(client, bottles)),

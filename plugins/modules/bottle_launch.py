@@ -20,6 +20,16 @@ description:
     networks and the bundle, the bundle's configuration hash from the state directory, the provisioning's
     target, bundle and git-gate host from the agent and the bundle.
     When the bundle runs supervise, the agent gets supervise's MCP server too.
+  - Before anything is created it looks at what is there - whether the bottle exists (RV(preexisting)), both
+    images (a missing one is reported in RV(missing_images), and nothing is done), the operator's approvals
+    (M(botbottle.bottle.bottle_supervise); the bottle's, then with O(approvals_agent) those for every bottle of the
+    agent) merged into C(state.policy) as the C(botbottle.bottle.with_approvals) filter does, and the credential of
+    every route of the merged policy - a route an approval added whose C(token_ref) is not in C(state.tokens) is
+    reported in RV(missing_tokens), and nothing is done, so the caller can resolve it and call again.
+  - With O(stamp), when the stamp of the last launch (module_utils/launch_stamp.py) has the same digest - O(stamp),
+    the approvals and the credentials - and the same networks and containers still run, healthy, the images they
+    run are those their names point at and the state directory's files are unchanged, there is nothing to do
+    (RV(current)); anything else takes the full path, which converges.
   - A bad option of a phase fails naming it as V(<phase>: <what is wrong>), before anything is created.
   - In check mode the provisioning of an agent container that does not exist yet is skipped, as there is
     nothing to look into.
@@ -52,7 +62,10 @@ options:
   stamp:
     description:
       - The digest of the launch's inputs (the C(botbottle.bottle.launch_digest) filter). Omitted, no stamp is
-        written and a stamp of an earlier launch is removed.
+        written, a stamp of an earlier launch is removed and the launch always takes its full path.
+    type: str
+  approvals_agent:
+    description: Merge what the operator approved for every bottle of this agent too (C(scope=agent)).
     type: str
   state:
     description:
@@ -116,21 +129,44 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+preexisting:
+  description: Whether the bottle (a container, network or state directory of it) existed before this call.
+  returned: always, also on failure
+  type: bool
+current:
+  description: Whether the bottle already ran as this launch would leave it (nothing was done).
+  returned: with O(stamp), unless RV(missing_images) or RV(missing_tokens)
+  type: bool
+reason:
+  description: Why the launch took its full path (empty when RV(current)).
+  returned: with RV(current)
+  type: str
+missing_images:
+  description: The images not in the local image cache; when any, nothing was done.
+  returned: always
+  type: list
+  elements: str
+missing_tokens:
+  description: The C(token_ref) of each route an approval added whose credential is not in C(state.tokens); when any,
+    nothing was done.
+  returned: unless RV(missing_images)
+  type: list
+  elements: str
 state:
   description: What the state phase returned (M(botbottle.bottle.bottle_state)'s result), with C(config_hash).
-  returned: always
+  returned: when the launch ran
   type: dict
 network:
   description: What the networks phase returned (M(botbottle.bottle.bottle_network)'s result).
-  returned: always
+  returned: when the launch ran
   type: dict
 bundle:
   description: What the bundle phase returned (M(botbottle.bottle.sidecar_bundle)'s result), with C(endpoints).
-  returned: always
+  returned: when the launch ran
   type: dict
 container:
   description: What the agent phase returned (M(botbottle.bottle.bottle_agent)'s result).
-  returned: always
+  returned: when the launch ran
   type: dict
 provision:
   description: What the provisioning phase returned (M(botbottle.bottle.bottle_provision)'s result).
@@ -138,32 +174,30 @@ provision:
   type: dict
 seconds:
   description: How long each phase took, in seconds (where a launch's time goes).
-  returned: always
+  returned: when the launch ran
   type: dict
   sample: {state: 0.01, network: 0.21, bundle and container: 0.45, provision: 1.2, provision_ca_wait: 0.1, provision_files: 0.4,
            provision_health_wait: 0.7}
 stamped:
   description: Whether the stamp of this launch was written.
-  returned: always
+  returned: when the launch ran
   type: bool
 """
 
+import hashlib
+import json
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.botbottle.bottle.plugins.module_utils import launch_stamp, naming, provisioning, state_write
-from ansible_collections.botbottle.bottle.plugins.module_utils.agent_container import AGENT_SPEC, AgentManager
-from ansible_collections.botbottle.bottle.plugins.module_utils.bottle_networks import NETWORK_SPEC, NetworkManager
-from ansible_collections.botbottle.bottle.plugins.module_utils.bundle_container import BUNDLE_SPEC, BundleManager
+from ansible_collections.botbottle.bottle.plugins.module_utils import bundle_config, launch_stamp, naming
+from ansible_collections.botbottle.bottle.plugins.module_utils import supervise as sv
+from ansible_collections.botbottle.bottle.plugins.module_utils.bundle_health import read_health
 from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import (
-    DOCKER_COMMON_ARGS, DockerException, get_docker_client)
+    DOCKER_COMMON_ARGS, DockerException, find_container, find_image, find_network, get_docker_client)
 from ansible_collections.botbottle.bottle.plugins.module_utils.phases import Phase, PhaseFailed, merge_diffs
-from ansible_collections.botbottle.bottle.plugins.module_utils.provisioning import PROVISION_SPEC
-from ansible_collections.botbottle.bottle.plugins.module_utils.state_write import STATE_SPEC
-from ansible_collections.botbottle.bottle.plugins.module_utils.transport_factory import get_transport
 
 # The options each phase gets from this module or the phases before it, never from the caller.
 WIRED = {
@@ -179,13 +213,64 @@ def phase(module, name, spec, wired):
     given = dict(module.params[name] or {})
     clash = sorted(set(given) & set(WIRED[name]))
     if clash:
-        module.fail_json(msg="%s.%s is set by bottle_launch itself: remove it from %s" % (name, clash[0], name))
+        raise PhaseFailed(name, "%s.%s is set by bottle_launch itself: remove it from %s" % (name, clash[0], name), {})
     given.update(wired)
     # Failures raise (PhaseFailed): the bundle and the agent run side by side, and only main() fails the module.
     return Phase(module, name, spec, given, raise_failures=True)
 
 
-def launch(module, client, seconds):
+def look(module, client):
+    """Before anything is created: whether the bottle exists, the images, the policy with the operator's
+    approvals, the credentials it lacks, and whether the bottle already runs as this launch would leave it."""
+    p = module.params
+    slug = p["slug"]
+    state_root = (p["state"] or {}).get("state_root") or naming.DEFAULT_STATE_ROOT
+    state_dir = naming.state_dir(slug, os.path.expanduser(state_root))
+    seen = dict(preexisting=os.path.isdir(state_dir) or any(
+        find_container(client, naming.object_name(slug, role)) is not None for role in launch_stamp.CONTAINERS) or any(
+        find_network(client, naming.object_name(slug, suffix)) is not None for suffix in launch_stamp.NETWORKS.values()))
+    images = {role: (module.params[option] or {}).get("image") for role, option in (("bundle", "bundle"),
+                                                                                     ("agent", "container"))}
+    found = {role: find_image(client, name) if name else None for role, name in images.items()}
+    seen["missing_images"] = sorted(images[role] for role, image in found.items() if image is None and images[role])
+    if seen["missing_images"]:
+        return seen
+    try:
+        approved = bundle_config.combine_approved(
+            sv.read_approved(state_dir), sv.read_agent_approved(os.path.expanduser(state_root), p["approvals_agent"])
+            if p["approvals_agent"] else None)
+        seen["policy"] = bundle_config.merge_approved((p["state"] or {}).get("policy") or {}, approved)
+    except (sv.SuperviseError, ValueError) as exc:
+        raise PhaseFailed("state", "%s (it holds what the operator approved for bottle %s)" % (exc, slug), {})
+    tokens = (p["state"] or {}).get("tokens") or {}
+    seen["missing_tokens"] = sorted({route["auth"]["token_ref"] for route in (seen["policy"].get("egress") or {}).get(
+        "routes") or [] if isinstance(route.get("auth"), dict) and route["auth"].get("token_ref") not in tokens})
+    if seen["missing_tokens"] or not p["stamp"]:
+        return seen
+    # The stamp covers the controller's digest, and what only this host knows: the approvals and the
+    # credentials of the routes they add.
+    seen["digest"] = hashlib.sha256(json.dumps([p["stamp"], approved, tokens], sort_keys=True, default=str)
+                                    .encode("utf-8")).hexdigest()
+
+    def healthy(bundle):
+        try:
+            return read_health(bundle)[0] == 0
+        except DockerException:
+            return False
+    observed = launch_stamp.observe(client, slug, state_dir, healthy)
+    seen["current"], seen["reason"] = launch_stamp.is_current(
+        observed, seen["digest"], {role: image.id for role, image in found.items()})
+    return seen
+
+
+def launch(module, client, seconds, policy):
+    # Imported here: a rerun with nothing to do (look) never loads the phases.
+    from ansible_collections.botbottle.bottle.plugins.module_utils import provisioning, state_write
+    from ansible_collections.botbottle.bottle.plugins.module_utils.agent_container import AGENT_SPEC, AgentManager
+    from ansible_collections.botbottle.bottle.plugins.module_utils.bottle_networks import NETWORK_SPEC, NetworkManager
+    from ansible_collections.botbottle.bottle.plugins.module_utils.bundle_container import BUNDLE_SPEC, BundleManager
+    from ansible_collections.botbottle.bottle.plugins.module_utils.state_write import STATE_SPEC
+    from ansible_collections.botbottle.bottle.plugins.module_utils.transport_factory import get_transport
     p = module.params
     done = {}
     clock = [time.monotonic()]
@@ -196,9 +281,7 @@ def launch(module, client, seconds):
         clock[0] = now
     owner = dict(slug=p["slug"], agent=p["agent"], state="present")
 
-    state = phase(module, "state", STATE_SPEC, dict(slug=p["slug"], state="present"))
-    if not state.params["policy"]:
-        module.fail_json(msg="state.policy is required: pass the bottle's resolved policy")
+    state = phase(module, "state", STATE_SPEC, dict(slug=p["slug"], state="present", policy=policy))
     done["state"] = state_write.present(state)
     took("state")
 
@@ -233,7 +316,7 @@ def launch(module, client, seconds):
         if "supervise" in bundle.p["daemons"]:
             wired["mcp_servers"] = dict(given.get("mcp_servers") or {},
                                         supervise={"type": "http", "url": endpoints.get("supervise_url")})
-        step = Phase(module, "provision", PROVISION_SPEC, dict(given, **wired), raise_failures=True)
+        step = Phase(module, "provision", provisioning.PROVISION_SPEC, dict(given, **wired), raise_failures=True)
         provisioning.check_params(step)
         waits = {}
         done["provision"] = provisioning.run(step, get_docker_client, get_transport, client=client, timings=waits)
@@ -242,22 +325,20 @@ def launch(module, client, seconds):
     return done, networks, bundle, agent
 
 
-def stamp(module, state_dir, networks, bundle, agent):
+def stamp(state_dir, digest, networks, bundle, agent):
     """Record the launch (or, without a digest, forget an earlier one)."""
-    p = module.params
-    if not p["stamp"]:
+    if not digest:
         try:
             os.unlink(os.path.join(state_dir, launch_stamp.STAMP))
         except FileNotFoundError:
             pass
         return False
-    from ansible_collections.botbottle.bottle.plugins.module_utils import bundle_config
     objects = {
         "networks": {role: net["id"] for role, net in networks.result["networks"].items()},
         "containers": {"bundle": {"id": bundle.container.id}, "agent": {"id": agent.container.id}},
         "config_hash": bundle_config.config_hash(state_dir),
     }
-    launch_stamp.write(state_dir, p["stamp"], objects)
+    launch_stamp.write(state_dir, digest, objects)
     return True
 
 
@@ -266,6 +347,7 @@ def main():
         slug=dict(type="str", required=True),
         agent=dict(type="str", required=True),
         stamp=dict(type="str"),
+        approvals_agent=dict(type="str"),
         state=dict(type="dict", required=True),
         network=dict(type="dict", default={}),
         bundle=dict(type="dict", required=True),
@@ -278,15 +360,25 @@ def main():
     if error:
         module.fail_json(msg="slug: " + error)
     client = get_docker_client(module)
+    seen = dict(preexisting=True)
     try:
+        seen = look(module, client)
+        if seen["missing_images"] or seen["missing_tokens"] or seen.get("current"):
+            # Nothing to do, or nothing this call can do: the role says why, or resolves the credentials
+            # and calls again.
+            seen.pop("policy", None)
+            module.exit_json(changed=False, **seen)
         seconds = {}
-        done, networks, bundle, agent = launch(module, client, seconds)
-        stamped = False if module.check_mode else stamp(module, done["state"]["path"], networks, bundle, agent)
+        done, networks, bundle, agent = launch(module, client, seconds, seen.pop("policy"))
+        stamped = False if module.check_mode else stamp(done["state"]["path"], seen.get("digest"), networks, bundle,
+                                                        agent)
     except PhaseFailed as exc:
-        exc.fail(module)
+        module.fail_json(msg=exc.msg, phase=exc.phase, preexisting=seen["preexisting"], **exc.details)
     except DockerException as exc:
-        module.fail_json(msg="docker engine error while launching bottle %s: %s" % (module.params["slug"], exc))
-    result = dict(done, stamped=stamped, seconds=seconds, changed=any(r.get("changed") for r in done.values()))
+        module.fail_json(msg="docker engine error while launching bottle %s: %s" % (module.params["slug"], exc),
+                         preexisting=seen["preexisting"])
+    seen.pop("policy", None)
+    result = dict(done, stamped=stamped, seconds=seconds, changed=any(r.get("changed") for r in done.values()), **seen)
     diffs = merge_diffs(sorted(done.items(), key=lambda item: list(WIRED).index(item[0])))
     # Each phase's result is its module's: with its diff only when asked for (run_manager does the same).
     if module._diff:
