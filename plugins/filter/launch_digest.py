@@ -69,7 +69,7 @@ def code_digest(root=ROOT):
 
 def launch_digest(inputs):
     try:
-        data = json.dumps(inputs, sort_keys=True, separators=(",", ":"), default=str)
+        data = json.dumps(inputs, sort_keys=True, separators=(",", ":"))
     except (TypeError, ValueError) as exc:
         raise AnsibleFilterError("launch_digest: the inputs are not plain data: %s" % exc)
     return hashlib.sha256(code_digest().encode("ascii") + b"\0" + data.encode("utf-8")).hexdigest()

@@ -104,7 +104,8 @@ class ContainerManager:
         self.name = self.p["name"] or naming.object_name(self.p["slug"], self.kind)
         self.container = find_container(client, self.name)
         self.image_id = None
-        self.result = dict(changed=False, container={"id": None, "name": self.name}, diff=dict(before={}, after={}))
+        self.result = dict(changed=False, created=False, container={"id": None, "name": self.name},
+                           diff=dict(before={}, after={}))
 
     # -- what the module says ------------------------------------------
     def desired_env(self):
@@ -183,7 +184,7 @@ class ContainerManager:
         want = self.desired(image.id)
         after = self.diff_state(want)
         if self.container is None:
-            self.result.update(changed=True, diff=dict(before={}, after=self.redact(after)))
+            self.result.update(changed=True, created=True, diff=dict(before={}, after=self.redact(after)))
             if not self.check_mode:
                 self.create(want)
         else:

@@ -100,6 +100,10 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+created:
+  description: Whether the container was created (in check mode - would be) because there was none.
+  returned: always
+  type: bool
 container:
   description: The agent container.
   returned: always

@@ -147,11 +147,12 @@ missing_images:
   type: list
   elements: str
 missing_tokens:
-  description: The C(token_ref) of each route an approval added whose credential is not in C(state.tokens); when any,
-    nothing was done.
+  description: Each route an approval added whose credential is not in C(state.tokens), as C({host, auth: {token_ref}});
+    when any, nothing was done.
   returned: unless RV(missing_images)
   type: list
-  elements: str
+  elements: dict
+  sample: [{host: api.github.com, auth: {token_ref: GH_TOKEN}}]
 state:
   description: What the state phase returned (M(botbottle.bottle.bottle_state)'s result), with C(config_hash).
   returned: when the launch ran
@@ -243,8 +244,9 @@ def look(module, client):
     except (sv.SuperviseError, ValueError) as exc:
         raise PhaseFailed("state", "%s (it holds what the operator approved for bottle %s)" % (exc, slug), {})
     tokens = (p["state"] or {}).get("tokens") or {}
-    seen["missing_tokens"] = sorted({route["auth"]["token_ref"] for route in (seen["policy"].get("egress") or {}).get(
-        "routes") or [] if isinstance(route.get("auth"), dict) and route["auth"].get("token_ref") not in tokens})
+    seen["missing_tokens"] = [{"host": route["host"], "auth": {"token_ref": route["auth"]["token_ref"]}}
+                              for route in (seen["policy"].get("egress") or {}).get("routes") or []
+                              if isinstance(route.get("auth"), dict) and route["auth"].get("token_ref") not in tokens]
     if seen["missing_tokens"] or not p["stamp"]:
         return seen
     # The stamp covers the controller's digest, and what only this host knows: the approvals and the
