@@ -276,13 +276,31 @@ def launch(module, client, seconds, policy):
     p = module.params
     done = {}
     clock = [time.monotonic()]
+    # Every phase's options are checked before the first phase runs (what the phases before it give a
+    # phase stands in as a placeholder of its type here): a bad one stops the launch with nothing created.
+    owner = dict(slug=p["slug"], agent=p["agent"], state="present")
+    placeholders = {
+        "state": (STATE_SPEC, dict(slug=p["slug"], state="present", policy=policy)),
+        "network": (NETWORK_SPEC, owner),
+        "bundle": (BUNDLE_SPEC, dict(owner, internal_network="n", internal_ip="0.0.0.0", egress_network="n",
+                                     config_hash="h", wait=False)),
+        "container": (AGENT_SPEC, dict(owner, network="n", ip="0.0.0.0", proxy_url="http://0.0.0.0:8888")),
+    }
+    for name, (spec, wired) in placeholders.items():
+        phase(module, name, spec, wired)
+    given = dict(module.params["provision"] or {})
+    clash = sorted(set(given) & set(WIRED["provision"]))
+    if clash:
+        raise PhaseFailed("provision", "provision.%s is set by bottle_launch itself: remove it from provision"
+                          % clash[0], {})
+    provisioning.check_params(Phase(module, "provision", provisioning.PROVISION_SPEC,
+                                    dict(given, transport="docker", target="t",
+                                         **({"gate_host": "g"} if given.get("git_gate") else {})), raise_failures=True))
 
     def took(name):
         now = time.monotonic()
         seconds[name] = round(now - clock[0], 3)
         clock[0] = now
-    owner = dict(slug=p["slug"], agent=p["agent"], state="present")
-
     state = phase(module, "state", STATE_SPEC, dict(slug=p["slug"], state="present", policy=policy))
     done["state"] = state_write.present(state)
     took("state")

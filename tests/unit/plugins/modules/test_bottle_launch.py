@@ -1,0 +1,172 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""bottle_launch against the in-memory engine of docker_fakes and a state root under tmp_path: what it
+looks at before anything is created (images, approvals and their credentials, the stamp), check mode
+on an empty engine, and failures that say whether the bottle existed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+import pytest
+
+from ansible_collections.botbottle.bottle.plugins.module_utils import bundle_config, launch_stamp, naming
+from ansible_collections.botbottle.bottle.plugins.modules import bottle_launch
+from ansible_collections.botbottle.bottle.tests.unit.plugins.modules.docker_fakes import (
+    FakeEngine, Failed, run_module)
+
+BUNDLE_IMAGE = "botbottle/bundle:test"
+AGENT_IMAGE = "botbottle/agent:test"
+TOKEN = "ghp-launch-test-token"
+SECRET = "launch-test-secret-env"
+
+
+@pytest.fixture
+def engine():
+    engine = FakeEngine()
+    engine.add_image(BUNDLE_IMAGE)
+    engine.add_image(AGENT_IMAGE)
+    return engine
+
+
+def args(tmp_path, **overrides):
+    root = str(tmp_path / "state")
+    out = {
+        "slug": "demo", "agent": "demo", "approvals_agent": "demo", "stamp": "digest-1",
+        "state": {"state_root": root, "policy": {"allowed_domains": ["pypi.org"]}, "tokens": {},
+                  "meta": {"slug": "demo", "agent": "demo"}},
+        "network": {"pool": "172.29.0.0/16", "prefix": 28},
+        "bundle": {"image": BUNDLE_IMAGE, "daemons": ["egress"],
+                   "mounts": [{"source": root + "/demo/bundle", "target": "/etc/bottle", "read_only": True}]},
+        "container": {"image": AGENT_IMAGE, "secret_env": {"DB_PASSWORD": SECRET}},
+        "provision": {"ca_cert_path": root + "/demo/ca/bottle-ca.pem", "prompt": "Be careful."},
+    }
+    out.update(overrides)
+    return out
+
+
+def approve(tmp_path, approved):
+    folder = tmp_path / "state" / "demo"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / bundle_config.APPROVED).write_text(json.dumps(approved))
+
+
+def nothing_created(engine, tmp_path):
+    assert not engine.containers
+    assert sorted(engine.networks) == ["bridge"]
+    assert not (tmp_path / "state" / "demo" / "bundle").exists()
+
+
+def test_a_missing_image_is_reported_and_nothing_is_created(engine, tmp_path):
+    engine.images.clear()
+    engine.add_image(AGENT_IMAGE)
+    result = run_module(bottle_launch, engine.client, args(tmp_path))
+    assert result["changed"] is False and result["missing_images"] == [BUNDLE_IMAGE]
+    assert result["preexisting"] is False
+    nothing_created(engine, tmp_path)
+
+
+def test_a_route_the_operator_approved_reports_the_credential_it_lacks(engine, tmp_path):
+    approve(tmp_path, {"domains": [], "routes": [{"host": "api.github.com", "auth": {"token_ref": "GH_TOKEN"}}]})
+    result = run_module(bottle_launch, engine.client, args(tmp_path))
+    assert result["changed"] is False
+    assert result["missing_tokens"] == [{"host": "api.github.com", "auth": {"token_ref": "GH_TOKEN"}}]
+    # Only the approvals file existed: still nothing of the bottle.
+    assert result["preexisting"] is True
+    nothing_created(engine, tmp_path)
+
+
+def test_an_approval_for_every_bottle_of_the_agent_counts_too(engine, tmp_path):
+    agents = tmp_path / "agents" / "demo"
+    agents.mkdir(parents=True)
+    (agents / bundle_config.APPROVED).write_text(json.dumps(
+        {"domains": [], "routes": [{"host": "api.github.com", "auth": {"token_ref": "GH_TOKEN"}}]}))
+    result = run_module(bottle_launch, engine.client, args(tmp_path))
+    assert [r["auth"]["token_ref"] for r in result["missing_tokens"]] == ["GH_TOKEN"]
+
+
+def test_check_mode_on_an_empty_engine_creates_nothing(engine, tmp_path):
+    approve(tmp_path, {"domains": ["example.org"], "routes": []})
+    result = run_module(bottle_launch, engine.client, args(tmp_path), check=True, diff=True)
+    assert result["changed"] is True and result["current"] is False
+    assert result["container"]["created"] is True and result["bundle"]["created"] is True
+    # The approved domain joins the policy the state would be written with.
+    assert "example.org" in result["state"]["policy_changes"]["hosts_added"]
+    assert "provision" not in result  # nothing to look into yet
+    assert result["stamped"] is False
+    assert not engine.containers and sorted(engine.networks) == ["bridge"]
+    assert SECRET not in json.dumps(result)
+
+
+def test_an_option_the_module_wires_itself_is_refused_naming_it(engine, tmp_path):
+    bad = args(tmp_path)
+    bad["bundle"] = dict(bad["bundle"], config_hash="abc")
+    with pytest.raises(Failed) as failed:
+        run_module(bottle_launch, engine.client, bad)
+    assert "bundle.config_hash is set by bottle_launch itself" in failed.value.result["msg"]
+    assert failed.value.result["preexisting"] is False
+    nothing_created(engine, tmp_path)
+
+
+def test_a_bad_phase_option_names_the_phase(engine, tmp_path):
+    bad = args(tmp_path)
+    bad["container"] = dict(bad["container"], pids_limit="many")
+    with pytest.raises(Failed) as failed:
+        run_module(bottle_launch, engine.client, bad, check=True)
+    assert failed.value.result["msg"].startswith("container: ")
+    assert "pids_limit" in failed.value.result["msg"]
+
+
+def running_bottle(engine, tmp_path, digest):
+    """Bottle demo as a launch leaves it: its networks, both containers running, its files and its stamp."""
+    state_dir = tmp_path / "state" / "demo"
+    (state_dir / "bundle").mkdir(parents=True)
+    (state_dir / "bundle" / "egress.json").write_text("{}")
+    nets = {role: engine.add_network(naming.object_name("demo", suffix), subnet=subnet,
+                                     labels=naming.labels("demo", "demo", suffix))
+            for (role, suffix), subnet in zip(launch_stamp.NETWORKS.items(), ("10.9.0.0/28", "10.9.0.16/28"))}
+    images = {"bundle": BUNDLE_IMAGE, "agent": AGENT_IMAGE}
+    containers = {}
+    for role in launch_stamp.CONTAINERS:
+        name = naming.object_name("demo", role)
+        image = engine.client.images.get(images[role])
+        engine.client.api.create_container(
+            image.id, name=name, environment={"BOTTLE_DAEMONS": "egress"} if role == "bundle" else {},
+            labels=naming.labels("demo", "demo", role), host_config={"network_mode": nets["internal"].name},
+            networking_config={nets["internal"].name: {}})
+        engine.containers[name].start()
+        containers[role] = {"id": engine.containers[name].id}
+    launch_stamp.write(str(state_dir), digest, {
+        "networks": {role: net.id for role, net in nets.items()}, "containers": containers,
+        "config_hash": bundle_config.config_hash(str(state_dir))})
+    return state_dir
+
+
+def test_a_bottle_running_as_stamped_is_current_and_left_alone(engine, tmp_path):
+    given = args(tmp_path)
+    # The stamp a launch with these inputs writes: the controller's digest with the approvals and tokens.
+    digest = hashlib.sha256(json.dumps(["digest-1", {"domains": [], "routes": []}, {}], sort_keys=True)
+                            .encode("utf-8")).hexdigest()
+    running_bottle(engine, tmp_path, digest)
+    created = list(engine.created)
+    result = run_module(bottle_launch, engine.client, given)
+    assert result["current"] is True and result["reason"] == "" and result["changed"] is False
+    assert result["preexisting"] is True
+    assert engine.created == created
+
+    # Another input: not current, and the reason says so.
+    other = run_module(bottle_launch, engine.client, dict(given, stamp="digest-2"), check=True)
+    assert other["current"] is False and "inputs" in other["reason"]
+
+    # An unhealthy bundle: not current.
+    engine.containers[naming.object_name("demo", "bundle")].unhealthy["egress"] = "not listening"
+    sick = run_module(bottle_launch, engine.client, given, check=True)
+    assert sick["current"] is False and "healthy" in sick["reason"]
+
+
+def test_without_a_stamp_digest_the_launch_always_takes_its_full_path(engine, tmp_path):
+    result = run_module(bottle_launch, engine.client, args(tmp_path, stamp=None), check=True)
+    assert "current" not in result and result["changed"] is True
+    assert not os.path.exists(tmp_path / "state" / "demo" / launch_stamp.STAMP)
