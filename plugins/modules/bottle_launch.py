@@ -30,7 +30,9 @@ description:
     the approvals and the credentials - and the same networks and containers still run, healthy, the images they
     run are those their names point at and the state directory's files are unchanged, there is nothing to do
     (RV(current)); anything else takes the full path, which converges.
-  - A bad option of a phase fails naming it as V(<phase>: <what is wrong>), before anything is created.
+  - A bad option of a phase fails naming it as V(<phase>: <what is wrong>), before anything is created; any other
+    failure names its phase the same way (V(provision: update-ca-certificates failed ...)), and says in
+    RV(preexisting) whether the bottle existed before (the role rolls back only what a launch created).
   - In check mode the provisioning of an agent container that does not exist yet is skipped, as there is
     nothing to look into.
   - When every phase succeeded (not in check mode) and O(stamp) is given, it records the stamp of the launch in
@@ -393,7 +395,10 @@ def main():
         stamped = False if module.check_mode else stamp(done["state"]["path"], seen.get("digest"), networks, bundle,
                                                         agent)
     except PhaseFailed as exc:
-        module.fail_json(msg=exc.msg, phase=exc.phase, preexisting=seen["preexisting"], **exc.details)
+        # The message names the phase that failed (a phase's option errors name it already).
+        msg = exc.msg if exc.msg.startswith(exc.phase + ":") or exc.msg.startswith(exc.phase + ".") \
+            else "%s: %s" % (exc.phase, exc.msg)
+        module.fail_json(msg=msg, phase=exc.phase, preexisting=seen["preexisting"], **exc.details)
     except DockerException as exc:
         module.fail_json(msg="docker engine error while launching bottle %s: %s" % (module.params["slug"], exc),
                          preexisting=seen["preexisting"])
