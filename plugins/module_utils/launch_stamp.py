@@ -87,10 +87,11 @@ def observe(client, slug, state_dir, health):
 
 
 def _objects_match(seen, stamp):
+    ids_now = {role: c["id"] for role, c in seen["containers"].items() if c is not None}
+    ids_then = {role: c.get("id") for role, c in (stamp.get("containers") or {}).items()}
     return (seen["networks"] == stamp.get("networks")
             and all(c is not None and c["running"] for c in seen["containers"].values())
-            and {r: c["id"] for r, c in seen["containers"].items()} == {r: c.get("id") for r, c in
-                                                                          (stamp.get("containers") or {}).items()}
+            and ids_now == ids_then
             and seen["config_hash"] == stamp.get("config_hash"))
 
 

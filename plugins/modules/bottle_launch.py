@@ -30,9 +30,10 @@ description:
     the approvals and the credentials - and the same networks and containers still run, healthy, the images they
     run are those their names point at and the state directory's files are unchanged, there is nothing to do
     (RV(current)); anything else takes the full path, which converges.
-  - A bad option of a phase fails naming it as V(<phase>: <what is wrong>), before anything is created; any other
-    failure names its phase the same way (V(provision: update-ca-certificates failed ...)), and says in
-    RV(preexisting) whether the bottle existed before (the role rolls back only what a launch created).
+  - A bad option of a phase fails before anything is created, its message opening with the phase's name
+    (V(bundle), V(container), ...). Any other failure opens with the name of the phase that failed too (for
+    example V(provision) when update-ca-certificates fails in the agent) and says in RV(preexisting) whether
+    the bottle existed before (the role rolls back only what a launch created).
   - In check mode the provisioning of an agent container that does not exist yet is skipped, as there is
     nothing to look into.
   - When every phase succeeded (not in check mode) and O(stamp) is given, it records the stamp of the launch in
@@ -149,7 +150,8 @@ missing_images:
   type: list
   elements: str
 missing_tokens:
-  description: Each route an approval added whose credential is not in C(state.tokens), as C({host, auth: {token_ref}});
+  description: >-
+    Each route an approval added whose credential is not in C(state.tokens), as C({host, auth: {token_ref}});
     when any, nothing was done.
   returned: unless RV(missing_images)
   type: list
@@ -201,6 +203,7 @@ from ansible_collections.botbottle.bottle.plugins.module_utils.bundle_health imp
 from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import (
     DOCKER_COMMON_ARGS, DockerException, find_container, find_image, find_network, get_docker_client)
 from ansible_collections.botbottle.bottle.plugins.module_utils.phases import Phase, PhaseFailed, merge_diffs
+from ansible_collections.botbottle.bottle.plugins.module_utils.state_write import STATE_SPEC
 
 # The options each phase gets from this module or the phases before it, never from the caller.
 WIRED = {
@@ -227,20 +230,20 @@ def look(module, client):
     approvals, the credentials it lacks, and whether the bottle already runs as this launch would leave it."""
     p = module.params
     slug = p["slug"]
-    state_root = (p["state"] or {}).get("state_root") or naming.DEFAULT_STATE_ROOT
-    state_dir = naming.state_dir(slug, os.path.expanduser(state_root))
-    seen = dict(preexisting=os.path.isdir(state_dir) or any(
-        find_container(client, naming.object_name(slug, role)) is not None for role in launch_stamp.CONTAINERS) or any(
-        find_network(client, naming.object_name(slug, suffix)) is not None for suffix in launch_stamp.NETWORKS.values()))
-    images = {role: (module.params[option] or {}).get("image") for role, option in (("bundle", "bundle"),
-                                                                                     ("agent", "container"))}
+    # The state phase's options, checked (and its paths expanded) first: where the state and approvals are.
+    state_root = phase(module, "state", STATE_SPEC, dict(slug=slug, state="present")).params["state_root"]
+    state_dir = naming.state_dir(slug, state_root)
+    containers = [find_container(client, naming.object_name(slug, role)) for role in launch_stamp.CONTAINERS]
+    networks = [find_network(client, naming.object_name(slug, suffix)) for suffix in launch_stamp.NETWORKS.values()]
+    seen = dict(preexisting=os.path.isdir(state_dir) or any(o is not None for o in containers + networks))
+    images = {"bundle": (p["bundle"] or {}).get("image"), "agent": (p["container"] or {}).get("image")}
     found = {role: find_image(client, name) if name else None for role, name in images.items()}
     seen["missing_images"] = sorted(images[role] for role, image in found.items() if image is None and images[role])
     if seen["missing_images"]:
         return seen
     try:
         approved = bundle_config.combine_approved(
-            sv.read_approved(state_dir), sv.read_agent_approved(os.path.expanduser(state_root), p["approvals_agent"])
+            sv.read_approved(state_dir), sv.read_agent_approved(state_root, p["approvals_agent"])
             if p["approvals_agent"] else None)
         seen["policy"] = bundle_config.merge_approved((p["state"] or {}).get("policy") or {}, approved)
     except (sv.SuperviseError, ValueError) as exc:
@@ -273,7 +276,6 @@ def launch(module, client, seconds, policy):
     from ansible_collections.botbottle.bottle.plugins.module_utils.agent_container import AGENT_SPEC, AgentManager
     from ansible_collections.botbottle.bottle.plugins.module_utils.bottle_networks import NETWORK_SPEC, NetworkManager
     from ansible_collections.botbottle.bottle.plugins.module_utils.bundle_container import BUNDLE_SPEC, BundleManager
-    from ansible_collections.botbottle.bottle.plugins.module_utils.state_write import STATE_SPEC
     from ansible_collections.botbottle.bottle.plugins.module_utils.transport_factory import get_transport
     p = module.params
     done = {}

@@ -171,7 +171,7 @@ timeout 300 ansible-playbook -v playbooks/bottle.yml -e agent=demo -e bottle_ins
   || { tail -30 "$LOG"; fail "the stop does not name the approved route's credential once"; }
 grep -q "stopped before anything was created" "$LOG" || fail "the stop does not say nothing was created"
 ! grep -q "api.rr-approved.example" "$EGRESS" || fail "egress.json routes the approved host without its credential"
-[ "$(inode)" = "$before" ] && [ "$(ids)" = "$IDS" ] || fail "the stopped launch changed the bottle"
+if [ "$(inode)" != "$before" ] || [ "$(ids)" != "$IDS" ]; then fail "the stopped launch changed the bottle"; fi
 echo "ok: without the credential the launch stopped, naming it"
 RR_APPROVED_TOKEN=rr-approved-secret-value launch
 expect_full "a rerun with the approved route's credential" "$before"
