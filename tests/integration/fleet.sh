@@ -160,9 +160,14 @@ playbook playbooks/fleet.yml -e bottle_fleet_ship=false -e bottle_fleet_report_f
 python3 - "$BB_FLEET_DIR/fleet4.json" <<'PY'
 import json, sys
 hosts = {h["host"]: {b["slug"]: b["outcome"] for b in h["bottles"]} for h in json.load(open(sys.argv[1]))["hosts"]}
+# host3's fa: the launch is one module call (bottle_launch) that runs on host3 itself, so the cut of the
+# controller's connection either stopped it half way (this rerun converges it: "updated") or let it finish
+# on the host (this rerun finds it as launched, by its stamp: "unchanged"); either way it is healthy below.
+assert hosts["bb-fleet-host3"]["fa"] in ("updated", "unchanged"), hosts
+hosts["bb-fleet-host3"].pop("fa")
 assert hosts == {"bb-fleet-host1": {"fa": "unchanged", "fb": "unchanged"},
                  "bb-fleet-host2": {"fa": "unchanged", "fb": "unchanged"},
-                 "bb-fleet-host3": {"fa": "updated", "fb": "unchanged"}}, hosts
+                 "bb-fleet-host3": {"fb": "unchanged"}}, hosts
 PY
 playbook playbooks/status.yml -e bottle_hosts=fleet -e bottle_status_file="$BB_FLEET_DIR/status2.json" >/dev/null
 python3 - "$BB_FLEET_DIR/status2.json" <<'PY'
@@ -171,7 +176,7 @@ rows = [(h["host"], b["slug"], sorted(set(b["health"].values()))) for h in json.
         for b in h["bottles"]]
 assert len(rows) == 6 and all(r[2] == ["healthy"] for r in rows), rows
 PY
-echo "ok: only host3's half-launched fa was converged; six bottles healthy again"
+echo "ok: only host3's fa (cut off mid-launch) could change; six bottles healthy again"
 
 step "orphans: a labelled network without state, a state dir without objects"
 on bb-fleet-host1 docker network create --label io.botbottle.bottle=ghost --label io.botbottle.agent=fa \
