@@ -86,7 +86,9 @@ log "launching bottle demo"
 docker inspect bb-demo-agent >/dev/null 2>&1 || { log "the launch failed: run $PLAYBOOK playbooks/bottle.yml -e agent=demo -e @$STATE/vars.json to see why"; exit 1; }
 
 log "the agent at work (its lines: agent/tool; the bottle's decisions: firewall):"
-docker logs -f --since 1s bb-demo-bundle 2>&1 | "$PYTHON" -u scripts/demo_view.py firewall &
+# The follower is `docker logs -f` itself (its view reads it through a process substitution): killing it at
+# exit ends the view too, and nothing of the demo outlives it.
+docker logs -f --since 1s bb-demo-bundle > >("$PYTHON" -u scripts/demo_view.py firewall) 2>&1 &
 follower=$!
 trap 'kill $follower 2>/dev/null || true' EXIT
 docker exec -u agent -w /home/agent/work bb-demo-agent timeout 180 \
