@@ -49,6 +49,14 @@ import socket
 import stat
 
 DEFAULT_ROOT = "~/.bot-bottle/archive"
+
+# The archive options of the modules that archive (bottle_state state=absent, bottle_remove); their
+# retention is documented once, by the botbottle.bottle.audit_archive doc fragment.
+ARCHIVE_SPEC = dict(
+    archive_root=dict(type="path"),
+    archive_keep_days=dict(type="int", default=0),
+    archive_keep=dict(type="int", default=0),
+)
 META = "meta.json"
 # A bottle's audit, relative to its state directory (and to its archive).
 FILES = (

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 
+from ansible_collections.botbottle.bottle.plugins.module_utils import audit_archive
 from ansible_collections.botbottle.bottle.plugins.module_utils import bundle_config as bc
 from ansible_collections.botbottle.bottle.plugins.module_utils import naming
 
@@ -36,9 +37,7 @@ STATE_SPEC = dict(
     tokens=dict(type="dict", default={}, no_log=True),
     meta=dict(type="dict", default={}),
     state=dict(type="str", choices=["present", "absent"], default="present"),
-    archive_root=dict(type="path"),
-    archive_keep_days=dict(type="int", default=0),
-    archive_keep=dict(type="int", default=0),
+    **audit_archive.ARCHIVE_SPEC,
 )
 
 

@@ -38,7 +38,7 @@ description:
     nothing to look into.
   - When every phase succeeded (not in check mode) and O(stamp) is given, it records the stamp of the launch in
     the state directory (module_utils/launch_stamp.py) - the digest and the objects left running - so that a rerun
-    with the same inputs can see from M(botbottle.bottle.bottle_info) alone that nothing is to be done.
+    with the same inputs finds that nothing is to be done (see RV(current)).
   - Each module on its own is still what the smolmachines backend and custom plays use.
 author: botbottle developers (@botbottle)
 extends_documentation_fragment:
@@ -256,7 +256,7 @@ def look(module, client):
         return seen
     # The stamp covers the controller's digest, and what only this host knows: the approvals and the
     # credentials of the routes they add.
-    seen["digest"] = hashlib.sha256(json.dumps([p["stamp"], approved, tokens], sort_keys=True, default=str)
+    seen["digest"] = hashlib.sha256(json.dumps([p["stamp"], approved, tokens], sort_keys=True)
                                     .encode("utf-8")).hexdigest()
 
     def healthy(bundle):
@@ -280,26 +280,15 @@ def launch(module, client, seconds, policy):
     p = module.params
     done = {}
     clock = [time.monotonic()]
-    # Every phase's options are checked before the first phase runs (what the phases before it give a
-    # phase stands in as a placeholder of its type here): a bad one stops the launch with nothing created.
+    # Every phase's options are checked before the first phase runs (the state's by look()), what the
+    # phases before it give a phase standing in as a placeholder of its type: a bad one creates nothing.
     owner = dict(slug=p["slug"], agent=p["agent"], state="present")
-    placeholders = {
-        "state": (STATE_SPEC, dict(slug=p["slug"], state="present", policy=policy)),
-        "network": (NETWORK_SPEC, owner),
-        "bundle": (BUNDLE_SPEC, dict(owner, internal_network="n", internal_ip="0.0.0.0", egress_network="n",
-                                     config_hash="h", wait=False)),
-        "container": (AGENT_SPEC, dict(owner, network="n", ip="0.0.0.0", proxy_url="http://0.0.0.0:8888")),
-    }
-    for name, (spec, wired) in placeholders.items():
-        phase(module, name, spec, wired)
-    given = dict(module.params["provision"] or {})
-    clash = sorted(set(given) & set(WIRED["provision"]))
-    if clash:
-        raise PhaseFailed("provision", "provision.%s is set by bottle_launch itself: remove it from provision"
-                          % clash[0], {})
-    provisioning.check_params(Phase(module, "provision", provisioning.PROVISION_SPEC,
-                                    dict(given, transport="docker", target="t",
-                                         **({"gate_host": "g"} if given.get("git_gate") else {})), raise_failures=True))
+    phase(module, "network", NETWORK_SPEC, owner)
+    phase(module, "bundle", BUNDLE_SPEC, dict(owner, internal_network="n", internal_ip="0.0.0.0", egress_network="n",
+                                              config_hash="h", wait=False))
+    phase(module, "container", AGENT_SPEC, dict(owner, network="n", ip="0.0.0.0", proxy_url="http://0.0.0.0:8888"))
+    provisioning.check_params(phase(module, "provision", provisioning.PROVISION_SPEC, dict(
+        transport="docker", target="t", bundle="b", gate_host="g")))
 
     def took(name):
         now = time.monotonic()
@@ -340,8 +329,7 @@ def launch(module, client, seconds, policy):
         if "supervise" in bundle.p["daemons"]:
             wired["mcp_servers"] = dict(given.get("mcp_servers") or {},
                                         supervise={"type": "http", "url": endpoints.get("supervise_url")})
-        step = Phase(module, "provision", provisioning.PROVISION_SPEC, dict(given, **wired), raise_failures=True)
-        provisioning.check_params(step)
+        step = phase(module, "provision", provisioning.PROVISION_SPEC, wired)
         waits = {}
         done["provision"] = provisioning.run(step, get_docker_client, get_transport, client=client, timings=waits)
         took("provision")

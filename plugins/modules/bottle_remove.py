@@ -27,6 +27,7 @@ description:
   - A smolvm machine (the smolmachines backend) is not removed here - M(botbottle.bottle.smolvm_machine) does that.
 author: botbottle developers (@botbottle)
 extends_documentation_fragment:
+  - botbottle.bottle.audit_archive
   - botbottle.bottle.docker
 attributes:
   check_mode:
@@ -56,14 +57,6 @@ options:
         A state directory without any audit file gets no archive.
       - Unset, nothing is archived.
     type: path
-  archive_keep_days:
-    description: With O(archive_root), remove archives (of every bottle) archived more than this many days ago. V(0) keeps them.
-    type: int
-    default: 0
-  archive_keep:
-    description: With O(archive_root), keep only this many archives (of every bottle, the newest). V(0) sets no limit.
-    type: int
-    default: 0
   on_archive_failure:
     description:
       - What an audit that cannot be archived does.
@@ -157,9 +150,7 @@ def main():
     spec = dict(
         slug=dict(type="str", required=True),
         state_root=dict(type="path", default=naming.DEFAULT_STATE_ROOT),
-        archive_root=dict(type="path"),
-        archive_keep_days=dict(type="int", default=0),
-        archive_keep=dict(type="int", default=0),
+        **audit_archive.ARCHIVE_SPEC,
         on_archive_failure=dict(type="str", choices=["fail", "keep_state"], default="fail"),
     )
     spec.update(DOCKER_COMMON_ARGS)

@@ -31,6 +31,8 @@ description:
     M(botbottle.bottle.sidecar_bundle) takes as C(config_hash) to reload a running bundle when, and only when,
     its configuration changed.
 author: botbottle developers (@botbottle)
+extends_documentation_fragment:
+  - botbottle.bottle.audit_archive
 attributes:
   check_mode:
     support: full
@@ -123,14 +125,6 @@ options:
         A state directory without any audit file gets no archive.
       - Unset, nothing is archived.
     type: path
-  archive_keep_days:
-    description: With O(archive_root), remove archives (of every bottle) archived more than this many days ago. V(0) keeps them.
-    type: int
-    default: 0
-  archive_keep:
-    description: With O(archive_root), keep only this many archives (of every bottle, the newest). V(0) sets no limit.
-    type: int
-    default: 0
 """
 
 EXAMPLES = r"""
