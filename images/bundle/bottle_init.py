@@ -16,7 +16,7 @@ Before any daemon starts it
 - creates the per-bottle CA (ECDSA P-256, with openssl) under /var/lib/bottle/ca
   when absent; the key never leaves the bundle;
 - copies /etc/bottle (read-only mount, owned by whoever rendered it) into
-  /run/bottle/<daemon>/, owned by that daemon's uid, mode 0400;
+  /run/bottle/<daemon>/, owned by that daemon's uid, mode 0400, never following a symlink there;
 - gives egress the bottle CA as its mitmproxy CA (one hop), or, with pipelock,
   installs the chain's iptables rules: every TCP connection of pipelock's uid
   to a non-loopback address is redirected to egress on 127.0.0.1:9099, and
@@ -25,12 +25,17 @@ Before any daemon starts it
 Signals: SIGTERM/SIGINT stop the daemons (SIGTERM, then SIGKILL after
 BOTTLE_GRACE_SECONDS); SIGHUP re-copies /etc/bottle and reloads the daemons
 in place (pipelock re-reads its config on SIGHUP, egress watches its files).
+
+Every file root writes into a daemon's directory is written by ``write_owned`` and every directory
+it hands over by ``ensure_dir_owned``: neither follows a symlink a daemon's uid planted; such a
+path fails that daemon's staging, and start-up or the reload fails closed (the bundle stops).
 """
 
 import os
 import pwd
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -139,55 +144,236 @@ def daemon_command(name, chained=False):
     return None
 
 
-def concat(paths, dest):
-    """Write the concatenation of the existing, non-empty ``paths`` to ``dest``."""
-    with open(dest, "wb") as out:
-        for path in paths:
-            if os.path.exists(path):
-                with open(path, "rb") as handle:
-                    data = handle.read()
-                if data.strip():
-                    out.write(data.rstrip(b"\n") + b"\n")
+# --- privileged writes into directories a daemon's uid can write -------------------------------
+#
+# bottle-init runs as root and writes into directories a daemon owns (its home, egress's mitmproxy
+# confdir, git-gate's identities, supervise's store, the audit folder). A daemon that has been taken
+# over can plant a symlink there (egress.json.new -> /etc/shadow, a proposals/ that points at /etc)
+# and wait for the next SIGHUP. So every privileged write goes through the two functions below, and
+# they never follow a symlink: the directory is opened one component at a time with O_NOFOLLOW, files
+# are created under a fresh name with O_CREAT|O_EXCL|O_NOFOLLOW relative to that directory's
+# descriptor, ownership and mode are set on the open descriptor (fchown, fchmod), and the file is
+# renamed into place between the same directory descriptors. Anything unexpected on the way (a
+# symlink, something that is not a directory or regular file, a directory owned by another uid) is
+# refused with UnsafePath naming the path; that daemon's staging fails and bottle-init fails closed.
+
+class UnsafePath(RuntimeError):
+    """A path root was about to write through is a symlink, or not what staging makes there."""
+
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _what_is(dir_fd, name):
+    """'a symlink', 'a directory', ... for entry ``name`` of ``dir_fd`` (never following it); None if absent."""
+    try:
+        mode = os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode
+    except FileNotFoundError:
+        return None
+    if stat.S_ISLNK(mode):
+        return "a symlink"
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISREG(mode):
+        return "a regular file"
+    return "a special file"
+
+
+def _refuse(path, what, expected):
+    return UnsafePath("%s is %s, expected %s: not writing through it as root (a daemon's uid can write "
+                      "there; remove it, then restart the bundle)" % (path, what, expected))
+
+
+def _open_child_dir(parent_fd, name, path):
+    try:
+        return os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+    except OSError as exc:
+        what = _what_is(parent_fd, name)
+        if what is None:
+            raise
+        if what != "a directory":
+            raise _refuse(path, what, "a directory") from exc
+        raise
+
+
+def open_dir_nofollow(path):
+    """A descriptor of directory ``path`` (absolute), opened without following a symlink in any component."""
+    if not os.path.isabs(path):
+        raise UnsafePath("%s is not an absolute path" % path)
+    parts = [part for part in path.split("/") if part]
+    if any(part in (".", "..") for part in parts):
+        raise UnsafePath("%s has a . or .. component" % path)
+    fd = os.open("/", _DIR_FLAGS)
+    walked = ""
+    try:
+        for part in parts:
+            walked += "/" + part
+            child = _open_child_dir(fd, part, walked)
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def ensure_dir_owned(path, uid, gid, mode, owners=None):
+    """Create directory ``path`` if absent and give it ``uid:gid`` and ``mode`` through its own descriptor.
+
+    The parent is opened with ``open_dir_nofollow``; ``path`` itself must be a directory, not a symlink.
+    ``gid`` None keeps the directory's group. ``owners``: the uids an existing ``path`` may have (None: any,
+    for a mount point of the host). Returns (uid, gid) as set.
+    """
+    parent, name = os.path.split(path.rstrip("/"))
+    parent_fd = open_dir_nofollow(parent)
+    try:
+        try:
+            os.mkdir(name, 0o700, dir_fd=parent_fd)
+        except FileExistsError:
+            pass
+        fd = _open_child_dir(parent_fd, name, path)
+    finally:
+        os.close(parent_fd)
+    try:
+        found = os.fstat(fd).st_uid
+        if owners is not None and found not in owners:
+            raise UnsafePath("%s is owned by uid %d, expected uid %s: not handing it over as root (remove it, then "
+                             "restart the bundle)" % (path, found, " or ".join(str(u) for u in owners)))
+        if gid is None:
+            gid = os.fstat(fd).st_gid
+        os.fchown(fd, uid, gid)
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
+    return uid, gid
+
+
+def write_owned(dest, data, uid, gid, mode=0o400):
+    """Write ``data`` to ``dest`` as a new file of ``uid:gid`` with ``mode``, replacing it atomically.
+
+    The one way bottle-init writes a file where a daemon's uid can write: the directory is opened with
+    ``open_dir_nofollow``; ``dest.new`` is created with O_EXCL|O_NOFOLLOW (a leftover regular file of that
+    name is removed first, anything else there is refused), chowned and chmodded on its descriptor, and
+    renamed over ``dest`` between the same directory descriptor. ``dest`` may be absent or a regular file.
+    """
+    directory, name = os.path.split(dest)
+    tmp = name + ".new"
+    dir_fd = open_dir_nofollow(directory)
+    try:
+        what = _what_is(dir_fd, name)
+        if what not in (None, "a regular file"):
+            raise _refuse(dest, what, "a regular file")
+        what = _what_is(dir_fd, tmp)
+        if what == "a regular file":
+            os.unlink(tmp, dir_fd=dir_fd)  # a leftover of an interrupted write; unlink never follows
+        elif what is not None:
+            raise _refuse(os.path.join(directory, tmp), what, "nothing (a temporary file bottle-init creates)")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                         dir_fd=dir_fd)
+        except FileExistsError as exc:  # planted between the check and the create
+            raise _refuse(os.path.join(directory, tmp), _what_is(dir_fd, tmp) or "something", "nothing") from exc
+        try:
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fchown(fd, uid, gid)
+                os.fchmod(fd, mode)
+            finally:
+                os.close(fd)
+            os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except BaseException:
+            try:
+                os.unlink(tmp, dir_fd=dir_fd)
+            except FileNotFoundError:
+                pass
+            raise
+    finally:
+        os.close(dir_fd)
+
+
+def read_nofollow(path):
+    """The bytes of regular file ``path`` read as root without following a symlink (a daemon's file)."""
+    directory, name = os.path.split(path)
+    dir_fd = open_dir_nofollow(directory)
+    try:
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+        except OSError as exc:
+            what = _what_is(dir_fd, name)
+            if what not in (None, "a regular file"):
+                raise _refuse(path, what, "a regular file") from exc
+            raise
+        what = None
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                what = "not a regular file"
+            else:
+                return handle.read()
+        raise _refuse(path, what, "a regular file")
+    finally:
+        os.close(dir_fd)
+
+
+def join_pems(chunks):
+    """PEM texts joined: the non-empty ones, each ending a line."""
+    return b"".join(chunk.rstrip(b"\n") + b"\n" for chunk in chunks if chunk.strip())
+
+
+def read_existing(path):
+    """The bytes of ``path`` (root's or the operator's, read-only), or b"" when it does not exist."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return b""
 
 
 def stage_config(names):
     """Copy /etc/bottle into /run/bottle/<daemon>/, owned by each daemon, read-only.
 
-    egress gets the bottle CA as its mitmproxy CA when it faces the agent (no pipelock).
+    egress gets the bottle CA as its mitmproxy CA when it faces the agent (no pipelock). Each daemon is
+    staged on its own; when one cannot be (UnsafePath, a missing store), the others are still staged and a
+    RuntimeError names every daemon that failed, so start-up and a reload fail closed.
     """
+    failed = []
     for name in names:
-        pw = pwd.getpwnam(daemon_user(name))
-        home = os.path.join(RUN_DIR, name)
-        os.makedirs(home, exist_ok=True)
-        os.chmod(home, 0o700)
-        os.chown(home, pw.pw_uid, pw.pw_gid)
-        for source in (CONFIG_SRC, os.path.join(PRIVATE_SRC, name)):
-            copy_files_readonly(source, home, pw)
-        if name == "git-gate":
-            stage_identities(home, pw)
-        if name == "supervise":
-            prepare_store(SUPERVISE_STORE, pw)
-        if name == "pipelock":
-            for entry in (CA_CERT, CA_KEY):
-                dest = os.path.join(home, entry)
-                shutil.copyfile(os.path.join(CA_DIR, entry), dest)
-                os.chown(dest, pw.pw_uid, pw.pw_gid)
-                os.chmod(dest, 0o400)
-        if name == "egress":
-            os.makedirs(EGRESS_CONFDIR, exist_ok=True)
-            os.chown(EGRESS_CONFDIR, pw.pw_uid, pw.pw_gid)
-            os.chmod(EGRESS_CONFDIR, 0o700)
-            if "pipelock" not in names:
-                stage_mitmproxy_ca(pw)
-            if os.path.isdir(AUDIT_DIR):
-                # egress writes; the host group that owns the folder keeps read and delete (teardown,
-                # archives), as for supervise's store.
-                os.chown(AUDIT_DIR, pw.pw_uid, os.stat(AUDIT_DIR).st_gid)
-                os.chmod(AUDIT_DIR, 0o2770)
-            trust = os.path.join(home, "trust.pem")
-            concat([SYSTEM_CAS, os.path.join(CONFIG_SRC, "upstream-ca.pem")], trust)
-            os.chown(trust, pw.pw_uid, pw.pw_gid)
-            os.chmod(trust, 0o400)
+        try:
+            stage_daemon(name, names)
+        except (UnsafePath, RuntimeError, OSError) as exc:
+            log("staging %s failed: %s" % (name, exc))
+            failed.append("%s: %s" % (name, exc))
+    if failed:
+        raise RuntimeError("staging failed for %s" % "; ".join(failed))
+
+
+def stage_daemon(name, names):
+    """Stage daemon ``name``'s files (``names``: every daemon of the bundle)."""
+    pw = pwd.getpwnam(daemon_user(name))
+    owners = (0, pw.pw_uid)
+    home = os.path.join(RUN_DIR, name)
+    ensure_dir_owned(home, pw.pw_uid, pw.pw_gid, 0o700, owners)
+    for source in (CONFIG_SRC, os.path.join(PRIVATE_SRC, name)):
+        copy_files_readonly(source, home, pw)
+    if name == "git-gate":
+        stage_identities(home, pw)
+    if name == "supervise":
+        prepare_store(SUPERVISE_STORE, pw)
+    if name == "pipelock":
+        for entry in (CA_CERT, CA_KEY):
+            with open(os.path.join(CA_DIR, entry), "rb") as handle:
+                write_owned(os.path.join(home, entry), handle.read(), pw.pw_uid, pw.pw_gid)
+    if name == "egress":
+        ensure_dir_owned(EGRESS_CONFDIR, pw.pw_uid, pw.pw_gid, 0o700, owners)
+        if "pipelock" not in names:
+            stage_mitmproxy_ca(pw)
+        if os.path.isdir(AUDIT_DIR):
+            # egress writes; the host group that owns the folder keeps read and delete (teardown,
+            # archives), as for supervise's store. A mount of the host: any owner at first.
+            ensure_dir_owned(AUDIT_DIR, pw.pw_uid, None, 0o2770)
+        write_owned(os.path.join(home, "trust.pem"),
+                    join_pems([read_existing(SYSTEM_CAS), read_existing(os.path.join(CONFIG_SRC, "upstream-ca.pem"))]), pw.pw_uid, pw.pw_gid)
 
 
 def stage_mitmproxy_ca(pw):
@@ -197,48 +383,40 @@ def stage_mitmproxy_ca(pw):
     with open(os.path.join(CA_DIR, CA_CERT), "rb") as handle:
         cert = handle.read()
     for entry, data in (("mitmproxy-ca.pem", key.rstrip(b"\n") + b"\n" + cert), ("mitmproxy-ca-cert.pem", cert)):
-        dest = os.path.join(EGRESS_CONFDIR, entry)
-        tmp = dest + ".new"
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-        os.chown(tmp, pw.pw_uid, pw.pw_gid)
-        os.chmod(tmp, 0o400)
-        os.replace(tmp, dest)
+        write_owned(os.path.join(EGRESS_CONFDIR, entry), data, pw.pw_uid, pw.pw_gid)
 
 
 def stage_identities(home, pw):
     """Copy each mounted identity to <home>/identities/<repo>, mode 0400, owned by git-gate."""
     dest_dir = os.path.join(home, "identities")
-    os.makedirs(dest_dir, exist_ok=True)
-    os.chown(dest_dir, pw.pw_uid, pw.pw_gid)
-    os.chmod(dest_dir, 0o700)
+    ensure_dir_owned(dest_dir, pw.pw_uid, pw.pw_gid, 0o700, (0, pw.pw_uid))
     copy_files_readonly(IDENTITY_SRC, dest_dir, pw)
 
 
 def copy_files_readonly(source, dest_dir, pw):
-    """Copy the regular files of ``source`` (if it exists) into ``dest_dir``, owned by ``pw``, mode 0400."""
+    """Copy the regular files of ``source`` (if it exists) into ``dest_dir``, owned by ``pw``, mode 0400.
+
+    ``source`` is root's or the operator's (a read-only mount); ``dest_dir`` is the daemon's: written with
+    ``write_owned``.
+    """
     if not os.path.isdir(source):
         return
     for entry in sorted(os.listdir(source)):
         src = os.path.join(source, entry)
         if not os.path.isfile(src):
             continue
-        dest = os.path.join(dest_dir, entry)
-        tmp = dest + ".new"
-        shutil.copyfile(src, tmp)
-        os.chown(tmp, pw.pw_uid, pw.pw_gid)
-        os.chmod(tmp, 0o400)
-        os.replace(tmp, dest)
+        with open(src, "rb") as handle:
+            data = handle.read()
+        write_owned(os.path.join(dest_dir, entry), data, pw.pw_uid, pw.pw_gid)
 
 
 def prepare_store(root, pw):
     """Give supervise's uid the proposal store (and its proposals/), keeping the host group's access."""
     if not os.path.isdir(root):
         raise RuntimeError("%s is not mounted: the supervise daemon needs its proposal store" % root)
-    for path in (root, os.path.join(root, "proposals")):
-        os.makedirs(path, exist_ok=True)
-        os.chown(path, pw.pw_uid, os.stat(root).st_gid)
-        os.chmod(path, 0o2770)
+    # The store is a mount of the host (any owner at first); proposals/ is supervise's own.
+    _uid, gid = ensure_dir_owned(root, pw.pw_uid, None, 0o2770)
+    ensure_dir_owned(os.path.join(root, "proposals"), pw.pw_uid, gid, 0o2770)
 
 
 def ca_commands(key, cert):
@@ -368,15 +546,13 @@ class Supervisor:
         for name in self.names:
             if name == "pipelock":
                 home = os.path.join(RUN_DIR, "pipelock")
-                sources = [SYSTEM_CAS, os.path.join(CONFIG_SRC, "upstream-ca.pem")]
+                pems = [read_existing(SYSTEM_CAS), read_existing(os.path.join(CONFIG_SRC, "upstream-ca.pem"))]
                 if "egress" in self.procs:
                     self.wait_for_file(EGRESS_CA, 30, "egress")
-                    sources.append(EGRESS_CA)
-                trust = os.path.join(home, "trust.pem")
-                concat(sources, trust)
+                    # egress's own directory: read without following a symlink egress could plant.
+                    pems.append(read_nofollow(EGRESS_CA))
                 pw = pwd.getpwnam("pipelock")
-                os.chown(trust, pw.pw_uid, pw.pw_gid)
-                os.chmod(trust, 0o400)
+                write_owned(os.path.join(home, "trust.pem"), join_pems(pems), pw.pw_uid, pw.pw_gid)
             self.start(name)
 
     def stop_all(self, reason):
@@ -414,7 +590,14 @@ class Supervisor:
         while True:
             if self.reload_requested:
                 self.reload_requested = False
-                self.reload()
+                try:
+                    self.reload()
+                except (RuntimeError, OSError) as exc:
+                    # A daemon's files could not be staged safely (a symlink planted where root writes):
+                    # the daemons would run on a configuration the operator did not mean. Fail closed.
+                    log("reload failed: %s: failing closed, stopping the bundle" % exc)
+                    self.stop_all("reload failed")
+                    return 1
             if self.stopping:
                 self.stop_all("signal")
                 return 0

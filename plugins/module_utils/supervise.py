@@ -36,6 +36,7 @@ import calendar
 import json
 import os
 import re
+import stat
 import time
 
 from ansible_collections.botbottle.bottle.plugins.module_utils import bundle_config as bc
@@ -126,16 +127,93 @@ def list_proposals(state_dir, status=None):
     return out, problems
 
 
+# The store is a directory the supervise daemon's uid can write (from inside the bundle); the operator writes
+# proposals and audit lines into it as the operator. Nothing here may follow a symlink the daemon planted
+# there (audit.jsonl -> ~/.bashrc, proposals/ -> ~/.ssh): each directory is opened with O_NOFOLLOW and
+# each file is created or opened relative to that descriptor, never through a path.
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
+def _untrusted_entry(path, why):
+    return SuperviseError(
+        "%s %s: not writing to it as the operator (the supervise daemon's uid can write that folder, so a link "
+        "there could point at any file of yours). Look at it, remove it, and decide again" % (path, why))
+
+
+def _open_store_dir(state_dir, *parts):
+    """A descriptor of ``<store>/<parts...>``, each component opened without following a symlink."""
+    path = store_dir(state_dir)
+    fd = None
+    try:
+        for name in (None,) + parts:
+            if name is not None:
+                path = os.path.join(path, name)
+            try:
+                child = os.open(path if fd is None else name, _DIR_FLAGS, dir_fd=fd)
+            except OSError as exc:
+                if os.path.islink(path):
+                    raise _untrusted_entry(path, "is a symlink")
+                if os.path.lexists(path) and not os.path.isdir(path):
+                    raise _untrusted_entry(path, "is not a directory")
+                raise SuperviseError("%s cannot be opened (%s)" % (path, exc.strerror or exc))
+            if fd is not None:
+                os.close(fd)
+            fd = child
+    except BaseException:
+        if fd is not None:
+            os.close(fd)
+        raise
+    return fd
+
+
 def write_proposal(state_dir, proposal):
-    path = os.path.join(store_dir(state_dir), "proposals", proposal["id"] + ".json")
-    # World-readable: the daemon reads the decision through "other" (the file is the operator's).
-    bc.write_atomic(path, (json.dumps(proposal, indent=2, sort_keys=True) + "\n").encode("utf-8"), 0o664)
+    """Write ``proposal`` into the store atomically, never through a symlink (proposals/ or the file)."""
+    name = proposal["id"] + ".json"
+    data = (json.dumps(proposal, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    dir_fd = _open_store_dir(state_dir, "proposals")
+    tmp = ".op-%s.tmp" % os.urandom(8).hex()
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=dir_fd)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                # World-readable: the daemon reads the decision through "other" (the file is the operator's).
+                os.fchmod(handle.fileno(), 0o664)
+                handle.write(data)
+            # rename replaces a symlink at the destination itself; it never writes through it.
+            os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except BaseException:
+            try:
+                os.unlink(tmp, dir_fd=dir_fd)
+            except FileNotFoundError:
+                pass
+            raise
+    finally:
+        os.close(dir_fd)
 
 
 def append_audit(state_dir, event):
+    """Append ``event`` to the store's audit.jsonl as one JSON line; SuperviseError (naming the file) when it is a
+    symlink, not a regular file, or has other hard links - it is never followed or written through."""
     path = os.path.join(store_dir(state_dir), "audit.jsonl")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o664)
+    dir_fd = _open_store_dir(state_dir)
     try:
+        try:
+            fd = os.open("audit.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK,
+                         0o664, dir_fd=dir_fd)
+        except OSError as exc:
+            if os.path.islink(path):
+                raise _untrusted_entry(path, "is a symlink")
+            if os.path.lexists(path) and not os.path.isfile(path):
+                raise _untrusted_entry(path, "is not a regular file")
+            raise SuperviseError("%s cannot be opened (%s)" % (path, exc.strerror or exc))
+    finally:
+        os.close(dir_fd)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise _untrusted_entry(path, "is not a regular file")
+        if info.st_nlink != 1:
+            raise _untrusted_entry(path, "has %d hard links (another name for the same file)" % info.st_nlink)
         os.write(fd, (json.dumps(event, sort_keys=True) + "\n").encode("utf-8"))
     finally:
         os.close(fd)

@@ -142,6 +142,14 @@ def _fail(message, changed=False):
     return error
 
 
+def _append_audit(state_dir, event):
+    """``supervise.append_audit`` after the decision was written: a refusal (a planted symlink) says so."""
+    try:
+        sv.append_audit(state_dir, event)
+    except SuperviseError as exc:
+        raise _fail("the decision is recorded, but its audit line was not: %s" % exc, True)
+
+
 def _apply_and_reload(plan, state_dir, slug, reload, client_factory):
     """Write ``plan``; (config_hash or None, reloaded, message). Reload errors propagate."""
     if plan.changes:
@@ -316,11 +324,11 @@ def decide(state_root, slug, proposal_id, decision, note="", changes=None, token
             say("bottle %s (agent %s) has the approval in its files, but its bundle could not be reloaded (%s): "
                 "re-run playbooks/bottle.yml for it" % (other, agent, exc))
         if os.path.isdir(sv.store_dir(other_dir)):
-            sv.append_audit(other_dir, dict(event="approved", by="operator", scope="agent", agent=agent,
+            _append_audit(other_dir, dict(event="approved", by="operator", scope="agent", agent=agent,
                                             kind=proposal["kind"], time=stamp, note=note, host=updated["host"],
                                             from_bottle=slug, **{"from": proposal["id"]}))
         result["also"].append(entry)
     sv.write_proposal(state_dir, updated)
     for event in events:
-        sv.append_audit(state_dir, event)
+        _append_audit(state_dir, event)
     return result

@@ -163,11 +163,11 @@ def test_identities_are_staged_for_git_gate_alone(bottle_init, dirs, tmp_path, m
     assert not (dirs["run"] / "egress" / "identities").exists()
 
 
-def test_concat_skips_missing_and_empty_files(bottle_init, tmp_path):
+def test_join_pems_skips_missing_and_empty_files(bottle_init, tmp_path):
     (tmp_path / "a").write_text("A")
     (tmp_path / "empty").write_text("\n")
-    bottle_init.concat([str(tmp_path / p) for p in ("a", "missing", "empty", "a")], str(tmp_path / "out"))
-    assert (tmp_path / "out").read_text() == "A\nA\n"
+    chunks = [bottle_init.read_existing(str(tmp_path / p)) for p in ("a", "missing", "empty", "a")]
+    assert bottle_init.join_pems(chunks) == b"A\nA\n"
 
 
 def test_ensure_ca_creates_once_with_a_private_ec_key(bottle_init, dirs):
@@ -320,6 +320,20 @@ def test_sighup_restages_and_forwards_to_pipelock(bottle_init, supervisor, capsy
     assert staged == [["egress", "pipelock"]]
     assert "[pipelock] reloaded" in "".join(captured)
     assert "[bottle-init] SIGHUP: reloading configuration" in "".join(captured)
+
+
+def test_a_reload_that_cannot_stage_fails_closed(bottle_init, supervisor, capsys, monkeypatch):
+    def refuse(names):
+        raise RuntimeError("staging failed for egress: /run/bottle/egress/egress.json.new is a symlink")
+    monkeypatch.setattr(bottle_init, "stage_config", refuse)
+    sup = supervisor(egress="idle")
+    assert wait_for(lambda: "idle up" in capsys.readouterr().out)
+    sup.reload_requested = True
+    assert sup.run() == 1
+    out = capsys.readouterr().out
+    assert ("[bottle-init] reload failed: staging failed for egress: /run/bottle/egress/egress.json.new is a "
+            "symlink: failing closed, stopping the bundle") in out
+    assert sup.procs["egress"].poll() is not None, "the daemons are stopped"
 
 
 def test_configuration_error_exits_2(bottle_init, monkeypatch, capsys):

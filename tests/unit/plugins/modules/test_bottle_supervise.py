@@ -615,3 +615,16 @@ def test_scope_agent_needs_the_bottles_agent(fleet, reloads):
     os.unlink(str(fleet / "demo" / "meta.json"))
     with pytest.raises(Failed, match="no meta.json naming its agent"):
         run(fleet, slug="demo", decision="approve", id=DOMAIN_ID, scope="agent")
+
+
+def test_a_planted_audit_symlink_is_refused_after_the_decision_is_recorded(root, reloads, tmp_path):
+    """supervise's uid can write its store: a symlink audit.jsonl -> the operator's file is never appended to."""
+    bashrc = tmp_path / "bashrc"
+    bashrc.write_text("# mine\n")
+    (root / "demo" / "supervise" / "audit.jsonl").symlink_to(bashrc)
+    with pytest.raises(Failed, match="the decision is recorded, but its audit line was not: .*audit.jsonl is a "
+                                     "symlink: not writing to it as the operator") as err:
+        run(root, slug="demo", decision="reject", id=DOMAIN_ID, note="no")
+    assert err.value.result["changed"] is True
+    assert bashrc.read_text() == "# mine\n"
+    assert sv.read_proposal(str(root / "demo"), DOMAIN_ID)["status"] == "rejected"
