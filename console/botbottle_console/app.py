@@ -4,7 +4,8 @@
 """The operator's console: bottles, their health and firewall decisions, and the asks waiting on you.
 
 Keys (on the selected ask): ``a`` approve, ``A`` approve this host for every bottle of the agent,
-``r`` reject with a note, ``m`` modify (changes as JSON or YAML, merged by supervise's rule), ``q`` quit.
+``b`` approve a route and bind its credential to a host it does not serve yet (``B``: for every bottle of
+the agent; ``a`` refuses that, saying which hosts the credential serves), ``r`` reject with a note, ``m`` modify (changes as JSON or YAML, merged by supervise's rule), ``q`` quit.
 ``v`` switches the bottles table to the archives of torn-down bottles and back: the selected archive's
 firewall decisions and supervise events (asks, decisions, notes) fill the panes below, read-only.
 Reading and deciding go through a backend (``backend.py``): the collection's own code, nothing else.
@@ -18,6 +19,7 @@ import threading
 import time
 
 import yaml
+from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -51,6 +53,29 @@ def describe(proposal):
         return "release held %s %s%s (%s)" % (
             proposal.get("method"), proposal.get("host"), proposal.get("path"), proposal.get("rule"))
     return str(kind)
+
+
+def credential_lines(proposal):
+    """What approving a route's credential means: the hosts it already serves (as the bottle's policy says: the
+    backend's listing computes them, not the agent)."""
+    ref = proposal.get("credential")
+    serves = proposal.get("credential_serves")
+    if proposal.get("kind") != "route" or not ref or serves is None:
+        return []
+    if not serves:
+        return ["credential %s serves no host yet" % ref]
+    lines = ["credential %s already serves: %s" % (ref, ", ".join(serves))]
+    if str(proposal.get("host", "")).lower() not in serves:
+        lines.append("approving sends it to %s too: only with b (a refuses)" % proposal.get("host"))
+    return lines
+
+
+def bind_key_text(proposal):
+    """The key list's entry for ``b``, on a route that would bind a credential to a new host."""
+    serves = proposal.get("credential_serves") or []
+    if proposal.get("kind") != "route" or not serves or str(proposal.get("host", "")).lower() in serves:
+        return ""
+    return "b approve and bind %s to %s (a new host for it)   " % (proposal.get("credential"), proposal.get("host"))
 
 
 def health_text(bottle):
@@ -151,6 +176,8 @@ class ConsoleApp(App):
     BINDINGS = [
         Binding("a", "decide('approve')", "approve"),
         Binding("A", "decide('approve', 'agent')", "approve for the agent"),
+        Binding("b", "bind", "approve + bind credential to a new host"),
+        Binding("B", "bind('agent')", "bind for the agent", show=False),
         Binding("r", "reject", "reject + note"),
         Binding("m", "modify", "modify"),
         Binding("v", "toggle_archives", "archives / bottles"),
@@ -363,9 +390,13 @@ class ConsoleApp(App):
                              "already holds it; else quit, export %s=... and start the console again" % (ref, ref))
             else:
                 lines.append("credential %s: found in the console's environment" % ref)
-        lines.append("a approve   A approve %s for every bottle of this agent   r reject with a note   m modify"
-                     % (p.get("host") or "it"))
-        detail.update("\n".join(lines))
+        # Agent-written text (the host, the credential's name) is added as plain Text, never as markup.
+        content = Text.from_markup("\n".join(lines))
+        for line in credential_lines(p):
+            content.append("\n" + line)
+        content.append("\na approve   A approve %s for every bottle of this agent   %sr reject with a note   m modify"
+                       % (p.get("host") or "it", bind_key_text(p)))
+        detail.update(content)
 
     # --- decisions --------------------------------------------------------------------------------
 
@@ -386,7 +417,18 @@ class ConsoleApp(App):
         self.notify(READ_ONLY, title="read-only", severity="warning")
         return True
 
-    def action_decide(self, decision, scope="bottle", note="", changes=None):
+    def action_bind(self, scope="bottle"):
+        """Approve a route and send its credential to a host the credential does not serve yet (the explicit choice
+        ``a`` refuses to make)."""
+        p = self.ask_to_act_on()
+        if p is None:
+            return
+        if not p.get("credential_serves") or str(p.get("host", "")).lower() in p["credential_serves"]:
+            self.log_line("b binds a route's credential to a host it does not serve yet; this ask binds none: use a")
+            return
+        self.action_decide("approve", scope, bind_new_host=True)
+
+    def action_decide(self, decision, scope="bottle", note="", changes=None, bind_new_host=False):
         p = self.ask_to_act_on()
         if p is None:
             return
@@ -394,15 +436,18 @@ class ConsoleApp(App):
             self.log_line("a decision is still being made: wait for it")
             return
         self.deciding = True
-        what = "%s %s of %s/%s%s" % (decision, p.get("id"), p.get("inventory_host"), p.get("slug"),
-                                     " for every bottle of the agent" if scope == "agent" else "")
+        what = "%s %s of %s/%s%s%s" % (decision, p.get("id"), p.get("inventory_host"), p.get("slug"),
+                                       " for every bottle of the agent" if scope == "agent" else "",
+                                       " binding %s to %s" % (p.get("credential"), p.get("host")) if bind_new_host
+                                       else "")
         self.log_line("... " + what)
-        self.run_worker(lambda: self.decide_in_thread(p, decision, note, changes, scope, what), thread=True,
-                        group="decide")
+        self.run_worker(lambda: self.decide_in_thread(p, decision, note, changes, scope, what, bind_new_host),
+                        thread=True, group="decide")
 
-    def decide_in_thread(self, proposal, decision, note, changes, scope, what):
+    def decide_in_thread(self, proposal, decision, note, changes, scope, what, bind_new_host=False):
         try:
-            result, error = self.backend.decide(proposal, decision, note=note, changes=changes, scope=scope), None
+            result, error = self.backend.decide(proposal, decision, note=note, changes=changes, scope=scope,
+                                                bind_new_host=bind_new_host), None
         except DecisionError as exc:
             result, error = None, str(exc)
         except Exception as exc:  # pylint: disable=broad-except  # the operator reads it; the console goes on

@@ -16,7 +16,8 @@ bottles under the archive root (``audit_archive``), as ``bottle_info`` with ``ar
 allowed, refused, held), ``firewall`` by host and supervise's ``events``. They are read-only.
 
 Every backend offers ``bottles() -> (bottles, problems)``, ``proposals() -> (proposals, problems)``
-and ``decide(proposal, decision, note="", changes=None, scope="bottle") -> result``; bottles and
+and ``decide(proposal, decision, note="", changes=None, scope="bottle", bind_new_host=False) -> result``
+(``bind_new_host``: approve a route whose credential already serves other hosts for this one too); bottles and
 proposals carry ``inventory_host`` (the machine, as the inventory names it; a proposal's ``host`` is what
 it asks for) and ``slug``; a bottle carries ``firewall`` (rows of
 ``audit_log.HostTally``) and ``health``. ``decide`` raises ``DecisionError`` with a message for the
@@ -144,12 +145,12 @@ class LocalBackend:
         found, problems = supervise_decide.list_all(self.state_root)
         return [dict(p, inventory_host=self.host) for p in found], ["%s: %s" % (self.host, why) for why in problems]
 
-    def decide(self, proposal, decision, note="", changes=None, scope="bottle"):
+    def decide(self, proposal, decision, note="", changes=None, scope="bottle", bind_new_host=False):
         tokens, _missing = lookup_tokens(proposal, self.environ) if decision == "approve" else ({}, None)
         try:
             return supervise_decide.decide(self.state_root, proposal["slug"], proposal["id"], decision, note=note,
                                            changes=changes or None, tokens=tokens, scope=scope,
-                                           client_factory=self.reload_client_factory)
+                                           client_factory=self.reload_client_factory, bind_new_host=bind_new_host)
         except SuperviseError as exc:
             raise DecisionError(str(exc))
 
@@ -269,10 +270,11 @@ class AnsibleBackend:
             problems.extend("%s: %s" % (host, why) for why in result.get("problems", []))
         return out, problems
 
-    def decide(self, proposal, decision, note="", changes=None, scope="bottle"):
+    def decide(self, proposal, decision, note="", changes=None, scope="bottle", bind_new_host=False):
         tokens, _missing = lookup_tokens(proposal, self.environ) if decision == "approve" else ({}, None)
         args = {"state_root": self.state_root, "slug": proposal["slug"], "id": proposal["id"],
-                "decision": decision, "note": note, "changes": changes or {}, "scope": scope}
+                "decision": decision, "note": note, "changes": changes or {}, "scope": scope,
+                "bind_new_host": bool(bind_new_host)}
         extra = None
         if tokens:
             args["tokens"] = "{{ bb_console_tokens }}"
@@ -326,8 +328,8 @@ class Fleet:
     def archives(self):
         return self._gather("archives")
 
-    def decide(self, proposal, decision, note="", changes=None, scope="bottle"):
+    def decide(self, proposal, decision, note="", changes=None, scope="bottle", bind_new_host=False):
         owner = self._owner(proposal["inventory_host"])
         if owner is None:
             raise DecisionError("no backend for host %s" % proposal["inventory_host"])
-        return owner.decide(proposal, decision, note=note, changes=changes, scope=scope)
+        return owner.decide(proposal, decision, note=note, changes=changes, scope=scope, bind_new_host=bind_new_host)

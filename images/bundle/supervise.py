@@ -352,10 +352,11 @@ class Store:
         finally:
             os.close(fd)
 
-    def propose(self, kind, fields, max_pending, by="agent"):
+    def propose(self, kind, fields, max_pending, by="agent", extra=None):
         """Validate and record a proposal (or return the same pending one); (proposal, created).
 
         A release is never merged with another: each held request is released, or not, on its own.
+        ``extra``: fields supervise adds itself (not the agent's), recorded but not compared.
         """
         clean = validate(kind, fields)
         with self.lock:
@@ -367,8 +368,8 @@ class Store:
             if len(pending) >= max_pending:
                 raise TooManyPending("%d proposals are already waiting for the operator (the limit): ask about them "
                                      "with proposal_status instead of making new ones" % len(pending), len(pending))
-            proposal = dict(clean, id=secrets.token_hex(8), kind=kind, status="pending", created=now(),
-                            decided=None, note="")
+            proposal = dict(dict(extra or {}, **clean), id=secrets.token_hex(8), kind=kind, status="pending",
+                            created=now(), decided=None, note="")
             self._write(proposal)
             self.audit(dict({k: v for k, v in proposal.items() if k not in ("status", "decided", "note")},
                             time=proposal["created"], event="proposed", by=by))
@@ -442,6 +443,14 @@ def current_policy(config_dir=CONFIG_DIR):
     return {"allowed_domains": sorted(allowed), "routes": routes}
 
 
+def credential_serves(ref, config_dir=CONFIG_DIR):
+    """The hosts whose route in the staged configuration carries credential ``ref``, sorted. Recorded in a
+    route proposal for the operator, who is shown, at decision time, the same list computed again from the
+    policy on the managed host (this copy is only what the bottle saw when it asked)."""
+    return sorted({str(route.get("host")).lower() for route in current_policy(config_dir)["routes"]
+                   if route.get("auth_ref") == ref and route.get("host")})
+
+
 def release_timeout(config_dir=CONFIG_DIR):
     """How long egress holds a request for the operator (egress.json dlp.supervise_timeout)."""
     try:
@@ -504,7 +513,7 @@ class Supervise:
     def _config(self):
         return load_config(self.config_dir)
 
-    def _ask(self, kind, fields):
+    def _ask(self, kind, fields, extra=None):
         if kind not in AGENT_KINDS:
             return {"status": "refused", "error": "unknown kind %r" % (kind,)}
         config = self._config()
@@ -513,7 +522,7 @@ class Supervise:
         except OSError as exc:
             say("could not expire held releases: %s" % exc)
         try:
-            proposal, created = self.store.propose(kind, fields, config["max_pending"])
+            proposal, created = self.store.propose(kind, fields, config["max_pending"], extra=extra)
         except InvalidRequest as exc:
             return {"status": "refused", "error": str(exc)}
         if created:
@@ -532,8 +541,13 @@ class Supervise:
         return self._ask("domain", {"host": host, "justification": justification})
 
     def request_route(self, host, justification, auth_ref=None, matches=None):
+        extra = None
+        if isinstance(auth_ref, str) and TOKEN_REF_RE.match(auth_ref):
+            # The operator is shown where this credential is already sent: binding it to another host is
+            # their explicit choice.
+            extra = {"credential_serves": credential_serves(auth_ref, self.config_dir)}
         return self._ask("route", {"host": host, "auth_ref": auth_ref, "matches": matches,
-                                   "justification": justification})
+                                   "justification": justification}, extra)
 
     def report_block(self, url, reason_seen, justification):
         return self._ask("block", {"url": url, "reason_seen": reason_seen, "justification": justification})
@@ -739,7 +753,8 @@ def build_server(tools):
     async def request_route(host: str, justification: str, auth_ref: str | None = None,
                             matches: list[dict] | None = None) -> dict:
         """Ask for an egress route: the bottle adds a credential to requests to host. auth_ref NAMES the credential
-        (e.g. GITHUB_TOKEN); never pass a secret value. matches: optional [{paths: [{type: prefix, value: /v1/}],
+        (e.g. GITHUB_TOKEN); never pass a secret value. A credential that already serves another host is sent to
+        this one only if the operator explicitly agrees. matches: optional [{paths: [{type: prefix, value: /v1/}],
         methods: [GET]}]."""
         return await run(tools.request_route, host, justification, auth_ref, matches)
 

@@ -299,6 +299,26 @@ def route_of(proposal):
     return route
 
 
+def route_credential(proposal):
+    """The credential (token_ref) approving route ``proposal`` adds to its requests, or None."""
+    if proposal.get("kind") != "route":
+        return None
+    return (route_of(proposal).get("auth") or {}).get("token_ref") or None
+
+
+def credential_serves(state_dir, ref, agent_approved=None):
+    """The hosts whose route carries credential ``ref`` in the bottle's policy, sorted: the policy its files were
+    rendered from (bundle-source.json) with its approvals (and its agent's, ``agent_approved``) merged, as an
+    approval renders it. Read from the operator's side of the store, never from a proposal."""
+    try:
+        policy, _options = bc.read_source(state_dir)
+        merged = bc.merge_approved(policy, bc.combine_approved(read_approved(state_dir), agent_approved))
+    except bc.BundleConfigError as exc:
+        raise SuperviseError(str(exc))
+    return sorted({str(route.get("host", "")).lower() for route in (merged.get("egress") or {}).get("routes") or []
+                   if isinstance(route, dict) and (route.get("auth") or {}).get("token_ref") == ref})
+
+
 def _path_rule(rule):
     return rule.get("type", "prefix"), rule.get("value")
 

@@ -13,8 +13,8 @@ API:
   bottle; ``status`` ``pending``/``approved``/``rejected``/``all``. ``problems``: proposal files
   not trusted, with why.
 - ``decide(state_root, slug, proposal_id, decision, note="", changes=None, tokens=None, reload=True,
-  check_mode=False, scope="bottle", warn=None, docker_host=None, timeout=60, client_factory=None)
-  -> dict``: records the operator's ``decision`` (``approve``/``reject``/``modify``) with ``changes``
+  check_mode=False, scope="bottle", warn=None, docker_host=None, timeout=60, client_factory=None,
+  bind_new_host=False) -> dict``: records the operator's ``decision`` (``approve``/``reject``/``modify``) with ``changes``
   merged as ``supervise.apply_changes`` does (a change only narrows), rewrites and reloads the
   bottle an approval of a domain or route changes. ``scope="agent"`` (an approval of a domain or
   route) does the same for every other bottle of the proposal's agent under ``state_root`` and
@@ -23,6 +23,11 @@ API:
   changed), diff (before/after dicts), warnings, problems and, with scope agent, ``also`` (per other
   bottle: slug, changed, reloaded, reload, config_hash). ``warn(text)`` is called for each warning
   too. Raises ``SuperviseError`` (its ``changed`` says whether something was written already).
+  Approving a route whose credential already serves other hosts (``credential_serves``) for a host
+  it does not serve yet is refused unless ``bind_new_host`` is true (``check_binding``).
+- ``credential_serves(state_root, slug, proposal)``: (credential, hosts it serves in the bottle's
+  real policy) for a route proposal; ``list_all`` puts both in each route proposal it lists
+  (``credential``, ``credential_serves``), replacing whatever the proposal file said.
 - ``reload_bundle(client_factory, slug, new_hash, files)``: SIGHUP a running bundle, record the
   hash it loads, wait for the re-staged files; ``(reloaded, message)``.
 - ``slugs_under(state_root)``: the bottles with a supervise store; ``agent_slugs(state_root, agent)``:
@@ -83,9 +88,56 @@ def list_all(state_root, slug=None, status="pending"):
     proposals, problems = [], []
     for name in ([slug] if slug else slugs_under(state_root)):
         found, bad = sv.list_proposals(naming.state_dir(name, state_root), wanted)
-        proposals.extend(dict(proposal, slug=name) for proposal in found)
+        proposals.extend(_with_serves(state_root, name, dict(proposal, slug=name)) for proposal in found)
         problems.extend("%s: %s" % (name, why) for why in bad)
     return proposals, problems
+
+
+BIND_FLAG = "bind_new_host"
+
+
+def _agent_approved_of(state_root, state_dir):
+    agent = sv.bottle_agent(state_dir)
+    return sv.read_agent_approved(state_root, agent) if agent is not None else None
+
+
+def credential_serves(state_root, slug, proposal, agent_approved=None):
+    """(credential, the hosts it serves in bottle ``slug``'s real policy) of a route ``proposal``; (None, [])
+    when it names no credential. Computed from the operator's files (``supervise.credential_serves``), never
+    taken from the proposal, which the bottle's side wrote."""
+    ref = sv.route_credential(proposal)
+    if ref is None:
+        return None, []
+    state_dir = naming.state_dir(slug, state_root)
+    if agent_approved is None:
+        agent_approved = _agent_approved_of(state_root, state_dir)
+    return ref, sv.credential_serves(state_dir, ref, agent_approved)
+
+
+def _with_serves(state_root, slug, proposal):
+    """A listed proposal with ``credential`` and ``credential_serves`` as the bottle's real policy says."""
+    proposal.pop("credential_serves", None)  # what the bottle's side wrote is not shown as the truth
+    if proposal.get("kind") != "route" or proposal.get("status") != "pending":
+        return proposal
+    try:
+        ref, serves = credential_serves(state_root, slug, proposal)
+    except SuperviseError:
+        return proposal  # deciding says why (an older bottle without bundle-source.json)
+    if ref is not None:
+        proposal.update(credential=ref, credential_serves=serves)
+    return proposal
+
+
+def check_binding(ref, serves, host, bind_new_host, where=""):
+    """Refuse (SuperviseError) binding credential ``ref``, which serves ``serves``, to a new ``host`` unless
+    ``bind_new_host``. A credential that serves no host yet, or serves ``host`` already, needs no choice."""
+    if ref is None or not serves or host.lower() in serves or bind_new_host:
+        return
+    raise SuperviseError(
+        "route %s names credential %s, which already serves %s%s: approving would send it to %s too. If that is "
+        "meant, approve with %s: true (playbook: -e %s=true; console: key b); else reject with a note, or modify "
+        "the route's auth to a credential of its own" % (host, ref, ", ".join(serves), where, host, BIND_FLAG,
+                                                         BIND_FLAG))
 
 
 def default_client_factory(docker_host=None, timeout=60):
@@ -181,10 +233,13 @@ def _validate(slug, proposal_id, decision, note, scope):
 
 
 def decide(state_root, slug, proposal_id, decision, note="", changes=None, tokens=None, reload=True,
-           check_mode=False, scope="bottle", warn=None, docker_host=None, timeout=60, client_factory=None):
+           check_mode=False, scope="bottle", warn=None, docker_host=None, timeout=60, client_factory=None,
+           bind_new_host=False):
     """Record the operator's ``decision`` on proposal ``proposal_id`` of bottle ``slug`` (see the module doc)."""
     note = "" if note is None else note
     _validate(slug, proposal_id, decision, note, scope)
+    if not isinstance(bind_new_host, bool):
+        raise SuperviseError("%s must be true or false" % BIND_FLAG)
     changes = copy.deepcopy(changes or {})
     if not isinstance(changes, dict):
         raise SuperviseError("changes must be a mapping of the fields to change")
@@ -254,6 +309,21 @@ def decide(state_root, slug, proposal_id, decision, note="", changes=None, token
         extra = {"scope": "agent", "agent": agent} if scope == "agent" else {}
         events.append(dict(event=want, by="operator", id=proposal["id"], kind=proposal["kind"], time=stamp,
                            note=note, **dict(extra, **{k: updated[k] for k in ("host", "url") if k in updated})))
+        binding = None
+        if want == "approved" and proposal["kind"] == "route":
+            try:
+                ref, serves = credential_serves(state_root, slug, updated, agent_approved or {})
+            except SuperviseError as exc:
+                raise SuperviseError("cannot approve proposal %s: %s" % (proposal_id, exc))
+            try:
+                check_binding(ref, serves, updated["host"], bind_new_host)
+            except SuperviseError as exc:
+                raise SuperviseError("cannot approve proposal %s: %s" % (proposal_id, exc))
+            if ref is not None:
+                binding = dict(credential=ref, credential_serves=serves,
+                               bound_new_host=bool(serves) and updated["host"] not in serves)
+                updated.update(binding)
+                events[-1].update(binding)
         if want == "approved" and proposal["kind"] in sv.POLICY_KINDS:
             try:
                 plan = sv.plan_approval(state_dir, updated, tokens, agent_approved)
@@ -265,6 +335,8 @@ def decide(state_root, slug, proposal_id, decision, note="", changes=None, token
                     continue
                 other_dir = naming.state_dir(other, state_root)
                 try:
+                    ref, serves = credential_serves(state_root, other, updated, agent_approved or {})
+                    check_binding(ref, serves, updated["host"], bind_new_host, " in bottle %s" % other)
                     others.append((other, other_dir, sv.plan_approval(other_dir, updated, tokens, agent_approved)))
                 except SuperviseError as exc:
                     raise SuperviseError("cannot approve proposal %s for bottle %s (agent %s), so for none of its "

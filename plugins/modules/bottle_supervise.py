@@ -49,7 +49,17 @@ description:
     into every later bottle of that agent (after the bottle's own approvals). Teardown keeps it; remove an entry
     there to stop giving it to new bottles. When one of the bottles cannot take the approval (no C(bundle-source.json),
     a credential or a route of its own in the way), nothing is written.
-  - Every decision and modification is appended to the bottle's audit log C(supervise/audit.jsonl).
+  - A C(route) proposal may name a credential the bottle already holds for another host (the model key, say,
+    which serves C(api.anthropic.com)); approving it would send that credential to the host the agent chose. Each
+    listed route proposal carries C(credential) and C(credential_serves), the hosts that credential serves in the
+    bottle's policy (its C(bundle-source.json) with the approvals merged), computed here from the operator's files
+    and never taken from the proposal. Approving a credential for a host it does not serve yet is refused unless
+    O(bind_new_host=true); a credential that serves no host yet, or serves that host already, needs no choice. With
+    O(scope=agent) this holds in each bottle of the agent. The approval records C(credential), C(credential_serves)
+    and C(bound_new_host) in the proposal and its audit line.
+  - Every decision and modification is appended to the bottle's audit log C(supervise/audit.jsonl). The supervise
+    daemon's uid can write that folder - an C(audit.jsonl) (or a C(proposals/)) that is a symlink, or not a regular file
+    with one link, is refused, naming it, and never written through.
   - The decision logic is C(module_utils/supervise_decide) (C(list_all), C(decide)), shared with the operator's
     console.
   - Deciding a C(release) after egress stopped holding its request only records the decision (a warning says so).
@@ -121,6 +131,14 @@ options:
     type: str
     choices: [bottle, agent]
     default: bottle
+  bind_new_host:
+    description:
+      - With O(decision=approve) of a C(route) proposal whose credential already serves other hosts (C(credential_serves)
+        in the listing), send that credential to the proposal's host too. Without it such an approval is refused,
+        naming the credential and the hosts it serves.
+      - Not needed when the credential serves no host yet or already serves the proposal's host.
+    type: bool
+    default: false
 notes:
   - The agent cannot reach the store (it is mounted into the bundle only); a decision written into a
     proposal file by anything but this module changes no policy, as approvals take effect only through
@@ -164,6 +182,13 @@ EXAMPLES = r"""
     id: 3f9c2a7d41be0c55
     scope: agent
 
+- name: The agent asked for a route with ANTHROPIC_API_KEY (which serves api.anthropic.com) to another host - meant
+  botbottle.bottle.bottle_supervise:
+    slug: demo
+    decision: approve
+    id: 9a1b2c3d4e5f6073
+    bind_new_host: true
+
 - name: Say no
   botbottle.bottle.bottle_supervise:
     slug: demo
@@ -180,6 +205,9 @@ proposals:
   elements: dict
   sample:
     - {slug: demo, id: 3f9c2a7d41be0c55, kind: domain, status: pending, host: pypi.org, justification: "..."}
+    - {slug: demo, id: 9a1b2c3d4e5f6073, kind: route, status: pending, host: llm.example.net,
+       auth_ref: ANTHROPIC_API_KEY, credential: ANTHROPIC_API_KEY, credential_serves: [api.anthropic.com],
+       justification: "..."}
     - {slug: demo, id: 8e0d6b5a4c3f2e1d, kind: release, status: pending, host: api.example.com, method: POST,
        path: "/v1/upload?key=", rule: github-pat, where: "body json $.token", excerpt: '{"token": "ghp_****"}'}
 problems:
@@ -238,6 +266,7 @@ def main():
         status=dict(type="str", choices=list(sd.LIST_STATUSES), default="pending"),
         reload=dict(type="bool", default=True),
         scope=dict(type="str", choices=list(sd.SCOPES), default="bottle"),
+        bind_new_host=dict(type="bool", default=False),
     )
     argument_spec.update(DOCKER_COMMON_ARGS)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
@@ -257,7 +286,8 @@ def main():
 
         result = sd.decide(p["state_root"], p["slug"], p["id"], p["decision"], note=p["note"], changes=p["changes"],
                            tokens=p["tokens"], reload=p["reload"], check_mode=module.check_mode, scope=p["scope"],
-                           warn=module.warn, client_factory=client)
+                           warn=module.warn, client_factory=client,
+                           bind_new_host=p["bind_new_host"])
     except SuperviseError as exc:
         module.fail_json(msg=str(exc), changed=exc.changed)
     result.pop("warnings", None)  # already given to module.warn

@@ -230,6 +230,27 @@ def test_tools_answer_refused_and_write_nothing(store, tools, call):
     assert store.all() == [] and not os.path.exists(store.audit_path)
 
 
+def test_a_route_ask_records_the_hosts_its_credential_serves(store, tools):
+    answer = tools.request_route("llm.example.net", J, auth_ref="API_TOKEN")
+    proposal = store.read(answer["id"])
+    assert (proposal["auth_ref"], proposal["credential_serves"]) == ("API_TOKEN", ["api.test"])
+    proposed = [json.loads(line) for line in open(store.audit_path)]
+    assert proposed[-1]["credential_serves"] == ["api.test"]
+    fresh = store.read(tools.request_route("other.test", J, auth_ref="NEW_TOKEN")["id"])
+    assert fresh["credential_serves"] == []
+    none = store.read(tools.request_route("open.test", J)["id"])
+    assert "credential_serves" not in none
+    # the same ask again is the same proposal: the added field is not part of what is compared
+    assert tools.request_route("llm.example.net", J, auth_ref="API_TOKEN")["id"] == answer["id"]
+
+
+def test_supervise_cannot_be_told_what_the_credential_serves(store, tools):
+    """An agent-supplied field of that name is not taken: only the fields validate() keeps, and supervise's own."""
+    proposal, _created = store.propose("route", {"host": "x.test", "auth_ref": "API_TOKEN", "justification": J,
+                                                 "credential_serves": ["nothing"]}, 5)
+    assert "credential_serves" not in proposal
+
+
 def test_unknown_id(tools):
     assert tools.proposal_status("0123456789abcdef")["status"] == "unknown"
 

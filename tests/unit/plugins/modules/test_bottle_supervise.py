@@ -175,7 +175,10 @@ def test_route_without_a_credential_names_the_fix(root, reloads):
 def test_route_changed_by_the_operator(root, reloads):
     changes = {"host": "api.github.com", "auth": {"scheme": "token", "token_ref": "EXISTING"},
                "matches": [{"paths": [{"type": "prefix", "value": "/repos/"}], "methods": ["GET"]}]}
-    result = run(root, slug="demo", decision="approve", id=ROUTE_ID, changes=changes)
+    with pytest.raises(Failed, match="names credential EXISTING, which already serves api.example"):
+        run(root, slug="demo", decision="approve", id=ROUTE_ID, changes=changes)
+    result = run(root, slug="demo", decision="approve", id=ROUTE_ID, changes=changes, bind_new_host=True)
+    assert (result["proposal"]["credential"], result["proposal"]["credential_serves"]) == ("EXISTING", ["api.example"])
     egress = json.loads(read(root, "bundle/egress.json"))["routes"]
     assert egress[-1] == changes and not os.path.exists(str(root / "demo" / "private" / "egress" / "GH_TOKEN"))
     assert result["proposal"]["modified"]["before"]["auth_ref"] == "GH_TOKEN"
@@ -436,7 +439,8 @@ def add_org_route(root):
 
 def test_narrowing_the_methods_keeps_the_path_the_agent_asked(root, reloads):
     add_org_route(root)
-    result = run(root, slug="demo", decision="approve", id=NARROW_ID, changes={"matches": [{"methods": ["GET"]}]})
+    result = run(root, slug="demo", decision="approve", id=NARROW_ID, changes={"matches": [{"methods": ["GET"]}]},
+                 bind_new_host=True)
     wanted = [{"paths": [ORG_PREFIX], "methods": ["GET"]}]
     assert result["proposal"]["matches"] == wanted
     routes = {r["host"]: r for r in json.loads(read(root, "bundle/egress.json"))["routes"]}
@@ -628,3 +632,111 @@ def test_a_planted_audit_symlink_is_refused_after_the_decision_is_recorded(root,
     assert err.value.result["changed"] is True
     assert bashrc.read_text() == "# mine\n"
     assert sv.read_proposal(str(root / "demo"), DOMAIN_ID)["status"] == "rejected"
+
+
+# -- request_route and a credential the bottle already holds ----------------------------------------
+
+BIND_ID = "b1b2b3b4b5b6b7b8"
+
+
+def add_route_ask(state_dir, host, auth_ref, proposal_id=BIND_ID, **extra):
+    proposal = dict({"id": proposal_id, "kind": "route", "host": host, "auth_ref": auth_ref, "status": "pending",
+                     "created": "2026-01-01T00:00:00Z", "decided": None, "note": "", "justification": "j"}, **extra)
+    (state_dir / "supervise" / "proposals" / (proposal_id + ".json")).write_text(json.dumps(proposal))
+
+
+def test_binding_a_held_credential_to_a_new_host_is_refused_without_the_flag(root, reloads):
+    # The agent claims the credential serves nothing: the decision reads the real policy.
+    add_route_ask(root / "demo", "llm.example.net", "EXISTING", credential_serves=[])
+    before = bc.config_hash(str(root / "demo")), read(root, bc.SOURCE)
+    with pytest.raises(Failed) as refused:
+        run(root, slug="demo", decision="approve", id=BIND_ID)
+    message = refused.value.args[0]
+    assert message.startswith("cannot approve proposal %s: route llm.example.net names credential EXISTING, which "
+                              "already serves api.example: approving would send it to llm.example.net too" % BIND_ID)
+    assert "approve with bind_new_host: true (playbook: -e bind_new_host=true; console: key b)" in message
+    assert refused.value.result["changed"] is False
+    assert (bc.config_hash(str(root / "demo")), read(root, bc.SOURCE)) == before and reloads == []
+    assert sv.read_proposal(str(root / "demo"), BIND_ID)["status"] == "pending"
+    assert not (root / "demo" / "supervise" / "audit.jsonl").exists()
+    # check mode refuses the same way
+    with pytest.raises(Failed, match="bind_new_host"):
+        run(root, check=True, slug="demo", decision="approve", id=BIND_ID)
+
+
+def test_binding_a_held_credential_with_the_flag_is_recorded(root, reloads):
+    add_route_ask(root / "demo", "llm.example.net", "EXISTING")
+    result = run(root, slug="demo", decision="approve", id=BIND_ID, bind_new_host=True, note="our proxy")
+    assert result["changed"] and result["proposal"]["status"] == "approved"
+    routes = {r["host"]: r for r in json.loads(read(root, "bundle/egress.json"))["routes"]}
+    assert routes["llm.example.net"]["auth"]["token_ref"] == "EXISTING"
+    stored = sv.read_proposal(str(root / "demo"), BIND_ID)
+    assert (stored["credential"], stored["credential_serves"], stored["bound_new_host"]) == (
+        "EXISTING", ["api.example"], True)
+    line = audit(root)[-1]
+    assert (line["event"], line["credential"], line["credential_serves"], line["bound_new_host"]) == (
+        "approved", "EXISTING", ["api.example"], True)
+
+
+def test_a_new_credential_needs_no_flag(root, reloads):
+    result = run(root, slug="demo", decision="approve", id=ROUTE_ID, tokens={"GH_TOKEN": TOKEN})
+    assert result["proposal"]["status"] == "approved"
+    assert (result["proposal"]["credential_serves"], result["proposal"]["bound_new_host"]) == ([], False)
+
+
+def test_a_credential_for_a_host_it_serves_already_needs_no_flag(root, reloads):
+    add_route_ask(root / "demo", "API.example", "EXISTING")
+    result = run(root, slug="demo", decision="approve", id=BIND_ID)
+    assert result["proposal"]["status"] == "approved"
+    assert (result["proposal"]["credential_serves"], result["proposal"]["bound_new_host"]) == (["api.example"], False)
+
+
+def test_serves_counts_approved_routes_and_the_operators_changes(root, reloads):
+    """An approval made earlier serves its host too; a change of auth to a held credential is checked as well."""
+    run(root, slug="demo", decision="approve", id=ROUTE_ID, tokens={"GH_TOKEN": TOKEN})
+    add_route_ask(root / "demo", "uploads.github.com", "GH_TOKEN", credential_serves=["uploads.github.com"])
+    with pytest.raises(Failed, match="names credential GH_TOKEN, which already serves api.github.com:"):
+        run(root, slug="demo", decision="approve", id=BIND_ID)
+    add_route_ask(root / "demo", "docs.example", None, proposal_id="c1c2c3c4c5c6c7c8")
+    with pytest.raises(Failed, match="route docs.example names credential EXISTING, which already serves api.example"):
+        run(root, slug="demo", decision="approve", id="c1c2c3c4c5c6c7c8",
+            changes={"auth": {"scheme": "Bearer", "token_ref": "EXISTING"}})
+    # without a credential nothing is bound: no choice to make
+    assert run(root, slug="demo", decision="approve", id="c1c2c3c4c5c6c7c8")["proposal"]["status"] == "approved"
+
+
+def test_the_listing_shows_what_the_credential_serves_from_the_real_policy(root):
+    add_route_ask(root / "demo", "llm.example.net", "EXISTING", credential_serves=["nothing.example"])
+    listed = {p["id"]: p for p in run(root)["proposals"]}
+    assert (listed[BIND_ID]["credential"], listed[BIND_ID]["credential_serves"]) == ("EXISTING", ["api.example"])
+    assert (listed[ROUTE_ID]["credential"], listed[ROUTE_ID]["credential_serves"]) == ("GH_TOKEN", [])
+    assert "credential_serves" not in listed[DOMAIN_ID]
+
+
+def test_bind_new_host_is_a_documented_bool_option(root, reloads):
+    import yaml
+    option = yaml.safe_load(bottle_supervise.DOCUMENTATION)["options"]["bind_new_host"]
+    assert (option["type"], option["default"]) == ("bool", False)
+    examples = yaml.safe_load(bottle_supervise.EXAMPLES)
+    assert any((task["botbottle.bottle.bottle_supervise"] or {}).get("bind_new_host") is True for task in examples)
+    add_route_ask(root / "demo", "llm.example.net", "EXISTING")
+    with pytest.raises(Failed, match="bind_new_host"):
+        run(root, slug="demo", decision="approve", id=BIND_ID, bind_new_host="perhaps")
+    assert run(root, slug="demo", decision="approve", id=BIND_ID, bind_new_host="yes")["proposal"]["bound_new_host"]
+    with pytest.raises(sv.SuperviseError, match="bind_new_host must be true or false"):
+        sd.decide(str(root), "demo", BIND_ID, "approve", bind_new_host="yes")
+
+
+def test_scope_agent_checks_the_credential_in_every_bottle(fleet, reloads):
+    """GH_TOKEN serves nothing in demo, but api.github.com in demo-2: approving it for the agent binds it there."""
+    add_route_ask(fleet / "demo-2", "api.github.com", "GH_TOKEN", proposal_id="d1d2d3d4d5d6d7d8")
+    run(fleet, slug="demo-2", decision="approve", id="d1d2d3d4d5d6d7d8", tokens={"GH_TOKEN": TOKEN})
+    add_route_ask(fleet / "demo", "gist.github.com", "GH_TOKEN")
+    with pytest.raises(Failed, match="names credential GH_TOKEN, which already serves api.github.com in bottle "
+                                     "demo-2: approving would send it to gist.github.com too"):
+        run(fleet, slug="demo", decision="approve", id=BIND_ID, scope="agent", tokens={"GH_TOKEN": TOKEN})
+    assert "gist.github.com" not in hosts(fleet, "demo")
+    result = run(fleet, slug="demo", decision="approve", id=BIND_ID, scope="agent", tokens={"GH_TOKEN": TOKEN},
+                 bind_new_host=True)
+    assert "gist.github.com" in hosts(fleet, "demo") and "gist.github.com" in hosts(fleet, "demo-2")
+    assert result["proposal"]["bound_new_host"] is False, "in its own bottle the credential was new"
