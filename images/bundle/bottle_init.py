@@ -180,8 +180,9 @@ def _what_is(dir_fd, name):
 
 
 def _refuse(path, what, expected):
-    return UnsafePath("%s is %s, expected %s: not writing through it as root (a daemon's uid can write "
-                      "there; remove it, then restart the bundle)" % (path, what, expected))
+    return UnsafePath("%s is %s, expected %s: not writing through it as root. A daemon's uid can write there, so "
+                      "that daemon may have been taken over: find out why, remove it (under %s: recreate the bundle "
+                      "container), then start the bundle again" % (path, what, expected, RUN_DIR))
 
 
 def _open_child_dir(parent_fd, name, path):
@@ -237,8 +238,8 @@ def ensure_dir_owned(path, uid, gid, mode, owners=None):
     try:
         found = os.fstat(fd).st_uid
         if owners is not None and found not in owners:
-            raise UnsafePath("%s is owned by uid %d, expected uid %s: not handing it over as root (remove it, then "
-                             "restart the bundle)" % (path, found, " or ".join(str(u) for u in owners)))
+            raise UnsafePath("%s is owned by uid %d, expected uid %s: not handing it over as root (find out why, "
+                             "remove it, then start the bundle again)" % (path, found, " or ".join(str(u) for u in owners)))
         if gid is None:
             gid = os.fstat(fd).st_gid
         os.fchown(fd, uid, gid)
@@ -337,6 +338,8 @@ def stage_config(names):
     staged on its own; when one cannot be (UnsafePath, a missing store), the others are still staged and a
     RuntimeError names every daemon that failed, so start-up and a reload fail closed.
     """
+    # /run/bottle itself is root's alone (no daemon can write it); the daemons' homes are made inside it.
+    os.makedirs(RUN_DIR, mode=0o755, exist_ok=True)
     failed = []
     for name in names:
         try:

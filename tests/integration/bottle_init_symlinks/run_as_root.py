@@ -40,7 +40,8 @@ def protected_state():
 
 def fresh_tree():
     shutil.rmtree(ROOT, ignore_errors=True)
-    for sub in ("etc", "private/egress", "identities", "run", "ca", "store", "audit"):
+    # No run/: bottle-init makes /run/bottle itself, as in the image.
+    for sub in ("etc", "private/egress", "identities", "ca", "store", "audit"):
         os.makedirs(os.path.join(ROOT, sub))
     for sub in ("store", "audit"):
         os.chown(os.path.join(ROOT, sub), HOST_UID, HOST_UID)
