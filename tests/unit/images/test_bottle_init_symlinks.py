@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import pwd
+import re
+import shutil
 import stat
 
 import pytest
@@ -21,12 +23,11 @@ ME = pwd.getpwuid(os.getuid())
 DAEMONS = ["egress", "pipelock", "git-gate", "supervise"]
 
 
-@pytest.fixture
-def tree(bottle_init, tmp_path, monkeypatch):
-    """A bundle's directories under tmp_path, staged once for every daemon (as a running bundle has them)."""
-    paths = {k: tmp_path / k for k in ("etc", "private", "identities", "run", "ca", "store", "audit")}
+def make_tree(bottle_init, base, monkeypatch, daemons=DAEMONS):
+    """A bundle's directories under ``base``, staged once for ``daemons`` (as a running bundle has them)."""
+    paths = {k: base / k for k in ("etc", "private", "identities", "run", "ca", "store", "audit")}
     for path in paths.values():
-        path.mkdir()
+        path.mkdir(parents=True)
     monkeypatch.setattr(bottle_init, "CONFIG_SRC", str(paths["etc"]))
     monkeypatch.setattr(bottle_init, "PRIVATE_SRC", str(paths["private"]))
     monkeypatch.setattr(bottle_init, "IDENTITY_SRC", str(paths["identities"]))
@@ -36,17 +37,22 @@ def tree(bottle_init, tmp_path, monkeypatch):
     monkeypatch.setattr(bottle_init, "AUDIT_DIR", str(paths["audit"]))
     monkeypatch.setattr(bottle_init, "EGRESS_CONFDIR", str(paths["run"] / "egress" / "mitmproxy"))
     monkeypatch.setattr(bottle_init, "EGRESS_CA", str(paths["run"] / "egress" / "mitmproxy" / "mitmproxy-ca-cert.pem"))
-    monkeypatch.setattr(bottle_init, "SYSTEM_CAS", str(tmp_path / "system.pem"))
+    monkeypatch.setattr(bottle_init, "SYSTEM_CAS", str(base / "system.pem"))
     monkeypatch.setattr(bottle_init, "daemon_user", lambda name: ME.pw_name)
-    (tmp_path / "system.pem").write_text("SYSTEM\n")
+    (base / "system.pem").write_text("SYSTEM\n")
     (paths["etc"] / "egress.json").write_text('{"routes": []}\n')
     (paths["private"] / "egress").mkdir()
     (paths["private"] / "egress" / "tokens.json").write_text('{"T": "secret"}\n')
     (paths["identities"] / "app").write_text("PRIVATE KEY\n")
     (paths["ca"] / "bottle-ca.pem").write_text("CERT\n")
     (paths["ca"] / "bottle-ca.key").write_text("KEY\n")
-    bottle_init.stage_config(DAEMONS)
+    bottle_init.stage_config(daemons)
     return paths
+
+
+@pytest.fixture
+def tree(bottle_init, tmp_path, monkeypatch):
+    return make_tree(bottle_init, tmp_path, monkeypatch)
 
 
 @pytest.fixture
@@ -72,9 +78,7 @@ def plant(path, target):
     if path.is_symlink() or path.is_file():
         path.unlink()
     elif path.is_dir():
-        for child in path.iterdir():
-            child.unlink()
-        path.rmdir()
+        shutil.rmtree(path)
     path.symlink_to(target)
 
 
@@ -202,3 +206,37 @@ def test_a_directory_owned_by_another_uid_is_not_handed_over(bottle_init, tmp_pa
                        % (tmp_path / "home")):
         bottle_init.ensure_dir_owned(str(tmp_path / "home"), 10002, 10002, 0o700, (0, 10002))
     assert (tmp_path / "home").stat().st_uid == 4242
+
+
+def written_paths(base):
+    """Every path staging wrote under run/ and store/ (directories and files), and each file's ``.new``."""
+    found = []
+    for top in ("run", "store"):
+        for folder, dirs, files in os.walk(base / top):
+            rel = os.path.relpath(folder, base)
+            found += [(os.path.join(rel, d), True) for d in dirs]
+            found += [(os.path.join(rel, f), False) for f in files]
+            found += [(os.path.join(rel, f + ".new"), False) for f in files]
+    return sorted(found)
+
+
+@pytest.mark.parametrize("daemons", [DAEMONS, ["egress", "git-gate", "supervise"]], ids=["pipelock", "one-hop"])
+def test_every_path_staging_writes_refuses_a_symlink(bottle_init, tmp_path, monkeypatch, daemons):
+    """Found by staging, not listed by hand: a path a later change adds is covered too."""
+    paths = written_paths(make_tree(bottle_init, tmp_path / "discover", monkeypatch, daemons)["run"].parent)
+    assert len(paths) >= 20, paths
+    for number, (relative, is_dir) in enumerate(paths):
+        base = tmp_path / ("case%d" % number)
+        make_tree(bottle_init, base, monkeypatch, daemons)
+        target = base / "victim"
+        if is_dir:
+            target.mkdir(mode=0o755)
+        else:
+            target.write_text("VICTIM\n")
+            target.chmod(0o640)
+        before = (stat.S_IMODE(target.stat().st_mode), sorted(os.listdir(target)) if is_dir else target.read_text())
+        plant(base / relative, target)
+        with pytest.raises(RuntimeError, match=re.escape(str(base / relative) + " is a symlink")):
+            bottle_init.stage_config(daemons)
+        after = (stat.S_IMODE(target.stat().st_mode), sorted(os.listdir(target)) if is_dir else target.read_text())
+        assert after == before, relative
