@@ -295,7 +295,9 @@ def write_owned(dest, data, uid, gid, mode=0o400):
 
 
 def read_nofollow(path):
-    """The bytes of regular file ``path`` read as root without following a symlink (a daemon's file)."""
+    """The bytes of regular file ``path`` read as root without following a symlink (a daemon's file).
+
+    A file with more than one link is refused too: it could be another name of a file only root may read."""
     directory, name = os.path.split(path)
     dir_fd = open_dir_nofollow(directory)
     try:
@@ -306,13 +308,12 @@ def read_nofollow(path):
             if what not in (None, "a regular file"):
                 raise _refuse(path, what, "a regular file") from exc
             raise
-        what = None
         with os.fdopen(fd, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                what = "not a regular file"
-            else:
+            info = os.fstat(handle.fileno())
+            if stat.S_ISREG(info.st_mode) and info.st_nlink == 1:
                 return handle.read()
-        raise _refuse(path, what, "a regular file")
+        raise _refuse(path, "a special file" if not stat.S_ISREG(info.st_mode) else
+                      "a file with %d hard links" % info.st_nlink, "a regular file with one link")
     finally:
         os.close(dir_fd)
 
@@ -375,8 +376,8 @@ def stage_daemon(name, names):
             # egress writes; the host group that owns the folder keeps read and delete (teardown,
             # archives), as for supervise's store. A mount of the host: any owner at first.
             ensure_dir_owned(AUDIT_DIR, pw.pw_uid, None, 0o2770)
-        write_owned(os.path.join(home, "trust.pem"),
-                    join_pems([read_existing(SYSTEM_CAS), read_existing(os.path.join(CONFIG_SRC, "upstream-ca.pem"))]), pw.pw_uid, pw.pw_gid)
+        trust = join_pems([read_existing(SYSTEM_CAS), read_existing(os.path.join(CONFIG_SRC, "upstream-ca.pem"))])
+        write_owned(os.path.join(home, "trust.pem"), trust, pw.pw_uid, pw.pw_gid)
 
 
 def stage_mitmproxy_ca(pw):

@@ -181,6 +181,10 @@ def test_read_nofollow_refuses_a_symlink(bottle_init, tmp_path, victim):
         bottle_init.read_nofollow(str(tmp_path / "ca.pem"))
     (tmp_path / "real.pem").write_text("PEM\n")
     assert bottle_init.read_nofollow(str(tmp_path / "real.pem")) == b"PEM\n"
+    os.link(file, tmp_path / "linked.pem")
+    with pytest.raises(bottle_init.UnsafePath, match="linked.pem is a file with 2 hard links, expected a regular "
+                                                     "file with one link"):
+        bottle_init.read_nofollow(str(tmp_path / "linked.pem"))
 
 
 def test_pipelocks_trust_does_not_follow_egress_symlink(bottle_init, tree, tmp_path, victim, monkeypatch):
