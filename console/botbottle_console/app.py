@@ -5,7 +5,8 @@
 
 Keys (on the selected ask): ``a`` approve, ``A`` approve this host for every bottle of the agent,
 ``b`` approve a route and bind its credential to a host it does not serve yet (``B``: for every bottle of
-the agent; ``a`` refuses that, saying which hosts the credential serves), ``r`` reject with a note, ``m`` modify (changes as JSON or YAML, merged by supervise's rule), ``q`` quit.
+the agent; ``a`` refuses that, saying which hosts the credential serves), ``r`` reject with a note,
+``m`` modify (changes as JSON or YAML, merged by supervise's rule), ``q`` quit.
 ``v`` switches the bottles table to the archives of torn-down bottles and back: the selected archive's
 firewall decisions and supervise events (asks, decisions, notes) fill the panes below, read-only.
 Reading and deciding go through a backend (``backend.py``): the collection's own code, nothing else.

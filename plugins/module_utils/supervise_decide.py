@@ -14,8 +14,8 @@ API:
   not trusted, with why.
 - ``decide(state_root, slug, proposal_id, decision, note="", changes=None, tokens=None, reload=True,
   check_mode=False, scope="bottle", warn=None, docker_host=None, timeout=60, client_factory=None,
-  bind_new_host=False) -> dict``: records the operator's ``decision`` (``approve``/``reject``/``modify``) with ``changes``
-  merged as ``supervise.apply_changes`` does (a change only narrows), rewrites and reloads the
+  bind_new_host=False) -> dict``: records the operator's ``decision`` (``approve``/``reject``/``modify``)
+  with ``changes`` merged as ``supervise.apply_changes`` does (a change only narrows), rewrites and reloads the
   bottle an approval of a domain or route changes. ``scope="agent"`` (an approval of a domain or
   route) does the same for every other bottle of the proposal's agent under ``state_root`` and
   records it for that agent's later bottles (``supervise.agent_approved_path``). Returns changed,
@@ -309,7 +309,6 @@ def decide(state_root, slug, proposal_id, decision, note="", changes=None, token
         extra = {"scope": "agent", "agent": agent} if scope == "agent" else {}
         events.append(dict(event=want, by="operator", id=proposal["id"], kind=proposal["kind"], time=stamp,
                            note=note, **dict(extra, **{k: updated[k] for k in ("host", "url") if k in updated})))
-        binding = None
         if want == "approved" and proposal["kind"] == "route":
             try:
                 ref, serves = credential_serves(state_root, slug, updated, agent_approved or {})
@@ -397,8 +396,8 @@ def decide(state_root, slug, proposal_id, decision, note="", changes=None, token
                 "re-run playbooks/bottle.yml for it" % (other, agent, exc))
         if os.path.isdir(sv.store_dir(other_dir)):
             _append_audit(other_dir, dict(event="approved", by="operator", scope="agent", agent=agent,
-                                            kind=proposal["kind"], time=stamp, note=note, host=updated["host"],
-                                            from_bottle=slug, **{"from": proposal["id"]}))
+                                          kind=proposal["kind"], time=stamp, note=note, host=updated["host"],
+                                          from_bottle=slug, **{"from": proposal["id"]}))
         result["also"].append(entry)
     sv.write_proposal(state_dir, updated)
     for event in events:
