@@ -70,6 +70,7 @@ def reloads(monkeypatch):
         return True, "reloaded"
 
     monkeypatch.setattr(sd, "reload_bundle", fake_reload)
+    monkeypatch.setattr(sd, "egress_precheck", lambda client_factory, slug, egress_json: None)  # no bundle here
     return calls
 
 
@@ -615,3 +616,60 @@ def test_scope_agent_needs_the_bottles_agent(fleet, reloads):
     os.unlink(str(fleet / "demo" / "meta.json"))
     with pytest.raises(Failed, match="no meta.json naming its agent"):
         run(fleet, slug="demo", decision="approve", id=DOMAIN_ID, scope="agent")
+
+
+# -- egress's own parser decides: an approval it would refuse writes nothing; a reload it did not take fails --
+
+def with_an_address_route(monkeypatch):
+    """A renderer that slips a route to an address into egress.json: what egress refuses (0x7f000001 is 127.0.0.1)."""
+    real = bc.render
+
+    def render(policy, options):
+        files = real(policy, options)
+        egress = json.loads(files["bundle/egress.json"])
+        egress.setdefault("routes", []).append({"host": "0x7f000001"})
+        files["bundle/egress.json"] = bc.json_bytes(egress)
+        return files
+    monkeypatch.setattr(bc, "render", render)
+
+
+def test_an_approval_egress_would_refuse_writes_nothing(root, bundle, monkeypatch):
+    monkeypatch.setattr(sd.time, "sleep", lambda seconds: None)
+    before = read(root, "bundle/egress.json")
+    with_an_address_route(monkeypatch)
+    with pytest.raises(Failed, match="egress would refuse the configuration this approval renders, so nothing was "
+                                     "written .*no IP literal") as failed:
+        run_module(bottle_supervise, bundle.client, dict(state_root=str(root), slug="demo", decision="approve",
+                                                         id=DOMAIN_ID))
+    assert failed.value.result["changed"] is False
+    assert read(root, "bundle/egress.json") == before and not (root / "demo" / sv.APPROVED).exists()
+    assert bundle.containers["bb-demo-bundle"].signals == []
+    assert sv.read_proposal(str(root / "demo"), DOMAIN_ID)["status"] == "pending"
+
+
+def test_a_reload_egress_did_not_take_fails_and_puts_the_files_back(root, bundle, monkeypatch):
+    monkeypatch.setattr(sd.time, "sleep", lambda seconds: None)
+    before = read(root, "bundle/egress.json")
+    container = bundle.containers["bb-demo-bundle"]
+    # what egress finds staged after the SIGHUP: a file its parser refuses (it keeps the previous one)
+    container.egress_staged = json.dumps({"version": 2, "allowed_hosts": ["a.example"],
+                                          "routes": [{"host": "0x7f000001"}]})
+    with pytest.raises(sv.SuperviseError, match="egress refused the reloaded configuration and keeps its previous "
+                                                "one .*still pending.*no IP literal") as failed:
+        sd.decide(str(root), "demo", DOMAIN_ID, "approve", client_factory=lambda: bundle.client)
+    assert failed.value.changed and container.signals == ["SIGHUP"]
+    assert read(root, "bundle/egress.json") == before and not (root / "demo" / sv.APPROVED).exists()
+    assert sv.read_proposal(str(root / "demo"), DOMAIN_ID)["status"] == "pending"
+
+
+def test_what_an_approval_renders_loads_in_egress(root, bundle, monkeypatch):
+    """Across the bundle boundary: the approvals' egress.json goes through egress's own parser (the fake bundle
+    runs images/bundle/bottle_firewall/policy.py) before it is written, and after the reload."""
+    monkeypatch.setattr(sd.time, "sleep", lambda seconds: None)
+    for proposal_id, extra in ((DOMAIN_ID, {}), (ROUTE_ID, {"tokens": {"GH_TOKEN": TOKEN}})):
+        result = run_module(bottle_supervise, bundle.client, dict(state_root=str(root), slug="demo",
+                                                                  decision="approve", id=proposal_id, **extra))
+        assert result["proposal"]["status"] == "approved" and result["reload"] == "reloaded"
+    checks = [argv for _name, argv, _user, _env in bundle.execs if argv[0] == sd.EGRESS_PYTHON]
+    assert len(checks) == 4 and checks[1][3] == "@" + sd.EGRESS_STAGED
+    assert "api.github.com" in checks[2][3] and TOKEN not in json.dumps(checks)
