@@ -304,7 +304,8 @@ def main():
                            tokens=p["tokens"], reload=p["reload"], check_mode=module.check_mode, scope=p["scope"],
                            warn=module.warn, client_factory=client)
     except SuperviseError as exc:
-        module.fail_json(msg=str(exc), changed=exc.changed)
+        # The message may quote what the agent wrote (a host, a path): escaped for the terminal it is printed on.
+        module.fail_json(msg=agent_text.terminal(str(exc), 8000), changed=exc.changed)
     result.pop("warnings", None)  # already given to module.warn
     result["shown"] = shown_lines(dict(result["proposal"], slug=p["slug"])) + [
         "bundle reloaded: %s%s" % (result.get("reloaded"), " (%s)" % agent_text.terminal(result["reload"], SHOWN_LIMIT)
