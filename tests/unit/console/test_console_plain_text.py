@@ -14,7 +14,8 @@ import asyncio
 import json
 import time
 
-from ansible_collections.botbottle.bottle.tests.unit.console.test_console_app import (  # noqa: F401  (fixtures)
+# root and slug are fixtures (pytest finds them here by name)
+from ansible_collections.botbottle.bottle.tests.unit.console.test_console_app import (  # noqa: F401  pylint: disable=unused-import
     console, log_text, plant, root, slug, stored, until)
 from botbottle_console import app as app_module
 from botbottle_console import cli, notify

@@ -229,7 +229,7 @@ def test_plain_is_bounded():
     shown = agent_text.plain("x" * 1000, 50)
     assert shown == "x" * 50 + "...(950 more)"
     escaped = agent_text.plain("\x1b" * 100, 20)
-    assert len(escaped.split("...")[0]) <= 20 and escaped.endswith("(95 more)")
+    assert len(escaped.split("...", maxsplit=1)[0]) <= 20 and escaped.endswith("(95 more)")
 
 
 def test_terminal_is_plain():
