@@ -131,3 +131,35 @@ def test_a_decision_file_of_the_wrong_shape_is_refused(world):
     rc, out = playbook(world, "-e", "decide=reject", "-e", "id=%s" % proposal["id"], "-e", "decision_file=%s" % decision)
     assert rc != 0 and "must hold a mapping with note (text) and/or changes" in out
     assert stored(world, proposal["id"])["status"] == "pending"
+
+
+def test_approvals_that_reach_the_role_stay_data(world):
+    """The role's smolmachines preflight: the approvals come back from a module (bottle_info there, slurp here),
+    go through the with_approvals filter and a set_fact into a module's arguments; an agent-written regex in an
+    approved route is never evaluated on the way."""
+    p = world["p"]
+    regex = "^/v1/" + "".join(p.values()) + "$"
+    approved = world["tmp"] / "supervise-approved.json"
+    approved.write_text(json.dumps({"domains": ["docs.example"], "routes": [
+        {"host": "api.example.com", "matches": [{"paths": [{"type": "regex", "value": regex}]}]}]}))
+    out_file = world["tmp"] / "policy.json"
+    play = world["tmp"] / "approvals.yml"
+    play.write_text(yaml.safe_dump([{
+        "name": "approvals as the role reads them", "hosts": "localhost", "gather_facts": False,
+        "tasks": [
+            {"name": "read", "ansible.builtin.slurp": {"src": str(approved)}, "register": "read"},
+            {"name": "merge", "ansible.builtin.set_fact": {"merged": "{{ {'allowed_domains': ['a.example'], "
+                                                                     "'egress': {'routes': []}} | "
+                                                                     "botbottle.bottle.with_approvals(read.content "
+                                                                     "| b64decode | from_json) }}"}},
+            {"name": "use", "ansible.builtin.copy": {"content": "{{ merged | to_json }}", "dest": str(out_file),
+                                                     "mode": "0600"}},
+        ]}]))
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    environ.update(ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", HOME=str(world["tmp"]))
+    run = subprocess.run([str(PLAYBOOK), str(play), "-i", str(world["inventory"])], cwd=ROOT, env=environ,
+                         capture_output=True, text=True, timeout=180, check=False)
+    assert run.returncode == 0, run.stdout + run.stderr
+    merged = json.loads(out_file.read_text())
+    assert merged["egress"]["routes"][0]["matches"][0]["paths"][0]["value"] == regex
+    assert evaluated(world) == []
