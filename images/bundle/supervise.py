@@ -478,6 +478,13 @@ def answer(proposal, created=None):
                           "way around the block meanwhile." % proposal["id"])
         if created is False:
             out["message"] = "an identical proposal is already waiting; " + out["message"]
+        failed = proposal.get("not_applied")
+        if isinstance(failed, dict):
+            # The operator approved, and the bottle's firewall refused the configuration: nothing changed.
+            out["message"] = ("the operator's approval could NOT be applied - the bottle's firewall refused the "
+                              "configuration it made (%s), so nothing is allowed yet; the proposal is still "
+                              "pending: ask again with proposal_status(id=%r) later, or ask for something else"
+                              % (str(failed.get("why", ""))[:400], proposal["id"]))
     else:
         out["note"] = proposal.get("note", "")
         out["decided"] = proposal.get("decided")

@@ -29,6 +29,9 @@ API:
   says of an egress.json (its bytes, or the path of the staged copy); None when it loads it.
 - ``slugs_under(state_root)``: the bottles with a supervise store; ``agent_slugs(state_root, agent)``:
   the bottles of an agent (their meta.json).
+
+An approval egress refuses (``EgressRefusal``: before anything is written, or after the reload, the files then
+put back) leaves the proposal pending with ``not_applied`` ({at, why}), which supervise tells the agent.
 """
 
 from __future__ import annotations
@@ -238,7 +241,7 @@ def egress_precheck(client_factory, slug, egress_json):
     except (dc.DockerException, dc.EngineUnavailable):
         return
     if why is not None and not why.startswith("egress's parser could not be run"):
-        raise EgressRefusal("egress would refuse the configuration this approval renders, so nothing was written "
+        raise EgressRefusal("egress would refuse the configuration this approval renders, so none of it was written "
                             "(the proposal is still pending): %s" % why)
 
 
@@ -399,6 +402,10 @@ def decide(state_root, slug, proposal_id, decision, note="", changes=None, token
         except (dc.DockerException, dc.EngineUnavailable, bc.BundleConfigError) as exc:
             raise _fail("the configuration of bottle %s was updated but the bundle could not be reloaded (%s): "
                         "re-run playbooks/bottle.yml for it; the proposal is still pending" % (slug, exc), True)
+        except EgressRefusal as exc:
+            # The agent is told too: its proposal stays pending, saying why the approval did not take.
+            sv.write_proposal(state_dir, dict(proposal, not_applied={"at": stamp, "why": str(exc)}))
+            raise
         if config_hash is not None:
             result["config_hash"] = config_hash
     if agent_file is not None and agent_before != agent_file[1]:

@@ -620,6 +620,16 @@ def test_scope_agent_needs_the_bottles_agent(fleet, reloads):
 
 # -- egress's own parser decides: an approval it would refuse writes nothing; a reload it did not take fails --
 
+def load_bundle_supervise():
+    import importlib.util
+    import pathlib
+    path = pathlib.Path(__file__).resolve().parents[4] / "images" / "bundle" / "supervise.py"
+    spec = importlib.util.spec_from_file_location("supervise_for_decide_tests", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def with_an_address_route(monkeypatch):
     """A renderer that slips a route to an address into egress.json: what egress refuses (0x7f000001 is 127.0.0.1)."""
     real = bc.render
@@ -637,14 +647,15 @@ def test_an_approval_egress_would_refuse_writes_nothing(root, bundle, monkeypatc
     monkeypatch.setattr(sd.time, "sleep", lambda seconds: None)
     before = read(root, "bundle/egress.json")
     with_an_address_route(monkeypatch)
-    with pytest.raises(Failed, match="egress would refuse the configuration this approval renders, so nothing was "
+    with pytest.raises(Failed, match="egress would refuse the configuration this approval renders, so none of it was "
                                      "written .*no IP literal") as failed:
         run_module(bottle_supervise, bundle.client, dict(state_root=str(root), slug="demo", decision="approve",
                                                          id=DOMAIN_ID))
     assert failed.value.result["changed"] is False
     assert read(root, "bundle/egress.json") == before and not (root / "demo" / sv.APPROVED).exists()
     assert bundle.containers["bb-demo-bundle"].signals == []
-    assert sv.read_proposal(str(root / "demo"), DOMAIN_ID)["status"] == "pending"
+    proposal = sv.read_proposal(str(root / "demo"), DOMAIN_ID)
+    assert proposal["status"] == "pending" and "egress would refuse" in proposal["not_applied"]["why"]
 
 
 def test_a_reload_egress_did_not_take_fails_and_puts_the_files_back(root, bundle, monkeypatch):
@@ -659,7 +670,12 @@ def test_a_reload_egress_did_not_take_fails_and_puts_the_files_back(root, bundle
         sd.decide(str(root), "demo", DOMAIN_ID, "approve", client_factory=lambda: bundle.client)
     assert failed.value.changed and container.signals == ["SIGHUP"]
     assert read(root, "bundle/egress.json") == before and not (root / "demo" / sv.APPROVED).exists()
-    assert sv.read_proposal(str(root / "demo"), DOMAIN_ID)["status"] == "pending"
+    proposal = sv.read_proposal(str(root / "demo"), DOMAIN_ID)
+    assert proposal["status"] == "pending" and "no IP literal" in proposal["not_applied"]["why"]
+    # what supervise (the bundle's code) tells the agent of it: not approved, and why
+    told = load_bundle_supervise().answer(proposal)
+    assert told["status"] == "pending" and "could NOT be applied" in told["message"]
+    assert "no IP literal" in told["message"] and "approved:" not in told["message"]
 
 
 def test_what_an_approval_renders_loads_in_egress(root, bundle, monkeypatch):
