@@ -327,6 +327,7 @@ def decide(state_root, slug, proposal_id, decision, note="", changes=None, token
         updated, before = sv.apply_changes(proposal, changes)
     except SuperviseError as exc:
         raise SuperviseError("changes: %s" % exc)
+    updated.pop("not_applied", None)  # an earlier approval's failure: this decision is recorded afresh
     stamp = sv.now()
     events = []
     if before:

@@ -689,3 +689,16 @@ def test_what_an_approval_renders_loads_in_egress(root, bundle, monkeypatch):
     checks = [argv for _name, argv, _user, _env in bundle.execs if argv[0] == sd.EGRESS_PYTHON]
     assert len(checks) == 4 and checks[1][3] == "@" + sd.EGRESS_STAGED
     assert "api.github.com" in checks[2][3] and TOKEN not in json.dumps(checks)
+
+
+def test_an_approval_that_takes_after_one_that_did_not_clears_the_failure(root, bundle, monkeypatch):
+    monkeypatch.setattr(sd.time, "sleep", lambda seconds: None)
+    container = bundle.containers["bb-demo-bundle"]
+    container.egress_staged = json.dumps({"version": 2, "routes": [{"host": "0x7f000001"}]})
+    with pytest.raises(sv.SuperviseError, match="egress refused the reloaded configuration"):
+        sd.decide(str(root), "demo", DOMAIN_ID, "approve", client_factory=lambda: bundle.client)
+    container.egress_staged = None  # egress takes the next one
+    result = sd.decide(str(root), "demo", DOMAIN_ID, "approve", client_factory=lambda: bundle.client)
+    proposal = sv.read_proposal(str(root / "demo"), DOMAIN_ID)
+    assert result["reload"] == "reloaded" and proposal["status"] == "approved" and "not_applied" not in proposal
+    assert load_bundle_supervise().answer(proposal)["message"].startswith("approved: the bottle now allows pypi.org")
