@@ -329,7 +329,7 @@ class ConsoleApp(App):
         table.clear()
         for p in asks:
             add_row(table, (p.get("inventory_host"), p.get("slug"), p.get("id"), describe(p), p.get("created") or "",
-                            agent_text.plain(p.get("justification") or "", 80)), key=self.ask_key(p),
+                            str(p.get("justification") or "")[:80]), key=self.ask_key(p),
                     on_error=self.log_line)
         self.proposals = asks
         self.panes["asks-title"].update(pane("Asks waiting for you: %d" % len(asks)))
@@ -610,7 +610,7 @@ class ConsoleApp(App):
         table.clear()
         for number, e in enumerate(self.events):
             add_row(table, (e.get("time") or "-", e.get("event") or "-", e.get("by") or "-", e.get("id") or "-",
-                            event_what(e), agent_text.plain(e.get("note") or e.get("justification") or "", 80)),
+                            event_what(e), str(e.get("note") or e.get("justification") or "")[:80]),
                     key="event:%d" % number, on_error=self.log_line)
         self.panes["asks-title"].update(pane(
             "Supervise events of the archive %s: %d asks, %d decisions (read-only)"
@@ -654,7 +654,7 @@ class ConsoleApp(App):
         line = "%s %s" % (time.strftime("%H:%M:%S"), agent_text.plain(text, LOG_LIMIT))
         self.history.append(line)
         del self.history[:-500]
-        self.panes["log"].write(agent_text.textual(line, LOG_LIMIT + 20))
+        self.panes["log"].write(Text(line))  # plain already: written as text, never as markup
 
 
 def summarise(result):

@@ -17,6 +17,7 @@ import time
 # root and slug are fixtures (pytest finds them here by name)
 from ansible_collections.botbottle.bottle.tests.unit.console.test_console_app import (  # noqa: F401  pylint: disable=unused-import
     console, log_text, plant, root, slug, stored, until)
+from ansible_collections.botbottle.bottle.plugins.module_utils import agent_text
 from botbottle_console import app as app_module
 from botbottle_console import cli, notify
 
@@ -77,10 +78,14 @@ def test_hostile_asks_and_firewall_rows_are_shown_as_typed_and_approve_works(roo
             assert app.is_running
             app.log_line("the agent wrote: " + HOSTILE)  # e.g. a failure message quoting an ask
             await pilot.pause(0.2)
-            return rows, detail, walls, screen, log_text(app)
+            pane = "\n".join(strip.text for strip in app.query_one("#log").lines)
+            assert "\\x1b[31mred" in pane and "\\\\x1b" not in pane, pane  # escaped once, not twice
+            return rows, detail, walls, screen, log_text(app), domain
 
-    rows, detail, walls, screen, log = asyncio.run(scenario())
+    rows, detail, walls, screen, log, domain_id = asyncio.run(scenario())
     justifications = [row[5] for row in rows]
+    domain_row = next(row for row in rows if row[2] == domain_id)
+    assert domain_row[5] == agent_text.plain(HOSTILE[:80])  # escaped once: one backslash before x1b
     assert "need docs [/x] [link=https://evil.example]click[/link] [b]unbalanced [/i]"[:80] in justifications
     assert any(r[3].startswith("route api.example.com (GET regex ^/[link=x]\\x1b[31mred") for r in rows), rows
     assert any("report of a refusal: https://x.example/[/x]\\u202eexe.txt" in r[3] for r in rows), rows
