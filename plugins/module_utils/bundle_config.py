@@ -375,8 +375,9 @@ def merge_approved(policy, approved):
     if not isinstance(domains, list) or not isinstance(routes, list):
         raise BundleConfigError("%s: domains and routes must be lists: fix or remove it" % where)
     for index, host in enumerate(domains):
-        if not isinstance(host, str) or not manifest.HOST_RE.match(host.lower()):
-            raise BundleConfigError("%s: domains[%d] %r is not a host name: fix or remove it" % (where, index, host))
+        why = manifest.host_error(host)
+        if why:
+            raise BundleConfigError("%s: domains[%d] %s; fix or remove it" % (where, index, why))
     for index, route in enumerate(routes):
         manifest.check_route(route, "%s: routes[%d]" % (where, index))
 

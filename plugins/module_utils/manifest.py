@@ -13,9 +13,8 @@ from __future__ import annotations
 import copy
 import re
 
-from ansible_collections.botbottle.bottle.plugins.module_utils import git_gate, naming
+from ansible_collections.botbottle.bottle.plugins.module_utils import agent_text, git_gate, naming
 
-HOST_RE = re.compile(r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 SKILL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
@@ -98,12 +97,22 @@ def _check_env(env, path):
             raise ManifestError("%s.%s must be a string, not %s" % (path, name, type_name(value)))
 
 
+def host_error(host, wildcard=True):
+    """None when ``host`` is a host name (``*.name`` too when ``wildcard``), else why: never an address, in
+    any spelling a resolver reads as one (agent_text.host_error, the rule supervise applies in the bundle)."""
+    return agent_text.host_error(host, wildcard=wildcard)
+
+
+def is_host(host, wildcard=True):
+    return host_error(host, wildcard) is None
+
+
 def _check_hosts(hosts, path):
     _expect(hosts, list, path, "write a list of host names")
     for index, host in enumerate(hosts):
-        if not isinstance(host, str) or not HOST_RE.match(host.lower()):
-            raise ManifestError("%s[%d] %r is not a host name: write names like api.example.com or *.example.com "
-                                "(no scheme, port or path)" % (path, index, host))
+        why = host_error(host)
+        if why:
+            raise ManifestError("%s[%d] %s" % (path, index, why))
 
 
 def _check_positive(value, path, fix):
@@ -201,9 +210,10 @@ def _check_model(model, path):
                                "or give host and credential (auto, api_key or oauth)")
     _unknown(model, MODEL_KEYS, path)
     host = model.get("host", MODEL_HOST)
-    if not isinstance(host, str) or not HOST_RE.match(host.lower()) or host.startswith("*."):
-        raise ManifestError("%s.host %r must be one exact host name, such as %s (no wildcard, scheme or path)"
-                            % (path, host, MODEL_HOST))
+    why = host_error(host, wildcard=False)
+    if why:
+        raise ManifestError("%s.host %r must be one exact host name, such as %s (no wildcard, scheme, path or "
+                            "address): %s" % (path, host, MODEL_HOST, why))
     credential = model.get("credential", "auto")
     if credential not in MODEL_CREDENTIALS:
         raise ManifestError("%s.credential %r: use auto (ANTHROPIC_API_KEY if the controller has it, else "
@@ -222,9 +232,9 @@ def check_route(route, rpath):
     """One egress route: host, optional auth and matches."""
     _expect(route, dict, rpath, "a route is a mapping with at least host")
     _unknown(route, ROUTE_KEYS, rpath)
-    if not isinstance(route.get("host"), str) or not HOST_RE.match(route["host"].lower()) \
-            or route["host"].startswith("*."):
-        raise ManifestError("%s.host must be one exact host name (no wildcard, scheme or path)" % rpath)
+    why = host_error(route.get("host"), wildcard=False)
+    if why:
+        raise ManifestError("%s.host %s" % (rpath, why))
     if "auth" in route:
         auth = route["auth"]
         _expect(auth, dict, rpath + ".auth", "write scheme and token_ref, or drop auth for an unauthenticated route")
