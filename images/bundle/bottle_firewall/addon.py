@@ -207,6 +207,49 @@ class Redirects:
         return len(self.entries)
 
 
+def _raw(value):
+    return value if isinstance(value, bytes) else (value or "").encode("utf-8", "surrogateescape")
+
+
+def raw_fields(headers, kind="header"):
+    """(where, ``name: value`` bytes) of each header field as received (mitmproxy keeps the bytes)."""
+    fields = getattr(headers, "fields", None)
+    if fields is None:
+        fields = headers.items(multi=True)
+    return [("%s %s" % (kind, _raw(name).decode("latin-1")), _raw(name) + b": " + _raw(value))
+            for name, value in fields]
+
+
+def raw_head(request):
+    """The request line (method, authority when sent in absolute form, target) and each header
+    field, as the agent sent them, for the known-secret scan of every byte of the head."""
+    data = request.data
+    parts = []
+    for name in ("method", "authority", "path"):
+        value = getattr(data, name, None)
+        value = value if isinstance(value, bytes) else _raw(getattr(request, name, ""))
+        if value:
+            parts.append(value)
+    return [("request line", b" ".join(parts))] + raw_fields(request.headers)
+
+
+def header_values(headers, name):
+    """Every value of header ``name`` (each field on its own)."""
+    get_all = getattr(headers, "get_all", None)
+    if get_all is not None:
+        return list(get_all(name))
+    return [value for key, value in headers.items(multi=True) if key.lower() == name]
+
+
+def single_header(headers, name):
+    """The one value of ``name`` ('' if absent); BodyError (body-parse) if it is sent twice: an
+    upstream may read the other one."""
+    values = header_values(headers, name)
+    if len(values) > 1:
+        raise BodyError("request has %d %s headers (one is allowed)" % (len(values), name), "body-parse")
+    return values[0] if values else ""
+
+
 def _error_text(exc):
     return "blocked by egress: internal error (%s)" % type(exc).__name__
 
@@ -600,7 +643,7 @@ class Firewall:
         if self.redirects.holds(absolute_url(request.scheme, state.host, state.port, request.path)):
             state.exempt = "upstream-redirect"
         hit = self.engine.scan_head(request.path, list(request.headers.items(multi=True)),
-                                    url_from_upstream=state.exempt is not None)
+                                    url_from_upstream=state.exempt is not None, raw=raw_head(request))
         if hit is not None:
             if not self._holds(config, hit):
                 self._respond(flow, Refusal(403, hit.rule, hit.message()))
@@ -677,24 +720,27 @@ class Firewall:
                 self._respond(flow, Refusal(413, "body-limit", "blocked by egress: request body of %d bytes exceeds "
                                             "the scan limit of %d bytes" % (len(raw), limit)))
                 return
+            layers = []
             try:
-                body = decode_content(raw, request.headers.get("content-encoding"), limit)
+                content_type = single_header(request.headers, "content-type")
+                body = decode_content(raw, ", ".join(header_values(request.headers, "content-encoding")), limit,
+                                      layers)
+                if len(body) > THREAD_THRESHOLD:
+                    hit = await asyncio.to_thread(self.engine.scan_body, body, content_type, layers, True)
+                else:
+                    hit = self.engine.scan_body(body, content_type, layers, True)
             except BodyError as exc:
                 status = 413 if exc.rule == "body-limit" else 400
                 self._respond(flow, Refusal(status, exc.rule, "blocked by egress: %s" % exc))
                 return
-            content_type = request.headers.get("content-type") or ""
-            if len(body) > THREAD_THRESHOLD:
-                hit = await asyncio.to_thread(self.engine.scan_body, body, content_type)
-            else:
-                hit = self.engine.scan_body(body, content_type)
             trailers = getattr(request, "trailers", None)
             if hit is not None and not self._holds(config, hit):
                 self._respond(flow, Refusal(403, hit.rule, hit.message()))
                 return
             if hit is not None:
                 state.held.append(hit)
-            hit = self.engine.scan_head("", list(trailers.items(multi=True))) if trailers else None
+            hit = self.engine.scan_head("", list(trailers.items(multi=True)), raw=raw_fields(trailers, "trailer")) \
+                if trailers else None
             if hit is not None and not self._holds(config, hit):
                 self._respond(flow, Refusal(403, hit.rule, hit.message()))
                 return

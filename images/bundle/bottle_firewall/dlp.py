@@ -33,15 +33,70 @@ import math
 import re
 import threading
 from collections import Counter
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote_to_bytes
 
-from .bodies import ScanBuffer, extract, normalize_text, percent_decode
+from .bodies import ScanBuffer, extract, media_type, normalize_text, percent_decode
 
 LOG = logging.getLogger("bottle_firewall")
 MIN_SECRET_LENGTH = 6
 PARALLEL_BYTES = 256 * 1024
 _POOL = []
 _RANDOM_RUN = re.compile(r"[A-Za-z0-9+/]{16,}")
+_PERCENT_ESCAPE = re.compile(rb"%[0-9A-Fa-f]{2}")
+_MAX_PERCENT_ROUNDS = 8
+_UTF8_CHARSETS = ("", "utf-8", "utf8", "us-ascii", "ascii")
+
+
+def byte_layers(data):
+    """``data`` and each of its percent-decoded forms, byte for byte (``%2541`` gives ``%41``
+    then ``A``), until none is left (at most 8 rounds): every layer an upstream could read."""
+    layers = [data]
+    for _round in range(_MAX_PERCENT_ROUNDS):
+        if b"%" not in data or _PERCENT_ESCAPE.search(data) is None:
+            break
+        data = unquote_to_bytes(data)
+        layers.append(data)
+    return layers
+
+
+def charset_layer(body, content_type):
+    """The body as UTF-8 when its declared charset is another one (UTF-16, latin-1...), else None."""
+    charset = media_type(content_type)[1].get("charset", "").strip().lower()
+    if charset in _UTF8_CHARSETS:
+        return None
+    try:
+        return body.decode(charset, "replace").encode("utf-8", "surrogatepass")
+    except LookupError:
+        return None
+
+
+_BOMS = (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")
+
+
+class Finding:
+    """A visible kingfisher finding with its offsets in the bytes the caller passed."""
+
+    __slots__ = ("rule_id", "location")
+
+    def __init__(self, rule_id, start, end):
+        self.rule_id = rule_id
+        self.location = {"start_offset": start, "end_offset": end}
+
+
+def visible_findings(scanner, data):
+    """The visible findings of ``scanner`` (kingfisher) in ``data``, offsets in ``data``.
+
+    kingfisher reads bytes that start with a UTF-16 or UTF-32 byte-order mark as that encoding:
+    a body or a buffer starting ``FF FE`` hid every secret after it, raw, from both the pattern
+    rules and the known secrets. Such data is scanned twice: as bytes (a newline in front, the
+    offsets shifted back) and as kingfisher reads it (its findings placed at offset 0)."""
+    if data[:2] not in _BOMS[:2] and data[:4] != _BOMS[2]:
+        return [Finding(f.rule_id, f.location["start_offset"], f.location["end_offset"])
+                for f in scanner.scan(data) if f.visible]
+    found = [Finding(f.rule_id, max(f.location["start_offset"] - 1, 0), max(f.location["end_offset"] - 1, 0))
+             for f in scanner.scan(b"\n" + data) if f.visible]
+    found.extend(Finding(f.rule_id, 0, min(len(data), 1)) for f in scanner.scan(data) if f.visible)
+    return found
 
 
 class Hit:
@@ -134,6 +189,8 @@ def secret_variants(value):
     cores (standard and URL-safe alphabets) match it whatever surrounds it, padded or not."""
     raw = value.encode("utf-8")
     forms = {value, raw.decode("latin-1"), raw.hex(), raw.hex().upper()}
+    if " " in value:
+        forms.add(value.replace(" ", "+"))  # a form's space, which percent-decoding does not undo
     n = len(raw)
     for encoder in (base64.b64encode, base64.urlsafe_b64encode):
         for k in range(3):
@@ -248,8 +305,8 @@ class KnownSecrets:
                 if first:
                     break
             return spans
-        spans = [(f.location["start_offset"], f.location["end_offset"]) for f in self.scanner.scan(data)
-                 if f.visible] if self.scanner is not None else []
+        spans = [(f.location["start_offset"], f.location["end_offset"]) for f in
+                 visible_findings(self.scanner, data)] if self.scanner is not None else []
         for form in self.plain:
             offset = data.find(form)
             while offset >= 0:
@@ -294,11 +351,14 @@ class Engine:
     def unavailable(self):
         return Hit("dlp:unavailable", "the secret scanner (not loaded)")
 
-    def scan_head(self, path_query, header_items, url_from_upstream=False):
+    def scan_head(self, path_query, header_items, url_from_upstream=False, raw=()):
         """URL and headers (name, value) pairs: the first Hit, or None.
 
         ``url_from_upstream``: the URL is one upstream handed out (a redirect's Location): only
-        the known secrets are looked for in it, not kingfisher's patterns nor entropy."""
+        the known secrets are looked for in it, not kingfisher's patterns nor entropy.
+        ``raw``: (where, bytes) of the head as the agent sent it (the request line, each header
+        field ``name: value``), where the known secrets are looked for byte for byte and in
+        every percent-decoded layer (``known_in``)."""
         if self.scanner is None and "?" in path_query and not url_from_upstream:
             return self.unavailable()
         buffer = ScanBuffer()
@@ -314,37 +374,71 @@ class Engine:
             # One segment "name: value": some rules need the name as context (DATADOG_API_KEY: ...).
             buffer.add("header %s" % name, "%s: %s" % (name, value))
         hit = self._scan(buffer)
+        if hit is None and raw:
+            hit = self.known_in(raw)
         if hit is None and not url_from_upstream:
             where = entropy_hit(path_query, self.min_length, self.bits)
             if where:
                 hit = Hit("entropy", where)
         return self._safe(hit)
 
-    def scan_body(self, body, content_type):
+    def known_in(self, segments):
+        """The known secrets over raw ``(where, bytes)`` segments and each of their percent-decoded
+        layers (``byte_layers``), in one pass: a Hit, or None. This is the scan that does not
+        depend on how a parser reads the bytes (duplicate JSON keys, a form's ``+`` and ``&``,
+        numbers, multipart headers, preambles, a body that is not what it says)."""
+        buffer = ScanBuffer()
+        for where, data in segments:
+            for layer in byte_layers(data):
+                buffer.add_raw(where, layer)
+        if not buffer.parts:
+            return None
+        joined = buffer.joined()
+        span = self.known.find_span(joined)
+        if span is None:
+            return None
+        return self._located("known-secret", buffer, joined, len(joined), b"", len(buffer.starts), span)
+
+    def scan_body(self, body, content_type, layers=(), strict=False):
         """A decoded (decompressed) request body: the first Hit, or None.
+
+        ``layers``: the body's encoded forms as sent (the raw bytes before each Content-Encoding
+        was undone); ``strict``: a body that does not parse as its declared type raises
+        ``BodyError`` (``bodies.extract``). The fields are scanned by every detector; then the
+        known secrets over the raw bytes: each layer, the decoded body, their percent-decoded
+        forms and the body in its declared charset (``known_in``).
 
         kingfisher releases the GIL: on a large body the scan of the raw bytes runs in a worker
         thread while this one extracts the fields, so the two overlap."""
-        if not body:
+        if not body and not any(layers):
             return None
         if self.scanner is None:
             return self.unavailable()
         raw_scan = _started(self._first, body) if len(body) >= PARALLEL_BYTES else None
         try:
-            buffer = ScanBuffer()
-            segments = extract(body, content_type)
-            for where, data in segments:
-                buffer.add(where, data)
-            whole = len(segments) == 1 and segments[0][1] is body  # the body is its only segment
-            hit = self._scan(buffer, parallel=raw_scan is not None)
-            if hit is None and not whole:
-                finding = raw_scan.result() if raw_scan is not None else self._first(body)
-                if finding is not None:
-                    hit = Hit("dlp:" + finding.rule_id, "body",
-                              (body, finding.location["start_offset"], finding.location["end_offset"], False))
+            hit = None
+            if body:
+                buffer = ScanBuffer()
+                segments = extract(body, content_type, strict=strict)
+                for where, data in segments:
+                    buffer.add(where, data)
+                whole = len(segments) == 1 and segments[0][1] is body  # the body is its only segment
+                hit = self._scan(buffer, parallel=raw_scan is not None)
+                if hit is None and not whole:
+                    finding = raw_scan.result() if raw_scan is not None else self._first(body)
+                    if finding is not None:
+                        hit = Hit("dlp:" + finding.rule_id, "body",
+                                  (body, finding.location["start_offset"], finding.location["end_offset"], False))
         finally:
             if raw_scan is not None:
                 raw_scan.cancel()
+        if hit is None:
+            raw = [("body (as sent, encoded)", layer) for layer in layers if layer]
+            raw.append(("body", body))
+            decoded = charset_layer(body, content_type) if body else None
+            if decoded is not None:
+                raw.append(("body (declared charset)", decoded))
+            hit = self.known_in(raw)
         return self._safe(hit)
 
     def scan_message(self, content):
@@ -425,7 +519,7 @@ class Engine:
         return None, self._first(data)
 
     def _first(self, data):
-        visible = [f for f in self.scanner.scan(data) if f.visible]
+        visible = visible_findings(self.scanner, data)
         if not visible:
             return None
         return min(visible, key=lambda f: f.location["start_offset"])
@@ -437,7 +531,7 @@ class Engine:
         where = hit.where
         leaky = len(where) > 160 or self.known.find(where) is not None
         if not leaky and self.scanner is not None:
-            leaky = any(f.visible for f in self.scanner.scan(where.encode("utf-8", "surrogatepass")))
+            leaky = bool(visible_findings(self.scanner, where.encode("utf-8", "surrogatepass")))
         if not leaky:
             leaky = any(looks_random(part, self.min_length, self.bits) for part in re.split(r"[ .\[\]$]", where))
         if leaky:
