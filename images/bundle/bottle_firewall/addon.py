@@ -677,8 +677,7 @@ class Firewall:
         decision = routes.decide(route, self.tokens, request.method, request.path.split("?", 1)[0],
                                  request.headers, scheme)
         if decision.refused:
-            rule = "route-token" if decision.status == 503 else "route-matches"
-            self._respond(flow, Refusal(decision.status, rule, decision.message))
+            self._respond(flow, Refusal(decision.status, decision.rule, decision.message))
             return False
         state.inject, state.strip = decision.inject, decision.strip
         return True
