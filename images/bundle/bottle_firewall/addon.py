@@ -76,7 +76,7 @@ import time
 import traceback
 from urllib.parse import urljoin, urlsplit
 
-from . import policy, release, routes, ssrf
+from . import policy, redact, release, routes, ssrf
 from .audit import Audit
 from .bodies import BodyError, decode_content
 from .dlp import Engine
@@ -136,11 +136,14 @@ class Tunnel:
 class FlowState:
     """Per-request decisions taken in ``requestheaders`` and carried out in ``request``."""
 
-    __slots__ = ("host", "port", "route", "inject", "strip", "decided", "ws_blocked", "refused", "exempt", "held")
+    __slots__ = ("host", "port", "route", "inject", "strip", "decided", "ws_blocked", "refused", "exempt", "held",
+                 "credentials", "injected")
 
     def __init__(self):
         self.host = self.port = self.route = None
         self.inject, self.strip = [], []
+        self.credentials = []  # the route's credential values (to mask in the response)
+        self.injected = False  # set once the credential went into the request
         self.decided = False
         self.ws_blocked = False
         self.refused = False  # egress answered it (its response is egress's own)
@@ -313,6 +316,15 @@ def _refuse_http(self, hook, flow, exc):
     if getattr(flow, "killable", True):
         flow.kill()
     self._audit_flow("request", flow, Refusal(502, "error", _error_text(exc)))
+
+
+def _refuse_response(self, hook, flow, exc):
+    """A response the addon could not check for an injected credential: not sent on."""
+    state = flow.metadata.get(META) if isinstance(getattr(flow, "metadata", None), dict) else None
+    if getattr(flow, "killable", True):
+        flow.kill()
+    self.audit.record("response", state.host if state else None, state.port if state else None, rule="error",
+                      action="block", route=state.route if state else None, status=502)
 
 
 def _refuse_tls(self, hook, data, exc):
@@ -680,6 +692,8 @@ class Firewall:
             self._respond(flow, Refusal(decision.status, decision.rule, decision.message))
             return False
         state.inject, state.strip = decision.inject, decision.strip
+        token = self.tokens.get((route.get("auth") or {}).get("token_ref")) if decision.inject else None
+        state.credentials = [token] if token else []
         return True
 
     def _pipelock_requestheaders(self, flow, state, config):
@@ -755,6 +769,10 @@ class Firewall:
             request.headers.pop(name, None)
         for name, value in state.inject:
             request.headers[name] = value
+        if state.inject:
+            # What comes back is searched for the credential (responseheaders): ask for it unencoded.
+            request.headers["Accept-Encoding"] = "identity"
+            state.injected = True
         if not released:
             self._audit_flow("request", flow, None, state)
         for hit, proposal in released:
@@ -845,13 +863,15 @@ class Firewall:
         LOG.warning("egress: %s; killed while held for the operator (%s)", hit.message(), why)
         self._audit_flow("request", flow, None, state, rule=hit.rule, action="block", proposal=proposal)
 
-    @guarded(_refuse_http)
+    @guarded(_refuse_response)
     def responseheaders(self, flow):
         response = flow.response
         if response is None:
             return
         response.stream = True
         state = flow.metadata.get(META)
+        if state is not None and state.injected and state.credentials and not state.refused:
+            self._redact_response(flow, state)
         if 300 <= response.status_code < 400 and state is not None and state.decided and not state.refused:
             request = flow.request
             base = absolute_url(request.scheme, state.host or request.host, state.port or request.port,
@@ -859,6 +879,67 @@ class Firewall:
             target = redirect_target(base, response.headers.get("location"))
             if target is not None:
                 self.redirects.remember(target)
+
+    def _redact_response(self, flow, state):
+        """The response to a request that carried an injected credential: every form of it masked
+        in the headers and, streamed, in the body (redact.py); an encoding egress cannot undo
+        replaces the response with a 502."""
+        response = flow.response
+        forms = redact.credential_forms(state.credentials)
+        noted = []
+
+        def note(where):
+            if not noted:
+                noted.append(where)
+                LOG.warning("egress: the response of %s carried the credential egress added (%s); masked",
+                            state.route, where)
+                self.audit.record("response", state.host, state.port, flow.request.method, flow.request.path,
+                                  rule="credential-echo", action="redact", route=state.route,
+                                  status=response.status_code)
+        fields, changed = redact.redact_fields(list(response.headers.fields), forms)
+        if changed:
+            response.headers.fields = type(response.headers.fields)(fields)
+            note("headers")
+        decoder, refusal = redact.decoder_for(", ".join(header_values(response.headers, "content-encoding")))
+        if refusal is not None:
+            self._replace_response(flow, Refusal(502, "response-encoding", "blocked by egress: " + refusal))
+            return
+        if decoder is not None:
+            response.headers.pop("content-encoding", None)
+            response.headers.pop("content-length", None)
+        response.stream = redact.StreamRedactor(forms, decoder, lambda: note("body"))
+
+    def _replace_response(self, flow, refusal):
+        """Turn an upstream response whose headers arrived into egress's refusal: its body is
+        swallowed as it streams and the refusal's text sent at the end."""
+        response = flow.response
+        text = refusal.text().encode("utf-8")
+        response.status_code = refusal.status
+        with contextlib.suppress(Exception):
+            response.reason = "Bad Gateway"
+        for name in [name for name, _value in response.headers.items(multi=True)]:
+            response.headers.pop(name, None)
+        response.headers["Content-Type"] = "text/plain; charset=utf-8"
+        response.headers["X-Bottle-Egress-Rule"] = refusal.rule
+        response.headers["Content-Length"] = str(len(text))
+        response.stream = lambda chunk: [text] if chunk == b"" else []
+        LOG.warning("egress: %s", refusal.message)
+        state = flow.metadata.get(META)
+        self.audit.record("response", state.host if state else None, state.port if state else None,
+                          flow.request.method, flow.request.path, rule=refusal.rule, action="block",
+                          route=state.route if state else None, status=refusal.status)
+
+    @guarded(_refuse_response)
+    def response(self, flow):
+        """Trailers arrive after the streamed body: the credential is masked in them too."""
+        response = flow.response
+        state = flow.metadata.get(META)
+        trailers = getattr(response, "trailers", None) if response is not None else None
+        if not trailers or state is None or not state.injected or not state.credentials or state.refused:
+            return
+        fields, changed = redact.redact_fields(list(trailers.fields), redact.credential_forms(state.credentials))
+        if changed:
+            trailers.fields = type(trailers.fields)(fields)
 
     @guarded(_refuse_websocket)
     async def websocket_message(self, flow):
