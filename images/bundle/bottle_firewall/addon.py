@@ -224,16 +224,15 @@ def raw_fields(headers, kind="header"):
 
 
 def raw_head(request):
-    """The request line (method, authority when sent in absolute form, target) and each header
-    field, as the agent sent them, for the known-secret scan of every byte of the head."""
+    """The request line (the method; the target: authority when sent in absolute form, then the
+    path) and each header field, as the agent sent them, for the scan of every byte of the head."""
     data = request.data
-    parts = []
+    parts = {}
     for name in ("method", "authority", "path"):
         value = getattr(data, name, None)
-        value = value if isinstance(value, bytes) else _raw(getattr(request, name, ""))
-        if value:
-            parts.append(value)
-    return [("request line", b" ".join(parts))] + raw_fields(request.headers)
+        parts[name] = value if isinstance(value, bytes) else _raw(getattr(request, name, ""))
+    target = b" ".join(part for part in (parts["authority"], parts["path"]) if part)
+    return [("request method", parts["method"]), ("request target", target)] + raw_fields(request.headers)
 
 
 def header_values(headers, name):

@@ -375,29 +375,46 @@ class Engine:
             buffer.add("header %s" % name, "%s: %s" % (name, value))
         hit = self._scan(buffer)
         if hit is None and raw:
-            hit = self.known_in(raw)
+            # kingfisher too over the request line as sent (the method is nowhere else), and
+            # over its percent-decoded layers (not the target of a remembered redirect: it came
+            # from upstream); the header fields were scanned above.
+            patterns = ("request method",) if url_from_upstream else ("request method", "request target")
+            hit = self.known_in(raw, patterns=patterns)
         if hit is None and not url_from_upstream:
             where = entropy_hit(path_query, self.min_length, self.bits)
             if where:
                 hit = Hit("entropy", where)
         return self._safe(hit)
 
-    def known_in(self, segments):
+    def known_in(self, segments, patterns=()):
         """The known secrets over raw ``(where, bytes)`` segments and each of their percent-decoded
-        layers (``byte_layers``), in one pass: a Hit, or None. This is the scan that does not
-        depend on how a parser reads the bytes (duplicate JSON keys, a form's ``+`` and ``&``,
-        numbers, multipart headers, preambles, a body that is not what it says)."""
+        layers (``byte_layers``), in one pass; then kingfisher's patterns over the layers of the
+        segments whose place is in ``patterns`` (the ones no other pass read as they are): a Hit,
+        or None. This is the scan that does not depend on how a parser reads the bytes
+        (duplicate JSON keys, a form's ``+`` and ``&``, numbers, multipart headers, preambles, a
+        body that is not what it says, compressed bytes, a declared charset)."""
         buffer = ScanBuffer()
+        pattern_buffer = ScanBuffer()
         for where, data in segments:
-            for layer in byte_layers(data):
+            for index, layer in enumerate(byte_layers(data)):
                 buffer.add_raw(where, layer)
+                if where in patterns and (index or where != "body"):  # the body itself: read already
+                    pattern_buffer.add_raw(where, layer)
         if not buffer.parts:
             return None
         joined = buffer.joined()
         span = self.known.find_span(joined)
-        if span is None:
+        if span is not None:
+            return self._located("known-secret", buffer, joined, len(joined), b"", len(buffer.starts), span)
+        if self.scanner is None or not pattern_buffer.parts:
             return None
-        return self._located("known-secret", buffer, joined, len(joined), b"", len(buffer.starts), span)
+        joined = pattern_buffer.joined()
+        finding = self._first(joined)
+        if finding is None:
+            return None
+        return self._located("dlp:" + finding.rule_id, pattern_buffer, joined, len(joined), b"",
+                             len(pattern_buffer.starts),
+                             (finding.location["start_offset"], finding.location["end_offset"]))
 
     def scan_body(self, body, content_type, layers=(), strict=False):
         """A decoded (decompressed) request body: the first Hit, or None.
@@ -438,7 +455,9 @@ class Engine:
             decoded = charset_layer(body, content_type) if body else None
             if decoded is not None:
                 raw.append(("body (declared charset)", decoded))
-            hit = self.known_in(raw)
+            # kingfisher read the decoded body above: here it reads what no pass read as it is
+            # (the encoded layers, the percent-decoded body, the body in its charset).
+            hit = self.known_in(raw, patterns=("body (as sent, encoded)", "body (declared charset)", "body"))
         return self._safe(hit)
 
     def scan_message(self, content):

@@ -167,7 +167,7 @@ def test_a_header_value_in_latin1_is_matched_byte_for_byte(firewall_factory):
 
 def test_the_method_and_the_raw_target_are_scanned(proxy):
     flow = proxy.https("www.example.com", PASSWORD, "/")
-    assert "found in request line" in refused(proxy, flow, 403, "known-secret")
+    assert "found in request method" in refused(proxy, flow, 403, "known-secret")
     raw_target = "/x/" + PASSWORD.encode("latin-1").decode("utf-8", "surrogateescape")
     flow = proxy.https("www.example.com", "GET", raw_target.replace("+", "%2B"))
     refused(proxy, flow, 403, "known-secret")
