@@ -370,16 +370,26 @@ class Engine:
                 return self._safe(Hit("known-secret", "url"))
         else:
             buffer.add("url", path_query)
+        seen = {path_query.encode("utf-8", "surrogatepass")}
         for name, value in header_items:
             # One segment "name: value": some rules need the name as context (DATADOG_API_KEY: ...).
-            buffer.add("header %s" % name, "%s: %s" % (name, value))
+            text = "%s: %s" % (name, value)
+            buffer.add("header %s" % name, text)
+            seen.add(text.encode("utf-8", "surrogatepass"))
+        exempt = []
+        for where, data in raw:
+            # The head as sent, in the same pass: the method, and whatever the str forms above
+            # do not spell byte for byte (non-UTF-8 bytes, an absolute-form authority).
+            if data in seen:
+                continue
+            if url_from_upstream and where == "request target":
+                exempt.append((where, data))  # it came from upstream: the known secrets only
+                continue
+            for layer in byte_layers(data):
+                buffer.add_raw(where, layer)
         hit = self._scan(buffer)
-        if hit is None and raw:
-            # kingfisher too over the request line as sent (the method is nowhere else), and
-            # over its percent-decoded layers (not the target of a remembered redirect: it came
-            # from upstream); the header fields were scanned above.
-            patterns = ("request method",) if url_from_upstream else ("request method", "request target")
-            hit = self.known_in(raw, patterns=patterns)
+        if hit is None and exempt:
+            hit = self.known_in(exempt)
         if hit is None and not url_from_upstream:
             where = entropy_hit(path_query, self.min_length, self.bits)
             if where:
@@ -431,30 +441,36 @@ class Engine:
             return None
         if self.scanner is None:
             return self.unavailable()
-        raw_scan = _started(self._first, body) if len(body) >= PARALLEL_BYTES else None
+        raw = [("body (as sent, encoded)", layer) for layer in layers if layer]
+        raw.append(("body", body))
+        decoded = charset_layer(body, content_type) if body else None
+        if decoded is not None:
+            raw.append(("body (declared charset)", decoded))
+        large = len(body) >= PARALLEL_BYTES
+        raw_scan = _started(self._first, body) if large else None
         try:
-            hit = None
-            if body:
-                buffer = ScanBuffer()
-                segments = extract(body, content_type, strict=strict)
-                for where, data in segments:
-                    buffer.add(where, data)
-                whole = len(segments) == 1 and segments[0][1] is body  # the body is its only segment
-                hit = self._scan(buffer, parallel=raw_scan is not None)
-                if hit is None and not whole:
-                    finding = raw_scan.result() if raw_scan is not None else self._first(body)
-                    if finding is not None:
-                        hit = Hit("dlp:" + finding.rule_id, "body",
-                                  (body, finding.location["start_offset"], finding.location["end_offset"], False))
+            buffer = ScanBuffer()
+            segments = extract(body, content_type, strict=strict) if body else []
+            for where, data in segments:
+                buffer.add(where, data)
+            whole = len(segments) == 1 and segments[0][1] is body  # the body is its only segment
+            if not large:
+                # A small body: its raw layers join the fields in one pass of both detectors.
+                for where, data in raw:
+                    for index, layer in enumerate(byte_layers(data)):
+                        if not (whole and where == "body" and index == 0):
+                            buffer.add_raw(where, layer)
+                return self._safe(self._scan(buffer))
+            hit = self._scan(buffer, parallel=True)
+            if hit is None and not whole:
+                finding = raw_scan.result()
+                if finding is not None:
+                    hit = Hit("dlp:" + finding.rule_id, "body",
+                              (body, finding.location["start_offset"], finding.location["end_offset"], False))
         finally:
             if raw_scan is not None:
                 raw_scan.cancel()
         if hit is None:
-            raw = [("body (as sent, encoded)", layer) for layer in layers if layer]
-            raw.append(("body", body))
-            decoded = charset_layer(body, content_type) if body else None
-            if decoded is not None:
-                raw.append(("body (declared charset)", decoded))
             # kingfisher read the decoded body above: here it reads what no pass read as it is
             # (the encoded layers, the percent-decoded body, the body in its charset).
             hit = self.known_in(raw, patterns=("body (as sent, encoded)", "body (declared charset)", "body"))
