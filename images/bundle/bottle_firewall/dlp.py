@@ -484,14 +484,15 @@ class Engine:
             return self.unavailable()
         data = content.encode("utf-8", "surrogatepass") if isinstance(content, str) else content
         buffer = ScanBuffer()
-        for where, segment in extract(data, "", "websocket message"):
+        segments = extract(data, "", "websocket message")
+        for where, segment in segments:
             buffer.add(where, segment)
-        hit = self._scan(buffer)
-        if hit is None and not (len(buffer.parts) == 1 and buffer.parts[0] is data):
-            finding = self._first(data)
-            if finding is not None:
-                hit = Hit("dlp:" + finding.rule_id, "websocket message")
-        return self._safe(hit)
+        whole = len(segments) == 1 and segments[0][1] is data
+        # The message as sent and its percent-decoded layers, in the same pass (issue 20).
+        for index, layer in enumerate(byte_layers(data)):
+            if index or not whole:
+                buffer.add_raw("websocket message", layer)
+        return self._safe(self._scan(buffer))
 
     def scan_host(self, host):
         """A host name (DNS labels can carry data out through the resolver): the first Hit, or None."""

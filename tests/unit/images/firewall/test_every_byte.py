@@ -388,3 +388,13 @@ def test_generated_json_with_a_planted_secret_never_passes(known_engine, value, 
     body = ("{" + ", ".join(members) + "}").encode()
     hit = known_engine.scan_body(body, "application/json", (), True)
     assert hit is not None and hit.rule == "known-secret"
+
+
+@pytest.mark.parametrize("message", [
+    '{"note": "' + PASSWORD + '", "note": "clean"}',
+    '{"pin": ' + NUMERIC + '}',
+    b"\xff\xfe\x00pw=pa%2Bss%21w0rd-Zq8x",
+])
+def test_a_websocket_message_is_scanned_as_sent_too(known_engine, message):
+    hit = known_engine.scan_message(message)
+    assert hit is not None and hit.rule == "known-secret" and hit.where.startswith("websocket message")
