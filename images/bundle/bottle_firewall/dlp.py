@@ -447,7 +447,7 @@ class Engine:
         if decoded is not None:
             raw.append(("body (declared charset)", decoded))
         large = len(body) >= PARALLEL_BYTES
-        raw_scan = _started(self._first, body) if large else None
+        raw_scan = _started(self._raw_pass, body) if large else None
         try:
             buffer = ScanBuffer()
             segments = extract(body, content_type, strict=strict) if body else []
@@ -462,19 +462,46 @@ class Engine:
                             buffer.add_raw(where, layer)
                 return self._safe(self._scan(buffer))
             hit = self._scan(buffer, parallel=True)
-            if hit is None and not whole:
-                finding = raw_scan.result()
-                if finding is not None:
+            if hit is None:
+                known, finding, body_layers = raw_scan.result()
+                if known is not None:
+                    index, (start, end) = known
+                    hit = Hit("known-secret", "body", (body_layers[index], start, end, index > 0))
+                elif finding is not None and not whole:
                     hit = Hit("dlp:" + finding.rule_id, "body",
                               (body, finding.location["start_offset"], finding.location["end_offset"], False))
         finally:
             if raw_scan is not None:
                 raw_scan.cancel()
-        if hit is None:
-            # kingfisher read the decoded body above: here it reads what no pass read as it is
-            # (the encoded layers, the percent-decoded body, the body in its charset).
-            hit = self.known_in(raw, patterns=("body (as sent, encoded)", "body (declared charset)", "body"))
+        if hit is None and len(body_layers) > 1:
+            # kingfisher over the percent-decoded body (the known secrets were looked for there).
+            decoded = ScanBuffer()
+            for layer in body_layers[1:]:
+                decoded.add_raw("body", layer)
+            joined = decoded.joined()
+            finding = self._first(joined)
+            if finding is not None:
+                hit = self._located("dlp:" + finding.rule_id, decoded, joined, len(joined), b"",
+                                    len(decoded.starts),
+                                    (finding.location["start_offset"], finding.location["end_offset"]))
+        others = [segment for segment in raw if segment[0] != "body"]
+        if hit is None and others:
+            # What no pass read as it is: the encoded layers and the body in its charset.
+            hit = self.known_in(others, patterns=("body (as sent, encoded)", "body (declared charset)"))
         return self._safe(hit)
+
+    def _raw_pass(self, body):
+        """In a worker (GIL released in the scanners): the known secrets over the body and its
+        percent-decoded layers ((layer index, span) or None), kingfisher's first finding in the
+        body, and the layers."""
+        layers = byte_layers(body)
+        known = None
+        for index, layer in enumerate(layers):
+            span = self.known.find_span(layer)
+            if span is not None:
+                known = (index, span)
+                break
+        return known, self._first(body), layers
 
     def scan_message(self, content):
         """One WebSocket message from the agent."""

@@ -398,3 +398,27 @@ def test_generated_json_with_a_planted_secret_never_passes(known_engine, value, 
 def test_a_websocket_message_is_scanned_as_sent_too(known_engine, message):
     hit = known_engine.scan_message(message)
     assert hit is not None and hit.rule == "known-secret" and hit.where.startswith("websocket message")
+
+
+LARGE_FILLER = b" " * (dlp.PARALLEL_BYTES + 1000)
+
+
+@pytest.mark.parametrize("name, body, content_type, encoding, rule", [
+    ("json-duplicate-key", b'{"note": "' + PASSWORD.encode() + b'", "note": "clean", "pad": "' + LARGE_FILLER + b'"}',
+     "application/json", None, "known-secret"),
+    ("json-number", b'{"pad": "' + LARGE_FILLER + b'", "pin": ' + NUMERIC.encode() + b'}', "application/json", None,
+     "known-secret"),
+    ("binary-percent-known", b"\xff\xd8" + LARGE_FILLER + b"pa%2Bss%21w0rd-Zq8x", "application/octet-stream", None,
+     "known-secret"),
+    ("binary-percent-token", b"\xff\xd8" + LARGE_FILLER + b"t=ghp%5F" + PAT[4:].encode(), "application/octet-stream",
+     None, "dlp:*"),
+    ("gzip-file-name", gzip_named(LARGE_FILLER, PASSWORD), "text/plain", "gzip", "known-secret"),
+    ("utf16", ("note: " + PASSWORD).encode("utf-16") + LARGE_FILLER.decode().encode("utf-16")[2:],
+     "text/plain; charset=utf-16", None, "known-secret"),
+])
+def test_large_bodies_take_the_parallel_path_and_are_scanned_as_sent_too(proxy, name, body, content_type, encoding,
+                                                                          rule):
+    flow = post(proxy, body, content_type, encoding)
+    got = flow.response.headers["X-Bottle-Egress-Rule"] if flow.response is not None else None
+    assert got == rule or (rule == "dlp:*" and (got or "").startswith("dlp:")), (name, got)
+    refused(proxy, flow, 403, got)
