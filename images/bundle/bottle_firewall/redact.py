@@ -179,7 +179,7 @@ class _Single:
     def __init__(self, coding):
         self.coding = coding
         self.obj = None
-        self.pending = b""
+        self.pending = b""  # deflate: the first byte, until the second tells zlib from raw deflate
         self.finished = False
 
     def _new(self, data):
@@ -223,15 +223,6 @@ class _Single:
         except Exception as exc:  # zlib.error, brotli.error
             raise DecodeError("response is not valid %s data" % self.coding) from exc
 
-    def flush(self):
-        if self.pending:
-            self.obj = self._new(self.pending)
-            data, self.pending = self.pending, b""
-            return self.feed(data)
-        if self.obj is not None and self.coding != "br":
-            return self.obj.flush()
-        return b""
-
 
 class Decoder:
     """Stacked Content-Encodings undone as the body streams (last applied, first undone)."""
@@ -242,12 +233,6 @@ class Decoder:
     def feed(self, data):
         for stage in self.stages:
             data = stage.feed(data)
-        return data
-
-    def flush(self):
-        data = b""
-        for stage in self.stages:
-            data = stage.feed(data) + stage.flush() if data else stage.flush()
         return data
 
 
