@@ -23,7 +23,15 @@ as HTTPS_PROXY/HTTP_PROXY. What mitmproxy 12's source says, and what this addon 
 - A response set in ``requestheaders`` still lets mitmproxy read the body and call ``request``
   (which then leaves the flow alone), and no server connection is made for it.
 - ``responseheaders`` sets ``flow.response.stream = True``: downloads and server-sent events
-  pass through as they arrive.
+  pass through as they arrive. When the request carried an injected credential (it then asked
+  for ``Accept-Encoding: identity``), the stream is ``redact.StreamRedactor`` instead: every
+  form of the credential is masked in the response headers, the body as it streams (decoded
+  if the upstream encoded it anyway; a coding egress cannot decode becomes a 502) and, in the
+  ``response`` hook, the trailers.
+- The head and body are scanned as the agent sent them too (issue 20): ``scan_head`` gets the
+  request line and every header field as bytes (``raw_head``), ``scan_body`` the body's
+  encoded layers; a body that does not parse as its declared type, or whose Content-Encoding
+  has bytes after its end, is refused 400 (``body-parse``, ``body-decode``).
 - Upstream redirects: a GitHub release download answers 302 with a Location carrying a JWT in
   its query; S3/GCS presigned URLs carry a key id and a signature. DLP would refuse the agent's
   follow-up request, so ``responseheaders`` remembers the absolute URL of every 3xx Location it

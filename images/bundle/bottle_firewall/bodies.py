@@ -13,6 +13,9 @@ sees the secret whatever its wrapping.
 
 Decompression is bounded by the scan limit: a body that inflates past it, or that does not
 decompress, raises ``BodyError`` and the request is refused, never forwarded unscanned.
+Strict (issue 20): a compressed stream must end where the body ends (no second gzip member, no
+trailing bytes), and a body declared JSON, urlencoded form or multipart must parse as such
+(``extract(strict=True)``); otherwise ``BodyError`` (``body-decode``, ``body-parse``).
 """
 
 import base64

@@ -3,7 +3,11 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """DLP: does what the agent sends carry a secret?
 
-Three detectors, over the URL, every header and the decoded body fields:
+Three detectors, over the URL, every header and the decoded body fields, and the first two
+also over every byte as the agent sent it (``known_in``: the request line, each header field,
+the raw body before content-decoding, the decoded body, each percent-decoded layer and the body
+in its declared charset), so that what a parser does not extract (duplicate JSON keys, a form's
+``+``, a multipart preamble, a JSON number) is still searched:
 
 - kingfisher (``kingfisher_sdk``, Rust + Vectorscan, ~490 provider rules) finds credentials by
   their format; only findings it marks ``visible`` count (the hidden ones are helper parts such
