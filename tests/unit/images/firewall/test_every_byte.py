@@ -422,3 +422,34 @@ def test_large_bodies_take_the_parallel_path_and_are_scanned_as_sent_too(proxy, 
     got = flow.response.headers["X-Bottle-Egress-Rule"] if flow.response is not None else None
     assert got == rule or (rule == "dlp:*" and (got or "").startswith("dlp:")), (name, got)
     refused(proxy, flow, 403, got)
+
+
+@HYPOTHESIS
+@given(place=st.sampled_from(["method", "target", "name", "value"]),
+       how=st.sampled_from(["raw", "percent", "percent-twice", "base64", "hex", "base32"]),
+       before=st.binary(max_size=24).filter(lambda b: b"\r" not in b and b"\n" not in b),
+       after=st.binary(max_size=24).filter(lambda b: b"\r" not in b and b"\n" not in b),
+       secret=st.sampled_from([PASSWORD, AMPERSAND, SPACED, NUMERIC]))
+def test_generated_a_known_secret_anywhere_in_the_head_never_passes(known_engine, place, how, before, after, secret):
+    """The head as mitmproxy hands it over: str forms decoded with surrogateescape, raw bytes in
+    ``data``/``fields``; the secret in any handled encoding, between arbitrary bytes."""
+    from bottle_firewall import addon
+    planted = before + _wrapped(secret, how) + after
+    text = planted.decode("utf-8", "surrogateescape")
+    method, path, fields = b"GET", b"/", [(b"Host", b"www.example.com")]
+    if place == "method":
+        method = planted
+    elif place == "target":
+        path = b"/x?q=" + planted
+    elif place == "name":
+        fields.append((planted or b"x", b"1"))
+    else:
+        fields.append((b"X-Note", planted))
+    request = type("Request", (), {})()
+    request.data = type("Data", (), {"method": method, "authority": b"", "path": path})()
+    request.headers = Headers([(k.decode("utf-8", "surrogateescape"), v.decode("utf-8", "surrogateescape"))
+                               for k, v in fields])
+    request.headers.fields = fields
+    str_items = [(k.decode("utf-8", "surrogateescape"), v.decode("utf-8", "surrogateescape")) for k, v in fields]
+    hit = known_engine.scan_head(path.decode("utf-8", "surrogateescape"), str_items, raw=addon.raw_head(request))
+    assert hit is not None, (place, how, text)
