@@ -23,7 +23,15 @@ as HTTPS_PROXY/HTTP_PROXY. What mitmproxy 12's source says, and what this addon 
 - A response set in ``requestheaders`` still lets mitmproxy read the body and call ``request``
   (which then leaves the flow alone), and no server connection is made for it.
 - ``responseheaders`` sets ``flow.response.stream = True``: downloads and server-sent events
-  pass through as they arrive.
+  pass through as they arrive. When the request carried an injected credential (it then asked
+  for ``Accept-Encoding: identity``), the stream is ``redact.StreamRedactor`` instead: every
+  form of the credential is masked in the response headers, the body as it streams (decoded
+  if the upstream encoded it anyway; a coding egress cannot decode becomes a 502) and, in the
+  ``response`` hook, the trailers.
+- The head and body are scanned as the agent sent them too (issue 20): ``scan_head`` gets the
+  request line and every header field as bytes (``raw_head``), ``scan_body`` the body's
+  encoded layers; a body that does not parse as its declared type, or whose Content-Encoding
+  has bytes after its end, is refused 400 (``body-parse``, ``body-decode``).
 - Upstream redirects: a GitHub release download answers 302 with a Location carrying a JWT in
   its query; S3/GCS presigned URLs carry a key id and a signature. DLP would refuse the agent's
   follow-up request, so ``responseheaders`` remembers the absolute URL of every 3xx Location it
@@ -76,7 +84,7 @@ import time
 import traceback
 from urllib.parse import urljoin, urlsplit
 
-from . import policy, release, routes, ssrf
+from . import policy, redact, release, routes, ssrf
 from .audit import Audit
 from .bodies import BodyError, decode_content
 from .dlp import Engine
@@ -136,11 +144,14 @@ class Tunnel:
 class FlowState:
     """Per-request decisions taken in ``requestheaders`` and carried out in ``request``."""
 
-    __slots__ = ("host", "port", "route", "inject", "strip", "decided", "ws_blocked", "refused", "exempt", "held")
+    __slots__ = ("host", "port", "route", "inject", "strip", "decided", "ws_blocked", "refused", "exempt", "held",
+                 "credentials", "injected")
 
     def __init__(self):
         self.host = self.port = self.route = None
         self.inject, self.strip = [], []
+        self.credentials = []  # the route's credential values (to mask in the response)
+        self.injected = False  # set once the credential went into the request
         self.decided = False
         self.ws_blocked = False
         self.refused = False  # egress answered it (its response is egress's own)
@@ -207,6 +218,48 @@ class Redirects:
         return len(self.entries)
 
 
+def _raw(value):
+    return value if isinstance(value, bytes) else (value or "").encode("utf-8", "surrogateescape")
+
+
+def raw_fields(headers, kind="header"):
+    """(where, ``name: value`` bytes) of each header field as received (mitmproxy keeps the bytes)."""
+    fields = getattr(headers, "fields", None)
+    if fields is None:
+        fields = headers.items(multi=True)
+    return [("%s %s" % (kind, _raw(name).decode("latin-1")), _raw(name) + b": " + _raw(value))
+            for name, value in fields]
+
+
+def raw_head(request):
+    """The request line (the method; the target: authority when sent in absolute form, then the
+    path) and each header field, as the agent sent them, for the scan of every byte of the head."""
+    data = request.data
+    parts = {}
+    for name in ("method", "authority", "path"):
+        value = getattr(data, name, None)
+        parts[name] = value if isinstance(value, bytes) else _raw(getattr(request, name, ""))
+    target = b" ".join(part for part in (parts["authority"], parts["path"]) if part)
+    return [("request method", parts["method"]), ("request target", target)] + raw_fields(request.headers)
+
+
+def header_values(headers, name):
+    """Every value of header ``name`` (each field on its own)."""
+    get_all = getattr(headers, "get_all", None)
+    if get_all is not None:
+        return list(get_all(name))
+    return [value for key, value in headers.items(multi=True) if key.lower() == name]
+
+
+def single_header(headers, name):
+    """The one value of ``name`` ('' if absent); BodyError (body-parse) if it is sent twice: an
+    upstream may read the other one."""
+    values = header_values(headers, name)
+    if len(values) > 1:
+        raise BodyError("request has %d %s headers (one is allowed)" % (len(values), name), "body-parse")
+    return values[0] if values else ""
+
+
 def _error_text(exc):
     return "blocked by egress: internal error (%s)" % type(exc).__name__
 
@@ -270,6 +323,15 @@ def _refuse_http(self, hook, flow, exc):
     if getattr(flow, "killable", True):
         flow.kill()
     self._audit_flow("request", flow, Refusal(502, "error", _error_text(exc)))
+
+
+def _refuse_response(self, hook, flow, exc):
+    """A response the addon could not check for an injected credential: not sent on."""
+    state = flow.metadata.get(META) if isinstance(getattr(flow, "metadata", None), dict) else None
+    if getattr(flow, "killable", True):
+        flow.kill()
+    self.audit.record("response", state.host if state else None, state.port if state else None, rule="error",
+                      action="block", route=state.route if state else None, status=502)
 
 
 def _refuse_tls(self, hook, data, exc):
@@ -600,7 +662,7 @@ class Firewall:
         if self.redirects.holds(absolute_url(request.scheme, state.host, state.port, request.path)):
             state.exempt = "upstream-redirect"
         hit = self.engine.scan_head(request.path, list(request.headers.items(multi=True)),
-                                    url_from_upstream=state.exempt is not None)
+                                    url_from_upstream=state.exempt is not None, raw=raw_head(request))
         if hit is not None:
             if not self._holds(config, hit):
                 self._respond(flow, Refusal(403, hit.rule, hit.message()))
@@ -634,10 +696,11 @@ class Firewall:
         decision = routes.decide(route, self.tokens, request.method, request.path.split("?", 1)[0],
                                  request.headers, scheme)
         if decision.refused:
-            rule = "route-token" if decision.status == 503 else "route-matches"
-            self._respond(flow, Refusal(decision.status, rule, decision.message))
+            self._respond(flow, Refusal(decision.status, decision.rule, decision.message))
             return False
         state.inject, state.strip = decision.inject, decision.strip
+        token = self.tokens.get((route.get("auth") or {}).get("token_ref")) if decision.inject else None
+        state.credentials = [token] if token else []
         return True
 
     def _pipelock_requestheaders(self, flow, state, config):
@@ -677,24 +740,27 @@ class Firewall:
                 self._respond(flow, Refusal(413, "body-limit", "blocked by egress: request body of %d bytes exceeds "
                                             "the scan limit of %d bytes" % (len(raw), limit)))
                 return
+            layers = []
             try:
-                body = decode_content(raw, request.headers.get("content-encoding"), limit)
+                content_type = single_header(request.headers, "content-type")
+                body = decode_content(raw, ", ".join(header_values(request.headers, "content-encoding")), limit,
+                                      layers)
+                if len(body) > THREAD_THRESHOLD:
+                    hit = await asyncio.to_thread(self.engine.scan_body, body, content_type, layers, True)
+                else:
+                    hit = self.engine.scan_body(body, content_type, layers, True)
             except BodyError as exc:
                 status = 413 if exc.rule == "body-limit" else 400
                 self._respond(flow, Refusal(status, exc.rule, "blocked by egress: %s" % exc))
                 return
-            content_type = request.headers.get("content-type") or ""
-            if len(body) > THREAD_THRESHOLD:
-                hit = await asyncio.to_thread(self.engine.scan_body, body, content_type)
-            else:
-                hit = self.engine.scan_body(body, content_type)
             trailers = getattr(request, "trailers", None)
             if hit is not None and not self._holds(config, hit):
                 self._respond(flow, Refusal(403, hit.rule, hit.message()))
                 return
             if hit is not None:
                 state.held.append(hit)
-            hit = self.engine.scan_head("", list(trailers.items(multi=True))) if trailers else None
+            hit = self.engine.scan_head("", list(trailers.items(multi=True)), raw=raw_fields(trailers, "trailer")) \
+                if trailers else None
             if hit is not None and not self._holds(config, hit):
                 self._respond(flow, Refusal(403, hit.rule, hit.message()))
                 return
@@ -710,6 +776,10 @@ class Firewall:
             request.headers.pop(name, None)
         for name, value in state.inject:
             request.headers[name] = value
+        if state.inject:
+            # What comes back is searched for the credential (responseheaders): ask for it unencoded.
+            request.headers["Accept-Encoding"] = "identity"
+            state.injected = True
         if not released:
             self._audit_flow("request", flow, None, state)
         for hit, proposal in released:
@@ -800,13 +870,15 @@ class Firewall:
         LOG.warning("egress: %s; killed while held for the operator (%s)", hit.message(), why)
         self._audit_flow("request", flow, None, state, rule=hit.rule, action="block", proposal=proposal)
 
-    @guarded(_refuse_http)
+    @guarded(_refuse_response)
     def responseheaders(self, flow):
         response = flow.response
         if response is None:
             return
         response.stream = True
         state = flow.metadata.get(META)
+        if state is not None and state.injected and state.credentials and not state.refused:
+            self._redact_response(flow, state)
         if 300 <= response.status_code < 400 and state is not None and state.decided and not state.refused:
             request = flow.request
             base = absolute_url(request.scheme, state.host or request.host, state.port or request.port,
@@ -814,6 +886,67 @@ class Firewall:
             target = redirect_target(base, response.headers.get("location"))
             if target is not None:
                 self.redirects.remember(target)
+
+    def _redact_response(self, flow, state):
+        """The response to a request that carried an injected credential: every form of it masked
+        in the headers and, streamed, in the body (redact.py); an encoding egress cannot undo
+        replaces the response with a 502."""
+        response = flow.response
+        forms = redact.credential_forms(state.credentials)
+        noted = []
+
+        def note(where):
+            if not noted:
+                noted.append(where)
+                LOG.warning("egress: the response of %s carried the credential egress added (%s); masked",
+                            state.route, where)
+                self.audit.record("response", state.host, state.port, flow.request.method, flow.request.path,
+                                  rule="credential-echo", action="redact", route=state.route,
+                                  status=response.status_code)
+        fields, changed = redact.redact_fields(list(response.headers.fields), forms)
+        if changed:
+            response.headers.fields = type(response.headers.fields)(fields)
+            note("headers")
+        decoder, refusal = redact.decoder_for(", ".join(header_values(response.headers, "content-encoding")))
+        if refusal is not None:
+            self._replace_response(flow, Refusal(502, "response-encoding", "blocked by egress: " + refusal))
+            return
+        if decoder is not None:
+            response.headers.pop("content-encoding", None)
+            response.headers.pop("content-length", None)
+        response.stream = redact.StreamRedactor(forms, decoder, lambda: note("body"))
+
+    def _replace_response(self, flow, refusal):
+        """Turn an upstream response whose headers arrived into egress's refusal: its body is
+        swallowed as it streams and the refusal's text sent at the end."""
+        response = flow.response
+        text = refusal.text().encode("utf-8")
+        response.status_code = refusal.status
+        with contextlib.suppress(Exception):
+            response.reason = "Bad Gateway"
+        for name in [name for name, _value in response.headers.items(multi=True)]:
+            response.headers.pop(name, None)
+        response.headers["Content-Type"] = "text/plain; charset=utf-8"
+        response.headers["X-Bottle-Egress-Rule"] = refusal.rule
+        response.headers["Content-Length"] = str(len(text))
+        response.stream = lambda chunk: [text] if chunk == b"" else []
+        LOG.warning("egress: %s", refusal.message)
+        state = flow.metadata.get(META)
+        self.audit.record("response", state.host if state else None, state.port if state else None,
+                          flow.request.method, flow.request.path, rule=refusal.rule, action="block",
+                          route=state.route if state else None, status=refusal.status)
+
+    @guarded(_refuse_response)
+    def response(self, flow):
+        """Trailers arrive after the streamed body: the credential is masked in them too."""
+        response = flow.response
+        state = flow.metadata.get(META)
+        trailers = getattr(response, "trailers", None) if response is not None else None
+        if not trailers or state is None or not state.injected or not state.credentials or state.refused:
+            return
+        fields, changed = redact.redact_fields(list(trailers.fields), redact.credential_forms(state.credentials))
+        if changed:
+            trailers.fields = type(trailers.fields)(fields)
 
     @guarded(_refuse_websocket)
     async def websocket_message(self, flow):

@@ -94,8 +94,21 @@ def test_content_encodings_are_undone(encoding, encode):
     assert bodies.decode_content(encode(data), encoding, LIMIT) == data
 
 
-def test_multi_member_gzip():
-    assert bodies.decode_content(gzip.compress(b"a") + gzip.compress(b"b"), "gzip", LIMIT) == b"ab"
+@pytest.mark.parametrize("data, encoding", [
+    (gzip.compress(b"a") + gzip.compress(b"b"), "gzip"),        # a second member
+    (gzip.compress(b"a") + b"\0\0\0\0", "gzip"),                 # NUL padding
+    (gzip.compress(b"a") + b"trailing", "gzip"),                # garbage
+    (zlib.compress(b"a") + b"trailing", "deflate"),             # after a zlib stream
+    (zlib.compress(b"a")[2:-4] + b"trailing", "deflate"),       # after a raw deflate stream
+    (brotli.compress(b"a") + b"trailing", "br"),
+    (gzip.compress(zlib.compress(b"a") + b"inner"), "deflate, gzip"),  # inside a stacked layer
+])
+def test_bytes_after_the_end_of_a_compressed_stream_are_refused(data, encoding):
+    """An upstream's decoder may read them (a second gzip member) where egress would not."""
+    with pytest.raises(bodies.BodyError) as err:
+        bodies.decode_content(data, encoding, LIMIT)
+    assert err.value.rule == "body-decode"
+    assert "after the end" in str(err.value) or "not valid" in str(err.value)
 
 
 @pytest.mark.parametrize("encoding, encode", [
