@@ -76,7 +76,7 @@ import time
 import traceback
 from urllib.parse import urljoin, urlsplit
 
-from . import policy, release, routes, ssrf
+from . import layers, policy, protocol, release, routes, ssrf
 from .audit import Audit
 from .bodies import BodyError, decode_content
 from .dlp import Engine
@@ -136,7 +136,8 @@ class Tunnel:
 class FlowState:
     """Per-request decisions taken in ``requestheaders`` and carried out in ``request``."""
 
-    __slots__ = ("host", "port", "route", "inject", "strip", "decided", "ws_blocked", "refused", "exempt", "held")
+    __slots__ = ("host", "port", "route", "inject", "strip", "decided", "ws_blocked", "refused", "exempt", "held",
+                 "websocket")
 
     def __init__(self):
         self.host = self.port = self.route = None
@@ -146,6 +147,7 @@ class FlowState:
         self.refused = False  # egress answered it (its response is egress's own)
         self.exempt = None    # "upstream-redirect": the URL skipped the pattern and entropy checks
         self.held = []        # DLP hits to put to the operator before it may go (dlp.action: supervise)
+        self.websocket = False  # an accepted RFC 6455 handshake: only then may a 101 follow
 
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -290,7 +292,12 @@ def _refuse_tcp(self, hook, flow, exc):
     flow.server_conn.error = _error_text(exc)
     if getattr(flow, "killable", True):
         flow.kill()
+    flow.metadata[META + ".tcp_refused"] = True
+    if getattr(flow, "messages", None):
+        flow.messages[-1].content = b""
     self.audit.record("tcp", None, None, rule="error", action="block")
+    self.close_client(flow)
+    self.close_server(flow)
 
 
 def _refuse_websocket(self, hook, flow, exc):
@@ -311,7 +318,7 @@ class Firewall:
 
     def __init__(self, config_path=None, tokens_path=None, secrets_path=None, audit_path=None,
                  rules_cache=None, engine=None, resolver=None, respond=None, close_client=None,
-                 clock=time.monotonic, audit_stream=None):
+                 clock=time.monotonic, audit_stream=None, protocol_layers=None):
         env = os.environ
         self.config_path = config_path or env.get("BOTTLE_EGRESS_CONFIG", "/run/bottle/egress/egress.json")
         self.tokens_path = tokens_path or env.get("BOTTLE_EGRESS_TOKENS", "/run/bottle/egress/tokens.json")
@@ -333,6 +340,9 @@ class Firewall:
         self.stopping = False
         self.hold_clock = time.monotonic
         self.hold_interval = 0.5
+        # layers.py's patches (WebSocket control frames, the per-chunk request cap): what is not
+        # in force is refused (WebSocket; request bodies of unknown length).
+        self.layers = protocol_layers if protocol_layers is not None else layers.install(self)
         self.refresh()
 
     # --- configuration -------------------------------------------------------------------
@@ -435,6 +445,11 @@ class Firewall:
         self.refresh()
         config = self.config
         host, port = policy.normalize_host(flow.request.host), flow.request.port
+        if flow.client_conn.id in self.tunnels:
+            # A CONNECT inside a tunnel would re-target it: mitmproxy hands it to this hook again.
+            self._respond(flow, Refusal(403, "request-target", "blocked by egress: CONNECT inside a CONNECT tunnel "
+                                        "is refused"), "connect")
+            return
         tunnel = Tunnel(host, port)
         self.tunnels[flow.client_conn.id] = tunnel
         if config is not None and config.mode == "behind-pipelock":
@@ -527,11 +542,39 @@ class Firewall:
         if allowed:
             self.audit.record("tcp", host, tunnel.port, rule="passthrough")
             return
-        flow.server_conn.error = "blocked by egress: raw TCP is refused (only passthrough_domains may carry it)"
-        flow.kill()
+        self._close_tcp(flow)
         LOG.warning("egress: raw TCP to %s refused", host)
         self.audit.record("tcp", self._audit_host(host), tunnel.port if tunnel else None, rule="raw-tcp",
                           action="block")
+
+    def _close_tcp(self, flow):
+        """Refuse a TCP flow on both sides: mitmproxy's TCP layer checks no kill, and after a 101
+        the server connection is already open."""
+        flow.metadata[META + ".tcp_refused"] = True
+        flow.server_conn.error = "blocked by egress: raw TCP is refused (only passthrough_domains may carry it)"
+        if getattr(flow, "killable", True):
+            flow.kill()
+        self.close_client(flow)
+        self.close_server(flow)
+
+    def close_server(self, flow):
+        """Close ``flow``'s server connection through the proxyserver's handler (if it is open)."""
+        try:
+            from mitmproxy import ctx
+        except ImportError:
+            return
+        proxyserver = ctx.master.addons.get("proxyserver")
+        handler = proxyserver.connections.get(flow.client_conn.id) if proxyserver else None
+        if handler is not None and flow.server_conn in handler.transports:
+            handler.close_connection(flow.server_conn)
+
+    @guarded(_refuse_tcp)
+    def tcp_message(self, flow):
+        """The second wall: no byte of a refused TCP flow is relayed, whichever way it goes."""
+        if flow.metadata.get(META + ".tcp_refused"):
+            message = flow.messages[-1]
+            message.content = b""
+            self._close_tcp(flow)
 
     def client_disconnected(self, client):
         self.tunnels.pop(client.id, None)
@@ -597,6 +640,10 @@ class Firewall:
                 self._respond(flow, refusal)
                 return
             self.pinned.setdefault(flow.client_conn.id, {})[(state.host, state.port)] = ip
+        refusal = self._protocol_refusal(flow, state, config)
+        if refusal is not None:
+            self._respond(flow, refusal)
+            return
         if self.redirects.holds(absolute_url(request.scheme, state.host, state.port, request.path)):
             state.exempt = "upstream-redirect"
         hit = self.engine.scan_head(request.path, list(request.headers.items(multi=True)),
@@ -638,6 +685,98 @@ class Firewall:
             self._respond(flow, Refusal(decision.status, rule, decision.message))
             return False
         state.inject, state.strip = decision.inject, decision.strip
+        return True
+
+    # --- the request's shape, the protocol switches, the per-chunk body cap (protocol.py, layers.py) ------
+
+    def _protocol_refusal(self, flow, state, config):
+        """A Refusal for a request whose method, target or Upgrade is not one egress relays, or None.
+        Sets ``state.websocket`` for an accepted WebSocket handshake."""
+        request = flow.request
+        problem = protocol.method_problem(request.method)
+        if problem is not None:
+            return Refusal(405, "method", "blocked by egress: " + problem)
+        problem = protocol.target_problem(getattr(request, "authority", "") or "", request.path, state.host,
+                                          state.port)
+        if problem is not None:
+            return Refusal(403, "request-target", "blocked by egress: " + problem)
+        headers = list(request.headers.items(multi=True))
+        if protocol.upgrade_requested(headers):
+            problem = protocol.websocket_problem(request.method, getattr(request, "http_version", "HTTP/1.1"),
+                                                 headers)
+            if problem is not None:
+                return Refusal(403, "upgrade", "blocked by egress: Upgrade %s is refused: only a WebSocket handshake "
+                               "may switch protocols (%s)" % ((request.headers.get("upgrade") or "")[:40], problem))
+            if not config.websocket.matches(state.host):
+                return Refusal(403, "websocket", "blocked by egress: WebSocket to %s is not allowed (the policy's "
+                               "firewall.websocket_hosts)" % state.host)
+            if not self.layers.websocket_control:
+                return Refusal(403, "websocket", "blocked by egress: WebSocket is refused: its control frames could "
+                               "not be scanned (%s)" % self.layers.reason)
+            state.websocket = True
+        elif not self.layers.request_cap and request.headers.get("content-length") is None and (
+                request.headers.get("transfer-encoding") is not None
+                or (getattr(request, "is_http2", False) and request.method in ("POST", "PUT", "PATCH"))):
+            return Refusal(411, "body-limit", "blocked by egress: a request body of unknown length is refused (the "
+                           "per-chunk cap is not in force: %s); send a Content-Length" % self.layers.reason)
+        return None
+
+    def request_body_cap(self, flow):
+        """The most request body bytes egress holds for ``flow`` (layers.py); None: no cap."""
+        config = self.config
+        if config is None:
+            return 0
+        if config.mode == "behind-pipelock":
+            return None
+        return config.dlp["max_body_bytes"]
+
+    def request_over_cap(self, flow, size, cap):
+        """``flow``'s body grew past ``cap`` (layers.py answers 413 with this text, nothing went upstream)."""
+        state = flow.metadata.get(META) or FlowState()
+        state.inject = []
+        text = "blocked by egress: request body exceeds the scan limit of %d bytes (%d bytes read so far)" % (cap, size)
+        LOG.warning("egress: %s", text)
+        request = flow.request
+        self.audit.record("request", self._audit_host(state.host or policy.normalize_host(request.host)),
+                          state.port or request.port, request.method, request.path, rule="body-limit",
+                          action="block", route=state.route, nbytes=size, status=413)
+        return text
+
+    def websocket_control(self, flow, kind, payload):
+        """Whether a ping/pong/close frame from the agent must not go (layers.py closes the
+        WebSocket with 1008 then): a finding in its payload, or a flow egress did not accept."""
+        state = flow.metadata.get(META)
+        if state is None or not state.websocket:
+            hit_rule = "websocket"
+        elif state.ws_blocked:
+            return True  # already refused and audited: nothing more of it goes
+        else:
+            hit = self.engine.scan_message(payload) if payload else None
+            if hit is None:
+                return False
+            hit_rule = hit.rule
+        if state is not None:
+            state.ws_blocked = True
+        LOG.warning("egress: WebSocket %s frame refused (%s); closing", kind, hit_rule)
+        self.audit.record("websocket", self._audit_host(policy.normalize_host(flow.request.host) if state is None
+                                                        else state.host), flow.request.port, flow.request.method,
+                          "(%s frame)" % kind, rule=hit_rule, action="block",
+                          route=state.route if state is not None else None)
+        return True
+
+    def _refuse_switch(self, flow):
+        """A 101 from upstream to a request egress did not accept as a WebSocket handshake never
+        becomes a relay: the flow is killed (True) before mitmproxy switches protocols."""
+        state = flow.metadata.get(META)
+        if state is not None and state.websocket and flow.response.headers.get("upgrade", "").lower() == "websocket":
+            return False
+        if getattr(flow, "killable", True):
+            flow.kill()
+        host = state.host if state is not None else policy.normalize_host(flow.request.host)
+        LOG.warning("egress: upstream %s switched protocols for a request that was no accepted WebSocket handshake; "
+                    "closed", host)
+        self.audit.record("response", self._audit_host(host), flow.request.port, flow.request.method, flow.request.path,
+                          rule="switch-protocols", action="block", status=101)
         return True
 
     def _pipelock_requestheaders(self, flow, state, config):
@@ -804,6 +943,8 @@ class Firewall:
     def responseheaders(self, flow):
         response = flow.response
         if response is None:
+            return
+        if getattr(response, "status_code", None) == 101 and self._refuse_switch(flow):
             return
         response.stream = True
         state = flow.metadata.get(META)

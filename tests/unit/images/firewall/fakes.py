@@ -10,9 +10,11 @@ objects that carry exactly what the addon touches (the attribute names are mitmp
 from __future__ import annotations
 
 import asyncio
+import itertools
 import pathlib
 import types
 
+CLIENT_IDS = itertools.count(1)  # unique per client, as mitmproxy's uuids (id() of a freed object repeats)
 BUNDLE = pathlib.Path(__file__).resolve().parents[4] / "images" / "bundle"
 
 
@@ -111,7 +113,7 @@ class Proxy:
         return asyncio.run(result) if asyncio.iscoroutine(result) else result
 
     def client(self, sni=None):
-        return types.SimpleNamespace(id="client-%d" % id(object()), sni=sni)
+        return types.SimpleNamespace(id="client-%d" % next(CLIENT_IDS), sni=sni)
 
     def connect(self, host, port=443, client=None):
         client = client or self.client()
