@@ -117,7 +117,8 @@ class Recorder:
     def __init__(self, mode="ok"):
         self.mode = mode
         self.received = []  # bytearray per connection
-        self.frames = []    # (opcode, unmasked payload) of ws frames from the proxy
+        self.frames = []    # (opcode, unmasked payload) of ws frames from the proxy (last connection)
+        self.all_frames = {}  # index of the connection -> its frames
         self.server = None
 
     async def start(self):
@@ -131,7 +132,9 @@ class Recorder:
     async def serve(self, reader, writer):
         buf = bytearray()
         self.received.append(buf)
+        index = len(self.received) - 1
         answered = False
+        mode = self.mode
         try:
             while True:
                 data = await reader.read(65536)
@@ -141,11 +144,15 @@ class Recorder:
                 if not answered and b"\r\n\r\n" in buf:
                     answered = True
                     head = bytes(buf).split(b"\r\n\r\n", 1)[0]
-                    if self.mode == "ok":
+                    if mode == "auto":  # per request: x-answer: 101, a WebSocket handshake, or 200
+                        lower = head.lower()
+                        mode = "101" if b"\r\nx-answer: 101" in lower else (
+                            "ws" if b"\r\nupgrade: websocket" in lower else "ok")
+                    if mode == "ok":
                         writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-                    elif self.mode == "101":
+                    elif mode == "101":
                         writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: raw\r\nConnection: upgrade\r\n\r\n")
-                    elif self.mode == "ws":
+                    elif mode == "ws":
                         key = [line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
                                if line.lower().startswith(b"sec-websocket-key:")][0]
                         accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11")
@@ -153,9 +160,9 @@ class Recorder:
                         writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                                      b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
                     await writer.drain()
-                if self.mode == "ws" and answered:
+                if mode == "ws" and answered:
                     rest = bytes(buf).split(b"\r\n\r\n", 1)[1]
-                    self.frames = parse_frames(rest)
+                    self.frames = self.all_frames[index] = parse_frames(rest)
         except (ConnectionError, OSError):
             pass
         finally:
@@ -198,9 +205,16 @@ def secret_forms():
     return [f if isinstance(f, bytes) else f.encode() for f in forms]
 
 
+def readings(data):
+    """``data`` as received, and percent-decoded (an upstream decodes %2B as +)."""
+    from urllib.parse import unquote_to_bytes
+    return [data, unquote_to_bytes(data), unquote_to_bytes(data.replace(b"+", b" "))]
+
+
 def assert_no_secret(data, what):
-    for form in secret_forms():
-        assert form not in data, "%s: a form of a planted secret reached the upstream: %r" % (what, form[:12])
+    for reading in readings(data):
+        for form in secret_forms():
+            assert form not in reading, "%s: a form of a planted secret reached the upstream: %r" % (what, form[:12])
 
 
 class Egress:
