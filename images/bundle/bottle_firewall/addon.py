@@ -308,6 +308,14 @@ def _refuse_websocket(self, hook, flow, exc):
     self.close_client(flow)
 
 
+def _refuse_dns(self, hook, flow, exc):
+    # mitmproxy's DNS layer answers SERVFAIL (and sends nothing upstream) when flow.error is set.
+    from mitmproxy import flow as mflow
+    flow.response = None
+    flow.error = mflow.Error(_error_text(exc))
+    self.audit.record("dns", None, None, rule="error", action="block")
+
+
 def _log_only(self, hook, data, exc):
     pass
 
@@ -575,6 +583,17 @@ class Firewall:
             message = flow.messages[-1]
             message.content = b""
             self._close_tcp(flow)
+
+    @guarded(_refuse_dns)
+    def dns_request(self, flow):
+        """DNS never leaves through egress: mitmproxy's DNS layer takes over a tunnel to port 53
+        or 5353 and relays each query (a name can carry data) unless a hook answers it."""
+        from mitmproxy.net.dns import response_codes
+        flow.response = flow.request.fail(response_codes.REFUSED)
+        tunnel = self.tunnels.get(flow.client_conn.id)
+        host = tunnel.host if tunnel else None
+        LOG.warning("egress: a DNS query to %s refused", host)
+        self.audit.record("dns", self._audit_host(host), tunnel.port if tunnel else None, rule="dns", action="block")
 
     def client_disconnected(self, client):
         self.tunnels.pop(client.id, None)

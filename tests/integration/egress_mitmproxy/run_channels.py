@@ -509,6 +509,41 @@ async def test_websocket_data_message_still_scanned(tmp):
     assert last_block(egress, egress.audit()[-1]["rule"])["event"] == "websocket"
 
 
+def dns_query(name):
+    labels = b"".join(bytes([len(part)]) + part for part in name.encode().split(b".")) + b"\0"
+    message = struct.pack(">HHHHHH", 0x1234, 0x0100, 1, 0, 0, 0) + labels + struct.pack(">HH", 1, 1)
+    return struct.pack(">H", len(message)) + message
+
+
+async def test_dns_in_a_tunnel_is_answered_refused_never_relayed(tmp):
+    # mitmproxy's next_layer picks its DNS layer for a tunnel to port 53 or 5353 (5353: no root needed here).
+    recorder = Recorder("ok")
+    recorder.server = await asyncio.start_server(recorder.serve, "127.0.0.1", 5353)
+    recorder.port = 5353
+    egress = await Egress(tmp, config_for(5353)).start()
+    try:
+        label = base64.b32encode(KNOWN.encode()).decode().rstrip("=").lower()
+        reader, writer = await asyncio.open_connection("127.0.0.1", egress.port)
+        writer.write(b"CONNECT 127.0.0.1:5353 HTTP/1.1\r\nHost: 127.0.0.1:5353\r\n\r\n")
+        await writer.drain()
+        established = await asyncio.wait_for(reader.read(4096), 5)
+        writer.write(dns_query("%s.%s.example" % (label, PAT.lower())))
+        await writer.drain()
+        try:
+            answer = await asyncio.wait_for(reader.read(4096), 5)
+        except asyncio.TimeoutError:
+            answer = b""
+        writer.close()
+    finally:
+        egress.stop()
+        recorder.server.close()
+    assert established.startswith(b"HTTP/1.1 200"), established
+    assert recorder.all() == b"", "a DNS query reached the upstream: %r" % recorder.all()[:100]
+    assert len(answer) > 6 and answer[2:4] == b"\x12\x34" and answer[5] & 0x0F == 5, "not REFUSED: %r" % answer
+    assert recorder.all() == b"", recorder.all()[:100]
+    last_block(egress, "dns")
+
+
 def main():
     tests = [(name, fn) for name, fn in globals().items() if name.startswith("test_")]
     passed = failed = 0
