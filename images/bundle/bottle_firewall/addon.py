@@ -320,6 +320,19 @@ def _log_only(self, hook, data, exc):
     pass
 
 
+HTTP_ALPNS = (b"h2", b"http/1.1", b"http/1.0", b"http/0.9")
+
+
+def _http_alpn_only(data):
+    """The upstream ClientHello offers only the HTTP protocols of the agent's ALPN offers.
+    mitmproxy copies the agent's offers (any bytes, up to 255 per name) into it otherwise, and
+    falls back to that copy when the server's offers are empty."""
+    client_offers = tuple(getattr(data.client, "alpn_offers", None) or ())
+    if not client_offers:
+        return
+    data.server.alpn_offers = tuple(offer for offer in client_offers if offer in HTTP_ALPNS) or (b"http/1.1",)
+
+
 class Firewall:
     """The addon. Paths default to the BOTTLE_EGRESS_* environment (see the package docs);
     ``engine``, ``resolver``, ``respond``, ``close_client`` and ``clock`` are injectable."""
@@ -526,6 +539,7 @@ class Firewall:
                 self.audit.record("connect", tunnel.host, port, rule="allowlist", action="block")
                 return
             data.server.address = (tunnel.ip, port)
+            _http_alpn_only(data)
             return
         name = policy.normalize_host(host)
         ip = self.pinned.get(client_id, {}).get((name, port))

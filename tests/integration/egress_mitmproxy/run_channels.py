@@ -544,6 +544,37 @@ async def test_dns_in_a_tunnel_is_answered_refused_never_relayed(tmp):
     last_block(egress, "dns")
 
 
+async def test_alpn_offers_reach_the_upstream_only_as_http_protocols(tmp):
+    import ssl
+    recorder = await Recorder("tls").start()  # logs the upstream ClientHello, never answers it
+    egress = await Egress(tmp, config_for(recorder.port)).start()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", egress.port)
+        writer.write(("CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n"
+                      % (recorder.port, recorder.port)).encode())
+        await writer.drain()
+        established = await asyncio.wait_for(reader.read(4096), 5)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        context.set_alpn_protocols(["x-" + KNOWN, PAT, "http/1.1"])
+        await writer.start_tls(context)
+        writer.write(("GET /alpn HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % recorder.port).encode())
+        await writer.drain()
+        try:
+            await asyncio.wait_for(reader.read(4096), 3)
+        except (asyncio.TimeoutError, ConnectionError, ssl.SSLError):
+            pass
+        writer.transport.abort()
+    finally:
+        egress.stop()
+        recorder.server.close()
+    assert established.startswith(b"HTTP/1.1 200"), established
+    hello = recorder.all()
+    assert hello[:1] == b"\x16", "egress did not open TLS upstream: %r" % hello[:40]
+    assert b"http/1.1" in hello, "the HTTP offer should go"
+    assert_no_secret(hello, "the upstream ClientHello's ALPN")
+
+
 def main():
     tests = [(name, fn) for name, fn in globals().items() if name.startswith("test_")]
     passed = failed = 0

@@ -292,3 +292,18 @@ def test_tcp_message_of_a_passthrough_flow_is_untouched(proxy):
 def test_layers_install_without_mitmproxy_is_a_refusing_status():
     status = layers.install(object())
     assert not status.websocket_control and not status.request_cap and "mitmproxy" in status.reason
+
+
+# --- the upstream ClientHello's ALPN -------------------------------------------------------------
+
+@pytest.mark.parametrize("offers, expected", [
+    ((b"h2", b"x-" + KNOWN_SECRET.encode(), b"http/1.1"), (b"h2", b"http/1.1")),
+    ((KNOWN_SECRET.encode(),), (b"http/1.1",)),  # never empty: mitmproxy would copy the agent's offers then
+    ((), None),
+])
+def test_only_http_alpn_offers_go_upstream(offers, expected):
+    from bottle_firewall import addon
+    data = types.SimpleNamespace(client=types.SimpleNamespace(alpn_offers=offers),
+                                 server=types.SimpleNamespace(alpn_offers=None))
+    addon._http_alpn_only(data)
+    assert data.server.alpn_offers == expected
