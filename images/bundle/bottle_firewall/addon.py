@@ -587,7 +587,7 @@ class Firewall:
             return
         proxyserver = ctx.master.addons.get("proxyserver")
         handler = proxyserver.connections.get(flow.client_conn.id) if proxyserver else None
-        if handler is not None and flow.server_conn in handler.transports:
+        if handler is not None and flow.server_conn in getattr(handler, "transports", {}):
             handler.close_connection(flow.server_conn)
 
     @guarded(_refuse_tcp)
@@ -819,6 +819,10 @@ class Firewall:
         host_header = request.host_header
         state.host = sni or policy.split_host_port(host_header)[0]
         state.port = request.port
+        refusal = self._protocol_refusal(flow, state, config)
+        if refusal is not None:
+            self._respond(flow, refusal)
+            return
         route = config.route_for(state.host)
         if route is None:
             state.decided = True

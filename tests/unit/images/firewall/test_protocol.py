@@ -307,3 +307,19 @@ def test_only_http_alpn_offers_go_upstream(offers, expected):
                                  server=types.SimpleNamespace(alpn_offers=None))
     addon._http_alpn_only(data)
     assert data.server.alpn_offers == expected
+
+
+# --- behind pipelock: the same request shape on the route hosts egress intercepts ----------------
+
+def test_behind_pipelock_the_shape_checks_apply_to_route_hosts(firewall_factory):
+    from fakes import Proxy
+    fw = firewall_factory(dict(BASE_CONFIG, mode="behind-pipelock"))
+    proxy = Proxy(fw)
+    routed = proxy.hello(proxy.client(), "api.github.com")
+    for method, headers, status, rule in (
+            ("BREW", {"Host": "api.github.com"}, 405, "method"),
+            ("GET", {"Host": "api.github.com", "Upgrade": "h2c", "Connection": "Upgrade"}, 403, "upgrade")):
+        flow = Flow(routed.context.client, Request(method, "140.82.112.6", 443, "/repos/o/r", headers))
+        proxy.run(fw.requestheaders(flow))
+        refused(flow, status, rule)
+        assert flow.request.headers.get("Authorization") is None
