@@ -81,6 +81,15 @@ async def options_as_run(chained):
 
 
 async def test_channel_options_are_the_inventorys(tmp):
+    import logging
+    handlers = list(logging.getLogger().handlers)
+    try:
+        await _channel_options_are_the_inventorys()
+    finally:  # DumpMaster's log handlers belong to this test's event loop
+        logging.getLogger().handlers[:] = handlers
+
+
+async def _channel_options_are_the_inventorys():
     for chained in (False, True):
         master, opts = await options_as_run(chained)
         for name, expected in CHANNEL_OPTIONS.items():
@@ -105,6 +114,26 @@ async def test_layer_patches_are_in_force(tmp):
     from mitmproxy.proxy.layers.http import HttpStream
     assert getattr(websocket_layer.WebsocketLayer.relay_messages, "bottle_patched", False)
     assert getattr(HttpStream.state_consume_request_body, "bottle_patched", False)
+
+
+async def test_layer_patches_fail_closed_on_another_mitmproxy(tmp):
+    from bottle_firewall import layers
+    from mitmproxy import version
+    saved_status, saved_version = layers.STATE.status, version.VERSION
+    try:
+        layers.STATE.status, version.VERSION = None, "12.1.3"
+        status = layers.install(object())
+        assert not status.websocket_control and not status.request_cap and "12.1.3" in status.reason, status
+    finally:
+        layers.STATE.status, version.VERSION = saved_status, saved_version
+
+    class Changed:
+        def relay_messages(self, event):  # not mitmproxy's source
+            yield from ()
+    reasons = []
+    assert layers._check(Changed, "relay_messages", "WebsocketLayer.relay_messages", reasons) is False
+    assert "changed" in reasons[0], reasons
+    assert layers._check(Changed, "missing", "HttpStream.state_consume_request_body", reasons) is False
 
 
 # --- the real proxy --------------------------------------------------------------------------

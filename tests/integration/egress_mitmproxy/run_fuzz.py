@@ -113,7 +113,18 @@ def build(port, ex):
     else:
         line_target = "http://other.example%s%s" % (path, query)
     head = ["%s %s HTTP/1.1" % (method, line_target), "%s: %s" % (case("Host", ex["upper"]), authority)]
-    head += ["%s: %s" % pair for pair in headers]
+    shape = ex["shape"]
+    if shape == "dup-host":
+        head.append("Host: other.example")
+    for name, value in headers:
+        if shape == "obs-fold" and name.lower() == "x-note":
+            head.append("%s: x\r\n %s" % (name, value))  # obsolete line folding
+        elif shape == "space-before-colon" and name.lower() == "x-note":
+            head.append("%s : %s" % (name, value))
+        elif shape == "split-header" and name.lower() == "x-note":
+            head += ["%s: %s" % (name, value[:len(value) // 2]), "%s: %s" % (name, value[len(value) // 2:])]
+        else:
+            head.append("%s: %s" % (name, value))
     if place == "chunked-body":
         head.append("Transfer-Encoding: chunked")
         size = ex["chunk"]
@@ -205,6 +216,7 @@ def main():
         "method": st.sampled_from(METHODS),
         "upgrade": st.sampled_from(UPGRADES),
         "upper": st.booleans(),
+        "shape": st.sampled_from(["plain", "dup-host", "obs-fold", "space-before-colon", "split-header"]),
         "chunk": st.integers(1, 40),
     })
     loop = asyncio.new_event_loop()
