@@ -598,6 +598,19 @@ class Firewall:
             message.content = b""
             self._close_tcp(flow)
 
+    @guarded(_refuse_tcp)
+    def udp_start(self, flow):
+        """UDP is unreachable (TCP listeners, http3 off, no udp_hosts); were it to start, it is
+        refused on both sides like raw TCP, and ``udp_message`` relays nothing of it."""
+        self._close_tcp(flow)
+        LOG.warning("egress: UDP refused")
+        self.audit.record("udp", None, None, rule="udp", action="block")
+
+    @guarded(_refuse_tcp)
+    def udp_message(self, flow):
+        flow.messages[-1].content = b""
+        self._close_tcp(flow)
+
     @guarded(_refuse_dns)
     def dns_request(self, flow):
         """DNS never leaves through egress: mitmproxy's DNS layer takes over a tunnel to port 53

@@ -113,5 +113,22 @@ async def test_raw_tcp_closes_both_sides_and_relays_nothing(env):
     assert env.audit()[-1]["rule"] == "raw-tcp" and env.audit()[-1]["action"] == "block"
 
 
+async def test_udp_if_it_ever_started_is_refused_both_ways(env):
+    from mitmproxy import udp
+    from mitmproxy.proxy.layers import udp as udp_layer
+    flow = tflow.tudpflow()
+    flow.messages = []
+    flow.server_conn.error = None
+    handler = Handler(flow.server_conn)
+    env.proxyserver.connections[flow.client_conn.id] = handler
+    await env.hook(udp_layer.UdpStartHook(flow))
+    assert flow.server_conn.error and flow.killable is False
+    assert flow.client_conn in handler.closed and flow.server_conn in handler.closed
+    flow.messages.append(udp.UDPMessage(True, ("x " + KNOWN_SECRET).encode()))
+    await env.hook(udp_layer.UdpMessageHook(flow))
+    assert flow.messages[-1].content == b""
+    assert env.audit()[-1]["event"] == "udp" and env.audit()[-1]["action"] == "block"
+
+
 if __name__ == "__main__":
     sys.exit(main(globals()))
