@@ -751,8 +751,9 @@ class Firewall:
             problem = protocol.websocket_problem(request.method, getattr(request, "http_version", "HTTP/1.1"),
                                                  headers)
             if problem is not None:
-                return Refusal(403, "upgrade", "blocked by egress: Upgrade %s is refused: only a WebSocket handshake "
-                               "may switch protocols (%s)" % ((request.headers.get("upgrade") or "")[:40], problem))
+                # The Upgrade value is not quoted: it is the agent's data, and this text reaches the log.
+                return Refusal(403, "upgrade", "blocked by egress: this Upgrade is refused: only a WebSocket "
+                               "handshake may switch protocols (%s)" % problem)
             if not config.websocket.matches(state.host):
                 return Refusal(403, "websocket", "blocked by egress: WebSocket to %s is not allowed (the policy's "
                                "firewall.websocket_hosts)" % state.host)

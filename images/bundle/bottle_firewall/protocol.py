@@ -33,8 +33,8 @@ def method_problem(method):
     """Why ``method`` is refused, or None."""
     if method in KNOWN_METHODS:
         return None
-    shown = method if len(method) <= 20 and method.isalnum() else "(%d characters)" % len(method)
-    return "method %s is not a known HTTP method (%s)" % (shown, ", ".join(sorted(KNOWN_METHODS)))
+    # The method itself is not quoted: it is the agent's data, and this text reaches the log.
+    return "the request's method is not a known HTTP method (%s)" % ", ".join(sorted(KNOWN_METHODS))
 
 
 def authority_matches(authority, host, port):
@@ -74,7 +74,7 @@ def websocket_problem(method, http_version, headers):
         return values[0] if len(values) == 1 else None
 
     if method != "GET":
-        return "a WebSocket handshake is a GET, not %s" % method[:20]
+        return "a WebSocket handshake is a GET"
     if http_version != "HTTP/1.1":
         return "a WebSocket handshake is HTTP/1.1"
     if _tokens(one("upgrade")) != ["websocket"]:

@@ -50,11 +50,17 @@ def test_known_methods_pass(method):
     assert protocol.method_problem(method) is None
 
 
-@pytest.mark.parametrize("method", ["CONNECT", "PROPFIND", "get", "EXFIL" + KNOWN_SECRET, ""])
+@pytest.mark.parametrize("method", ["CONNECT", "PROPFIND", "get", "EXFIL" + KNOWN_SECRET, "", "S3cr3tT0k3nAbc"])
 def test_other_methods_are_refused_without_echoing_data(method):
     problem = protocol.method_problem(method)
     assert problem and "not a known HTTP method" in problem
-    assert KNOWN_SECRET not in problem
+    assert not method or method not in problem
+
+
+def test_the_upgrade_value_is_not_echoed(proxy):
+    flow = proxy.https("www.example.com", headers={"Host": "www.example.com", "Upgrade": "x-" + KNOWN_SECRET,
+                                                   "Connection": "Upgrade"})
+    assert KNOWN_SECRET not in refused(flow, 403, "upgrade")
 
 
 @pytest.mark.parametrize("authority, path, ok", [
