@@ -47,6 +47,7 @@ CHANNEL_OPTIONS = {
     "ignore_hosts": [],
     "tcp_hosts": [],             # a tcp_hosts match relays raw TCP
     "udp_hosts": [],
+    "validate_inbound_headers": True,  # off, request smuggling (CL+TE, duplicate CL) reaches the layers
     "store_streamed_bodies": False,
     "upstream_cert": True,
     "server": True,

@@ -6,7 +6,8 @@ addon, from bottle_init's argv; see run_channels.py) and a raw recording upstrea
 
 Hypothesis builds odd requests: methods, request targets (proxy absolute form, origin form and
 absolute form inside a CONNECT tunnel, another host's authority), header name case, chunking,
-gzip, ``Upgrade`` (a good WebSocket handshake, a bad key, h2c, a made-up protocol), an upstream
+gzip, header shapes (duplicate Host, obs-fold, a space before the colon, split values, both
+Content-Length and Transfer-Encoding), ``Upgrade`` (a good WebSocket handshake, a bad key, h2c, a made-up protocol), an upstream
 that answers 101, and WebSocket frames (text, ping, pong, close reason). Each carries a known
 secret (a ``secret_env`` value with ``+`` and ``!``, no pattern rule knows it) or a provider
 token: the known secret in one of the encodings egress handles (raw, base64 std/url padded or
@@ -127,6 +128,8 @@ def build(port, ex):
             head.append("%s: %s" % (name, value))
     if place == "chunked-body":
         head.append("Transfer-Encoding: chunked")
+        if shape == "cl-te":  # request smuggling: both framings
+            head.append("Content-Length: 3")
         size = ex["chunk"]
         chunks = [body[i:i + size] for i in range(0, len(body), size)]
         payload = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks) + b"0\r\n\r\n"
@@ -216,7 +219,7 @@ def main():
         "method": st.sampled_from(METHODS),
         "upgrade": st.sampled_from(UPGRADES),
         "upper": st.booleans(),
-        "shape": st.sampled_from(["plain", "dup-host", "obs-fold", "space-before-colon", "split-header"]),
+        "shape": st.sampled_from(["plain", "dup-host", "obs-fold", "space-before-colon", "split-header", "cl-te"]),
         "chunk": st.integers(1, 40),
     })
     loop = asyncio.new_event_loop()
