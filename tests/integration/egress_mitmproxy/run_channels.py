@@ -335,14 +335,26 @@ def config_for(port, websocket=False, cap=CAP):
             "dlp": {"max_body_bytes": cap}, "rate_limit": {"requests_per_minute": 6000, "burst": 1000}}
 
 
-async def exchange(port, data, read_timeout=3.0, then=b""):
-    """Send ``data`` to egress, read what comes back (until close or timeout), send ``then``."""
+async def read_head(reader, timeout):
+    """What egress answers, at least its whole head (or all until it closes or ``timeout``)."""
+    answer = b""
+    deadline = time.monotonic() + timeout
+    while b"\r\n\r\n" not in answer:
+        chunk = await asyncio.wait_for(reader.read(65536), max(0.1, deadline - time.monotonic()))
+        if not chunk:
+            break
+        answer += chunk
+    return answer
+
+
+async def exchange(port, data, read_timeout=20.0, then=b""):
+    """Send ``data`` to egress, read its answer (a whole head, or until close or timeout), send ``then``."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(data)
     await writer.drain()
     answer = b""
     try:
-        answer = await asyncio.wait_for(reader.read(65536), read_timeout)
+        answer = await read_head(reader, read_timeout)
         if then:
             writer.write(then)
             await writer.drain()
@@ -418,12 +430,12 @@ async def test_absolute_target_inside_a_tunnel_must_name_the_tunnel(tmp):
         reader, writer = await asyncio.open_connection("127.0.0.1", egress.port)
         writer.write(connect)
         await writer.drain()
-        established = await asyncio.wait_for(reader.read(4096), 5)
+        established = await read_head(reader, 20)
         inner = ("GET http://other.example/%s?k=%s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n"
                  % (PAT, KNOWN, recorder.port)).encode()
         writer.write(inner)
         await writer.drain()
-        refused = await asyncio.wait_for(reader.read(65536), 5)
+        refused = await read_head(reader, 20)
         writer.close()
         return established, refused
     recorder, egress, (established, refused) = await run_proxy(tmp, "ok", False, body)
@@ -499,7 +511,7 @@ async def _websocket(recorder, egress, frames):
     reader, writer = await asyncio.open_connection("127.0.0.1", egress.port)
     writer.write(handshake)
     await writer.drain()
-    answer = await asyncio.wait_for(reader.read(65536), 5)
+    answer = await read_head(reader, 20)
     for data in frames:
         writer.write(data)
         await writer.drain()
@@ -556,7 +568,7 @@ async def test_dns_in_a_tunnel_is_answered_refused_never_relayed(tmp):
         reader, writer = await asyncio.open_connection("127.0.0.1", egress.port)
         writer.write(b"CONNECT 127.0.0.1:5353 HTTP/1.1\r\nHost: 127.0.0.1:5353\r\n\r\n")
         await writer.drain()
-        established = await asyncio.wait_for(reader.read(4096), 5)
+        established = await read_head(reader, 20)
         writer.write(dns_query("%s.%s.example" % (label, PAT.lower())))
         await writer.drain()
         try:
@@ -583,7 +595,7 @@ async def test_alpn_offers_reach_the_upstream_only_as_http_protocols(tmp):
         writer.write(("CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n"
                       % (recorder.port, recorder.port)).encode())
         await writer.drain()
-        established = await asyncio.wait_for(reader.read(4096), 5)
+        established = await read_head(reader, 20)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
         context.set_alpn_protocols(["x-" + KNOWN, PAT, "http/1.1"])
