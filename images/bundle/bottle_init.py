@@ -133,6 +133,12 @@ def daemon_command(name, chained=False):
             "--set", "confdir=" + EGRESS_CONFDIR,
             "--set", "ssl_verify_upstream_trusted_ca=" + home + "/trust.pem",
             "--set", "connection_strategy=lazy",
+            # No relay without a scanner (docs/firewall-channels.md; the bundle image's
+            # run_channels.py compares these with mitmproxy's own options): no raw TCP, not after
+            # a 101 either, no QUIC/HTTP/3 (and so no UDP), WebSocket only through the addon.
+            "--set", "rawtcp=false",
+            "--set", "http3=false",
+            "--set", "websocket=true",
             "--set", "flow_detail=0",
             "--set", "termlog_verbosity=warn",
             "-s", "/opt/egress/egress_addon.py",

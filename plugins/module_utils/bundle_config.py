@@ -174,6 +174,8 @@ def firewall_config(policy, options):
         "ports": sorted(set(firewall.get("ports") or DEFAULT_PORTS)),
         "passthrough_domains": _host_setting(policy, "passthrough_domains"),
         "trusted_domains": _host_setting(policy, "trusted_domains"),
+        # Where the agent may open a WebSocket (every other Upgrade is refused; none when empty).
+        "websocket_hosts": _hosts(firewall.get("websocket_hosts")),
         "ssrf_ip_allowlist": list(options["ssrf_ip_allowlist"]),
         "routes": _routes(policy),
         "dlp": {"max_body_bytes": firewall.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES),
@@ -328,6 +330,7 @@ def policy_view(policy):
     lines += sorted("route %s" % describe_route(route) for route in _routes(policy))
     for key in ("passthrough_domains", "trusted_domains"):
         lines += ["%s %s" % (key.split("_", maxsplit=1)[0], host) for host in _host_setting(policy, key)]
+    lines += ["websocket %s" % host for host in _hosts((policy.get("firewall") or {}).get("websocket_hosts"))]
     ports = (policy.get("firewall") or {}).get("ports")
     if ports:
         lines.append("ports %s" % ",".join(str(port) for port in sorted(set(ports))))

@@ -26,8 +26,8 @@ POLICY_KEYS = {"extends", "description", "env", "secret_env", "allowed_domains",
 # largest request body it scans, a per-host request rate, and what a DLP hit does: refused (block), or
 # held for the operator through supervise for at most dlp_supervise_timeout seconds (defaults:
 # plugins/module_utils/bundle_config.py).
-FIREWALL_KEYS = {"passthrough_domains", "trusted_domains", "ports", "max_body_bytes", "requests_per_minute",
-                 "dlp_action", "dlp_supervise_timeout"}
+FIREWALL_KEYS = {"passthrough_domains", "trusted_domains", "websocket_hosts", "ports", "max_body_bytes",
+                 "requests_per_minute", "dlp_action", "dlp_supervise_timeout"}
 DLP_ACTIONS = ("block", "supervise")
 DLP_SUPERVISE_TIMEOUT = (5, 600)
 # pipelock: the optional pipelock hop (bottle_pipelock). Its host lists are merged into the firewall's;
@@ -121,10 +121,10 @@ def _check_positive(value, path, fix):
 
 
 def _check_firewall(firewall, path):
-    _expect(firewall, dict, path, "write passthrough_domains, trusted_domains, ports, max_body_bytes, "
-                                  "requests_per_minute, dlp_action or dlp_supervise_timeout")
+    _expect(firewall, dict, path, "write passthrough_domains, trusted_domains, websocket_hosts, ports, "
+                                  "max_body_bytes, requests_per_minute, dlp_action or dlp_supervise_timeout")
     _unknown(firewall, FIREWALL_KEYS, path)
-    for key in ("passthrough_domains", "trusted_domains"):
+    for key in ("passthrough_domains", "trusted_domains", "websocket_hosts"):
         if key in firewall:
             _check_hosts(firewall[key], "%s.%s" % (path, key))
     if "ports" in firewall:

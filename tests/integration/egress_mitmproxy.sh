@@ -21,11 +21,25 @@ if ! docker image inspect "$image" >/dev/null 2>&1; then
     exit 1
 fi
 
+# run_fuzz.py needs Hypothesis, which the image lacks: its pure-Python packages are mounted
+# read-only from the repo's .venv (requirements.txt pins it), or from $HYPOTHESIS_SITE.
+site="${HYPOTHESIS_SITE:-}"
+if [[ -z "$site" && -x "$repo/.venv/bin/python" ]]; then
+    site="$("$repo/.venv/bin/python" -c 'import hypothesis, os; print(os.path.dirname(os.path.dirname(hypothesis.__file__)))' 2>/dev/null || true)"
+fi
+hyp_mounts=()
+if [[ -n "$site" ]]; then
+    for entry in hypothesis sortedcontainers _hypothesis_globals.py _hypothesis_ftz_detector.py; do
+        [[ -e "$site/$entry" ]] && hyp_mounts+=(-v "$site/$entry:/hyp/$entry:ro")
+    done
+fi
+
 for script in "$here"/egress_mitmproxy/run_*.py; do
     name="$(basename "$script")"
     echo "== $name"
     output="$(timeout 600 docker run --rm --network none --user egress \
-        -e PYTHONDONTWRITEBYTECODE=1 -e BOTTLE_SRC=/src \
+        -e PYTHONDONTWRITEBYTECODE=1 -e BOTTLE_SRC=/src -e HYPOTHESIS_PATH=/hyp -e CI="${CI:-}" \
+        "${hyp_mounts[@]}" \
         -v "$repo/images/bundle:/src:ro" -v "$here/egress_mitmproxy:/t:ro" \
         --entrypoint /opt/egress/bin/python "$image" "/t/$name" 2>&1)"
     status=$?

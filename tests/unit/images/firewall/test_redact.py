@@ -254,3 +254,37 @@ def test_a_failure_while_redacting_kills_the_response(proxy, monkeypatch):
     monkeypatch.setattr(redact, "credential_forms", broken)
     proxy.fw.responseheaders(flow)
     assert flow.error == "killed"
+
+
+class _Message:
+    def __init__(self, content, from_client):
+        self.content, self.from_client, self.dropped = content, from_client, False
+
+    def drop(self):
+        self.dropped = True
+
+
+def test_a_websocket_message_from_upstream_never_carries_the_credential_back(proxy):
+    flow = routed(proxy, "/repos/o/r/ws")
+    flow.websocket = types.SimpleNamespace(messages=[])
+    echoes = [b"you said: Bearer " + ROUTE_TOKEN.encode(), base64.b64encode(ROUTE_TOKEN.encode()),
+              b"clean", b"cut at the end: " + ROUTE_TOKEN.encode()[:6]]
+    for content in echoes:
+        flow.websocket.messages.append(_Message(content, from_client=False))
+        proxy.run(proxy.fw.websocket_message(flow))
+    seen = [m.content for m in flow.websocket.messages]
+    assert ROUTE_TOKEN.encode() not in b"".join(seen)
+    assert base64.b64encode(ROUTE_TOKEN.encode()) not in b"".join(seen)
+    assert seen[2] == b"clean" and [len(c) for c in seen] == [len(c) for c in echoes], "masked in place"
+    assert not seen[3].endswith(ROUTE_TOKEN.encode()[:6]), "a tail that starts the credential is masked too"
+    assert not any(m.dropped for m in flow.websocket.messages)
+    lines = [json.loads(line) for line in proxy.fw.audit.stream.lines]
+    assert [(l["event"], l["rule"]) for l in lines if l.get("rule") == "credential-echo"] == [
+        ("websocket", "credential-echo")] * 3
+
+
+def test_a_websocket_message_where_nothing_was_injected_is_untouched(proxy):
+    flow = proxy.https("www.example.com", path="/ws")
+    flow.websocket = types.SimpleNamespace(messages=[_Message(b"echo " + ROUTE_TOKEN.encode(), from_client=False)])
+    proxy.run(proxy.fw.websocket_message(flow))
+    assert flow.websocket.messages[0].content == b"echo " + ROUTE_TOKEN.encode()
