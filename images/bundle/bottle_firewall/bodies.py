@@ -550,8 +550,10 @@ def decoded_forms(buffer):
             if decoded:
                 append((start, decoded))
             continue
-        if length >= 20 and (b"-" in run or b"_" in run) and not run[4::4].translate(None, _B64_TEXT_LEAD):
-            # Standard-alphabet base64 is kingfisher's own job; a URL-safe run has a - or _.
+        if length >= 20 and (b"-" in run or b"_" in run or length % 4) and \
+                not run[4::4].translate(None, _B64_TEXT_LEAD):
+            # Padded standard-alphabet base64 is kingfisher's own job; it does not decode a URL-safe
+            # run (a - or _) nor an unpadded one (a length that is no multiple of 4).
             decoded = _printable_decode(_decode_b64url, run)
             if decoded:
                 append((start, decoded))

@@ -162,10 +162,10 @@ async def test_the_head_as_sent_is_scanned_byte_for_byte(env):
     env.fw.engine.known.load([PASSWORD, latin1])
     flow, data = await send_raw(env, "www.example.com", b"GET", b"/", [(b"X-Pw", latin1.encode("latin-1"))])
     assert "found in header X-Pw" in refused_by_egress(flow, data, 403, "known-secret")
-    flow, data = await send_raw(env, "www.example.com", PASSWORD.encode(), b"/", [])
-    assert "found in request method" in refused_by_egress(flow, data, 403, "known-secret")
-    flow, data = await send_raw(env, "www.example.com", PAT.encode(), b"/", [])
-    refused_by_egress(flow, data, 403, "dlp:*")
+    # A method that is no HTTP method is refused before any scan (protocol.py), without echoing it.
+    for method in (PASSWORD, PAT):
+        flow, data = await send_raw(env, "www.example.com", method.encode(), b"/", [])
+        assert method not in refused_by_egress(flow, data, 405, "method")
     flow, data = await send_raw(env, "www.example.com", b"GET", b"/x/" + pct(PASSWORD).replace(b"%", b"%25"), [])
     refused_by_egress(flow, data, 403, "known-secret")
     flow, data = await send_raw(env, "www.example.com", b"GET", b"/", [(PASSWORD.encode(), b"1")])
