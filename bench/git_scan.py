@@ -11,6 +11,7 @@ quarantine, then times, in one run:
   parts sent over the scan socket to egress's scan service, running as its own process with
   known secrets loaded, kingfisher + known secrets in all encodings);
 - gitleaks, as git-gate runs it (git_gate.scan: ``gitleaks detect --log-opts <new> --not --all``).
+One file carries a planted known secret (base64): the run fails unless the engine names it.
 Aim: the engine no slower than gitleaks. Prints the median of 3 runs of each (--smoke: 20 small
 files, one run). Runs inside the bundle image (kingfisher, gitleaks and git are there): from the
 controller it starts one ``docker run --rm --network none`` of $BUNDLE_IMAGE with the working copy
@@ -98,6 +99,10 @@ def corpus(count, total):
             data = code[start:start + size]
             path = "src/pkg%02d/module_%04d.py" % (index % 37, index)
         files.append((path, data[:size]))
+    # One known secret, base64-wrapped, in the last file: the run proves the scan looked.
+    import base64
+    path, data = files[-1]
+    files[-1] = (path, data[:-60] + b"\nX = '" + base64.b64encode(SECRETS[0].encode()) + b"'\n")
     return files
 
 
@@ -145,6 +150,9 @@ def inside(args):
             leaked = git_gate.scan(work, ZERO, commit)
             leaks.append(time.perf_counter() - start)
         e, g = statistics.median(engine), statistics.median(leaks)
+        if not any(rule == "known-secret" and files[-1][0] in where for where, rule, _f in found):
+            print("the engine missed the planted known secret: %r" % (found,), file=sys.stderr)
+            return 1
         print("git push scan: %d new files, %.1f MB (%d run(s), median)" % (len(files), size / 1e6, runs))
         print("  engine (egress's DLP over the scan socket): %7.2f s  %6.1f MB/s  %d finding(s)"
               % (e, size / 1e6 / e, len(found)))

@@ -43,6 +43,7 @@ bottle-init): {"repos": [{"name", "url", "known_hosts", "protected_branches",
 Identities: $HOME/identities/<name> (mode 0400, this uid only).
 """
 
+import concurrent.futures
 import fnmatch
 import json
 import os
@@ -646,11 +647,12 @@ def pre_receive(stdin_text, repo_path=None, client=None):
         if reason:
             raise GateError(reason)
     allowed = set(repo.get("allowed_fingerprints", []))
-    dlp = [f for f in dlp_findings(repo_path, updates, client) if f[2] is None or f[2] not in allowed]
-    findings = []
-    for old, new, ref in updates:
-        if new != ZERO:
-            findings.extend(f for f in scan(repo_path, old, new) if f.get("Fingerprint") not in allowed)
+    # gitleaks runs beside the engine (a process of its own); both must answer.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        leaks = pool.submit(lambda: [f for old, new, _ref in updates if new != ZERO
+                                     for f in scan(repo_path, old, new)])
+        dlp = [f for f in dlp_findings(repo_path, updates, client) if f[2] is None or f[2] not in allowed]
+        findings = [f for f in leaks.result() if f.get("Fingerprint") not in allowed]
     if findings or dlp:
         raise GateError(findings_message(findings, dlp))
     relay(name, repo, updates, repo_path)
