@@ -123,9 +123,9 @@ def setup():
     GATE_HOME.mkdir(mode=0o700, exist_ok=True)
     os.chown(GATE_HOME, GITGATE.pw_uid, GITGATE.pw_gid)
     config = GATE_HOME / "git-gate.json"
-    config.write_text(json.dumps({"repos": [{"name": "app", "url": str(UPSTREAM), "known_hosts": "x ssh-ed25519 AAAA",
-                                            "protected_branches": ["main"], "protected_tags": ["v*"],
-                                            "allowed_fingerprints": []}]}))
+    repo = {"name": "app", "url": str(UPSTREAM), "known_hosts": "x ssh-ed25519 AAAA",
+            "protected_branches": ["main"], "protected_tags": ["v*"], "allowed_fingerprints": []}
+    config.write_text(json.dumps({"repos": [repo]}))
     os.chown(config, GITGATE.pw_uid, GITGATE.pw_gid)
     os.chmod(config, 0o400)
     daemon = subprocess.Popen(["python3", str(SRC / "git_gate.py")], preexec_fn=as_user(GITGATE),
@@ -173,8 +173,8 @@ def upstream_state():
 def build_as_agent(agent, kind, value, tag):
     """cases.build, run as the agent's uid (it writes in the agent's clone)."""
     code = ("import sys, pathlib, json; sys.path.insert(0, %r); import cases; "
-            "print(json.dumps(cases.build(%r, pathlib.Path(%r), %r, %r)))" % (str(HERE), kind, str(agent.work),
-                                                                            value, tag))
+            "print(json.dumps(cases.build(%r, pathlib.Path(%r), %r, %r)))"
+            % (str(HERE), kind, str(agent.work), value, tag))
     out = run_as(AGENT, ["python3", "-c", code], agent.env).stdout
     return json.loads(out)
 
