@@ -541,17 +541,24 @@ class Firewall:
             if wait.client_id == client.id:
                 wait.stop("disconnected")
 
-    async def running(self):
+    def running(self):
         """egress is up: serve git-gate's scans with this engine (scan_service), when bottle-init
         made the socket's directory (git-gate runs in this bundle). Failing to start is loud; git-gate
-        then refuses every push (it cannot reach a scanner)."""
+        then refuses every push (it cannot reach a scanner). Synchronous (mitmproxy calls ``running``
+        synchronously when it reloads a script): the server starts in a task of the running loop,
+        which is returned."""
         path = os.environ.get("BOTTLE_EGRESS_SCAN_SOCKET", scan_service.DEFAULT_SOCKET)
-        if self.scan_service is None and os.path.isdir(os.path.dirname(path)):
+        if self.scan_service is not None or not os.path.isdir(os.path.dirname(path)):
+            return None
+        self.scan_service = scan_service.ScanService(self.engine, path, self.refresh)
+
+        async def start(service):
             try:
-                self.scan_service = await scan_service.ScanService(self.engine, path, self.refresh).start()
+                await service.start()
             except Exception as exc:
                 LOG.error("egress: git-gate's scan service did not start (%s: %s); every push is refused",
                           type(exc).__name__, exc)
+        return asyncio.get_running_loop().create_task(start(self.scan_service))
 
     def done(self):
         """egress stops: every request held for the operator is killed, never sent."""

@@ -2,7 +2,8 @@
 # Copyright: botbottle developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """git-gate's DLP in the bundle image, as the bundle runs it: bottle-init's socket directory,
-egress's scan service as the egress uid (the known secrets in its file, 0400 egress), git-gate's
+egress as the egress uid (the real mitmdump with the addon, whose `running` hook serves the scan
+socket; a secret_env value and a route token in its files, 0400 egress), git-gate's
 `git daemon` with its access and pre-receive hooks as the gitgate uid, real gitleaks, and the
 agent's git as another uid (nobody) pushing over git:// on loopback to a local bare upstream.
 
@@ -38,20 +39,6 @@ GATE_HOME = RUN / "git-gate"
 EGRESS_HOME = RUN / "egress"
 UPSTREAM = pathlib.Path("/srv/upstream/app.git")
 SOCKET = RUN / "dlp" / "scan.sock"
-SERVICE = r'''
-import asyncio, json, logging, sys
-sys.path.insert(0, %(src)r)
-from bottle_firewall import dlp, scan_service
-logging.basicConfig(level=logging.INFO, format="[egress] %%(message)s")
-engine = dlp.Engine.start("/opt/egress/rules-cache")
-with open(%(secrets)r) as handle:
-    engine.known.load(json.load(handle))
-async def main():
-    await scan_service.ScanService(engine, %(socket)r).start()
-    print("READY", flush=True)
-    await asyncio.Event().wait()
-asyncio.run(main())
-'''
 
 
 LOGS = []
@@ -90,20 +77,37 @@ def setup():
     assert bottle_init.prepare_scan_dir(["egress", "git-gate", "supervise"], str(SOCKET.parent)) == str(SOCKET.parent)
     EGRESS_HOME.mkdir(mode=0o700, exist_ok=True)
     os.chown(EGRESS_HOME, EGRESS.pw_uid, EGRESS.pw_gid)
-    secrets = EGRESS_HOME / "secrets.json"
-    secrets.write_text(json.dumps([cases.KNOWN, cases.ROUTE_TOKEN]))
-    os.chown(secrets, EGRESS.pw_uid, EGRESS.pw_gid)
-    os.chmod(secrets, 0o400)
-    service = subprocess.Popen(["/opt/egress/bin/python", "-c", SERVICE % {
-        "src": str(SRC), "secrets": str(secrets), "socket": str(SOCKET)}], preexec_fn=as_user(EGRESS),
-        env={"PATH": "/usr/bin:/bin", "HOME": str(EGRESS_HOME)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    # egress as bottle-init starts it: mitmdump with the addon (from the working copy), its files
+    # 0400 egress; the known secrets are a secret_env value and a route's token.
+    files = {"secrets.json": [cases.KNOWN], "tokens.json": {"GITHUB_TOKEN": cases.ROUTE_TOKEN},
+             "egress.json": {"version": 2, "mode": "firewall", "allowed_hosts": ["api.github.com"], "ports": [443],
+                             "routes": [{"host": "api.github.com",
+                                         "auth": {"scheme": "Bearer", "token_ref": "GITHUB_TOKEN"}}]}}
+    for name, content in files.items():
+        path = EGRESS_HOME / name
+        path.write_text(json.dumps(content))
+        os.chown(path, EGRESS.pw_uid, EGRESS.pw_gid)
+        os.chmod(path, 0o400)
+    confdir = EGRESS_HOME / "mitmproxy"
+    confdir.mkdir(mode=0o700, exist_ok=True)
+    os.chown(confdir, EGRESS.pw_uid, EGRESS.pw_gid)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(EGRESS_HOME), "PYTHONUNBUFFERED": "1",
+           "BOTTLE_EGRESS_CONFIG": str(EGRESS_HOME / "egress.json"),
+           "BOTTLE_EGRESS_TOKENS": str(EGRESS_HOME / "tokens.json"),
+           "BOTTLE_EGRESS_SECRETS": str(EGRESS_HOME / "secrets.json"),
+           "BOTTLE_EGRESS_RULES_CACHE": "/opt/egress/rules-cache"}
+    service = subprocess.Popen(["/opt/egress/bin/mitmdump", "--mode", "regular", "--listen-host", "127.0.0.1",
+                                "--listen-port", "8888", "--set", "confdir=" + str(confdir),
+                                "--set", "termlog_verbosity=info", "-s", str(SRC / "egress_addon.py")],
+                               preexec_fn=as_user(EGRESS), env=env, cwd=str(EGRESS_HOME),
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     seen = []
     for line in iter(service.stdout.readline, b""):
         seen.append(line)
-        if b"READY" in line:
+        if b"scan service listens on" in line:
             break
     else:
-        raise AssertionError("the scan service did not start: %r" % b"".join(seen))
+        raise AssertionError("egress did not start the scan service: %r" % b"".join(seen))
     drain(service.stdout, LOGS)
     # The upstream: a bare repository with main, writable by git-gate's uid only.
     UPSTREAM.parent.mkdir(parents=True, exist_ok=True)
@@ -194,8 +198,9 @@ def test_only_git_gate_reaches_the_scan_socket_and_the_secrets_stay_with_egress(
              % str(SOCKET))
     assert run_as(GITGATE, ["python3", "-c", probe]).stdout.strip() == b"connected"
     assert run_as(AGENT, ["python3", "-c", probe]).stdout.strip() == b"refused 13"
-    read = "open(%r).read()" % str(EGRESS_HOME / "secrets.json")
-    assert run_as(GITGATE, ["python3", "-c", read], check=False).returncode != 0
+    for name in ("secrets.json", "tokens.json"):
+        read = "open(%r).read()" % str(EGRESS_HOME / name)
+        assert run_as(GITGATE, ["python3", "-c", read], check=False).returncode != 0
     mode = os.stat(SOCKET.parent)
     assert (mode.st_uid, mode.st_gid, oct(mode.st_mode & 0o7777)) == (EGRESS.pw_uid, GITGATE.pw_gid, "0o2710")
 
@@ -276,8 +281,9 @@ def test_protected_tags_and_names_upstream():
 
 @test
 def test_a_dead_scan_service_refuses_every_push():
-    SERVICE_PROC.kill()
-    SERVICE_PROC.wait()
+    SERVICE_PROC.terminate()  # egress stops: its `done` hook removes the socket
+    SERVICE_PROC.wait(20)
+    assert not SOCKET.exists()
     agent = Agent("dead")
     agent.git("commit", "-q", "--allow-empty", "-m", "clean")
     before = upstream_state()

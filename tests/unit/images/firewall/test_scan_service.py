@@ -166,7 +166,7 @@ def test_the_addon_starts_the_service_when_its_directory_exists_and_stops_it(fir
     fw = firewall_factory()
 
     async def main():
-        await fw.running()
+        await fw.running()  # the task that starts the server
         assert fw.scan_service is not None and os.path.exists(path)
         fw.scan_service.allowed_uids = {os.getuid()}
         reply = await exchange(fw.scan_service, request([("blob a (0)", ("x " + KNOWN_SECRET).encode())]))
@@ -180,7 +180,7 @@ def test_the_addon_starts_the_service_when_its_directory_exists_and_stops_it(fir
 def test_the_addon_serves_nothing_without_the_directory(firewall_factory, monkeypatch, tmp_path):
     monkeypatch.setenv("BOTTLE_EGRESS_SCAN_SOCKET", str(tmp_path / "absent" / "scan.sock"))
     fw = firewall_factory()
-    asyncio.run(fw.running())
+    assert fw.running() is None
     assert fw.scan_service is None
 
 
