@@ -139,7 +139,7 @@ def git_env(name, home=None):
 def run(argv, env=None, timeout=None, cwd=None, stdin=None):
     try:
         proc = subprocess.run(argv, env=env, cwd=cwd, input=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, timeout=timeout, check=False)
+                              text=True, errors="surrogateescape", timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         return 124, "", "timed out after %ss" % timeout
     return proc.returncode, proc.stdout, proc.stderr

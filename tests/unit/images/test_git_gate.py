@@ -515,3 +515,14 @@ def test_a_scan_service_that_is_down_refuses_the_push(gate, monkeypatch, tmp_pat
     proc = push(gate, "main")
     assert proc.returncode != 0 and "egress's DLP scan service is unreachable" in proc.stderr
     assert cases.upstream_state(gate["upstream"]) == before
+
+
+def test_a_file_name_that_is_not_utf8_is_scanned_and_named_safely(gate):
+    name = b"k\xff-" + KNOWN.encode() + b".txt"
+    (gate["work"] / os.fsdecode(name)).write_text("clean\n")
+    git("add", "-A", cwd=gate["work"])
+    git("commit", "-qm", "odd name", cwd=gate["work"])
+    proc = push(gate, "main")
+    said = "\n".join(line for line in proc.stderr.splitlines() if line.startswith("remote:"))
+    assert proc.returncode != 0 and "entry names  rule known-secret" in said, proc.stderr
+    assert KNOWN not in said and "Traceback" not in said
