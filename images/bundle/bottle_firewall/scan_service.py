@@ -23,8 +23,9 @@ length N followed by N bytes.
    at most ``MAX_ITEM`` bytes, a request at most ``MAX_REQUEST`` bytes in all.
 4. The client sends an empty frame (length 0): the request is complete.
 5. The server scans the items as they come, in batches (known secrets in every encoding,
-   then kingfisher's rules, over each item's bytes and their percent-decoded, NFKC and
-   hex/base32/base64url-decoded forms). Inline allow comments (``gitleaks:allow``,
+   then kingfisher's rules, over each item's bytes, their gzip/zlib/bzip2/xz layers (up to
+   three, each at most ``MAX_ITEM`` once decompressed, else the request is refused) and
+   their percent-decoded, NFKC and hex/base32/base64url-decoded forms, and over the label). Inline allow comments (``gitleaks:allow``,
    ``kingfisher:ignore``...) mean nothing here: the engine does not read them.
 6. The server answers with one frame of JSON and closes:
    ``{"ok": true, "items": N, "bytes": N, "findings": [{"item": i, "rule": r, "where": w}]}``
@@ -61,6 +62,7 @@ MAX_REQUEST = 2 * 1024 * 1024 * 1024  # one push
 MAX_FINDINGS = 200
 BATCH_BYTES = 8 * 1024 * 1024        # items are scanned in batches of about this size
 READ_TIMEOUT = 60.0
+COMPRESSED_LEADS = (b"\x1f", b"\x78", b"B", b"\xfd")  # gzip, zlib, bzip2, xz: see decompressed_layers
 MAX_SESSIONS = 4
 
 
@@ -116,11 +118,13 @@ class BatchScanner:
         self.bytes = 0
 
     def queue(self, label, data):
-        """Queue one item; True when the queue holds ``batch_bytes`` (time to ``flush``)."""
-        self._pending.append((Item(self.items, label), data))
+        """Queue one item (and its decompressed layers); True when the queue holds ``batch_bytes``."""
+        item = Item(self.items, label)
         self.items += 1
         self.bytes += len(data)
-        self._pending_bytes += len(data) + len(label)
+        for layer in [data] + decompressed_layers(data):
+            self._pending.append((item, layer))
+            self._pending_bytes += len(layer) + len(label)
         return self._pending_bytes >= self.batch_bytes
 
     def add(self, label, data):
@@ -184,6 +188,39 @@ class BatchScanner:
             leaky = any(looks_random(part, engine.min_length, engine.bits)
                         for part in label.replace("/", " ").split() if not _is_object_id(part))
         return "%s (name withheld)" % label.split(" ", 1)[0] if leaky else label
+
+
+def decompressed_layers(data, limit=None, depth=3):
+    """The decompressed forms of ``data`` when it is a gzip, zlib, bzip2 or xz stream (a secret
+    committed compressed), nested up to ``depth`` layers; each at most ``limit`` bytes (MAX_ITEM):
+    a stream that expands beyond is refused (ProtocolError), not cut. Not a stream: []."""
+    import bz2
+    import lzma
+    import zlib
+    limit = MAX_ITEM if limit is None else limit
+    layers = []
+    while depth > 0 and len(data) > 2:
+        if data[:2] == b"\x1f\x8b":
+            decoder = zlib.decompressobj(47)
+        elif data[0] == 0x78 and (data[0] << 8 | data[1]) % 31 == 0:
+            decoder = zlib.decompressobj(15)
+        elif data[:3] == b"BZh":
+            decoder = bz2.BZ2Decompressor()
+        elif data[:6] == b"\xfd7zXZ\x00":
+            decoder = lzma.LZMADecompressor()
+        else:
+            break
+        try:
+            out = decoder.decompress(data, limit + 1)
+        except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError):
+            break  # not really a stream: its raw bytes are scanned as they are
+        if len(out) > limit:
+            raise ProtocolError("an item decompresses to over %d bytes: it cannot be scanned whole" % limit)
+        if not out:
+            break
+        layers.append(out)
+        data, depth = out, depth - 1
+    return layers
 
 
 def _is_object_id(part):
@@ -298,7 +335,10 @@ class ScanService:
                 label, data = unpack_item(payload)
                 if len(data) > self.max_item:
                     raise ProtocolError("item %d is over the object limit of %d bytes" % (batch.items, self.max_item))
-                if batch.queue(label, data):
+                # A compressed-looking item is decompressed in a worker thread, not in the loop.
+                full = (await asyncio.to_thread(batch.queue, label, data) if data[:1] in COMPRESSED_LEADS
+                        else batch.queue(label, data))
+                if full:
                     await asyncio.to_thread(batch.flush)
             findings = await asyncio.to_thread(batch.finish)
             LOG.info("egress: scan service: %d item(s), %d byte(s), %d finding(s)", batch.items, batch.bytes,

@@ -24,7 +24,7 @@ SECRETS = {
     "provider": (GHP, "dlp:"),
     "base64-known": (base64.b64encode(KNOWN.encode()).decode(), "known-secret"),
 }
-KINDS = ("blob-text", "blob-binary", "commit-message", "author-name", "author-email", "committer", "gpgsig",
+KINDS = ("blob-text", "blob-binary", "blob-gzip", "commit-message", "author-name", "author-email", "committer", "gpgsig",
          "mergetag", "unknown-header", "tag-message", "tagger", "tree-entry-name", "ref-name", "note")
 IDENT = {"GIT_AUTHOR_NAME": "Agent", "GIT_AUTHOR_EMAIL": "agent@example.com", "GIT_COMMITTER_NAME": "Agent",
          "GIT_COMMITTER_EMAIL": "agent@example.com", "GIT_CONFIG_NOSYSTEM": "1"}
@@ -71,6 +71,12 @@ def build(kind, work, secret, tag):
         git(work, "add", "asset.bin")
         git(work, "commit", "-qm", "add asset")
         return ["HEAD:" + branch], "blob asset.bin"
+    if kind == "blob-gzip":
+        import gzip
+        (work / "dump.json.gz").write_bytes(gzip.compress(("{\"key\": \"%s\"}\n" % secret).encode(), mtime=0))
+        git(work, "add", "dump.json.gz")
+        git(work, "commit", "-qm", "add a dump")
+        return ["HEAD:" + branch], "blob dump.json.gz"
     if kind == "commit-message":
         git(work, "commit", "-q", "--allow-empty", "-m", "fix the build\n\nthe value is %s" % secret)
         return ["HEAD:" + branch], "message"

@@ -191,3 +191,24 @@ def test_peer_uid_reads_the_connecting_process(sock_dir):
     finally:
         left.close()
         right.close()
+
+
+def test_a_compressed_item_is_scanned_decompressed(known_engine):
+    import bz2
+    import gzip
+    import lzma
+    import zlib
+    secret = ("x = %s\n" % KNOWN_SECRET).encode()
+    batch = scan_service.BatchScanner(known_engine)
+    forms = [gzip.compress(secret), zlib.compress(secret), bz2.compress(secret), lzma.compress(secret),
+             gzip.compress(gzip.compress(secret)), b"\x1f\x8bnot gzip at all " * 3]
+    for index, data in enumerate(forms):
+        batch.add("blob f%d.gz (%012d)" % (index, index), data)
+    assert sorted(f["item"] for f in batch.finish() if f["rule"] == "known-secret") == [0, 1, 2, 3, 4]
+
+
+def test_a_decompression_bomb_is_refused_not_cut():
+    import gzip
+    with pytest.raises(scan_service.ProtocolError, match="decompresses to over 1000 bytes"):
+        scan_service.decompressed_layers(gzip.compress(b"\0" * 5000), limit=1000)
+    assert scan_service.decompressed_layers(b"plain text") == []
