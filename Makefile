@@ -14,7 +14,7 @@ help:
 	@echo "make demo    set up and launch the demo agent in a bottle"
 	@echo "make console watch bottles and decide their asks (ARGS='-i inventory.yml' for an inventory's hosts)"
 	@echo "make test    set up and run every test (lint, sanity, unit, integration, molecule)"
-	@echo "make bench   launch-cost, chain, DLP-scan and fleet benchmarks"
+	@echo "make bench   launch-cost, chain, DLP-scan, git-push-scan and fleet benchmarks"
 	@echo "make pipelock-images   the optional pipelock hop (needs a pipelock image or PIPELOCK_BINARY)"
 
 setup:
@@ -68,6 +68,7 @@ molecule: test-images
 # Every benchmark's whole code path with tiny sizes, so none rots (part of make test).
 bench-smoke: test-images
 	$(VENV)/python bench/dlp_scan.py --smoke
+	$(VENV)/python bench/git_scan.py --smoke
 	$(VENV)/python bench/chain.py --smoke
 	$(VENV)/python bench/launch.py --smoke
 
@@ -76,6 +77,7 @@ test: lint sanity unit integration molecule bench-smoke
 bench: test-images
 	$(VENV)/python bench/launch.py
 	$(VENV)/python bench/dlp_scan.py
+	$(VENV)/python bench/git_scan.py
 	$(VENV)/python bench/chain.py
 	EXTRA_CA="$(EXTRA_CA)" $(VENV)/python bench/fleet.py
 

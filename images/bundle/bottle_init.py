@@ -66,6 +66,8 @@ EGRESS_CONFDIR = RUN_DIR + "/egress/mitmproxy"
 EGRESS_CA = EGRESS_CONFDIR + "/mitmproxy-ca-cert.pem"
 # Firewall decisions (JSON lines) kept on the managed host when the role mounts this directory.
 AUDIT_DIR = "/var/lib/bottle/audit"
+# egress's scan service for git-gate (bottle_firewall/scan_service.py): its socket's directory.
+SCAN_DIR = RUN_DIR + "/dlp"
 # kingfisher's compiled rules, built into the image (a cold compile takes seconds).
 RULES_CACHE = "/opt/egress/rules-cache"
 
@@ -429,6 +431,21 @@ def prepare_store(root, pw):
     ensure_dir_owned(os.path.join(root, "proposals"), pw.pw_uid, gid, 0o2770)
 
 
+def prepare_scan_dir(names, path=None):
+    """The directory of egress's scan socket (git-gate's pushes are scanned by egress's DLP engine,
+    bottle_firewall/scan_service.py): owned by egress, group gitgate, mode 2710 (git-gate's uid may
+    reach the socket, list nothing; the setgid bit gives the socket the gitgate group). Only when
+    both daemons run; a stale directory is emptied first. Returns the path, or None."""
+    if not ("egress" in names and "git-gate" in names):
+        return None
+    path = path or SCAN_DIR
+    shutil.rmtree(path, ignore_errors=True)
+    os.makedirs(path, mode=0o700)
+    os.chown(path, pwd.getpwnam(daemon_user("egress")).pw_uid, pwd.getpwnam(daemon_user("git-gate")).pw_gid)
+    os.chmod(path, 0o2710)
+    return path
+
+
 def ca_commands(key, cert):
     """openssl argv lists that make the bottle CA: an ECDSA P-256 key in SEC1 form (what both mitmproxy
     and the optional pipelock read) and a self-signed CA certificate valid for ten years."""
@@ -644,6 +661,7 @@ def main():
         if "pipelock" in names:
             install_chain(pwd.getpwnam("pipelock").pw_uid)
         stage_config(names)
+        prepare_scan_dir(names)
         supervisor.start_all()
     except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
         log("start-up failed: %s" % exc)

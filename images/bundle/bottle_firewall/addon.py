@@ -84,7 +84,7 @@ import time
 import traceback
 from urllib.parse import urljoin, urlsplit
 
-from . import layers, policy, protocol, redact, release, routes, ssrf
+from . import layers, policy, protocol, redact, release, routes, scan_service, ssrf
 from .audit import Audit
 from .bodies import BodyError, decode_content
 from .dlp import Engine
@@ -419,6 +419,7 @@ class Firewall:
         self.tunnels = {}
         self.pinned = {}
         self.waits = {}        # id(flow) -> release.Wait of each request held for the operator
+        self.scan_service = None  # git-gate's scans (scan_service.ScanService), started by `running`
         self.stopping = False
         self.hold_clock = time.monotonic
         self.hold_interval = 0.5
@@ -690,9 +691,31 @@ class Firewall:
             if wait.client_id == client.id:
                 wait.stop("disconnected")
 
+    def running(self):
+        """egress is up: serve git-gate's scans with this engine (scan_service), when bottle-init
+        made the socket's directory (git-gate runs in this bundle). Failing to start is loud; git-gate
+        then refuses every push (it cannot reach a scanner). Synchronous (mitmproxy calls ``running``
+        synchronously when it reloads a script): the server starts in a task of the running loop,
+        which is returned."""
+        path = os.environ.get("BOTTLE_EGRESS_SCAN_SOCKET", scan_service.DEFAULT_SOCKET)
+        if self.scan_service is not None or not os.path.isdir(os.path.dirname(path)):
+            return None
+        self.scan_service = scan_service.ScanService(self.engine, path, self.refresh)
+
+        async def start(service):
+            try:
+                await service.start()
+            except Exception as exc:
+                LOG.error("egress: git-gate's scan service did not start (%s: %s); every push is refused",
+                          type(exc).__name__, exc)
+        return asyncio.get_running_loop().create_task(start(self.scan_service))
+
     def done(self):
         """egress stops: every request held for the operator is killed, never sent."""
         self.stopping = True
+        if self.scan_service is not None:
+            self.scan_service.close()
+            self.scan_service = None
         for wait in list(self.waits.values()):
             wait.stop("stopped")
             try:
