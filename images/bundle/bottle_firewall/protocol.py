@@ -94,4 +94,4 @@ def websocket_problem(method, http_version, headers):
 
 def upgrade_requested(headers):
     """Whether the request asks for any protocol switch (an ``Upgrade`` header, even empty)."""
-    return any(name.lower() == "upgrade" for name, _ in headers)
+    return any(field[0].lower() == "upgrade" for field in headers)

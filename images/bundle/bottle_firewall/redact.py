@@ -43,8 +43,8 @@ def credential_forms(credentials):
     for credential in credentials:
         if not credential:
             continue
-        texts = set(secret_variants(credential)) | {credential, quote(credential, safe=""),
-                                                     credential.replace("/", "\\/")}
+        texts = set(secret_variants(credential))
+        texts |= {credential, quote(credential, safe=""), credential.replace("/", "\\/")}
         for text in texts:
             forms.add(text.encode("utf-8", "surrogatepass"))
             if max(text) < "\u0100":

@@ -113,8 +113,8 @@ RAW_ONLY = [
 
 
 @pytest.mark.parametrize("name, body, content_type, encoding", RAW_ONLY, ids=[case[0] for case in RAW_ONLY])
-def test_a_known_secret_the_parser_does_not_extract_is_found_in_the_raw_bytes(proxy, name, body, content_type,
-                                                                               encoding):
+def test_a_known_secret_the_parser_does_not_extract_is_found_in_the_raw_bytes(
+        proxy, name, body, content_type, encoding):
     flow = post(proxy, body, content_type, encoding)
     text = refused(proxy, flow, 403, "known-secret")
     assert "found in body" in text
@@ -262,10 +262,8 @@ def test_two_content_type_headers_are_refused(proxy):
     client, connect = proxy.connect("www.example.com")
     proxy.hello(client, "www.example.com")
     from fakes import Flow, Request
-    flow = Flow(client, Request("POST", connect.request.data.host, 443, "/", [("Host", "www.example.com"),
-                                                                            ("Content-Type", "text/plain"),
-                                                                            ("Content-Type", "application/json")],
-                                b'{"a": 1}'))
+    headers = [("Host", "www.example.com"), ("Content-Type", "text/plain"), ("Content-Type", "application/json")]
+    flow = Flow(client, Request("POST", connect.request.data.host, 443, "/", headers, b'{"a": 1}'))
     proxy.send(flow, (connect.request.data.host, 443))
     assert "2 content-type headers" in refused(proxy, flow, 400, "body-parse")
 
@@ -358,8 +356,8 @@ def _wrapped(secret, how):
 
 
 @HYPOTHESIS
-@given(secret=st.sampled_from(SECRETS), how=st.sampled_from(["raw", "percent", "percent-twice", "base64",
-                                                              "base64url", "hex", "HEX", "base32"]),
+@given(secret=st.sampled_from(SECRETS),
+       how=st.sampled_from(["raw", "percent", "percent-twice", "base64", "base64url", "hex", "HEX", "base32"]),
        before=st.binary(max_size=64), after=st.binary(max_size=64),
        content_type=st.sampled_from(CONTENT_TYPES), encoding=st.sampled_from([None, "gzip", "deflate", "br"]))
 def test_generated_a_known_secret_anywhere_never_passes(known_engine, secret, how, before, after, content_type,
@@ -417,8 +415,8 @@ LARGE_FILLER = b" " * (dlp.PARALLEL_BYTES + 1000)
     ("utf16", ("note: " + PASSWORD).encode("utf-16") + LARGE_FILLER.decode().encode("utf-16")[2:],
      "text/plain; charset=utf-16", None, "known-secret"),
 ])
-def test_large_bodies_take_the_parallel_path_and_are_scanned_as_sent_too(proxy, name, body, content_type, encoding,
-                                                                          rule):
+def test_large_bodies_take_the_parallel_path_and_are_scanned_as_sent_too(
+        proxy, name, body, content_type, encoding, rule):
     flow = post(proxy, body, content_type, encoding)
     got = flow.response.headers["X-Bottle-Egress-Rule"] if flow.response is not None else None
     assert got == rule or (rule == "dlp:*" and (got or "").startswith("dlp:")), (name, got)

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fakes import ROUTE_TOKEN, Headers, Proxy
+from fakes import ROUTE_TOKEN, Headers
 from bottle_firewall import redact
 
 TOKEN = "tok+en/with=odd-chars_0123456789abcdef"
