@@ -133,7 +133,7 @@ def _check_firewall(firewall, path):
                         "the largest request body the firewall scans, in bytes (default 16777216, 16 MiB)")
     if "requests_per_minute" in firewall:
         _check_positive(firewall["requests_per_minute"], path + ".requests_per_minute",
-                        "requests a minute the agent may send to one host (default 600)")
+                        "requests a minute the agent may send to one registrable domain (default 6000, burst 3000)")
     if "dlp_action" in firewall and firewall["dlp_action"] not in DLP_ACTIONS:
         raise ManifestError("%s.dlp_action %r is not block or supervise: block refuses a request in which the "
                             "firewall's DLP finds a secret (the default); supervise holds it and asks the operator "
