@@ -56,7 +56,8 @@ MODEL_AUTH = {
 MODEL_PLACEHOLDER = "bottle-placeholder-%s"
 # Environment names the bottle sets itself: a policy must not override the way out.
 RESERVED_ENV = {"HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy", "NO_PROXY", "no_proxy",
-                "NODE_EXTRA_CA_CERTS", "ALL_PROXY", "all_proxy"}
+                "NODE_EXTRA_CA_CERTS", "ALL_PROXY", "all_proxy", "SSL_CERT_FILE", "CURL_CA_BUNDLE",
+                "REQUESTS_CA_BUNDLE", "PIP_CERT", "GIT_SSL_CAINFO", "CARGO_HTTP_CAINFO"}
 
 
 class ManifestError(ValueError):
