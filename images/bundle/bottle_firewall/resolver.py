@@ -26,8 +26,8 @@ is a whole second), so this module speaks DNS itself:
    (0.2, 0.4, 0.8, 1.6 by default: one dropped query costs 0.2 s, and a lookup gives up after
    3 s). Once one of the two has addresses, the other gets ``grace`` (0.5 s) more: a resolver
    that never answers AAAA does not cost every lookup 3 s. A truncated answer is asked again
-   over TCP. ``search`` and ``ndots`` are applied as
-   glibc applies them; resolv.conf's own ``timeout``/``attempts`` are deliberately not.
+   over TCP. ``search`` and ``ndots`` are applied as glibc applies them, and resolv.conf is
+   read again when it changes; its own ``timeout``/``attempts`` are deliberately not applied.
 5. The answer is a list of address strings. The caller (``ssrf.SsrfGuard``) checks every one,
    cached or fresh alike, and egress dials the address it checked: a cache cannot open a
    rebinding window, since nothing is looked up again between the check and the dial.
@@ -291,6 +291,7 @@ class Resolver:
         self._configured = (nameservers, search, ndots)
         self.resolv_conf = resolv_conf
         self.settings = None
+        self.resolv_mtime = "unread"
         self.hosts = HostsFile(hosts_path) if hosts_path else None
         self.attempt_timeouts = tuple(attempt_timeouts)
         self.max_entries = max_entries
@@ -304,7 +305,13 @@ class Resolver:
         self.answered = collections.Counter()
 
     def _settings(self):
-        if self.settings is None:
+        """(nameservers, search, ndots); resolv.conf is read again when it changes, as glibc does."""
+        try:
+            mtime = os.stat(self.resolv_conf).st_mtime_ns
+        except OSError:
+            mtime = None
+        if self.settings is None or mtime != self.resolv_mtime:
+            self.resolv_mtime = mtime
             servers, search, ndots = read_resolv_conf(self.resolv_conf)
             wanted_servers, wanted_search, wanted_ndots = self._configured
             self.settings = (list(wanted_servers) if wanted_servers else servers,

@@ -288,6 +288,18 @@ def test_resolv_conf_is_read(tmp_path):
     assert resolver_module.read_resolv_conf(str(tmp_path / "absent"))[0] == [("127.0.0.1", 53)]
 
 
+def test_resolv_conf_is_read_again_when_it_changes(tmp_path, clock):
+    conf = tmp_path / "resolv.conf"
+    conf.write_text("nameserver 192.0.2.1\n", encoding="utf-8")
+    transport = FakeTransport(dnsserver.Zone(ZONE), clock)
+    resolver = resolver_module.Resolver(hosts_path=None, resolv_conf=str(conf), transport=transport, clock=clock)
+    run(resolver("registry.bottle.test", 443))
+    conf.write_text("nameserver 192.0.2.2\n", encoding="utf-8")
+    os.utime(conf, ns=(1, 2))
+    run(resolver("v4only.bottle.test", 443))
+    assert [server for server, _name, _qtype, _tcp in transport.sent] == [("192.0.2.1", 53)] * 2 + [("192.0.2.2", 53)] * 2
+
+
 def test_a_caller_that_goes_away_does_not_cancel_the_others_lookup(clock):
     resolver, transport = make(clock)
 
