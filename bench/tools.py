@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -205,8 +204,8 @@ class Tools:
                   check=False, timeout=1800)
         elapsed = time.monotonic() - start
         if proc.returncode != 0:
-            raise BenchError("%s: %s failed (rc %d):\n%s" % (container, script.split("&&")[-1].strip()[:60],
-                                                            proc.returncode, (proc.stdout + proc.stderr)[-2500:]))
+            raise BenchError("%s: %s failed (rc %d):\n%s" % (
+                container, script.split("&&")[-1].strip()[:60], proc.returncode, (proc.stdout + proc.stderr)[-2500:]))
         return elapsed, proc.stdout + proc.stderr
 
     def installs(self, label, container, plain=False):
@@ -299,15 +298,15 @@ class Tools:
         base = self.results[0]
         print("\n%-28s %8s %8s %8s %8s" % ("", "npm s", "x plain", "pip s", "x plain"))
         for row in self.results:
-            print("%-28s %8.2f %8.2f %8.2f %8.2f" % (row["where"], row["npm_s"], row["npm_s"] / base["npm_s"],
-                                                      row["pip_s"], row["pip_s"] / base["pip_s"]))
+            print("%-28s %8.2f %8.2f %8.2f %8.2f" % (
+                row["where"], row["npm_s"], row["npm_s"] / base["npm_s"], row["pip_s"], row["pip_s"] / base["pip_s"]))
         print("rate-limit refusals in the bottle: %d" % refused)
         if refused:
             raise BenchError("the bottle answered %d requests 429: real work met the rate limit" % refused)
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--smoke", action="store_true", help="plain and bottle once each (make bench-smoke)")
     parser.add_argument("--real", action="store_true", help="the public registries (make bench-real; opt-in)")
     parser.add_argument("--bundle-image", default=os.environ.get("BUNDLE_IMAGE", "botbottle/bundle:latest"))

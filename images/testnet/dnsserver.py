@@ -184,7 +184,7 @@ def parse_records(specs):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--listen", default="0.0.0.0:53", help="address:port (UDP and TCP)")
     parser.add_argument("--ttl", type=int, default=60)
     parser.add_argument("--negative-ttl", type=int, default=5)
@@ -193,7 +193,7 @@ def main(argv=None):
     parser.add_argument("--log", action="store_true")
     parser.add_argument("records", nargs="*")
     args = parser.parse_args(argv)
-    host, _, port = args.listen.rpartition(":")
+    host, _sep, port = args.listen.rpartition(":")
     server = Server(Zone(parse_records(args.records), args.ttl, args.negative_ttl), host, int(port),
                     args.drop_share, args.window, args.log).start()
     print("dns: listening on %s:%d, dropping %.0f%% of concurrent queries"

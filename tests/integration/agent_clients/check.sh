@@ -72,7 +72,7 @@ phase() {
     elif [[ $expect == refused ]] && grep -Eq "$refused" <<<"$output"; then
       echo "ok   $name refuses a certificate of another CA"; passed=$((passed + 1))
     else
-      echo "FAIL $name with $which ($expect expected):"; sed 's/^/    /' <<<"$output" | tail -n 8
+      echo "FAIL $name with $which ($expect expected):"; tail -n 8 <<<"$output" | while IFS= read -r line; do echo "    $line"; done
       failed=$((failed + 1))
     fi
   done

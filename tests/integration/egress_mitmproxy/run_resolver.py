@@ -49,16 +49,16 @@ async def test_concurrent_lookups_send_one_query_per_name_per_ttl_and_none_stall
     try:
         resolver = Resolver(nameservers=[server.address], search=[], hosts_path=None)
         names = ["registry.bottle.test", "pypi.bottle.test"]
-        results = await asyncio.gather(*[timed(resolver, name) for name in names for _ in range(32)])
+        results = await asyncio.gather(*[timed(resolver, name) for name in names for _index in range(32)])
         assert sum(server.dropped.values()) > 0, "the server dropped nothing: %r" % dict(server.counts)
-        worst = max(seconds for seconds, _ in results)
+        worst = max(seconds for seconds, _addresses in results)
         assert worst < 1.0, "a lookup took %.2f s with queries dropped" % worst
-        assert {tuple(addresses) for _, addresses in results} == {
+        assert {tuple(addresses) for _seconds, addresses in results} == {
             ("93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946"), ("93.184.216.35",)}
         for name in names:
             assert answered(server, name) == {"A": 1, "AAAA": 1}, (name, dict(server.counts), dict(server.dropped))
         before = sum(server.counts.values())
-        await asyncio.gather(*[resolver(name, 443) for name in names for _ in range(32)])
+        await asyncio.gather(*[resolver(name, 443) for name in names for _index in range(32)])
         assert sum(server.counts.values()) == before, "cached answers were asked again"
     finally:
         server.stop()
@@ -69,7 +69,7 @@ async def test_the_firewall_dials_the_address_its_check_passed(env):
     try:
         resolver = Resolver(nameservers=[server.address], search=[], hosts_path=None)
         env.fw.resolver = env.fw.guard.resolver = resolver
-        connects = await asyncio.gather(*[env.connect("www.example.com") for _ in range(16)])
+        connects = await asyncio.gather(*[env.connect("www.example.com") for _index in range(16)])
         for _client, connect in connects:
             assert connect.response is None and connect.request.host == "93.184.216.34", connect.request.host
         assert answered(server, "www.example.com") == {"A": 1, "AAAA": 1}

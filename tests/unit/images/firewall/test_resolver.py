@@ -106,7 +106,7 @@ def test_concurrent_lookups_of_one_name_send_one_query_per_type(clock):
     resolver, transport = make(clock)
 
     async def many():
-        return await asyncio.gather(*[resolver("registry.bottle.test", 443) for _ in range(32)])
+        return await asyncio.gather(*[resolver("registry.bottle.test", 443) for _index in range(32)])
 
     results = run(many())
     assert all(result == results[0] for result in results)
@@ -122,7 +122,7 @@ def test_a_dropped_query_costs_one_short_retry_and_is_asked_once_more(clock):
 
     async def many():
         return await asyncio.gather(*[resolver(name, 443) for name in ("registry.bottle.test", "v4only.bottle.test")
-                                      for _ in range(16)])
+                                      for _index in range(16)])
 
     results = run(many())
     assert results[0][0] == "93.184.216.34" and results[-1] == ["93.184.216.35"]
@@ -186,7 +186,7 @@ def test_no_answer_at_all_fails_like_getaddrinfo_and_is_remembered_briefly(clock
 
 def test_a_name_that_does_not_exist_is_cached_for_the_short_negative_ttl(clock):
     resolver, transport = make(clock, negative_ttl=3.0)
-    for _ in range(3):
+    for _index in range(3):
         with pytest.raises(socket.gaierror) as info:
             run(resolver("missing.bottle.test", 443))
         assert info.value.errno == socket.EAI_NONAME
@@ -319,7 +319,7 @@ def guard(resolver, trusted=()):
 
 def test_ssrf_is_applied_to_cached_answers_and_to_the_address_dialled(clock):
     resolver, transport = make(clock)
-    for _ in range(2):  # fresh, then from the cache: refused alike
+    for _index in range(2):  # fresh, then from the cache: refused alike
         result = asyncio.run(guard(resolver).resolve("internal.bottle.test", 443))
         assert not result.allowed and "10.1.2.3" in result.reason
         result = asyncio.run(guard(resolver).resolve("rebind.bottle.test", 443))
