@@ -74,8 +74,9 @@ OPTION_DEFAULTS = {"pipelock": False, "ssrf_ip_allowlist": [], "upstream_ca": ""
 
 DEFAULT_PORTS = [80, 443]
 DEFAULT_MAX_BODY_BYTES = 16777216
-DEFAULT_REQUESTS_PER_MINUTE = 600
-DEFAULT_BURST = 120
+# The egress addon's own default (bottle_firewall/policy.py DEFAULT_RATE; a unit test keeps them equal).
+DEFAULT_REQUESTS_PER_MINUTE = 6000
+DEFAULT_BURST = 3000
 ENTROPY_MIN_LENGTH = 20
 ENTROPY_BITS = 4.5
 SUPERVISE_DEFAULTS = {"wait_seconds": 20, "max_pending": 20}

@@ -55,7 +55,8 @@ MODEL_AUTH = {
 MODEL_PLACEHOLDER = "bottle-placeholder-%s"
 # Environment names the bottle sets itself: a policy must not override the way out.
 RESERVED_ENV = {"HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy", "NO_PROXY", "no_proxy",
-                "NODE_EXTRA_CA_CERTS", "ALL_PROXY", "all_proxy"}
+                "NODE_EXTRA_CA_CERTS", "ALL_PROXY", "all_proxy", "SSL_CERT_FILE", "CURL_CA_BUNDLE",
+                "REQUESTS_CA_BUNDLE", "PIP_CERT", "GIT_SSL_CAINFO", "CARGO_HTTP_CAINFO"}
 
 
 class ManifestError(ValueError):
@@ -142,7 +143,7 @@ def _check_firewall(firewall, path):
                         "the largest request body the firewall scans, in bytes (default 16777216, 16 MiB)")
     if "requests_per_minute" in firewall:
         _check_positive(firewall["requests_per_minute"], path + ".requests_per_minute",
-                        "requests a minute the agent may send to one host (default 600)")
+                        "requests a minute the agent may send to one registrable domain (default 6000, burst 3000)")
     if "dlp_action" in firewall and firewall["dlp_action"] not in DLP_ACTIONS:
         raise ManifestError("%s.dlp_action %r is not block or supervise: block refuses a request in which the "
                             "firewall's DLP finds a secret (the default); supervise holds it and asks the operator "

@@ -5,7 +5,7 @@
 # The egress firewall addon (images/bundle/bottle_firewall) under mitmproxy 12 itself: runs
 # every tests/integration/egress_mitmproxy/run_*.py inside the bundle image ($BUNDLE_IMAGE,
 # default botbottle/bundle:latest) with its /opt/egress Python (3.13, mitmproxy, kingfisher),
-# the working copy mounted read-only, no network. Short --rm containers only; nothing is built.
+# the working copy mounted read-only (images/testnet at /testnet: its DNS server), no network. Short --rm containers only; nothing is built.
 # Last line: "N passed, N failed"; exit status non-zero when anything failed.
 set -u -o pipefail
 
@@ -40,7 +40,8 @@ for script in "$here"/egress_mitmproxy/run_*.py; do
     output="$(timeout 600 docker run --rm --network none --user egress \
         -e PYTHONDONTWRITEBYTECODE=1 -e BOTTLE_SRC=/src -e HYPOTHESIS_PATH=/hyp -e CI="${CI:-}" \
         "${hyp_mounts[@]}" \
-        -v "$repo/images/bundle:/src:ro" -v "$here/egress_mitmproxy:/t:ro" \
+        -v "$repo/images/bundle:/src:ro" -v "$repo/images/testnet:/testnet:ro" \
+        -v "$here/egress_mitmproxy:/t:ro" \
         --entrypoint /opt/egress/bin/python "$image" "/t/$name" 2>&1)"
     status=$?
     echo "$output"

@@ -36,7 +36,8 @@ SUPERVISE_TIMEOUT_RANGE = (5, 600)
 DEFAULT_DLP = {"max_body_bytes": 16 * 1024 * 1024, "entropy_min_length": 20, "entropy_bits": 4.5,
                "action": "block", "supervise_timeout": 120, "supervise_url": "http://127.0.0.1:9101"}
 DLP_NUMBERS = ("max_body_bytes", "entropy_min_length", "entropy_bits")
-DEFAULT_RATE = {"requests_per_minute": 600, "burst": 120}
+# Sized in ratelimit.py's docstring: no real tool run (npm ci of thousands of packages) reaches it.
+DEFAULT_RATE = {"requests_per_minute": 6000, "burst": 3000}
 MODES = ("firewall", "behind-pipelock")
 TOP_KEYS = ("version", "mode", "allowed_hosts", "ports", "passthrough_domains", "trusted_domains",
             "ssrf_ip_allowlist", "routes", "dlp", "rate_limit", "websocket_hosts")

@@ -38,7 +38,7 @@ EGRESS_GOLDEN = {
     "routes": POLICY["egress"]["routes"],
     "dlp": {"max_body_bytes": 16777216, "entropy_min_length": 20, "entropy_bits": 4.5,
             "action": "block", "supervise_timeout": 120, "supervise_url": "http://127.0.0.1:9101"},
-    "rate_limit": {"requests_per_minute": 600, "burst": 120},
+    "rate_limit": {"requests_per_minute": 6000, "burst": 3000},
 }
 
 # What roles/bottle/templates/pipelock.yaml.j2 (removed) rendered for POLICY_PL, parsed: the Python
