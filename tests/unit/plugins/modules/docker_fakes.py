@@ -15,7 +15,9 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import itertools
+import io
 import json
+import tarfile
 
 from unittest import mock
 
@@ -165,6 +167,23 @@ class FakeContainer:
 
     def env(self):
         return dict(item.partition("=")[::2] for item in self.attrs["Config"]["Env"])
+
+    def get_archive(self, path):
+        """The engine's archive of ``path`` (the agent's home): ``self.home`` ({relative path: bytes}) under the
+        folder's own name, read in a stopped container as well."""
+        buf = io.BytesIO()
+        top = path.rstrip("/").rsplit("/", 1)[-1]
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            for folder in (top, top + "/work"):
+                info = tarfile.TarInfo(folder)
+                info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+            for rel, content in sorted(getattr(self, "home", {}).items()):
+                info = tarfile.TarInfo(top + "/" + rel)
+                info.size = len(content)
+                tar.addfile(info, io.BytesIO(content))
+        self.engine.archives_read.append((self.name, path))
+        return iter([buf.getvalue()]), {"name": top}
 
     def exec_run(self, argv, user="", demux=False, environment=None):
         self.engine.execs.append((self.name, list(argv), user, environment))
@@ -326,6 +345,7 @@ class FakeEngine:
         self.images = []
         self.created = []
         self.execs = []
+        self.archives_read = []
         self.on_create = None  # called with each new container (to script its behaviour)
         self._ports = itertools.count(49153)
         self.client = mock.Mock(spec=["networks", "containers", "images", "api", "ping"])
