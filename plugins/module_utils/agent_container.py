@@ -5,9 +5,12 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from urllib.parse import urlsplit
 
-from ansible_collections.botbottle.bottle.plugins.module_utils import naming
+from ansible_collections.botbottle.bottle.plugins.module_utils import agent_work, audit_archive, naming
 from ansible_collections.botbottle.bottle.plugins.module_utils.container_manager import (
     ENV, IMAGE, LABELS, NETWORKS, ContainerManager, Option, argument_spec, pinned_ip)
 from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import DockerException
@@ -68,6 +71,37 @@ class AgentManager(ContainerManager):
             self.module.fail_json(msg="user %r runs the agent as root: use a non-root uid:gid such as '1000:1000'"
                                       % self.p["user"])
 
+    def before_recreate(self, diffs):
+        """The agent's work goes into an archive before its container is made again (``work_archive_root``):
+        ``<root>/<slug>-<UTC time>/work/``, as a teardown keeps it. Work that cannot be kept fails the module with
+        the container as it was. The result's ``work`` says what was kept (in check mode, what would be)."""
+        root = self.p.get("work_archive_root")
+        if not root:
+            return
+        root = os.path.abspath(os.path.expanduser(root))
+        staging = None
+        try:
+            os.makedirs(root, mode=0o700, exist_ok=True)
+            staging = tempfile.mkdtemp(prefix=".%s-work-" % self.p["slug"], dir=root)
+            work = agent_work.snapshot_container(self.container, staging, self.p["work_max_bytes"])
+            made = None
+            if work["lines"] and not self.check_mode:
+                # No state directory is copied: the bottle's audit stays with the bottle.
+                made = audit_archive.create(os.path.join(staging, "no-state"), root, self.p["slug"],
+                                            work=staging)["path"]
+        except (agent_work.WorkError, audit_archive.ArchiveError, OSError) as exc:
+            self.module.fail_json(msg="the agent container %s must be recreated (%s differ) but its work could not be "
+                                      "kept first: %s. The container was left as it was. Fix the cause, take the work "
+                                      "out (playbooks/snapshot.yml), or discard it explicitly with "
+                                      "-e bottle_archive_work=false" % (self.name, ", ".join(diffs), exc))
+        finally:
+            if staging:
+                shutil.rmtree(staging, ignore_errors=True)
+        where = made or "<archive>"
+        self.result["work"] = dict(work, restore=os.path.join(made, "work", "RESTORE.txt") if made else None, lines=[
+            "%s%s" % ("would keep " if self.check_mode else "kept ", line.replace("-> work/", "-> %s/work/" % where, 1))
+            for line in work["lines"]])
+
     # The hardening: fixed, no option weakens it (see DOCUMENTATION).
     def host_config(self, want):
         return dict(
@@ -90,4 +124,6 @@ AGENT_SPEC = argument_spec(
     user=dict(type="str", default="1000:1000"),
     memory=dict(type="str"),
     pids_limit=dict(type="int", default=512),
+    work_archive_root=dict(type="path"),
+    work_max_bytes=dict(type="int", default=agent_work.DEFAULT_MAX_BYTES),
 )

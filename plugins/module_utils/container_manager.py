@@ -141,6 +141,9 @@ class ContainerManager:
         """The settings as shown in the diff; ``container`` is the existing one (None: the wanted state)."""
         return settings
 
+    def before_recreate(self, diffs):
+        """Before a container that differs by ``diffs`` is removed to be made again (in check mode too: it would be)."""
+
     def converge(self, before, after):
         """Nothing to recreate: start the container if it is stopped."""
         self.start_if_stopped()
@@ -194,6 +197,7 @@ class ContainerManager:
             diffs = self.differences(have, want)
             if diffs:
                 self.result.update(changed=True, recreated_for=diffs)
+                self.before_recreate(diffs)
                 if not self.check_mode:
                     self.container.remove(force=True)
                     self.create(want)

@@ -137,3 +137,56 @@ def test_absent(engine):
     assert run(engine, state="absent")["changed"]
     assert "bb-demo-agent" not in engine.containers
     assert not run(engine, state="absent")["changed"]
+
+
+# -- a recreate keeps the agent's work first (work_archive_root)
+
+def give_work(container, tmp_path):
+    """~/work/proj with a commit no upstream has."""
+    import os
+    import subprocess
+    home = tmp_path / "home"
+    repo = home / "work" / "proj"
+    repo.mkdir(parents=True)
+    env = dict(os.environ, GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=os.devnull, GIT_AUTHOR_NAME="a",
+               GIT_AUTHOR_EMAIL="a@x", GIT_COMMITTER_NAME="a", GIT_COMMITTER_EMAIL="a@x")
+    for argv in (["init", "-q", "-b", "main"], ["commit", "-q", "--allow-empty", "-m", "mine"]):
+        subprocess.run(["git", "-C", str(repo)] + argv, env=env, check=True, capture_output=True)
+    container.home = {str(p.relative_to(home)): p.read_bytes() for p in home.rglob("*") if p.is_file()}
+
+
+def test_a_recreate_keeps_the_work_first(engine, tmp_path):
+    run(engine)
+    give_work(engine.containers["bb-demo-agent"], tmp_path)
+    result = run(engine, work_archive_root=str(tmp_path / "archive"), memory="1g")
+    assert result["recreated_for"] == ["memory"]
+    assert engine.archives_read == [("bb-demo-agent", "/home/agent")]
+    (archive,) = (tmp_path / "archive").iterdir()
+    assert archive.name.startswith("demo-") and (archive / "work" / "work" / "proj" / "repo.bundle").is_file()
+    assert result["work"]["lines"] == ["kept ~/work/proj: 1 unpushed commit (main) -> %s/work/work/proj/repo.bundle "
+                                       "(complete)" % archive]
+    assert not (archive / "supervise").exists()  # the audit stays with the bottle
+
+
+def test_check_mode_says_what_a_recreate_would_keep(engine, tmp_path):
+    run(engine)
+    give_work(engine.containers["bb-demo-agent"], tmp_path)
+    result = run(engine, check=True, work_archive_root=str(tmp_path / "archive"), memory="1g")
+    assert result["work"]["lines"][0].startswith("would keep ~/work/proj: 1 unpushed commit")
+    assert [p.name for p in (tmp_path / "archive").iterdir()] == []
+
+
+def test_work_that_cannot_be_kept_leaves_the_container_as_it_was(engine, tmp_path):
+    from unittest import mock
+    first = run(engine)
+    engine.containers["bb-demo-agent"].get_archive = mock.Mock(side_effect=OSError("engine gone"))
+    with pytest.raises(Failed) as err:
+        run(engine, work_archive_root=str(tmp_path / "archive"), memory="1g")
+    assert "must be recreated (memory differ) but its work could not be kept first" in err.value.result["msg"]
+    assert engine.containers["bb-demo-agent"].id == first["container"]["id"]
+
+
+def test_no_work_keeps_no_archive(engine, tmp_path):
+    run(engine)
+    result = run(engine, work_archive_root=str(tmp_path / "archive"), memory="1g")
+    assert result["work"]["lines"] == [] and list((tmp_path / "archive").iterdir()) == []
