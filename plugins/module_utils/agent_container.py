@@ -89,6 +89,7 @@ class AgentManager(ContainerManager):
                 # No state directory is copied: the bottle's audit stays with the bottle.
                 made = audit_archive.create(os.path.join(staging, "no-state"), root, self.p["slug"],
                                             work=staging)["path"]
+                agent_work.relocate(made)
         except (agent_work.WorkError, audit_archive.ArchiveError, OSError) as exc:
             self.module.fail_json(msg="the agent container %s must be recreated (%s differ) but its work could not be "
                                       "kept first: %s. The container was left as it was. Fix the cause, take the work "

@@ -39,6 +39,7 @@ API:
 - ``snapshot_container(container, dest, max_bytes, home=HOME)``: docker (running or stopped).
 - ``snapshot_transport(transport, dest, max_bytes, home=HOME)``: any ``AgentTransport`` (smolvm).
 - ``snapshot_tar(fileobj, dest, max_bytes, home=HOME)``: from a tar stream of the home's folder.
+- ``relocate(folder)``: ``RESTORE.txt`` rewritten for the folder the snapshot's ``work/`` was moved into.
 - ``WorkError``: the work could not be read; the message names the fix.
 """
 
@@ -405,7 +406,7 @@ def restore_commands(result, dest):
              "# Each repository: its commits (repo.bundle), stash entries and uncommitted and untracked",
              "# changes (worktree.patch, applied staged). A bundle that is not complete holds only the",
              "# unpushed commits: run its commands in a clone of the repository's upstream instead.", ""]
-    for entry in result["repos"]:
+    for entry in result.get("repos") or []:
         if not (entry["bundle"] or entry["patch"]):
             continue
         name = posixpath.basename(entry["path"]) if entry["path"] != "~" else "home"
@@ -430,8 +431,8 @@ def restore_commands(result, dest):
         if patch:
             lines.append("git -C %s apply --index %s" % (_quote(name), _quote(patch)))
         lines.append("")
-    loose = result["loose"]
-    if loose["tarball"]:
+    loose = result.get("loose") or {}
+    if loose.get("tarball"):
         lines.append("# the loose files of ~/%s" % WORK)
         lines.append("mkdir -p loose && tar -xzf %s -C loose" % _quote(os.path.join(dest, loose["tarball"])))
     return "\n".join(lines) + "\n"
@@ -493,6 +494,19 @@ def snapshot_tar(fileobj, dest, max_bytes, home=HOME):
         with open(os.path.join(out_root, "RESTORE.txt"), "w", encoding="utf-8") as handle:
             handle.write(restore_commands(result, dest))
     return result
+
+
+def relocate(folder):
+    """Rewrite ``<folder>/work/RESTORE.txt`` for where the work now lies (it was made in a staging folder and moved
+    into an archive). Nothing happens without a ``MANIFEST.json`` there."""
+    manifest = os.path.join(folder, "work", "MANIFEST.json")
+    try:
+        with open(manifest, encoding="utf-8") as handle:
+            result = json.load(handle)
+    except (OSError, ValueError):
+        return
+    with open(os.path.join(folder, "work", "RESTORE.txt"), "w", encoding="utf-8") as handle:
+        handle.write(restore_commands(result, folder))
 
 
 def summary_lines(result, where):

@@ -277,6 +277,8 @@ def main():
         shutil.rmtree(staging, ignore_errors=True)
     if work is not None:
         made = (state.get("archive") or {}).get("path")
+        if made and not module.check_mode:
+            agent_work.relocate(made)
         work["restore"] = os.path.join(made, "work", "RESTORE.txt") if made and work["lines"] else None
         where = made or staging
         work["lines"] = ["%s%s" % ("would keep " if module.check_mode else "kept ", line.replace(

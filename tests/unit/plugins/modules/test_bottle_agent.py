@@ -166,6 +166,7 @@ def test_a_recreate_keeps_the_work_first(engine, tmp_path):
     assert result["work"]["lines"] == ["kept ~/work/proj: 1 unpushed commit (main) -> %s/work/work/proj/repo.bundle "
                                        "(complete)" % archive]
     assert not (archive / "supervise").exists()  # the audit stays with the bottle
+    assert "git clone -q %s/work/work/proj/repo.bundle proj" % archive in (archive / "work" / "RESTORE.txt").read_text()
 
 
 def test_check_mode_says_what_a_recreate_would_keep(engine, tmp_path):

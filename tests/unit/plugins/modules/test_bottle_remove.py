@@ -240,6 +240,8 @@ def test_teardown_keeps_the_agents_work_in_the_archive(engine, state, tmp_path):
         "repo.bundle (complete) + worktree.patch" % archive,
         "kept ~/work: 1 loose file -> %s/work/loose.tar.gz" % archive]
     assert result["work"]["restore"] == os.path.join(archive, "work", "RESTORE.txt")
+    restore = open(result["work"]["restore"]).read()
+    assert "git clone -q %s/work/work/proj/repo.bundle proj" % archive in restore and ".demo-work-" not in restore
     assert os.path.isfile(os.path.join(archive, "work", "work", "proj", "repo.bundle"))
     meta = json.loads(open(os.path.join(archive, "meta.json")).read())
     assert len(meta["work"]) == 2
