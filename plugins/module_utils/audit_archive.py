@@ -10,6 +10,7 @@ in the state directory's own layout so that one reader (``audit_log``) reads bot
   supervise/audit.jsonl         supervise's events (asks and decisions)
   supervise/proposals/<id>.json the proposals as last written
   audit/egress.jsonl[.1]        egress's firewall decisions (and the rotated file)
+  audit/bundle.jsonl            bottle-init's restarts of hung daemons (and a fail-closed stop)
   supervise-approved.json       what the operator approved for the bottle
   meta.json                     the bottle's meta.json (slug, agent, policy, backend, created) with
                                 ``archived`` (UTC), ``host``, ``state_dir``, ``files`` and ``skipped``
@@ -69,6 +70,7 @@ FILES = (
     os.path.join("supervise", "audit.jsonl"),
     os.path.join("audit", "egress.jsonl"),
     os.path.join("audit", "egress.jsonl.1"),
+    os.path.join("audit", "bundle.jsonl"),
     "supervise-approved.json",
 )
 PROPOSALS = os.path.join("supervise", "proposals")
