@@ -86,6 +86,13 @@ options:
       - The home may hold 8 times as much (at least 1 GiB) besides caches before the module gives up with nothing removed.
     type: int
     default: 268435456
+  lock_timeout:
+    description:
+      - The bottle's lock is held for the whole call (see M(botbottle.bottle.bottle_launch) O(botbottle.bottle.bottle_launch#module:lock_timeout));
+        a launch or an approval of the bottle under way is waited for at most this many seconds, after which the module
+        fails naming it, with nothing removed.
+    type: int
+    default: 300
   work_dir:
     description:
       - The agent's work, taken already by M(botbottle.bottle.bottle_work) into this folder (a smolvm bottle, whose
@@ -163,6 +170,10 @@ work:
   type: dict
   sample: {lines: ["~/work/proj: 2 unpushed commits (main); 3 uncommitted or untracked files -> work/work/proj/repo.bundle (complete) + worktree.patch"],
            bytes: 20480, max_bytes: 268435456, restore: /home/me/.bot-bottle/archive/demo-1-20261202T101500Z/work/RESTORE.txt}
+lock:
+  description: The bottle's lock - C(waited) (seconds) and C(waited_for) (the run waited for, V(null) when it was free).
+  returned: always
+  type: dict
 archive_blocked:
   description:
     - With O(on_archive_failure=keep_state), why the audit could not be archived (the state directory was kept);
@@ -177,7 +188,7 @@ import os
 import shutil
 import tempfile
 
-from ansible_collections.botbottle.bottle.plugins.module_utils import agent_work, audit_archive, naming
+from ansible_collections.botbottle.bottle.plugins.module_utils import agent_work, audit_archive, bottle_lock, naming
 from ansible_collections.botbottle.bottle.plugins.module_utils.agent_container import AGENT_SPEC, AgentManager
 from ansible_collections.botbottle.bottle.plugins.module_utils.bottle_networks import NETWORK_SPEC, NetworkManager
 from ansible_collections.botbottle.bottle.plugins.module_utils.bundle_container import BUNDLE_SPEC, BundleManager
@@ -195,6 +206,20 @@ def engine_error(module, what, exc, staging=None):
 
 
 def main():
+    """Parse, then remove the bottle while holding its lock (one change to a bottle at a time)."""
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    slug = module.params["slug"]
+    error = naming.slug_error(slug)
+    if error:
+        module.fail_json(msg="slug: " + error)
+    try:
+        with bottle_lock.hold(module.params["state_root"], slug, "teardown", module.params["lock_timeout"]) as lock:
+            remove(module, lock)
+    except bottle_lock.BottleLocked as exc:
+        module.fail_json(msg=str(exc))
+
+
+def argument_spec():
     spec = dict(
         slug=dict(type="str", required=True),
         state_root=dict(type="path", default=naming.DEFAULT_STATE_ROOT),
@@ -203,14 +228,15 @@ def main():
         archive_work=dict(type="bool", default=True),
         archive_work_max_bytes=dict(type="int", default=agent_work.DEFAULT_MAX_BYTES),
         work_dir=dict(type="path"),
+        lock_timeout=dict(type="int", default=bottle_lock.DEFAULT_TIMEOUT),
     )
     spec.update(DOCKER_COMMON_ARGS)
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    return spec
+
+
+def remove(module, lock):
     p = module.params
     slug = p["slug"]
-    error = naming.slug_error(slug)
-    if error:
-        module.fail_json(msg="slug: " + error)
     error = audit_archive.retention_error(p["archive_keep_days"], p["archive_keep"]) if p["archive_root"] else None
     if error:
         module.fail_json(msg=error)
@@ -289,7 +315,7 @@ def main():
         changed=any(r["changed"] for _name, r in results) or state["changed"],
         containers={name: manager.result["container"] for name, manager in containers},
         networks=removed_networks(networks),
-        path=root, changed_files=state["changed_files"], archive_blocked=blocked, work=work)
+        path=root, changed_files=state["changed_files"], archive_blocked=blocked, work=work, lock=lock)
     if "archive" in state:
         result["archive"] = state["archive"]
     if module._diff:

@@ -324,3 +324,14 @@ def test_work_taken_before_a_vm_went_moves_into_the_archive(engine, state, tmp_p
     assert engine.archives_read == []
     assert os.path.isfile(os.path.join(archive, "work", "RESTORE.txt")) and not taken.exists()
     assert result["work"]["lines"] == ["kept ~/work/p: 1 unpushed commit (main) -> %s/work/work/p/repo.bundle" % archive]
+
+
+def test_a_teardown_waits_for_the_bottles_lock_and_past_its_timeout_removes_nothing(engine, state, tmp_path):
+    from ansible_collections.botbottle.bottle.plugins.module_utils import bottle_lock
+    with bottle_lock.hold(str(tmp_path / "state"), "demo", "launch"):
+        with pytest.raises(Failed) as err:
+            run(engine, tmp_path, lock_timeout=0)
+    assert err.value.result["msg"].startswith("bottle demo is busy: launch of bottle demo (pid %d" % os.getpid())
+    assert bottle_left(engine) == (sorted(NAMES), NETWORKS) and state.is_dir()
+    result = run(engine, tmp_path, lock_timeout=0)
+    assert result["lock"] == {"waited": 0, "waited_for": None} and bottle_left(engine) == ([], [])
