@@ -71,6 +71,15 @@ class AgentManager(ContainerManager):
             self.module.fail_json(msg="user %r runs the agent as root: use a non-root uid:gid such as '1000:1000'"
                                       % self.p["user"])
 
+    # A new memory limit is applied with `docker update` (the agent and its work stay); removing a limit
+    # (0) cannot be done in place and recreates, keeping the work first (before_recreate).
+    def updatable(self, diffs, want):
+        return set(diffs) <= {"memory"} and bool(want["memory"])
+
+    def update_in_place(self, want):
+        # Swap as Docker sets it at creation (twice the memory), else a larger limit is refused.
+        self.container.update(mem_limit=want["memory"], memswap_limit=2 * want["memory"])
+
     def before_recreate(self, diffs):
         """The agent's work goes into an archive before its container is made again (``work_archive_root``):
         ``<root>/<slug>-<UTC time>/work/``, as a teardown keeps it. Work that cannot be kept fails the module with

@@ -141,6 +141,13 @@ class ContainerManager:
         """The settings as shown in the diff; ``container`` is the existing one (None: the wanted state)."""
         return settings
 
+    def updatable(self, diffs, want):
+        """Whether every one of ``diffs`` can be applied to the existing container in place (none by default)."""
+        return False
+
+    def update_in_place(self, want):
+        """Apply the settings ``updatable`` accepted to the existing container."""
+
     def before_recreate(self, diffs):
         """Before a container that differs by ``diffs`` is removed to be made again (in check mode too: it would be)."""
 
@@ -195,7 +202,12 @@ class ContainerManager:
             before = self.diff_state(have, self.container)
             self.result["diff"] = dict(before=self.redact(before), after=self.redact(after))
             diffs = self.differences(have, want)
-            if diffs:
+            if diffs and self.updatable(diffs, want):
+                # Limits alone changed: applied to the running container (docker update), nothing recreated.
+                self.result.update(changed=True, updated_in_place=diffs)
+                if not self.check_mode:
+                    self.update_in_place(want)
+            elif diffs:
                 self.result.update(changed=True, recreated_for=diffs)
                 self.before_recreate(diffs)
                 if not self.check_mode:

@@ -75,7 +75,10 @@ options:
     type: str
     default: '1000:1000'
   memory:
-    description: Memory limit (Docker syntax, for example V(4g)); none by default.
+    description:
+      - Memory limit (Docker syntax, for example V(4g)); none by default.
+      - A new limit on a running agent is applied in place (C(docker update)), without recreating the container;
+        removing the limit recreates it (its work kept first, with O(work_archive_root)).
     type: str
   pids_limit:
     description: Most processes the agent may have.
@@ -121,6 +124,11 @@ container:
   returned: always
   type: dict
   sample: {id: 0c4e..., name: bb-demo-agent}
+updated_in_place:
+  description: The settings applied to the existing container with C(docker update) instead of recreating it.
+  returned: when a limit alone changed
+  type: list
+  elements: str
 work:
   description:
     - With O(work_archive_root), when the container was recreated (in check mode, would be) - the agent's work kept

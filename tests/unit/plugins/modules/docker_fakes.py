@@ -168,6 +168,14 @@ class FakeContainer:
     def env(self):
         return dict(item.partition("=")[::2] for item in self.attrs["Config"]["Env"])
 
+    def update(self, mem_limit=None, memswap_limit=None, **kwargs):
+        """docker update: the limits change on the container as it runs."""
+        self.engine.updates.append((self.name, dict(mem_limit=mem_limit, memswap_limit=memswap_limit, **kwargs)))
+        if mem_limit is not None:
+            self.attrs["HostConfig"]["Memory"] = mem_limit
+        if memswap_limit is not None:
+            self.attrs["HostConfig"]["MemorySwap"] = memswap_limit
+
     def get_archive(self, path):
         """The engine's archive of ``path`` (the agent's home): ``self.home`` ({relative path: bytes}) under the
         folder's own name, read in a stopped container as well."""
@@ -346,6 +354,7 @@ class FakeEngine:
         self.created = []
         self.execs = []
         self.archives_read = []
+        self.updates = []
         self.on_create = None  # called with each new container (to script its behaviour)
         self._ports = itertools.count(49153)
         self.client = mock.Mock(spec=["networks", "containers", "images", "api", "ping"])

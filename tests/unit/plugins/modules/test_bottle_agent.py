@@ -87,7 +87,6 @@ def test_check_mode_creates_nothing(engine):
     ({"proxy_url": "http://10.1.0.2:9999"}, "env"),
     ({"ip": "10.1.0.4"}, "ip"),
     ({"user": "1001:1001"}, "user"),
-    ({"memory": "1g"}, "memory"),
     ({"pids_limit": 100}, "pids_limit"),
     ({"agent": "renamed"}, "labels"),
 ])
@@ -158,8 +157,8 @@ def give_work(container, tmp_path):
 def test_a_recreate_keeps_the_work_first(engine, tmp_path):
     run(engine)
     give_work(engine.containers["bb-demo-agent"], tmp_path)
-    result = run(engine, work_archive_root=str(tmp_path / "archive"), memory="1g")
-    assert result["recreated_for"] == ["memory"]
+    result = run(engine, work_archive_root=str(tmp_path / "archive"), pids_limit=100)
+    assert result["recreated_for"] == ["pids_limit"]
     assert engine.archives_read == [("bb-demo-agent", "/home/agent")]
     (archive,) = (tmp_path / "archive").iterdir()
     assert archive.name.startswith("demo-") and (archive / "work" / "work" / "proj" / "repo.bundle").is_file()
@@ -172,7 +171,7 @@ def test_a_recreate_keeps_the_work_first(engine, tmp_path):
 def test_check_mode_says_what_a_recreate_would_keep(engine, tmp_path):
     run(engine)
     give_work(engine.containers["bb-demo-agent"], tmp_path)
-    result = run(engine, check=True, work_archive_root=str(tmp_path / "archive"), memory="1g")
+    result = run(engine, check=True, work_archive_root=str(tmp_path / "archive"), pids_limit=100)
     assert result["work"]["lines"][0].startswith("would keep ~/work/proj: 1 unpushed commit")
     assert [p.name for p in (tmp_path / "archive").iterdir()] == []
 
@@ -182,12 +181,30 @@ def test_work_that_cannot_be_kept_leaves_the_container_as_it_was(engine, tmp_pat
     first = run(engine)
     engine.containers["bb-demo-agent"].get_archive = mock.Mock(side_effect=OSError("engine gone"))
     with pytest.raises(Failed) as err:
-        run(engine, work_archive_root=str(tmp_path / "archive"), memory="1g")
-    assert "must be recreated (memory differ) but its work could not be kept first" in err.value.result["msg"]
+        run(engine, work_archive_root=str(tmp_path / "archive"), pids_limit=100)
+    assert "must be recreated (pids_limit differ) but its work could not be kept first" in err.value.result["msg"]
     assert engine.containers["bb-demo-agent"].id == first["container"]["id"]
 
 
 def test_no_work_keeps_no_archive(engine, tmp_path):
     run(engine)
-    result = run(engine, work_archive_root=str(tmp_path / "archive"), memory="1g")
+    result = run(engine, work_archive_root=str(tmp_path / "archive"), pids_limit=100)
     assert result["work"]["lines"] == [] and list((tmp_path / "archive").iterdir()) == []
+
+
+def test_a_new_memory_limit_is_applied_in_place(engine, tmp_path):
+    first = run(engine)
+    give_work(engine.containers["bb-demo-agent"], tmp_path)
+    result = run(engine, memory="1g", work_archive_root=str(tmp_path / "archive"))
+    assert result["changed"] and result["updated_in_place"] == ["memory"] and "recreated_for" not in result
+    assert result["container"]["id"] == first["container"]["id"] and engine.archives_read == []
+    assert engine.updates == [("bb-demo-agent", {"mem_limit": 1024 ** 3, "memswap_limit": 2 * 1024 ** 3})]
+    again = run(engine, memory="1g")
+    assert not again["changed"]
+    # check mode says so and changes nothing
+    assert run(engine, check=True, memory="2g")["updated_in_place"] == ["memory"] and len(engine.updates) == 1
+
+
+def test_removing_the_memory_limit_recreates(engine):
+    run(engine, memory="1g")
+    assert run(engine)["recreated_for"] == ["memory"]
