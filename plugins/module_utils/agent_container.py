@@ -20,6 +20,7 @@ CA_PATH = "/usr/local/share/ca-certificates/bottle-ca.crt"
 # dialled inside the container's own namespace, where nothing listens (see DOCUMENTATION).
 DNS = ["127.0.0.1"]
 DNS_OPTIONS = ["timeout:1", "attempts:1"]
+OOM_SCORE_ADJ = 500
 
 USER = Option("user", lambda m: m.p["user"], lambda m, attrs: (attrs.get("Config") or {}).get("User") or "")
 MEMORY = Option("memory", lambda m: m.memory_bytes(),
@@ -118,6 +119,10 @@ class AgentManager(ContainerManager):
             cap_drop=["ALL"], security_opt=["no-new-privileges"], init=True,
             dns=DNS, dns_opt=DNS_OPTIONS, dns_search=["."],
             pids_limit=want["pids_limit"], mem_limit=want["memory"] or None,
+            # The kernel's OOM killer picks agent processes long before a bundle daemon (whose score stays 0:
+            # lowering it needs CAP_SYS_RESOURCE). Not compared: an agent made before keeps its score until
+            # it is recreated, rather than being recreated for it.
+            oom_score_adj=OOM_SCORE_ADJ,
             privileged=False, publish_all_ports=False)
 
     def container_args(self, want):

@@ -319,6 +319,7 @@ class FakeAPI:
                 "DnsOptions": host_config.get("dns_opt"),
                 "DnsSearch": host_config.get("dns_search"),
                 "PidsLimit": host_config.get("pids_limit"),
+                "OomScoreAdj": host_config.get("oom_score_adj") or 0,
                 "Memory": self._bytes(host_config.get("mem_limit")),
                 "Privileged": bool(host_config.get("privileged")),
                 "PortBindings": bindings,

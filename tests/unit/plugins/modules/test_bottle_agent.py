@@ -49,6 +49,7 @@ def test_create_is_hardened(engine):
     assert host["Dns"] == ["127.0.0.1"] and host["DnsOptions"] == ["timeout:1", "attempts:1"]
     assert host["DnsSearch"] == ["."]
     assert host["PidsLimit"] == 512
+    assert host["OomScoreAdj"] == 500  # the OOM killer takes the agent's processes before the bundle's
     assert agent.attrs["Config"]["User"] == "1000:1000"
     assert agent.labels == naming.labels("demo", "demo", "agent")
 
