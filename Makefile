@@ -8,13 +8,14 @@ export PATH := $(CURDIR)/$(VENV):$(PATH)
 # Hosts behind a TLS-intercepting proxy need its CA inside image builds.
 EXTRA_CA ?= $(firstword $(wildcard $(SSL_CERT_FILE) /etc/ssl/certs/ca-certificates.crt))
 
-.PHONY: help setup images test-images pipelock-images demo console lint sanity unit integration molecule test bench bench-smoke clean
+.PHONY: help setup images test-images pipelock-images demo console lint sanity unit integration molecule test bench bench-smoke bench-real clean
 
 help:
 	@echo "make demo    set up and launch the demo agent in a bottle"
 	@echo "make console watch bottles and decide their asks (ARGS='-i inventory.yml' for an inventory's hosts)"
 	@echo "make test    set up and run every test (lint, sanity, unit, integration, molecule)"
-	@echo "make bench   launch-cost, chain, DLP-scan and fleet benchmarks"
+	@echo "make bench   launch-cost, chain, DLP-scan, git-push-scan, fleet and package-manager benchmarks"
+	@echo "make bench-real   npm and pip through a bottle against the public registries (opt-in)"
 	@echo "make pipelock-images   the optional pipelock hop (needs a pipelock image or PIPELOCK_BINARY)"
 
 setup:
@@ -68,16 +69,26 @@ molecule: test-images
 # Every benchmark's whole code path with tiny sizes, so none rots (part of make test).
 bench-smoke: test-images
 	$(VENV)/python bench/dlp_scan.py --smoke
+	$(VENV)/python bench/git_scan.py --smoke
 	$(VENV)/python bench/chain.py --smoke
 	$(VENV)/python bench/launch.py --smoke
+	EXTRA_CA="$(EXTRA_CA)" $(VENV)/python bench/tools.py --smoke
 
 test: lint sanity unit integration molecule bench-smoke
 
 bench: test-images
 	$(VENV)/python bench/launch.py
 	$(VENV)/python bench/dlp_scan.py
+	$(VENV)/python bench/git_scan.py
 	$(VENV)/python bench/chain.py
 	EXTRA_CA="$(EXTRA_CA)" $(VENV)/python bench/fleet.py
+	EXTRA_CA="$(EXTRA_CA)" $(VENV)/python bench/tools.py
+
+# Opt-in, never part of make test: one npm install and one pip install of bench/tools.py's projects
+# through a bottle and in a plain container, against the public registries (where this machine
+# reaches them; UPSTREAM_CA=<bundle> behind a TLS-intercepting proxy).
+bench-real: images
+	$(VENV)/python bench/tools.py --real
 
 clean:
 	rm -rf .build

@@ -10,7 +10,13 @@ then a small request (URL + headers + a short JSON body) in microseconds. Aim: 1
 
 Runs from the repository (images/bundle on sys.path) or inside the bundle (bench/chain.py
 copies it there and runs it with /opt/egress/bin/python in /opt/egress).
---smoke: 3 iterations (make test); --json: the figures as one JSON line at the end.
+--smoke: 3 iterations (make test); --json: the figures as one JSON line at the end;
+--before REF: first the same figures for the bottle_firewall of git revision REF (extracted to
+a temporary directory, run in a child process), then this working copy's, both printed;
+--src DIR: take bottle_firewall from DIR (what --before uses).
+
+The scan timed is the one the addon runs: the body held to its declared type (strict) and the
+known secrets over its raw bytes too (issue 20), the head with its raw fields.
 """
 
 import argparse
@@ -23,7 +29,8 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-for candidate in (os.path.join(HERE, "..", "images", "bundle"), os.getcwd(), "/opt/egress"):
+SRC = [sys.argv[sys.argv.index("--src") + 1]] if "--src" in sys.argv[:-1] else []
+for candidate in SRC + [os.path.join(HERE, "..", "images", "bundle"), os.getcwd(), "/opt/egress"]:
     if os.path.isdir(os.path.join(candidate, "bottle_firewall")):
         sys.path.insert(0, os.path.abspath(candidate))
         break
@@ -78,8 +85,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--smoke", action="store_true", help="3 iterations, to keep the code path alive")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON line at the end")
+    parser.add_argument("--before", metavar="REF", help="first measure the bottle_firewall of git revision REF")
+    parser.add_argument("--src", metavar="DIR", help="the directory holding bottle_firewall (default: this tree)")
     args = parser.parse_args()
     runs = 3 if args.smoke else 50
+    if args.before:
+        before(args.before, args.smoke)
 
     cache = os.environ.get("BOTTLE_EGRESS_RULES_CACHE") or (
         "/opt/egress/rules-cache" if os.path.isdir("/opt/egress/rules-cache") else None)
@@ -89,22 +100,36 @@ def main():
     engine.known.load(["bench-known-secret-value-0001", "route-token-for-the-benchmark-42"])
 
     body = body_of(MIB)
-    if engine.scan_body(body, "application/json") is not None:
+    every_byte = len(inspect.signature(engine.scan_body).parameters) > 2  # issue 20's engine
+
+    def scan_body(data):
+        if every_byte:
+            return engine.scan_body(data, "application/json", (), True)
+        return engine.scan_body(data, "application/json")
+    if scan_body(body) is not None:
         raise SystemExit("the benchmark body was refused: it must be clean")
-    scan = timed(lambda: engine.scan_body(body, "application/json"), runs)
+    scan = timed(lambda: scan_body(body), runs)
     baseline = timed(lambda: json.loads(body), runs)
 
     small_body = json.dumps({"model": "claude-haiku-4-5", "messages": [{"role": "user", "content": "hi"}]}).encode()
     headers = [("Host", "api.anthropic.com"), ("Content-Type", "application/json"),
                ("User-Agent", "claude-cli/2.0.14 (external, cli)"), ("Anthropic-Version", "2023-06-01")]
 
+    raw_head = [("request method", b"POST"), ("request target", b"/v1/messages?beta=true")] + [
+        ("header " + name, ("%s: %s" % (name, value)).encode()) for name, value in headers]
+
     def small():
-        engine.scan_head("/v1/messages?beta=true", headers)
-        engine.scan_body(small_body, "application/json")
+        if every_byte:
+            engine.scan_head("/v1/messages?beta=true", headers, raw=raw_head)
+        else:
+            engine.scan_head("/v1/messages?beta=true", headers)
+        scan_body(small_body)
     small()
     small_runs = timed(small, 20 if args.smoke else 2000)
 
     figures = {
+        "source": os.path.dirname(os.path.abspath(dlp.__file__)),
+        "every_byte": every_byte,
         "body_bytes": len(body),
         "runs": runs,
         "rules_load_ms": round(load_ms, 1),
@@ -122,6 +147,21 @@ def main():
           % (figures["small_request_scan_p50_us"], figures["small_request_scan_p99_us"], load_ms))
     if args.json:
         print(json.dumps(figures, sort_keys=True))
+
+
+def before(ref, smoke):
+    """The figures of bottle_firewall at git revision ``ref``, measured in a child process."""
+    import subprocess
+    import tempfile
+    repo = os.path.abspath(os.path.join(HERE, ".."))
+    with tempfile.TemporaryDirectory(prefix="dlp-bench-") as directory:
+        archive = subprocess.run(["git", "-C", repo, "archive", ref, "images/bundle/bottle_firewall"],
+                                 check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", directory], input=archive, check=True)
+        command = [sys.executable, os.path.abspath(__file__), "--src", os.path.join(directory, "images", "bundle")]
+        result = subprocess.run(command + (["--smoke"] if smoke else []), check=True, capture_output=True, text=True)
+    for line in result.stdout.splitlines():
+        print("before (%s): %s" % (ref, line))
 
 
 if __name__ == "__main__":

@@ -5,11 +5,27 @@
   demo_view.py firewall     stdin: the bundle's log (`docker logs -f`); egress's JSON audit lines
                             become one readable line per decision, everything else is dropped
 
-Standard library only; the controller's Python.
+Standard library only; the controller's Python. Everything printed is what an agent wrote or caused: each
+line goes through the collection's agent_text.terminal (control characters and escape sequences escaped,
+bidi overrides neutralised), loaded from this checkout.
 """
 
+import importlib.util
 import json
+import os
 import sys
+
+
+def _agent_text():
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "plugins", "module_utils",
+                        "agent_text.py")
+    spec = importlib.util.spec_from_file_location("botbottle_agent_text", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+agent_text = _agent_text()
 
 WIDTH = 110
 
@@ -90,7 +106,7 @@ def main(argv):
             except ValueError:
                 lines = ["agent     " + short(raw)] if raw.strip() else []
         for line in lines:
-            sys.stdout.write(line + "\n")
+            sys.stdout.write(agent_text.terminal(line, 4 * WIDTH) + "\n")
             sys.stdout.flush()
     return 0
 

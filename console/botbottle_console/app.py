@@ -10,6 +10,12 @@ the agent; ``a`` refuses that, saying which hosts the credential serves), ``r`` 
 ``v`` switches the bottles table to the archives of torn-down bottles and back: the selected archive's
 firewall decisions and supervise events (asks, decisions, notes) fill the panes below, read-only.
 Reading and deciding go through a backend (``backend.py``): the collection's own code, nothing else.
+
+What an agent wrote (a justification, a host, a path, a URL, a note) is shown as plain text and nothing
+else: every string reaches the screen through ``agent_text`` (``textual`` for cells, panes and titles,
+``plain`` for the log and notifications, ``notification`` for the desktop): no markup, no control
+character or escape sequence, no bidi override, bounded. A row that cannot be shown is logged and
+replaced by a placeholder; it never takes the console down.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Header, Input, Label, RichLog, Static
 
+from ansible_collections.botbottle.bottle.plugins.module_utils import agent_text
 from ansible_collections.botbottle.bottle.plugins.module_utils.supervise import EDITABLE
 
 from . import notify
@@ -77,6 +84,36 @@ def bind_key_text(proposal):
     if proposal.get("kind") != "route" or not serves or str(proposal.get("host", "")).lower() in serves:
         return ""
     return "b approve and bind %s to %s (a new host for it)   " % (proposal.get("credential"), proposal.get("host"))
+
+
+CELL_LIMIT = 200
+PANE_LIMIT = 2000
+LOG_LIMIT = 4000
+
+
+def cell(value, limit=CELL_LIMIT):
+    """A table cell: plain text whatever it holds (``agent_text.textual``)."""
+    return agent_text.textual(value, limit)
+
+
+def pane(lines, limit=PANE_LIMIT):
+    """The text of a pane or title: each line plain (``agent_text.plain``), the lines ours."""
+    if isinstance(lines, str):
+        lines = [lines]
+    return Text("\n".join(agent_text.plain(line, limit) for line in lines))
+
+
+def add_row(table, cells, key=None, on_error=None):
+    """Add one row of plain-text cells; a row that fails is replaced by a placeholder (and ``on_error`` told)."""
+    try:
+        return table.add_row(*(cell(value) for value in cells), key=key)
+    except Exception as exc:  # pylint: disable=broad-except  # one bad row never takes the console down
+        if on_error is not None:
+            on_error("a row could not be shown (%s: %s); a placeholder stands in for it" % (type(exc).__name__, exc))
+        try:
+            return table.add_row(*(cell("?") for _column in table.columns), key=None)
+        except Exception:  # pylint: disable=broad-except
+            return None
 
 
 def health_text(bottle):
@@ -146,7 +183,7 @@ class NoteScreen(ModalScreen):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Label(self.title_text)
+            yield Label(pane(self.title_text), markup=False)
             yield Input(value=self.value, placeholder=self.placeholder, id="answer")
             yield Label("Enter to send, Escape to cancel", classes="hint")
 
@@ -318,10 +355,11 @@ class ConsoleApp(App):
         current_key = self.ask_key(current) if current else None
         table.clear()
         for p in asks:
-            table.add_row(p.get("inventory_host"), p.get("slug"), p.get("id"), describe(p), p.get("created") or "",
-                          (p.get("justification") or "")[:80], key=self.ask_key(p))
+            add_row(table, (p.get("inventory_host"), p.get("slug"), p.get("id"), describe(p), p.get("created") or "",
+                            str(p.get("justification") or "")[:80]), key=self.ask_key(p),
+                    on_error=self.log_line)
         self.proposals = asks
-        self.panes["asks-title"].update("Asks waiting for you: %d" % len(asks))
+        self.panes["asks-title"].update(pane("Asks waiting for you: %d" % len(asks)))
         if current_key in keys:
             table.move_cursor(row=keys.index(current_key))
         self.show_detail()
@@ -341,7 +379,7 @@ class ConsoleApp(App):
         else:
             body = "%d asks wait for you (%s)" % (len(new), ", ".join(sorted({p.get("slug") for p in new})))
         self.bell()
-        self.notify(body, title="bot-bottle")
+        self.notify(agent_text.plain(body, CELL_LIMIT), title="bot-bottle", markup=False)
         self.log_line("ask: " + body)
         if self.notifier:
             self.notifier("bot-bottle", body)
@@ -375,7 +413,7 @@ class ConsoleApp(App):
         p = self.selected_proposal()
         detail = self.panes["detail"]
         if p is None:
-            detail.update("No ask is waiting. New ones appear here the moment an agent makes them.")
+            detail.update(pane("No ask is waiting. New ones appear here the moment an agent makes them."))
             return
         lines = ["%s on %s/%s (%s, %s)" % (describe(p), p.get("inventory_host"), p.get("slug"), p.get("kind"), p.get("id"))]
         if p.get("justification"):
@@ -391,13 +429,10 @@ class ConsoleApp(App):
                              "already holds it; else quit, export %s=... and start the console again" % (ref, ref))
             else:
                 lines.append("credential %s: found in the console's environment" % ref)
-        # Agent-written text (the host, the credential's name) is added as plain Text, never as markup.
-        content = Text.from_markup("\n".join(lines))
-        for line in credential_lines(p):
-            content.append("\n" + line)
-        content.append("\na approve   A approve %s for every bottle of this agent   %sr reject with a note   m modify"
-                       % (p.get("host") or "it", bind_key_text(p)))
-        detail.update(content)
+        lines.extend(credential_lines(p))
+        lines.append("a approve   A approve %s for every bottle of this agent   %sr reject with a note   m modify"
+                     % (p.get("host") or "it", bind_key_text(p)))
+        detail.update(pane(lines))
 
     # --- decisions --------------------------------------------------------------------------------
 
@@ -415,7 +450,7 @@ class ConsoleApp(App):
         if self.view != ARCHIVES:
             return False
         self.log_line(READ_ONLY)
-        self.notify(READ_ONLY, title="read-only", severity="warning")
+        self.notify(READ_ONLY, title="read-only", severity="warning", markup=False)
         return True
 
     def action_bind(self, scope="bottle"):
@@ -463,7 +498,8 @@ class ConsoleApp(App):
         self.deciding = False
         if error:
             self.log_line("FAILED %s: %s" % (what, error))
-            self.notify(error, title="decision failed", severity="error", timeout=10)
+            self.notify(agent_text.plain(error, PANE_LIMIT), title="decision failed", severity="error", timeout=10,
+                        markup=False)
         else:
             self.log_line("done %s: %s" % (what, summarise(result)))
             for warning in result.get("warnings") or []:
@@ -529,10 +565,10 @@ class ConsoleApp(App):
             key = "%s/%s" % (b.get("inventory_host"), b.get("slug"))
             keys.append(key)
             rows = b.get("firewall") or []
-            table.add_row(b.get("inventory_host"), b.get("slug"), b.get("agent") or "-", state_text(b), health_text(b),
-                          str(pending.get((b.get("inventory_host"), b.get("slug")), 0)),
-                          str(sum(r.get("allowed", 0) for r in rows)), str(sum(r.get("refused", 0) for r in rows)),
-                          key=key)
+            add_row(table, (b.get("inventory_host"), b.get("slug"), b.get("agent") or "-", state_text(b),
+                            health_text(b), str(pending.get((b.get("inventory_host"), b.get("slug")), 0)),
+                            str(sum(r.get("allowed", 0) for r in rows)), str(sum(r.get("refused", 0) for r in rows))),
+                    key=key, on_error=self.log_line)
         self.bottles = bottles
         if selected in keys:
             table.move_cursor(row=keys.index(selected))
@@ -551,12 +587,12 @@ class ConsoleApp(App):
     def fill_firewall(self, title, rows):
         table = self.panes["firewall"]
         table.clear()
-        self.panes["firewall-title"].update(title)
+        self.panes["firewall-title"].update(pane(title))
         for row in (rows or [])[:200]:
             refused_by = ", ".join("%s %d" % item for item in sorted((row.get("rules") or {}).items()))
-            table.add_row(row.get("host"), str(row.get("allowed", 0)), str(row.get("refused", 0)),
-                          str(row.get("held", 0)),
-                          "%s %s" % (row.get("last_action") or "", ago(row.get("last"))), refused_by or "-")
+            add_row(table, (row.get("host"), str(row.get("allowed", 0)), str(row.get("refused", 0)),
+                            str(row.get("held", 0)), "%s %s" % (row.get("last_action") or "", ago(row.get("last"))),
+                            refused_by or "-"), on_error=self.log_line)
 
     # --- archives of torn-down bottles (read-only) -------------------------------------------------
 
@@ -571,7 +607,7 @@ class ConsoleApp(App):
         self.set_columns()
         self.asks_shown = None  # the asks pane was emptied: drawn again on the way back
         if self.view == LIVE:
-            self.panes["bottles-title"].update("Bottles")
+            self.panes["bottles-title"].update(pane("Bottles"))
             self.show_bottles()
             self.show_asks()
             return
@@ -589,13 +625,14 @@ class ConsoleApp(App):
         keys = []
         for a in archives:
             keys.append(archive_key(a))
-            table.add_row(a.get("inventory_host"), a.get("slug"), a.get("agent") or "-", a.get("archived") or "-",
-                          *(str(a.get(k, 0)) for k in ("asks", "decisions", "allowed", "refused")), key=keys[-1])
+            add_row(table, (a.get("inventory_host"), a.get("slug"), a.get("agent") or "-", a.get("archived") or "-",
+                            *(str(a.get(k, 0)) for k in ("asks", "decisions", "allowed", "refused"))), key=keys[-1],
+                    on_error=self.log_line)
         self.archives = archives
         roots = sorted({str(getattr(part, "archive_root", "?")) for part in self.parts})
-        self.panes["bottles-title"].update("Archived bottles: %d under %s%s - read-only; v: back to the live bottles"
-                                           % (len(archives), ", ".join(roots),
-                                              " (reading...)" if self.reading else ""))
+        self.panes["bottles-title"].update(pane("Archived bottles: %d under %s%s - read-only; v: back to the live "
+                                                "bottles" % (len(archives), ", ".join(roots),
+                                                             " (reading...)" if self.reading else "")))
         if selected in keys:
             table.move_cursor(row=keys.index(selected))
         elif keys:
@@ -614,22 +651,22 @@ class ConsoleApp(App):
         table = self.panes["asks"]
         table.clear()
         for number, e in enumerate(self.events):
-            table.add_row(e.get("time") or "-", e.get("event") or "-", e.get("by") or "-", e.get("id") or "-",
-                          event_what(e), str(e.get("note") or e.get("justification") or "")[:80],
-                          key="event:%d" % number)
-        self.panes["asks-title"].update(
+            add_row(table, (e.get("time") or "-", e.get("event") or "-", e.get("by") or "-", e.get("id") or "-",
+                            event_what(e), str(e.get("note") or e.get("justification") or "")[:80]),
+                    key="event:%d" % number, on_error=self.log_line)
+        self.panes["asks-title"].update(pane(
             "Supervise events of the archive %s: %d asks, %d decisions (read-only)"
             % (where, archive.get("asks", 0), archive.get("decisions", 0)) if archive
-            else "Supervise events (selected archive)")
+            else "Supervise events (selected archive)"))
         self.show_event()
 
     def show_event(self):
         detail = self.panes["detail"]
         archive = self.selected_archive_record()
         if archive is None:
-            detail.update("No archive under %s yet: teardown archives a bottle's audit there." % ", ".join(
+            detail.update(pane("No archive under %s yet: teardown archives a bottle's audit there." % ", ".join(
                 sorted({str(getattr(part, "archive_root", "?")) for part in self.parts})) if not self.reading
-                else "Reading the archives...")
+                else "Reading the archives..."))
             return
         lines = ["%s/%s of agent %s: created %s, archived %s; %s" % (
             archive.get("inventory_host"), archive.get("slug"), archive.get("agent") or "-", archive.get("created") or "-",
@@ -647,17 +684,19 @@ class ConsoleApp(App):
         elif not self.events:
             lines.append("No supervise event: the agent asked nothing.")
         lines.append(READ_ONLY)
-        detail.update("\n".join(lines))
+        detail.update(pane(lines))
 
     def log_traceback(self, exc):
         import traceback  # pylint: disable=import-outside-toplevel
-        self.log_line("".join(traceback.format_exception(exc)))
+        for line in "".join(traceback.format_exception(exc)).splitlines():
+            self.log_line(line)
 
     def log_line(self, text):
-        line = "%s %s" % (time.strftime("%H:%M:%S"), text)
+        """One line of the log: plain text (what an agent wrote in it is shown escaped, never as markup)."""
+        line = "%s %s" % (time.strftime("%H:%M:%S"), agent_text.plain(text, LOG_LIMIT))
         self.history.append(line)
         del self.history[:-500]
-        self.panes["log"].write(line)
+        self.panes["log"].write(Text(line))  # plain already: written as text, never as markup
 
 
 def summarise(result):

@@ -22,6 +22,12 @@ proposals carry ``inventory_host`` (the machine, as the inventory names it; a pr
 it asks for) and ``slug``; a bottle carries ``firewall`` (rows of
 ``audit_log.HostTally``) and ``health``. ``decide`` raises ``DecisionError`` with a message for the
 operator.
+
+Nothing an agent wrote is ever evaluated. ``AnsibleBackend`` never puts a value on ``ansible``'s command line
+(ansible-core 2.19 templates command-line arguments and ``-e @file`` extra vars as trusted): the module's
+arguments travel in a YAML vars file in a private temporary directory (0700, the file 0600, removed after the
+run) whose one variable is tagged ``!unsafe``, which Ansible never templates; the command line holds only
+fixed references to it (``{"note": "{{ bb_console_args.note }}", ...}``).
 """
 
 from __future__ import annotations
@@ -29,8 +35,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import tempfile
+
+import yaml
 
 from ansible_collections.botbottle.bottle.plugins.module_utils import audit_archive, audit_log, fleet_view, naming
 from ansible_collections.botbottle.bottle.plugins.module_utils import supervise_decide
@@ -173,6 +182,37 @@ def parse_minimal(output):
     return results
 
 
+ARGS_VAR = "bb_console_args"
+
+
+class _Unsafe:
+    """A mapping written with the ``!unsafe`` tag: Ansible reads it as data, never as a template."""
+
+    def __init__(self, value):
+        self.value = value
+
+
+class _UnsafeDumper(yaml.SafeDumper):  # pylint: disable=too-many-ancestors
+    pass
+
+
+_UnsafeDumper.add_representer(_Unsafe, lambda dumper, data: dumper.represent_mapping("!unsafe", data.value))
+
+
+def write_unsafe_vars(directory, args):
+    """A vars file (0600) in ``directory`` holding ``args`` as ``bb_console_args``, tagged ``!unsafe``; its path."""
+    path = os.path.join(directory, "args.yml")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        yaml.dump({ARGS_VAR: _Unsafe(args)}, out, Dumper=_UnsafeDumper, allow_unicode=True, default_flow_style=False)
+    return path
+
+
+def module_args_referring(args):
+    """The ``-a`` of an ad hoc run: each argument a fixed reference into the vars file, no value of its own."""
+    return json.dumps({key: "{{ %s.%s }}" % (ARGS_VAR, key) for key in args})
+
+
 def with_host(archives, host):
     """(archives marked with ``inventory_host``, the problems their reading met)."""
     problems = ["%s: archive %s: %s" % (host, os.path.basename(a.get("path") or "?"), why)
@@ -196,24 +236,22 @@ class AnsibleBackend:
         self.environ = dict(os.environ if environ is None else environ)
         self.timeout = timeout
 
-    def run(self, pattern, module, args, extra_vars=None):
+    def run(self, pattern, module, args):
+        """Run ``module`` ad hoc on ``pattern`` with ``args`` (data only: see the module's doc); (results, error)."""
         env = dict(self.environ, ANSIBLE_STDOUT_CALLBACK="ansible.builtin.minimal",
                    ANSIBLE_CALLBACK_RESULT_FORMAT="json", ANSIBLE_NOCOLOR="1", ANSIBLE_DEPRECATION_WARNINGS="0")
-        argv = [self.ansible, pattern, "-i", self.inventory, "-m", module, "-a", json.dumps(args)]
-        handle = None
+        private = None
         try:
-            if extra_vars:
-                # Credentials travel in a 0600 file, never on a command line.
-                fd, handle = tempfile.mkstemp(prefix="bb-console-", suffix=".json")
-                with os.fdopen(fd, "w") as out:
-                    json.dump(extra_vars, out)
-                argv += ["-e", "@" + handle]
+            # Arguments (a note, changes, credentials) travel in a private file, never on a command line.
+            private = tempfile.mkdtemp(prefix="bb-console-")
+            argv = [self.ansible, pattern, "-i", self.inventory, "-m", module, "-a", module_args_referring(args),
+                    "-e", "@" + write_unsafe_vars(private, args)]
             proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=self.timeout, check=False)
         except (OSError, subprocess.TimeoutExpired) as exc:
             return {}, "%s %s: %s" % (self.ansible, module, exc)
         finally:
-            if handle:
-                os.unlink(handle)
+            if private:
+                shutil.rmtree(private, ignore_errors=True)
         results = parse_minimal(proc.stdout)
         error = None if results else (proc.stderr.strip().splitlines() or ["no result (rc %d)" % proc.returncode])[-1]
         return results, error
@@ -275,11 +313,9 @@ class AnsibleBackend:
         args = {"state_root": self.state_root, "slug": proposal["slug"], "id": proposal["id"],
                 "decision": decision, "note": note, "changes": changes or {}, "scope": scope,
                 "bind_new_host": bool(bind_new_host)}
-        extra = None
         if tokens:
-            args["tokens"] = "{{ bb_console_tokens }}"
-            extra = {"bb_console_tokens": tokens}
-        results, error = self.run(proposal["inventory_host"], "botbottle.bottle.bottle_supervise", args, extra)
+            args["tokens"] = tokens
+        results, error = self.run(proposal["inventory_host"], "botbottle.bottle.bottle_supervise", args)
         state, result = results.get(proposal["inventory_host"], (None, None))
         if result is None:
             raise DecisionError("%s: %s" % (proposal["inventory_host"], error or "no result"))

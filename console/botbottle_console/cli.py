@@ -76,5 +76,7 @@ def main(argv=None):
         return 2
     from botbottle_console import notify  # pylint: disable=import-outside-toplevel
     from botbottle_console.app import ConsoleApp  # pylint: disable=import-outside-toplevel
-    ConsoleApp(backend, poll=args.poll, notifier=None if args.no_notify else notify.desktop).run()
-    return 0
+    app = ConsoleApp(backend, poll=args.poll, notifier=None if args.no_notify else notify.desktop)
+    app.run()
+    # Textual sets a non-zero return code when the console died of an error (after printing it).
+    return app.return_code or 0

@@ -1,7 +1,11 @@
 # -*- coding: utf-8 -*-
 # Copyright: botbottle developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""A desktop notification where the desktop offers one: notify-send (Linux), osascript (macOS); else nothing."""
+"""A desktop notification where the desktop offers one: notify-send (Linux), osascript (macOS); else nothing.
+
+The title and body may carry what an agent wrote: both go through ``agent_text.notification`` (one line,
+control characters and bidi overrides escaped, notify-send's markup characters as entities, bounded).
+"""
 
 from __future__ import annotations
 
@@ -10,14 +14,21 @@ import shutil
 import subprocess
 import sys
 
+from ansible_collections.botbottle.bottle.plugins.module_utils import agent_text
+
+TITLE_LIMIT = 80
+BODY_LIMIT = 300
+
 
 def command(title, body, which=shutil.which, platform=sys.platform):
     """The argv that shows a notification here, or None when this machine has no way to."""
     if platform == "darwin" and which("osascript"):
+        title, body = agent_text.notification(title, TITLE_LIMIT, False), agent_text.notification(body, BODY_LIMIT, False)
         script = "display notification %s with title %s" % (json.dumps(body), json.dumps(title))
         return ["osascript", "-e", script]
     if which("notify-send"):
-        return ["notify-send", "--app-name=bot-bottle", title, body]
+        title, body = agent_text.notification(title, TITLE_LIMIT), agent_text.notification(body, BODY_LIMIT)
+        return ["notify-send", "--app-name=bot-bottle", "--", title, body]  # "--": a body is never an option
     return None
 
 

@@ -74,6 +74,8 @@ EGRESS_CONFDIR = RUN_DIR + "/egress/mitmproxy"
 EGRESS_CA = EGRESS_CONFDIR + "/mitmproxy-ca-cert.pem"
 # Firewall decisions (JSON lines) kept on the managed host when the role mounts this directory.
 AUDIT_DIR = "/var/lib/bottle/audit"
+# egress's scan service for git-gate (bottle_firewall/scan_service.py): its socket's directory.
+SCAN_DIR = RUN_DIR + "/dlp"
 # kingfisher's compiled rules, built into the image (a cold compile takes seconds).
 RULES_CACHE = "/opt/egress/rules-cache"
 
@@ -147,6 +149,12 @@ def daemon_command(name, chained=False):
             "--set", "confdir=" + EGRESS_CONFDIR,
             "--set", "ssl_verify_upstream_trusted_ca=" + home + "/trust.pem",
             "--set", "connection_strategy=lazy",
+            # No relay without a scanner (docs/firewall-channels.md; the bundle image's
+            # run_channels.py compares these with mitmproxy's own options): no raw TCP, not after
+            # a 101 either, no QUIC/HTTP/3 (and so no UDP), WebSocket only through the addon.
+            "--set", "rawtcp=false",
+            "--set", "http3=false",
+            "--set", "websocket=true",
             "--set", "flow_detail=0",
             "--set", "termlog_verbosity=warn",
             "-s", "/opt/egress/egress_addon.py",
@@ -435,6 +443,21 @@ def prepare_store(root, pw):
     # The store is a mount of the host (any owner at first); proposals/ is supervise's own.
     _uid, gid = ensure_dir_owned(root, pw.pw_uid, None, 0o2770)
     ensure_dir_owned(os.path.join(root, "proposals"), pw.pw_uid, gid, 0o2770)
+
+
+def prepare_scan_dir(names, path=None):
+    """The directory of egress's scan socket (git-gate's pushes are scanned by egress's DLP engine,
+    bottle_firewall/scan_service.py): owned by egress, group gitgate, mode 2710 (git-gate's uid may
+    reach the socket, list nothing; the setgid bit gives the socket the gitgate group). Only when
+    both daemons run; a stale directory is emptied first. Returns the path, or None."""
+    if not ("egress" in names and "git-gate" in names):
+        return None
+    path = path or SCAN_DIR
+    shutil.rmtree(path, ignore_errors=True)
+    os.makedirs(path, mode=0o700)
+    os.chown(path, pwd.getpwnam(daemon_user("egress")).pw_uid, pwd.getpwnam(daemon_user("git-gate")).pw_gid)
+    os.chmod(path, 0o2710)
+    return path
 
 
 def ca_commands(key, cert):
@@ -778,6 +801,7 @@ def main():
         if "pipelock" in names:
             install_chain(pwd.getpwnam("pipelock").pw_uid)
         stage_config(names)
+        prepare_scan_dir(names)
         supervisor.start_all()
     except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
         log("start-up failed: %s" % exc)

@@ -46,6 +46,11 @@ import unicodedata
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
+# The rules for what an agent writes (host names, text fields, log lines): beside this file in the
+# bundle (/opt/supervise), a copy of the collection's plugins/module_utils/agent_text.py.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import agent_text  # noqa: E402  pylint: disable=wrong-import-position
+
 STORE = os.environ.get("BOTTLE_SUPERVISE_STORE", "/var/lib/bottle/supervise")
 CONFIG_DIR = os.environ.get("BOTTLE_SUPERVISE_CONFIG", "/run/bottle/supervise")
 PORT = 9100
@@ -58,12 +63,10 @@ AGENT_KINDS = ("domain", "route", "block")
 STATUSES = ("pending", "approved", "rejected")
 
 ID_RE = re.compile(r"^[0-9a-f]{16}$")
-HOST_RE = re.compile(r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 TOKEN_REF_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 PATH_TYPES = ("exact", "prefix", "regex")
 
-MAX_HOST = 253
 MAX_JUSTIFICATION = 2000
 MAX_REASON = 1000
 MAX_URL = 2048
@@ -100,22 +103,19 @@ def _text(value, name, limit, required=True):
         raise InvalidRequest("%s is required: say what you need and why" % name)
     if len(value) > limit:
         raise InvalidRequest("%s is %d characters long; at most %d" % (name, len(value), limit))
-    if any(ord(c) < 32 and c not in "\n\t" for c in value) or "\x7f" in value:
-        raise InvalidRequest("%s contains control characters" % name)
+    why = agent_text.text_error(value)
+    if why:
+        raise InvalidRequest("%s %s: write plain text" % (name, why))
     return value
 
 
 def check_host(value, name="host"):
-    """One exact host name, lower-cased (no scheme, port, path, wildcard or IP literal)."""
-    if not isinstance(value, str):
-        raise InvalidRequest("%s must be a string" % name)
-    host = value.strip().lower().rstrip(".")
-    if not host or len(host) > MAX_HOST or not HOST_RE.match(host):
-        raise InvalidRequest("%s %r is not a host name: write one exact name such as api.example.com "
-                             "(no scheme, port, path or wildcard)" % (name, value[:80]))
-    if re.match(r"^[0-9.]+$", host):
-        raise InvalidRequest("%s %r is an IP address: ask for the host name" % (name, host))
-    return host
+    """One exact host name, lower-cased: no scheme, port, path or wildcard, and no spelling of an address
+    (agent_text.host_error: hex, octal, integer and short IPv4 forms, IPv6, brackets, zone ids)."""
+    why = agent_text.host_error(value)
+    if why:
+        raise InvalidRequest("%s %s" % (name, why))
+    return agent_text.normalize_host(value)
 
 
 def check_id(value):
@@ -154,6 +154,9 @@ def check_matches(matches):
                 value = rule.get("value")
                 if not isinstance(value, str) or not value or len(value) > MAX_PATH_VALUE:
                     raise InvalidRequest("%s.value must be a path of 1 to %d characters" % (rwhere, MAX_PATH_VALUE))
+                why = agent_text.text_error(value, multiline=False)
+                if why:
+                    raise InvalidRequest("%s.value %s: write the path as one line of text" % (rwhere, why))
                 if kind != "regex" and not value.startswith("/"):
                     raise InvalidRequest("%s.value must start with /" % rwhere)
                 if kind == "regex":
@@ -229,10 +232,17 @@ def check_release(fields):
 def check_url(value):
     if not isinstance(value, str) or not value or len(value) > MAX_URL:
         raise InvalidRequest("url must be the URL that was refused (at most %d characters)" % MAX_URL)
-    parts = urlsplit(value.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidRequest("url %r must be an http or https URL" % value[:80])
-    check_host(parts.hostname, "url's host")
+    why = agent_text.text_error(value.strip(), multiline=False)
+    if why:
+        raise InvalidRequest("url %s: give the URL as one line of text" % why)
+    try:
+        parts = urlsplit(value.strip())
+        hostname = parts.hostname
+    except ValueError:  # an unbalanced or invalid bracketed host
+        hostname = None
+    if hostname is None or parts.scheme not in ("http", "https"):
+        raise InvalidRequest("url %r must be an http or https URL with a host name" % value[:80])
+    check_host(hostname, "url's host")
     return value.strip()
 
 
@@ -477,6 +487,13 @@ def answer(proposal, created=None):
                           "way around the block meanwhile." % proposal["id"])
         if created is False:
             out["message"] = "an identical proposal is already waiting; " + out["message"]
+        failed = proposal.get("not_applied")
+        if isinstance(failed, dict):
+            # The operator approved, and the bottle's firewall refused the configuration: nothing changed.
+            out["message"] = ("the operator's approval could NOT be applied - the bottle's firewall refused the "
+                              "configuration it made (%s), so nothing is allowed yet; the proposal is still "
+                              "pending: ask again with proposal_status(id=%r) later, or ask for something else"
+                              % (str(failed.get("why", ""))[:400], proposal["id"]))
     else:
         out["note"] = proposal.get("note", "")
         out["decided"] = proposal.get("decided")
@@ -719,8 +736,13 @@ def die():
     os._exit(1)
 
 
+MAX_LOG_LINE = 4000
+
+
 def say(line):
-    sys.stdout.write(line.rstrip("\n") + "\n")
+    """One line of supervise's log (docker logs): what an agent wrote in it is shown escaped, never sent to the
+    terminal as it is (agent_text.terminal: no control character or escape sequence, bidi neutralised)."""
+    sys.stdout.write(agent_text.terminal(line.rstrip("\n"), MAX_LOG_LINE) + "\n")
     sys.stdout.flush()
 
 

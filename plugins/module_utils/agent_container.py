@@ -16,6 +16,22 @@ from ansible_collections.botbottle.bottle.plugins.module_utils.container_manager
 from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import DockerException
 
 CA_PATH = "/usr/local/share/ca-certificates/bottle-ca.crt"
+SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+# Where each TLS client of the agent looks for its trust anchors, in every backend. The system store
+# holds the public roots plus the bottle CA once bottle_provision has run update-ca-certificates
+# (passthrough hosts keep their real certificates, so the public roots stay); the variables point
+# the clients that would use a bundle of their own (pip's and requests' certifi, cargo) or read one
+# variable only at it. Node keeps its built-in roots and adds the bottle CA. The agent image sets
+# the same values (images/agent/Dockerfile) for `docker exec` sessions.
+CA_ENV = {
+    "SSL_CERT_FILE": SYSTEM_CA_BUNDLE,       # OpenSSL: Python's ssl, uv, Ruby, Go's crypto/x509
+    "CURL_CA_BUNDLE": SYSTEM_CA_BUNDLE,      # curl
+    "REQUESTS_CA_BUNDLE": SYSTEM_CA_BUNDLE,  # requests (certifi otherwise)
+    "PIP_CERT": SYSTEM_CA_BUNDLE,            # pip (its vendored certifi otherwise)
+    "GIT_SSL_CAINFO": SYSTEM_CA_BUNDLE,      # git over HTTPS
+    "CARGO_HTTP_CAINFO": SYSTEM_CA_BUNDLE,   # cargo
+    "NODE_EXTRA_CA_CERTS": CA_PATH,          # node, npm, Claude Code: added to node's own roots
+}
 # Docker's embedded DNS forwards unknown names to these servers; a user-set 127.x server is
 # dialled inside the container's own namespace, where nothing listens (see DOCUMENTATION).
 DNS = ["127.0.0.1"]
@@ -47,8 +63,8 @@ class AgentManager(ContainerManager):
         env.update({
             "HTTPS_PROXY": proxy, "HTTP_PROXY": proxy, "https_proxy": proxy, "http_proxy": proxy,
             "NO_PROXY": no_proxy, "no_proxy": no_proxy,
-            "NODE_EXTRA_CA_CERTS": CA_PATH,
         })
+        env.update(CA_ENV)
         return env
 
     def desired_labels(self):

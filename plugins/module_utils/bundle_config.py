@@ -74,8 +74,9 @@ OPTION_DEFAULTS = {"pipelock": False, "ssrf_ip_allowlist": [], "upstream_ca": ""
 
 DEFAULT_PORTS = [80, 443]
 DEFAULT_MAX_BODY_BYTES = 16777216
-DEFAULT_REQUESTS_PER_MINUTE = 600
-DEFAULT_BURST = 120
+# The egress addon's own default (bottle_firewall/policy.py DEFAULT_RATE; a unit test keeps them equal).
+DEFAULT_REQUESTS_PER_MINUTE = 6000
+DEFAULT_BURST = 3000
 ENTROPY_MIN_LENGTH = 20
 ENTROPY_BITS = 4.5
 SUPERVISE_DEFAULTS = {"wait_seconds": 20, "max_pending": 20}
@@ -174,6 +175,8 @@ def firewall_config(policy, options):
         "ports": sorted(set(firewall.get("ports") or DEFAULT_PORTS)),
         "passthrough_domains": _host_setting(policy, "passthrough_domains"),
         "trusted_domains": _host_setting(policy, "trusted_domains"),
+        # Where the agent may open a WebSocket (every other Upgrade is refused; none when empty).
+        "websocket_hosts": _hosts(firewall.get("websocket_hosts")),
         "ssrf_ip_allowlist": list(options["ssrf_ip_allowlist"]),
         "routes": _routes(policy),
         "dlp": {"max_body_bytes": firewall.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES),
@@ -328,6 +331,7 @@ def policy_view(policy):
     lines += sorted("route %s" % describe_route(route) for route in _routes(policy))
     for key in ("passthrough_domains", "trusted_domains"):
         lines += ["%s %s" % (key.split("_", maxsplit=1)[0], host) for host in _host_setting(policy, key)]
+    lines += ["websocket %s" % host for host in _hosts((policy.get("firewall") or {}).get("websocket_hosts"))]
     ports = (policy.get("firewall") or {}).get("ports")
     if ports:
         lines.append("ports %s" % ",".join(str(port) for port in sorted(set(ports))))
@@ -375,8 +379,9 @@ def merge_approved(policy, approved):
     if not isinstance(domains, list) or not isinstance(routes, list):
         raise BundleConfigError("%s: domains and routes must be lists: fix or remove it" % where)
     for index, host in enumerate(domains):
-        if not isinstance(host, str) or not manifest.HOST_RE.match(host.lower()):
-            raise BundleConfigError("%s: domains[%d] %r is not a host name: fix or remove it" % (where, index, host))
+        why = manifest.host_error(host)
+        if why:
+            raise BundleConfigError("%s: domains[%d] %s; fix or remove it" % (where, index, why))
     for index, route in enumerate(routes):
         manifest.check_route(route, "%s: routes[%d]" % (where, index))
 

@@ -24,7 +24,15 @@ BRANCH_RE = re.compile(r"^(?!-)(?!.*\.\.)(?!.*//)(?!/)[A-Za-z0-9._/*-]{1,200}(?<
 EMAIL_RE = re.compile(r"^[^@\s<>]+@[^@\s<>]+$")
 GATE_KEYS = {"user", "repos"}
 USER_KEYS = {"name", "email"}
-REPO_KEYS = {"url", "identity", "host_key", "protected_branches"}
+REPO_KEYS = {"url", "identity", "host_key", "protected_branches", "protected_tags", "allowed_fingerprints"}
+TAG_RE = re.compile(r"^(?!-)(?!.*\.\.)(?!.*//)(?!/)[A-Za-z0-9._/*?+-]{1,200}(?<!/)$")
+# Every existing tag is immutable unless the policy says otherwise (new tags may still be created):
+# tags mark releases, and nothing an agent does needs to move or delete one.
+DEFAULT_PROTECTED_TAGS = ["*"]
+# An allowed finding: the engine's <kingfisher rule id>:<object id>, or gitleaks' own fingerprint
+# <commit>:<file>:<rule>:<line>. Known secrets are never allowed.
+ENGINE_FINGERPRINT_RE = re.compile(r"^(?P<rule>[A-Za-z0-9][A-Za-z0-9._-]{0,127}):[0-9a-f]{40}(?:[0-9a-f]{24})?$")
+GITLEAKS_FINGERPRINT_RE = re.compile(r"^[0-9a-f]{40}(?:[0-9a-f]{24})?:[^\n]{1,1000}:[A-Za-z0-9._-]{1,128}:[0-9]{1,9}$")
 GATE_PORT = 9418
 
 
@@ -127,6 +135,30 @@ def check(gate, path, error):
             if not isinstance(branch, str) or not BRANCH_RE.match(branch) or branch.startswith("refs/"):
                 raise error("%s.protected_branches[%d] %r is not a branch name: write e.g. main or release/* "
                             "(no refs/heads/ prefix)" % (rpath, index, branch))
+        tags = repo.get("protected_tags", DEFAULT_PROTECTED_TAGS)
+        if not isinstance(tags, list):
+            raise error("%s.protected_tags must be a list of tag name patterns, e.g. ['v*'] ([] protects none; "
+                        "the default ['*'] makes every existing tag immutable)" % rpath)
+        for index, tag in enumerate(tags):
+            if not isinstance(tag, str) or not TAG_RE.match(tag) or tag.startswith("refs/"):
+                raise error("%s.protected_tags[%d] %r is not a tag name pattern: write e.g. v* or release-* "
+                            "(no refs/tags/ prefix)" % (rpath, index, tag))
+        allowed = repo.get("allowed_fingerprints", [])
+        if not isinstance(allowed, list):
+            raise error("%s.allowed_fingerprints must be a list of finding fingerprints as git-gate prints them "
+                        "(<rule>:<object id>)" % rpath)
+        for index, entry in enumerate(allowed):
+            epath = "%s.allowed_fingerprints[%d]" % (rpath, index)
+            if not isinstance(entry, str):
+                raise error("%s must be a string, e.g. kingfisher.aws.1:<40-hex object id>" % epath)
+            match = ENGINE_FINGERPRINT_RE.match(entry)
+            if match and match.group("rule") == "known-secret":
+                raise error("%s: a known secret (secret_env or a route's credential) is never allowed out; remove "
+                            "it from the pushed objects instead" % epath)
+            if not match and not GITLEAKS_FINGERPRINT_RE.match(entry):
+                raise error("%s %r is not a fingerprint: copy one from git-gate's refusal (<rule>:<object id>, "
+                            "e.g. kingfisher.aws.1:%s) or gitleaks' (<commit>:<file>:<rule>:<line>)"
+                            % (epath, entry[:80], "0" * 40))
         key = upstream_key(parts)
         if key in seen:
             raise error("%s.url is the same upstream as %s.url: declare each upstream once" % (rpath, seen[key]))
@@ -149,12 +181,15 @@ def normalise(gate, bundle_host=None):
             "identity": repo["identity"],
             "known_hosts": "%s %s %s" % (known_hosts_pattern(parts), keytype, blob),
             "protected_branches": list(repo.get("protected_branches", [])),
+            "protected_tags": list(repo.get("protected_tags", DEFAULT_PROTECTED_TAGS)),
+            "allowed_fingerprints": list(repo.get("allowed_fingerprints", [])),
             "aliases": url_aliases(parts),
             # The identity reaches the bundle as one read-only file mount, for git-gate's uid alone.
             "mount": {"source": repo["identity"], "target": "/etc/bottle-identities/" + name, "read_only": True},
         })
     # What the bundle's git-gate reads (git-gate.json): upstreams and pinned keys, no identity path.
-    bundle = {"repos": [{k: r[k] for k in ("name", "url", "known_hosts", "protected_branches")} for r in repos]}
+    bundle = {"repos": [{k: r[k] for k in ("name", "url", "known_hosts", "protected_branches", "protected_tags",
+                                           "allowed_fingerprints")} for r in repos]}
     return {"user": dict(gate.get("user", {})), "repos": repos, "bundle_config": bundle}
 
 

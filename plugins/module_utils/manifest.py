@@ -13,9 +13,8 @@ from __future__ import annotations
 import copy
 import re
 
-from ansible_collections.botbottle.bottle.plugins.module_utils import git_gate, naming
+from ansible_collections.botbottle.bottle.plugins.module_utils import agent_text, git_gate, naming
 
-HOST_RE = re.compile(r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 SKILL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
@@ -27,8 +26,8 @@ POLICY_KEYS = {"extends", "description", "env", "secret_env", "allowed_domains",
 # largest request body it scans, a per-host request rate, and what a DLP hit does: refused (block), or
 # held for the operator through supervise for at most dlp_supervise_timeout seconds (defaults:
 # plugins/module_utils/bundle_config.py).
-FIREWALL_KEYS = {"passthrough_domains", "trusted_domains", "ports", "max_body_bytes", "requests_per_minute",
-                 "dlp_action", "dlp_supervise_timeout"}
+FIREWALL_KEYS = {"passthrough_domains", "trusted_domains", "websocket_hosts", "ports", "max_body_bytes",
+                 "requests_per_minute", "dlp_action", "dlp_supervise_timeout"}
 DLP_ACTIONS = ("block", "supervise")
 DLP_SUPERVISE_TIMEOUT = (5, 600)
 # pipelock: the optional pipelock hop (bottle_pipelock). Its host lists are merged into the firewall's;
@@ -56,7 +55,8 @@ MODEL_AUTH = {
 MODEL_PLACEHOLDER = "bottle-placeholder-%s"
 # Environment names the bottle sets itself: a policy must not override the way out.
 RESERVED_ENV = {"HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy", "NO_PROXY", "no_proxy",
-                "NODE_EXTRA_CA_CERTS", "ALL_PROXY", "all_proxy"}
+                "NODE_EXTRA_CA_CERTS", "ALL_PROXY", "all_proxy", "SSL_CERT_FILE", "CURL_CA_BUNDLE",
+                "REQUESTS_CA_BUNDLE", "PIP_CERT", "GIT_SSL_CAINFO", "CARGO_HTTP_CAINFO"}
 
 
 class ManifestError(ValueError):
@@ -98,12 +98,22 @@ def _check_env(env, path):
             raise ManifestError("%s.%s must be a string, not %s" % (path, name, type_name(value)))
 
 
+def host_error(host, wildcard=True):
+    """None when ``host`` is a host name (``*.name`` too when ``wildcard``), else why: never an address, in
+    any spelling a resolver reads as one (agent_text.host_error, the rule supervise applies in the bundle)."""
+    return agent_text.host_error(host, wildcard=wildcard)
+
+
+def is_host(host, wildcard=True):
+    return host_error(host, wildcard) is None
+
+
 def _check_hosts(hosts, path):
     _expect(hosts, list, path, "write a list of host names")
     for index, host in enumerate(hosts):
-        if not isinstance(host, str) or not HOST_RE.match(host.lower()):
-            raise ManifestError("%s[%d] %r is not a host name: write names like api.example.com or *.example.com "
-                                "(no scheme, port or path)" % (path, index, host))
+        why = host_error(host)
+        if why:
+            raise ManifestError("%s[%d] %s" % (path, index, why))
 
 
 def _check_positive(value, path, fix):
@@ -112,10 +122,10 @@ def _check_positive(value, path, fix):
 
 
 def _check_firewall(firewall, path):
-    _expect(firewall, dict, path, "write passthrough_domains, trusted_domains, ports, max_body_bytes, "
-                                  "requests_per_minute, dlp_action or dlp_supervise_timeout")
+    _expect(firewall, dict, path, "write passthrough_domains, trusted_domains, websocket_hosts, ports, "
+                                  "max_body_bytes, requests_per_minute, dlp_action or dlp_supervise_timeout")
     _unknown(firewall, FIREWALL_KEYS, path)
-    for key in ("passthrough_domains", "trusted_domains"):
+    for key in ("passthrough_domains", "trusted_domains", "websocket_hosts"):
         if key in firewall:
             _check_hosts(firewall[key], "%s.%s" % (path, key))
     if "ports" in firewall:
@@ -133,7 +143,7 @@ def _check_firewall(firewall, path):
                         "the largest request body the firewall scans, in bytes (default 16777216, 16 MiB)")
     if "requests_per_minute" in firewall:
         _check_positive(firewall["requests_per_minute"], path + ".requests_per_minute",
-                        "requests a minute the agent may send to one host (default 600)")
+                        "requests a minute the agent may send to one registrable domain (default 6000, burst 3000)")
     if "dlp_action" in firewall and firewall["dlp_action"] not in DLP_ACTIONS:
         raise ManifestError("%s.dlp_action %r is not block or supervise: block refuses a request in which the "
                             "firewall's DLP finds a secret (the default); supervise holds it and asks the operator "
@@ -201,9 +211,10 @@ def _check_model(model, path):
                                "or give host and credential (auto, api_key or oauth)")
     _unknown(model, MODEL_KEYS, path)
     host = model.get("host", MODEL_HOST)
-    if not isinstance(host, str) or not HOST_RE.match(host.lower()) or host.startswith("*."):
-        raise ManifestError("%s.host %r must be one exact host name, such as %s (no wildcard, scheme or path)"
-                            % (path, host, MODEL_HOST))
+    why = host_error(host, wildcard=False)
+    if why:
+        raise ManifestError("%s.host %r must be one exact host name, such as %s (no wildcard, scheme, path or "
+                            "address): %s" % (path, host, MODEL_HOST, why))
     credential = model.get("credential", "auto")
     if credential not in MODEL_CREDENTIALS:
         raise ManifestError("%s.credential %r: use auto (ANTHROPIC_API_KEY if the controller has it, else "
@@ -222,9 +233,9 @@ def check_route(route, rpath):
     """One egress route: host, optional auth and matches."""
     _expect(route, dict, rpath, "a route is a mapping with at least host")
     _unknown(route, ROUTE_KEYS, rpath)
-    if not isinstance(route.get("host"), str) or not HOST_RE.match(route["host"].lower()) \
-            or route["host"].startswith("*."):
-        raise ManifestError("%s.host must be one exact host name (no wildcard, scheme or path)" % rpath)
+    why = host_error(route.get("host"), wildcard=False)
+    if why:
+        raise ManifestError("%s.host %s" % (rpath, why))
     if "auth" in route:
         auth = route["auth"]
         _expect(auth, dict, rpath + ".auth", "write scheme and token_ref, or drop auth for an unauthenticated route")

@@ -472,7 +472,7 @@ def apply_changes(proposal, changes):
                              % (unknown[0], proposal["kind"], ", ".join(allowed) or "nothing (answer with a note)"))
     if "host" in changes and isinstance(changes["host"], str):
         changes["host"] = changes["host"].lower()
-        if manifest.HOST_RE.match(changes["host"]):
+        if manifest.is_host(changes["host"]):
             check_host_change(proposal, changes["host"])
     if "matches" in changes:
         merged = merge_matches(proposal.get("matches"), changes["matches"])
@@ -490,8 +490,9 @@ def apply_changes(proposal, changes):
         before.setdefault("auth_ref", updated.pop("auth_ref"))
     if proposal["kind"] == "domain":
         host = updated.get("host")
-        if not isinstance(host, str) or not manifest.HOST_RE.match(host.lower()):
-            raise SuperviseError("host %r is not a host name: write api.example.com or *.example.com" % (host,))
+        why = manifest.host_error(host)
+        if why:
+            raise SuperviseError("host %s" % why)
         updated["host"] = host.lower()
     elif proposal["kind"] == "route":
         try:

@@ -30,8 +30,13 @@ API:
   (``credential``, ``credential_serves``), replacing whatever the proposal file said.
 - ``reload_bundle(client_factory, slug, new_hash, files)``: SIGHUP a running bundle, record the
   hash it loads, wait for the re-staged files; ``(reloaded, message)``.
+- ``egress_refusal(run, source)``: what egress's own parser (``bottle_firewall.policy``, run in the bundle)
+  says of an egress.json (its bytes, or the path of the staged copy); None when it loads it.
 - ``slugs_under(state_root)``: the bottles with a supervise store; ``agent_slugs(state_root, agent)``:
   the bottles of an agent (their meta.json).
+
+An approval egress refuses (``EgressRefusal``: before anything is written, or after the reload, the files then
+put back) leaves the proposal pending with ``not_applied`` ({at, why}), which supervise tells the agent.
 """
 
 from __future__ import annotations
@@ -51,6 +56,29 @@ SCOPES = ("bottle", "agent")
 LIST_STATUSES = ("pending", "approved", "rejected", "all")
 MAX_NOTE = 2000
 RELOAD_WAIT = 15
+EGRESS_JSON = "bundle/egress.json"
+# Where bottle-init stages egress.json for egress (bundle_config.restaged_argv's layout).
+EGRESS_STAGED = "%s/egress/egress.json" % bc.RUN_DIR
+EGRESS_PYTHON = "/opt/egress/bin/python"
+# egress's own parser on an egress.json (argv[1]: the JSON text, or @path): exit 3 with its message when it
+# refuses the file, as egress would (egress then keeps its previous configuration in force).
+EGRESS_CHECK = """import json, sys
+sys.path.insert(0, "/opt/egress")
+from bottle_firewall import policy
+source = sys.argv[1]
+try:
+    if source.startswith("@"):
+        policy.load_config(source[1:])
+    else:
+        policy.parse_config(json.loads(source))
+except (policy.ConfigError, ValueError) as exc:
+    print(exc)
+    sys.exit(3)
+"""
+
+
+class EgressRefusal(SuperviseError):
+    """egress's own parser refuses the configuration an approval renders."""
 
 
 def _bottle_dirs(state_root):
@@ -151,18 +179,43 @@ def default_client_factory(docker_host=None, timeout=60):
     return factory
 
 
-def reload_bundle(client_factory, slug, new_hash, files):
-    """SIGHUP the running bundle and record the hash it loads; wait until ``files`` are re-staged."""
-    client = client_factory()
-    container = dc.find_container(client, naming.object_name(slug, "bundle"))
+def egress_refusal(run, source):
+    """egress's own parser (in the bundle) on ``source`` (egress.json's bytes, or "@" and a path in the bundle):
+    None when it loads it; else why it refuses it. ``run(argv)`` runs argv in the bundle -> (rc, out, err)."""
+    argument = source.decode("utf-8") if isinstance(source, bytes) else source
+    rc, out, err = run([EGRESS_PYTHON, "-c", EGRESS_CHECK, argument])
+    if rc == 0:
+        return None
+    if rc == 3:
+        return (out or err).strip() or "refused (no message)"
+    return "egress's parser could not be run in the bundle (rc %s): %s" % (rc, (err or out).strip()[:400])
+
+
+def running_bundle(client_factory, slug):
+    """The bottle's bundle container when it runs (checked to be the bottle's), else None."""
+    container = dc.find_container(client_factory(), naming.object_name(slug, "bundle"))
     if container is None or container.status != "running":
-        return False, "bundle not running: the next playbooks/bottle.yml run starts it with this configuration"
+        return None
     if (container.labels or {}).get(naming.LABEL_BOTTLE) != slug:
         raise SuperviseError("container %s does not carry label %s=%s: not signalling what is not the bottle's"
                              % (container.name, naming.LABEL_BOTTLE, slug))
+    return container
 
+
+def _runner(container):
     def run(argv):
         return dc.exec_in(container, argv, user="0")
+    return run
+
+
+def reload_bundle(client_factory, slug, new_hash, files):
+    """SIGHUP the running bundle and record the hash it loads; wait until ``files`` are re-staged; then check that
+    egress's own parser loads the staged egress.json (else egress kept its previous configuration: raise
+    ``EgressRefusal``)."""
+    container = running_bundle(client_factory, slug)
+    if container is None:
+        return False, "bundle not running: the next playbooks/bottle.yml run starts it with this configuration"
+    run = _runner(container)
 
     container.kill(signal="SIGHUP")
     bc.record_loaded_hash(run, new_hash)
@@ -173,6 +226,14 @@ def reload_bundle(client_factory, slug, new_hash, files):
     while time.monotonic() < deadline:
         rc, _out, _err = run(check)
         if rc == 0:
+            if EGRESS_JSON in files:
+                why = egress_refusal(run, "@" + EGRESS_STAGED)
+                if why is not None and not why.startswith("egress's parser could not be run"):
+                    error = EgressRefusal("egress refused the reloaded configuration and keeps its previous one "
+                                          "(the files are put back as they were; the proposal is still pending): %s"
+                                          % why)
+                    error.changed = True  # the bundle was signalled
+                    raise error
             time.sleep(1)  # a daemon swaps its configuration right after the copy it watches changed
             return True, "reloaded"
         time.sleep(0.25)
@@ -203,7 +264,13 @@ def _append_audit(state_dir, event):
 
 
 def _apply_and_reload(plan, state_dir, slug, reload, client_factory):
-    """Write ``plan``; (config_hash or None, reloaded, message). Reload errors propagate."""
+    """Write ``plan``; (config_hash or None, reloaded, message). Reload errors propagate.
+
+    A running bundle's egress first parses the egress.json the plan renders (its own parser): when it would refuse
+    it, nothing is written (``EgressRefusal``). When egress refuses it after the reload all the same, the files
+    written are put back as they were before raising: the bottle keeps the configuration egress runs."""
+    if reload and plan.changes.get(EGRESS_JSON) is not None:
+        egress_precheck(client_factory, slug, plan.changes[EGRESS_JSON])
     if plan.changes:
         plan.apply()
     if not plan.touches_config():
@@ -213,8 +280,44 @@ def _apply_and_reload(plan, state_dir, slug, reload, client_factory):
     if not reload:
         return config_hash, False, "not reloaded (reload: false): the next playbooks/bottle.yml run applies it"
     written = [relative for relative, data in plan.changes.items() if data is not None]
-    reloaded, message = reload_bundle(client_factory, slug, config_hash, written)
+    try:
+        reloaded, message = reload_bundle(client_factory, slug, config_hash, written)
+    except EgressRefusal:
+        _put_back(plan)
+        raise
     return config_hash, reloaded, message
+
+
+def egress_precheck(client_factory, slug, egress_json):
+    """Raise ``EgressRefusal`` (nothing written yet) when the running bundle's egress would refuse ``egress_json``.
+
+    No running bundle, or no engine: nothing to ask (the reload reports what it finds; the next launch renders
+    from the same checked policy)."""
+    try:
+        container = running_bundle(client_factory, slug)
+        if container is None:
+            return
+        why = egress_refusal(_runner(container), egress_json)
+    except (dc.DockerException, dc.EngineUnavailable):
+        return
+    if why is not None and not why.startswith("egress's parser could not be run"):
+        raise EgressRefusal("egress would refuse the configuration this approval renders, so none of it was written "
+                            "(the proposal is still pending): %s" % why)
+
+
+def _put_back(plan):
+    """Undo ``plan.apply()``: every file it changed as it was before (absent ones removed)."""
+    for relative, data in plan.before.items():
+        if relative not in plan.changes:
+            continue
+        path = os.path.join(plan.state_dir, relative)
+        if data is None:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+        else:
+            bc.write_atomic(path, data)
 
 
 def _validate(slug, proposal_id, decision, note, scope):
@@ -287,6 +390,7 @@ def decide(state_root, slug, proposal_id, decision, note="", changes=None, token
         updated, before = sv.apply_changes(proposal, changes)
     except SuperviseError as exc:
         raise SuperviseError("changes: %s" % exc)
+    updated.pop("not_applied", None)  # an earlier approval's failure: this decision is recorded afresh
     stamp = sv.now()
     events = []
     if before:
@@ -378,6 +482,10 @@ def decide(state_root, slug, proposal_id, decision, note="", changes=None, token
         except (dc.DockerException, dc.EngineUnavailable, bc.BundleConfigError) as exc:
             raise _fail("the configuration of bottle %s was updated but the bundle could not be reloaded (%s): "
                         "re-run playbooks/bottle.yml for it; the proposal is still pending" % (slug, exc), True)
+        except EgressRefusal as exc:
+            # The agent is told too: its proposal stays pending, saying why the approval did not take.
+            sv.write_proposal(state_dir, dict(proposal, not_applied={"at": stamp, "why": str(exc)}))
+            raise
         if config_hash is not None:
             result["config_hash"] = config_hash
     if agent_file is not None and agent_before != agent_file[1]:

@@ -63,6 +63,10 @@ description:
   - The decision logic is C(module_utils/supervise_decide) (C(list_all), C(decide)), shared with the operator's
     console.
   - Deciding a C(release) after egress stopped holding its request only records the decision (a warning says so).
+  - What an agent wrote is data. RV(shown) gives each proposal (or the decision) as lines for a terminal - control
+    characters, terminal escape sequences and bidi overrides escaped, lengths bounded; print those rather than the
+    raw fields. An approval whose rendered C(egress.json) the running bundle's egress refuses (its own parser) writes
+    nothing; a reload egress did not take fails, puts the files back and leaves the proposal pending.
 author: botbottle developers (@botbottle)
 extends_documentation_fragment:
   - botbottle.bottle.docker
@@ -250,15 +254,61 @@ config_hash:
   description: The bottle's configuration hash after an approval that changed it.
   returned: when an approval changed the configuration
   type: str
+shown:
+  description:
+    - The proposals listed (or the decision recorded), as lines for a terminal. What the agent wrote is escaped
+      (control characters, escape sequences and bidi overrides shown as C(\x1b), C(\u202e)) and bounded, so a
+      playbook can print them as they are. Proposal files not trusted follow, each as C(untrusted) and why.
+  returned: always
+  type: list
+  elements: str
+  sample:
+    - 'demo 3f9c2a7d41be0c55 pending domain pypi.org - "need the package index"'
 """
+
+import json
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.botbottle.bottle.plugins.module_utils import bottle_lock, naming
+from ansible_collections.botbottle.bottle.plugins.module_utils import agent_text, bottle_lock, naming
 from ansible_collections.botbottle.bottle.plugins.module_utils import supervise_decide as sd
 from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import (
     DOCKER_COMMON_ARGS, get_docker_client)
 from ansible_collections.botbottle.bottle.plugins.module_utils.supervise import SuperviseError
+
+
+SHOWN_LIMIT = 600
+
+
+def shown_lines(proposal):
+    """A proposal as lines for a terminal: what the agent wrote escaped and bounded (agent_text.terminal)."""
+    def t(value, limit=SHOWN_LIMIT):
+        return agent_text.terminal(value, limit)
+    head = "%s %s %s %s" % (t(proposal.get("slug"), 80), t(proposal.get("id"), 40), t(proposal.get("status"), 20),
+                            t(proposal.get("kind"), 20))
+    decided = " -> %s" % t(proposal["note"]) if proposal.get("note") else ""
+    if proposal.get("kind") == "release":
+        return ["%s: %s %s%s" % (head, t(proposal.get("method"), 20), t(proposal.get("host"), 260),
+                                 t(proposal.get("path"))),
+                "DLP rule %s in %s%s" % (t(proposal.get("rule"), 200), t(proposal.get("where"), 200), decided),
+                t(proposal.get("excerpt"))]
+    what = t(proposal.get("host") or proposal.get("url") or "", 2100)
+    if proposal.get("auth_ref"):
+        what += " auth_ref=%s" % t(proposal["auth_ref"], 80)
+    if proposal.get("auth"):
+        what += " auth=%s" % t(json.dumps(proposal["auth"], sort_keys=True))
+    if proposal.get("matches"):
+        what += " matches=%s" % t(json.dumps(proposal["matches"], sort_keys=True), 2000)
+    if proposal.get("reason_seen"):
+        what += " saw \"%s\"" % t(proposal["reason_seen"])
+    lines = ["%s %s - \"%s\"%s" % (head, what, t(proposal.get("justification") or ""), decided)]
+    serves = proposal.get("credential_serves") or []
+    if proposal.get("kind") == "route" and proposal.get("credential") and serves:
+        line = "| credential %s already serves: %s" % (t(proposal["credential"], 80), t(", ".join(serves), 2000))
+        if str(proposal.get("host", "")).lower() not in serves:
+            line += " (approving for %s needs -e bind_new_host=true)" % t(proposal.get("host"), 260)
+        lines.append(line)
+    return lines
 
 
 def main():
@@ -283,7 +333,9 @@ def main():
     try:
         if not p["decision"]:
             proposals, problems = sd.list_all(p["state_root"], p["slug"], p["status"])
-            module.exit_json(changed=False, proposals=proposals, problems=problems, reloaded=False)
+            shown = [line for proposal in proposals for line in shown_lines(proposal)]
+            shown += ["untrusted: %s" % agent_text.terminal(why, SHOWN_LIMIT) for why in problems]
+            module.exit_json(changed=False, proposals=proposals, problems=problems, reloaded=False, shown=shown)
         cached = []
 
         def client():
@@ -299,10 +351,14 @@ def main():
                                check_mode=module.check_mode, scope=p["scope"], warn=module.warn,
                                client_factory=client, bind_new_host=p["bind_new_host"])
     except SuperviseError as exc:
-        module.fail_json(msg=str(exc), changed=exc.changed)
+        # The message may quote what the agent wrote (a host, a path): escaped for the terminal it is printed on.
+        module.fail_json(msg=agent_text.terminal(str(exc), 8000), changed=exc.changed)
     except bottle_lock.BottleLocked as exc:
         module.fail_json(msg=str(exc), changed=False)
     result.pop("warnings", None)  # already given to module.warn
+    result["shown"] = shown_lines(dict(result["proposal"], slug=p["slug"])) + [
+        "bundle reloaded: %s%s" % (result.get("reloaded"), " (%s)" % agent_text.terminal(result["reload"], SHOWN_LIMIT)
+                                   if result.get("reload") else "")]
     if not module._diff:
         result.pop("diff", None)
     module.exit_json(**result)

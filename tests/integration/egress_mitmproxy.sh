@@ -5,7 +5,7 @@
 # The egress firewall addon (images/bundle/bottle_firewall) under mitmproxy 12 itself: runs
 # every tests/integration/egress_mitmproxy/run_*.py inside the bundle image ($BUNDLE_IMAGE,
 # default botbottle/bundle:latest) with its /opt/egress Python (3.13, mitmproxy, kingfisher),
-# the working copy mounted read-only, no network. Short --rm containers only; nothing is built.
+# the working copy mounted read-only (images/testnet at /testnet: its DNS server), no network. Short --rm containers only; nothing is built.
 # Last line: "N passed, N failed"; exit status non-zero when anything failed.
 set -u -o pipefail
 
@@ -21,12 +21,27 @@ if ! docker image inspect "$image" >/dev/null 2>&1; then
     exit 1
 fi
 
+# run_fuzz.py needs Hypothesis, which the image lacks: its pure-Python packages are mounted
+# read-only from the repo's .venv (requirements.txt pins it), or from $HYPOTHESIS_SITE.
+site="${HYPOTHESIS_SITE:-}"
+if [[ -z "$site" && -x "$repo/.venv/bin/python" ]]; then
+    site="$("$repo/.venv/bin/python" -c 'import hypothesis, os; print(os.path.dirname(os.path.dirname(hypothesis.__file__)))' 2>/dev/null || true)"
+fi
+hyp_mounts=()
+if [[ -n "$site" ]]; then
+    for entry in hypothesis sortedcontainers _hypothesis_globals.py _hypothesis_ftz_detector.py; do
+        [[ -e "$site/$entry" ]] && hyp_mounts+=(-v "$site/$entry:/hyp/$entry:ro")
+    done
+fi
+
 for script in "$here"/egress_mitmproxy/run_*.py; do
     name="$(basename "$script")"
     echo "== $name"
     output="$(timeout 600 docker run --rm --network none --user egress \
-        -e PYTHONDONTWRITEBYTECODE=1 -e BOTTLE_SRC=/src \
-        -v "$repo/images/bundle:/src:ro" -v "$here/egress_mitmproxy:/t:ro" \
+        -e PYTHONDONTWRITEBYTECODE=1 -e BOTTLE_SRC=/src -e HYPOTHESIS_PATH=/hyp -e CI="${CI:-}" \
+        "${hyp_mounts[@]}" \
+        -v "$repo/images/bundle:/src:ro" -v "$repo/images/testnet:/testnet:ro" \
+        -v "$here/egress_mitmproxy:/t:ro" \
         --entrypoint /opt/egress/bin/python "$image" "/t/$name" 2>&1)"
     status=$?
     echo "$output"

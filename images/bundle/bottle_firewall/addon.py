@@ -23,7 +23,15 @@ as HTTPS_PROXY/HTTP_PROXY. What mitmproxy 12's source says, and what this addon 
 - A response set in ``requestheaders`` still lets mitmproxy read the body and call ``request``
   (which then leaves the flow alone), and no server connection is made for it.
 - ``responseheaders`` sets ``flow.response.stream = True``: downloads and server-sent events
-  pass through as they arrive.
+  pass through as they arrive. When the request carried an injected credential (it then asked
+  for ``Accept-Encoding: identity``), the stream is ``redact.StreamRedactor`` instead: every
+  form of the credential is masked in the response headers, the body as it streams (decoded
+  if the upstream encoded it anyway; a coding egress cannot decode becomes a 502) and, in the
+  ``response`` hook, the trailers.
+- The head and body are scanned as the agent sent them too (issue 20): ``scan_head`` gets the
+  request line and every header field as bytes (``raw_head``), ``scan_body`` the body's
+  encoded layers; a body that does not parse as its declared type, or whose Content-Encoding
+  has bytes after its end, is refused 400 (``body-parse``, ``body-decode``).
 - Upstream redirects: a GitHub release download answers 302 with a Location carrying a JWT in
   its query; S3/GCS presigned URLs carry a key id and a signature. DLP would refuse the agent's
   follow-up request, so ``responseheaders`` remembers the absolute URL of every 3xx Location it
@@ -76,7 +84,7 @@ import time
 import traceback
 from urllib.parse import urljoin, urlsplit
 
-from . import policy, release, routes, ssrf
+from . import layers, policy, protocol, redact, release, routes, scan_service, ssrf
 from .audit import Audit
 from .bodies import BodyError, decode_content
 from .dlp import Engine
@@ -136,16 +144,20 @@ class Tunnel:
 class FlowState:
     """Per-request decisions taken in ``requestheaders`` and carried out in ``request``."""
 
-    __slots__ = ("host", "port", "route", "inject", "strip", "decided", "ws_blocked", "refused", "exempt", "held")
+    __slots__ = ("host", "port", "route", "inject", "strip", "decided", "ws_blocked", "refused", "exempt", "held",
+                 "credentials", "injected", "websocket")
 
     def __init__(self):
         self.host = self.port = self.route = None
         self.inject, self.strip = [], []
+        self.credentials = []  # the route's credential values (to mask in the response)
+        self.injected = False  # set once the credential went into the request
         self.decided = False
         self.ws_blocked = False
         self.refused = False  # egress answered it (its response is egress's own)
         self.exempt = None    # "upstream-redirect": the URL skipped the pattern and entropy checks
         self.held = []        # DLP hits to put to the operator before it may go (dlp.action: supervise)
+        self.websocket = False  # an accepted RFC 6455 handshake: only then may a 101 follow
 
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -205,6 +217,48 @@ class Redirects:
 
     def __len__(self):
         return len(self.entries)
+
+
+def _raw(value):
+    return value if isinstance(value, bytes) else (value or "").encode("utf-8", "surrogateescape")
+
+
+def raw_fields(headers, kind="header"):
+    """(where, ``name: value`` bytes) of each header field as received (mitmproxy keeps the bytes)."""
+    fields = getattr(headers, "fields", None)
+    if fields is None:
+        fields = headers.items(multi=True)
+    return [("%s %s" % (kind, _raw(name).decode("latin-1")), _raw(name) + b": " + _raw(value))
+            for name, value in fields]
+
+
+def raw_head(request):
+    """The request line (the method; the target: authority when sent in absolute form, then the
+    path) and each header field, as the agent sent them, for the scan of every byte of the head."""
+    data = request.data
+    parts = {}
+    for name in ("method", "authority", "path"):
+        value = getattr(data, name, None)
+        parts[name] = value if isinstance(value, bytes) else _raw(getattr(request, name, ""))
+    target = b" ".join(part for part in (parts["authority"], parts["path"]) if part)
+    return [("request method", parts["method"]), ("request target", target)] + raw_fields(request.headers)
+
+
+def header_values(headers, name):
+    """Every value of header ``name`` (each field on its own)."""
+    get_all = getattr(headers, "get_all", None)
+    if get_all is not None:
+        return list(get_all(name))
+    return [value for key, value in headers.items(multi=True) if key.lower() == name]
+
+
+def single_header(headers, name):
+    """The one value of ``name`` ('' if absent); BodyError (body-parse) if it is sent twice: an
+    upstream may read the other one."""
+    values = header_values(headers, name)
+    if len(values) > 1:
+        raise BodyError("request has %d %s headers (one is allowed)" % (len(values), name), "body-parse")
+    return values[0] if values else ""
 
 
 def _error_text(exc):
@@ -272,6 +326,15 @@ def _refuse_http(self, hook, flow, exc):
     self._audit_flow("request", flow, Refusal(502, "error", _error_text(exc)))
 
 
+def _refuse_response(self, hook, flow, exc):
+    """A response the addon could not check for an injected credential: not sent on."""
+    state = flow.metadata.get(META) if isinstance(getattr(flow, "metadata", None), dict) else None
+    if getattr(flow, "killable", True):
+        flow.kill()
+    self.audit.record("response", state.host if state else None, state.port if state else None, rule="error",
+                      action="block", route=state.route if state else None, status=502)
+
+
 def _refuse_tls(self, hook, data, exc):
     data.ignore_connection = False
     data.establish_server_tls_first = False
@@ -290,7 +353,12 @@ def _refuse_tcp(self, hook, flow, exc):
     flow.server_conn.error = _error_text(exc)
     if getattr(flow, "killable", True):
         flow.kill()
+    flow.metadata[META + ".tcp_refused"] = True
+    if getattr(flow, "messages", None):
+        flow.messages[-1].content = b""
     self.audit.record("tcp", None, None, rule="error", action="block")
+    self.close_client(flow)
+    self.close_server(flow)
 
 
 def _refuse_websocket(self, hook, flow, exc):
@@ -301,8 +369,29 @@ def _refuse_websocket(self, hook, flow, exc):
     self.close_client(flow)
 
 
+def _refuse_dns(self, hook, flow, exc):
+    # mitmproxy's DNS layer answers SERVFAIL (and sends nothing upstream) when flow.error is set.
+    from mitmproxy import flow as mflow
+    flow.response = None
+    flow.error = mflow.Error(_error_text(exc))
+    self.audit.record("dns", None, None, rule="error", action="block")
+
+
 def _log_only(self, hook, data, exc):
     pass
+
+
+HTTP_ALPNS = (b"h2", b"http/1.1", b"http/1.0", b"http/0.9")
+
+
+def _http_alpn_only(data):
+    """The upstream ClientHello offers only the HTTP protocols of the agent's ALPN offers.
+    mitmproxy copies the agent's offers (any bytes, up to 255 per name) into it otherwise, and
+    falls back to that copy when the server's offers are empty."""
+    client_offers = tuple(getattr(data.client, "alpn_offers", None) or ())
+    if not client_offers:
+        return
+    data.server.alpn_offers = tuple(offer for offer in client_offers if offer in HTTP_ALPNS) or (b"http/1.1",)
 
 
 class Firewall:
@@ -311,7 +400,7 @@ class Firewall:
 
     def __init__(self, config_path=None, tokens_path=None, secrets_path=None, audit_path=None,
                  rules_cache=None, engine=None, resolver=None, respond=None, close_client=None,
-                 clock=time.monotonic, audit_stream=None):
+                 clock=time.monotonic, audit_stream=None, protocol_layers=None):
         env = os.environ
         self.config_path = config_path or env.get("BOTTLE_EGRESS_CONFIG", "/run/bottle/egress/egress.json")
         self.tokens_path = tokens_path or env.get("BOTTLE_EGRESS_TOKENS", "/run/bottle/egress/tokens.json")
@@ -330,9 +419,13 @@ class Firewall:
         self.tunnels = {}
         self.pinned = {}
         self.waits = {}        # id(flow) -> release.Wait of each request held for the operator
+        self.scan_service = None  # git-gate's scans (scan_service.ScanService), started by `running`
         self.stopping = False
         self.hold_clock = time.monotonic
         self.hold_interval = 0.5
+        # layers.py's patches (WebSocket control frames, the per-chunk request cap): what is not
+        # in force is refused (WebSocket; request bodies of unknown length).
+        self.layers = protocol_layers if protocol_layers is not None else layers.install(self)
         self.refresh()
 
     # --- configuration -------------------------------------------------------------------
@@ -435,6 +528,11 @@ class Firewall:
         self.refresh()
         config = self.config
         host, port = policy.normalize_host(flow.request.host), flow.request.port
+        if flow.client_conn.id in self.tunnels:
+            # A CONNECT inside a tunnel would re-target it: mitmproxy hands it to this hook again.
+            self._respond(flow, Refusal(403, "request-target", "blocked by egress: CONNECT inside a CONNECT tunnel "
+                                        "is refused"), "connect")
+            return
         tunnel = Tunnel(host, port)
         self.tunnels[flow.client_conn.id] = tunnel
         if config is not None and config.mode == "behind-pipelock":
@@ -503,6 +601,7 @@ class Firewall:
                 self.audit.record("connect", tunnel.host, port, rule="allowlist", action="block")
                 return
             data.server.address = (tunnel.ip, port)
+            _http_alpn_only(data)
             return
         name = policy.normalize_host(host)
         ip = self.pinned.get(client_id, {}).get((name, port))
@@ -527,11 +626,63 @@ class Firewall:
         if allowed:
             self.audit.record("tcp", host, tunnel.port, rule="passthrough")
             return
-        flow.server_conn.error = "blocked by egress: raw TCP is refused (only passthrough_domains may carry it)"
-        flow.kill()
+        self._close_tcp(flow)
         LOG.warning("egress: raw TCP to %s refused", host)
         self.audit.record("tcp", self._audit_host(host), tunnel.port if tunnel else None, rule="raw-tcp",
                           action="block")
+
+    def _close_tcp(self, flow):
+        """Refuse a TCP flow on both sides: mitmproxy's TCP layer checks no kill, and after a 101
+        the server connection is already open."""
+        flow.metadata[META + ".tcp_refused"] = True
+        flow.server_conn.error = "blocked by egress: raw TCP is refused (only passthrough_domains may carry it)"
+        if getattr(flow, "killable", True):
+            flow.kill()
+        self.close_client(flow)
+        self.close_server(flow)
+
+    def close_server(self, flow):
+        """Close ``flow``'s server connection through the proxyserver's handler (if it is open)."""
+        try:
+            from mitmproxy import ctx
+        except ImportError:
+            return
+        proxyserver = ctx.master.addons.get("proxyserver")
+        handler = proxyserver.connections.get(flow.client_conn.id) if proxyserver else None
+        if handler is not None and flow.server_conn in getattr(handler, "transports", {}):
+            handler.close_connection(flow.server_conn)
+
+    @guarded(_refuse_tcp)
+    def tcp_message(self, flow):
+        """The second wall: no byte of a refused TCP flow is relayed, whichever way it goes."""
+        if flow.metadata.get(META + ".tcp_refused"):
+            message = flow.messages[-1]
+            message.content = b""
+            self._close_tcp(flow)
+
+    @guarded(_refuse_tcp)
+    def udp_start(self, flow):
+        """UDP is unreachable (TCP listeners, http3 off, no udp_hosts); were it to start, it is
+        refused on both sides like raw TCP, and ``udp_message`` relays nothing of it."""
+        self._close_tcp(flow)
+        LOG.warning("egress: UDP refused")
+        self.audit.record("udp", None, None, rule="udp", action="block")
+
+    @guarded(_refuse_tcp)
+    def udp_message(self, flow):
+        flow.messages[-1].content = b""
+        self._close_tcp(flow)
+
+    @guarded(_refuse_dns)
+    def dns_request(self, flow):
+        """DNS never leaves through egress: mitmproxy's DNS layer takes over a tunnel to port 53
+        or 5353 and relays each query (a name can carry data) unless a hook answers it."""
+        from mitmproxy.net.dns import response_codes
+        flow.response = flow.request.fail(response_codes.REFUSED)
+        tunnel = self.tunnels.get(flow.client_conn.id)
+        host = tunnel.host if tunnel else None
+        LOG.warning("egress: a DNS query to %s refused", host)
+        self.audit.record("dns", self._audit_host(host), tunnel.port if tunnel else None, rule="dns", action="block")
 
     def client_disconnected(self, client):
         self.tunnels.pop(client.id, None)
@@ -540,9 +691,31 @@ class Firewall:
             if wait.client_id == client.id:
                 wait.stop("disconnected")
 
+    def running(self):
+        """egress is up: serve git-gate's scans with this engine (scan_service), when bottle-init
+        made the socket's directory (git-gate runs in this bundle). Failing to start is loud; git-gate
+        then refuses every push (it cannot reach a scanner). Synchronous (mitmproxy calls ``running``
+        synchronously when it reloads a script): the server starts in a task of the running loop,
+        which is returned."""
+        path = os.environ.get("BOTTLE_EGRESS_SCAN_SOCKET", scan_service.DEFAULT_SOCKET)
+        if self.scan_service is not None or not os.path.isdir(os.path.dirname(path)):
+            return None
+        self.scan_service = scan_service.ScanService(self.engine, path, self.refresh)
+
+        async def start(service):
+            try:
+                await service.start()
+            except Exception as exc:
+                LOG.error("egress: git-gate's scan service did not start (%s: %s); every push is refused",
+                          type(exc).__name__, exc)
+        return asyncio.get_running_loop().create_task(start(self.scan_service))
+
     def done(self):
         """egress stops: every request held for the operator is killed, never sent."""
         self.stopping = True
+        if self.scan_service is not None:
+            self.scan_service.close()
+            self.scan_service = None
         for wait in list(self.waits.values()):
             wait.stop("stopped")
             try:
@@ -597,10 +770,14 @@ class Firewall:
                 self._respond(flow, refusal)
                 return
             self.pinned.setdefault(flow.client_conn.id, {})[(state.host, state.port)] = ip
+        refusal = self._protocol_refusal(flow, state, config)
+        if refusal is not None:
+            self._respond(flow, refusal)
+            return
         if self.redirects.holds(absolute_url(request.scheme, state.host, state.port, request.path)):
             state.exempt = "upstream-redirect"
         hit = self.engine.scan_head(request.path, list(request.headers.items(multi=True)),
-                                    url_from_upstream=state.exempt is not None)
+                                    url_from_upstream=state.exempt is not None, raw=raw_head(request))
         if hit is not None:
             if not self._holds(config, hit):
                 self._respond(flow, Refusal(403, hit.rule, hit.message()))
@@ -634,10 +811,104 @@ class Firewall:
         decision = routes.decide(route, self.tokens, request.method, request.path.split("?", 1)[0],
                                  request.headers, scheme)
         if decision.refused:
-            rule = "route-token" if decision.status == 503 else "route-matches"
-            self._respond(flow, Refusal(decision.status, rule, decision.message))
+            self._respond(flow, Refusal(decision.status, decision.rule, decision.message))
             return False
         state.inject, state.strip = decision.inject, decision.strip
+        token = self.tokens.get((route.get("auth") or {}).get("token_ref")) if decision.inject else None
+        state.credentials = [token] if token else []
+        return True
+
+    # --- the request's shape, the protocol switches, the per-chunk body cap (protocol.py, layers.py) ------
+
+    def _protocol_refusal(self, flow, state, config):
+        """A Refusal for a request whose method, target or Upgrade is not one egress relays, or None.
+        Sets ``state.websocket`` for an accepted WebSocket handshake."""
+        request = flow.request
+        problem = protocol.method_problem(request.method)
+        if problem is not None:
+            return Refusal(405, "method", "blocked by egress: " + problem)
+        problem = protocol.target_problem(getattr(request, "authority", "") or "", request.path, state.host,
+                                          state.port)
+        if problem is not None:
+            return Refusal(403, "request-target", "blocked by egress: " + problem)
+        headers = list(request.headers.items(multi=True))
+        if protocol.upgrade_requested(headers):
+            problem = protocol.websocket_problem(request.method, getattr(request, "http_version", "HTTP/1.1"),
+                                                 headers)
+            if problem is not None:
+                # The Upgrade value is not quoted: it is the agent's data, and this text reaches the log.
+                return Refusal(403, "upgrade", "blocked by egress: this Upgrade is refused: only a WebSocket "
+                               "handshake may switch protocols (%s)" % problem)
+            if not config.websocket.matches(state.host):
+                return Refusal(403, "websocket", "blocked by egress: WebSocket to %s is not allowed (the policy's "
+                               "firewall.websocket_hosts)" % state.host)
+            if not self.layers.websocket_control:
+                return Refusal(403, "websocket", "blocked by egress: WebSocket is refused: its control frames could "
+                               "not be scanned (%s)" % self.layers.reason)
+            state.websocket = True
+        elif not self.layers.request_cap and request.headers.get("content-length") is None and (
+                request.headers.get("transfer-encoding") is not None
+                or (getattr(request, "is_http2", False) and request.method in ("POST", "PUT", "PATCH"))):
+            return Refusal(411, "body-limit", "blocked by egress: a request body of unknown length is refused (the "
+                           "per-chunk cap is not in force: %s); send a Content-Length" % self.layers.reason)
+        return None
+
+    def request_body_cap(self, flow):
+        """The most request body bytes egress holds for ``flow`` (layers.py); None: no cap."""
+        config = self.config
+        if config is None:
+            return 0
+        if config.mode == "behind-pipelock":
+            return None
+        return config.dlp["max_body_bytes"]
+
+    def request_over_cap(self, flow, size, cap):
+        """``flow``'s body grew past ``cap`` (layers.py answers 413 with this text, nothing went upstream)."""
+        state = flow.metadata.get(META) or FlowState()
+        state.inject = []
+        text = "blocked by egress: request body exceeds the scan limit of %d bytes (%d bytes read so far)" % (cap, size)
+        LOG.warning("egress: %s", text)
+        request = flow.request
+        self.audit.record("request", self._audit_host(state.host or policy.normalize_host(request.host)),
+                          state.port or request.port, request.method, request.path, rule="body-limit",
+                          action="block", route=state.route, nbytes=size, status=413)
+        return text
+
+    def websocket_control(self, flow, kind, payload):
+        """Whether a ping/pong/close frame from the agent must not go (layers.py closes the
+        WebSocket with 1008 then): a finding in its payload, or a flow egress did not accept."""
+        state = flow.metadata.get(META)
+        if state is None or not state.websocket:
+            hit_rule = "websocket"
+        elif state.ws_blocked:
+            return True  # already refused and audited: nothing more of it goes
+        else:
+            hit = self.engine.scan_message(payload) if payload else None
+            if hit is None:
+                return False
+            hit_rule = hit.rule
+        if state is not None:
+            state.ws_blocked = True
+        LOG.warning("egress: WebSocket %s frame refused (%s); closing", kind, hit_rule)
+        self.audit.record("websocket", self._audit_host(policy.normalize_host(flow.request.host) if state is None
+                                                        else state.host), flow.request.port, flow.request.method,
+                          "(%s frame)" % kind, rule=hit_rule, action="block",
+                          route=state.route if state is not None else None)
+        return True
+
+    def _refuse_switch(self, flow):
+        """A 101 from upstream to a request egress did not accept as a WebSocket handshake never
+        becomes a relay: the flow is killed (True) before mitmproxy switches protocols."""
+        state = flow.metadata.get(META)
+        if state is not None and state.websocket and flow.response.headers.get("upgrade", "").lower() == "websocket":
+            return False
+        if getattr(flow, "killable", True):
+            flow.kill()
+        host = state.host if state is not None else policy.normalize_host(flow.request.host)
+        LOG.warning("egress: upstream %s switched protocols for a request that was no accepted WebSocket handshake; "
+                    "closed", host)
+        self.audit.record("response", self._audit_host(host), flow.request.port, flow.request.method, flow.request.path,
+                          rule="switch-protocols", action="block", status=101)
         return True
 
     def _pipelock_requestheaders(self, flow, state, config):
@@ -647,6 +918,10 @@ class Firewall:
         host_header = request.host_header
         state.host = sni or policy.split_host_port(host_header)[0]
         state.port = request.port
+        refusal = self._protocol_refusal(flow, state, config)
+        if refusal is not None:
+            self._respond(flow, refusal)
+            return
         route = config.route_for(state.host)
         if route is None:
             state.decided = True
@@ -677,24 +952,27 @@ class Firewall:
                 self._respond(flow, Refusal(413, "body-limit", "blocked by egress: request body of %d bytes exceeds "
                                             "the scan limit of %d bytes" % (len(raw), limit)))
                 return
+            layers = []
             try:
-                body = decode_content(raw, request.headers.get("content-encoding"), limit)
+                content_type = single_header(request.headers, "content-type")
+                body = decode_content(raw, ", ".join(header_values(request.headers, "content-encoding")), limit,
+                                      layers)
+                if len(body) > THREAD_THRESHOLD:
+                    hit = await asyncio.to_thread(self.engine.scan_body, body, content_type, layers, True)
+                else:
+                    hit = self.engine.scan_body(body, content_type, layers, True)
             except BodyError as exc:
                 status = 413 if exc.rule == "body-limit" else 400
                 self._respond(flow, Refusal(status, exc.rule, "blocked by egress: %s" % exc))
                 return
-            content_type = request.headers.get("content-type") or ""
-            if len(body) > THREAD_THRESHOLD:
-                hit = await asyncio.to_thread(self.engine.scan_body, body, content_type)
-            else:
-                hit = self.engine.scan_body(body, content_type)
             trailers = getattr(request, "trailers", None)
             if hit is not None and not self._holds(config, hit):
                 self._respond(flow, Refusal(403, hit.rule, hit.message()))
                 return
             if hit is not None:
                 state.held.append(hit)
-            hit = self.engine.scan_head("", list(trailers.items(multi=True))) if trailers else None
+            hit = self.engine.scan_head("", list(trailers.items(multi=True)), raw=raw_fields(trailers, "trailer")) \
+                if trailers else None
             if hit is not None and not self._holds(config, hit):
                 self._respond(flow, Refusal(403, hit.rule, hit.message()))
                 return
@@ -710,6 +988,10 @@ class Firewall:
             request.headers.pop(name, None)
         for name, value in state.inject:
             request.headers[name] = value
+        if state.inject:
+            # What comes back is searched for the credential (responseheaders): ask for it unencoded.
+            request.headers["Accept-Encoding"] = "identity"
+            state.injected = True
         if not released:
             self._audit_flow("request", flow, None, state)
         for hit, proposal in released:
@@ -800,13 +1082,17 @@ class Firewall:
         LOG.warning("egress: %s; killed while held for the operator (%s)", hit.message(), why)
         self._audit_flow("request", flow, None, state, rule=hit.rule, action="block", proposal=proposal)
 
-    @guarded(_refuse_http)
+    @guarded(_refuse_response)
     def responseheaders(self, flow):
         response = flow.response
         if response is None:
             return
+        if getattr(response, "status_code", None) == 101 and self._refuse_switch(flow):
+            return
         response.stream = True
         state = flow.metadata.get(META)
+        if state is not None and state.injected and state.credentials and not state.refused:
+            self._redact_response(flow, state)
         if 300 <= response.status_code < 400 and state is not None and state.decided and not state.refused:
             request = flow.request
             base = absolute_url(request.scheme, state.host or request.host, state.port or request.port,
@@ -815,6 +1101,83 @@ class Firewall:
             if target is not None:
                 self.redirects.remember(target)
 
+    def _redact_response(self, flow, state):
+        """The response to a request that carried an injected credential: every form of it masked
+        in the headers and, streamed, in the body (redact.py); an encoding egress cannot undo
+        replaces the response with a 502."""
+        response = flow.response
+        forms = redact.credential_forms(state.credentials)
+        noted = []
+
+        def note(where):
+            if not noted:
+                noted.append(where)
+                LOG.warning("egress: the response of %s carried the credential egress added (%s); masked",
+                            state.route, where)
+                self.audit.record("response", state.host, state.port, flow.request.method, flow.request.path,
+                                  rule="credential-echo", action="redact", route=state.route,
+                                  status=response.status_code)
+        fields, changed = redact.redact_fields(list(response.headers.fields), forms)
+        if changed:
+            response.headers.fields = type(response.headers.fields)(fields)
+            note("headers")
+        decoder, refusal = redact.decoder_for(", ".join(header_values(response.headers, "content-encoding")))
+        if refusal is not None:
+            self._replace_response(flow, Refusal(502, "response-encoding", "blocked by egress: " + refusal))
+            return
+        if decoder is not None:
+            response.headers.pop("content-encoding", None)
+            response.headers.pop("content-length", None)
+        response.stream = redact.StreamRedactor(forms, decoder, lambda: note("body"))
+
+    def _redact_message(self, flow, message):
+        """A WebSocket message from upstream on a handshake that carried an injected credential:
+        every form of the credential masked before the agent sees it (redact.py). A message is
+        whole here (mitmproxy assembles fragments), so no tail is held back."""
+        state = flow.metadata.get(META)
+        if state is None or not state.injected or not state.credentials:
+            return
+        content = message.content
+        masked = redact.redact_message(content, redact.credential_forms(state.credentials))
+        if masked == content:
+            return
+        message.content = masked
+        LOG.warning("egress: a WebSocket message of %s carried the credential egress added; masked", state.route)
+        self.audit.record("websocket", state.host, state.port, flow.request.method, flow.request.path,
+                          rule="credential-echo", action="redact", route=state.route)
+
+    def _replace_response(self, flow, refusal):
+        """Turn an upstream response whose headers arrived into egress's refusal: its body is
+        swallowed as it streams and the refusal's text sent at the end."""
+        response = flow.response
+        text = refusal.text().encode("utf-8")
+        response.status_code = refusal.status
+        with contextlib.suppress(Exception):
+            response.reason = "Bad Gateway"
+        for name in [name for name, _value in response.headers.items(multi=True)]:
+            response.headers.pop(name, None)
+        response.headers["Content-Type"] = "text/plain; charset=utf-8"
+        response.headers["X-Bottle-Egress-Rule"] = refusal.rule
+        response.headers["Content-Length"] = str(len(text))
+        response.stream = lambda chunk: [text] if chunk == b"" else []
+        LOG.warning("egress: %s", refusal.message)
+        state = flow.metadata.get(META)
+        self.audit.record("response", state.host if state else None, state.port if state else None,
+                          flow.request.method, flow.request.path, rule=refusal.rule, action="block",
+                          route=state.route if state else None, status=refusal.status)
+
+    @guarded(_refuse_response)
+    def response(self, flow):
+        """Trailers arrive after the streamed body: the credential is masked in them too."""
+        response = flow.response
+        state = flow.metadata.get(META)
+        trailers = getattr(response, "trailers", None) if response is not None else None
+        if not trailers or state is None or not state.injected or not state.credentials or state.refused:
+            return
+        fields, changed = redact.redact_fields(list(trailers.fields), redact.credential_forms(state.credentials))
+        if changed:
+            trailers.fields = type(trailers.fields)(fields)
+
     @guarded(_refuse_websocket)
     async def websocket_message(self, flow):
         config = self.config
@@ -822,6 +1185,7 @@ class Firewall:
             return
         message = flow.websocket.messages[-1]
         if not message.from_client:
+            self._redact_message(flow, message)
             return
         state = flow.metadata.setdefault(META, FlowState())
         if state.ws_blocked:

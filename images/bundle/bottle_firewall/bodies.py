@@ -13,11 +13,15 @@ sees the secret whatever its wrapping.
 
 Decompression is bounded by the scan limit: a body that inflates past it, or that does not
 decompress, raises ``BodyError`` and the request is refused, never forwarded unscanned.
+Strict (issue 20): a compressed stream must end where the body ends (no second gzip member, no
+trailing bytes), and a body declared JSON, urlencoded form or multipart must parse as such
+(``extract(strict=True)``); otherwise ``BodyError`` (``body-decode``, ``body-parse``).
 """
 
 import base64
 import binascii
 import bisect
+import codecs
 import itertools
 import json
 import quopri
@@ -25,7 +29,7 @@ import re
 import unicodedata
 import zlib
 from email.parser import HeaderParser
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import unquote, unquote_to_bytes
 
 SEPARATOR = b"\n\x00\n"  # 3 bytes: ScanBuffer.add counts them
 _BROTLI_STEP = 32  # compressed bytes per step: one brotli command can expand to ~8 MiB.
@@ -67,23 +71,23 @@ def normalize_text(text):
 
 
 def _gunzip(data, limit):
-    out, total = [], 0
-    while data:
-        obj = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        chunk = obj.decompress(data, limit + 1 - total)
-        total += len(chunk)
-        out.append(chunk)
-        if total > limit:
-            raise BodyError("request body inflates past the scan limit of %d bytes" % limit)
-        if not obj.eof:
-            if obj.unconsumed_tail:
-                raise BodyError("request body inflates past the scan limit of %d bytes" % limit)
-            raise BodyError("request body is not valid gzip (truncated)", "body-decode")
-        data = obj.unused_data.lstrip(b"\x00")
-    return b"".join(out)
+    """One gzip member, nothing after it: a second member or trailing bytes (NUL padding
+    included) are refused, since an upstream's decoder may read past what egress scanned or
+    stop before it; no real client sends either."""
+    obj = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    out = obj.decompress(data, limit + 1)
+    if len(out) > limit or obj.unconsumed_tail:
+        raise BodyError("request body inflates past the scan limit of %d bytes" % limit)
+    if not obj.eof:
+        raise BodyError("request body is not valid gzip (truncated)", "body-decode")
+    if obj.unused_data:
+        raise BodyError("request body has %d byte(s) after the end of its gzip stream" % len(obj.unused_data),
+                        "body-decode")
+    return out
 
 
 def _inflate(data, limit):
+    """zlib-wrapped or raw deflate (clients send both), nothing after the end of the stream."""
     for wbits in (zlib.MAX_WBITS, -zlib.MAX_WBITS):
         obj = zlib.decompressobj(wbits)
         try:
@@ -93,6 +97,9 @@ def _inflate(data, limit):
         if len(out) > limit or obj.unconsumed_tail:
             raise BodyError("request body inflates past the scan limit of %d bytes" % limit)
         if obj.eof:
+            if obj.unused_data:
+                raise BodyError("request body has %d byte(s) after the end of its deflate stream"
+                                % len(obj.unused_data), "body-decode")
             return out
     raise BodyError("request body is not valid deflate data", "body-decode")
 
@@ -106,6 +113,9 @@ def _unbrotli(data, limit):
     out, total = [], 0
     try:
         for start in range(0, len(data), _BROTLI_STEP):
+            if decoder.is_finished():
+                raise BodyError("request body has %d byte(s) after the end of its brotli stream"
+                                % (len(data) - start), "body-decode")
             chunk = decoder.process(data[start:start + _BROTLI_STEP])
             total += len(chunk)
             if total > limit:
@@ -118,14 +128,28 @@ def _unbrotli(data, limit):
     return b"".join(out)
 
 
-def decode_content(raw, content_encoding, limit):
-    """The body with its Content-Encoding undone (bounded by ``limit``); BodyError otherwise."""
+MAX_CODINGS = 4
+
+
+def decode_content(raw, content_encoding, limit, layers=None):
+    """The body with its Content-Encoding undone (bounded by ``limit``); BodyError otherwise.
+
+    Strict: each coding must be one egress decodes (identity, gzip, deflate, br), its stream
+    must end exactly where the body (or the next outer layer) ends, and at most ``MAX_CODINGS``
+    codings may be stacked. ``layers``: a list that receives each encoded form on the way (the
+    raw body first), so the known secrets can be looked for in every one of them."""
     data = raw or b""
+    if not data:
+        return data  # nothing to decode, whatever the header says (some clients send it on every request)
     codings = [c.strip().lower() for c in (content_encoding or "").split(",") if c.strip()]
+    codings = [c for c in codings if c not in ("identity", "none")]
+    if len(codings) > MAX_CODINGS:
+        raise BodyError("request body has %d stacked Content-Encodings (at most %d are decoded)"
+                        % (len(codings), MAX_CODINGS), "body-decode")
     for coding in reversed(codings):
+        if layers is not None:
+            layers.append(data)
         try:
-            if coding in ("identity", "none"):
-                continue
             if coding in ("gzip", "x-gzip"):
                 data = _gunzip(data, limit)
             elif coding == "deflate":
@@ -140,6 +164,18 @@ def decode_content(raw, content_encoding, limit):
     if len(data) > limit:
         raise BodyError("request body of %d bytes exceeds the scan limit of %d bytes" % (len(data), limit))
     return data
+
+
+class Pairs(list):
+    """A JSON object as the list of its (key, value) pairs, duplicates kept: ``json.loads``
+    into a dict keeps only the last value of a repeated key, which an upstream may not."""
+
+    __slots__ = ()
+
+
+def loads_json(data):
+    """``json.loads`` keeping every member of every object (``Pairs``)."""
+    return json.loads(data, object_pairs_hook=Pairs)
 
 
 class JsonDocument:
@@ -161,6 +197,10 @@ class JsonDocument:
             kind = type(node)
             if kind is str:
                 append(node)
+            elif kind is Pairs:
+                for key, child in node:
+                    append(key)
+                    push(child)
             elif kind is dict:
                 for key, child in node.items():
                     append(key)
@@ -179,8 +219,8 @@ class JsonDocument:
                 if count == index:
                     return self.prefix + self._render(chain)
                 count += 1
-            elif kind is dict:
-                for key, child in node.items():
+            elif kind is dict or kind is Pairs:
+                for key, child in (node if kind is Pairs else node.items()):
                     if count == index:
                         return self.prefix + self._render(chain) + " key"
                     count += 1
@@ -210,20 +250,155 @@ class Where:
         return self.document.path_of(self.index)
 
 
-def _multipart_segments(body, boundary, out, depth):
+_PARAM = re.compile(r';\s*([!#$%&\'*+.^_`|~0-9A-Za-z-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
+_BAD_PERCENT = re.compile(rb"%(?![0-9A-Fa-f]{2})")
+_UTF8_NAMES = ("", "utf-8", "utf8", "us-ascii", "ascii")
+FORM_TYPE = "application/x-www-form-urlencoded"
+TYPE_HINT = (" (if it is not meant to be one, declare what it is, e.g. Content-Type: application/octet-stream"
+             " or text/plain)")
+
+
+def media_type(content_type):
+    """(media type lower-cased, {parameter: value}) of a Content-Type value."""
+    content_type = content_type or ""
+    media = content_type.split(";", 1)[0].strip().lower()
+    params = {}
+    for name, value in _PARAM.findall(content_type):
+        value = value.strip()
+        if value.startswith('"') and value.endswith('"') and len(value) >= 2:
+            value = re.sub(r"\\(.)", r"\1", value[1:-1])
+        params.setdefault(name.lower(), value)
+    return media, params
+
+
+def is_json_type(media):
+    """The declared types egress holds to JSON: application/json, text/json, anything +json."""
+    return media in ("application/json", "text/json") or (media.endswith("+json") and "/" in media)
+
+
+def _json_document(body, charset, strict):
+    """The decoded document (``Pairs`` for objects), or None when lenient and it does not parse."""
+    data = body
+    try:
+        if charset not in _UTF8_NAMES:
+            data = body.decode(charset)
+        return loads_json(data)
+    except (ValueError, RecursionError, LookupError) as exc:
+        if strict:
+            reason = "unknown charset %s" % charset[:32] if isinstance(exc, LookupError) else \
+                "too deeply nested" if isinstance(exc, RecursionError) else "not valid JSON"
+            raise BodyError("request body is declared JSON but is %s%s" % (reason, TYPE_HINT), "body-parse") \
+                from None
+        return None
+
+
+def _form_pairs(body, charset, strict):
+    """(name, value) of a urlencoded form: ``&``-separated, ``+`` is a space, then percent-decoded
+    once and decoded in the form's charset (UTF-8 unless declared). Strict: a ``%`` not followed
+    by two hex digits, or a name or value that is not valid text in that charset, means the body
+    is not a form (BodyError); lenient: undecodable bytes are kept as latin-1."""
+    codec = "utf-8" if charset in _UTF8_NAMES else charset
+    try:
+        codecs.lookup(codec)
+    except LookupError:
+        if strict:
+            raise BodyError("request body is declared a form in an unknown charset %s" % charset[:32],
+                            "body-parse") from None
+        codec = "utf-8"
+    if strict and _BAD_PERCENT.search(body):
+        raise BodyError("request body is declared a form (%s) but has a %% that is not a percent-escape%s"
+                        % (FORM_TYPE, TYPE_HINT), "body-parse")
+    pairs = []
+    for field in body.split(b"&"):
+        if not field:
+            continue
+        name, _sep, value = field.partition(b"=")
+        decoded = []
+        for part in (name, value):
+            part = unquote_to_bytes(part.replace(b"+", b" "))
+            try:
+                decoded.append(part.decode(codec))
+            except UnicodeDecodeError:
+                if strict:
+                    raise BodyError("request body is declared a form (%s) but a field is not %s text%s"
+                                    % (FORM_TYPE, codec, TYPE_HINT), "body-parse") from None
+                decoded.append(part.decode("latin-1"))
+        pairs.append((decoded[0], decoded[1]))
+    return pairs
+
+
+def _part_content(head, content, index):
+    """A multipart part's headers and its content with its Content-Transfer-Encoding undone."""
+    headers = HeaderParser().parsestr(head.decode("latin-1"))
+    cte = (headers.get("content-transfer-encoding") or "").strip().lower()
+    try:
+        if cte == "base64":
+            content = base64.b64decode(re.sub(rb"\s+", b"", content), validate=True)
+        elif cte == "quoted-printable":
+            content = quopri.decodestring(content)
+        elif cte not in ("", "7bit", "8bit", "binary"):
+            raise BodyError("multipart part %d has a Content-Transfer-Encoding egress cannot scan (%s)"
+                            % (index, cte[:32]), "body-parse")
+    except (binascii.Error, ValueError) as exc:
+        if isinstance(exc, BodyError):
+            raise
+        raise BodyError("multipart part %d is not valid %s" % (index, cte), "body-parse") from None
+    return headers, content
+
+
+def multipart_parts(body, boundary):
+    """(index, head, content) of each part of a multipart body (RFC 2046), strictly: the first
+    delimiter at the start or after a preamble's line break, each delimiter line ending in a line
+    break (after optional transport padding), each part's header block ended by an empty line,
+    and a close delimiter. Anything else raises BodyError (``body-parse``). CRLF and bare LF line
+    breaks are both read; the preamble and the epilogue are not parts (the raw scan sees them)."""
+    if not boundary or len(boundary) > 200:
+        raise BodyError("multipart body has no usable boundary parameter", "body-parse")
     delimiter = b"--" + boundary
-    for index, part in enumerate(body.split(delimiter)[1:]):
-        if part.startswith(b"--"):
-            break
-        part = part[2:] if part.startswith(b"\r\n") else part.lstrip(b"\n")
-        head, sep, content = part.partition(b"\r\n\r\n")
-        if not sep:
-            head, sep, content = part.partition(b"\n\n")
-        if content.endswith(b"\r\n"):
-            content = content[:-2]
-        elif content.endswith(b"\n"):
-            content = content[:-1]
-        headers = HeaderParser().parsestr(head.decode("latin-1"))
+    if body.startswith(delimiter):
+        pos = len(delimiter)
+    else:
+        first = body.find(b"\n" + delimiter)
+        if first < 0:
+            raise BodyError("multipart body has no part delimited by its declared boundary", "body-parse")
+        pos = first + 1 + len(delimiter)
+    parts, index, size = [], 0, len(body)
+    while True:
+        if body.startswith(b"--", pos):
+            return parts
+        start = pos
+        while start < size and body[start] in (0x20, 0x09):
+            start += 1
+        if body.startswith(b"\r\n", start):
+            start += 2
+        elif body.startswith(b"\n", start):
+            start += 1
+        else:
+            raise BodyError("multipart delimiter line before part %d is malformed" % index, "body-parse")
+        following = body.find(b"\n" + delimiter, start - 1)
+        if following < 0:
+            raise BodyError("multipart body ends inside part %d (no closing boundary)" % index, "body-parse")
+        end = following - 1 if following > start and body[following - 1] == 0x0D else following
+        part = body[start:end] if end >= start else b""
+        if part.startswith(b"\r\n"):
+            head, content = b"", part[2:]
+        elif part.startswith(b"\n"):
+            head, content = b"", part[1:]
+        else:
+            ends = [i for i in (part.find(b"\r\n\r\n"), part.find(b"\n\n")) if i >= 0]
+            if not ends:
+                raise BodyError("multipart part %d has no empty line after its headers" % index, "body-parse")
+            cut = min(ends)
+            sep = 4 if part.startswith(b"\r\n\r\n", cut) else 2
+            head, content = part[:cut], part[cut + sep:]
+        parts.append((index, head, content))
+        index += 1
+        pos = following + 1 + len(delimiter)
+
+
+def _multipart_segments(body, boundary, out, depth):
+    for index, head, content in multipart_parts(body, boundary):
+        headers, content = _part_content(head, content, index)
         name = headers.get_param("name", header="content-disposition") or "part%d" % index
         if isinstance(name, tuple):  # RFC 2231 encoded parameter
             name = name[2]
@@ -234,46 +409,51 @@ def _multipart_segments(body, boundary, out, depth):
         out.append((where + " (name)", _encode(name)))
         if filename:
             out.append((where + " (filename)", _encode(filename)))
-        cte = (headers.get("content-transfer-encoding") or "").strip().lower()
-        try:
-            if cte == "base64":
-                content = base64.b64decode(content)
-            elif cte == "quoted-printable":
-                content = quopri.decodestring(content)
-        except (binascii.Error, ValueError):
-            raise BodyError("multipart part %s is not valid %s" % (index, cte), "body-decode") from None
+        # A part's content is read as its type says when it parses, else as bytes: browsers label
+        # a file part by its name's extension, so its content is not held to that type.
         out.extend(extract(content, headers.get("content-type") or "", where, depth + 1))
 
 
-def extract(body, content_type, where="body", depth=0):
+def extract(body, content_type, where="body", depth=0, strict=False):
     """``(where, bytes)`` segments of the decoded ``body`` by its structure.
 
-    JSON: every string value and key, each named by its path (``$.messages[0].content``);
-    urlencoded forms: names and values; multipart: names, filenames and contents (each part
-    extracted again by its own type); anything else: the body as one segment."""
-    media = (content_type or "").split(";", 1)[0].strip().lower()
-    head = body[:1].lstrip() or body.lstrip()[:1]
-    if depth < 4 and ("json" in media or head in (b"{", b"[")):
-        try:
-            document = json.loads(body)
-        except (ValueError, RecursionError):
-            document = None
+    JSON: every string value and key (every member, duplicates included), each named by its
+    path (``$.messages[0].content``); urlencoded forms: names and values; multipart: names,
+    filenames and contents (each part extracted again by its own type); anything else: the body
+    as one segment.
+
+    ``strict`` (the request body itself): a body declared JSON (``is_json_type``), a form or
+    multipart that does not parse as such raises BodyError (``body-parse``); an empty (or blank)
+    body is one segment whatever its type. Lenient (parts, messages): what does not parse as
+    declared is one segment."""
+    media, params = media_type(content_type)
+    if depth >= 4 or not body.strip():
+        return [(where, body)]
+    charset = params.get("charset", "").strip().lower()
+    declared_json = is_json_type(media)
+    if declared_json or body.lstrip()[:1] in (b"{", b"["):
+        document = _json_document(body, charset, strict and declared_json)
         if document is not None:
             return [(JsonDocument(document, "body field " if where == "body" else where + " "), None)]
-    if depth < 4 and media == "application/x-www-form-urlencoded":
-        pairs = parse_qsl(body.decode("latin-1"), keep_blank_values=True)
+    if media == FORM_TYPE:
         out = []
-        for name, value in pairs:
-            name = percent_decode(name)
-            out.append(("body field %s (name)" % name, name.encode("latin-1", "replace")))
-            out.append(("body field %s" % name, percent_decode(value).encode("latin-1", "replace")))
+        for name, value in _form_pairs(body, charset, strict):
+            label = percent_decode(name)
+            out.append(("body field %s (name)" % label, _encode(name)))
+            out.append(("body field %s" % label, _encode(value)))
         return out
-    if depth < 4 and media.startswith("multipart/"):
-        match = re.search(r'boundary="?([^";]+)"?', content_type or "", re.I)
-        if match:
-            out = []
-            _multipart_segments(body, match.group(1).encode("latin-1"), out, depth)
-            return out
+    if media.startswith("multipart/"):
+        out = []
+        try:
+            boundary = params.get("boundary", "").encode("latin-1")
+            _multipart_segments(body, boundary, out, depth)
+        except (BodyError, UnicodeEncodeError) as exc:
+            if strict:
+                reason = str(exc) if isinstance(exc, BodyError) else "its boundary is not latin-1"
+                raise BodyError("request body is declared %s but is not well-formed: %s" % (media[:40], reason),
+                                "body-parse") from None
+            return [(where, body)]
+        return out
     return [(where, body)]
 
 
@@ -370,8 +550,10 @@ def decoded_forms(buffer):
             if decoded:
                 append((start, decoded))
             continue
-        if length >= 20 and (b"-" in run or b"_" in run) and not run[4::4].translate(None, _B64_TEXT_LEAD):
-            # Standard-alphabet base64 is kingfisher's own job; a URL-safe run has a - or _.
+        if length >= 20 and (b"-" in run or b"_" in run or length % 4) and \
+                not run[4::4].translate(None, _B64_TEXT_LEAD):
+            # Padded standard-alphabet base64 is kingfisher's own job; it does not decode a URL-safe
+            # run (a - or _) nor an unpadded one (a length that is no multiple of 4).
             decoded = _printable_decode(_decode_b64url, run)
             if decoded:
                 append((start, decoded))
@@ -412,6 +594,10 @@ class ScanBuffer:
             if folded != text:
                 self._append(where, _encode(folded))
         self._append(where, data if isinstance(data, bytes) else _encode(data))
+
+    def add_raw(self, where, data):
+        """Add one segment of bytes exactly as they are (no decoded or folded form)."""
+        self._append(where, data)
 
     def _add_document(self, document):
         texts = document.texts

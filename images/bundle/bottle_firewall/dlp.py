@@ -3,7 +3,11 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """DLP: does what the agent sends carry a secret?
 
-Three detectors, over the URL, every header and the decoded body fields:
+Three detectors, over the URL, every header and the decoded body fields, and the first two
+also over every byte as the agent sent it (``known_in``: the request line, each header field,
+the raw body before content-decoding, the decoded body, each percent-decoded layer and the body
+in its declared charset), so that what a parser does not extract (duplicate JSON keys, a form's
+``+``, a multipart preamble, a JSON number) is still searched:
 
 - kingfisher (``kingfisher_sdk``, Rust + Vectorscan, ~490 provider rules) finds credentials by
   their format; only findings it marks ``visible`` count (the hidden ones are helper parts such
@@ -33,15 +37,70 @@ import math
 import re
 import threading
 from collections import Counter
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote_to_bytes
 
-from .bodies import ScanBuffer, extract, normalize_text, percent_decode
+from .bodies import ScanBuffer, extract, media_type, normalize_text, percent_decode
 
 LOG = logging.getLogger("bottle_firewall")
 MIN_SECRET_LENGTH = 6
 PARALLEL_BYTES = 256 * 1024
 _POOL = []
 _RANDOM_RUN = re.compile(r"[A-Za-z0-9+/]{16,}")
+_PERCENT_ESCAPE = re.compile(rb"%[0-9A-Fa-f]{2}")
+_MAX_PERCENT_ROUNDS = 8
+_UTF8_CHARSETS = ("", "utf-8", "utf8", "us-ascii", "ascii")
+
+
+def byte_layers(data):
+    """``data`` and each of its percent-decoded forms, byte for byte (``%2541`` gives ``%41``
+    then ``A``), until none is left (at most 8 rounds): every layer an upstream could read."""
+    layers = [data]
+    for _round in range(_MAX_PERCENT_ROUNDS):
+        if b"%" not in data or _PERCENT_ESCAPE.search(data) is None:
+            break
+        data = unquote_to_bytes(data)
+        layers.append(data)
+    return layers
+
+
+def charset_layer(body, content_type):
+    """The body as UTF-8 when its declared charset is another one (UTF-16, latin-1...), else None."""
+    charset = media_type(content_type)[1].get("charset", "").strip().lower()
+    if charset in _UTF8_CHARSETS:
+        return None
+    try:
+        return body.decode(charset, "replace").encode("utf-8", "surrogatepass")
+    except LookupError:
+        return None
+
+
+_BOMS = (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")
+
+
+class Finding:
+    """A visible kingfisher finding with its offsets in the bytes the caller passed."""
+
+    __slots__ = ("rule_id", "location")
+
+    def __init__(self, rule_id, start, end):
+        self.rule_id = rule_id
+        self.location = {"start_offset": start, "end_offset": end}
+
+
+def visible_findings(scanner, data):
+    """The visible findings of ``scanner`` (kingfisher) in ``data``, offsets in ``data``.
+
+    kingfisher reads bytes that start with a UTF-16 or UTF-32 byte-order mark as that encoding:
+    a body or a buffer starting ``FF FE`` hid every secret after it, raw, from both the pattern
+    rules and the known secrets. Such data is scanned twice: as bytes (a newline in front, the
+    offsets shifted back) and as kingfisher reads it (its findings placed at offset 0)."""
+    if data[:2] not in _BOMS[:2] and data[:4] != _BOMS[2]:
+        return [Finding(f.rule_id, f.location["start_offset"], f.location["end_offset"])
+                for f in scanner.scan(data) if f.visible]
+    found = [Finding(f.rule_id, max(f.location["start_offset"] - 1, 0), max(f.location["end_offset"] - 1, 0))
+             for f in scanner.scan(b"\n" + data) if f.visible]
+    found.extend(Finding(f.rule_id, 0, min(len(data), 1)) for f in scanner.scan(data) if f.visible)
+    return found
 
 
 class Hit:
@@ -134,6 +193,8 @@ def secret_variants(value):
     cores (standard and URL-safe alphabets) match it whatever surrounds it, padded or not."""
     raw = value.encode("utf-8")
     forms = {value, raw.decode("latin-1"), raw.hex(), raw.hex().upper()}
+    if " " in value:
+        forms.add(value.replace(" ", "+"))  # a form's space, which percent-decoding does not undo
     n = len(raw)
     for encoder in (base64.b64encode, base64.urlsafe_b64encode):
         for k in range(3):
@@ -248,8 +309,8 @@ class KnownSecrets:
                 if first:
                     break
             return spans
-        spans = [(f.location["start_offset"], f.location["end_offset"]) for f in self.scanner.scan(data)
-                 if f.visible] if self.scanner is not None else []
+        spans = [(f.location["start_offset"], f.location["end_offset"]) for f in
+                 visible_findings(self.scanner, data)] if self.scanner is not None else []
         for form in self.plain:
             offset = data.find(form)
             while offset >= 0:
@@ -294,11 +355,14 @@ class Engine:
     def unavailable(self):
         return Hit("dlp:unavailable", "the secret scanner (not loaded)")
 
-    def scan_head(self, path_query, header_items, url_from_upstream=False):
+    def scan_head(self, path_query, header_items, url_from_upstream=False, raw=()):
         """URL and headers (name, value) pairs: the first Hit, or None.
 
         ``url_from_upstream``: the URL is one upstream handed out (a redirect's Location): only
-        the known secrets are looked for in it, not kingfisher's patterns nor entropy."""
+        the known secrets are looked for in it, not kingfisher's patterns nor entropy.
+        ``raw``: (where, bytes) of the head as the agent sent it (the request line, each header
+        field ``name: value``), where the known secrets are looked for byte for byte and in
+        every percent-decoded layer (``known_in``)."""
         if self.scanner is None and "?" in path_query and not url_from_upstream:
             return self.unavailable()
         buffer = ScanBuffer()
@@ -310,42 +374,138 @@ class Engine:
                 return self._safe(Hit("known-secret", "url"))
         else:
             buffer.add("url", path_query)
+        seen = {path_query.encode("utf-8", "surrogatepass")}
         for name, value in header_items:
             # One segment "name: value": some rules need the name as context (DATADOG_API_KEY: ...).
-            buffer.add("header %s" % name, "%s: %s" % (name, value))
+            text = "%s: %s" % (name, value)
+            buffer.add("header %s" % name, text)
+            seen.add(text.encode("utf-8", "surrogatepass"))
+        exempt = []
+        for where, data in raw:
+            # The head as sent, in the same pass: the method, and whatever the str forms above
+            # do not spell byte for byte (non-UTF-8 bytes, an absolute-form authority).
+            if data in seen:
+                continue
+            if url_from_upstream and where == "request target":
+                exempt.append((where, data))  # it came from upstream: the known secrets only
+                continue
+            for layer in byte_layers(data):
+                buffer.add_raw(where, layer)
         hit = self._scan(buffer)
+        if hit is None and exempt:
+            hit = self.known_in(exempt)
         if hit is None and not url_from_upstream:
             where = entropy_hit(path_query, self.min_length, self.bits)
             if where:
                 hit = Hit("entropy", where)
         return self._safe(hit)
 
-    def scan_body(self, body, content_type):
+    def known_in(self, segments, patterns=()):
+        """The known secrets over raw ``(where, bytes)`` segments and each of their percent-decoded
+        layers (``byte_layers``), in one pass; then kingfisher's patterns over the layers of the
+        segments whose place is in ``patterns`` (the ones no other pass read as they are): a Hit,
+        or None. This is the scan that does not depend on how a parser reads the bytes
+        (duplicate JSON keys, a form's ``+`` and ``&``, numbers, multipart headers, preambles, a
+        body that is not what it says, compressed bytes, a declared charset)."""
+        buffer = ScanBuffer()
+        pattern_buffer = ScanBuffer()
+        for where, data in segments:
+            for index, layer in enumerate(byte_layers(data)):
+                buffer.add_raw(where, layer)
+                if where in patterns and (index or where != "body"):  # the body itself: read already
+                    pattern_buffer.add_raw(where, layer)
+        if not buffer.parts:
+            return None
+        joined = buffer.joined()
+        span = self.known.find_span(joined)
+        if span is not None:
+            return self._located("known-secret", buffer, joined, len(joined), b"", len(buffer.starts), span)
+        if self.scanner is None or not pattern_buffer.parts:
+            return None
+        joined = pattern_buffer.joined()
+        finding = self._first(joined)
+        if finding is None:
+            return None
+        return self._located("dlp:" + finding.rule_id, pattern_buffer, joined, len(joined), b"",
+                             len(pattern_buffer.starts),
+                             (finding.location["start_offset"], finding.location["end_offset"]))
+
+    def scan_body(self, body, content_type, layers=(), strict=False):
         """A decoded (decompressed) request body: the first Hit, or None.
+
+        ``layers``: the body's encoded forms as sent (the raw bytes before each Content-Encoding
+        was undone); ``strict``: a body that does not parse as its declared type raises
+        ``BodyError`` (``bodies.extract``). The fields are scanned by every detector; then the
+        known secrets over the raw bytes: each layer, the decoded body, their percent-decoded
+        forms and the body in its declared charset (``known_in``).
 
         kingfisher releases the GIL: on a large body the scan of the raw bytes runs in a worker
         thread while this one extracts the fields, so the two overlap."""
-        if not body:
+        if not body and not any(layers):
             return None
         if self.scanner is None:
             return self.unavailable()
-        raw_scan = _started(self._first, body) if len(body) >= PARALLEL_BYTES else None
+        raw = [("body (as sent, encoded)", layer) for layer in layers if layer]
+        raw.append(("body", body))
+        decoded = charset_layer(body, content_type) if body else None
+        if decoded is not None:
+            raw.append(("body (declared charset)", decoded))
+        large = len(body) >= PARALLEL_BYTES
+        raw_scan = _started(self._raw_pass, body) if large else None
         try:
             buffer = ScanBuffer()
-            segments = extract(body, content_type)
+            segments = extract(body, content_type, strict=strict) if body else []
             for where, data in segments:
                 buffer.add(where, data)
             whole = len(segments) == 1 and segments[0][1] is body  # the body is its only segment
-            hit = self._scan(buffer, parallel=raw_scan is not None)
-            if hit is None and not whole:
-                finding = raw_scan.result() if raw_scan is not None else self._first(body)
-                if finding is not None:
+            if not large:
+                # A small body: its raw layers join the fields in one pass of both detectors.
+                for where, data in raw:
+                    for index, layer in enumerate(byte_layers(data)):
+                        if not (whole and where == "body" and index == 0):
+                            buffer.add_raw(where, layer)
+                return self._safe(self._scan(buffer))
+            hit = self._scan(buffer, parallel=True)
+            if hit is None:
+                known, finding, body_layers = raw_scan.result()
+                if known is not None:
+                    index, (start, end) = known
+                    hit = Hit("known-secret", "body", (body_layers[index], start, end, index > 0))
+                elif finding is not None and not whole:
                     hit = Hit("dlp:" + finding.rule_id, "body",
                               (body, finding.location["start_offset"], finding.location["end_offset"], False))
         finally:
             if raw_scan is not None:
                 raw_scan.cancel()
+        if hit is None and len(body_layers) > 1:
+            # kingfisher over the percent-decoded body (the known secrets were looked for there).
+            decoded = ScanBuffer()
+            for layer in body_layers[1:]:
+                decoded.add_raw("body", layer)
+            joined = decoded.joined()
+            finding = self._first(joined)
+            if finding is not None:
+                hit = self._located("dlp:" + finding.rule_id, decoded, joined, len(joined), b"",
+                                    len(decoded.starts),
+                                    (finding.location["start_offset"], finding.location["end_offset"]))
+        others = [segment for segment in raw if segment[0] != "body"]
+        if hit is None and others:
+            # What no pass read as it is: the encoded layers and the body in its charset.
+            hit = self.known_in(others, patterns=("body (as sent, encoded)", "body (declared charset)"))
         return self._safe(hit)
+
+    def _raw_pass(self, body):
+        """In a worker (GIL released in the scanners): the known secrets over the body and its
+        percent-decoded layers ((layer index, span) or None), kingfisher's first finding in the
+        body, and the layers."""
+        layers = byte_layers(body)
+        known = None
+        for index, layer in enumerate(layers):
+            span = self.known.find_span(layer)
+            if span is not None:
+                known = (index, span)
+                break
+        return known, self._first(body), layers
 
     def scan_message(self, content):
         """One WebSocket message from the agent."""
@@ -355,14 +515,15 @@ class Engine:
             return self.unavailable()
         data = content.encode("utf-8", "surrogatepass") if isinstance(content, str) else content
         buffer = ScanBuffer()
-        for where, segment in extract(data, "", "websocket message"):
+        segments = extract(data, "", "websocket message")
+        for where, segment in segments:
             buffer.add(where, segment)
-        hit = self._scan(buffer)
-        if hit is None and not (len(buffer.parts) == 1 and buffer.parts[0] is data):
-            finding = self._first(data)
-            if finding is not None:
-                hit = Hit("dlp:" + finding.rule_id, "websocket message")
-        return self._safe(hit)
+        whole = len(segments) == 1 and segments[0][1] is data
+        # The message as sent and its percent-decoded layers, in the same pass (issue 20).
+        for index, layer in enumerate(byte_layers(data)):
+            if index or not whole:
+                buffer.add_raw("websocket message", layer)
+        return self._safe(self._scan(buffer))
 
     def scan_host(self, host):
         """A host name (DNS labels can carry data out through the resolver): the first Hit, or None."""
@@ -425,7 +586,7 @@ class Engine:
         return None, self._first(data)
 
     def _first(self, data):
-        visible = [f for f in self.scanner.scan(data) if f.visible]
+        visible = visible_findings(self.scanner, data)
         if not visible:
             return None
         return min(visible, key=lambda f: f.location["start_offset"])
@@ -437,7 +598,7 @@ class Engine:
         where = hit.where
         leaky = len(where) > 160 or self.known.find(where) is not None
         if not leaky and self.scanner is not None:
-            leaky = any(f.visible for f in self.scanner.scan(where.encode("utf-8", "surrogatepass")))
+            leaky = bool(visible_findings(self.scanner, where.encode("utf-8", "surrogatepass")))
         if not leaky:
             leaky = any(looks_random(part, self.min_length, self.bits) for part in re.split(r"[ .\[\]$]", where))
         if leaky:

@@ -14,6 +14,10 @@ most ``supervise_timeout`` seconds (5..600), asking supervise at ``supervise_url
 on the bundle's loopback only: egress sends it outside its own checks). Missing keys take the
 defaults (block, 120, http://127.0.0.1:9101), so files rendered before them still load.
 
+``websocket_hosts``: the hosts (patterns, as below) where the agent may open a WebSocket (an
+RFC 6455 handshake; the host must also be allowed). Missing or empty: every ``Upgrade`` is
+refused, WebSocket included.
+
 Host patterns: ``example.com`` is that host only; ``*.example.com`` is example.com and every
 subdomain; both case-insensitive with a trailing dot ignored. IP literals match only an
 identical address listed as such (a wildcard never matches an address).
@@ -32,10 +36,11 @@ SUPERVISE_TIMEOUT_RANGE = (5, 600)
 DEFAULT_DLP = {"max_body_bytes": 16 * 1024 * 1024, "entropy_min_length": 20, "entropy_bits": 4.5,
                "action": "block", "supervise_timeout": 120, "supervise_url": "http://127.0.0.1:9101"}
 DLP_NUMBERS = ("max_body_bytes", "entropy_min_length", "entropy_bits")
-DEFAULT_RATE = {"requests_per_minute": 600, "burst": 120}
+# Sized in ratelimit.py's docstring: no real tool run (npm ci of thousands of packages) reaches it.
+DEFAULT_RATE = {"requests_per_minute": 6000, "burst": 3000}
 MODES = ("firewall", "behind-pipelock")
 TOP_KEYS = ("version", "mode", "allowed_hosts", "ports", "passthrough_domains", "trusted_domains",
-            "ssrf_ip_allowlist", "routes", "dlp", "rate_limit")
+            "ssrf_ip_allowlist", "routes", "dlp", "rate_limit", "websocket_hosts")
 ROUTE_KEYS = ("host", "auth", "matches")
 AUTH_KEYS = ("scheme", "header", "value", "token_ref")
 AUTH_SCHEMES = ("Bearer", "token", "header")
@@ -121,8 +126,10 @@ class HostSet:
 class Config:
     """A validated egress.json. Built by ``parse_config``; read-only by convention."""
 
-    def __init__(self, mode, allowed, ports, passthrough, trusted, networks, routes, dlp, rate_limit):
+    def __init__(self, mode, allowed, ports, passthrough, trusted, networks, routes, dlp, rate_limit,
+                 websocket=None):
         self.mode = mode
+        self.websocket = websocket if websocket is not None else HostSet()
         self.allowed = allowed
         self.ports = frozenset(ports)
         self.passthrough = passthrough
@@ -320,7 +327,8 @@ def parse_config(data, source="egress.json"):
         for key in data["rate_limit"]:
             minimum = 0 if key == "requests_per_minute" else 1
             rate[key] = _number(data["rate_limit"], key, "%s: rate_limit.%s" % (source, key), key == "burst", minimum)
-    return Config(mode, allowed, ports, passthrough, trusted, networks, routes, dlp, rate)
+    websocket = HostSet(_str_list(data, "websocket_hosts", source + ": websocket_hosts"), source + ": websocket_hosts")
+    return Config(mode, allowed, ports, passthrough, trusted, networks, routes, dlp, rate, websocket)
 
 
 def _read_json(path):

@@ -41,7 +41,7 @@ import logging
 import re
 
 from .bodies import decoded_forms, normalize_text, percent_decode
-from .dlp import looks_random
+from .dlp import looks_random, visible_findings
 
 LOG = logging.getLogger("bottle_firewall")
 
@@ -81,7 +81,7 @@ class Redactor:
         engine = self.engine
         if engine.known.find(data) is not None:
             return True
-        return engine.scanner is not None and any(f.visible for f in engine.scanner.scan(data))
+        return engine.scanner is not None and bool(visible_findings(engine.scanner, data))
 
     def findings(self, data):
         """(start, end, label) of everything the detectors find in ``data`` (bytes): known
@@ -91,7 +91,7 @@ class Redactor:
         out = [(start, end, "known-secret") for start, end in engine.known.spans(data)]
         if engine.scanner is not None:
             out.extend((f.location["start_offset"], f.location["end_offset"], "dlp:" + f.rule_id)
-                       for f in engine.scanner.scan(data) if f.visible)
+                       for f in visible_findings(engine.scanner, data))
         for offset, decoded in decoded_forms(data):
             if self._found(decoded):
                 out.append((offset, offset + 1, "encoded"))

@@ -15,10 +15,11 @@ accept (``2130706433``, ``0x7f000001``, ``0177.0.0.1``, ``127.1``); they are dec
 first, so that they are compared and checked as the address they really are.
 """
 
-import asyncio
 import ipaddress
 import re
 import socket
+
+from .resolver import Resolver
 
 _V4 = [(ipaddress.ip_network(net), name) for net, name in (
     ("0.0.0.0/8", "this-network (0.0.0.0/8)"),
@@ -115,11 +116,9 @@ def address_class(ip):
     return None
 
 
-async def system_resolver(host, port):
-    """Every address ``host`` resolves to, by the system resolver, without blocking the loop."""
-    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM,
-                                                         proto=socket.IPPROTO_TCP)
-    return [info[4][0] for info in infos]
+# The resolver of egress's process (resolver.py: TTL cache, coalesced lookups, short timeouts),
+# shared by every SsrfGuard so that its cache outlives a configuration reload.
+system_resolver = Resolver()
 
 
 class Resolution:
@@ -142,7 +141,7 @@ class SsrfGuard:
     """Resolve a host and check every address; trusted names and allowlisted CIDRs are exempt.
 
     ``trusted`` is a host matcher (``policy.HostSet``); ``networks`` the ssrf_ip_allowlist;
-    ``resolver`` an async callable (host, port) -> [address strings], the system resolver
+    ``resolver`` an async callable (host, port) -> [address strings], egress's cached resolver
     by default (tests inject their own)."""
 
     def __init__(self, trusted, networks, resolver=None):

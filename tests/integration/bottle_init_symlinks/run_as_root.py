@@ -136,6 +136,7 @@ def run_case(daemons, user, relative, target):
     assert os.path.islink(path), "the daemon's uid planted %s" % path
     with open(ROOT + "/etc/egress.json", "w") as handle:
         handle.write('{"routes": [{"host": "new"}]}\n')
+    message = None
     try:
         bi.stage_config(daemons)
     except RuntimeError as exc:

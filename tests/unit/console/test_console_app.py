@@ -256,7 +256,8 @@ def test_firewall_decisions_of_the_selected_bottle(root, slug):
         async with app.run_test(size=(160, 60)) as pilot:
             table = app.query_one("#firewall")
             await until(pilot, lambda: table.row_count == 2)
-            return [table.get_row_at(i) for i in range(2)], app.query_one("#bottles").get_row_at(0)
+            return ([[str(c) for c in table.get_row_at(i)] for i in range(2)],
+                    [str(c) for c in app.query_one("#bottles").get_row_at(0)])
 
     rows, bottle = asyncio.run(scenario())
     assert rows[0][0] == "evil.example" and rows[0][2] == "1" and rows[0][5] == "allowlist 1"

@@ -84,7 +84,7 @@ def console(tmp_path):
 
 
 def rows(table):
-    return [table.get_row_at(i) for i in range(table.row_count)]
+    return [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
 
 
 def test_an_archive_shows_its_counts_decisions_and_events_read_only(tmp_path):

@@ -49,7 +49,7 @@ def test_notification_where_the_desktop_has_one():
     assert notify.desktop("t", "b", which=lambda name: None, popen=launched.append) is False and launched == []
     assert notify.desktop("t", "b", which=lambda name: "/x/" + name, platform="linux",
                           popen=lambda argv, **kw: launched.append(argv)) is True
-    assert launched == [["notify-send", "--app-name=bot-bottle", "t", "b"]]
+    assert launched == [["notify-send", "--app-name=bot-bottle", "--", "t", "b"]]
 
 
 @pytest.fixture

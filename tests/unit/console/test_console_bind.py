@@ -85,8 +85,8 @@ def test_a_refuses_and_b_binds_a_held_credential_to_a_new_host(root, slug):
     decided = stored(root, slug, proposal_id)
     assert (decided["credential_serves"], decided["bound_new_host"]) == (["api.example"], True)
     routes = json.loads((root / slug / "bundle" / "egress.json").read_text())["routes"]
-    assert {r["host"]: r["auth"]["token_ref"] for r in routes} == {"api.example": "EXISTING",
-                                                                    "llm.example.net": "EXISTING"}
+    expected = {"api.example": "EXISTING", "llm.example.net": "EXISTING"}
+    assert {r["host"]: r["auth"]["token_ref"] for r in routes} == expected
 
 
 def test_b_on_an_ask_that_binds_nothing_decides_nothing(root, slug):

@@ -440,3 +440,19 @@ def test_the_audit_line_is_not_written_through_a_link(bottle_init, tmp_path, cap
     os.link(target, hard)
     bottle_init.audit_line({"event": "restart"}, str(hard))
     assert target.read_text() == "" and "not a regular file with one name" in capsys.readouterr().out
+
+
+def test_the_scan_socket_directory_is_egress_s_with_git_gate_s_group_only(bottle_init, tmp_path, monkeypatch):
+    users = {"egress": (10002, 10002), "gitgate": (10003, 10003)}
+    monkeypatch.setattr(bottle_init.pwd, "getpwnam", lambda name: type("pw", (), {
+        "pw_uid": users[name][0], "pw_gid": users[name][1]})())
+    owners = []
+    monkeypatch.setattr(bottle_init.os, "chown", lambda path, uid, gid: owners.append((path, uid, gid)))
+    path = str(tmp_path / "dlp")
+    (tmp_path / "dlp").mkdir()
+    (tmp_path / "dlp" / "stale.sock").write_text("")
+    assert bottle_init.prepare_scan_dir(["egress", "git-gate"], path) == path
+    assert owners == [(path, 10002, 10003)]
+    assert oct(os.stat(path).st_mode & 0o7777) == "0o2710" and os.listdir(path) == []
+    assert bottle_init.prepare_scan_dir(["egress"], str(tmp_path / "other")) is None
+    assert not (tmp_path / "other").exists()

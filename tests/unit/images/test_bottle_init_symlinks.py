@@ -23,7 +23,7 @@ ME = pwd.getpwuid(os.getuid())
 DAEMONS = ["egress", "pipelock", "git-gate", "supervise"]
 
 
-def make_tree(bottle_init, base, monkeypatch, daemons=DAEMONS):
+def make_tree(bottle_init, base, monkeypatch, daemons=tuple(DAEMONS)):
     """A bundle's directories under ``base``, staged once for ``daemons`` (as a running bundle has them)."""
     paths = {k: base / k for k in ("etc", "private", "identities", "run", "ca", "store", "audit")}
     for path in paths.values():
@@ -108,9 +108,9 @@ PLANTED = [
 ]
 
 
-@pytest.mark.parametrize("relative,is_dir", PLANTED, ids=[p for p, _ in PLANTED])
-def test_a_planted_symlink_is_refused_by_name_and_its_target_untouched(bottle_init, tree, tmp_path, victim,
-                                                                        relative, is_dir):
+@pytest.mark.parametrize("relative,is_dir", PLANTED, ids=[entry[0] for entry in PLANTED])
+def test_a_planted_symlink_is_refused_by_name_and_its_target_untouched(
+        bottle_init, tree, tmp_path, victim, relative, is_dir):
     file, folder, untouched = victim
     planted = tmp_path / relative
     plant(planted, folder if is_dir else file)

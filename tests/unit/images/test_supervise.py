@@ -79,7 +79,7 @@ def test_id_refused(supervise, value):
     ("domain", {"host": "pypi.org"}, "justification is required"),
     ("domain", {"host": "pypi.org", "justification": "  "}, "justification is required"),
     ("domain", {"host": "pypi.org", "justification": "x" * 2001}, "at most 2000"),
-    ("domain", {"host": "pypi.org", "justification": "bell\x07"}, "control characters"),
+    ("domain", {"host": "pypi.org", "justification": "bell\x07"}, "control character"),
     ("domain", {"host": "pypi.org", "justification": ["list"]}, "must be a string"),
     ("route", {"host": "api.x.org", "auth_ref": "ghp secret value", "justification": J}, "auth_ref must name"),
     ("route", {"host": "api.x.org", "auth_ref": "A" * 65, "justification": J}, "auth_ref must name"),

@@ -10,9 +10,11 @@ objects that carry exactly what the addon touches (the attribute names are mitmp
 from __future__ import annotations
 
 import asyncio
+import itertools
 import pathlib
 import types
 
+_CLIENT_IDS = itertools.count(1)
 BUNDLE = pathlib.Path(__file__).resolve().parents[4] / "images" / "bundle"
 
 
@@ -111,7 +113,9 @@ class Proxy:
         return asyncio.run(result) if asyncio.iscoroutine(result) else result
 
     def client(self, sni=None):
-        return types.SimpleNamespace(id="client-%d" % id(object()), sni=sni)
+        # A counter, not id(object()): a freed object's id comes back, and with it another
+        # client's tunnel.
+        return types.SimpleNamespace(id="client-%d" % next(_CLIENT_IDS), sni=sni)
 
     def connect(self, host, port=443, client=None):
         client = client or self.client()

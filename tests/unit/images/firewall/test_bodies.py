@@ -94,8 +94,21 @@ def test_content_encodings_are_undone(encoding, encode):
     assert bodies.decode_content(encode(data), encoding, LIMIT) == data
 
 
-def test_multi_member_gzip():
-    assert bodies.decode_content(gzip.compress(b"a") + gzip.compress(b"b"), "gzip", LIMIT) == b"ab"
+@pytest.mark.parametrize("data, encoding", [
+    (gzip.compress(b"a") + gzip.compress(b"b"), "gzip"),        # a second member
+    (gzip.compress(b"a") + b"\0\0\0\0", "gzip"),                 # NUL padding
+    (gzip.compress(b"a") + b"trailing", "gzip"),                # garbage
+    (zlib.compress(b"a") + b"trailing", "deflate"),             # after a zlib stream
+    (zlib.compress(b"a")[2:-4] + b"trailing", "deflate"),       # after a raw deflate stream
+    (brotli.compress(b"a") + b"trailing", "br"),
+    (gzip.compress(zlib.compress(b"a") + b"inner"), "deflate, gzip"),  # inside a stacked layer
+])
+def test_bytes_after_the_end_of_a_compressed_stream_are_refused(data, encoding):
+    """An upstream's decoder may read them (a second gzip member) where egress would not."""
+    with pytest.raises(bodies.BodyError) as err:
+        bodies.decode_content(data, encoding, LIMIT)
+    assert err.value.rule == "body-decode"
+    assert "after the end" in str(err.value) or "not valid" in str(err.value)
 
 
 @pytest.mark.parametrize("encoding, encode", [
@@ -137,3 +150,15 @@ def test_decoded_forms_hex_base32_and_urlsafe_base64():
 def test_binary_runs_are_not_decoded_as_text():
     sha = b"0a1b2c3d4e5f60718293a4b5c6d7e8f901234567"
     assert bodies.decoded_forms(b"want " + sha + b"\n") == []
+
+
+def test_decoded_forms_unpadded_standard_base64():
+    """kingfisher decodes padded standard base64 itself, not an unpadded run: the generated egress
+    test (run_fuzz.py) found a provider token in unpadded base64 in a header reaching upstream."""
+    token = b"ghp_Zq8xW3e5R7t9Y1u3I5o7P9a1S3d5F7g9H1j3"
+    unpadded = base64.b64encode(token).rstrip(b"=")
+    assert len(unpadded) % 4
+    assert token in [decoded for _offset, decoded in bodies.decoded_forms(b"X-Note: " + unpadded)]
+    padded_whole = base64.b64encode(token + b"ab")  # no padding needed: kingfisher's own job, not repeated
+    assert len(padded_whole) % 4 == 0 and b"=" not in padded_whole
+    assert bodies.decoded_forms(padded_whole) == []

@@ -33,11 +33,12 @@ EGRESS_GOLDEN = {
     "ports": [80, 443],
     "passthrough_domains": [],
     "trusted_domains": [],
+    "websocket_hosts": [],
     "ssrf_ip_allowlist": ["10.9.0.0/24"],
     "routes": POLICY["egress"]["routes"],
     "dlp": {"max_body_bytes": 16777216, "entropy_min_length": 20, "entropy_bits": 4.5,
             "action": "block", "supervise_timeout": 120, "supervise_url": "http://127.0.0.1:9101"},
-    "rate_limit": {"requests_per_minute": 600, "burst": 120},
+    "rate_limit": {"requests_per_minute": 6000, "burst": 3000},
 }
 
 # What roles/bottle/templates/pipelock.yaml.j2 (removed) rendered for POLICY_PL, parsed: the Python
@@ -130,6 +131,24 @@ def test_firewall_settings_and_pipelock_host_lists_merge():
     pipelock = yaml.safe_load(bc.render(policy, {"pipelock": True})["bundle/pipelock.yaml"])
     assert pipelock["tls_interception"]["passthrough_domains"] == ["old.example", "pass.example"]
     assert pipelock["trusted_domains"] == ["t1.example", "t2.example"]
+
+
+def test_websocket_hosts_reach_egress_and_egress_reads_them():
+    import pathlib
+    import sys
+    bundle = str(pathlib.Path(__file__).resolve().parents[4] / "images" / "bundle")
+    if bundle not in sys.path:
+        sys.path.insert(0, bundle)
+    from bottle_firewall import policy as egress_policy
+    rendered = bc.render(dict(POLICY, firewall={"websocket_hosts": ["WS.example", "*.live.example"]}), {})
+    egress = json.loads(rendered["bundle/egress.json"])
+    assert egress["websocket_hosts"] == ["*.live.example", "ws.example"]
+    config = egress_policy.parse_config(egress)
+    assert config.websocket.matches("ws.example") and config.websocket.matches("a.live.example")
+    assert not config.websocket.matches("allowed.example")
+    assert "websocket ws.example" in bc.policy_view(dict(POLICY, firewall={"websocket_hosts": ["ws.example"]}))
+    # none by default: every Upgrade is refused
+    assert not egress_policy.parse_config(json.loads(bc.render(POLICY, {})["bundle/egress.json"])).websocket
 
 
 def test_render_private_with_and_without_pipelock():

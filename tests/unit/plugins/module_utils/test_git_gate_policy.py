@@ -50,6 +50,15 @@ def test_a_valid_gate_passes():
     ({"repos": {"app": dict(REPO, protected_branches=["refs/heads/main"])}},
      "protected_branches[0] 'refs/heads/main' is not a branch name"),
     ({"repos": {"app": dict(REPO, protected_branches=["a..b"])}}, "is not a branch name"),
+    ({"repos": {"app": dict(REPO, protected_tags="v*")}}, "protected_tags must be a list of tag name patterns"),
+    ({"repos": {"app": dict(REPO, protected_tags=["refs/tags/v1"])}},
+     "protected_tags[0] 'refs/tags/v1' is not a tag name pattern"),
+    ({"repos": {"app": dict(REPO, protected_tags=["a b"])}}, "is not a tag name pattern"),
+    ({"repos": {"app": dict(REPO, allowed_fingerprints="x")}}, "allowed_fingerprints must be a list"),
+    ({"repos": {"app": dict(REPO, allowed_fingerprints=[3])}}, "allowed_fingerprints[0] must be a string"),
+    ({"repos": {"app": dict(REPO, allowed_fingerprints=["ghp_abc"])}}, "'ghp_abc' is not a fingerprint"),
+    ({"repos": {"app": dict(REPO, allowed_fingerprints=["known-secret:" + "a" * 40])}},
+     "a known secret (secret_env or a route's credential) is never allowed out"),
     ({"repos": {"app": dict(REPO), "copy": dict(REPO, url="ssh://git@GIT.example.com:22/team/app")}},
      "git_gate.repos.copy.url is the same upstream as bottle_policies.p.git_gate.repos.app.url"),
 ])
@@ -72,7 +81,8 @@ def test_normalise_pins_the_key_to_the_url_host_and_port():
                              "read_only": True}
     assert out["bundle_config"] == {"repos": [{"name": "app", "url": "ssh://git@git.example.com:2222/team/app.git",
                                                "known_hosts": repo["known_hosts"],
-                                               "protected_branches": ["main", "release/*"]}]}
+                                               "protected_branches": ["main", "release/*"],
+                                               "protected_tags": ["*"], "allowed_fingerprints": []}]}
     assert "identity" not in str(out["bundle_config"])
 
 
@@ -114,3 +124,14 @@ def test_resolve_returns_the_merged_gate_and_rechecks_duplicates_across_extends(
 def test_resolve_without_git_gate_is_none():
     r = resolve({"a": {"policy": "p"}}, {"p": {"allowed_domains": ["a.example.com"]}}, "a")
     assert r["git_gate"] is None
+
+
+def test_protected_tags_and_allowed_fingerprints_reach_the_bundle():
+    repo = dict(REPO, protected_tags=["v*"], allowed_fingerprints=[
+        "kingfisher.aws.1:" + "a" * 40, "b" * 40 + ":tests/fixture.txt:generic-api-key:3"])
+    git_gate.check({"repos": {"app": repo}}, "policy.git_gate", ValueError)
+    bundle = git_gate.normalise({"repos": {"app": repo}})["bundle_config"]["repos"][0]
+    assert bundle["protected_tags"] == ["v*"] and len(bundle["allowed_fingerprints"]) == 2
+    assert git_gate.normalise({"repos": {"app": REPO}})["bundle_config"]["repos"][0]["protected_tags"] == ["*"]
+    assert git_gate.normalise({"repos": {"app": dict(REPO, protected_tags=[])}})["bundle_config"]["repos"][0][
+        "protected_tags"] == []

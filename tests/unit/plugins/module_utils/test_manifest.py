@@ -153,7 +153,9 @@ def test_supervise_settings_accepted():
     ({"trusted_domains": "x.example"}, "firewall.trusted_domains must be a list"),
     ({"max_response_bytes": 5}, "bottle_policies.child.firewall.max_response_bytes is not a known key: use one of "
                                 "dlp_action, dlp_supervise_timeout, max_body_bytes, passthrough_domains, ports, "
-                                "requests_per_minute, trusted_domains"),
+                                "requests_per_minute, trusted_domains, websocket_hosts"),
+    ({"websocket_hosts": "ws.example"}, "bottle_policies.child.firewall.websocket_hosts must be a list"),
+    ({"websocket_hosts": ["wss://ws.example/"]}, "firewall.websocket_hosts[0] 'wss://ws.example/' is not a host name"),
     ([], "bottle_policies.child.firewall must be a mapping"),
     ({"dlp_action": "allow"}, "bottle_policies.child.firewall.dlp_action 'allow' is not block or supervise: block "
                               "refuses"),

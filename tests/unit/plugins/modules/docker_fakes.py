@@ -131,6 +131,7 @@ class FakeContainer:
         self.log_lines = []
         self.unhealthy = {}  # daemon -> reason reported by bottle-health
         self.restaged = True  # whether bottle-init has re-staged the configuration after a SIGHUP
+        self.egress_staged = None  # egress.json as staged in the bundle (None: what the last check was given)
         self.exit_on_start = None  # an exit code: the container dies right after starting
 
     @property
@@ -211,7 +212,29 @@ class FakeContainer:
             return 0, ""
         if argv[:2] == ["sh", "-c"] and "cmp -s" in argv[2]:  # bundle_config.restaged_argv
             return (0 if self.restaged else 1), ""
+        if argv[0] == "/opt/egress/bin/python" and "bottle_firewall" in argv[2]:  # supervise_decide.egress_refusal
+            return egress_parses(argv[3], self.files, self.egress_staged)
         return 127, ""
+
+
+def egress_parses(source, files, staged):
+    """egress's own parser (images/bundle/bottle_firewall/policy.py, the bundle's code) on an egress.json, as
+    supervise_decide.EGRESS_CHECK runs it in the bundle: (0, "") or (3, why)."""
+    import importlib
+    import pathlib
+    import sys
+    bundle = str(pathlib.Path(__file__).resolve().parents[4] / "images" / "bundle")
+    if bundle not in sys.path:
+        sys.path.insert(0, bundle)
+    policy = importlib.import_module("bottle_firewall.policy")
+    text = staged if source.startswith("@") else source
+    if text is None:
+        return 0, ""
+    try:
+        policy.parse_config(json.loads(text))
+    except (policy.ConfigError, ValueError) as exc:
+        return 3, str(exc)
+    return 0, ""
 
 
 class FakeCollection:

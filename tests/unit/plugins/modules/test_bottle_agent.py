@@ -62,6 +62,10 @@ def test_environment_proxies_and_ca(engine):
     # the bundle (the proxy's host) is reached directly: supervise, git-gate
     assert env["NO_PROXY"] == env["no_proxy"] == "localhost,127.0.0.1,10.1.0.2"
     assert env["NODE_EXTRA_CA_CERTS"] == "/usr/local/share/ca-certificates/bottle-ca.crt"
+    # every TLS client of the agent: the system store (which holds the bottle CA after provisioning)
+    for key in ("SSL_CERT_FILE", "CURL_CA_BUNDLE", "REQUESTS_CA_BUNDLE", "PIP_CERT", "GIT_SSL_CAINFO",
+                "CARGO_HTTP_CAINFO"):
+        assert env[key] == "/etc/ssl/certs/ca-certificates.crt", key
     assert env["ANTHROPIC_API_KEY"] == SECRET
 
 

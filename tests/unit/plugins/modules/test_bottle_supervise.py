@@ -70,6 +70,7 @@ def reloads(monkeypatch):
         return True, "reloaded"
 
     monkeypatch.setattr(sd, "reload_bundle", fake_reload)
+    monkeypatch.setattr(sd, "egress_precheck", lambda client_factory, slug, egress_json: None)  # no bundle here
     return calls
 
 
@@ -707,8 +708,11 @@ def test_serves_counts_approved_routes_and_the_operators_changes(root, reloads):
 
 def test_the_listing_shows_what_the_credential_serves_from_the_real_policy(root):
     add_route_ask(root / "demo", "llm.example.net", "EXISTING", credential_serves=["nothing.example"])
-    listed = {p["id"]: p for p in run(root)["proposals"]}
+    result = run(root)
+    listed = {p["id"]: p for p in result["proposals"]}
     assert (listed[BIND_ID]["credential"], listed[BIND_ID]["credential_serves"]) == ("EXISTING", ["api.example"])
+    assert ("| credential EXISTING already serves: api.example (approving for llm.example.net needs "
+            "-e bind_new_host=true)") in result["shown"]
     assert (listed[ROUTE_ID]["credential"], listed[ROUTE_ID]["credential_serves"]) == ("GH_TOKEN", [])
     assert "credential_serves" not in listed[DOMAIN_ID]
 
@@ -740,3 +744,89 @@ def test_scope_agent_checks_the_credential_in_every_bottle(fleet, reloads):
                  bind_new_host=True)
     assert "gist.github.com" in hosts(fleet, "demo") and "gist.github.com" in hosts(fleet, "demo-2")
     assert result["proposal"]["bound_new_host"] is False, "in its own bottle the credential was new"
+
+
+# -- egress's own parser decides: an approval it would refuse writes nothing; a reload it did not take fails --
+
+def load_bundle_supervise():
+    import importlib.util
+    import pathlib
+    path = pathlib.Path(__file__).resolve().parents[4] / "images" / "bundle" / "supervise.py"
+    spec = importlib.util.spec_from_file_location("supervise_for_decide_tests", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def with_an_address_route(monkeypatch):
+    """A renderer that slips a route to an address into egress.json: what egress refuses (0x7f000001 is 127.0.0.1)."""
+    real = bc.render
+
+    def render(policy, options):
+        files = real(policy, options)
+        egress = json.loads(files["bundle/egress.json"])
+        egress.setdefault("routes", []).append({"host": "0x7f000001"})
+        files["bundle/egress.json"] = bc.json_bytes(egress)
+        return files
+    monkeypatch.setattr(bc, "render", render)
+
+
+def test_an_approval_egress_would_refuse_writes_nothing(root, bundle, monkeypatch):
+    monkeypatch.setattr(sd.time, "sleep", lambda seconds: None)
+    before = read(root, "bundle/egress.json")
+    with_an_address_route(monkeypatch)
+    with pytest.raises(Failed, match="egress would refuse the configuration this approval renders, so none of it was "
+                                     "written .*no IP literal") as failed:
+        run_module(bottle_supervise, bundle.client, dict(state_root=str(root), slug="demo", decision="approve",
+                                                         id=DOMAIN_ID))
+    assert failed.value.result["changed"] is False
+    assert read(root, "bundle/egress.json") == before and not (root / "demo" / sv.APPROVED).exists()
+    assert bundle.containers["bb-demo-bundle"].signals == []
+    proposal = sv.read_proposal(str(root / "demo"), DOMAIN_ID)
+    assert proposal["status"] == "pending" and "egress would refuse" in proposal["not_applied"]["why"]
+
+
+def test_a_reload_egress_did_not_take_fails_and_puts_the_files_back(root, bundle, monkeypatch):
+    monkeypatch.setattr(sd.time, "sleep", lambda seconds: None)
+    before = read(root, "bundle/egress.json")
+    container = bundle.containers["bb-demo-bundle"]
+    # what egress finds staged after the SIGHUP: a file its parser refuses (it keeps the previous one)
+    container.egress_staged = json.dumps({"version": 2, "allowed_hosts": ["a.example"],
+                                          "routes": [{"host": "0x7f000001"}]})
+    with pytest.raises(sv.SuperviseError, match="egress refused the reloaded configuration and keeps its previous "
+                                                "one .*still pending.*no IP literal") as failed:
+        sd.decide(str(root), "demo", DOMAIN_ID, "approve", client_factory=lambda: bundle.client)
+    assert failed.value.changed and container.signals == ["SIGHUP"]
+    assert read(root, "bundle/egress.json") == before and not (root / "demo" / sv.APPROVED).exists()
+    proposal = sv.read_proposal(str(root / "demo"), DOMAIN_ID)
+    assert proposal["status"] == "pending" and "no IP literal" in proposal["not_applied"]["why"]
+    # what supervise (the bundle's code) tells the agent of it: not approved, and why
+    told = load_bundle_supervise().answer(proposal)
+    assert told["status"] == "pending" and "could NOT be applied" in told["message"]
+    assert "no IP literal" in told["message"] and "approved:" not in told["message"]
+
+
+def test_what_an_approval_renders_loads_in_egress(root, bundle, monkeypatch):
+    """Across the bundle boundary: the approvals' egress.json goes through egress's own parser (the fake bundle
+    runs images/bundle/bottle_firewall/policy.py) before it is written, and after the reload."""
+    monkeypatch.setattr(sd.time, "sleep", lambda seconds: None)
+    for proposal_id, extra in ((DOMAIN_ID, {}), (ROUTE_ID, {"tokens": {"GH_TOKEN": TOKEN}})):
+        result = run_module(bottle_supervise, bundle.client, dict(state_root=str(root), slug="demo",
+                                                                  decision="approve", id=proposal_id, **extra))
+        assert result["proposal"]["status"] == "approved" and result["reload"] == "reloaded"
+    checks = [argv for _name, argv, _user, _env in bundle.execs if argv[0] == sd.EGRESS_PYTHON]
+    assert len(checks) == 4 and checks[1][3] == "@" + sd.EGRESS_STAGED
+    assert "api.github.com" in checks[2][3] and TOKEN not in json.dumps(checks)
+
+
+def test_an_approval_that_takes_after_one_that_did_not_clears_the_failure(root, bundle, monkeypatch):
+    monkeypatch.setattr(sd.time, "sleep", lambda seconds: None)
+    container = bundle.containers["bb-demo-bundle"]
+    container.egress_staged = json.dumps({"version": 2, "routes": [{"host": "0x7f000001"}]})
+    with pytest.raises(sv.SuperviseError, match="egress refused the reloaded configuration"):
+        sd.decide(str(root), "demo", DOMAIN_ID, "approve", client_factory=lambda: bundle.client)
+    container.egress_staged = None  # egress takes the next one
+    result = sd.decide(str(root), "demo", DOMAIN_ID, "approve", client_factory=lambda: bundle.client)
+    proposal = sv.read_proposal(str(root / "demo"), DOMAIN_ID)
+    assert result["reload"] == "reloaded" and proposal["status"] == "approved" and "not_applied" not in proposal
+    assert load_bundle_supervise().answer(proposal)["message"].startswith("approved: the bottle now allows pypi.org")
