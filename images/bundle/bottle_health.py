@@ -2,8 +2,20 @@
 """bottle-health [--json]: is every daemon of BOTTLE_DAEMONS really serving?
 
 Prints one line per daemon (or one JSON object with --json) and exits 0 only
-when all of them are healthy. The image's HEALTHCHECK and the sidecar_bundle
-module both use it.
+when all of them are healthy. The image's HEALTHCHECK, bottle-init's hang
+watch and the sidecar_bundle module use it.
+
+Each daemon is asked through the path it serves, within DEADLINE seconds, all
+at once (a listening socket alone proves nothing: the kernel accepts for a
+stopped process):
+- egress: an HTTP request without a Host, which mitmproxy's own HTTP layer
+  answers 400 on the agent's port, in the loop that runs the firewall's hooks,
+  before any of them (so a probe is never written to the audit as the agent's
+  request); behind pipelock, egress's transparent port must answer or close;
+- git-gate: a git protocol request for a repository no bottle declares, which
+  git daemon answers through its access hook with an ERR line;
+- supervise: an MCP ping on /mcp (port 9100), and its bundle-local release
+  port (9101) answering HTTP.
 """
 
 import json
@@ -11,6 +23,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 
 PIPELOCK_BIN = "/usr/local/bin/pipelock"
 # egress faces the agent on 8888, or sits behind the optional pipelock on 9099.
@@ -22,6 +35,17 @@ INSTALLED = {"pipelock": PIPELOCK_BIN, "egress": "/opt/egress/bin/mitmdump",
              "git-gate": "/usr/local/bin/git-gate", "supervise": "/usr/local/bin/supervise"}
 
 
+# Each daemon's answer must come within this many seconds (the HEALTHCHECK's timeout is 3 s; at its
+# 2 s interval and 3 retries a hang turns Docker's health unhealthy within 9 s).
+DEADLINE = float(os.environ.get("BOTTLE_HEALTH_DEADLINE", "1"))
+EGRESS_PROBE = b"GET /bottle-health HTTP/1.1\r\nConnection: close\r\n\r\n"
+MCP_PING = b'{"jsonrpc":"2.0","id":"bottle-health","method":"ping"}'
+
+
+class Unhealthy(Exception):
+    pass
+
+
 def tcp_open(port, host="127.0.0.1", timeout=1.0):
     try:
         with socket.create_connection((host, port), timeout=timeout):
@@ -30,28 +54,117 @@ def tcp_open(port, host="127.0.0.1", timeout=1.0):
         return False
 
 
+def ask(port, data, deadline, until=None):
+    """Send ``data`` to 127.0.0.1:``port``; what comes back before the daemon closes, ``until`` is seen
+    (bytes) or ``deadline`` seconds pass. Raises ``Unhealthy`` naming the port when nothing answers in time."""
+    try:
+        sock = socket.create_connection(("127.0.0.1", port), timeout=deadline)
+    except socket.timeout:
+        raise Unhealthy("127.0.0.1:%d did not accept within %gs" % (port, deadline))
+    except OSError:
+        raise Unhealthy("nothing listens on 127.0.0.1:%d" % port)
+    answer = b""
+    with sock:
+        sock.settimeout(deadline)
+        try:
+            sock.sendall(data)
+            while True:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                answer += chunk
+                if until and until in answer:
+                    break
+        except socket.timeout:
+            if not answer:
+                raise Unhealthy("127.0.0.1:%d accepted but did not answer within %gs (hung?)" % (port, deadline))
+        except OSError as exc:
+            if not answer:
+                raise Unhealthy("127.0.0.1:%d: %s" % (port, exc.strerror or exc))
+    return answer
+
+
+def status_line(answer):
+    return answer.split(b"\r\n", 1)[0].decode("latin-1", "replace")
+
+
+def probe_egress(port, deadline, chained=False):
+    if chained:
+        # Transparent mode: a connection with no original destination is closed at once by a live egress.
+        ask(port, EGRESS_PROBE, deadline)
+        return
+    answer = ask(port, EGRESS_PROBE, deadline, until=b"\r\n\r\n")
+    if not answer.startswith(b"HTTP/1.1 4"):
+        raise Unhealthy("egress on 127.0.0.1:%d answered %r, not an HTTP refusal" % (port, status_line(answer)))
+
+
+def probe_git_gate(port, deadline):
+    body = b"git-upload-pack /bottle-health-probe.git\0host=127.0.0.1\0"
+    answer = ask(port, b"%04x" % (len(body) + 4) + body, deadline)
+    if not answer[4:7] == b"ERR":
+        raise Unhealthy("git-gate on 127.0.0.1:%d answered %r, not a git protocol ERR line" % (port, answer[:40]))
+
+
+def probe_supervise(port, deadline):
+    request = (b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
+               b"Accept: application/json, text/event-stream\r\nConnection: close\r\nContent-Length: %d\r\n\r\n"
+               % (port, len(MCP_PING))) + MCP_PING
+    answer = ask(port, request, deadline)
+    if not answer.startswith(b"HTTP/1.1 200") or b'"result"' not in answer:
+        raise Unhealthy("supervise on 127.0.0.1:%d did not answer the MCP ping: %r" % (port, status_line(answer)))
+
+
+def probe_http(port, deadline):
+    answer = ask(port, b"GET /bottle-health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", deadline,
+                 until=b"\r\n")
+    if not answer.startswith(b"HTTP/1."):
+        raise Unhealthy("127.0.0.1:%d answered %r, not HTTP" % (port, status_line(answer)))
+
+
+PROBES = {"egress": probe_egress, "git-gate": probe_git_gate, "supervise": probe_supervise}
+
+
 def check(name, names=()):
     if not os.path.exists(INSTALLED.get(name, "/nonexistent")):
         return "not installed"
     if name == "pipelock":
         proc = subprocess.run([PIPELOCK_BIN, "healthcheck", "--addr", "127.0.0.1:8888"],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=5, check=False)
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=DEADLINE,
+                              check=False)
         return "healthy" if proc.returncode == 0 else "unhealthy: " + (proc.stdout.strip() or "healthcheck failed")
-    port = EGRESS_CHAIN_PORT if name == "egress" and "pipelock" in names else PORTS[name]
-    for each in (port,) + EXTRA_PORTS.get(name, ()):
-        if not tcp_open(each):
-            return "unhealthy: nothing listens on 127.0.0.1:%d" % each
+    chained = name == "egress" and "pipelock" in names
+    try:
+        if chained:
+            probe_egress(EGRESS_CHAIN_PORT, DEADLINE, chained=True)
+        else:
+            PROBES[name](PORTS[name], DEADLINE)
+        for each in EXTRA_PORTS.get(name, ()):
+            probe_http(each, DEADLINE)
+    except Unhealthy as exc:
+        return "unhealthy: %s" % exc
     return "healthy"
 
 
-def main(argv):
-    names = [n.strip() for n in os.environ.get("BOTTLE_DAEMONS", "egress").split(",") if n.strip()]
+def check_all(names):
+    """Every daemon checked at once (each within DEADLINE): ``{name: "healthy" | "unhealthy: ..." | ...}``."""
     report = {}
-    for name in names:
+
+    def one(name):
         try:
             report[name] = check(name, names)
         except (OSError, subprocess.SubprocessError) as exc:
             report[name] = "unhealthy: %s" % exc
+    threads = [threading.Thread(target=one, args=(name,), daemon=True) for name in names]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(DEADLINE + 1)
+    return {name: report.get(name, "unhealthy: no answer within %gs" % DEADLINE) for name in names}
+
+
+def main(argv):
+    names = [n.strip() for n in os.environ.get("BOTTLE_DAEMONS", "egress").split(",") if n.strip()]
+    report = check_all(names)
     if "--json" in argv:
         print(json.dumps(report, sort_keys=True))
     else:

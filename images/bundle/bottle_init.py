@@ -26,11 +26,19 @@ Signals: SIGTERM/SIGINT stop the daemons (SIGTERM, then SIGKILL after
 BOTTLE_GRACE_SECONDS); SIGHUP re-copies /etc/bottle and reloads the daemons
 in place (pipelock re-reads its config on SIGHUP, egress watches its files).
 
+Hangs: a thread runs bottle-health every BOTTLE_HEALTH_INTERVAL seconds (2). A daemon unhealthy on
+BOTTLE_HANG_CHECKS checks in a row (3) is hung: bottle-init kills its process group (SIGKILL, which a
+stopped process cannot ignore) and starts it again, writing an audit line to
+/var/lib/bottle/audit/bundle.jsonl; no more than BOTTLE_RESTARTS_MAX restarts (3) within
+BOTTLE_RESTART_WINDOW seconds (600), after which the bundle stops and exits 1 (fail closed). A daemon
+that exits is not restarted: the bundle fails closed at once, as before.
+
 Every file root writes into a daemon's directory is written by ``write_owned`` and every directory
 it hands over by ``ensure_dir_owned``: neither follows a symlink a daemon's uid planted; such a
 path fails that daemon's staging, and start-up or the reload fails closed (the bundle stops).
 """
 
+import json
 import os
 import pwd
 import shutil
@@ -70,6 +78,12 @@ AUDIT_DIR = "/var/lib/bottle/audit"
 SCAN_DIR = RUN_DIR + "/dlp"
 # kingfisher's compiled rules, built into the image (a cold compile takes seconds).
 RULES_CACHE = "/opt/egress/rules-cache"
+
+HEALTH_BIN = "/usr/local/bin/bottle-health"
+# bottle-init's own audit (restarts of hung daemons), beside egress's in the audit directory.
+BUNDLE_AUDIT = AUDIT_DIR + "/bundle.jsonl"
+# A restarted daemon gets this long before its checks count again (mitmproxy loads in a few seconds).
+RESTART_GRACE = 10.0
 
 KNOWN_DAEMONS = ("pipelock", "egress", "git-gate", "supervise")
 # egress first: pipelock must trust egress's CA before it starts.
@@ -519,6 +533,76 @@ def pump(name, stream):
     stream.close()
 
 
+def audit_line(entry, path=None):
+    """Append one JSON line to bottle-init's audit (never through a link, never to a file with another
+    name); a failure is logged, never raised: the restart it records goes on."""
+    path = path or BUNDLE_AUDIT
+    entry = dict({"ts": round(time.time(), 3)}, **entry)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o640)
+    except OSError as exc:
+        log("cannot write %s: %s (%s)" % (path, exc.strerror or exc, json.dumps(entry)))
+        return
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+            log("refusing to write %s: not a regular file with one name (%s)" % (path, json.dumps(entry)))
+            return
+        os.write(fd, (json.dumps(entry, separators=(",", ":")) + "\n").encode("utf-8"))
+    finally:
+        os.close(fd)
+
+
+class HangWatch:
+    """Counts each daemon's failed health checks in a row and the restarts in the window."""
+
+    def __init__(self, checks=3, restarts_max=3, window=600.0, clock=time.monotonic):
+        self.checks, self.restarts_max, self.window, self.clock = checks, restarts_max, window, clock
+        self.failures = {}
+        self.restarts = []
+        self.quiet_until = {}
+
+    def observe(self, report):
+        """Record one bottle-health report ({daemon: state}); the daemons now hung (``checks`` failures in a row)."""
+        now = self.clock()
+        hung = []
+        for name, state in report.items():
+            if now < self.quiet_until.get(name, 0):
+                continue
+            if state == "healthy":
+                self.failures[name] = 0
+                continue
+            self.failures[name] = self.failures.get(name, 0) + 1
+            if self.failures[name] >= self.checks:
+                hung.append(name)
+        return hung
+
+    def may_restart(self):
+        """Whether one more restart fits in the window (and, when it does, count it)."""
+        now = self.clock()
+        self.restarts = [t for t in self.restarts if now - t < self.window]
+        if len(self.restarts) >= self.restarts_max:
+            return False
+        self.restarts.append(now)
+        return True
+
+    def restarted(self, name, grace=None):
+        self.failures[name] = 0
+        self.quiet_until[name] = self.clock() + (RESTART_GRACE if grace is None else grace)
+
+
+def read_report(names, timeout=5.0):
+    """One bottle-health --json run: {daemon: state}; a run that fails to report counts every daemon unhealthy."""
+    env = dict(os.environ, BOTTLE_DAEMONS=",".join(names))
+    try:
+        proc = subprocess.run([HEALTH_BIN, "--json"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                              env=env, timeout=timeout, check=False)
+        report = json.loads(proc.stdout.decode("utf-8", "replace") or "{}")
+    except (OSError, ValueError, subprocess.SubprocessError) as exc:
+        return {name: "unhealthy: bottle-health: %s" % exc for name in names}
+    return {name: report.get(name, "unhealthy: not reported") for name in names}
+
+
 class Supervisor:
     def __init__(self, names, grace):
         self.names = names
@@ -526,6 +610,11 @@ class Supervisor:
         self.procs = {}
         self.stopping = False
         self.reload_requested = False
+        self.hung = []
+        self.restarts_made = 0
+        self.hang_watch = HangWatch(int(os.environ.get("BOTTLE_HANG_CHECKS", "3")),
+                                    int(os.environ.get("BOTTLE_RESTARTS_MAX", "3")),
+                                    float(os.environ.get("BOTTLE_RESTART_WINDOW", "600")))
 
     def start(self, name):
         command = daemon_command(name, chained="pipelock" in self.names)
@@ -612,9 +701,60 @@ class Supervisor:
             if proc is not None and proc.poll() is None:
                 os.kill(proc.pid, signal.SIGHUP)
 
+    def watch(self, interval, report=read_report):
+        """The hang watch (a thread): bottle-health every ``interval`` seconds; hung daemons go to ``self.hung``
+        for ``run`` to restart."""
+        while not self.stopping:
+            time.sleep(interval)
+            if self.stopping or self.hung:
+                continue
+            epoch = self.restarts_made
+            taken = report(self.names)
+            if self.hung or epoch != self.restarts_made:
+                continue  # a report begun before a restart says nothing of the restarted daemon
+            found = self.hang_watch.observe(taken)
+            if found:
+                self.hung = found
+
+    def restart_hung(self, names):
+        """Kill and start again each hung daemon; False when the restart bound is passed (fail closed)."""
+        for name in names:
+            proc = self.procs.get(name)
+            if not self.hang_watch.may_restart():
+                log("%s is hung and %d restarts were made within %gs: failing closed, stopping the bundle"
+                    % (name, self.hang_watch.restarts_max, self.hang_watch.window))
+                audit_line({"event": "fail-closed", "daemon": name, "reason": "hung past the restart bound",
+                            "restarts": self.hang_watch.restarts_max, "window_seconds": self.hang_watch.window})
+                return False
+            log("%s failed %d health checks in a row (hung): restarting it" % (name, self.hang_watch.checks))
+            if proc is not None and proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                proc.wait()
+            audit_line({"event": "restart", "daemon": name, "reason": "%d failed health checks in a row"
+                        % self.hang_watch.checks, "pid": proc.pid if proc else None,
+                        "restarts_in_window": len(self.hang_watch.restarts)})
+            self.start(name)
+            self.hang_watch.restarted(name)
+            self.restarts_made += 1
+        return True
+
     def run(self):
         """Supervise until a stop signal (exit 0) or an unexpected daemon death (exit 1)."""
         while True:
+            if self.hung:
+                hung = list(self.hung)
+                try:
+                    ok = self.restart_hung(hung)
+                except (RuntimeError, OSError) as exc:
+                    log("restarting %s failed: %s" % (", ".join(hung), exc))
+                    ok = False
+                self.hung = []  # only now: the watch takes no report while a restart is under way
+                if not ok:
+                    self.stop_all("a daemon hung past the restart bound")
+                    return 1
             if self.reload_requested:
                 self.reload_requested = False
                 try:
@@ -668,6 +808,9 @@ def main():
         supervisor.stop_all("start-up failed")
         return 1
     log("running: %s" % ", ".join(names))
+    interval = float(os.environ.get("BOTTLE_HEALTH_INTERVAL", "2"))
+    if interval > 0 and os.path.exists(HEALTH_BIN):
+        threading.Thread(target=supervisor.watch, args=(interval,), daemon=True).start()
     return supervisor.run()
 
 

@@ -5,9 +5,12 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from urllib.parse import urlsplit
 
-from ansible_collections.botbottle.bottle.plugins.module_utils import naming
+from ansible_collections.botbottle.bottle.plugins.module_utils import agent_work, audit_archive, naming
 from ansible_collections.botbottle.bottle.plugins.module_utils.container_manager import (
     ENV, IMAGE, LABELS, NETWORKS, ContainerManager, Option, argument_spec, pinned_ip)
 from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import DockerException
@@ -33,6 +36,7 @@ CA_ENV = {
 # dialled inside the container's own namespace, where nothing listens (see DOCUMENTATION).
 DNS = ["127.0.0.1"]
 DNS_OPTIONS = ["timeout:1", "attempts:1"]
+OOM_SCORE_ADJ = 500
 
 USER = Option("user", lambda m: m.p["user"], lambda m, attrs: (attrs.get("Config") or {}).get("User") or "")
 MEMORY = Option("memory", lambda m: m.memory_bytes(),
@@ -84,12 +88,57 @@ class AgentManager(ContainerManager):
             self.module.fail_json(msg="user %r runs the agent as root: use a non-root uid:gid such as '1000:1000'"
                                       % self.p["user"])
 
+    # A new memory limit is applied with `docker update` (the agent and its work stay); removing a limit
+    # (0) cannot be done in place and recreates, keeping the work first (before_recreate).
+    def updatable(self, diffs, want):
+        return set(diffs) <= {"memory"} and bool(want["memory"])
+
+    def update_in_place(self, want):
+        # Swap as Docker sets it at creation (twice the memory), else a larger limit is refused.
+        self.container.update(mem_limit=want["memory"], memswap_limit=2 * want["memory"])
+
+    def before_recreate(self, diffs):
+        """The agent's work goes into an archive before its container is made again (``work_archive_root``):
+        ``<root>/<slug>-<UTC time>/work/``, as a teardown keeps it. Work that cannot be kept fails the module with
+        the container as it was. The result's ``work`` says what was kept (in check mode, what would be)."""
+        root = self.p.get("work_archive_root")
+        if not root:
+            return
+        root = os.path.abspath(os.path.expanduser(root))
+        staging = None
+        try:
+            os.makedirs(root, mode=0o700, exist_ok=True)
+            staging = tempfile.mkdtemp(prefix=".%s-work-" % self.p["slug"], dir=root)
+            work = agent_work.snapshot_container(self.container, staging, self.p["work_max_bytes"])
+            made = None
+            if work["lines"] and not self.check_mode:
+                # No state directory is copied: the bottle's audit stays with the bottle.
+                made = audit_archive.create(os.path.join(staging, "no-state"), root, self.p["slug"],
+                                            work=staging)["path"]
+                agent_work.relocate(made)
+        except (agent_work.WorkError, audit_archive.ArchiveError, OSError) as exc:
+            self.module.fail_json(msg="the agent container %s must be recreated (%s differ) but its work could not be "
+                                      "kept first: %s. The container was left as it was. Fix the cause, take the work "
+                                      "out (playbooks/snapshot.yml), or discard it explicitly with "
+                                      "-e bottle_archive_work=false" % (self.name, ", ".join(diffs), exc))
+        finally:
+            if staging:
+                shutil.rmtree(staging, ignore_errors=True)
+        where = made or "<archive>"
+        self.result["work"] = dict(work, restore=os.path.join(made, "work", "RESTORE.txt") if made else None, lines=[
+            "%s%s" % ("would keep " if self.check_mode else "kept ", line.replace("-> work/", "-> %s/work/" % where, 1))
+            for line in work["lines"]])
+
     # The hardening: fixed, no option weakens it (see DOCUMENTATION).
     def host_config(self, want):
         return dict(
             cap_drop=["ALL"], security_opt=["no-new-privileges"], init=True,
             dns=DNS, dns_opt=DNS_OPTIONS, dns_search=["."],
             pids_limit=want["pids_limit"], mem_limit=want["memory"] or None,
+            # The kernel's OOM killer picks agent processes long before a bundle daemon (whose score stays 0:
+            # lowering it needs CAP_SYS_RESOURCE). Not compared: an agent made before keeps its score until
+            # it is recreated, rather than being recreated for it.
+            oom_score_adj=OOM_SCORE_ADJ,
             privileged=False, publish_all_ports=False)
 
     def container_args(self, want):
@@ -106,4 +155,6 @@ AGENT_SPEC = argument_spec(
     user=dict(type="str", default="1000:1000"),
     memory=dict(type="str"),
     pids_limit=dict(type="int", default=512),
+    work_archive_root=dict(type="path"),
+    work_max_bytes=dict(type="int", default=agent_work.DEFAULT_MAX_BYTES),
 )

@@ -10,9 +10,14 @@ in the state directory's own layout so that one reader (``audit_log``) reads bot
   supervise/audit.jsonl         supervise's events (asks and decisions)
   supervise/proposals/<id>.json the proposals as last written
   audit/egress.jsonl[.1]        egress's firewall decisions (and the rotated file)
+  audit/bundle.jsonl            bottle-init's restarts of hung daemons (and a fail-closed stop)
   supervise-approved.json       what the operator approved for the bottle
   meta.json                     the bottle's meta.json (slug, agent, policy, backend, created) with
                                 ``archived`` (UTC), ``host``, ``state_dir``, ``files`` and ``skipped``
+                                (and ``work``: the summary lines of the agent's work, when kept)
+  work/                         the agent's work, when kept (``agent_work``: per repository a
+                                ``repo.bundle`` and ``worktree.patch``, ``loose.tar.gz``,
+                                ``MANIFEST.json``, ``RESTORE.txt``)
 
 The archive is private to the operator (folders 0700, files 0600), is written under a hidden
 ``.<name>.partial`` name and renamed when complete: a failed archive leaves no half archive behind.
@@ -26,12 +31,14 @@ API:
 - ``plan(state_dir)`` -> ``{files, skipped, unreadable}`` (paths relative to the state directory;
   ``unreadable`` as ``"<path> (<reason>)"``).
 - ``archive_name(slug, now)`` / ``parse_name(name)`` -> ``(slug, stamp)`` or None.
-- ``create(state_dir, archive_root, slug, host=None, now=None, dry_run=False)`` -> ``{path, files, skipped}``
-  (``path`` None when there is nothing to archive); ``ArchiveError`` names what failed and the fix.
+- ``create(state_dir, archive_root, slug, host=None, now=None, dry_run=False, work=None)`` -> ``{path, files,
+  skipped}`` (``path`` None when there is nothing to archive; ``work``: a folder holding ``work/``, made by
+  ``agent_work``, moved into the archive); ``ArchiveError`` names what failed and the fix.
 - ``list_archives(archive_root, slug=None, agent=None)`` -> ``[{slug, name, path, archived, meta}]``, newest first.
 - ``prune(archive_root, keep_days=0, keep=0, now=None, dry_run=False, protect=(), pending=0)`` -> ``(removed, problems)``.
+- ``read_json(path)``: the JSON object in a file, {} when there is none.
 - ``retention_error(keep_days, keep)`` -> the message refusing a negative retention, or None.
-- ``remove_state(state_dir, slug, archive_root=None, keep_days=0, keep=0, dry_run=False, warn=None)``: a bottle's
+- ``remove_state(state_dir, slug, archive_root=None, keep_days=0, keep=0, dry_run=False, warn=None, work=None)``: a bottle's
   state directory goes, its audit archived first (with ``archive_root``) and old archives pruned; returns
   ``{changed, path, changed_files[, archive: {path, files, skipped, pruned}]}``, raises ``ArchiveError`` with
   nothing removed. The one implementation of bottle_state ``state=absent`` and bottle_remove's last step.
@@ -63,6 +70,7 @@ FILES = (
     os.path.join("supervise", "audit.jsonl"),
     os.path.join("audit", "egress.jsonl"),
     os.path.join("audit", "egress.jsonl.1"),
+    os.path.join("audit", "bundle.jsonl"),
     "supervise-approved.json",
 )
 PROPOSALS = os.path.join("supervise", "proposals")
@@ -145,6 +153,11 @@ def parse_name(name):
     return match.group("slug"), stamp
 
 
+def read_json(path):
+    """The JSON object in ``path``; {} when it cannot be read or is not an object."""
+    return _read_json(path)
+
+
 def _read_json(path):
     try:
         with open(path, encoding="utf-8") as handle:
@@ -174,7 +187,13 @@ def _free_name(archive_root, slug, now):
     return name
 
 
-def create(state_dir, archive_root, slug, host=None, now=None, dry_run=False):
+def _work_folder(work):
+    """``<work>/work`` when the agent's work was kept there, else None."""
+    folder = os.path.join(work, "work") if work else None
+    return folder if folder and os.path.isdir(folder) and not os.path.islink(folder) else None
+
+
+def create(state_dir, archive_root, slug, host=None, now=None, dry_run=False, work=None):
     """Archive the audit of the bottle at ``state_dir``; ``{path, files, skipped}``.
 
     ``path`` is None when the state directory holds no audit at all (nothing is written). With
@@ -190,7 +209,8 @@ def create(state_dir, archive_root, slug, host=None, now=None, dry_run=False):
             "this user read access (the bundle makes these folders setgid to the state directory's group: "
             "chmod -R g+rX them as their owner, or run teardown as a user of that group), or tear down without "
             "an archive: -e bottle_archive=false" % (", ".join(found["unreadable"]), state_dir, archive_root))
-    if not found["files"]:
+    work_folder = _work_folder(work)
+    if not found["files"] and not work_folder:
         return {"path": None, "files": [], "skipped": found["skipped"]}
     if os.path.lexists(archive_root) and not os.path.isdir(archive_root):
         raise ArchiveError("the archive root %s exists and is not a folder (nothing was removed). Fix: move it "
@@ -202,6 +222,8 @@ def create(state_dir, archive_root, slug, host=None, now=None, dry_run=False):
     meta.setdefault("slug", slug)
     meta.update({"archived": _iso(now), "host": host or socket.gethostname(), "state_dir": state_dir,
                  "files": found["files"], "skipped": found["skipped"]})
+    if work_folder:
+        meta["work"] = _read_json(os.path.join(work_folder, "MANIFEST.json")).get("lines", [])
     partial = None
     try:
         os.makedirs(archive_root, mode=0o700, exist_ok=True)
@@ -212,12 +234,16 @@ def create(state_dir, archive_root, slug, host=None, now=None, dry_run=False):
             dest = os.path.join(partial, rel)
             os.makedirs(os.path.dirname(dest), mode=0o700, exist_ok=True)
             _copy(os.path.join(state_dir, rel), dest)
+        if work_folder:
+            os.rename(work_folder, os.path.join(partial, "work"))
         fd = os.open(os.path.join(partial, META), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(json.dumps(meta, indent=2, sort_keys=True) + "\n")
         final = os.path.join(archive_root, name)
         os.rename(partial, final)
     except OSError as exc:
+        if work_folder and partial and os.path.isdir(os.path.join(partial, "work")):
+            os.rename(os.path.join(partial, "work"), work_folder)  # the work is never dropped with a half archive
         if partial and os.path.isdir(partial):
             shutil.rmtree(partial, ignore_errors=True)
         raise ArchiveError("cannot write the archive of bottle %s under %s: %s%s (nothing was removed). Fix: free "
@@ -306,10 +332,10 @@ def retention_error(keep_days, keep):
     return None
 
 
-def archive_state(state_dir, archive_root, slug, keep_days=0, keep=0, dry_run=False, warn=None):
+def archive_state(state_dir, archive_root, slug, keep_days=0, keep=0, dry_run=False, warn=None, work=None):
     """Archive the audit of ``state_dir`` (before it goes), then apply the retention:
     ``{path, files, skipped, pruned}``. ``warn(text)`` hears of an old archive that could not be pruned."""
-    made = create(state_dir, archive_root, slug, dry_run=dry_run)
+    made = create(state_dir, archive_root, slug, dry_run=dry_run, work=work)
     pruned, problems = prune(archive_root, keep_days=keep_days, keep=keep, dry_run=dry_run, protect=[made["path"]],
                              pending=1 if dry_run and made["path"] else 0)
     for problem in problems:
@@ -319,15 +345,15 @@ def archive_state(state_dir, archive_root, slug, keep_days=0, keep=0, dry_run=Fa
     return made
 
 
-def remove_state(state_dir, slug, archive_root=None, keep_days=0, keep=0, dry_run=False, warn=None):
+def remove_state(state_dir, slug, archive_root=None, keep_days=0, keep=0, dry_run=False, warn=None, work=None):
     """Remove the state directory ``state_dir`` of bottle ``slug``, with ``archive_root`` archiving its audit
     first (see ``archive_state``; no archive when the directory is gone already). With ``dry_run``, what would
     be done. Returns ``{changed, path, changed_files[, archive]}``; ``ArchiveError`` leaves everything in place."""
     exists = os.path.isdir(state_dir)
     out = dict(path=state_dir, changed_files=[state_dir] if exists else [])
     if archive_root:
-        out["archive"] = (archive_state(state_dir, archive_root, slug, keep_days, keep, dry_run, warn) if exists
-                          else dict(path=None, files=[], skipped=[], pruned=[]))
+        out["archive"] = (archive_state(state_dir, archive_root, slug, keep_days, keep, dry_run, warn, work)
+                          if exists or _work_folder(work) else dict(path=None, files=[], skipped=[], pruned=[]))
     if exists and not dry_run:
         shutil.rmtree(state_dir)
     out["changed"] = exists or bool(out.get("archive", {}).get("pruned"))

@@ -141,6 +141,16 @@ class ContainerManager:
         """The settings as shown in the diff; ``container`` is the existing one (None: the wanted state)."""
         return settings
 
+    def updatable(self, diffs, want):
+        """Whether every one of ``diffs`` can be applied to the existing container in place (none by default)."""
+        return False
+
+    def update_in_place(self, want):
+        """Apply the settings ``updatable`` accepted to the existing container."""
+
+    def before_recreate(self, diffs):
+        """Before a container that differs by ``diffs`` is removed to be made again (in check mode too: it would be)."""
+
     def converge(self, before, after):
         """Nothing to recreate: start the container if it is stopped."""
         self.start_if_stopped()
@@ -192,8 +202,14 @@ class ContainerManager:
             before = self.diff_state(have, self.container)
             self.result["diff"] = dict(before=self.redact(before), after=self.redact(after))
             diffs = self.differences(have, want)
-            if diffs:
+            if diffs and self.updatable(diffs, want):
+                # Limits alone changed: applied to the running container (docker update), nothing recreated.
+                self.result.update(changed=True, updated_in_place=diffs)
+                if not self.check_mode:
+                    self.update_in_place(want)
+            elif diffs:
                 self.result.update(changed=True, recreated_for=diffs)
+                self.before_recreate(diffs)
                 if not self.check_mode:
                     self.container.remove(force=True)
                     self.create(want)

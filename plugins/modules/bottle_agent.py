@@ -75,12 +75,27 @@ options:
     type: str
     default: '1000:1000'
   memory:
-    description: Memory limit (Docker syntax, for example V(4g)); none by default.
+    description:
+      - Memory limit (Docker syntax, for example V(4g)); none by default.
+      - A new limit on a running agent is applied in place (C(docker update)), without recreating the container;
+        removing the limit recreates it (its work kept first, with O(work_archive_root)).
     type: str
   pids_limit:
     description: Most processes the agent may have.
     type: int
     default: 512
+  work_archive_root:
+    description:
+      - Before a container that differs from these options is recreated, keep the agent's work (unpushed commits and
+        stash, uncommitted and untracked files, the loose files of C(~/work); see M(botbottle.bottle.bottle_remove))
+        in an archive under this folder, C(<work_archive_root>/<slug>-<UTC time>/work/). Work that cannot be kept
+        fails the module with the container left as it was.
+      - Unset, a recreate keeps nothing.
+    type: path
+  work_max_bytes:
+    description: The most the work kept before a recreate may take; what would pass it is skipped and listed.
+    type: int
+    default: 268435456
   state:
     description: Whether the agent container should exist (and run).
     type: str
@@ -109,6 +124,17 @@ container:
   returned: always
   type: dict
   sample: {id: 0c4e..., name: bb-demo-agent}
+updated_in_place:
+  description: The settings applied to the existing container with C(docker update) instead of recreating it.
+  returned: when a limit alone changed
+  type: list
+  elements: str
+work:
+  description:
+    - With O(work_archive_root), when the container was recreated (in check mode, would be) - the agent's work kept
+      first, as M(botbottle.bottle.bottle_remove) returns RV(botbottle.bottle.bottle_remove#module:work).
+  returned: when the container was recreated with work_archive_root set
+  type: dict
 ip:
   description: The agent's address on its network.
   returned: when state=present and not in check mode

@@ -98,6 +98,15 @@ options:
         C(gate_host).
     type: dict
     default: {}
+  lock_timeout:
+    description:
+      - The bottle's lock (C(<state_root>/../locks/<slug>.lock), see C(plugins/module_utils/bottle_lock.py)) is held for
+        the whole call, so that a launch, a relaunch, a teardown (M(botbottle.bottle.bottle_remove)) and the writes of an
+        approval (M(botbottle.bottle.bottle_supervise)) of one bottle never run at once. A second call waits for the
+        first at most this many seconds, then finds the bottle as the first left it; past it the module fails naming
+        the run that holds the lock, with nothing changed. A killed run holds nothing (the lock goes with its process).
+    type: int
+    default: 300
 notes:
   - Values of the phases' secret options (the agent's C(secret_env), the bundle's C(env)) are masked in
     everything the module returns.
@@ -132,6 +141,13 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+lock:
+  description:
+    - The bottle's lock - C(waited), the seconds this call waited for it, and C(waited_for), the run it waited for
+      (V(null) when the lock was free).
+  returned: when the lock was taken
+  type: dict
+  sample: {waited: 41.2, waited_for: "launch of bottle demo (pid 4242, since 2026-12-07T05:40:00Z)"}
 preexisting:
   description: Whether the bottle (a container, network or state directory of it) existed before this call.
   returned: always, also on failure
@@ -197,7 +213,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.botbottle.bottle.plugins.module_utils import bundle_config, launch_stamp, naming
+from ansible_collections.botbottle.bottle.plugins.module_utils import bottle_lock, bundle_config, launch_stamp, naming
 from ansible_collections.botbottle.bottle.plugins.module_utils import supervise as sv
 from ansible_collections.botbottle.bottle.plugins.module_utils.bundle_health import read_health
 from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import (
@@ -365,6 +381,7 @@ def main():
         bundle=dict(type="dict", required=True),
         container=dict(type="dict", required=True),
         provision=dict(type="dict", default={}),
+        lock_timeout=dict(type="int", default=bottle_lock.DEFAULT_TIMEOUT),
     )
     spec.update(DOCKER_COMMON_ARGS)
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
@@ -373,17 +390,25 @@ def main():
         module.fail_json(msg="slug: " + error)
     client = get_docker_client(module)
     seen = dict(preexisting=True)
+    lock = {}
     try:
-        seen = look(module, client)
-        if seen["missing_images"] or seen["missing_tokens"] or seen.get("current"):
-            # Nothing to do, or nothing this call can do: the role says why, or resolves the credentials
-            # and calls again.
-            seen.pop("policy", None)
-            module.exit_json(changed=False, **seen)
-        seconds = {}
-        done, networks, bundle, agent = launch(module, client, seconds, seen.pop("policy"))
-        stamped = False if module.check_mode else stamp(done["state"]["path"], seen.get("digest"), networks, bundle,
-                                                        agent)
+        # One change to the bottle at a time (a launch, a relaunch, a teardown, an approval): a second run waits
+        # here, then finds the bottle as the first left it.
+        state_root = phase(module, "state", STATE_SPEC, dict(slug=module.params["slug"], state="present")
+                           ).params["state_root"]
+        with bottle_lock.hold(state_root, module.params["slug"], "launch", module.params["lock_timeout"]) as lock:
+            seen = look(module, client)
+            if seen["missing_images"] or seen["missing_tokens"] or seen.get("current"):
+                # Nothing to do, or nothing this call can do: the role says why, or resolves the credentials
+                # and calls again.
+                seen.pop("policy", None)
+                module.exit_json(changed=False, lock=lock, **seen)
+            seconds = {}
+            done, networks, bundle, agent = launch(module, client, seconds, seen.pop("policy"))
+            stamped = False if module.check_mode else stamp(done["state"]["path"], seen.get("digest"), networks,
+                                                            bundle, agent)
+    except bottle_lock.BottleLocked as exc:
+        module.fail_json(msg=str(exc), preexisting=True)
     except PhaseFailed as exc:
         # The message names the phase that failed (a phase's option errors name it already).
         msg = exc.msg if exc.msg.startswith(exc.phase + ":") or exc.msg.startswith(exc.phase + ".") \
@@ -393,7 +418,8 @@ def main():
         module.fail_json(msg="docker engine error while launching bottle %s: %s" % (module.params["slug"], exc),
                          preexisting=seen["preexisting"])
     seen.pop("policy", None)
-    result = dict(done, stamped=stamped, seconds=seconds, changed=any(r.get("changed") for r in done.values()), **seen)
+    result = dict(done, stamped=stamped, seconds=seconds, changed=any(r.get("changed") for r in done.values()),
+                  lock=lock, **seen)
     diffs = merge_diffs(sorted(done.items(), key=lambda item: list(WIRED).index(item[0])))
     # Each phase's result is its module's: with its diff only when asked for (run_manager does the same).
     if module._diff:

@@ -143,6 +143,13 @@ options:
       - Not needed when the credential serves no host yet or already serves the proposal's host.
     type: bool
     default: false
+  lock_timeout:
+    description:
+      - A decision holds the bottle's lock while it writes (see M(botbottle.bottle.bottle_launch)
+        O(botbottle.bottle.bottle_launch#module:lock_timeout)); a launch or teardown of the bottle under way is waited
+        for at most this many seconds, after which the module fails naming it, with nothing written.
+    type: int
+    default: 300
 notes:
   - The agent cannot reach the store (it is mounted into the bundle only); a decision written into a
     proposal file by anything but this module changes no policy, as approvals take effect only through
@@ -263,7 +270,7 @@ import json
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.botbottle.bottle.plugins.module_utils import agent_text, naming
+from ansible_collections.botbottle.bottle.plugins.module_utils import agent_text, bottle_lock, naming
 from ansible_collections.botbottle.bottle.plugins.module_utils import supervise_decide as sd
 from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import (
     DOCKER_COMMON_ARGS, get_docker_client)
@@ -317,6 +324,7 @@ def main():
         reload=dict(type="bool", default=True),
         scope=dict(type="str", choices=list(sd.SCOPES), default="bottle"),
         bind_new_host=dict(type="bool", default=False),
+        lock_timeout=dict(type="int", default=bottle_lock.DEFAULT_TIMEOUT),
     )
     argument_spec.update(DOCKER_COMMON_ARGS)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
@@ -336,13 +344,17 @@ def main():
                 cached.append(get_docker_client(module))
             return cached[0]
 
-        result = sd.decide(p["state_root"], p["slug"], p["id"], p["decision"], note=p["note"], changes=p["changes"],
-                           tokens=p["tokens"], reload=p["reload"], check_mode=module.check_mode, scope=p["scope"],
-                           warn=module.warn, client_factory=client,
-                           bind_new_host=p["bind_new_host"])
+        # One change to the bottle at a time: an approval's writes wait for a launch or teardown under way.
+        with bottle_lock.hold(p["state_root"], p["slug"], "approval", p["lock_timeout"]):
+            result = sd.decide(p["state_root"], p["slug"], p["id"], p["decision"], note=p["note"],
+                               changes=p["changes"], tokens=p["tokens"], reload=p["reload"],
+                               check_mode=module.check_mode, scope=p["scope"], warn=module.warn,
+                               client_factory=client, bind_new_host=p["bind_new_host"])
     except SuperviseError as exc:
         # The message may quote what the agent wrote (a host, a path): escaped for the terminal it is printed on.
         module.fail_json(msg=agent_text.terminal(str(exc), 8000), changed=exc.changed)
+    except bottle_lock.BottleLocked as exc:
+        module.fail_json(msg=str(exc), changed=False)
     result.pop("warnings", None)  # already given to module.warn
     result["shown"] = shown_lines(dict(result["proposal"], slug=p["slug"])) + [
         "bundle reloaded: %s%s" % (result.get("reloaded"), " (%s)" % agent_text.terminal(result["reload"], SHOWN_LIMIT)

@@ -6,11 +6,14 @@ supervision with real child processes (as the current user instead of the daemon
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
+import signal
 import stat
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -369,6 +372,74 @@ def test_egress_gets_the_audit_folder_and_the_host_group_keeps_it(bottle_init, d
     assert env["BOTTLE_EGRESS_AUDIT"] == str(audit) + "/egress.jsonl"
     monkeypatch.setattr(bottle_init, "AUDIT_DIR", str(tmp_path / "not-mounted"))
     assert "BOTTLE_EGRESS_AUDIT" not in bottle_init.daemon_command("egress")[1]
+
+
+# -- the hang watch: a daemon failing its health checks 3 times in a row is restarted, within a bound
+
+def test_hang_watch_counts_failures_in_a_row_and_bounds_restarts(bottle_init):
+    now = [0.0]
+    watch = bottle_init.HangWatch(checks=3, restarts_max=2, window=60, clock=lambda: now[0])
+    bad, good = {"egress": "unhealthy: hung", "supervise": "healthy"}, {"egress": "healthy", "supervise": "healthy"}
+    assert watch.observe(bad) == [] and watch.observe(bad) == []
+    assert watch.observe(good) == [] and watch.observe(bad) == [] and watch.observe(bad) == []
+    assert watch.observe(bad) == ["egress"]
+    assert watch.may_restart() and watch.may_restart() and not watch.may_restart()
+    now[0] = 61.0
+    assert watch.may_restart(), "restarts older than the window no longer count"
+    watch.restarted("egress", grace=10)
+    assert [watch.observe(bad) for _ in range(5)] == [[]] * 5, "checks in the grace after a restart do not count"
+    now[0] = 72.0
+    assert watch.observe(bad) == [] and watch.observe(bad) == [] and watch.observe(bad) == ["egress"]
+
+
+def test_a_hung_daemon_is_killed_restarted_and_audited(supervisor, bottle_init, tmp_path, monkeypatch, capsys):
+    audit = tmp_path / "bundle.jsonl"
+    monkeypatch.setattr(bottle_init, "BUNDLE_AUDIT", str(audit))
+    sup = supervisor(egress="idle", supervise="idle")
+    old = sup.procs["egress"]
+    os.kill(old.pid, signal.SIGSTOP)  # hung: SIGTERM would stay pending, SIGKILL is not
+    assert sup.restart_hung(["egress"])
+    assert old.returncode == -9 and sup.procs["egress"].pid != old.pid and sup.procs["egress"].poll() is None
+    (line,) = [json.loads(x) for x in audit.read_text().splitlines()]
+    assert line["event"] == "restart" and line["daemon"] == "egress" and line["pid"] == old.pid
+    assert line["reason"] == "3 failed health checks in a row" and line["restarts_in_window"] == 1
+    assert "egress failed 3 health checks in a row (hung): restarting it" in capsys.readouterr().out
+    sup.stop_all("test")
+
+
+def test_past_the_restart_bound_the_bundle_fails_closed(supervisor, bottle_init, tmp_path, monkeypatch, capsys):
+    audit = tmp_path / "bundle.jsonl"
+    monkeypatch.setattr(bottle_init, "BUNDLE_AUDIT", str(audit))
+    monkeypatch.setattr(bottle_init, "RESTART_GRACE", 0.0)
+    sup = supervisor(egress="idle", supervise="idle")
+    sup.hang_watch = bottle_init.HangWatch(checks=3, restarts_max=1, window=600)
+    reports = []
+
+    def report(names):
+        reports.append(names)
+        return {"egress": "unhealthy: 127.0.0.1:8888 accepted but did not answer within 1s (hung?)",
+                "supervise": "healthy"}
+    threading.Thread(target=sup.watch, args=(0.02, report), daemon=True).start()
+    assert sup.run() == 1
+    events = [json.loads(x)["event"] for x in audit.read_text().splitlines()]
+    assert events == ["restart", "fail-closed"]
+    assert len(reports) >= 6
+    out = capsys.readouterr().out
+    assert "egress is hung and 1 restarts were made within 600s: failing closed, stopping the bundle" in out
+    assert all(p.poll() is not None for p in sup.procs.values()), "every daemon is stopped"
+
+
+def test_the_audit_line_is_not_written_through_a_link(bottle_init, tmp_path, capsys):
+    target = tmp_path / "elsewhere"
+    target.write_text("")
+    link = tmp_path / "bundle.jsonl"
+    link.symlink_to(target)
+    bottle_init.audit_line({"event": "restart"}, str(link))
+    assert target.read_text() == "" and "cannot write" in capsys.readouterr().out
+    hard = tmp_path / "hard.jsonl"
+    os.link(target, hard)
+    bottle_init.audit_line({"event": "restart"}, str(hard))
+    assert target.read_text() == "" and "not a regular file with one name" in capsys.readouterr().out
 
 
 def test_the_scan_socket_directory_is_egress_s_with_git_gate_s_group_only(bottle_init, tmp_path, monkeypatch):

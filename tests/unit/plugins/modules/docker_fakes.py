@@ -15,7 +15,9 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import itertools
+import io
 import json
+import tarfile
 
 from unittest import mock
 
@@ -167,6 +169,31 @@ class FakeContainer:
     def env(self):
         return dict(item.partition("=")[::2] for item in self.attrs["Config"]["Env"])
 
+    def update(self, mem_limit=None, memswap_limit=None, **kwargs):
+        """docker update: the limits change on the container as it runs."""
+        self.engine.updates.append((self.name, dict(mem_limit=mem_limit, memswap_limit=memswap_limit, **kwargs)))
+        if mem_limit is not None:
+            self.attrs["HostConfig"]["Memory"] = mem_limit
+        if memswap_limit is not None:
+            self.attrs["HostConfig"]["MemorySwap"] = memswap_limit
+
+    def get_archive(self, path):
+        """The engine's archive of ``path`` (the agent's home): ``self.home`` ({relative path: bytes}) under the
+        folder's own name, read in a stopped container as well."""
+        buf = io.BytesIO()
+        top = path.rstrip("/").rsplit("/", 1)[-1]
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            for folder in (top, top + "/work"):
+                info = tarfile.TarInfo(folder)
+                info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+            for rel, content in sorted(getattr(self, "home", {}).items()):
+                info = tarfile.TarInfo(top + "/" + rel)
+                info.size = len(content)
+                tar.addfile(info, io.BytesIO(content))
+        self.engine.archives_read.append((self.name, path))
+        return iter([buf.getvalue()]), {"name": top}
+
     def exec_run(self, argv, user="", demux=False, environment=None):
         self.engine.execs.append((self.name, list(argv), user, environment))
         code, out = self.run(list(argv))
@@ -315,6 +342,7 @@ class FakeAPI:
                 "DnsOptions": host_config.get("dns_opt"),
                 "DnsSearch": host_config.get("dns_search"),
                 "PidsLimit": host_config.get("pids_limit"),
+                "OomScoreAdj": host_config.get("oom_score_adj") or 0,
                 "Memory": self._bytes(host_config.get("mem_limit")),
                 "Privileged": bool(host_config.get("privileged")),
                 "PortBindings": bindings,
@@ -349,6 +377,8 @@ class FakeEngine:
         self.images = []
         self.created = []
         self.execs = []
+        self.archives_read = []
+        self.updates = []
         self.on_create = None  # called with each new container (to script its behaviour)
         self._ports = itertools.count(49153)
         self.client = mock.Mock(spec=["networks", "containers", "images", "api", "ping"])

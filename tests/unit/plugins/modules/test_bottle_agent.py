@@ -49,6 +49,7 @@ def test_create_is_hardened(engine):
     assert host["Dns"] == ["127.0.0.1"] and host["DnsOptions"] == ["timeout:1", "attempts:1"]
     assert host["DnsSearch"] == ["."]
     assert host["PidsLimit"] == 512
+    assert host["OomScoreAdj"] == 500  # the OOM killer takes the agent's processes before the bundle's
     assert agent.attrs["Config"]["User"] == "1000:1000"
     assert agent.labels == naming.labels("demo", "demo", "agent")
 
@@ -91,7 +92,6 @@ def test_check_mode_creates_nothing(engine):
     ({"proxy_url": "http://10.1.0.2:9999"}, "env"),
     ({"ip": "10.1.0.4"}, "ip"),
     ({"user": "1001:1001"}, "user"),
-    ({"memory": "1g"}, "memory"),
     ({"pids_limit": 100}, "pids_limit"),
     ({"agent": "renamed"}, "labels"),
 ])
@@ -141,3 +141,75 @@ def test_absent(engine):
     assert run(engine, state="absent")["changed"]
     assert "bb-demo-agent" not in engine.containers
     assert not run(engine, state="absent")["changed"]
+
+
+# -- a recreate keeps the agent's work first (work_archive_root)
+
+def give_work(container, tmp_path):
+    """~/work/proj with a commit no upstream has."""
+    import os
+    import subprocess
+    home = tmp_path / "home"
+    repo = home / "work" / "proj"
+    repo.mkdir(parents=True)
+    env = dict(os.environ, GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=os.devnull, GIT_AUTHOR_NAME="a",
+               GIT_AUTHOR_EMAIL="a@x", GIT_COMMITTER_NAME="a", GIT_COMMITTER_EMAIL="a@x")
+    for argv in (["init", "-q", "-b", "main"], ["commit", "-q", "--allow-empty", "-m", "mine"]):
+        subprocess.run(["git", "-C", str(repo)] + argv, env=env, check=True, capture_output=True)
+    container.home = {str(p.relative_to(home)): p.read_bytes() for p in home.rglob("*") if p.is_file()}
+
+
+def test_a_recreate_keeps_the_work_first(engine, tmp_path):
+    run(engine)
+    give_work(engine.containers["bb-demo-agent"], tmp_path)
+    result = run(engine, work_archive_root=str(tmp_path / "archive"), pids_limit=100)
+    assert result["recreated_for"] == ["pids_limit"]
+    assert engine.archives_read == [("bb-demo-agent", "/home/agent")]
+    (archive,) = (tmp_path / "archive").iterdir()
+    assert archive.name.startswith("demo-") and (archive / "work" / "work" / "proj" / "repo.bundle").is_file()
+    assert result["work"]["lines"] == ["kept ~/work/proj: 1 unpushed commit (main) -> %s/work/work/proj/repo.bundle "
+                                       "(complete)" % archive]
+    assert not (archive / "supervise").exists()  # the audit stays with the bottle
+    assert "git clone -q %s/work/work/proj/repo.bundle proj" % archive in (archive / "work" / "RESTORE.txt").read_text()
+
+
+def test_check_mode_says_what_a_recreate_would_keep(engine, tmp_path):
+    run(engine)
+    give_work(engine.containers["bb-demo-agent"], tmp_path)
+    result = run(engine, check=True, work_archive_root=str(tmp_path / "archive"), pids_limit=100)
+    assert result["work"]["lines"][0].startswith("would keep ~/work/proj: 1 unpushed commit")
+    assert [p.name for p in (tmp_path / "archive").iterdir()] == []
+
+
+def test_work_that_cannot_be_kept_leaves_the_container_as_it_was(engine, tmp_path):
+    from unittest import mock
+    first = run(engine)
+    engine.containers["bb-demo-agent"].get_archive = mock.Mock(side_effect=OSError("engine gone"))
+    with pytest.raises(Failed) as err:
+        run(engine, work_archive_root=str(tmp_path / "archive"), pids_limit=100)
+    assert "must be recreated (pids_limit differ) but its work could not be kept first" in err.value.result["msg"]
+    assert engine.containers["bb-demo-agent"].id == first["container"]["id"]
+
+
+def test_no_work_keeps_no_archive(engine, tmp_path):
+    run(engine)
+    result = run(engine, work_archive_root=str(tmp_path / "archive"), pids_limit=100)
+    assert result["work"]["lines"] == [] and list((tmp_path / "archive").iterdir()) == []
+
+
+def test_a_new_memory_limit_is_applied_in_place(engine, tmp_path):
+    first = run(engine)
+    give_work(engine.containers["bb-demo-agent"], tmp_path)
+    result = run(engine, memory="1g", work_archive_root=str(tmp_path / "archive"))
+    assert result["changed"] and result["updated_in_place"] == ["memory"] and "recreated_for" not in result
+    assert result["container"]["id"] == first["container"]["id"] and engine.archives_read == []
+    assert engine.updates == [("bb-demo-agent", {"mem_limit": 1024 ** 3, "memswap_limit": 2 * 1024 ** 3})]
+    again = run(engine, memory="1g")
+    assert not again["changed"]
+    # check mode says so and changes nothing
+    assert run(engine, check=True, memory="2g")["updated_in_place"] == ["memory"] and len(engine.updates) == 1
+
+
+def test_removing_the_memory_limit_recreates(engine):
+    run(engine, memory="1g")
+    assert run(engine)["recreated_for"] == ["memory"]

@@ -170,3 +170,20 @@ def test_without_a_stamp_digest_the_launch_always_takes_its_full_path(engine, tm
     result = run_module(bottle_launch, engine.client, args(tmp_path, stamp=None), check=True)
     assert "current" not in result and result["changed"] is True
     assert not os.path.exists(tmp_path / "state" / "demo" / launch_stamp.STAMP)
+
+
+def test_a_launch_waits_for_the_bottles_lock_and_past_its_timeout_creates_nothing(engine, tmp_path):
+    """One change to a bottle at a time: the lock (bottle_lock) is held by another run here; a killed run
+    would hold nothing (tests/unit/plugins/module_utils/test_bottle_lock.py)."""
+    from ansible_collections.botbottle.bottle.plugins.module_utils import bottle_lock
+    with bottle_lock.hold(str(tmp_path / "state"), "demo", "teardown"):
+        with pytest.raises(Failed) as failed:
+            run_module(bottle_launch, engine.client, args(tmp_path, lock_timeout=0))
+    msg = failed.value.result["msg"]
+    assert msg.startswith("bottle demo is busy: teardown of bottle demo (pid ")
+    # preexisting: the rescue of the role removes nothing that another run may be making
+    assert failed.value.result["preexisting"] is True
+    nothing_created(engine, tmp_path)
+    engine.images.clear()  # once the lock is free the launch runs (here: to its report of the missing images)
+    result = run_module(bottle_launch, engine.client, args(tmp_path, lock_timeout=0))
+    assert result["missing_images"] and result["lock"] == {"waited": 0, "waited_for": None}

@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import subprocess
 from unittest import mock
 
 import pytest
@@ -75,10 +76,10 @@ def deny(path):
     """os.open refusing ``path`` (an audit file this user may not read)."""
     real_open = os.open
 
-    def fake_open(name, flags, *args):
+    def fake_open(name, flags, *args, **kwargs):
         if name == path:
             raise PermissionError(errno.EACCES, "Permission denied", name)
-        return real_open(name, flags, *args)
+        return real_open(name, flags, *args, **kwargs)
     return mock.patch.object(audit_archive.os, "open", fake_open)
 
 
@@ -205,3 +206,132 @@ def test_bad_slug_and_negative_retention_are_refused(engine, tmp_path):
     with pytest.raises(Failed) as err:
         run(engine, tmp_path, archive_keep_days=-1)
     assert err.value.result["msg"].startswith("archive_keep_days: -1 is negative; use 0")
+
+
+# -- the agent's work, kept before its container goes (agent_work)
+
+def git(cwd, *args):
+    env = dict(os.environ, GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=os.devnull, GIT_AUTHOR_NAME="a",
+               GIT_AUTHOR_EMAIL="a@x", GIT_COMMITTER_NAME="a", GIT_COMMITTER_EMAIL="a@x")
+    subprocess.run(["git", "-C", str(cwd)] + list(args), env=env, check=True, capture_output=True)
+
+
+def give_work(container, tmp_path):
+    """The agent's home: ~/work/proj with one unpushed commit and an untracked file, and a loose file."""
+    home = tmp_path / "agent-home"
+    repo = home / "work" / "proj"
+    repo.mkdir(parents=True)
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "a.txt").write_text("committed, never pushed\n")
+    git(repo, "add", "a.txt")
+    git(repo, "commit", "-q", "-m", "unpushed")
+    (repo / "b.txt").write_text("untracked\n")
+    (home / "work" / "notes.md").write_text("loose\n")
+    container.home = {str(p.relative_to(home)): p.read_bytes() for p in home.rglob("*") if p.is_file()}
+
+
+def test_teardown_keeps_the_agents_work_in_the_archive(engine, state, tmp_path):
+    give_work(engine.containers["bb-demo-agent"], tmp_path)
+    result = run(engine, tmp_path)
+    assert engine.archives_read == [("bb-demo-agent", "/home/agent")]
+    archive = result["archive"]["path"]
+    assert result["work"]["lines"] == [
+        "kept ~/work/proj: 1 unpushed commit (main); 1 uncommitted or untracked file -> %s/work/work/proj/"
+        "repo.bundle (complete) + worktree.patch" % archive,
+        "kept ~/work: 1 loose file -> %s/work/loose.tar.gz" % archive]
+    assert result["work"]["restore"] == os.path.join(archive, "work", "RESTORE.txt")
+    restore = open(result["work"]["restore"]).read()
+    assert "git clone -q %s/work/work/proj/repo.bundle proj" % archive in restore and ".demo-work-" not in restore
+    assert os.path.isfile(os.path.join(archive, "work", "work", "proj", "repo.bundle"))
+    meta = json.loads(open(os.path.join(archive, "meta.json")).read())
+    assert len(meta["work"]) == 2
+    assert sorted(os.listdir(tmp_path / "archive")) == [os.path.basename(archive)]  # no staging left
+    assert bottle_left(engine) == ([], [])
+
+
+def test_check_mode_names_the_work_that_would_be_kept(engine, state, tmp_path):
+    give_work(engine.containers["bb-demo-agent"], tmp_path)
+    result = run(engine, tmp_path, check=True)
+    assert result["work"]["lines"][0].startswith("would keep ~/work/proj: 1 unpushed commit (main)")
+    assert not (tmp_path / "archive").exists() and "bb-demo-agent" in engine.containers
+
+
+def test_a_stopped_agent_is_read_too(engine, state, tmp_path):
+    agent = engine.containers["bb-demo-agent"]
+    give_work(agent, tmp_path)
+    agent.attrs["State"] = {"Status": "exited", "ExitCode": 137}
+    result = run(engine, tmp_path)
+    assert result["work"]["repos"][0]["unpushed_commits"] == 1
+
+
+def test_discarding_the_work_is_an_explicit_choice(engine, state, tmp_path):
+    give_work(engine.containers["bb-demo-agent"], tmp_path)
+    result = run(engine, tmp_path, archive_work=False)
+    assert engine.archives_read == [] and result["work"] is None
+    assert not os.path.exists(os.path.join(result["archive"]["path"], "work"))
+
+
+def test_work_that_cannot_be_read_stops_the_teardown_with_nothing_removed(engine, state, tmp_path):
+    agent = engine.containers["bb-demo-agent"]
+    agent.get_archive = mock.Mock(side_effect=APIError("boom"))
+    with pytest.raises(Failed) as err:
+        run(engine, tmp_path)
+    assert "cannot keep the agent's work from bb-demo-agent" in err.value.result["msg"]
+    assert "nothing was removed" in err.value.result["msg"]
+    assert bottle_left(engine) == (sorted(NAMES), NETWORKS) and state.is_dir()
+
+
+def test_a_rollback_goes_on_when_the_work_cannot_be_read(engine, state, tmp_path):
+    engine.containers["bb-demo-agent"].get_archive = mock.Mock(side_effect=APIError("boom"))
+    with mock.patch.object(bottle_remove.AnsibleModule, "warn") as warn:
+        run(engine, tmp_path, on_archive_failure="keep_state")
+    assert "cannot keep the agent's work from bb-demo-agent: cannot read" in warn.call_args[0][0]
+    assert bottle_left(engine) == ([], [])
+
+
+def test_a_cap_that_is_not_a_size_is_refused(engine, state, tmp_path):
+    with pytest.raises(Failed) as err:
+        run(engine, tmp_path, archive_work_max_bytes=0)
+    assert "archive_work_max_bytes" in err.value.result["msg"] and "bottle_archive_work=false" in err.value.result["msg"]
+    assert bottle_left(engine) == (sorted(NAMES), NETWORKS)
+
+
+def test_an_archive_that_fails_after_the_removal_keeps_the_work_and_says_where(engine, state, tmp_path):
+    give_work(engine.containers["bb-demo-agent"], tmp_path)
+    real_rename = os.rename
+
+    def failing_rename(src, dst):
+        if os.path.basename(src).startswith(".demo-") and src.endswith(".partial"):
+            raise OSError(errno.ENOSPC, "No space left on device", dst)
+        return real_rename(src, dst)
+    with mock.patch.object(audit_archive.os, "rename", failing_rename):
+        with pytest.raises(Failed) as err:
+            run(engine, tmp_path)
+    msg = err.value.result["msg"]
+    kept = msg.rsplit("the agent's work is kept in ", 1)[1]
+    assert os.path.isfile(os.path.join(kept, "work", "work", "proj", "repo.bundle"))
+    assert state.is_dir()
+
+
+def test_work_taken_before_a_vm_went_moves_into_the_archive(engine, state, tmp_path):
+    """smolmachines: bottle_work took the work (the machine is gone by now); bottle_remove files it."""
+    taken = tmp_path / "archive" / ".demo-vm-work"
+    (taken / "work").mkdir(parents=True)
+    (taken / "work" / "MANIFEST.json").write_text(json.dumps({"lines": ["~/work/p: 1 unpushed commit (main) -> work/work/p/repo.bundle"]}))
+    (taken / "work" / "RESTORE.txt").write_text("git clone ...\n")
+    result = run(engine, tmp_path, work_dir=str(taken))
+    archive = result["archive"]["path"]
+    assert engine.archives_read == []
+    assert os.path.isfile(os.path.join(archive, "work", "RESTORE.txt")) and not taken.exists()
+    assert result["work"]["lines"] == ["kept ~/work/p: 1 unpushed commit (main) -> %s/work/work/p/repo.bundle" % archive]
+
+
+def test_a_teardown_waits_for_the_bottles_lock_and_past_its_timeout_removes_nothing(engine, state, tmp_path):
+    from ansible_collections.botbottle.bottle.plugins.module_utils import bottle_lock
+    with bottle_lock.hold(str(tmp_path / "state"), "demo", "launch"):
+        with pytest.raises(Failed) as err:
+            run(engine, tmp_path, lock_timeout=0)
+    assert err.value.result["msg"].startswith("bottle demo is busy: launch of bottle demo (pid %d" % os.getpid())
+    assert bottle_left(engine) == (sorted(NAMES), NETWORKS) and state.is_dir()
+    result = run(engine, tmp_path, lock_timeout=0)
+    assert result["lock"] == {"waited": 0, "waited_for": None} and bottle_left(engine) == ([], [])
