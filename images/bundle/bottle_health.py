@@ -101,7 +101,7 @@ def probe_egress(port, deadline, chained=False):
 def probe_git_gate(port, deadline):
     body = b"git-upload-pack /bottle-health-probe.git\0host=127.0.0.1\0"
     answer = ask(port, b"%04x" % (len(body) + 4) + body, deadline)
-    if not answer[4:7] == b"ERR":
+    if answer[4:7] != b"ERR":
         raise Unhealthy("git-gate on 127.0.0.1:%d answered %r, not a git protocol ERR line" % (port, answer[:40]))
 
 

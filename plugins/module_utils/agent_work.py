@@ -388,8 +388,8 @@ def _line(entry, where):
             ", ".join(r.replace("refs/heads/", "").replace("refs/tags/", "tag ").replace("refs/bottle/", "")
                       for r in entry["unpushed_refs"])))
     if entry["changed_files"]:
-        parts.append("%d uncommitted or untracked file%s" % (entry["changed_files"],
-                                                            "" if entry["changed_files"] == 1 else "s"))
+        count = entry["changed_files"]
+        parts.append("%d uncommitted or untracked file%s" % (count, "" if count == 1 else "s"))
     kept = [name for name, path in (("repo.bundle" + (" (complete)" if entry["complete"] else ""), entry["bundle"]),
                                     ("worktree.patch", entry["patch"])) if path]
     text = "%s: %s" % (entry["path"], "; ".join(parts) if parts else "nothing unpushed or uncommitted")

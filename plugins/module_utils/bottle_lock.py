@@ -49,8 +49,8 @@ def describe(holder):
     """The holder as a sentence: ``launch of bottle demo (pid 123, since 2026-12-07T05:40:00Z)``."""
     if not holder:
         return "another run (it has not said what it does yet)"
-    return "%s of bottle %s (pid %s, since %s)" % (holder.get("what", "a change"), holder.get("slug", "?"),
-                                                  holder.get("pid", "?"), holder.get("since", "?"))
+    what, slug = holder.get("what", "a change"), holder.get("slug", "?")
+    return "%s of bottle %s (pid %s, since %s)" % (what, slug, holder.get("pid", "?"), holder.get("since", "?"))
 
 
 def _read_holder(fd):

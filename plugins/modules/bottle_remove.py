@@ -332,7 +332,7 @@ def keep_work(module, agent, blocked):
     is reported). Work that cannot be read fails the module with nothing removed - or, in a rollback
     (``on_archive_failure=keep_state``), is a warning and ``(None, None)``."""
     p = module.params
-    archive_root = os.path.abspath(os.path.expanduser(p["archive_root"]))
+    archive_root = os.path.abspath(p["archive_root"])
     made_root = not os.path.lexists(archive_root)
     staging = None
     try:

@@ -31,6 +31,7 @@ attributes:
     description: Reads the work and says what would be kept (RV(lines)); writes nothing.
   diff_mode:
     support: none
+    description: A snapshot creates files; there is no before and after to show.
   idempotent:
     support: none
     description: Each run takes a new snapshot.
@@ -170,8 +171,7 @@ def main():
     if p["max_bytes"] <= 0:
         module.fail_json(msg="max_bytes (bottle_archive_work_max_bytes): %s is not a size; give the most bytes the "
                              "agent's work may take (default 268435456)" % p["max_bytes"])
-    dest = os.path.abspath(os.path.expanduser(p["dest"] or os.path.join(
-        p["archive_root"], SNAPSHOTS, snapshot_name(p["slug"]))))
+    dest = os.path.abspath(p["dest"] or os.path.join(p["archive_root"], SNAPSHOTS, snapshot_name(p["slug"])))
     if os.path.lexists(os.path.join(dest, "work")):
         module.fail_json(msg="dest: %s already holds a work folder; give a new folder" % dest)
     parent = os.path.dirname(dest)

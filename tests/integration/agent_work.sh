@@ -53,6 +53,7 @@ in_agent() { docker exec -u agent -w /home/agent/work bb-$SLUG-agent bash -ec "$
 
 # The agent's work; prints the sha256 of the binary it leaves untracked.
 make_work() {
+  # shellcheck disable=SC2016  # expanded by the agent's bash, not here
   in_agent '
     g() { git -c user.name=agent -c user.email=agent@bottle.test "$@"; }
     for name in proj lib; do
@@ -89,7 +90,7 @@ check_restored() {  # $1: the teardown log, $2: the binary's sha256
   git -C "$where/proj" stash list | grep -q . || fail "the stash is lost"
   git -C "$where/proj" stash show --name-only 'stash@{0}' | grep -q stashed.txt || fail "the stash lost its file"
   [ "$(git -C "$where/lib" rev-parse --abbrev-ref HEAD)" = topic ] || fail "lib is not back on its branch"
-  [ -f "$where/lib/topic.txt" ] && grep -q untracked "$where/lib/untracked.txt" || fail "lib's work is lost"
+  if ! { [ -f "$where/lib/topic.txt" ] && grep -q untracked "$where/lib/untracked.txt"; }; then fail "lib's work is lost"; fi
   [ ! -e "$where/proj/build/out.o" ] || fail "an ignored file was kept"
   grep -q "loose notes" "$where/loose/work/notes.md" || fail "the loose file is lost"
   echo "ok: every piece came back with RESTORE.txt ($restore)"
@@ -102,7 +103,7 @@ sum=$(make_work)
 step "teardown --check names what would be kept, removes nothing"
 playbook playbooks/teardown.yml -e bottle=$SLUG --check >"$D/check.log" || { tail -30 "$D/check.log"; fail "teardown --check"; }
 grep -q "would keep ~/work/proj: .*unpushed commit" "$D/check.log" || { grep -n "work" "$D/check.log"; fail "--check did not name the work"; }
-[ "$(containers)" = 2 ] && [ ! -e "$ARCHIVE" ] || fail "--check changed something"
+if ! { [ "$(containers)" = 2 ] && [ ! -e "$ARCHIVE" ]; }; then fail "--check changed something"; fi
 
 step "teardown keeps the work; the restore commands bring it back"
 playbook playbooks/teardown.yml -e bottle=$SLUG >"$D/teardown.log" || { tail -30 "$D/teardown.log"; fail "teardown"; }

@@ -62,7 +62,7 @@ step "SIGSTOP egress"
 pid=$(docker exec $B python3 -c 'import os; print(next(p for p in os.listdir("/proc") if p.isdigit() and b"mitmdump" in open("/proc/%s/cmdline" % p, "rb").read()))')
 docker exec $B python3 -c "import os, signal; os.kill($pid, signal.SIGSTOP)"
 stopped=$(date +%s.%N)
-seen_unhealthy= docker_unhealthy=
+seen_unhealthy='' docker_unhealthy=''
 for _ in $(seq 1 40); do
   now=$(python3 -c "import time; print(round(time.time() - $stopped, 1))")
   if [ -z "$seen_unhealthy" ] && health | grep -q '"egress": "unhealthy: .*did not answer'; then seen_unhealthy=$now; fi

@@ -387,7 +387,7 @@ def test_hang_watch_counts_failures_in_a_row_and_bounds_restarts(bottle_init):
     now[0] = 61.0
     assert watch.may_restart(), "restarts older than the window no longer count"
     watch.restarted("egress", grace=10)
-    assert [watch.observe(bad) for _ in range(5)] == [[]] * 5, "checks in the grace after a restart do not count"
+    assert [watch.observe(bad) for _check in range(5)] == [[]] * 5, "checks in the grace after a restart do not count"
     now[0] = 72.0
     assert watch.observe(bad) == [] and watch.observe(bad) == [] and watch.observe(bad) == ["egress"]
 
