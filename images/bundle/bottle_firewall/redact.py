@@ -118,6 +118,19 @@ def redact_message(data, forms):
     return bytes(out)
 
 
+def pending_start(data, forms, first_bytes, low):
+    """The first offset ``i >= low`` where ``data[i:]`` could still become one of ``forms`` (it is
+    a proper prefix of one), else ``len(data)``: what must be held back for the next chunk, and no
+    more, so that a stream (server-sent events) passes as it arrives."""
+    size = len(data)
+    for i in range(low, size):
+        if data[i] in first_bytes:
+            tail = data[i:]
+            if any(len(form) > size - i and form.startswith(tail) for form in forms):
+                return i
+    return size
+
+
 class StreamRedactor:
     """The ``stream`` callable of a response: chunk in, list of chunks out (never an empty
     chunk: mitmproxy would send it as a chunked body's last chunk).
@@ -133,6 +146,7 @@ class StreamRedactor:
     def __init__(self, forms, decoder=None, on_redact=None):
         self.forms = list(forms)
         self.keep = max((len(form) for form in self.forms), default=1) - 1
+        self.first_bytes = frozenset(form[0] for form in self.forms)
         self.decoder = decoder
         self.on_redact = on_redact
         self.context = b""  # the last bytes already sent (as received), to match across a flush
@@ -151,7 +165,10 @@ class StreamRedactor:
             chunk = self.decoder.feed(chunk)
         base = len(self.context)
         data = self.context + self.held + chunk
-        cut = len(data) if flush else max(base, len(data) - self.keep)
+        # Only a tail that could still become a form is held back: a chunk that ends in anything
+        # else goes out at once (an event stream's events are not delayed).
+        cut = len(data) if flush else pending_start(data, self.forms, self.first_bytes,
+                                                    max(base, len(data) - self.keep))
         found = [(max(start, base), min(end, cut)) for start, end in spans(data, self.forms)
                  if start < cut and end > base]
         out = bytearray(data[base:cut])

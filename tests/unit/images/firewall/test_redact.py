@@ -288,3 +288,17 @@ def test_a_websocket_message_where_nothing_was_injected_is_untouched(proxy):
     flow.websocket = types.SimpleNamespace(messages=[_Message(b"echo " + ROUTE_TOKEN.encode(), from_client=False)])
     proxy.run(proxy.fw.websocket_message(flow))
     assert flow.websocket.messages[0].content == b"echo " + ROUTE_TOKEN.encode()
+
+
+def test_a_stream_is_not_held_back_unless_its_tail_could_start_the_credential():
+    """Server-sent events from a model API pass as they arrive: only a tail that is the start of
+    a credential form waits for the next chunk (molecule's route SSE probe found events held)."""
+    forms = redact.credential_forms([ROUTE_TOKEN])
+    stream = redact.StreamRedactor(forms)
+    event = b"event: ping\ndata: {}\n\n"
+    assert stream(event) == [event], "an event with nothing of the credential goes out whole, at once"
+    head = ROUTE_TOKEN.encode()[:8]
+    assert stream(b"data: " + head) == [b"data: "], "the start of the credential is held"
+    out = stream(ROUTE_TOKEN.encode()[8:] + b"\n\n")
+    assert ROUTE_TOKEN.encode() not in b"".join(out) and b"".join(out).endswith(b"\n\n")
+    assert set(b"".join(out)[:-2]) == {redact.MASK}
