@@ -444,9 +444,6 @@ def _quote(text):
 
 def snapshot_tar(fileobj, dest, max_bytes, home=HOME):
     """The snapshot of a tar stream of the home folder (its entries named ``<basename of home>/...``)."""
-    if shutil.which("git") is None:
-        raise WorkError("git is not installed on the managed host, so the agent's work cannot be read (nothing "
-                        "was removed). Fix: install git, or discard the work explicitly with -e bottle_archive_work=false")
     if max_bytes <= 0:
         raise WorkError("bottle_archive_work_max_bytes must be more than 0 (it is %s); discard the work explicitly "
                         "with -e bottle_archive_work=false instead" % max_bytes)
@@ -459,6 +456,11 @@ def snapshot_tar(fileobj, dest, max_bytes, home=HOME):
         skipped = extract_home(fileobj, copy, posixpath.basename(home.rstrip("/")), max(max_bytes * SCAN_FACTOR, SCAN_FLOOR))
         repos, repo_skipped = find_repos(copy)
         skipped += repo_skipped
+        if repos and shutil.which("git") is None:
+            # Only a repository needs git; the loose files of an agent without one are kept all the same.
+            raise WorkError("git is not installed on the managed host, so the agent's %d git repositor%s cannot be "
+                            "read (nothing was removed). Fix: install git, or discard the work explicitly with "
+                            "-e bottle_archive_work=false" % (len(repos), "y" if len(repos) == 1 else "ies"))
         os.makedirs(dest, mode=0o700, exist_ok=True)
         out_root = os.path.join(dest, "work")
         os.makedirs(out_root, mode=0o700, exist_ok=True)

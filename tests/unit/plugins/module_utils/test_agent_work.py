@@ -178,6 +178,19 @@ def test_a_home_without_work_keeps_nothing(tmp_path):
     assert not (tmp_path / "dest" / "work").exists()
 
 
+def test_without_git_on_the_host_loose_work_is_kept_and_a_repository_stops_with_the_fix(home, tmp_path, monkeypatch):
+    """A managed host without git (a fleet host) tears down an agent that has no repository."""
+    monkeypatch.setattr(agent_work.shutil, "which", lambda name: None if name == "git" else "/usr/bin/" + name)
+    plain = tmp_path / "plain" / "agent"
+    (plain / "work").mkdir(parents=True)
+    (plain / "work" / "notes.md").write_text("loose notes\n")
+    result = agent_work.snapshot_tar(home_tar(plain), str(tmp_path / "dest"), 100000)
+    assert result["repos"] == [] and result["loose"]["tarball"]
+    with pytest.raises(agent_work.WorkError, match=r"git is not installed on the managed host, so the agent's 2 git "
+                                                   r"repositories cannot be read \(nothing was removed\). Fix: install git"):
+        agent_work.snapshot_tar(home_tar(home), str(tmp_path / "dest2"), 100000)
+
+
 class FakeContainer:
     name = "bb-demo-agent"
 
