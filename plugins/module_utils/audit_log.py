@@ -142,7 +142,7 @@ class HostTally:
             action = ACTIONS.get(record.get("action"))
             outcome = record.get("event") == "outcome"
             if outcome:
-                if action != "failed":
+                if action not in ("failed", "refused"):
                     self.allowed_flows.pop(record.get("flow"), None)
                     continue
             elif action is None or not self.counts(record):
@@ -150,7 +150,7 @@ class HostTally:
             host = record.get("host") or NO_HOST
             row = self._row(host)
             if outcome:
-                # The allowed request failed upstream: it moves from allowed to failed.
+                # The allowed request failed upstream (or egress refused its response): it moves from allowed.
                 earlier = self.allowed_flows.pop(record.get("flow"), None)
                 if earlier is not None and self.hosts.get(earlier, {}).get("allowed", 0) > 0:
                     self.hosts[earlier]["allowed"] -= 1

@@ -673,7 +673,7 @@ class Firewall:
             refusal, ip = await self._admit(name, port)
             if refusal is not None:
                 data.server.error = refusal.message
-                self.audit.record("connect", self._audit_host(name), port, rule=refusal.rule, action="block",
+                self.audit.record("connect", self._audit_host(name), port, rule=refusal.rule, action=refusal.action,
                                   status=refusal.status)
                 return
         data.server.address = (ip, port)
@@ -1248,6 +1248,9 @@ class Firewall:
         self.audit.record("response", state.host if state else None, state.port if state else None,
                           flow.request.method, flow.request.path, rule=refusal.rule, action="block",
                           route=state.route if state else None, status=refusal.status)
+        if state is not None and state.started is not None:
+            # The request's outcome: refused by egress on the way back (not the upstream's failure).
+            self._audit_outcome(flow, state, "block", rule=refusal.rule, status=refusal.status)
 
     @guarded(_refuse_response)
     def response(self, flow):

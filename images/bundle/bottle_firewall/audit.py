@@ -19,6 +19,8 @@ fails (``event`` outcome), minutes later for a stream; both carry the same ``flo
   upstream-dns. A name that does not resolve is known before the request goes: its decision
   line itself has ``action`` upstream-error, ``rule`` upstream-dns (and no outcome line).
 - ``action`` aborted: ``rule`` client-disconnect (the agent hung up).
+- ``action`` block: egress refused the response on its way back (``response-encoding``: an
+  encoding it cannot search for the credential it added); the ``response`` line says it too.
 - ``bytes`` the request body sent up, ``down`` the response body bytes the upstream sent,
   ``duration`` seconds from the decision to the end.
 

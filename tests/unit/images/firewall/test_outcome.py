@@ -113,3 +113,11 @@ def test_a_route_refusal_is_not_hidden_behind_a_name_that_does_not_resolve(firew
     assert "Authorization" not in inside.request.headers or not inside.request.headers.get("Authorization")
     plain = proxy.http("gone.example.net", path="/admin")
     assert plain.response.status_code == 403 and plain.response.text.startswith("blocked by egress: ")
+
+
+def test_a_response_egress_refuses_on_the_way_back_is_a_block_outcome_not_an_upstream_failure(proxy):
+    flow = proxy.https("api.github.com", path="/repos/x/y")
+    respond(proxy, flow, 200, chunks=(b"(\xb5/\xfd",), headers={"Content-Encoding": "zstd", "Content-Length": "4"})
+    outcomes = [e for e in lines(proxy) if e["event"] == "outcome"]
+    assert [(e["action"], e["rule"], e["status"], e["flow"]) for e in outcomes] == [
+        ("block", "response-encoding", 502, flow.id)]

@@ -141,3 +141,13 @@ def test_an_outcome_whose_decision_was_not_read_counts_as_failed_only(tmp_path, 
                   flow="gone-in-rotation")
     rows = {row["host"]: row for row in audit_log.firewall_by_host(str(tmp_path))}
     assert (rows["pypi.org"]["allowed"], rows["pypi.org"]["failed"]) == (0, 1)
+
+
+def test_an_outcome_egress_refused_moves_the_request_to_refused(tmp_path, writer):
+    writer.record("request", "api.github.com", 443, "GET", "/repos/x", flow="r1")
+    writer.record("response", "api.github.com", 443, "GET", "/repos/x", rule="response-encoding", action="block",
+                  status=502)
+    writer.record("outcome", "api.github.com", 443, "GET", "/repos/x", rule="response-encoding", action="block",
+                  status=502, flow="r1")
+    row = audit_log.firewall_by_host(str(tmp_path))[0]
+    assert (row["allowed"], row["refused"], row["failed"], row["rules"]) == (0, 1, 0, {"response-encoding": 1})
