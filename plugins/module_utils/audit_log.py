@@ -29,7 +29,9 @@ API (pure Python, no dependencies; files are read, never written):
   last_action, last_rule, rules, failures}`` (refusals and upstream failures by rule), the most
   recent first. ``allowed``: egress let it go and the upstream answered (or has not yet);
   ``refused``: a policy rule refused it; ``failed``: egress allowed it and the upstream failed
-  (``upstream-*`` rules: name resolution, connect, TLS verify, timeout, a 5xx status). A
+  (``upstream-*`` rules: name resolution, connect, TLS verify, timeout, a 5xx status); ``held``:
+  held for the operator and not decided yet (once released or refused, the same ``proposal``
+  counts where it ended, not twice). A
   ``connect`` line is a tunnel: an allowed tunnel's requests are counted, not its CONNECT; a
   refused tunnel's CONNECT is counted, not the requests answered with its refusal (``"tunnel":
   "refused"``); a passthrough tunnel's CONNECT is counted (egress sees none of its requests);
@@ -116,6 +118,7 @@ class HostTally:
         self.seen = {}  # host -> order of its latest record (ties of ts: the later line first)
         self.count = 0
         self.allowed_flows = {}  # flow id -> host of an allowed request whose outcome is not read yet
+        self.held_proposals = {}  # release proposal id -> host of a request held for the operator
 
     @staticmethod
     def counts(record):
@@ -158,6 +161,14 @@ class HostTally:
                 self.allowed_flows[record["flow"]] = host
                 while len(self.allowed_flows) > REMEMBERED_FLOWS:
                     self.allowed_flows.pop(next(iter(self.allowed_flows)))
+            proposal = record.get("proposal")
+            if action == "held" and proposal:
+                self.held_proposals[proposal] = host
+            elif proposal and proposal in self.held_proposals:
+                # The held request was released or refused: one request, now counted where it ended.
+                earlier = self.held_proposals.pop(proposal)
+                if self.hosts.get(earlier, {}).get("held", 0) > 0:
+                    self.hosts[earlier]["held"] -= 1
             row[action] += 1
             self.count += 1
             self.seen[host] = self.count

@@ -151,3 +151,14 @@ def test_an_outcome_egress_refused_moves_the_request_to_refused(tmp_path, writer
                   status=502, flow="r1")
     row = audit_log.firewall_by_host(str(tmp_path))[0]
     assert (row["allowed"], row["refused"], row["failed"], row["rules"]) == (0, 1, 0, {"response-encoding": 1})
+
+
+def test_a_held_request_counts_once_where_it_ended(tmp_path, writer):
+    writer.record("request", "api.example.com", 443, "POST", "/v1", rule="github-pat", action="hold", proposal="p" * 16)
+    rows = {row["host"]: row for row in audit_log.firewall_by_host(str(tmp_path))}
+    assert (rows["api.example.com"]["held"], rows["api.example.com"]["allowed"]) == (1, 0)
+    writer.record("request", "api.example.com", 443, "POST", "/v1", rule="github-pat", proposal="p" * 16)
+    writer.record("request", "api.example.com", 443, "POST", "/v2", rule="github-pat", action="hold", proposal="q" * 16)
+    writer.record("request", "api.example.com", 443, "POST", "/v2", rule="github-pat", action="block", proposal="q" * 16)
+    row = audit_log.firewall_by_host(str(tmp_path))[0]
+    assert (row["held"], row["allowed"], row["refused"]) == (0, 1, 1)
