@@ -69,6 +69,12 @@ if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; th
   log ".venv ready in $((SECONDS - venv_start)) s"
 fi
 
+# ansible-core imports cryptography's DSA support at start (its ssh-agent client) and every command then
+# prints a CryptographyDeprecationWarning a user cannot act on: filtered for the venv's Python, that
+# warning from that module only (scripts/botbottle-warnings.pth, a .pth line runs at interpreter start).
+site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+cmp -s scripts/botbottle-warnings.pth "$site/botbottle-warnings.pth" || cp scripts/botbottle-warnings.pth "$site/"
+
 # 4. The collection link (ansible.cfg's collections_path points at it).
 scripts/collection-link.sh
 

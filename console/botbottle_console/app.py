@@ -6,7 +6,8 @@
 Keys (on the selected ask): ``a`` approve, ``A`` approve this host for every bottle of the agent,
 ``b`` approve a route and bind its credential to a host it does not serve yet (``B``: for every bottle of
 the agent; ``a`` refuses that, saying which hosts the credential serves), ``r`` reject with a note,
-``m`` modify (changes as JSON or YAML, merged by supervise's rule), ``q`` quit.
+``m`` modify (changes as JSON or YAML, merged by supervise's rule; the ask stays pending), ``M`` modify and
+approve in one step, ``q`` quit.
 ``v`` switches the bottles table to the archives of torn-down bottles and back: the selected archive's
 firewall decisions and supervise events (asks, decisions, notes) fill the panes below, read-only.
 Reading and deciding go through a backend (``backend.py``): the collection's own code, nothing else.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 import time
 
@@ -37,7 +39,7 @@ from ansible_collections.botbottle.bottle.plugins.module_utils import agent_text
 from ansible_collections.botbottle.bottle.plugins.module_utils.supervise import EDITABLE
 
 from . import notify
-from .backend import DecisionError, lookup_tokens, token_ref
+from .backend import DecisionError, LocalBackend, lookup_tokens, token_ref
 
 
 def describe(proposal):
@@ -134,9 +136,10 @@ def state_text(bottle):
 
 LIVE, ARCHIVES = "bottles", "archives"
 COLUMNS = {
-    (LIVE, "bottles"): ("machine", "bottle", "agent", "state", "health", "asks", "allowed", "refused"),
+    (LIVE, "bottles"): ("machine", "bottle", "agent", "state", "health", "asks", "allowed", "refused", "failed"),
     (LIVE, "asks"): ("machine", "bottle", "id", "what", "created", "justification"),
-    (ARCHIVES, "bottles"): ("machine", "bottle", "agent", "archived", "asks", "decisions", "allowed", "refused"),
+    (ARCHIVES, "bottles"): ("machine", "bottle", "agent", "archived", "asks", "decisions", "allowed", "refused",
+                            "failed"),
     (ARCHIVES, "asks"): ("time", "event", "by", "id", "what", "note / why"),
 }
 READ_ONLY = "an archive is read-only: nothing is decided on it (v: back to the live bottles and their asks)"
@@ -175,16 +178,17 @@ class NoteScreen(ModalScreen):
 
     BINDINGS = [Binding("escape", "cancel", "cancel")]
 
-    def __init__(self, title, value="", placeholder=""):
+    def __init__(self, title, value="", placeholder="", password=False):
         super().__init__()
         self.title_text = title
         self.value = value
         self.placeholder = placeholder
+        self.password = password  # a credential: masked as typed, never shown, logged or written
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
             yield Label(pane(self.title_text), markup=False)
-            yield Input(value=self.value, placeholder=self.placeholder, id="answer")
+            yield Input(value=self.value, placeholder=self.placeholder, id="answer", password=self.password)
             yield Label("Enter to send, Escape to cancel", classes="hint")
 
     def on_mount(self):
@@ -217,7 +221,8 @@ class ConsoleApp(App):
         Binding("b", "bind", "approve + bind credential to a new host"),
         Binding("B", "bind('agent')", "bind for the agent", show=False),
         Binding("r", "reject", "reject + note"),
-        Binding("m", "modify", "modify"),
+        Binding("m", "modify", "modify (stays pending)"),
+        Binding("M", "modify('approve')", "modify + approve"),
         Binding("v", "toggle_archives", "archives / bottles"),
         Binding("tab", "focus_next", "next pane", show=False),
         Binding("q", "quit", "quit"),
@@ -233,6 +238,7 @@ class ConsoleApp(App):
         self.environ = environ
         self.proposals_by_part = [[] for part in self.parts]
         self.bottles_by_part = [[] for part in self.parts]
+        self.decided_here = set()  # asks this console approved or rejected (not "decided elsewhere")
         self.problems = {}
         self.busy = set()
         self.lock = threading.Lock()
@@ -273,7 +279,8 @@ class ConsoleApp(App):
 
     def on_mount(self):
         self.set_columns()
-        self.panes["firewall"].add_columns("host", "allowed", "refused", "held", "last", "refused by")
+        self.panes["firewall"].add_columns("host", "allowed", "refused", "failed upstream", "held", "last", "refused by",
+                                           "failed by")
         self.panes["asks"].focus()
         for index, part in enumerate(self.parts):
             fast = getattr(part, "poll_interval", self.poll)
@@ -324,11 +331,42 @@ class ConsoleApp(App):
         if found is None:
             return
         if what == "proposals":
-            self.proposals_by_part[index] = [p for p in found if p.get("status", "pending") == "pending"]
+            pending = [p for p in found if p.get("status", "pending") == "pending"]
+            if not problems:  # a host that did not answer has not decided its asks
+                self.log_decided_elsewhere(self.proposals_by_part[index], pending)
+            self.proposals_by_part[index] = pending
+            if self.drop_torn_down(index):
+                self.show_bottles()
             self.show_asks()
         else:
             self.bottles_by_part[index] = found
             self.show_bottles()
+
+    def drop_torn_down(self, index):
+        """A bottle of this machine whose state directory is gone was torn down: it leaves the list with the
+        next (fast) proposals poll, not the slower bottle poll. True when one left."""
+        part = self.parts[index]
+        if not isinstance(part, LocalBackend):
+            return False
+        kept = [b for b in self.bottles_by_part[index] if not b.get("state_dir") or os.path.isdir(b["state_dir"])]
+        if len(kept) == len(self.bottles_by_part[index]):
+            return False
+        for b in self.bottles_by_part[index]:
+            if b not in kept:
+                self.log_line("bottle %s/%s was torn down" % (b.get("inventory_host"), b.get("slug")))
+        self.bottles_by_part[index] = kept
+        return True
+
+    def log_decided_elsewhere(self, before, now):
+        """An ask that left the pending list without a decision of this console was decided elsewhere
+        (playbooks/supervise.yml, another console, supervise's timeout): said in the log."""
+        still = {self.ask_key(p) for p in now}
+        for p in before:
+            key = self.ask_key(p)
+            if key not in still and key not in self.decided_here:
+                self.log_line("%s on %s/%s (%s) is no longer pending: decided outside this console (playbooks/"
+                              "supervise.yml, another console, or its timeout)" % (describe(p), p.get("inventory_host"),
+                                                                                  p.get("slug"), p.get("id")))
 
     # --- asks -------------------------------------------------------------------------------------
 
@@ -363,6 +401,8 @@ class ConsoleApp(App):
         if current_key in keys:
             table.move_cursor(row=keys.index(current_key))
         self.show_detail()
+        if self.bottles_by_part and any(self.bottles_by_part):
+            self.show_bottles()  # the bottles' ask counts follow the asks panel, not the slower bottle poll
 
     def announce(self, asks):
         ids = {self.ask_key(p) for p in asks}
@@ -424,14 +464,19 @@ class ConsoleApp(App):
         ref = token_ref(p)
         if ref:
             _tokens, missing = lookup_tokens(p, self.environ)
-            if missing:
-                lines.append("credential %s: NOT in the console's environment - approving works only if the bottle "
-                             "already holds it; else quit, export %s=... and start the console again" % (ref, ref))
+            if missing and p.get("credential_serves"):
+                lines.append("credential %s: not in the console's environment; the bottle holds it already" % ref)
+            elif missing:
+                lines.append("credential %s: NOT in the console's environment - approving asks for it (typed masked, "
+                             "kept in memory only; leave it empty if the bottle already holds it)" % ref)
             else:
                 lines.append("credential %s: found in the console's environment" % ref)
         lines.extend(credential_lines(p))
-        lines.append("a approve   A approve %s for every bottle of this agent   %sr reject with a note   m modify"
-                     % (p.get("host") or "it", bind_key_text(p)))
+        lines.append("a approve   A approve %s for every bottle of this agent   %sr reject with a note (the agent "
+                     "reads it)" % (p.get("host") or "it", bind_key_text(p)))
+        if EDITABLE.get(p.get("kind")):
+            lines.append("m modify: narrow it, it stays pending (then a or r)   M modify + approve: narrow it and "
+                         "approve it in one step")
         detail.update(pane(lines))
 
     # --- decisions --------------------------------------------------------------------------------
@@ -464,26 +509,50 @@ class ConsoleApp(App):
             return
         self.action_decide("approve", scope, bind_new_host=True)
 
-    def action_decide(self, decision, scope="bottle", note="", changes=None, bind_new_host=False):
+    def action_decide(self, decision, scope="bottle", note="", changes=None, bind_new_host=False, tokens=None):
         p = self.ask_to_act_on()
         if p is None:
             return
         if self.deciding:
             self.log_line("a decision is still being made: wait for it")
             return
+        ref = token_ref(p)
+        if decision == "approve" and ref and tokens is None and lookup_tokens(p, self.environ)[1] \
+                and not p.get("credential_serves"):  # a credential the bottle sends already: it holds it
+            self.ask_credential(p, ref, lambda entered: self.action_decide(decision, scope, note, changes,
+                                                                            bind_new_host, tokens=entered))
+            return
         self.deciding = True
+        if decision != "modify":
+            self.decided_here.add(self.ask_key(p))
         what = "%s %s of %s/%s%s%s" % (decision, p.get("id"), p.get("inventory_host"), p.get("slug"),
                                        " for every bottle of the agent" if scope == "agent" else "",
                                        " binding %s to %s" % (p.get("credential"), p.get("host")) if bind_new_host
                                        else "")
         self.log_line("... " + what)
-        self.run_worker(lambda: self.decide_in_thread(p, decision, note, changes, scope, what, bind_new_host),
+        self.run_worker(lambda: self.decide_in_thread(p, decision, note, changes, scope, what, bind_new_host, tokens),
                         thread=True, group="decide")
 
-    def decide_in_thread(self, proposal, decision, note, changes, scope, what, bind_new_host=False):
+    def ask_credential(self, proposal, ref, then):
+        """Ask for the route's credential ``ref`` in a masked input; ``then({ref: value})`` ({} when left empty:
+        the bottle may hold it already). The value stays in this process's memory: no log line, no command line,
+        no file (a remote host gets it in the backend's private 0600 vars file, deleted after the run)."""
+        def entered(value):
+            if value is None:
+                self.log_line("not approved: the credential %s was not entered (approve again and type it at the "
+                              "prompt, or export %s=... before starting the console)" % (ref, ref))
+                return
+            then({ref: value} if value else {})
+
+        self.push_screen(NoteScreen("Approve route %s - its credential %s is not in the console's environment. Type "
+                                    "its value (masked; kept in memory only, never logged), or leave it empty if the "
+                                    "bottle already holds it:" % (proposal.get("host"), ref),
+                                    placeholder=ref, password=True), entered)
+
+    def decide_in_thread(self, proposal, decision, note, changes, scope, what, bind_new_host=False, tokens=None):
         try:
             result, error = self.backend.decide(proposal, decision, note=note, changes=changes, scope=scope,
-                                                bind_new_host=bind_new_host), None
+                                                bind_new_host=bind_new_host, tokens=tokens), None
         except DecisionError as exc:
             result, error = None, str(exc)
         except Exception as exc:  # pylint: disable=broad-except  # the operator reads it; the console goes on
@@ -497,6 +566,7 @@ class ConsoleApp(App):
     def decided(self, what, result, error):
         self.deciding = False
         if error:
+            error = console_fix(error)
             self.log_line("FAILED %s: %s" % (what, error))
             self.notify(agent_text.plain(error, PANE_LIMIT), title="decision failed", severity="error", timeout=10,
                         markup=False)
@@ -519,7 +589,8 @@ class ConsoleApp(App):
         self.push_screen(NoteScreen("Reject %s - a note for the agent (it is shown this answer):" % describe(p),
                                     placeholder="use the internal mirror instead"), send)
 
-    def action_modify(self):
+    def action_modify(self, then=None):
+        """``m``: narrow the ask (it stays pending); ``M`` (``then`` approve): narrow it and approve it, one step."""
         p = self.ask_to_act_on()
         if p is None:
             return
@@ -541,10 +612,13 @@ class ConsoleApp(App):
                 self.log_line("changes must be a mapping of %s, e.g. {\"host\": \"...\"}: nothing sent"
                               % ", ".join(fields))
                 return
-            self.action_decide("modify", changes=changes)
+            self.action_decide(then or "modify", changes=changes)
 
-        self.push_screen(NoteScreen("Modify %s - changes as JSON or YAML (%s); a narrower ask is merged, never "
-                                    "widened:" % (p.get("id"), ", ".join(fields)), value=json.dumps(current)), send)
+        self.push_screen(NoteScreen("%s %s - changes as JSON or YAML (%s); a narrower ask is merged, never widened%s:"
+                                    % ("Modify and approve" if then == "approve" else "Modify", p.get("id"),
+                                       ", ".join(fields), "; Enter approves it" if then == "approve"
+                                       else "; it stays pending (M modifies and approves)"),
+                                    value=json.dumps(current)), send)
 
     # --- bottles and firewall ---------------------------------------------------------------------
 
@@ -567,9 +641,13 @@ class ConsoleApp(App):
             rows = b.get("firewall") or []
             add_row(table, (b.get("inventory_host"), b.get("slug"), b.get("agent") or "-", state_text(b),
                             health_text(b), str(pending.get((b.get("inventory_host"), b.get("slug")), 0)),
-                            str(sum(r.get("allowed", 0) for r in rows)), str(sum(r.get("refused", 0) for r in rows))),
+                            *(str(sum(r.get(k, 0) for r in rows)) for k in ("allowed", "refused", "failed"))),
                     key=key, on_error=self.log_line)
         self.bottles = bottles
+        self.panes["bottles-title"].update(pane(
+            "Bottles: %d" % len(bottles) if bottles else
+            "Bottles: none on %s - launch one: ansible-playbook playbooks/bottle.yml -e agent=<name>"
+            % ", ".join(sorted({str(getattr(part, "host", None) or "the inventory") for part in self.parts}))))
         if selected in keys:
             table.move_cursor(row=keys.index(selected))
         elif keys:
@@ -590,9 +668,11 @@ class ConsoleApp(App):
         self.panes["firewall-title"].update(pane(title))
         for row in (rows or [])[:200]:
             refused_by = ", ".join("%s %d" % item for item in sorted((row.get("rules") or {}).items()))
+            failed_by = ", ".join("%s %d" % item for item in sorted((row.get("failures") or {}).items()))
             add_row(table, (row.get("host"), str(row.get("allowed", 0)), str(row.get("refused", 0)),
-                            str(row.get("held", 0)), "%s %s" % (row.get("last_action") or "", ago(row.get("last"))),
-                            refused_by or "-"), on_error=self.log_line)
+                            str(row.get("failed", 0)), str(row.get("held", 0)),
+                            "%s %s" % (row.get("last_action") or "", ago(row.get("last"))),
+                            refused_by or "-", failed_by or "-"), on_error=self.log_line)
 
     # --- archives of torn-down bottles (read-only) -------------------------------------------------
 
@@ -626,7 +706,8 @@ class ConsoleApp(App):
         for a in archives:
             keys.append(archive_key(a))
             add_row(table, (a.get("inventory_host"), a.get("slug"), a.get("agent") or "-", a.get("archived") or "-",
-                            *(str(a.get(k, 0)) for k in ("asks", "decisions", "allowed", "refused"))), key=keys[-1],
+                            *(str(a.get(k, 0)) for k in ("asks", "decisions", "allowed", "refused", "failed"))),
+                    key=keys[-1],
                     on_error=self.log_line)
         self.archives = archives
         roots = sorted({str(getattr(part, "archive_root", "?")) for part in self.parts})
@@ -697,6 +778,17 @@ class ConsoleApp(App):
         self.history.append(line)
         del self.history[:-500]
         self.panes["log"].write(Text(line))  # plain already: written as text, never as markup
+
+
+def console_fix(error):
+    """An error of the shared decision code, with its fix said for the console's user: a credential is entered
+    at the console's prompt, not passed as the module's ``tokens``."""
+    match = re.search(r"pass tokens: \{([^:}]+): \.\.\.\}( \([^)]*\))?", error)
+    if match is None:
+        return error
+    ref = match.group(1)
+    return error[:match.start()] + ("approve again and type %s at the prompt (left empty, the bottle must already hold "
+                                    "it), or export %s=... before starting the console" % (ref, ref)) + error[match.end():]
 
 
 def summarise(result):

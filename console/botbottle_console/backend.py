@@ -71,6 +71,18 @@ def lookup_tokens(proposal, environ=None):
     return {ref: value}, None
 
 
+def with_entered(proposal, decision, environ, entered=None):
+    """The credentials an approval sends: the console's environment, then what the operator entered at the
+    console's prompt (``entered``, held in memory only); {} for any other decision."""
+    if decision != "approve":
+        return {}
+    tokens, _missing = lookup_tokens(proposal, environ)
+    ref = token_ref(proposal)
+    if ref and not tokens and entered and entered.get(ref):
+        tokens = {ref: entered[ref]}
+    return tokens
+
+
 class _NoEngine:
     """Stands in for a Docker client where no engine answers: state directories only."""
 
@@ -154,8 +166,8 @@ class LocalBackend:
         found, problems = supervise_decide.list_all(self.state_root)
         return [dict(p, inventory_host=self.host) for p in found], ["%s: %s" % (self.host, why) for why in problems]
 
-    def decide(self, proposal, decision, note="", changes=None, scope="bottle", bind_new_host=False):
-        tokens, _missing = lookup_tokens(proposal, self.environ) if decision == "approve" else ({}, None)
+    def decide(self, proposal, decision, note="", changes=None, scope="bottle", bind_new_host=False, tokens=None):
+        tokens = with_entered(proposal, decision, self.environ, tokens)
         try:
             return supervise_decide.decide(self.state_root, proposal["slug"], proposal["id"], decision, note=note,
                                            changes=changes or None, tokens=tokens, scope=scope,
@@ -308,8 +320,8 @@ class AnsibleBackend:
             problems.extend("%s: %s" % (host, why) for why in result.get("problems", []))
         return out, problems
 
-    def decide(self, proposal, decision, note="", changes=None, scope="bottle", bind_new_host=False):
-        tokens, _missing = lookup_tokens(proposal, self.environ) if decision == "approve" else ({}, None)
+    def decide(self, proposal, decision, note="", changes=None, scope="bottle", bind_new_host=False, tokens=None):
+        tokens = with_entered(proposal, decision, self.environ, tokens)
         args = {"state_root": self.state_root, "slug": proposal["slug"], "id": proposal["id"],
                 "decision": decision, "note": note, "changes": changes or {}, "scope": scope,
                 "bind_new_host": bool(bind_new_host)}
@@ -364,8 +376,9 @@ class Fleet:
     def archives(self):
         return self._gather("archives")
 
-    def decide(self, proposal, decision, note="", changes=None, scope="bottle", bind_new_host=False):
+    def decide(self, proposal, decision, note="", changes=None, scope="bottle", bind_new_host=False, tokens=None):
         owner = self._owner(proposal["inventory_host"])
         if owner is None:
             raise DecisionError("no backend for host %s" % proposal["inventory_host"])
-        return owner.decide(proposal, decision, note=note, changes=changes, scope=scope, bind_new_host=bind_new_host)
+        return owner.decide(proposal, decision, note=note, changes=changes, scope=scope, bind_new_host=bind_new_host,
+                            tokens=tokens)

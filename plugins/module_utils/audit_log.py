@@ -9,8 +9,10 @@ keeps the same layout:
 
   audit/egress.jsonl     egress's firewall decisions, one JSON object a line (written by
                          images/bundle/bottle_firewall/audit.py: ts, event, host, port, method,
-                         path, rule, action allow|block|hold, route, bytes, status[, exempt, proposal]);
-                         rotated to egress.jsonl.1 once it passes 64 MiB
+                         path, rule, action allow|block|hold|upstream-error, route, bytes, status[,
+                         exempt, proposal, flow]); an allowed request's ``outcome`` line (same
+                         ``flow``: action complete|upstream-error|aborted, status, bytes, down,
+                         duration); rotated to egress.jsonl.1 once it passes 64 MiB
   supervise/audit.jsonl  supervise's events: proposed (by the agent or egress), modified,
                          approved, rejected (by the operator, or by supervise on a timeout)
   meta.json              the bottle's metadata (slug, agent, created, ...)
@@ -22,9 +24,18 @@ API (pure Python, no dependencies; files are read, never written):
   read); ``problems`` names lines that are not JSON objects. A file shorter than ``offset`` was
   rotated: it is read again from its start. ``max_bytes`` reads at most the file's last bytes
   (from the start of a line).
-- ``HostTally``: firewall decisions summarised by host; ``add(records)`` counts them (call it
-  with each new batch), ``rows()`` lists ``{host, allowed, refused, held, last, last_action,
-  last_rule, rules}`` (refusals by rule), the most recent first.
+- ``HostTally``: requests summarised by host, one count per request; ``add(records)`` counts them
+  (call it with each new batch), ``rows()`` lists ``{host, allowed, refused, failed, held, last,
+  last_action, last_rule, rules, failures}`` (refusals and upstream failures by rule), the most
+  recent first. ``allowed``: egress let it go and the upstream answered (or has not yet);
+  ``refused``: a policy rule refused it; ``failed``: egress allowed it and the upstream failed
+  (``upstream-*`` rules: name resolution, connect, TLS verify, timeout, a 5xx status); ``held``:
+  held for the operator and not decided yet (once released or refused, the same ``proposal``
+  counts where it ended, not twice). A
+  ``connect`` line is a tunnel: an allowed tunnel's requests are counted, not its CONNECT; a
+  refused tunnel's CONNECT is counted, not the requests answered with its refusal (``"tunnel":
+  "refused"``); a passthrough tunnel's CONNECT is counted (egress sees none of its requests);
+  ``response`` lines are about a request already counted.
 - ``Follower(directory)``: follows both files of one directory incrementally; ``poll()``
   returns ``(new egress records, new supervise events)`` and keeps a ``HostTally`` (``hosts``)
   and the supervise events (``events``, newest last, at most ``keep``).
@@ -45,7 +56,10 @@ SUPERVISE_AUDIT = os.path.join("supervise", "audit.jsonl")
 META = "meta.json"
 # How much of the end of egress's audit a one-shot summary reads (the file may reach 64 MiB).
 DEFAULT_TAIL = 4 * 1024 * 1024
-ACTIONS = {"allow": "allowed", "block": "refused", "hold": "held"}
+ACTIONS = {"allow": "allowed", "block": "refused", "hold": "held", "upstream-error": "failed"}
+# Lines that count one request each (see HostTally); "connect" only for a passthrough tunnel.
+REQUEST_EVENTS = ("request", "websocket", "tcp", "udp", "dns")
+REMEMBERED_FLOWS = 4096
 NO_HOST = "(no host)"
 
 
@@ -103,24 +117,66 @@ class HostTally:
         self.hosts = {}
         self.seen = {}  # host -> order of its latest record (ties of ts: the later line first)
         self.count = 0
+        self.allowed_flows = {}  # flow id -> host of an allowed request whose outcome is not read yet
+        self.held_proposals = {}  # release proposal id -> host of a request held for the operator
+
+    @staticmethod
+    def counts(record):
+        """Whether ``record`` is one request (see the module's docs)."""
+        event = record.get("event")
+        if event == "connect":
+            return record.get("rule") == "passthrough" or record.get("action") == "block"
+        if record.get("tunnel") == "refused":
+            return False  # answered with its tunnel's refusal: counted on the connect line
+        if event in ("tcp", "websocket"):
+            return record.get("action") != "allow"  # a passthrough tunnel / a handshake already counted
+        return event in REQUEST_EVENTS
+
+    def _row(self, host):
+        row = self.hosts.get(host)
+        if row is None:
+            row = self.hosts[host] = {"host": host, "allowed": 0, "refused": 0, "failed": 0, "held": 0,
+                                      "last": None, "last_action": None, "last_rule": None, "rules": {},
+                                      "failures": {}}
+        return row
 
     def add(self, records):
         for record in records:
             action = ACTIONS.get(record.get("action"))
-            if action is None:
+            outcome = record.get("event") == "outcome"
+            if outcome:
+                if action not in ("failed", "refused"):
+                    self.allowed_flows.pop(record.get("flow"), None)
+                    continue
+            elif action is None or not self.counts(record):
                 continue
             host = record.get("host") or NO_HOST
-            row = self.hosts.get(host)
-            if row is None:
-                row = self.hosts[host] = {"host": host, "allowed": 0, "refused": 0, "held": 0, "last": None,
-                                          "last_action": None, "last_rule": None, "rules": {}}
+            row = self._row(host)
+            if outcome:
+                # The allowed request failed upstream (or egress refused its response): it moves from allowed.
+                earlier = self.allowed_flows.pop(record.get("flow"), None)
+                if earlier is not None and self.hosts.get(earlier, {}).get("allowed", 0) > 0:
+                    self.hosts[earlier]["allowed"] -= 1
+            elif action == "allowed" and record.get("flow"):
+                self.allowed_flows[record["flow"]] = host
+                while len(self.allowed_flows) > REMEMBERED_FLOWS:
+                    self.allowed_flows.pop(next(iter(self.allowed_flows)))
+            proposal = record.get("proposal")
+            if action == "held" and proposal:
+                self.held_proposals[proposal] = host
+            elif proposal and proposal in self.held_proposals:
+                # The held request was released or refused: one request, now counted where it ended.
+                earlier = self.held_proposals.pop(proposal)
+                if self.hosts.get(earlier, {}).get("held", 0) > 0:
+                    self.hosts[earlier]["held"] -= 1
             row[action] += 1
             self.count += 1
             self.seen[host] = self.count
             rule = record.get("rule")
-            if action == "refused":
+            if action in ("refused", "failed"):
                 key = str(rule or "unknown")
-                row["rules"][key] = row["rules"].get(key, 0) + 1
+                by = row["rules"] if action == "refused" else row["failures"]
+                by[key] = by.get(key, 0) + 1
             ts = _number(record.get("ts"))
             if ts is not None and (row["last"] is None or ts >= row["last"]):
                 row["last"], row["last_action"], row["last_rule"] = ts, record.get("action"), rule

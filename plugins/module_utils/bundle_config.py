@@ -352,13 +352,28 @@ def policy_changes(before, after):
     return out
 
 
-def policy_diff(state_dir, before, after):
-    """An Ansible diff entry showing ``policy_view`` before and after, one line each (``before`` None: nothing)."""
-    def text(policy):
+def policy_diff(state_dir, before, after, origins=None):
+    """An Ansible diff entry showing ``policy_view`` before and after, one line each (``before`` None: nothing).
+    ``origins`` maps a line to where it comes from (an agent-wide approval): said after each such line added."""
+    old = set(policy_view(before)) if before is not None else set()
+
+    def text(policy, annotate=False):
         lines = policy_view(policy) if policy is not None else []
-        return "".join(line + "\n" for line in lines)
+        return "".join(line + ("  # %s" % origins[line] if annotate and origins and line in origins and line not in old
+                               else "") + "\n" for line in lines)
     header = "%s: hosts and routes" % state_dir
-    return dict(before_header=header, after_header=header, before=text(before), after=text(after))
+    return dict(before_header=header, after_header=header, before=text(before), after=text(after, True))
+
+
+def approval_origins(agent_approved, where):
+    """``{policy_view line: note}`` of what ``agent_approved`` (an agent's supervise-approved.json) adds."""
+    if not agent_approved or not (agent_approved.get("domains") or agent_approved.get("routes")):
+        return {}
+    try:
+        lines = policy_view(merge_approved({}, agent_approved))
+    except BundleConfigError:
+        return {}
+    return {line: "from an agent-wide approval (%s)" % where for line in lines}
 
 
 # -- approvals --------------------------------------------------------------------------------

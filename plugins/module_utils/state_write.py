@@ -19,6 +19,7 @@ import os
 from ansible_collections.botbottle.bottle.plugins.module_utils import audit_archive
 from ansible_collections.botbottle.bottle.plugins.module_utils import bundle_config as bc
 from ansible_collections.botbottle.bottle.plugins.module_utils import naming
+from ansible_collections.botbottle.bottle.plugins.module_utils import supervise as sv
 
 # bottle_state's options (also the state phase of bottle_launch).
 STATE_SPEC = dict(
@@ -58,6 +59,18 @@ def supervise_store(root, check_mode):
             os.chmod(store, STORE_MODE)
         return [store + "/ (mode)"]
     return []
+
+
+def agent_origins(params, root):
+    """The --diff lines that come from the bottle's agent's agent-wide approvals (``bc.approval_origins``)."""
+    agent = (params.get("meta") or {}).get("agent") or sv.bottle_agent(root)
+    if not agent:
+        return {}
+    try:
+        path = sv.agent_approved_path(params["state_root"], agent)
+        return bc.approval_origins(sv.read_agent_approved(params["state_root"], agent), path)
+    except sv.SuperviseError:
+        return {}
 
 
 def present(module):
@@ -109,5 +122,5 @@ def present(module):
     result = dict(changed=bool(changed), path=root, changed_files=changed, config_hash=config_hash,
                   policy_changes=bc.policy_changes(before_policy, after_policy))
     if module._diff:
-        result["diff"] = [bc.policy_diff(root, before_policy, after_policy)] + write.diff()
+        result["diff"] = [bc.policy_diff(root, before_policy, after_policy, agent_origins(p, root))] + write.diff()
     return result

@@ -511,3 +511,33 @@ def decide(state_root, slug, proposal_id, decision, note="", changes=None, token
     for event in events:
         _append_audit(state_dir, event)
     return result
+
+
+def agent_approvals_text(state_root, agent):
+    """What ``agent``'s agent-wide approvals hold, as ``(path, ["domain x", "route y"])`` ([] when none)."""
+    approved = sv.read_agent_approved(state_root, agent)
+    entries = ["domain %s" % host for host in approved.get("domains") or []]
+    entries += ["route %s" % route.get("host") for route in approved.get("routes") or [] if isinstance(route, dict)]
+    return sv.agent_approved_path(state_root, agent), entries
+
+
+def revoke_agent_approval(state_root, agent, host, check_mode=False):
+    """Take back the agent-wide approval of ``host`` (a domain, a route, or both) of ``agent``: removed from
+    ``~/.bot-bottle/agents/<agent>/supervise-approved.json``, so the agent's later bottles no longer get it.
+    Its running bottles keep what they were given until they are relaunched or torn down (said in ``note``)."""
+    path = sv.agent_approved_path(state_root, agent)
+    approved = sv.read_agent_approved(state_root, agent)
+    name = str(host or "").strip().lower()
+    domains = [d for d in approved.get("domains") or [] if str(d).lower() != name]
+    routes = [r for r in approved.get("routes") or [] if not (isinstance(r, dict) and str(r.get("host", "")).lower() == name)]
+    removed = (["domain %s" % name] if len(domains) != len(approved.get("domains") or []) else []) + \
+        (["route %s" % name] if len(routes) != len(approved.get("routes") or []) else [])
+    if not removed:
+        _path, entries = agent_approvals_text(state_root, agent)
+        raise SuperviseError("agent %s has no agent-wide approval of %s (%s holds: %s)" % (
+            agent, name or "(no host)", path, ", ".join(entries) or "nothing"))
+    if not check_mode:
+        bc.write_atomic(path, bc.json_bytes(dict(approved, domains=domains, routes=routes)))
+    return dict(changed=True, path=path, removed=removed,
+                note="agent %s's later bottles no longer get %s; a running bottle of it keeps it until it is "
+                     "relaunched or torn down" % (agent, " and ".join(removed)))

@@ -58,8 +58,12 @@ options:
     description:
       - Report each bottle's recent firewall decisions by host as C(firewall), read from the end (at most
         O(audit_bytes)) of its audit C(<state_dir>/audit/egress.jsonl) - each C(host) with how many requests
-        and connections egress C(allowed), C(refused) (and by which C(rules)) and C(held) for the operator,
-        and the C(last) decision's time, C(last_action) and C(last_rule), the most recent first.
+        egress C(allowed), C(refused) (a policy rule; by which C(rules)), let go but whose upstream C(failed)
+        (name resolution, connect, TLS verify, timeout, a 5xx status; by which C(failures)) and C(held) for the
+        operator, and the C(last) decision's time, C(last_action) and C(last_rule), the most recent first. One
+        request is one count (the CONNECT of a tunnel is not counted again). C(firewall_lines) has the same as
+        printable lines (C(host allowed N, refused N (rules), failed upstream N (rules))), hosts shown as
+        plain text.
     type: bool
     default: false
   audit_bytes:
@@ -70,7 +74,7 @@ options:
     description:
       - Also list the archives of torn-down bottles under O(archive_root) (filtered by O(slug) and O(agent)) in
         RV(archives) - each with its C(meta.json) fields, the supervise C(asks) and C(decisions) and the firewall
-        decisions C(allowed), C(refused) and C(held) (read by the same reader as O(audit), at most O(audit_bytes)
+        decisions C(allowed), C(refused), C(failed) (upstream) and C(held) (read by the same reader as O(audit), at most O(audit_bytes)
         of the end of its C(egress.jsonl)), and C(firewall) by host.
     type: bool
     default: false
@@ -112,6 +116,13 @@ options:
         smolmachines backend) - the one it has, else the one in its C(meta.json), else a free one of this
         pool chosen from a hash of the slug. Read-only; nothing is reserved.
     type: str
+  agent_approvals:
+    description:
+      - Report in RV(agent_approvals), for each agent of the listed bottles, what the operator approved for every
+        bottle of it (C(scope=agent), kept in C(~/.bot-bottle/agents/<agent>/supervise-approved.json)) and which of
+        its bottles are not listed (C(left)) - what a teardown of the listed bottles leaves behind.
+    type: bool
+    default: false
   approvals_agent:
     description:
       - With O(slug), also report in RV(agent_approved) what the operator approved for every bottle of this agent
@@ -193,6 +204,13 @@ agent_approved:
   returned: when O(approvals_agent) is set
   type: dict
   sample: {domains: [pypi.org], routes: []}
+agent_approvals:
+  description: With O(agent_approvals), each agent of the listed bottles, its agent-wide approvals and its other bottles.
+  returned: when O(agent_approvals) is true
+  type: list
+  elements: dict
+  sample:
+    - {agent: demo, path: /root/.bot-bottle/agents/demo/supervise-approved.json, entries: [domain pypi.org], left: []}
 loopback:
   description: The loopback address for O(slug) and where it comes from (C(bundle), C(meta) or C(allocated)).
   returned: when O(loopback_pool) and O(slug) are set
@@ -206,10 +224,38 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.botbottle.bottle.plugins.module_utils import (
-    audit_archive, audit_log, fleet_view, loopback, naming, smolvm)
+    agent_text, audit_archive, audit_log, fleet_view, loopback, naming, smolvm)
 from ansible_collections.botbottle.bottle.plugins.module_utils import supervise as sv
+from ansible_collections.botbottle.bottle.plugins.module_utils import supervise_decide as sd
 from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import (
     DOCKER_COMMON_ARGS, DockerException, bottle_containers, bottle_networks, find_image, get_docker_client)
+
+
+def _by_rule(counts):
+    return " (%s)" % ", ".join("%s %d" % item for item in sorted(counts.items())) if counts else ""
+
+
+def firewall_line(row):
+    """One host's counts as a line for the playbook's output; the host is agent-reached text, shown plain."""
+    return "%s allowed %d, refused %d%s, failed upstream %d%s, held %d" % (
+        agent_text.terminal(row.get("host"), 120), row.get("allowed", 0), row.get("refused", 0),
+        _by_rule(row.get("rules")), row.get("failed", 0), _by_rule(row.get("failures")), row.get("held", 0))
+
+
+def agent_approvals(module, client, bottles, machines):
+    """For each agent of ``bottles``: its agent-wide approvals (``path``, ``entries``) and its bottles that are not
+    in ``bottles`` (``left``): what a teardown of ``bottles`` leaves behind."""
+    out = []
+    listed = {b.get("slug") for b in bottles}
+    for agent in sorted({b.get("agent") for b in bottles if b.get("agent")}):
+        try:
+            path, entries = sd.agent_approvals_text(module.params["state_root"], agent)
+        except sv.SuperviseError as exc:
+            module.fail_json(msg="agent %s: %s" % (agent, exc))
+        others = collect(client, module.params["state_root"], None, agent, machines=machines)
+        out.append(dict(agent=agent, path=path, entries=[agent_text.terminal(e, 300) for e in entries],
+                        left=sorted(b["slug"] for b in others if b.get("slug") not in listed)))
+    return out
 
 
 def read_meta(path):
@@ -285,8 +331,8 @@ def archived(archive_root, slug=None, agent=None, max_bytes=audit_log.DEFAULT_TA
                     asks=sum(1 for e in supervised if e.get("event") == "proposed"),
                     decisions=sum(1 for e in supervised if e.get("event") in ("approved", "rejected")),
                     firewall=record["firewall"], problems=record["problems"])
-        for key in ("allowed", "refused", "held"):
-            item[key] = sum(row[key] for row in record["firewall"])
+        for key in ("allowed", "refused", "failed", "held"):
+            item[key] = sum(row.get(key, 0) for row in record["firewall"])
         if events:
             item["events"] = supervised
         out.append(item)
@@ -365,6 +411,7 @@ def main():
         smolvm_state_dir=dict(type="path"),
         loopback_pool=dict(type="str"),
         approvals_agent=dict(type="str"),
+        agent_approvals=dict(type="bool", default=False),
     )
     argument_spec.update(DOCKER_COMMON_ARGS)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
@@ -391,11 +438,14 @@ def main():
             for b in bottles:
                 b["firewall"] = audit_log.firewall_by_host(b["state_dir"], module.params["audit_bytes"]) \
                     if b.get("state_dir") else []
+                b["firewall_lines"] = [firewall_line(row) for row in b["firewall"]]
     except DockerException as exc:
         module.fail_json(msg="docker engine error while listing bottles: %s" % exc)
     if module.params["archived"]:
         extra["archives"] = archived(module.params["archive_root"], module.params["slug"], module.params["agent"],
                                      module.params["audit_bytes"], module.params["archive_events"])
+    if module.params["agent_approvals"]:
+        extra["agent_approvals"] = agent_approvals(module, client, bottles, machines)
     module.exit_json(changed=False, bottles=bottles, images=images, smolvm=smolvm_report, **extra)
 
 

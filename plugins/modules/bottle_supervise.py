@@ -150,6 +150,17 @@ options:
         for at most this many seconds, after which the module fails naming it, with nothing written.
     type: int
     default: 300
+  revoke_agent:
+    description:
+      - Take back an agent-wide approval (one given with O(scope=agent)) of this agent - the host O(revoke_host) names,
+        as a domain, a route or both - from C(~/.bot-bottle/agents/<agent>/supervise-approved.json), so its later
+        bottles no longer get it. A running bottle of the agent keeps what it was given until it is relaunched or torn
+        down. Refused, naming what the file holds, when it holds no approval of that host.
+      - Not with O(decision).
+    type: str
+  revoke_host:
+    description: The host whose agent-wide approval O(revoke_agent) takes back.
+    type: str
 notes:
   - The agent cannot reach the store (it is mounted into the bundle only); a decision written into a
     proposal file by anything but this module changes no policy, as approvals take effect only through
@@ -311,6 +322,22 @@ def shown_lines(proposal):
     return lines
 
 
+def reload_line(decision, result):
+    """What happened to the running bundle, in words (never ``False ()``)."""
+    said = agent_text.terminal(result.get("reload") or "", SHOWN_LIMIT).strip()
+    if result.get("reloaded"):
+        return "bundle: reloaded" + (" (%s)" % said if said else "")
+    if said:
+        return "bundle: not reloaded (%s)" % said
+    if decision == "modify":
+        return "bundle: not reloaded (the ask stays pending: nothing changes in the bottle until it is approved)"
+    if decision == "reject":
+        return "bundle: not reloaded (a rejection changes nothing in the bottle)"
+    if not result.get("changed"):
+        return "bundle: not reloaded (already decided this way: nothing changed)"
+    return "bundle: not reloaded (this approval changes no configuration)"
+
+
 def main():
     argument_spec = dict(
         slug=dict(type="str"),
@@ -325,12 +352,20 @@ def main():
         scope=dict(type="str", choices=list(sd.SCOPES), default="bottle"),
         bind_new_host=dict(type="bool", default=False),
         lock_timeout=dict(type="int", default=bottle_lock.DEFAULT_TIMEOUT),
+        revoke_agent=dict(type="str"),
+        revoke_host=dict(type="str"),
     )
     argument_spec.update(DOCKER_COMMON_ARGS)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           required_by={"decision": ("slug", "id")})
+                           required_by={"decision": ("slug", "id")}, required_together=[("revoke_agent", "revoke_host")],
+                           mutually_exclusive=[("revoke_agent", "decision")])
     p = module.params
     try:
+        if p["revoke_agent"]:
+            result = sd.revoke_agent_approval(p["state_root"], p["revoke_agent"], p["revoke_host"],
+                                              check_mode=module.check_mode)
+            module.exit_json(shown=["taken back: %s (%s)" % (", ".join(result["removed"]), result["path"]),
+                                    result["note"]], **result)
         if not p["decision"]:
             proposals, problems = sd.list_all(p["state_root"], p["slug"], p["status"])
             shown = [line for proposal in proposals for line in shown_lines(proposal)]
@@ -356,9 +391,7 @@ def main():
     except bottle_lock.BottleLocked as exc:
         module.fail_json(msg=str(exc), changed=False)
     result.pop("warnings", None)  # already given to module.warn
-    result["shown"] = shown_lines(dict(result["proposal"], slug=p["slug"])) + [
-        "bundle reloaded: %s%s" % (result.get("reloaded"), " (%s)" % agent_text.terminal(result["reload"], SHOWN_LIMIT)
-                                   if result.get("reload") else "")]
+    result["shown"] = shown_lines(dict(result["proposal"], slug=p["slug"])) + [reload_line(p["decision"], result)]
     if not module._diff:
         result.pop("diff", None)
     module.exit_json(**result)

@@ -113,20 +113,62 @@ def close_client_connection(flow):
         handler.close_connection(flow.client_conn)
 
 
+UPSTREAM_FAILED = "egress allowed this; the upstream failed: "
+
+
 class Refusal:
-    """Why a connection or request is refused: HTTP status, audit rule, readable message."""
+    """Why a connection or request is refused: HTTP status, audit rule, readable message; the
+    audit ``action`` is "block" (a policy refusal) or "upstream-error" (egress allowed it, the
+    upstream failed: ``upstream_failure``)."""
 
-    __slots__ = ("status", "rule", "message", "hint", "retry_after")
+    __slots__ = ("status", "rule", "message", "hint", "retry_after", "action")
 
-    def __init__(self, status, rule, message, hint=False, retry_after=None):
+    def __init__(self, status, rule, message, hint=False, retry_after=None, action="block"):
         self.status, self.rule, self.message = status, rule, message
         self.hint, self.retry_after = hint, retry_after
+        self.action = action
+
+    @property
+    def upstream(self):
+        return self.action == "upstream-error"
 
     def text(self):
         return self.message + "\n" + (REQUEST_DOMAIN_HINT + "\n" if self.hint else "")
 
     def __repr__(self):
         return "Refusal(%r, %r, %r)" % (self.status, self.rule, self.message)
+
+
+def upstream_failure(rule, reason, status=502):
+    """egress allowed the request; reaching the upstream failed (``upstream-dns`` ...)."""
+    return Refusal(status, rule, UPSTREAM_FAILED + reason, action="upstream-error")
+
+
+def upstream_rule(message):
+    """The audit rule of an upstream failure mitmproxy reports (``flow.error.msg``)."""
+    text = (message or "").lower()
+    if "certificate" in text or "tls" in text or "ssl" in text:
+        return "upstream-tls"
+    if "timed out" in text or "timeout" in text:
+        return "upstream-timeout"
+    if "name or service" in text or "nodename" in text or "getaddrinfo" in text or "resolve" in text:
+        return "upstream-dns"
+    return "upstream-connect"
+
+
+class ByteCount:
+    """A response stream callable that counts the upstream's body bytes and hands each chunk to
+    ``inner`` (another stream callable, e.g. ``redact.StreamRedactor``) or passes it on."""
+
+    __slots__ = ("inner", "count")
+
+    def __init__(self, inner=None):
+        self.inner = inner if callable(inner) else None
+        self.count = 0
+
+    def __call__(self, chunk):
+        self.count += len(chunk)
+        return self.inner(chunk) if self.inner is not None else chunk
 
 
 class Tunnel:
@@ -145,7 +187,7 @@ class FlowState:
     """Per-request decisions taken in ``requestheaders`` and carried out in ``request``."""
 
     __slots__ = ("host", "port", "route", "inject", "strip", "decided", "ws_blocked", "refused", "exempt", "held",
-                 "credentials", "injected", "websocket")
+                 "credentials", "injected", "websocket", "started", "counter", "outcome", "up")
 
     def __init__(self):
         self.host = self.port = self.route = None
@@ -158,6 +200,10 @@ class FlowState:
         self.exempt = None    # "upstream-redirect": the URL skipped the pattern and entropy checks
         self.held = []        # DLP hits to put to the operator before it may go (dlp.action: supervise)
         self.websocket = False  # an accepted RFC 6455 handshake: only then may a 101 follow
+        self.started = None   # when the request was allowed (monotonic): the outcome's duration
+        self.counter = None   # ByteCount of the streamed response
+        self.outcome = False  # the outcome line was written
+        self.up = 0           # request body bytes sent upstream
 
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -490,6 +536,9 @@ class Firewall:
             return Refusal(403, hit.rule, hit.message()), None
         resolution = await self.guard.resolve(host, port)
         if not resolution.allowed:
+            if resolution.ip is None and resolution.status == 502:
+                # The name does not resolve: not a refusal, the upstream is unreachable.
+                return upstream_failure("upstream-dns", resolution.reason), None
             return Refusal(resolution.status, "ssrf", "blocked by egress: " + resolution.reason), None
         return None, resolution.ip
 
@@ -499,18 +548,32 @@ class Firewall:
             return "(withheld: dlp)"
         return host
 
-    def _audit_flow(self, event, flow, refusal=None, state=None, rule=None, action=None, proposal=None):
+    def _audit_flow(self, event, flow, refusal=None, state=None, rule=None, action=None, proposal=None, tunnel=None):
         state = state or flow.metadata.get(META) or FlowState()
         request = flow.request
         body = request.raw_content if event == "request" else None
         self.audit.record(event, self._audit_host(state.host or policy.normalize_host(request.host)),
                           state.port or request.port, request.method, request.path,
                           rule=refusal.rule if refusal else rule,
-                          action=action or ("block" if refusal else "allow"),
+                          action=action or (refusal.action if refusal else "allow"),
                           route=state.route, nbytes=len(body) if body else 0,
-                          status=refusal.status if refusal else None, exempt=state.exempt, proposal=proposal)
+                          status=refusal.status if refusal else None, exempt=state.exempt, proposal=proposal,
+                          flow=getattr(flow, "id", None), tunnel=tunnel)
 
-    def _respond(self, flow, refusal, event="request", proposal=None):
+    def _audit_outcome(self, flow, state, action, rule=None, status=None):
+        """The outcome line of an allowed request (once): the upstream's status, the bytes each
+        way, the duration; ``flow`` ties it to the decision line."""
+        if state.outcome:
+            return
+        state.outcome = True
+        request = flow.request
+        duration = round(time.monotonic() - state.started, 3) if state.started is not None else None
+        self.audit.record("outcome", self._audit_host(state.host or policy.normalize_host(request.host)),
+                          state.port or request.port, request.method, request.path, rule=rule, action=action,
+                          route=state.route, nbytes=state.up, status=status, flow=getattr(flow, "id", None),
+                          down=state.counter.count if state.counter is not None else None, duration=duration)
+
+    def _respond(self, flow, refusal, event="request", proposal=None, tunnel=None):
         headers = {"Content-Type": "text/plain; charset=utf-8", "X-Bottle-Egress-Rule": refusal.rule}
         if refusal.retry_after is not None:
             headers["Retry-After"] = str(refusal.retry_after)
@@ -519,7 +582,7 @@ class Firewall:
         if state is not None:
             state.refused = True
         LOG.warning("egress: %s", refusal.message)
-        self._audit_flow(event, flow, refusal, proposal=proposal)
+        self._audit_flow(event, flow, refusal, proposal=proposal, tunnel=tunnel)
 
     # --- hooks: connections --------------------------------------------------------------------
 
@@ -545,7 +608,7 @@ class Firewall:
             # The CONNECT itself succeeds: the refusal is answered, readable, inside the tunnel.
             LOG.warning("egress: %s", tunnel.refusal.message)
             self.audit.record("connect", self._audit_host(host), port, "CONNECT", rule=tunnel.refusal.rule,
-                              action="block", status=tunnel.refusal.status)
+                              action=tunnel.refusal.action, status=tunnel.refusal.status)
             return
         # mitmproxy copies this into the tunnel's server address: the checked address is dialled.
         flow.request.data.host = tunnel.ip
@@ -564,6 +627,7 @@ class Firewall:
         if tunnel is None:
             tunnel = self.tunnels[data.context.client.id] = Tunnel(None, None)
             tunnel.refusal = Refusal(403, "sni", "blocked by egress: TLS to egress itself (no CONNECT) is refused")
+            self.audit.record("connect", None, None, rule="sni", action="block", status=403)
         data.ignore_connection = False
         if tunnel.refusal is not None:
             data.establish_server_tls_first = False
@@ -609,7 +673,7 @@ class Firewall:
             refusal, ip = await self._admit(name, port)
             if refusal is not None:
                 data.server.error = refusal.message
-                self.audit.record("connect", self._audit_host(name), port, rule=refusal.rule, action="block",
+                self.audit.record("connect", self._audit_host(name), port, rule=refusal.rule, action=refusal.action,
                                   status=refusal.status)
                 return
         data.server.address = (ip, port)
@@ -742,10 +806,14 @@ class Firewall:
         request = flow.request
         tunnel = self.tunnels.get(flow.client_conn.id)
         host_header = request.host_header
+        upstream = None  # an upstream failure (the name does not resolve): answered once the policy decided
         if tunnel is not None:
             state.host, state.port = tunnel.host, tunnel.port
-            if tunnel.refusal is not None:
-                self._respond(flow, tunnel.refusal)
+            if tunnel.refusal is not None and tunnel.refusal.upstream:
+                upstream = tunnel.refusal
+            elif tunnel.refusal is not None:
+                # Answered with its tunnel's refusal: the CONNECT's line counts it (one request, one count).
+                self._respond(flow, tunnel.refusal, tunnel="refused")
                 return
             if host_header:
                 name, port = policy.split_host_port(host_header, tunnel.port)
@@ -766,10 +834,13 @@ class Firewall:
                                                 "request's URL host %s" % (host_header, state.host)))
                     return
             refusal, ip = await self._admit(state.host, state.port)
-            if refusal is not None:
+            if refusal is not None and refusal.upstream:
+                upstream = refusal
+            elif refusal is not None:
                 self._respond(flow, refusal)
                 return
-            self.pinned.setdefault(flow.client_conn.id, {})[(state.host, state.port)] = ip
+            else:
+                self.pinned.setdefault(flow.client_conn.id, {})[(state.host, state.port)] = ip
         refusal = self._protocol_refusal(flow, state, config)
         if refusal is not None:
             self._respond(flow, refusal)
@@ -800,6 +871,12 @@ class Firewall:
                                         "a minute); retry in %d s" % (state.host, config.rate_limit["requests_per_minute"],
                                                                       math.ceil(retry)),
                                         retry_after=max(1, math.ceil(retry))))
+            return
+        if upstream is not None:
+            # Every check of the policy passed (a route refusal is not hidden behind it): the
+            # request would go, but its upstream cannot be reached.
+            state.inject = []
+            self._respond(flow, upstream)
             return
         state.decided = True
 
@@ -992,6 +1069,8 @@ class Firewall:
             # What comes back is searched for the credential (responseheaders): ask for it unencoded.
             request.headers["Accept-Encoding"] = "identity"
             state.injected = True
+        state.started = time.monotonic()
+        state.up = len(request.raw_content or b"")
         if not released:
             self._audit_flow("request", flow, None, state)
         for hit, proposal in released:
@@ -1100,6 +1179,10 @@ class Firewall:
             target = redirect_target(base, response.headers.get("location"))
             if target is not None:
                 self.redirects.remember(target)
+        if state is not None and state.started is not None and response.status_code != 101:
+            # Counts what the upstream sends, around whatever stream callable is set (StreamRedactor).
+            state.counter = ByteCount(response.stream)
+            response.stream = state.counter
 
     def _redact_response(self, flow, state):
         """The response to a request that carried an injected credential: every form of it masked
@@ -1165,18 +1248,46 @@ class Firewall:
         self.audit.record("response", state.host if state else None, state.port if state else None,
                           flow.request.method, flow.request.path, rule=refusal.rule, action="block",
                           route=state.route if state else None, status=refusal.status)
+        if state is not None and state.started is not None:
+            # The request's outcome: refused by egress on the way back (not the upstream's failure).
+            self._audit_outcome(flow, state, "block", rule=refusal.rule, status=refusal.status)
 
     @guarded(_refuse_response)
     def response(self, flow):
-        """Trailers arrive after the streamed body: the credential is masked in them too."""
+        """Trailers arrive after the streamed body: the credential is masked in them too. The
+        outcome line of an allowed request is written here (its response ended)."""
         response = flow.response
         state = flow.metadata.get(META)
+        if state is not None and state.started is not None and not state.refused and response is not None:
+            status = getattr(response, "status_code", None)
+            upstream_error = isinstance(status, int) and status >= 500
+            self._audit_outcome(flow, state, "upstream-error" if upstream_error else "complete",
+                                rule="upstream-status" if upstream_error else None, status=status)
         trailers = getattr(response, "trailers", None) if response is not None else None
         if not trailers or state is None or not state.injected or not state.credentials or state.refused:
             return
         fields, changed = redact.redact_fields(list(trailers.fields), redact.credential_forms(state.credentials))
         if changed:
             trailers.fields = type(trailers.fields)(fields)
+
+    @guarded(_log_only)
+    def error(self, flow):
+        """An allowed request that failed after egress let it go: the upstream could not be
+        reached (connect, TLS verify, timeout), or a side hung up mid-response. Its outcome line
+        says which (``upstream-*`` rules); what egress refused or killed itself has its line already."""
+        state = flow.metadata.get(META) if isinstance(getattr(flow, "metadata", None), dict) else None
+        if state is None or state.started is None or state.refused or state.outcome:
+            return
+        message = getattr(getattr(flow, "error", None), "msg", None) or str(getattr(flow, "error", "") or "")
+        if "killed" in message.lower():
+            return  # egress's own kill: audited where it was decided
+        status = getattr(flow.response, "status_code", None) if flow.response is not None else None
+        if "client" in message.lower() and "disconnect" in message.lower():
+            self._audit_outcome(flow, state, "aborted", rule="client-disconnect", status=status)
+            return
+        rule = upstream_rule(message)
+        LOG.warning("egress: %s:%s was allowed; the upstream failed (%s)", state.host, state.port, rule)
+        self._audit_outcome(flow, state, "upstream-error", rule=rule, status=status)
 
     @guarded(_refuse_websocket)
     async def websocket_message(self, flow):

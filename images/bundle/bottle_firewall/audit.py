@@ -3,10 +3,33 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """One JSON line per firewall decision, to stdout and optionally to a capped file.
 
-A line names what was decided (``action``: allow, block, or hold: a DLP hit waiting for the
-operator) and why (the rule), never what was found: the path keeps its
-query *names* only (``/search?q=&page=``), bodies are counted, not copied, and refusal reasons
-name a rule and a place. bottle-init prefixes egress's stdout lines with ``[egress] ``.
+A line names what was decided (``action``: allow, block, hold: a DLP hit waiting for the
+operator, or upstream-error: egress allowed it and the upstream could not be reached) and why
+(the rule), never what was found: the path keeps its query *names* only (``/search?q=&page=``),
+bodies are counted, not copied, and refusal reasons name a rule and a place. bottle-init
+prefixes egress's stdout lines with ``[egress] ``.
+
+Decision and outcome (issue 21). An allowed request has its decision line when egress lets it
+go (``event`` request, ``action`` allow) and an outcome line when its response ends or it
+fails (``event`` outcome), minutes later for a stream; both carry the same ``flow`` id:
+
+- ``action`` complete: the upstream answered; ``status`` its status code (below 500).
+- ``action`` upstream-error: ``rule`` upstream-status (the upstream answered 5xx, ``status``),
+  upstream-connect, upstream-tls (certificate verify, handshake), upstream-timeout,
+  upstream-dns. A name that does not resolve is known before the request goes: its decision
+  line itself has ``action`` upstream-error, ``rule`` upstream-dns (and no outcome line).
+- ``action`` aborted: ``rule`` client-disconnect (the agent hung up).
+- ``action`` block: egress refused the response on its way back (``response-encoding``: an
+  encoding it cannot search for the credential it added); the ``response`` line says it too.
+- ``bytes`` the request body sent up, ``down`` the response body bytes the upstream sent,
+  ``duration`` seconds from the decision to the end.
+
+``connect`` lines record the tunnel. A reader counting requests (audit_log.HostTally) counts
+one line per request: the ``request`` lines of an allowed tunnel (not its ``connect``); the
+``connect`` of a refused tunnel, whose requests are each answered with that refusal and marked
+``"tunnel": "refused"`` (not counted again); the ``connect`` of a passthrough tunnel, whose
+requests egress cannot see. A tunnel whose name does not resolve is not refused: its requests
+are decided (a route refusal is not hidden) and each counts.
 """
 
 import json
@@ -22,7 +45,9 @@ FIELDS = ("ts", "event", "host", "port", "method", "path", "rule", "action", "ro
 # Appended only when set: "exempt" names a check that did not apply (``upstream-redirect``);
 # "proposal" is the id of the release proposal a held request waits (waited) on (action "hold",
 # then "allow" when the operator released it or "block").
-OPTIONAL_FIELDS = ("exempt", "proposal")
+# "flow" ties a decision to its outcome line; "down" and "duration" are the outcome's.
+# "tunnel": "refused" marks a request answered with its CONNECT's refusal (the connect line counts it).
+OPTIONAL_FIELDS = ("exempt", "proposal", "flow", "down", "duration", "tunnel")
 
 
 def path_for_audit(path):
@@ -47,7 +72,8 @@ class Audit:
         self.lock = threading.Lock()
 
     def record(self, event, host=None, port=None, method=None, path=None, rule=None, action="allow",
-               route=None, nbytes=None, status=None, exempt=None, proposal=None):
+               route=None, nbytes=None, status=None, exempt=None, proposal=None, flow=None, down=None,
+               duration=None, tunnel=None):
         entry = {"ts": round(time.time(), 3), "event": event, "host": host, "port": port, "method": method,
                  "path": path_for_audit(path), "rule": rule, "action": action, "route": route,
                  "bytes": nbytes, "status": status}
@@ -55,6 +81,14 @@ class Audit:
             entry["exempt"] = exempt
         if proposal:
             entry["proposal"] = proposal
+        if flow:
+            entry["flow"] = str(flow)
+        if down is not None:
+            entry["down"] = down
+        if duration is not None:
+            entry["duration"] = duration
+        if tunnel:
+            entry["tunnel"] = tunnel
         line = json.dumps(entry, sort_keys=False, separators=(",", ":"))
         with self.lock:
             stream = self.stream or sys.stdout

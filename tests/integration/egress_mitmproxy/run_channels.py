@@ -180,6 +180,8 @@ class Recorder:
                             "ws" if b"\r\nupgrade: websocket" in lower else "ok")
                     if mode == "ok":
                         writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    elif mode == "500":
+                        writer.write(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\n\r\noops")
                     elif mode == "101":
                         writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: raw\r\nConnection: upgrade\r\n\r\n")
                     elif mode == "ws":
@@ -460,7 +462,62 @@ async def test_a_clean_request_goes_and_is_audited_allow(tmp):
     recorder, egress, answer = await run_proxy(tmp, "ok", False, body)
     assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
     assert b"POST /fine HTTP/1.1" in recorder.all() and recorder.all().endswith(b"hello")
-    assert egress.audit()[-1]["action"] == "allow", egress.audit()
+    assert [line for line in egress.audit() if line["event"] == "request"][-1]["action"] == "allow", egress.audit()
+
+
+async def outcome_of(egress, timeout=10.0):
+    """(decision line, outcome line) of the last allowed request, waiting for the outcome."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = egress.audit()
+        outcomes = [line for line in lines if line["event"] == "outcome"]
+        if outcomes or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.2)
+    assert outcomes, "no outcome line: %s" % lines
+    decisions = [line for line in lines if line["event"] == "request" and line.get("flow") == outcomes[-1]["flow"]]
+    assert decisions, "no decision line with the outcome's flow id: %s" % lines
+    return decisions[-1], outcomes[-1]
+
+
+async def test_an_allowed_request_has_an_outcome_line_with_status_bytes_and_its_flow_id(tmp):
+    async def body(recorder, egress):
+        return await exchange(egress.port, request(recorder.port, method="POST", path="/fine", body=b"hello")), \
+            await outcome_of(egress)
+    _recorder, _egress, (answer, (decision, outcome)) = await run_proxy(tmp, "ok", False, body)
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
+    assert decision["action"] == "allow" and decision["bytes"] == 5
+    assert (outcome["action"], outcome["status"], outcome["bytes"], outcome["down"]) == ("complete", 200, 5, 2), outcome
+    assert outcome["duration"] >= 0
+
+
+async def test_an_upstream_500_is_an_upstream_error_not_a_block(tmp):
+    async def body(recorder, egress):
+        return await exchange(egress.port, request(recorder.port, path="/broken")), await outcome_of(egress)
+    _recorder, egress, (answer, (decision, outcome)) = await run_proxy(tmp, "500", False, body)
+    assert answer.startswith(b"HTTP/1.1 500"), answer[:300]
+    assert decision["action"] == "allow"
+    assert (outcome["action"], outcome["rule"], outcome["status"]) == ("upstream-error", "upstream-status", 500)
+    assert not [line for line in egress.audit() if line["action"] == "block"]
+
+
+async def test_an_upstream_that_refuses_the_connection_is_an_upstream_error_not_a_block(tmp):
+    closed = free_port()  # allowed by the config, nothing listens there
+
+    async def body(recorder, egress):
+        return await exchange(egress.port, request(closed, path="/x")), await outcome_of(egress)
+    recorder = await Recorder("ok").start()
+    egress = await Egress(tmp, dict(config_for(recorder.port), ports=[closed])).start()
+    try:
+        answer, (decision, outcome) = await body(recorder, egress)
+    finally:
+        egress.stop()
+        recorder.server.close()
+    assert answer.startswith(b"HTTP/1.1 502"), answer[:300]
+    assert b"blocked" not in answer, answer[:300]
+    assert decision["action"] == "allow"
+    assert (outcome["action"], outcome["rule"]) == ("upstream-error", "upstream-connect"), outcome
+    assert not [line for line in egress.audit() if line["action"] == "block"]
 
 
 async def test_chunked_body_over_the_cap_is_refused_holding_at_most_the_cap(tmp):

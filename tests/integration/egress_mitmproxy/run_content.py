@@ -232,7 +232,8 @@ async def test_an_echo_of_the_injected_credential_is_masked(env):
     assert ROUTE_TOKEN not in flow.response.headers["x-echo"]
     assert flow.response.headers["content-length"] == str(len(echo))
     for size in (1, 3, 17, 4096):
-        flow.response.stream.__init__(flow.response.stream.forms, None, None)
+        redactor = flow.response.stream.inner  # addon.ByteCount counts around the StreamRedactor
+        redactor.__init__(redactor.forms, None, None)
         body = stream_through(flow, [echo[i:i + size] for i in range(0, len(echo), size)])
         assert len(body) == len(echo) and ROUTE_TOKEN.encode() not in body
         assert base64.b64encode(ROUTE_TOKEN.encode()) not in body

@@ -50,7 +50,7 @@ def plant_archive(tmp_path, slug="gone", agent="demo", hour=9):
                                                  "created": "2026-12-01T08:00:00Z"}))
     audit = egress_writer(state)
     for port in (443, 443, 80):
-        audit.record("connect", "pypi.org", port, "CONNECT")
+        audit.record("request", "pypi.org", port, "GET", "/simple/")
     audit.record("connect", "evil.example", 443, "CONNECT", rule="allowlist", action="block", status=403)
     audit.record("request", "evil.example", 443, "GET", "/x?token=secret", rule="allowlist", action="block",
                  status=403)
@@ -128,10 +128,10 @@ def test_an_archive_shows_its_counts_decisions_and_events_read_only(tmp_path):
             return got
 
     got = asyncio.run(scenario())
-    assert got["archives"] == [["localhost", "gone", "demo", "2026-12-02T09:00:00Z", "2", "1", "3", "2"]]
-    assert got["columns"] == ["machine", "bottle", "agent", "archived", "asks", "decisions", "allowed", "refused"]
+    assert got["archives"] == [["localhost", "gone", "demo", "2026-12-02T09:00:00Z", "2", "1", "3", "2", "0"]]
+    assert got["columns"] == ["machine", "bottle", "agent", "archived", "asks", "decisions", "allowed", "refused", "failed"]
     assert "Archived bottles: 1 under %s" % (tmp_path / "archive") in got["title"]
-    assert [(r[0], r[1], r[2], r[5]) for r in got["firewall"]] == [("evil.example", "0", "2", "allowlist 2"),
+    assert [(r[0], r[1], r[2], r[6]) for r in got["firewall"]] == [("evil.example", "0", "2", "allowlist 2"),
                                                                    ("pypi.org", "3", "0", "-")]
     assert [(r[1], r[2], r[3], r[4], r[5]) for r in got["events"]] == [
         ("proposed", "agent", ASK, "domain evil.example", "the docs live there"),
@@ -143,7 +143,7 @@ def test_an_archive_shows_its_counts_decisions_and_events_read_only(tmp_path):
     assert got["screen"] != "NoteScreen" and got["refusals"] >= 2
     after = sorted((p, open(os.path.join(d, p), "rb").read()) for d, _dirs, fs in os.walk(path) for p in fs)
     assert after == before
-    assert got["live_columns"][3:5] == ["state", "health"] and got["live_title"] == "Bottles"
+    assert got["live_columns"][3:5] == ["state", "health"] and got["live_title"].startswith("Bottles") and "Archived" not in got["live_title"]
     assert got["live_asks"] == 0
 
 
@@ -153,7 +153,7 @@ def test_selecting_another_archive_shows_its_own_record(tmp_path):
     # the newer bottle asked nothing and reached one host
     (newer / "supervise" / "audit.jsonl").unlink()
     (newer / "audit" / "egress.jsonl").write_text(
-        json.dumps({"ts": 5.0, "event": "connect", "host": "github.com", "action": "allow"}) + "\n")
+        json.dumps({"ts": 5.0, "event": "request", "host": "github.com", "action": "allow"}) + "\n")
 
     async def scenario():
         app = console(tmp_path)

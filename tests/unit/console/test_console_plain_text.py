@@ -96,7 +96,7 @@ def test_hostile_asks_and_firewall_rows_are_shown_as_typed_and_approve_works(roo
     hosts = {w[0]: w for w in walls}
     assert "x[/b].example\\x1b[31mred\\x1b[0m \\x1b]8;;https://evil.example\\x1b\\\\link\\x1b]8;;\\x1b\\\\ " \
            "\\x9b2J\\x07" in hosts and "[bold red]pypi.org" in hosts
-    assert any("allowlist [link=https://evil.example]x[/link]\\u202e" in w[5] for w in walls), walls
+    assert any("allowlist [link=https://evil.example]x[/link]\\u202e" in w[6] for w in walls), walls
     assert "[link=https://evil.example]" in screen  # the SVG of the screen: the brackets are text
     visible(log)
     assert "the agent wrote: need docs [/x] [link=https://evil.example]click[/link]" in log

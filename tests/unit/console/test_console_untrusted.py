@@ -164,6 +164,38 @@ def test_the_arguments_never_reach_the_command_line(remote, monkeypatch):
     assert evaluated(remote["marks"]) == []
 
 
+def test_a_credential_entered_at_the_prompt_reaches_a_remote_host_only_in_the_private_file(remote, monkeypatch):
+    """Issue 21 item 3: the value typed at the console's prompt goes to the remote module's no_log ``tokens`` through
+    the 0600 !unsafe vars file, removed after the run; never on the command line, never in the output."""
+    secret = "ghp_" + "Typed0123456789abcdefghijklmnopqrstuvw"
+    seen = []
+    real_run = subprocess.run
+
+    def spy(argv, **kwargs):
+        vars_file = argv[argv.index("-e") + 1][1:]
+        seen.append((list(argv), open(vars_file, encoding="utf-8").read(), vars_file))
+        result = real_run(argv, **kwargs)  # pylint: disable=subprocess-run-check  # check is in kwargs
+        seen.append(result.stdout + result.stderr)
+        return result
+
+    monkeypatch.setattr(bk.subprocess, "run", spy)
+    backend = bk.AnsibleBackend(remote["inventory"], ["buildbox"], str(remote["state_root"]), ANSIBLE,
+                                environ={k: v for k, v in os.environ.items() if k != "GH_TOKEN"})
+    proposal = dict(plant(remote["state_root"], remote["slug"], kind="route", host="api.example.com",
+                          auth_ref="GH_TOKEN", justification="j"), slug=remote["slug"], inventory_host="buildbox")
+    try:
+        backend.decide(proposal, "approve", tokens={"GH_TOKEN": secret})
+    except bk.DecisionError:
+        pass  # no bundle runs here: what matters is where the value went
+    (argv, text, vars_file), output = seen[0], seen[1]
+    assert not any(secret in arg for arg in argv)
+    assert secret in text and "!unsafe" in text, "the module got the value through the private file"
+    assert not os.path.exists(vars_file)
+    assert secret not in output
+    tokens = os.path.join(str(remote["state_root"]), remote["slug"], "private", "egress", "tokens.json")
+    assert secret in open(tokens, encoding="utf-8").read(), output[-2000:]
+
+
 def test_extra_vars_files_are_templates_in_this_ansible(tmp_path):
     """Why the console writes !unsafe: ansible-core 2.19 evaluates templates in a plain -e @file (trusted)."""
     mark = tmp_path / "PWNED-plain"

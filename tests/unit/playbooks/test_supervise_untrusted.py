@@ -163,3 +163,24 @@ def test_approvals_that_reach_the_role_stay_data(world):
     merged = json.loads(out_file.read_text())
     assert merged["egress"]["routes"][0]["matches"][0]["paths"][0]["value"] == regex
     assert evaluated(world) == []
+
+
+def test_a_note_the_shell_split_is_refused_with_the_quoting_that_works(world):
+    """Issue 21 item 5: -e note="use the internal mirror" reaches ansible-core as three words; refused, not "use"."""
+    proposal = plant(world, kind="domain", host="docs.example", justification="j")
+    rc, out = playbook(world, "-e", "decide=reject", "-e", "id=%s" % proposal["id"], "-e", "note=use the internal mirror")
+    assert rc != 0, out
+    assert "cut at its first space" in out and "-e 'note=\"use the internal mirror\"'" in out and "decision_file" in out
+    assert stored(world, proposal["id"])["status"] == "pending"
+    # the quoting it names works
+    rc, out = playbook(world, "-e", "decide=reject", "-e", "id=%s" % proposal["id"], "-e", 'note="use the internal mirror"')
+    assert rc == 0, out
+    assert stored(world, proposal["id"])["note"] == "use the internal mirror"
+
+
+def test_a_misspelt_decision_is_echoed(world):
+    """Issue 21 item 7: -e decide=aprove names the bad value, not the scope."""
+    proposal = plant(world, kind="domain", host="docs.example", justification="j")
+    rc, out = playbook(world, "-e", "decide=aprove", "-e", "id=%s" % proposal["id"])
+    assert rc != 0 and '(got "aprove")' in out, out
+    assert "(got bottle)" not in out

@@ -75,8 +75,12 @@ class Request:
         return self.headers.get("Host")
 
 
+_FLOW_IDS = itertools.count(1)
+
+
 class Flow:
     def __init__(self, client, request, server=None):
+        self.id = "flow-%d" % next(_FLOW_IDS)  # mitmproxy's flow.id (a uuid4 string)
         self.client_conn = client
         self.server_conn = server or types.SimpleNamespace(error=None)
         self.request = request

@@ -157,9 +157,17 @@ def test_the_checked_address_is_dialled_without_a_second_lookup(proxy, resolver)
     assert data.server.address == ("93.184.216.34", 443)
 
 
-def test_an_unresolvable_host_is_a_readable_502(proxy):
+def test_an_unresolvable_host_is_an_upstream_failure_not_a_block(proxy):
     flow = proxy.https("nxdomain.example.com")
-    assert "does not resolve" in refused(flow, 502, "ssrf")
+    assert flow.response.status_code == 502
+    assert flow.response.headers["X-Bottle-Egress-Rule"] == "upstream-dns"
+    text = body_text(flow)
+    assert text.startswith("egress allowed this; the upstream failed: host nxdomain.example.com does not resolve")
+    assert "blocked" not in text
+    lines = [json.loads(line) for line in proxy.fw.audit.stream.lines]
+    assert [(e["event"], e["action"], e["rule"]) for e in lines] == [
+        ("connect", "upstream-error", "upstream-dns"), ("request", "upstream-error", "upstream-dns")]
+    assert proxy.opened == []
 
 
 def test_a_secret_in_a_wildcard_subdomain_is_not_resolved(proxy, resolver):

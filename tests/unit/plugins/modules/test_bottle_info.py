@@ -198,13 +198,16 @@ def test_loopback_choice(tmp_path, setup, expected):
 def test_audit_reports_firewall_decisions_by_host(tmp_path):
     state = tmp_path / "demo"
     (state / "audit").mkdir(parents=True)
-    lines = [{"ts": 1.0, "event": "connect", "host": "pypi.org", "action": "allow", "rule": None},
+    lines = [{"ts": 0.5, "event": "connect", "host": "pypi.org", "action": "allow", "rule": None},
+             {"ts": 1.0, "event": "request", "host": "pypi.org", "action": "allow", "rule": None},
              {"ts": 2.0, "event": "connect", "host": "evil.example", "action": "block", "rule": "allowlist"}]
     (state / "audit" / "egress.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
     bottles = run_module(bottle_info, FakeEngine().client, {"state_root": str(tmp_path), "audit": True})["bottles"]
     rows = bottles[0]["firewall"]
     assert [(r["host"], r["allowed"], r["refused"], r["rules"]) for r in rows] == [
         ("evil.example", 0, 1, {"allowlist": 1}), ("pypi.org", 1, 0, {})]
+    assert bottles[0]["firewall_lines"] == ["evil.example allowed 0, refused 1 (allowlist 1), failed upstream 0, held 0",
+                                            "pypi.org allowed 1, refused 0, failed upstream 0, held 0"]
     assert "firewall" not in run_module(bottle_info, FakeEngine().client, {"state_root": str(tmp_path)})["bottles"][0]
 
 
@@ -240,3 +243,22 @@ def test_agent_approvals_read_with_approvals_agent(tmp_path):
     result = run_module(bottle_info, FakeEngine().client, dict(args, approvals_agent="web"))
     assert result["agent_approved"] == {"domains": ["pypi.org"], "routes": []}
     assert result["approved"] == {"domains": [], "routes": []}
+
+
+def test_agent_approvals_say_what_a_teardown_leaves(tmp_path):
+    """Issue 21 item 6: the agent-wide approvals of each listed bottle's agent, and its bottles not listed."""
+    for slug in ("demo", "demo-2"):
+        (tmp_path / "state" / slug).mkdir(parents=True)
+        (tmp_path / "state" / slug / "meta.json").write_text(json.dumps({"agent": "demo", "created": "2020-01-01T00:00:00Z"}))
+    agents = tmp_path / "agents" / "demo"
+    agents.mkdir(parents=True)
+    (agents / "supervise-approved.json").write_text(json.dumps({"domains": ["pypi.org"], "routes": [
+        {"host": "api.github.com", "auth": {"scheme": "Bearer", "token_ref": "GH"}}]}))
+    state_root = str(tmp_path / "state")
+    one = run_module(bottle_info, FakeEngine().client, {"state_root": state_root, "slug": "demo", "agent_approvals": True})
+    assert one["agent_approvals"] == [{"agent": "demo", "path": str(agents / "supervise-approved.json"),
+                                       "entries": ["domain pypi.org", "route api.github.com"], "left": ["demo-2"]}]
+    every = run_module(bottle_info, FakeEngine().client, {"state_root": state_root, "agent": "demo",
+                                                          "agent_approvals": True})
+    assert every["agent_approvals"][0]["left"] == []
+    assert "agent_approvals" not in run_module(bottle_info, FakeEngine().client, {"state_root": state_root})

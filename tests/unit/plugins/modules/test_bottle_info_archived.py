@@ -42,7 +42,7 @@ def test_archives_are_listed_with_their_counts(tmp_path):
     assert {k: got[k] for k in ("slug", "agent", "policy", "backend", "created", "archived", "host", "asks",
                                 "decisions", "allowed", "refused", "held", "problems")} == {
         "slug": "demo", "agent": "demo", "policy": "p", "backend": "docker", "created": "2026-12-01T00:00:00Z",
-        "archived": "2026-12-02T09:00:00Z", "host": "laptop", "asks": 2, "decisions": 1, "allowed": 2,
+        "archived": "2026-12-02T09:00:00Z", "host": "laptop", "asks": 2, "decisions": 1, "allowed": 1,
         "refused": 1, "held": 0, "problems": []}
     assert [r["host"] for r in got["firewall"]] == ["evil.example", "pypi.org"]
     # filtered like the live bottles; absent without archived=true

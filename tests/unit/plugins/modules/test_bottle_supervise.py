@@ -830,3 +830,52 @@ def test_an_approval_that_takes_after_one_that_did_not_clears_the_failure(root, 
     proposal = sv.read_proposal(str(root / "demo"), DOMAIN_ID)
     assert result["reload"] == "reloaded" and proposal["status"] == "approved" and "not_applied" not in proposal
     assert load_bundle_supervise().answer(proposal)["message"].startswith("approved: the bottle now allows pypi.org")
+
+
+# -- taking an agent-wide approval back (issue 21 item 6) -----------------------------------------------
+
+def test_an_agent_wide_approval_is_taken_back_in_one_step(fleet, reloads):
+    run(fleet, slug="demo", decision="approve", id=DOMAIN_ID, scope="agent")
+    path = sv.agent_approved_path(str(fleet), "demo")
+    assert json.load(open(path, encoding="utf-8"))["domains"] == ["pypi.org"]
+    result = run(fleet, revoke_agent="demo", revoke_host="PyPI.org")
+    assert result["changed"] and result["removed"] == ["domain pypi.org"] and result["path"] == path
+    assert "later bottles no longer get domain pypi.org" in result["shown"][1]
+    assert json.load(open(path, encoding="utf-8"))["domains"] == []
+    # the agent's next bottle is launched without it
+    launch(fleet, "demo-3", "demo")
+    assert "pypi.org" not in hosts(fleet, "demo-3")
+
+
+def test_taking_back_what_is_not_there_names_what_is(fleet, reloads):
+    run(fleet, slug="demo", decision="approve", id=DOMAIN_ID, scope="agent")
+    with pytest.raises(Failed) as failed:
+        run(fleet, revoke_agent="demo", revoke_host="npmjs.org")
+    assert "agent demo has no agent-wide approval of npmjs.org" in str(failed.value)
+    assert "holds: domain pypi.org" in str(failed.value)
+    with pytest.raises(Failed):
+        run(fleet, revoke_agent="demo")  # the host is required with the agent
+
+
+def test_a_diff_line_from_an_agent_wide_approval_says_so(fleet, reloads):
+    run(fleet, slug="demo", decision="approve", id=DOMAIN_ID, scope="agent")
+    policy = with_approvals(POLICY, {}, agent=json.load(open(sv.agent_approved_path(str(fleet), "demo"), encoding="utf-8")))
+    result = run_module(bottle_state, None, dict(
+        slug="fresh", state_root=str(fleet), policy=policy,
+        options={"ssrf_ip_allowlist": ["10.9.0.0/24"], "supervise": {"wait_seconds": 5}},
+        secrets=[SECRET], tokens={"EXISTING": "e"}, meta={"slug": "fresh", "agent": "demo"}), diff=True)
+    after = result["diff"][0]["after"].splitlines()
+    path = sv.agent_approved_path(str(fleet), "demo")
+    assert "host pypi.org  # from an agent-wide approval (%s)" % path in after
+    assert "host allowed.example" in after  # the policy's own host: no note
+
+
+@pytest.mark.parametrize("decision, changes", [("modify", {"matches": [{"methods": ["GET"]}]}), ("reject", {})])
+def test_modify_and_reject_print_no_empty_parentheses(root, reloads, decision, changes):
+    """Issue 21 item 7: no "pending ()" and no "bundle reloaded: False ()"; what happened, said plainly."""
+    result = run(root, slug="demo", decision=decision, id=ROUTE_ID, changes=changes, note="")
+    shown = "\n".join(result["shown"])
+    assert "()" not in shown, shown
+    assert shown.splitlines()[-1] == "bundle: not reloaded (%s)" % (
+        "the ask stays pending: nothing changes in the bottle until it is approved" if decision == "modify"
+        else "a rejection changes nothing in the bottle"), shown
