@@ -7,6 +7,9 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 mkdir -p "$root/.build/collections/ansible_collections/botbottle"
 ln -sfn "$root" "$root/.build/collections/ansible_collections/botbottle/bottle"
+# The playbooks find the collection from any directory through playbooks/collections (git ignores
+# the link: it points into .build, which only exists once this script has run).
+ln -sfn ../.build/collections "$root/playbooks/collections"
 if [ "${1:-}" = "--copy" ]; then
   dest="$root/.build/sanity/ansible_collections/botbottle/bottle"
   rm -rf "$dest" && mkdir -p "$dest"

@@ -364,9 +364,9 @@ class ConsoleApp(App):
         for p in before:
             key = self.ask_key(p)
             if key not in still and key not in self.decided_here:
+                where = (describe(p), p.get("inventory_host"), p.get("slug"), p.get("id"))
                 self.log_line("%s on %s/%s (%s) is no longer pending: decided outside this console (playbooks/"
-                              "supervise.yml, another console, or its timeout)" % (describe(p), p.get("inventory_host"),
-                                                                                  p.get("slug"), p.get("id")))
+                              "supervise.yml, another console, or its timeout)" % where)
 
     # --- asks -------------------------------------------------------------------------------------
 
@@ -519,8 +519,9 @@ class ConsoleApp(App):
         ref = token_ref(p)
         if decision == "approve" and ref and tokens is None and lookup_tokens(p, self.environ)[1] \
                 and not p.get("credential_serves"):  # a credential the bottle sends already: it holds it
-            self.ask_credential(p, ref, lambda entered: self.action_decide(decision, scope, note, changes,
-                                                                            bind_new_host, tokens=entered))
+            def decide_with(entered):
+                self.action_decide(decision, scope, note, changes, bind_new_host, tokens=entered)
+            self.ask_credential(p, ref, decide_with)
             return
         self.deciding = True
         if decision != "modify":

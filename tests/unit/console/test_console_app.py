@@ -401,8 +401,9 @@ def test_a_decision_made_outside_the_console_is_logged(root, slug):
             await pilot.pause()
             await pilot.press("a")
             await until(pilot, lambda: stored(root, slug, decided_here)["status"] == "approved")
-            run_module(bottle_supervise, None, dict(state_root=str(root), slug=slug, id=elsewhere, decision="reject",
-                                                     note="use the mirror", reload=False))
+            args = dict(state_root=str(root), slug=slug, id=elsewhere, decision="reject", note="use the mirror",
+                        reload=False)
+            run_module(bottle_supervise, None, args)
             await until(pilot, lambda: len(app.proposals) == 0)
             await until(pilot, lambda: "no longer pending" in log_text(app))
             return log_text(app)
