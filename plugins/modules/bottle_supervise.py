@@ -326,7 +326,7 @@ def reload_line(decision, result):
     """What happened to the running bundle, in words (never ``False ()``)."""
     said = agent_text.terminal(result.get("reload") or "", SHOWN_LIMIT).strip()
     if result.get("reloaded"):
-        return "bundle: reloaded" + (" (%s)" % said if said else "")
+        return "bundle: reloaded" + (" (%s)" % said if said and said != "reloaded" else "")
     if said:
         return "bundle: not reloaded (%s)" % said
     if decision == "modify":
