@@ -143,6 +143,11 @@ def read_work(module, dest):
         module.fail_json(msg="cannot list smolvm machines: %s" % exc)
     if machine is None:
         return None
+    if machine.get("state") == "created":
+        # Created and never started (a host where guests cannot boot, or a launch cut short): no agent ever ran in
+        # it, so it holds no work; the teardown says so and goes on.
+        module.warn("smolvm machine %s was created but never started: it holds no agent work to keep" % name)
+        return None
     if machine.get("state") != "running":
         raise agent_work.WorkError(
             "smolvm machine %s is %s: its files are read from inside it. Fix: start it (playbooks/bottle.yml "

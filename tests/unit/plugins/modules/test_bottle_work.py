@@ -120,3 +120,11 @@ def test_a_stopped_vm_says_how_to_go_on(smol, tmp_path):
         run_module(bottle_work, None, {"slug": "demo", "backend": "smolmachines", "dest": str(tmp_path / "d")})
     assert "is stopped" in err.value.result["msg"] and "bottle_archive_work=false" in err.value.result["msg"]
     assert not (tmp_path / "d").exists()
+
+
+def test_a_vm_that_never_started_holds_no_work(smol, tmp_path):
+    """smolvm's "created": no agent ever ran in it (guests cannot boot on PVM hosts): nothing to keep, no failure."""
+    smol.state = "created"
+    result = run_module(bottle_work, None, {"slug": "demo", "backend": "smolmachines", "dest": str(tmp_path / "d")})
+    assert result["changed"] is False and result["path"] is None and result["lines"] == []
+    assert smol.calls == [], "nothing was read from inside it"
