@@ -36,7 +36,7 @@ options:
         C(api_key) for C(ANTHROPIC_API_KEY), C(oauth) for C(CLAUDE_CODE_OAUTH_TOKEN), each V(set), V(empty) or
         V(unset) (or a bool), as an Ansible variable or else an environment variable of the controller.
       - Keys may also be the variables' names (C(ANTHROPIC_API_KEY), C(CLAUDE_CODE_OAUTH_TOKEN), C(OPENAI_API_KEY)),
-        as the bottle role passes them; a C(kind: codex) agent's credential is C(OPENAI_API_KEY) (C(api_key)).
+        as the bottle role passes them; a codex agent's (C(kind=codex)) credential is C(OPENAI_API_KEY) (C(api_key)).
       - C(model.credential=auto) takes the API key when it is set, else the OAuth token; with neither the filter
         fails naming both variables. Omitted - only an explicit C(api_key) or C(oauth) resolves.
     type: dict

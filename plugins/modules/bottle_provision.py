@@ -103,10 +103,10 @@ options:
       - V(claude-code) - the prompt in C(~/.claude/CLAUDE.md), skills in C(~/.claude/skills/<name>/SKILL.md),
         O(mcp_servers) and O(model) in C(~/.claude.json).
       - V(codex) - the prompt in C(~/.codex/AGENTS.md), skills in C(~/.codex/skills/<name>/SKILL.md), and
-        C(~/.codex/config.toml) (mode 0600, the bottle's: rewritten whole) - C(sandbox_mode = "danger-full-access")
+        C(~/.codex/config.toml) (mode 0600, the bottle's, rewritten whole) - C(sandbox_mode = "danger-full-access")
         (the bottle is the sandbox), the start-up calls to chatgpt.com and api.github.com off, O(mcp_servers) as
         C([mcp_servers.<name>]), and with O(model) a model provider that sends the placeholder in C(OPENAI_API_KEY)
-        as C(Authorization: Bearer) to C(https://<model host>/v1).
+        as a Bearer C(Authorization) header to C(https://<model host>/v1).
     type: str
     choices: [claude-code, codex]
     default: claude-code
