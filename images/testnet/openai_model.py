@@ -72,7 +72,7 @@ import sys
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 API_HOSTS = frozenset({"api.openai.com"})
@@ -489,13 +489,6 @@ class StandaloneHandler(MODEL.StandaloneHandler):
 
     def handle_any(self):
         headers = {name.lower(): value for name, value in self.headers.items()}
-        if self.command == "CONNECT":
-            self._log({"method": "CONNECT", "path": self.path, "headers": headers, "body": ""})
-            if self.tls_context is not None:
-                return self.do_CONNECT()
-            self.close_connection = True
-            return write(self, error(502, "tunnel_refused", "CONNECT %s: run with --tls-certs to answer tunnels"
-                                     % self.path))
         if is_websocket(self.command, headers):
             self._log({"method": self.command, "path": self.path, "headers": headers, "body": ""})
             return websocket(self, headers, self.scenario, self._log if self.log_path else None)
@@ -514,6 +507,14 @@ class StandaloneHandler(MODEL.StandaloneHandler):
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = handle_any
 
     def do_CONNECT(self):
+        """With HTTPS_PROXY pointing here every host Codex calls shows up: logged, and with --tls-certs the
+        tunnel's TLS terminated (model.py's StandaloneHandler) and its requests answered as the API's."""
+        self._log({"method": "CONNECT", "path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
+                   "body": ""})
+        if self.tls_context is None:
+            self.close_connection = True
+            return write(self, error(502, "tunnel_refused", "CONNECT %s: run with --tls-certs to answer tunnels"
+                                     % self.path))
         return MODEL.StandaloneHandler.do_CONNECT(self)
 
 

@@ -13,10 +13,7 @@ import os
 import re
 import time
 
-from ansible_collections.botbottle.bottle.plugins.module_utils import agent_kinds
-# The claude-code kind's helpers, under the names they had here.
-from ansible_collections.botbottle.bottle.plugins.module_utils.agent_kind_claude_code import (  # noqa: F401
-    APPROVED_KEY_CHARS, approved_key, skill_document, settings as claude_json)
+from ansible_collections.botbottle.bottle.plugins.module_utils import agent_kind_claude_code, agent_kinds
 from ansible_collections.botbottle.bottle.plugins.module_utils.agent_transport import TransportError
 from ansible_collections.botbottle.bottle.plugins.module_utils.bundle_health import BundleUnhealthy, wait_healthy
 from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import DockerException, find_container
@@ -32,6 +29,11 @@ SKILL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 # The variables Claude Code reads a model credential from (resolve_bottle's model.env); only the API
 # key is confirmed interactively (customApiKeyResponses), the OAuth token is taken as it is.
 MODEL_ENVS = tuple(name for name, _auth in agent_kinds.get().CREDENTIALS.values())
+# The claude-code kind's helpers (agent_kind_claude_code), under the names they had here.
+APPROVED_KEY_CHARS = agent_kind_claude_code.APPROVED_KEY_CHARS
+approved_key = agent_kind_claude_code.approved_key
+skill_document = agent_kind_claude_code.skill_document
+claude_json = agent_kind_claude_code.settings
 
 
 def desired_files(params, ca_pem):

@@ -312,3 +312,22 @@ def test_the_testnet_server_answers_as_api_openai_com(tmp_path, monkeypatch):
     upgrade = records[0]
     assert upgrade["host"] == "api.openai.com" and upgrade["headers"]["authorization"] == "Bearer bottle-placeholder-t"
     assert records[1]["websocket_message"] is True and json.loads(records[1]["body"])["input"] == "write the file"
+
+
+def test_standalone_logs_and_refuses_tunnels_without_certificates(oai, tmp_path):
+    oai.StandaloneHandler.scenario = str(SCENARIO)
+    oai.StandaloneHandler.log_path = str(tmp_path / "log.jsonl")
+    server = oai.ThreadingHTTPServer(("127.0.0.1", 0), oai.StandaloneHandler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=10)
+        conn.request("CONNECT", "chatgpt.com:443")
+        response = conn.getresponse()
+        assert response.status == 502 and b"--tls-certs" in response.read()
+    finally:
+        server.shutdown()
+        server.server_close()
+        oai.StandaloneHandler.log_path = None
+    logged = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [(e["method"], e["path"]) for e in logged] == [("CONNECT", "chatgpt.com:443")]

@@ -34,7 +34,7 @@ def test_the_recorded_codex_requests_are_whole(codex):
 
 def test_codex_headers_and_bodies_pass(engine, codex):
     engine.known.load(["correct-horse-battery-staple-42", "ghp_R0uteTokenValue0123456789abcdefABCD"])
-    headers = [(name, value) for name, value in codex["https_headers"]]
+    headers = [tuple(pair) for pair in codex["https_headers"]]
     assert engine.scan_head("/v1/responses", headers) is None
     assert engine.scan_body(codex["https_body"].encode(), "application/json") is None
     assert engine.scan_body(codex["websocket_message"].encode(), "application/json") is None

@@ -9,9 +9,9 @@ import tomllib
 
 import pytest
 
+from ansible_collections.botbottle.bottle.tests.unit.plugins.module_utils.agent_fakes import FakeContainer
 from ansible_collections.botbottle.bottle.tests.unit.plugins.modules.docker_fakes import Failed
-from ansible_collections.botbottle.bottle.tests.unit.plugins.modules.test_bottle_provision import (  # noqa: F401
-    box, ca, node, run)
+from ansible_collections.botbottle.bottle.tests.unit.plugins.modules.test_bottle_provision import CERT, node, run
 
 AGENTS_MD = "/home/agent/.codex/AGENTS.md"
 SKILL = "/home/agent/.codex/skills/lint/SKILL.md"
@@ -20,6 +20,18 @@ CLAUDE = ("/home/agent/.claude.json", "/home/agent/.claude/CLAUDE.md", "/home/ag
 MODEL = {"env": "OPENAI_API_KEY", "placeholder": "bottle-placeholder-coder", "host": "api.openai.com",
          "credential": "api_key"}
 SERVERS = {"supervise": {"type": "http", "url": "http://172.29.0.2:9100/mcp"}}
+
+
+@pytest.fixture
+def box():
+    return FakeContainer()
+
+
+@pytest.fixture
+def ca(tmp_path):
+    path = tmp_path / "bottle-ca.pem"
+    path.write_bytes(CERT)
+    return str(path)
 
 
 def test_codex_files_go_where_codex_reads_them(box, ca):
