@@ -674,8 +674,8 @@ class ConsoleApp(App):
             self.notify(agent_text.plain(error, PANE_LIMIT), title="take-back failed", severity="error", timeout=10,
                         markup=False)
         else:
-            self.log_line("done %s: taken back %s (%s); %s" % (what, ", ".join(result.get("removed") or []),
-                                                                result.get("path"), result.get("note")))
+            removed = ", ".join(result.get("removed") or [])
+            self.log_line("done %s: taken back %s (%s); %s" % (what, removed, result.get("path"), result.get("note")))
         for index in range(len(self.parts)):
             self.start_poll(index, "bottles")
 
