@@ -11,6 +11,7 @@ bytes are not utf-8), body_encoding ("utf-8" or "base64") and body_bytes.
 Endpoints (any host, any method):
   /sse?events=N&interval_ms=M   N server-sent events, each flushed, M ms apart
   /bytes?n=N                    N zero bytes (throughput benchmarks)
+  /status?code=N                a small JSON answer with HTTP status N (100 < N < 600: an upstream failing)
   anything else                 a small JSON echo of the request
 except for Host api.anthropic.com (any port): the scripted Anthropic API of model.py (the
 Messages API answering from the scenario file /srv/testnet/scenario.json; see model.py), and Host
@@ -195,6 +196,9 @@ class Handler(BaseHTTPRequestHandler):
                                           int_arg(entry["args"], "interval_ms", 100, 0, 60000))
             if entry["path"] == "/bytes":
                 return self.stream_bytes(int_arg(entry["args"], "n", 1048576, 0))
+            if entry["path"] == "/status":
+                code = int_arg(entry["args"], "code", 500, 200, 599)
+                return self.send_json(code, {"ok": code < 400, "status": code, "host": entry["host"]})
         except BadRequest as exc:
             return self.send_json(400, {"ok": False, "error": str(exc)})
         return self.send_json(200, {"ok": True, "scheme": entry["scheme"], "host": entry["host"],
