@@ -114,7 +114,9 @@ options:
     description:
       - With O(slug), report in RV(loopback) the loopback address the bottle's bundle publishes on (the
         smolmachines backend) - the one it has, else the one in its C(meta.json), else a free one of this
-        pool chosen from a hash of the slug. Read-only; nothing is reserved.
+        pool chosen from a hash of the slug. Taken (never offered) - an address another bundle publishes on,
+        one in any smolvm machine's allow list (a VM that outlived its bundle too), one in another
+        bottle's C(meta.json). Read-only; nothing is reserved.
     type: str
   agent_approvals:
     description:
@@ -381,12 +383,14 @@ def read_approvals(module):
     return found
 
 
-def choose_loopback(module, client):
+def choose_loopback(module, client, machines=()):
     p = module.params
     meta = read_meta(naming.state_dir(p["slug"], p["state_root"]))
     try:
+        # Taken: other bundles' addresses, every VM's allow list, every other bottle's meta.json.
         address, source = loopback.choose(p["slug"], p["loopback_pool"], client,
-                                          meta_address=meta.get("loopback_address"))
+                                          meta_address=meta.get("loopback_address"), machines=machines,
+                                          metas=loopback.meta_addresses(os.path.expanduser(p["state_root"])))
     except loopback.LoopbackError as exc:
         module.fail_json(msg="loopback_pool: %s" % exc)
     return dict(address=address, source=source)
@@ -429,7 +433,7 @@ def main():
         if module.params["slug"] and not naming.slug_error(module.params["slug"]):
             extra.update(read_approvals(module))
         if module.params["loopback_pool"] and module.params["slug"]:
-            extra["loopback"] = choose_loopback(module, client)
+            extra["loopback"] = choose_loopback(module, client, machines)
         bottles = fleet_view.select(fleet_view.add_orphan(fleet_view.add_age(client, bottles)),
                                     older_than=older_than, orphans=module.params["orphans"])
         if module.params["health"]:
