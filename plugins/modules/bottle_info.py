@@ -120,7 +120,7 @@ options:
     type: str
   listeners:
     description:
-      - With O(loopback_pool) and O(slug), also report in RV(loopback.listeners) the host's TCP and UDP
+      - With O(loopback_pool) and O(slug), also report in RV(loopback) (key C(listeners)) the host's TCP and UDP
         listeners a VM allowed to reach the bottle's loopback address could reach - on a wildcard address
         (C(0.0.0.0), C(::)), or on that address on a port not in O(bundle_ports). Read from
         C(/proc/net/{tcp,tcp6,udp,udp6}) on Linux, C(lsof -nP -iTCP -sTCP:LISTEN -iUDP) on macOS.
@@ -404,7 +404,7 @@ def choose_loopback(module, client, machines=()):
         # Taken: other bundles' addresses, every VM's allow list, every other bottle's meta.json.
         address, source = loopback.choose(p["slug"], p["loopback_pool"], client,
                                           meta_address=meta.get("loopback_address"), machines=machines,
-                                          metas=loopback.meta_addresses(os.path.expanduser(p["state_root"])))
+                                          metas=loopback.meta_addresses(p["state_root"]))
     except loopback.LoopbackError as exc:
         module.fail_json(msg="loopback_pool: %s" % exc)
     found = dict(address=address, source=source)

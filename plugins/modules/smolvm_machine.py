@@ -22,7 +22,7 @@ description:
   - O(mount_sockets) mount host Unix sockets into the guest (C(--mount-socket)), the path to the
     bundle that needs no guest network (see docs/architecture.md, "The VM's network").
   - O(secret_env) and O(secret_files) reach the guest by reference (C(--secret-env),
-    C(--secret-file)): smolvm persists the reference, never the value. A O(secret_env) value is
+    C(--secret-file)) - smolvm persists the reference, never the value. A O(secret_env) value is
     handed to C(smolvm machine start) in its environment (never argv, never a file) each time the
     module starts the machine; a changed value takes effect at the next start.
   - O(env) holds no secret. At create it travels in a private temporary Smolfile (mode 0600, removed
@@ -145,7 +145,7 @@ options:
   state_dir:
     description:
       - smolvm's C(--state-dir) - keep all smolvm state under this directory instead of the user's
-        default ones. Linux only (smolvm 1.32 says so): ignored, with a warning, elsewhere. Tests use it
+        default ones. Linux only (smolvm 1.32 says so) - ignored, with a warning, elsewhere. Tests use it
         to stay apart.
     type: path
 notes:
@@ -531,7 +531,7 @@ def main():
             allow_cidrs=dict(type="list", elements="str", default=[]),
             env=dict(type="dict", default={}, no_log=True),
             secret_env=dict(type="dict", default={}, no_log=True),
-            secret_files=dict(type="dict", default={}),
+            secret_files=dict(type="dict", default={}, no_log=False),
             mount_sockets=dict(type="list", elements="dict", default=[],
                                options=dict(host=dict(type="path", required=True),
                                             guest=dict(type="str", required=True))),
