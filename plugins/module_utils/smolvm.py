@@ -27,8 +27,6 @@ API:
   (secret references, mounted sockets).
 - ``env_smolfile(env)``: a 0600 temporary Smolfile carrying ``env`` (a context
   manager yielding its path), so values never reach argv.
-- ``env_hash(name, env)``: the value of the ``ENV_HASH_LABEL`` label that lets
-  a later run tell whether the machine's env changed without reading it back.
 - ``image_ref(path)``: what ``machine ls --json`` reports for a local archive.
 - ``select_by_labels(machines, wanted)``: machines whose labels include
   ``wanted`` (teardown / bottle_info find bottle machines this way).
@@ -425,14 +423,6 @@ def env_smolfile(env):
     finally:
         with contextlib.suppress(OSError):
             os.unlink(path)
-
-
-def env_hash(name, env):
-    """Salted digest of ``env`` for ENV_HASH_LABEL, or None when env is empty."""
-    if not env:
-        return None
-    canonical = json.dumps({"machine": name, "env": env}, sort_keys=True, separators=(",", ":"))
-    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def image_ref(path):

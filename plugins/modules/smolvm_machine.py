@@ -149,7 +149,7 @@ options:
         to stay apart.
     type: path
 notes:
-  - Starting a machine needs hardware KVM on Linux or Hypervisor.framework on macOS;
+  - Starting a machine needs hardware KVM on Linux or Hypervisor.framework on an Apple Silicon Mac;
     C(create), C(ls), C(update) and C(delete) work anywhere the CLI runs.
 """
 

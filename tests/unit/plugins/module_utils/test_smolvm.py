@@ -98,13 +98,6 @@ def test_smolfile_text_is_valid_toml():
     assert tomllib.loads(smolvm.smolfile_text(env)) == {"env": ["K=" + env["K"]]}
 
 
-def test_env_hash_depends_on_name_and_values():
-    assert smolvm.env_hash("m", {}) is None
-    one = smolvm.env_hash("m", {"A": "1"})
-    assert one.startswith("sha256:") and one == smolvm.env_hash("m", {"A": "1"})
-    assert one != smolvm.env_hash("m", {"A": "2"}) != smolvm.env_hash("n", {"A": "1"})
-
-
 def test_image_ref_is_sha256_of_archive(tmp_path):
     path = tmp_path / "i.tar"
     path.write_bytes(b"abc")
