@@ -22,8 +22,8 @@ API:
 - ``machine_addresses(machines)``: ``{network: owner}`` over every smolvm machine
   whose allow list reaches into 127/8 (``machine ls --json`` entries; the owner
   is the ``io.botbottle.bottle`` label, else the machine's name).
-- ``meta_addresses(state_root)``: ``{address: slug}`` from every bottle's
-  ``meta.json`` under ``state_root``.
+- ``meta_addresses(state_root)``: ``{address: [slugs]}`` from every bottle's
+  ``meta.json`` under ``state_root`` (an address two bottles claim lists both).
 - ``choose(slug, pool, client, meta_address=None, machines=(), metas=None)``: the
   address bottle ``slug`` gets and why: its bundle's current one (a rerun keeps
   it), else the one in its state ``meta.json``, else a fresh allocation; never
@@ -155,7 +155,7 @@ def machine_addresses(machines):
 
 
 def meta_addresses(state_root):
-    """``{address: slug}`` from the ``loopback_address`` of every bottle's ``meta.json``."""
+    """``{address: [slugs]}`` from the ``loopback_address`` of every bottle's ``meta.json``."""
     taken = {}
     try:
         entries = sorted(os.listdir(state_root))
@@ -174,7 +174,7 @@ def meta_addresses(state_root):
             address = check_address(meta["loopback_address"])
         except LoopbackError:
             continue
-        taken.setdefault(address, entry)
+        taken.setdefault(address, []).append(entry)
     return taken
 
 
@@ -184,7 +184,7 @@ def choose(slug, pool, client, meta_address=None, machines=(), metas=None):
     taken = bundle_addresses(client)
     own = sorted(a for a, owner in taken.items() if owner == slug)
     others = {a for a, owner in taken.items() if owner != slug}
-    others |= {a for a, owner in (metas or {}).items() if owner != slug}
+    others |= {a for a, owners in (metas or {}).items() if any(owner != slug for owner in owners)}
     others = Taken(others, [net for net, owner in machine_addresses(machines).items() if owner != slug])
     for address in own:
         if address not in others:

@@ -151,7 +151,7 @@ def test_every_bottles_meta_json_is_taken(tmp_path):
         (tmp_path / slug).mkdir()
         (tmp_path / slug / "meta.json").write_text(text)
     metas = loopback.meta_addresses(str(tmp_path))
-    assert metas == {address: "sm-z"}
+    assert metas == {address: ["sm-z"]}
     other, source = loopback.choose("sm-a", loopback.DEFAULT_POOL, engine.client, metas=metas)
     assert source == "allocated" and other != address
     assert loopback.choose("sm-z", loopback.DEFAULT_POOL, engine.client, meta_address=address,
