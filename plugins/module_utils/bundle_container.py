@@ -106,7 +106,7 @@ class BundleManager(ContainerManager):
     # -- desired state -------------------------------------------------
     def memory_bytes(self):
         try:
-            return resources.memory_bytes(self.p["memory"], "memory")
+            return resources.memory_bytes(self.p["memory"] or resources.BUNDLE_MEMORY, "memory")
         except ValueError as exc:
             self.module.fail_json(msg=str(exc))
 
