@@ -2,7 +2,7 @@
 # A bottle cannot starve its host or its neighbours, against real bottles (docker backend):
 #   1. two bottles on one test internet (the project's testnet container on a network of this run only):
 #      om-a with resources {memory: 64m, pids: 256} in its agent definition, om-b with the defaults
-#      (4g, 2 CPUs, 512); the bundles with their measured limit (512m)
+#      (4g, 2 CPUs, 512); the bundles with their measured limit (1g)
 #   2. om-a's agent allocates past 64m: the kernel kills that process inside the agent's own cgroup; the
 #      agent container keeps running (the same container)
 #   3. status (playbooks/status.yml) says the agent had an OOM kill and when (JSON and table)
@@ -91,7 +91,7 @@ wait $pb || { tail -30 "$work/launch-b.log"; fail "$B did not launch"; }
 limits() { docker inspect -f '{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}} {{.HostConfig.OomScoreAdj}}' "$1"; }
 [ "$(limits "bb-$A-agent")" = "$((64 * 1024 * 1024)) 2000000000 256 500" ] || fail "$A's agent limits: $(limits "bb-$A-agent")"
 [ "$(limits "bb-$B-agent")" = "$((4 * 1024 * 1024 * 1024)) 2000000000 512 500" ] || fail "$B's agent limits: $(limits "bb-$B-agent")"
-[ "$(docker inspect -f '{{.HostConfig.Memory}}' "bb-$A-bundle")" = $((512 * 1024 * 1024)) ] || fail "the bundle has no 512m limit"
+[ "$(docker inspect -f '{{.HostConfig.Memory}}' "bb-$A-bundle")" = $((1024 * 1024 * 1024)) ] || fail "the bundle has no 1g limit"
 agent_id=$(docker inspect -f '{{.Id}}' "bb-$A-agent")
 
 reach() {  # slug: the agent's request through its egress to the test internet

@@ -352,11 +352,11 @@ def test_without_wait_an_unhealthy_bundle_is_left_running_for_a_later_wait(engin
 
 def test_the_bundle_has_a_memory_limit_changed_in_place(engine):
     first = run(engine)
-    assert engine.containers["bb-demo-bundle"].attrs["HostConfig"]["Memory"] == 512 * 1024 ** 2  # the default
-    result = run(engine, memory="1g", config_hash="h2", diff=True)
+    assert engine.containers["bb-demo-bundle"].attrs["HostConfig"]["Memory"] == 1024 ** 3  # the default
+    result = run(engine, memory="1536m", config_hash="h2", diff=True)
     # the same container, its new limit, and its new configuration loaded too
     assert result["updated_in_place"] == ["memory"] and "recreated_for" not in result and result["reloaded"]
     assert result["container"]["id"] == first["container"]["id"]
-    assert engine.updates == [("bb-demo-bundle", {"Memory": 1024 ** 3, "MemorySwap": 2 * 1024 ** 3})]
-    assert (result["diff"]["before"]["memory"], result["diff"]["after"]["memory"]) == (512 * 1024 ** 2, 1024 ** 3)
-    assert not run(engine, memory="1g", config_hash="h2")["changed"]
+    assert engine.updates == [("bb-demo-bundle", {"Memory": 1536 * 1024 ** 2, "MemorySwap": 3 * 1024 ** 3})]
+    assert (result["diff"]["before"]["memory"], result["diff"]["after"]["memory"]) == (1024 ** 3, 1536 * 1024 ** 2)
+    assert not run(engine, memory="1536m", config_hash="h2")["changed"]
