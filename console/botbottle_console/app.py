@@ -123,10 +123,13 @@ def add_row(table, cells, key=None, on_error=None):
 
 def health_text(bottle):
     health = bottle.get("health") or {}
+    oom = bottle.get("agent_oom") or {}
+    # An OOM kill of the agent (killed at its memory limit, dated by the first look that saw it).
+    oom_text = "; agent OOM-killed %sx, last %s" % (oom["kills"], oom.get("last") or "?") if oom.get("kills") else ""
     if not health:
-        return "-" if not bottle.get("running") else "?"
+        return ("-" if not bottle.get("running") else "?") + oom_text
     bad = ["%s: %s" % (k, v) for k, v in sorted(health.items()) if v != "healthy"]
-    return "healthy" if not bad else "; ".join(bad)
+    return ("healthy" if not bad else "; ".join(bad)) + oom_text
 
 
 def state_text(bottle):

@@ -140,6 +140,7 @@ class LocalBackend:
             bottles = bottle_info.collect(client or _NoEngine(), self.state_root, machines=[])
             if client is not None:
                 fleet_view.add_health(client, bottles)
+                fleet_view.add_agent_oom(client, bottles)
         except Exception as exc:  # pylint: disable=broad-except  # an engine error is shown, not fatal
             problems.append("%s: listing bottles failed: %s" % (self.host, exc))
             bottles = []

@@ -52,6 +52,12 @@ options:
         replace the shipped ones; a key set to null (C(~)) removes the shipped key, a definition set to null the
         whole shipped definition.
     type: dict
+  memory_override:
+    description:
+      - The operator's memory limit of the agent (the role's C(bottle_agent_memory)), over the C(resources.memory) of
+        the policy and the agent; checked as they are (its error names C(bottle_agent_memory)).
+    type: str
+    default: ""
   errors:
     description:
       - V(raise) fails the template with the error; V(report) never fails, it returns C({error, bottle}) - C(error)
@@ -79,8 +85,10 @@ EXAMPLES = r"""
 RETURN = r"""
 _value:
   description:
-    - The resolved bottle - slug, agent, kind, policy_name, policy, prompt, skills, env, secret_env, image, git_gate,
-      model.
+    - The resolved bottle - slug, agent, kind, policy_name, policy, prompt, skills, env, secret_env, image, git_gate, model,
+      resources (the agent's limits C({memory, cpus, pids}), the defaults with the policy's, the agent's and
+      O(memory_override) over them), resources_written (only the keys written) and resources_smolvm (those as
+      smolvm machine options, memory in MiB and whole cpus).
     - With C(model) in the policy, C(policy.egress.routes) holds the model's route (its credential resolved on the
       controller like any route's), C(env) the placeholder the agent holds instead, and C(model) is
       C({host, credential, env, placeholder}) (None without).
@@ -95,12 +103,12 @@ from ansible_collections.botbottle.bottle.plugins.module_utils.manifest import M
 
 
 def resolve_bottle(agent, agents, policies, suffix="", model_credentials=None, shipped_agents=None,
-                   shipped_policies=None, errors="raise"):
+                   shipped_policies=None, errors="raise", memory_override=""):
     if errors not in ("raise", "report"):
         raise AnsibleFilterError("resolve_bottle: errors=%r: use raise or report" % (errors,))
     try:
         bottle = resolve(overlay(shipped_agents or {}, agents), overlay(shipped_policies or {}, policies), agent,
-                         suffix, model_credentials=model_credentials)
+                         suffix, model_credentials=model_credentials, memory_override=memory_override)
     except ManifestError as exc:
         if errors == "report":
             return {"error": str(exc), "bottle": None}

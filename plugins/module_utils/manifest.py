@@ -13,15 +13,17 @@ from __future__ import annotations
 import copy
 import re
 
-from ansible_collections.botbottle.bottle.plugins.module_utils import agent_kinds, agent_text, git_gate, naming
+from ansible_collections.botbottle.bottle.plugins.module_utils import agent_kinds, agent_text, git_gate, naming, resources
 
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 SKILL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
 
-AGENT_KEYS = {"policy", "prompt", "skills", "env", "secret_env", "description", "image", "kind"}
+AGENT_KEYS = {"policy", "prompt", "skills", "env", "secret_env", "description", "image", "kind", "resources"}
 POLICY_KEYS = {"extends", "description", "env", "secret_env", "allowed_domains", "firewall", "pipelock", "egress",
-               "git_gate", "supervise", "model"}
+               "git_gate", "supervise", "model", "resources"}
+# resources: the agent's limits (memory, cpus, pids), a policy's then an agent's over the defaults
+# (plugins/module_utils/resources.py, the one owner of what a limit is).
 # firewall: the bundle's firewall (egress). Host lists, the ports the agent may connect to, the
 # largest request body it scans, a per-host request rate, and what a DLP hit does: refused (block), or
 # held for the operator through supervise for at most dlp_supervise_timeout seconds (defaults:
@@ -193,6 +195,8 @@ def check_policy(policy, path):
         git_gate.check(policy["git_gate"], path + ".git_gate", ManifestError)
     if "model" in policy:
         _check_model(policy["model"], path + ".model")
+    if "resources" in policy:
+        resources.check(policy["resources"], path + ".resources", ManifestError)
     if "supervise" in policy:
         _expect(policy["supervise"], dict, path + ".supervise", "a mapping")
         _unknown(policy["supervise"], set(SUPERVISE_KEYS), path + ".supervise")
@@ -307,6 +311,8 @@ def check_agent(agent, path):
     for key in ("env", "secret_env"):
         if key in agent:
             _check_env(agent[key], "%s.%s" % (path, key))
+    if "resources" in agent:
+        resources.check(agent["resources"], path + ".resources", ManifestError)
 
 
 def merge(parent, child):
@@ -493,12 +499,14 @@ def model_route(policy, policy_name, slug, model_credentials, agent, agent_path)
             "route": route}
 
 
-def resolve(agents, policies, agent_name, instance="", model_credentials=None):
+def resolve(agents, policies, agent_name, instance="", model_credentials=None, memory_override=""):
     """Everything a launch needs about ``agent_name``, validated.
 
     ``model_credentials``: whether the controller holds each model credential (see
     ``choose_model_credential``), for a policy with ``model``; never the values. The agent's ``kind``
-    (default claude-code) decides what the policy's ``model`` means (``model_route``)."""
+    (default claude-code) decides what the policy's ``model`` means (``model_route``).
+    ``memory_override``: the operator's agent memory limit (the role's ``bottle_agent_memory``), over the
+    policy's and the agent's ``resources.memory``."""
     agents = agents or {}
     policies = policies or {}
     _expect(agents, dict, "bottle_agents", "a mapping of agent name to definition")
@@ -534,6 +542,11 @@ def resolve(agents, policies, agent_name, instance="", model_credentials=None):
                        ManifestError)
     kind = agent_kinds.get(agent.get("kind"))
     model = model_route(policy, agent["policy"], slug, model_credentials, agent, path)
+    written = dict(policy.pop("resources", None) or {})
+    written.update(agent.get("resources") or {})
+    if memory_override not in (None, ""):
+        resources.memory_bytes(memory_override, "bottle_agent_memory", ManifestError)
+        written["memory"] = memory_override
     policy.setdefault("allowed_domains", [])
     policy.setdefault("pipelock", {})
     policy.setdefault("egress", {"routes": []})
@@ -575,4 +588,10 @@ def resolve(agents, policies, agent_name, instance="", model_credentials=None):
         # the placeholder in, also the route's token_ref) and placeholder; None without model. What they
         # are follows the kind.
         "model": model,
+        # The agent's limits: the defaults with the policy's, the agent's and the operator's keys over them
+        # ({memory, cpus, pids}); resources_written holds only the keys written (smolvm sizes its machine by them).
+        "resources": resources.effective(written),
+        "resources_written": written,
+        # smolmachines: the written memory and cpus as smolvm machine options ({memory: MiB, cpus}).
+        "resources_smolvm": resources.smolvm_options(written),
     }

@@ -52,6 +52,10 @@ options:
         the count of its pending supervise proposals (C(<state_dir>/supervise/proposals/<id>.json) whose
         C(status) is C(pending), read as M(botbottle.bottle.bottle_supervise) reads them, so a link, an
         oversized or malformed file is not counted) as C(proposals_pending).
+      - Also the OOM kills of its agent as C(agent_oom) - the C(oom_kill) count of the agent container's memory
+        cgroup (cgroup v2 C(memory.events), v1 C(memory.oom_control)), read on the host, or inside the container
+        when the host's view is not there. The kernel keeps no time, so a kill is dated by the first look that
+        finds the count risen, recorded in C(<state_dir>/agent-oom.json) (not in check mode).
     type: bool
     default: false
   audit:
@@ -175,6 +179,7 @@ bottles:
       orphan: null
       health: {pipelock: healthy, egress: healthy}
       proposals_pending: 0
+      agent_oom: {kills: 1, last: "2026-12-07T08:12:40Z", count: 1, source: cgroup v1}
       firewall: [{host: pypi.org, allowed: 12, refused: 0, held: 0, last: 1764650000.5, last_action: allow,
                   last_rule: null, rules: {}}]
 images:
@@ -473,6 +478,7 @@ def main():
                                     older_than=older_than, orphans=module.params["orphans"])
         if module.params["health"]:
             bottles = fleet_view.add_proposals(fleet_view.add_health(client, bottles))
+            bottles = fleet_view.add_agent_oom(client, bottles, record=not module.check_mode)
         if module.params["audit"]:
             for b in bottles:
                 b["firewall"] = audit_log.firewall_by_host(b["state_dir"], module.params["audit_bytes"]) \
