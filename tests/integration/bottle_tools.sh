@@ -65,13 +65,13 @@ docker run -d --name "$REGISTRIES" --label io.botbottle.test=bottle_tools --netw
   -e DNS_DROP_SHARE=0.5 -e DNS_TTL=$TTL -e DNS_WINDOW=0.1 -e DNS_LOG=1 "$REGISTRIES_IMAGE" >/dev/null \
   || fatal "the registries container did not start"
 up=""
-for _ in $(seq 1 60); do
+for _ in $(seq 1 180); do
   if docker exec "$REGISTRIES" sh -c 'curl -sf --cacert /srv/registries/ca.pem --resolve registry.bottle.test:443:127.0.0.1 https://registry.bottle.test/-/ping >/dev/null && curl -sf --cacert /srv/registries/ca.pem --resolve git.bottle.test:8443:127.0.0.1 "https://git.bottle.test:8443/project.git/info/refs?service=git-upload-pack" >/dev/null'; then
     up=1; break
   fi
   sleep 1
 done
-[ -n "$up" ] || { docker logs "$REGISTRIES" 2>&1 | tail -20; fatal "the registries did not answer in 60 s"; }
+[ -n "$up" ] || { docker logs "$REGISTRIES" 2>&1 | tail -20; fatal "the registries did not answer in 180 s"; }
 docker exec "$REGISTRIES" cat /srv/registries/ca.pem >"$work/registries-ca.pem"
 registries_ip=$(docker inspect -f "{{(index .NetworkSettings.Networks \"$NET\").IPAddress}}" "$REGISTRIES")
 mkdir -p "$work/project"

@@ -430,7 +430,7 @@ def test_a_stopped_daemon_uses_no_cpu_time(supervisor, bottle_init):
     try:
         before = sup.cpu_used()["egress"]
         time.sleep(0.3)
-        assert sup.cpu_used()["egress"] == before is not None
+        assert before is not None and sup.cpu_used()["egress"] == before
     finally:
         os.kill(proc.pid, signal.SIGCONT)
         sup.stop_all("test")
