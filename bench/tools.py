@@ -189,7 +189,8 @@ class Tools:
                                       "domains": json.dumps(REAL_DOMAINS if self.args.real else TEST_DOMAINS)})
         extra = ["-e", "bottle_bundle_image=" + bundle_image]
         if self.args.real:
-            extra += ["-e", "bottle_bundle_extra_networks=[]", "-e", "bottle_ssrf_ip_allowlist=[]"]
+            # JSON: a key=value extra var is a string ("[]"), not an empty list.
+            extra += ["-e", json.dumps({"bottle_bundle_extra_networks": [], "bottle_ssrf_ip_allowlist": []})]
             if os.environ.get("UPSTREAM_CA"):
                 extra += ["-e", "bottle_upstream_ca_file=" + os.environ["UPSTREAM_CA"]]
         self.bottles.append((slug, inventory))
