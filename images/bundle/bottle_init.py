@@ -26,11 +26,12 @@ Signals: SIGTERM/SIGINT stop the daemons (SIGTERM, then SIGKILL after
 BOTTLE_GRACE_SECONDS); SIGHUP re-copies /etc/bottle and reloads the daemons
 in place (pipelock re-reads its config on SIGHUP, egress watches its files).
 
-Hangs: a thread runs bottle-health every BOTTLE_HEALTH_INTERVAL seconds (2). A daemon unhealthy on
+Hangs: a thread runs bottle-health every BOTTLE_HEALTH_INTERVAL seconds (3: slower than Docker's 2 s
+HEALTHCHECK, so Docker's health shows a hang as unhealthy before the restart clears it). A daemon unhealthy on
 BOTTLE_HANG_CHECKS checks in a row (3) while its process group used no CPU time is hung (stopped,
 deadlocked, waiting on nothing); one that fails its checks while it works (a starved machine, egress
 serving an npm ci of hundreds of tunnels: its answer takes over the 1 s deadline) is busy, and is
-taken for hung only after BOTTLE_BUSY_CHECKS checks in a row (150: 5 minutes). A hung daemon:
+taken for hung only after BOTTLE_BUSY_CHECKS checks in a row (100: 5 minutes). A hung daemon:
 bottle-init kills its process group (SIGKILL, which a
 stopped process cannot ignore) and starts it again, writing an audit line to
 /var/lib/bottle/audit/bundle.jsonl; no more than BOTTLE_RESTARTS_MAX restarts (3) within
@@ -581,7 +582,7 @@ class HangWatch:
     since the previous check: a daemon that fails its checks while working is busy, and is taken
     for hung only after ``busy_checks`` failed checks in a row."""
 
-    def __init__(self, checks=3, restarts_max=3, window=600.0, clock=time.monotonic, busy_checks=150):
+    def __init__(self, checks=3, restarts_max=3, window=600.0, clock=time.monotonic, busy_checks=100):
         self.checks, self.restarts_max, self.window, self.clock = checks, restarts_max, window, clock
         self.busy_checks = busy_checks
         self.failures = {}
@@ -649,7 +650,7 @@ class Supervisor:
         self.hang_watch = HangWatch(int(os.environ.get("BOTTLE_HANG_CHECKS", "3")),
                                     int(os.environ.get("BOTTLE_RESTARTS_MAX", "3")),
                                     float(os.environ.get("BOTTLE_RESTART_WINDOW", "600")),
-                                    busy_checks=int(os.environ.get("BOTTLE_BUSY_CHECKS", "150")))
+                                    busy_checks=int(os.environ.get("BOTTLE_BUSY_CHECKS", "100")))
 
     def start(self, name):
         command = daemon_command(name, chained="pipelock" in self.names)
@@ -853,7 +854,7 @@ def main():
         supervisor.stop_all("start-up failed")
         return 1
     log("running: %s" % ", ".join(names))
-    interval = float(os.environ.get("BOTTLE_HEALTH_INTERVAL", "2"))
+    interval = float(os.environ.get("BOTTLE_HEALTH_INTERVAL", "3"))
     if interval > 0 and os.path.exists(HEALTH_BIN):
         threading.Thread(target=supervisor.watch, args=(interval,), daemon=True).start()
     return supervisor.run()

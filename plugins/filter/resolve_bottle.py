@@ -35,6 +35,8 @@ options:
       - For a policy with C(model) - whether the controller holds each model credential, never its value.
         C(api_key) for C(ANTHROPIC_API_KEY), C(oauth) for C(CLAUDE_CODE_OAUTH_TOKEN), each V(set), V(empty) or
         V(unset) (or a bool), as an Ansible variable or else an environment variable of the controller.
+      - Keys may also be the variables' names (C(ANTHROPIC_API_KEY), C(CLAUDE_CODE_OAUTH_TOKEN), C(OPENAI_API_KEY)),
+        as the bottle role passes them; a codex agent's (C(kind=codex)) credential is C(OPENAI_API_KEY) (C(api_key)).
       - C(model.credential=auto) takes the API key when it is set, else the OAuth token; with neither the filter
         fails naming both variables. Omitted - only an explicit C(api_key) or C(oauth) resolves.
     type: dict
@@ -77,7 +79,8 @@ EXAMPLES = r"""
 RETURN = r"""
 _value:
   description:
-    - The resolved bottle - slug, agent, policy_name, policy, prompt, skills, env, secret_env, image, git_gate, model.
+    - The resolved bottle - slug, agent, kind, policy_name, policy, prompt, skills, env, secret_env, image, git_gate,
+      model.
     - With C(model) in the policy, C(policy.egress.routes) holds the model's route (its credential resolved on the
       controller like any route's), C(env) the placeholder the agent holds instead, and C(model) is
       C({host, credential, env, placeholder}) (None without).

@@ -196,3 +196,10 @@ def test_https_serves_every_name_under_the_test_ca_and_records_sni(server_mod, c
         server.server_close()
     assert [(r["sni"], r["host"], r["scheme"]) for r in records(server_mod)] == [(n, n, "https") for n in NAMES]
     assert not (certs / "ca.srl").exists()
+
+
+def test_status_answers_the_code_asked(http_server):
+    response, data = request(http_server, "GET", "/status?code=500")
+    assert response.status == 500 and json.loads(data)["status"] == 500
+    response, _data = request(http_server, "GET", "/status?code=99")
+    assert response.status == 400
