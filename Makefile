@@ -87,10 +87,11 @@ bench: test-images
 	EXTRA_CA="$(EXTRA_CA)" $(VENV)/python bench/tools.py
 
 # Opt-in, never part of make test: one npm install and one pip install of bench/tools.py's projects
-# through a bottle and in a plain container, against the public registries (where this machine
-# reaches them; UPSTREAM_CA=<bundle> behind a TLS-intercepting proxy).
+# on this host, in a plain container and through a bottle, against the public registries (where this
+# machine reaches them). UPSTREAM_CA: the CAs egress and the plain container trust upstream, by default
+# this host's bundle (which holds a TLS-intercepting proxy's CA where there is one).
 bench-real: images
-	$(VENV)/python bench/tools.py --real
+	UPSTREAM_CA="$${UPSTREAM_CA:-$(EXTRA_CA)}" $(VENV)/python bench/tools.py --real
 
 clean:
 	rm -rf .build

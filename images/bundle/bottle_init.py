@@ -28,7 +28,11 @@ in place (pipelock re-reads its config on SIGHUP, egress watches its files).
 
 Hangs: a thread runs bottle-health every BOTTLE_HEALTH_INTERVAL seconds (3: slower than Docker's 2 s
 HEALTHCHECK, so Docker's health shows a hang as unhealthy before the restart clears it). A daemon unhealthy on
-BOTTLE_HANG_CHECKS checks in a row (3) is hung: bottle-init kills its process group (SIGKILL, which a
+BOTTLE_HANG_CHECKS checks in a row (3) while its process group used no CPU time is hung (stopped,
+deadlocked, waiting on nothing); one that fails its checks while it works (a starved machine, egress
+serving an npm ci of hundreds of tunnels: its answer takes over the 1 s deadline) is busy, and is
+taken for hung only after BOTTLE_BUSY_CHECKS checks in a row (100: 5 minutes). A hung daemon:
+bottle-init kills its process group (SIGKILL, which a
 stopped process cannot ignore) and starts it again, writing an audit line to
 /var/lib/bottle/audit/bundle.jsonl; no more than BOTTLE_RESTARTS_MAX restarts (3) within
 BOTTLE_RESTART_WINDOW seconds (600), after which the bundle stops and exits 1 (fail closed). A daemon
@@ -554,27 +558,56 @@ def audit_line(entry, path=None):
         os.close(fd)
 
 
-class HangWatch:
-    """Counts each daemon's failed health checks in a row and the restarts in the window."""
+def cpu_seconds(pgid, proc_root="/proc"):
+    """CPU time (user + system, seconds) used so far by the processes of process group ``pgid``."""
+    total = 0
+    for entry in os.listdir(proc_root):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(os.path.join(proc_root, entry, "stat"), "rb") as handle:
+                fields = handle.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        # After "pid (comm)": state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt cmajflt utime stime
+        if len(fields) > 12 and int(fields[2]) == pgid:
+            total += int(fields[11]) + int(fields[12])
+    return total / float(os.sysconf("SC_CLK_TCK"))
 
-    def __init__(self, checks=3, restarts_max=3, window=600.0, clock=time.monotonic):
+
+class HangWatch:
+    """Counts each daemon's failed health checks in a row and the restarts in the window.
+
+    A failed check counts towards a hang (``checks`` in a row) only when the daemon used no CPU time
+    since the previous check: a daemon that fails its checks while working is busy, and is taken
+    for hung only after ``busy_checks`` failed checks in a row."""
+
+    def __init__(self, checks=3, restarts_max=3, window=600.0, clock=time.monotonic, busy_checks=100):
         self.checks, self.restarts_max, self.window, self.clock = checks, restarts_max, window, clock
+        self.busy_checks = busy_checks
         self.failures = {}
+        self.stalls = {}
+        self.cpu = {}
         self.restarts = []
         self.quiet_until = {}
 
-    def observe(self, report):
-        """Record one bottle-health report ({daemon: state}); the daemons now hung (``checks`` failures in a row)."""
+    def observe(self, report, cpu=None):
+        """Record one bottle-health report ({daemon: state}) and the daemons' CPU seconds so far
+        ({daemon: seconds}, None: unknown, every failure a stall); the daemons now hung."""
         now = self.clock()
         hung = []
         for name, state in report.items():
+            used = (cpu or {}).get(name)
+            worked = used is not None and self.cpu.get(name) is not None and used > self.cpu[name]
+            self.cpu[name] = used
             if now < self.quiet_until.get(name, 0):
                 continue
             if state == "healthy":
-                self.failures[name] = 0
+                self.failures[name] = self.stalls[name] = 0
                 continue
             self.failures[name] = self.failures.get(name, 0) + 1
-            if self.failures[name] >= self.checks:
+            self.stalls[name] = 0 if worked else self.stalls.get(name, 0) + 1
+            if self.stalls[name] >= self.checks or self.failures[name] >= self.busy_checks:
                 hung.append(name)
         return hung
 
@@ -588,7 +621,8 @@ class HangWatch:
         return True
 
     def restarted(self, name, grace=None):
-        self.failures[name] = 0
+        self.failures[name] = self.stalls[name] = 0
+        self.cpu[name] = None
         self.quiet_until[name] = self.clock() + (RESTART_GRACE if grace is None else grace)
 
 
@@ -615,7 +649,8 @@ class Supervisor:
         self.restarts_made = 0
         self.hang_watch = HangWatch(int(os.environ.get("BOTTLE_HANG_CHECKS", "3")),
                                     int(os.environ.get("BOTTLE_RESTARTS_MAX", "3")),
-                                    float(os.environ.get("BOTTLE_RESTART_WINDOW", "600")))
+                                    float(os.environ.get("BOTTLE_RESTART_WINDOW", "600")),
+                                    busy_checks=int(os.environ.get("BOTTLE_BUSY_CHECKS", "100")))
 
     def start(self, name):
         command = daemon_command(name, chained="pipelock" in self.names)
@@ -713,9 +748,19 @@ class Supervisor:
             taken = report(self.names)
             if self.hung or epoch != self.restarts_made:
                 continue  # a report begun before a restart says nothing of the restarted daemon
-            found = self.hang_watch.observe(taken)
+            found = self.hang_watch.observe(taken, self.cpu_used())
             if found:
                 self.hung = found
+
+    def cpu_used(self):
+        """{daemon: CPU seconds its process group used so far}; None where it cannot be read."""
+        used = {}
+        for name, proc in list(self.procs.items()):
+            try:
+                used[name] = cpu_seconds(proc.pid)
+            except (OSError, ValueError):
+                used[name] = None
+        return used
 
     def restart_hung(self, names):
         """Kill and start again each hung daemon; False when the restart bound is passed (fail closed)."""

@@ -17,7 +17,8 @@ whose minimum is ``negative_ttl``. TCP is served too (length-prefixed), never dr
         registry.bottle.test=A:172.30.0.5 www.bottle.test=CNAME:registry.bottle.test
 
 Each query is counted per (name, type) in ``Server.counts``; with ``--log`` one line per query
-goes to stdout (``dns <name> <type> answered|dropped``).
+goes to stdout (``dns <unix time, ms> <name> <type> answered|dropped``): a test reads from it how
+many queries a client sent per name and how long its lookup took, drops and retries included.
 """
 
 import argparse
@@ -152,7 +153,8 @@ class Server:
         self.counts[key] += 1
         dropped = may_drop and self.dropper.drop()
         if self.log:
-            print("dns %s %s %s" % (key[0], key[1], "dropped" if dropped else "answered"), flush=True)
+            print("dns %.3f %s %s %s" % (time.time(), key[0], key[1], "dropped" if dropped else "answered"),
+                  flush=True)
         if dropped:
             self.dropped[key] += 1
             return None

@@ -5,9 +5,11 @@ set -eu
 addr=$(hostname -i | awk '{print $1}')
 if [ -n "${DNS_DROP_SHARE:-}" ]; then
   python3 /srv/registries/dnsserver.py --listen 0.0.0.0:53 --ttl "${DNS_TTL:-60}" --drop-share "$DNS_DROP_SHARE" \
-    ${DNS_LOG:+--log} registry.bottle.test=A:"$addr" pypi.bottle.test=A:"$addr" &
+    --window "${DNS_WINDOW:-0.05}" ${DNS_LOG:+--log} \
+    registry.bottle.test=A:"$addr" pypi.bottle.test=A:"$addr" git.bottle.test=A:"$addr" &
 fi
 /opt/pypi/bin/gunicorn --bind 0.0.0.0:8443 --workers 4 --threads 4 --certfile /srv/registries/server.pem \
   --keyfile /srv/registries/server.key --chdir /srv/registries pypi_wsgi:application &
-# Verdaccio answers registry.bottle.test on 443; pypi.bottle.test is on 8443 (one address, two names).
+# Verdaccio answers registry.bottle.test on 443; pypi.bottle.test and git.bottle.test are on 8443 (one
+# address, three names).
 exec verdaccio --config /srv/registries/verdaccio.yaml

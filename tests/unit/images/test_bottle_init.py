@@ -392,6 +392,50 @@ def test_hang_watch_counts_failures_in_a_row_and_bounds_restarts(bottle_init):
     assert watch.observe(bad) == [] and watch.observe(bad) == [] and watch.observe(bad) == ["egress"]
 
 
+def test_a_daemon_failing_its_checks_while_it_works_is_busy_not_hung(bottle_init):
+    """bench/tools.py's npm ci on a loaded machine: egress answered the probe late for many checks while
+    serving hundreds of tunnels, and was killed three times mid-install. CPU time used marks it busy."""
+    watch = bottle_init.HangWatch(checks=3, busy_checks=6, clock=lambda: 0.0)
+    bad = {"egress": "unhealthy: 127.0.0.1:8888 accepted but did not answer within 1s (hung?)"}
+    assert [watch.observe(bad, {"egress": 1.0 + n}) for n in range(5)] == [[]] * 5, "working: busy, not hung"
+    assert watch.observe(bad, {"egress": 6.0}) == ["egress"], "busy past busy_checks in a row: hung"
+    watch.restarted("egress", grace=0)
+    assert watch.observe(bad, {"egress": 7.0}) == [] and watch.observe(bad, {"egress": 7.0}) == []
+    assert watch.observe(bad, {"egress": 7.0}) == ["egress"], "no CPU time used for 3 checks: hung"
+    watch.restarted("egress", grace=0)
+    assert watch.observe(bad, {"egress": 8.0}) == [] and watch.observe(bad, {"egress": 8.0}) == []
+    assert watch.observe(bad, {"egress": 9.0}) == [], "one check with work done: not stalled in a row"
+    assert watch.observe({"egress": "healthy"}, {"egress": 9.0}) == []
+    assert [watch.observe(bad, None) for _check in range(3)] == [[], [], ["egress"]], "CPU unknown: every failure a stall"
+
+
+def test_cpu_seconds_sums_a_process_group(bottle_init, tmp_path):
+    def proc(pid, pgrp, utime, stime, comm="mitm dump) (x"):
+        (tmp_path / str(pid)).mkdir()
+        rest = "S 1 %d %d 0 -1 4194560 0 0 0 0 %d %d 0 0 20 0 1 0" % (pgrp, pgrp, utime, stime)
+        (tmp_path / str(pid) / "stat").write_text("%d (%s) %s" % (pid, comm, rest))
+    proc(10, 10, 300, 100)
+    proc(11, 10, 50, 50)
+    proc(12, 12, 999, 999)
+    (tmp_path / "self").mkdir()
+    ticks = os.sysconf("SC_CLK_TCK")
+    assert bottle_init.cpu_seconds(10, str(tmp_path)) == 500 / float(ticks)
+    assert bottle_init.cpu_seconds(99, str(tmp_path)) == 0.0
+
+
+def test_a_stopped_daemon_uses_no_cpu_time(supervisor, bottle_init):
+    sup = supervisor(egress="idle", supervise="idle")
+    proc = sup.procs["egress"]
+    os.kill(proc.pid, signal.SIGSTOP)
+    try:
+        before = sup.cpu_used()["egress"]
+        time.sleep(0.3)
+        assert before is not None and sup.cpu_used()["egress"] == before
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+        sup.stop_all("test")
+
+
 def test_a_hung_daemon_is_killed_restarted_and_audited(supervisor, bottle_init, tmp_path, monkeypatch, capsys):
     audit = tmp_path / "bundle.jsonl"
     monkeypatch.setattr(bottle_init, "BUNDLE_AUDIT", str(audit))
