@@ -496,6 +496,7 @@ class Firewall:
                 self.guard = SsrfGuard(config.trusted, config.ssrf_networks, self.resolver)
                 self.engine.configure(config.dlp["entropy_min_length"], config.dlp["entropy_bits"])
                 self.limiter.configure(config.rate_limit["requests_per_minute"], config.rate_limit["burst"])
+                self.audit.configure(config.audit["rotate_bytes"], config.audit["keep"])
                 LOG.info("egress: %s loaded (mode %s, %d allowlist pattern(s), %d route(s))", self.config_path,
                          config.mode, len(config.allowed.patterns), len(config.routes))
         secrets_changed = False
