@@ -110,6 +110,7 @@ class Audit:
         """New bounds (egress.json ``audit``), in force from the next line."""
         with self.lock:
             self.max_bytes, self.keep = max_bytes, keep
+
     def record(self, event, host=None, port=None, method=None, path=None, rule=None, action="allow",
                route=None, nbytes=None, status=None, exempt=None, proposal=None, flow=None, down=None,
                duration=None, tunnel=None):

@@ -472,6 +472,9 @@ async def test_the_health_probe_gets_the_firewalls_403_and_no_audit_line(tmp):
 
     async def body(recorder, egress):
         loop = asyncio.get_running_loop()
+        # egress's first answer waits for its start-up (rules, scan service): not what the deadline measures.
+        first = await exchange(egress.port, bottle_health.EGRESS_PROBE, 60)
+        assert first.startswith(b"HTTP/1.1 403"), first[:200]
         for _n in range(3):
             await loop.run_in_executor(None, bottle_health.probe_egress, egress.port, 5.0)
         return await exchange(egress.port, bottle_health.EGRESS_PROBE)
