@@ -75,7 +75,9 @@ bench-smoke: test-images
 	$(VENV)/python bench/soak.py --smoke
 	EXTRA_CA="$(EXTRA_CA)" $(VENV)/python bench/tools.py --smoke
 
-test: lint sanity unit integration molecule bench-smoke
+# Each stage in turn, stopping at the first failure, with each stage's time printed at the end.
+test: setup
+	bash scripts/timed-stages.sh test-images lint sanity unit integration molecule bench-smoke
 
 bench: test-images
 	$(VENV)/python bench/launch.py

@@ -26,7 +26,8 @@ Signals: SIGTERM/SIGINT stop the daemons (SIGTERM, then SIGKILL after
 BOTTLE_GRACE_SECONDS); SIGHUP re-copies /etc/bottle and reloads the daemons
 in place (pipelock re-reads its config on SIGHUP, egress watches its files).
 
-Hangs: a thread runs bottle-health every BOTTLE_HEALTH_INTERVAL seconds (2). A daemon unhealthy on
+Hangs: a thread runs bottle-health every BOTTLE_HEALTH_INTERVAL seconds (3: slower than Docker's 2 s
+HEALTHCHECK, so Docker's health shows a hang as unhealthy before the restart clears it). A daemon unhealthy on
 BOTTLE_HANG_CHECKS checks in a row (3) is hung: bottle-init kills its process group (SIGKILL, which a
 stopped process cannot ignore) and starts it again, writing an audit line to
 /var/lib/bottle/audit/bundle.jsonl; no more than BOTTLE_RESTARTS_MAX restarts (3) within
@@ -808,7 +809,7 @@ def main():
         supervisor.stop_all("start-up failed")
         return 1
     log("running: %s" % ", ".join(names))
-    interval = float(os.environ.get("BOTTLE_HEALTH_INTERVAL", "2"))
+    interval = float(os.environ.get("BOTTLE_HEALTH_INTERVAL", "3"))
     if interval > 0 and os.path.exists(HEALTH_BIN):
         threading.Thread(target=supervisor.watch, args=(interval,), daemon=True).start()
     return supervisor.run()

@@ -25,6 +25,11 @@ description:
     the background (C(async) with C(poll) set to 0); see C(playbooks/images.yml).
   - O(extra_ca_file) is copied into the build context as C(extra-ca.pem) (an empty file when unset)
     without touching the source tree; the Dockerfiles use it for their downloads only.
+  - A symlink in the context that points at a file is sent as that file (its content and executable
+    bits are the input), the way M(ansible.builtin.copy) ships a context to a managed host; so a
+    context can take one file from the collection without a second copy (the bundle's
+    C(agent_text.py) is C(plugins/module_utils/agent_text.py)). A symlink that points nowhere, or at
+    a directory, fails the build naming it.
 author: botbottle developers (@botbottle)
 extends_documentation_fragment:
   - botbottle.bottle.docker
@@ -210,6 +215,17 @@ def context_files(path, dockerfile="Dockerfile"):
     return sorted(out)
 
 
+def unusable_links(path, files):
+    """The context's symlinks that do not point at a file (dangling, or a directory): each one a reason."""
+    out = []
+    for rel in files:
+        full = os.path.join(path, rel)
+        if os.path.islink(full) and not os.path.isfile(full):
+            out.append("%s -> %s (%s)" % (rel, os.readlink(full),
+                                          "a directory" if os.path.isdir(full) else "points nowhere"))
+    return out
+
+
 def _substitute(text, args):
     def one(match):
         name = match.group(1) or match.group(4)
@@ -256,12 +272,9 @@ def inputs_hash(path, files, dockerfile, build_args, labels, extra_ca, base_ids)
     digest = hashlib.sha256()
     for rel in files:
         full = os.path.join(path, rel)
-        mode = os.lstat(full).st_mode
-        if stat.S_ISLNK(mode):
-            content = ("symlink:" + os.readlink(full)).encode()
-        else:
-            with open(full, "rb") as handle:
-                content = handle.read()
+        mode = os.stat(full).st_mode  # a symlink is sent as the file it points at
+        with open(full, "rb") as handle:
+            content = handle.read()
         # The executable bits survive COPY, so they are an input too.
         digest.update(("file %s %o\0" % (rel, stat.S_IMODE(mode) & 0o111)).encode())
         digest.update(hashlib.sha256(content).digest())
@@ -279,7 +292,7 @@ def inputs_hash(path, files, dockerfile, build_args, labels, extra_ca, base_ids)
 def context_tar(path, files, extra_ca):
     """The build context as an in-memory tar: the kept files plus our extra-ca.pem."""
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
+    with tarfile.open(fileobj=buf, mode="w", dereference=True) as tar:
         for rel in files:
             tar.add(os.path.join(path, rel), arcname=rel, recursive=False)
         info = tarfile.TarInfo(EXTRA_CA_NAME)
@@ -356,6 +369,10 @@ class ImageManager:
         with open(dockerfile_path, encoding="utf-8") as handle:
             base_ids = self._base_ids(handle.read(), build_args)
         files = context_files(path, p["dockerfile"])
+        broken = unusable_links(path, files)
+        if broken:
+            self.fail("the build context %s has symlinks that do not point at a file: %s; point each at a "
+                      "file or remove it" % (path, ", ".join(broken)))
         wanted = inputs_hash(path, files, p["dockerfile"], build_args, labels, extra_ca, base_ids)
         self.result["diff"] = dict(before={"inputs_hash": self.current}, after={"inputs_hash": wanted})
         image = {"name": p["name"], "id": self.existing.id if self.existing is not None else None,

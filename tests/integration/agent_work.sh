@@ -10,45 +10,11 @@
 # State and archives live in a temporary folder (never ~/.bot-bottle); the trap removes the bottle.
 # Run under the Docker lock: flock /tmp/bb-docker.lock bash tests/integration/agent_work.sh
 set -euo pipefail
-root=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$root"
-export PATH="$root/.venv/bin:$PATH" ANSIBLE_CONFIG="$root/ansible.cfg"
-D=$(mktemp -d /tmp/bb-work-test.XXXXXX)
-SLUG=lr-work INV=$D/inventory.yml ARCHIVE=$D/archive STATE=$D/state
-start=$(date +%s)
-step() { printf '\n--- agent work [%3ss] %s\n' "$(( $(date +%s) - start ))" "$*"; }
-fail() { printf 'AGENT WORK TEST FAILED: %s\n' "$*" >&2; exit 1; }
-cleanup() {
-  local rc=$?
-  step "cleanup (exit $rc)"
-  ansible-playbook -i "$INV" playbooks/teardown.yml -e bottle=$SLUG -e bottle_archive=false >/dev/null 2>&1 || true
-  docker ps -aq --filter label=io.botbottle.bottle=$SLUG | grep -q . && echo "WARNING: containers of $SLUG left"
-  rm -rf "$D"
-  exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-cat >"$INV" <<YAML
-all:
-  hosts:
-    localhost:
-      ansible_connection: local
-      ansible_python_interpreter: "{{ ansible_playbook_python }}"
-  vars:
-    bottle_state_root: $STATE
-    bottle_archive_root: $ARCHIVE
-    bottle_agents:
-      $SLUG:
-        description: agent work test agent; no LLM is ever called.
-        policy: $SLUG
-        prompt: You are the agent work test agent.
-    bottle_policies:
-      $SLUG:
-        allowed_domains: [allowed.bottle.test]
-YAML
-playbook() { ansible-playbook -i "$INV" "$@"; }
-containers() { docker ps -aq --filter label=io.botbottle.bottle=$SLUG | wc -l; }
+# shellcheck source=tests/integration/lib/bottle_test.sh
+source "$(dirname "$0")/lib/bottle_test.sh"
+SLUG=lr-work
+bt_init "agent work"
+bt_inventory "agent work test agent"
 in_agent() { docker exec -u agent -w /home/agent/work bb-$SLUG-agent bash -ec "$1"; }
 
 # The agent's work; prints the sha256 of the binary it leaves untracked.

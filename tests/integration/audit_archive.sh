@@ -11,46 +11,11 @@
 # State and archives live in a temporary folder (never ~/.bot-bottle); the trap removes the bottle.
 # Run under the Docker lock: flock /tmp/bb-docker.lock bash tests/integration/audit_archive.sh
 set -euo pipefail
-root=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$root"
-export PATH="$root/.venv/bin:$PATH" ANSIBLE_CONFIG="$root/ansible.cfg"
-D=$(mktemp -d /tmp/bb-archive-test.XXXXXX)
-SLUG=arch INV=$D/inventory.yml ARCHIVE=$D/archive STATE=$D/state
-start=$(date +%s)
-step() { printf '\n--- audit archive [%3ss] %s\n' "$(( $(date +%s) - start ))" "$*"; }
-fail() { printf 'AUDIT ARCHIVE TEST FAILED: %s\n' "$*" >&2; exit 1; }
-cleanup() {
-  local rc=$?
-  step "cleanup (exit $rc)"
-  ansible-playbook -i "$INV" playbooks/teardown.yml -e bottle=$SLUG -e bottle_archive=false >/dev/null 2>&1 || true
-  docker ps -aq --filter label=io.botbottle.bottle=$SLUG | grep -q . && echo "WARNING: containers of $SLUG left"
-  rm -rf "$D"
-  exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-cat >"$INV" <<YAML
-all:
-  hosts:
-    localhost:
-      ansible_connection: local
-      ansible_python_interpreter: "{{ ansible_playbook_python }}"
-  vars:
-    bottle_state_root: $STATE
-    bottle_archive_root: $ARCHIVE
-    bottle_agents:
-      $SLUG:
-        description: archive test agent; no LLM is ever called.
-        policy: $SLUG
-        prompt: You are the archive test agent.
-    bottle_policies:
-      $SLUG:
-        allowed_domains: [allowed.bottle.test]
-        supervise: {wait_seconds: 1, max_pending: 5}
-YAML
-playbook() { ansible-playbook -i "$INV" "$@"; }
-containers() { docker ps -aq --filter label=io.botbottle.bottle=$SLUG | wc -l; }
+# shellcheck source=tests/integration/lib/bottle_test.sh
+source "$(dirname "$0")/lib/bottle_test.sh"
+SLUG=arch
+bt_init "audit archive"
+bt_inventory "archive test agent" 'supervise: {wait_seconds: 1, max_pending: 5}'
 
 step "rollback of a failed launch (remove.yml, bottle_remove_rollback): archives, or keeps the state it cannot archive"
 cat >"$D/rollback.yml" <<YAML

@@ -5,42 +5,11 @@
 # State lives in a temporary folder; the trap removes the bottle.
 # Run under the Docker lock: flock /tmp/bb-docker.lock bash tests/integration/concurrent_launch.sh
 set -euo pipefail
-root=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$root"
-export PATH="$root/.venv/bin:$PATH" ANSIBLE_CONFIG="$root/ansible.cfg"
-D=$(mktemp -d /tmp/bb-concurrent-test.XXXXXX)
-SLUG=lr-three INV=$D/inventory.yml
-start=$(date +%s)
-step() { printf '\n--- concurrent launch [%3ss] %s\n' "$(( $(date +%s) - start ))" "$*"; }
-fail() { printf 'CONCURRENT LAUNCH TEST FAILED: %s\n' "$*" >&2; exit 1; }
-cleanup() {
-  local rc=$?
-  step "cleanup (exit $rc)"
-  ansible-playbook -i "$INV" playbooks/teardown.yml -e bottle=$SLUG -e bottle_archive=false >/dev/null 2>&1 || true
-  docker ps -aq --filter label=io.botbottle.bottle=$SLUG | grep -q . && echo "WARNING: containers of $SLUG left"
-  rm -rf "$D"
-  exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-cat >"$INV" <<YAML
-all:
-  hosts:
-    localhost:
-      ansible_connection: local
-      ansible_python_interpreter: "{{ ansible_playbook_python }}"
-  vars:
-    bottle_state_root: $D/state
-    bottle_archive_root: $D/archive
-    bottle_agents:
-      $SLUG:
-        description: concurrent launch test agent; no LLM is ever called.
-        policy: $SLUG
-        prompt: You are the concurrent launch test agent.
-    bottle_policies:
-      $SLUG:
-        allowed_domains: [allowed.bottle.test]
-YAML
+# shellcheck source=tests/integration/lib/bottle_test.sh
+source "$(dirname "$0")/lib/bottle_test.sh"
+SLUG=lr-three
+bt_init "concurrent launch"
+bt_inventory "concurrent launch test agent"
 step "three first launches of bottle $SLUG at once"
 pids=()
 for n in 1 2 3; do

@@ -9,43 +9,13 @@
 # BOTTLE_BUNDLE_IMAGE picks the bundle image (default: the role's). State and archives live in a temporary
 # folder; the trap removes the bottle. Run under the Docker lock: flock /tmp/bb-docker.lock bash tests/integration/health_hang.sh
 set -euo pipefail
-root=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$root"
-export PATH="$root/.venv/bin:$PATH" ANSIBLE_CONFIG="$root/ansible.cfg"
-D=$(mktemp -d /tmp/bb-hang-test.XXXXXX)
-SLUG=lr-hang INV=$D/inventory.yml ARCHIVE=$D/archive STATE=$D/state B=bb-lr-hang-bundle
-start=$(date +%s)
-step() { printf '\n--- health hang [%3ss] %s\n' "$(( $(date +%s) - start ))" "$*"; }
-fail() { printf 'HEALTH HANG TEST FAILED: %s\n' "$*" >&2; docker logs --tail 20 $B 2>&1 | grep -v '^\[egress\] {' >&2 || true; exit 1; }
-cleanup() {
-  local rc=$?
-  step "cleanup (exit $rc)"
-  ansible-playbook -i "$INV" playbooks/teardown.yml -e bottle=$SLUG -e bottle_archive=false >/dev/null 2>&1 || true
-  docker ps -aq --filter label=io.botbottle.bottle=$SLUG | grep -q . && echo "WARNING: containers of $SLUG left"
-  rm -rf "$D"
-  exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-cat >"$INV" <<YAML
-all:
-  hosts:
-    localhost:
-      ansible_connection: local
-      ansible_python_interpreter: "{{ ansible_playbook_python }}"
-  vars:
-    bottle_state_root: $STATE
-    bottle_archive_root: $ARCHIVE
-    bottle_agents:
-      $SLUG:
-        description: health hang test agent; no LLM is ever called.
-        policy: $SLUG
-        prompt: You are the health hang test agent.
-    bottle_policies:
-      $SLUG:
-        allowed_domains: [allowed.bottle.test]
-YAML
+# shellcheck source=tests/integration/lib/bottle_test.sh
+source "$(dirname "$0")/lib/bottle_test.sh"
+SLUG=lr-hang
+bt_init "health hang"
+B=bb-$SLUG-bundle
+bt_on_fail() { docker logs --tail 20 $B 2>&1 | grep -v '^\[egress\] {'; }
+bt_inventory "health hang test agent"
 image=()
 [ -n "${BOTTLE_BUNDLE_IMAGE:-}" ] && image=(-e "bottle_bundle_image=$BOTTLE_BUNDLE_IMAGE")
 health() { docker exec $B bottle-health --json 2>/dev/null || true; }

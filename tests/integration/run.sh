@@ -8,10 +8,13 @@ cd "$root" || exit 1
 export PATH="$root/.venv/bin:$PATH" ANSIBLE_CONFIG="$root/ansible.cfg"
 passed=0 failed=0 failures=()
 
+times=()
 suite() {
-  local name=$1; shift
+  local name=$1 start result; shift
   printf '\n=== integration: %s ===\n' "$name"
-  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); failures+=("$name"); fi
+  start=$(date +%s)
+  if "$@"; then passed=$((passed + 1)) result=ok; else failed=$((failed + 1)) result=FAILED; failures+=("$name"); fi
+  times+=("$(printf '%-24s %4ss %s' "$name" "$(( $(date +%s) - start ))" "$result")")
 }
 
 # ansible-test integration targets (tests/integration/targets/*), run from the sanity copy
@@ -31,6 +34,8 @@ if compgen -G "tests/integration/pytest/test_*.py" >/dev/null; then
   suite pytest pytest -p no:cacheprovider tests/integration/pytest -ra
 fi
 
+printf '\nintegration suite times:\n'
+printf '  %s\n' "${times[@]}"
 printf '\nintegration: %s passed, %s failed\n' "$passed" "$failed"
 [ ${#failures[@]} -eq 0 ] || printf 'failed suites: %s\n' "${failures[*]}"
 [ "$failed" -eq 0 ]

@@ -48,10 +48,11 @@ NAMES = ["api.example.com", "pypi.org", "0x7f.example", "1e100.net", "123.exampl
 
 
 def test_the_bundle_runs_this_very_file():
-    """One owner: images/bundle/agent_text.py is a copy; after a change, copy plugins/module_utils/agent_text.py there."""
-    owner = pathlib.Path(agent_text.__file__).read_bytes()
-    assert (BUNDLE / "agent_text.py").read_bytes() == owner, \
-        "images/bundle/agent_text.py differs from plugins/module_utils/agent_text.py: copy the module_utils file over it"
+    """One owner: images/bundle/agent_text.py is a symlink to plugins/module_utils/agent_text.py, which
+    bottle_image sends into the build as the file it points at (tested in test_bottle_image)."""
+    link = BUNDLE / "agent_text.py"
+    assert link.is_symlink(), "images/bundle/agent_text.py must stay a symlink to the module_utils file, not a copy"
+    assert link.resolve() == (REPO / "plugins" / "module_utils" / "agent_text.py").resolve()
     assert SUPERVISE.agent_text.host_error("0x7f000001") == agent_text.host_error("0x7f000001")
     assert "COPY agent_text.py /opt/supervise/agent_text.py" in (BUNDLE / "Dockerfile").read_text()
 

@@ -306,3 +306,26 @@ def test_progress_file_gets_the_build_and_each_step_as_it_starts(client, context
     # Unchanged inputs: no build, nothing more in the file.
     assert not run(client, context, progress_file=str(progress))["built"]
     assert len(read_events(str(progress))[0]) == 4
+
+
+def test_a_symlinked_file_is_sent_as_the_file_it_points_at(client, context, tmp_path_factory):
+    shared = tmp_path_factory.mktemp("collection") / "agent_text.py"
+    shared.write_text("RULES = 1\n")
+    (context / "agent_text.py").symlink_to(shared)
+    first = run(client, context)
+    with tarfile.open(fileobj=io.BytesIO(client.builds[0][2])) as tar:
+        member = tar.getmember("agent_text.py")
+        assert member.isfile() and tar.extractfile(member).read() == b"RULES = 1\n"
+    # The file's content is the input, not the link: a change to the shared file rebuilds.
+    shared.write_text("RULES = 2\n")
+    second = run(client, context)
+    assert second["built"] and second["image"]["inputs_hash"] != first["image"]["inputs_hash"]
+
+
+@pytest.mark.parametrize("target", ["nowhere.py", "a-directory"])
+def test_a_symlink_that_is_not_a_file_fails_naming_it(client, context, target):
+    (context / "a-directory").mkdir()
+    (context / "link.py").symlink_to(context / target)
+    with pytest.raises(Failed, match=r"symlinks that do not point at a file: link\.py -> .*%s" % target):
+        run(client, context)
+    assert client.builds == []
