@@ -591,6 +591,12 @@ class HangWatch:
         self.failures[name] = 0
         self.quiet_until[name] = self.clock() + (RESTART_GRACE if grace is None else grace)
 
+    def started(self, names, grace=None):
+        """The daemons of a bundle's start get the grace of a restart: on a loaded host (every bottle starting at
+        once after an engine restart or a reboot) a daemon's first answer can take seconds, which is no hang."""
+        for name in names:
+            self.restarted(name, grace)
+
 
 def read_report(names, timeout=5.0):
     """One bottle-health --json run: {daemon: state}; a run that fails to report counts every daemon unhealthy."""
@@ -809,6 +815,7 @@ def main():
         supervisor.stop_all("start-up failed")
         return 1
     log("running: %s" % ", ".join(names))
+    supervisor.hang_watch.started(names)
     interval = float(os.environ.get("BOTTLE_HEALTH_INTERVAL", "3"))
     if interval > 0 and os.path.exists(HEALTH_BIN):
         threading.Thread(target=supervisor.watch, args=(interval,), daemon=True).start()
