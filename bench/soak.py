@@ -57,10 +57,11 @@ chain.NET, chain.SERVER, chain.BASELINE, chain.SUBNET = "bb-soak-net", "bb-soak-
 
 
 class Soak(chain.Bench):
-    def __init__(self, smoke, requests, rotate_bytes):
+    def __init__(self, smoke, requests, rotate_bytes, download_bytes):
         super().__init__(smoke)
         self.total = requests
         self.rotate_bytes = rotate_bytes
+        self.download_bytes = download_bytes
 
     def setup(self):
         super().setup()
@@ -84,7 +85,7 @@ class Soak(chain.Bench):
 
     def load(self, agent, start, count):
         argv = ["docker", "exec", "-u", "agent", agent, "python3", "/tmp/soak_client.py", "--start", str(start),
-                "--count", str(count), "--download-bytes", str(256 * 1024 if self.smoke else 1024 * 1024)]
+                "--count", str(count), "--download-bytes", str(self.download_bytes)]
         proc = chain.sh(argv, timeout=3600)
         return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -96,7 +97,7 @@ def writer_cost(lines):
     base_src = subprocess.run(["git", "show", "%s:images/bundle/bottle_firewall/audit.py" % BASELINE_REV],
                               cwd=ROOT, capture_output=True, text=True, check=False)
     makers = {"rotating (1 MiB files, 4 kept)": lambda path, sink: new.Audit(path, sink, 1024 * 1024, 4),
-              "never rotating (64 MiB)": lambda path, sink: new.Audit(path, sink)}
+              "never rotating (64 MiB)": new.Audit}
     if base_src.returncode == 0:
         folder = tempfile.mkdtemp(prefix="bb-soak-old-")
         with open(os.path.join(folder, "old_audit.py"), "w") as handle:
@@ -167,15 +168,23 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--smoke", action="store_true", help="a few thousand requests: the whole path in under a minute")
     parser.add_argument("--requests", type=int, default=300000, help="requests of the full run (default 300000)")
+    parser.add_argument("--testnet-image", default=os.environ.get("BB_TESTNET_IMAGE", chain.TESTNET_IMAGE),
+                        help="the test server's image, with /ws (default $BB_TESTNET_IMAGE or %s)" % chain.TESTNET_IMAGE)
+    parser.add_argument("--download-bytes", type=int, default=None,
+                        help="the size of each download (default 1 MiB; 256 KiB with --smoke)")
+    parser.add_argument("--bundle-image", default=os.environ.get("BB_BUNDLE_IMAGE", "botbottle/bundle:latest"),
+                        help="the bundle image (default $BB_BUNDLE_IMAGE or botbottle/bundle:latest)")
     args = parser.parse_args()
     total = 2000 if args.smoke else args.requests
-    rotate = 1024 * 1024 if args.smoke else 8 * 1024 * 1024
-    soak = Soak(args.smoke, total, rotate)
+    chain.TESTNET_IMAGE = args.testnet_image
+    rotate = 1024 * 1024 if args.smoke or total < 100000 else 8 * 1024 * 1024
+    download = args.download_bytes or (256 * 1024 if args.smoke else 1024 * 1024)
+    soak = Soak(args.smoke, total, rotate, download)
     samples, sent, problems = [], {"kinds": {}, "up": 0, "down": 0, "errors": [], "seconds": 0.0}, []
     began = time.monotonic()
     try:
         soak.setup()
-        slug = soak.launch("soak")
+        slug = soak.launch("soak", "-e", "bottle_bundle_image=" + args.bundle_image)
         agent, bundle = "bb-%s-agent" % slug, "bb-%s-bundle" % slug
         chain.sh(["docker", "cp", CLIENT, agent + ":/tmp/soak_client.py"])
         log_path = chain.sh(["docker", "inspect", "-f", "{{.LogPath}}", bundle]).stdout.strip()

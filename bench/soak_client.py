@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """The load of bench/soak.py, run inside a bottle's agent container (Python standard library only).
 
 Sends requests ``--start`` .. ``--start + --count - 1`` of a fixed mix through the agent's proxy

@@ -100,6 +100,7 @@ echo "ok: 6 bottles, every bundle daemon healthy, pending proposals 1 on host2/f
 
 step "engine restart on host1 (as at a reboot): its bottles stay down and status says so; one fleet.yml brings them back"
 # dockerd stopped by its pid file (it stops the containers, as at a shutdown), then started as the entrypoint does.
+# shellcheck disable=SC2016  # expanded by the host's shell
 on bb-fleet-host1 sh -c 'kill "$(cat /var/run/docker.pid)"; for _ in $(seq 120); do [ -e /var/run/docker.pid ] || exit 0; sleep 0.25; done; exit 1' \
   || fail "host1: dockerd did not stop"
 docker exec -d bb-fleet-host1 sh -c 'dockerd --storage-driver=overlay2 --userland-proxy=false >>/var/log/dockerd.log 2>&1'

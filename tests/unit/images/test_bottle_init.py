@@ -403,6 +403,10 @@ def test_a_bundles_start_gets_the_grace_of_a_restart(bottle_init):
     now[0] = bottle_init.RESTART_GRACE + 1
     assert watch.observe(slow) == [] and watch.observe(slow) == []
     assert watch.observe(slow) == ["egress", "supervise"], "still not answering after the grace: hung"
+    watch.started(["egress"])
+    assert watch.observe({"egress": "healthy"}) == []
+    again = {"egress": "unhealthy: did not answer within 1s"}
+    assert [watch.observe(again) for _check in range(3)] == [[], [], ["egress"]], "once it answered, the grace is over"
 
 
 def test_a_hung_daemon_is_killed_restarted_and_audited(supervisor, bottle_init, tmp_path, monkeypatch, capsys):

@@ -91,8 +91,8 @@ def test_the_audit_rotation_is_rendered_only_when_the_policy_sets_it():
     policy["firewall"] = {"audit_keep": 0}
     assert json.loads(bc.render(policy, OPTIONS)["bundle/egress.json"]) == dict(EGRESS_GOLDEN, audit={"keep": 0})
     policy["firewall"] = {"audit_keep": 4, "audit_rotate_bytes": 1048576}
-    assert json.loads(bc.render(policy, OPTIONS)["bundle/egress.json"])["audit"] == {"keep": 4,
-                                                                                    "rotate_bytes": 1048576}
+    rendered = json.loads(bc.render(policy, OPTIONS)["bundle/egress.json"])
+    assert rendered["audit"] == {"keep": 4, "rotate_bytes": 1048576}
 
 
 def test_the_other_bundle_files():
