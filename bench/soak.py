@@ -166,7 +166,7 @@ def expected_status(sent):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
-    parser.add_argument("--smoke", action="store_true", help="a few thousand requests: the whole path in under a minute")
+    parser.add_argument("--smoke", action="store_true", help="2400 requests (one rotation of a 1 MiB audit): the whole path")
     parser.add_argument("--requests", type=int, default=300000, help="requests of the full run (default 300000)")
     parser.add_argument("--testnet-image", default=os.environ.get("BB_TESTNET_IMAGE", chain.TESTNET_IMAGE),
                         help="the test server's image, with /ws (default $BB_TESTNET_IMAGE or %s)" % chain.TESTNET_IMAGE)
@@ -175,7 +175,7 @@ def main():
     parser.add_argument("--bundle-image", default=os.environ.get("BB_BUNDLE_IMAGE", "botbottle/bundle:latest"),
                         help="the bundle image (default $BB_BUNDLE_IMAGE or botbottle/bundle:latest)")
     args = parser.parse_args()
-    total = 2000 if args.smoke else args.requests
+    total = 2400 if args.smoke else args.requests
     chain.TESTNET_IMAGE = args.testnet_image
     rotate = 1024 * 1024 if args.smoke or total < 100000 else 8 * 1024 * 1024
     download = args.download_bytes or (256 * 1024 if args.smoke else 1024 * 1024)
@@ -200,8 +200,8 @@ def main():
         audit = audit_figures(os.path.join(STATE_ROOT, slug), total)
         log_bytes = (os.path.getsize(log_path) - log_start) if log_start is not None else None
         problems += expected_status(sent["kinds"]) + check_counts(sent["kinds"], audit["rows"])
-    except chain.BenchError as exc:
-        print("bench/soak.py: %s" % exc, file=sys.stderr)
+    except (chain.BenchError, KeyboardInterrupt) as exc:
+        print("bench/soak.py: %s" % (exc or "interrupted"), file=sys.stderr)
         soak.teardown()
         return 1
     soak.teardown()
