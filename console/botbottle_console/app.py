@@ -8,6 +8,9 @@ Keys (on the selected ask): ``a`` approve, ``A`` approve this host for every bot
 the agent; ``a`` refuses that, saying which hosts the credential serves), ``r`` reject with a note,
 ``m`` modify (changes as JSON or YAML, merged by supervise's rule; the ask stays pending), ``M`` modify and
 approve in one step, ``q`` quit.
+``x`` (on the selected bottle) takes back an agent-wide approval of its agent (one given with ``A``, kept in
+``~/.bot-bottle/agents/<agent>/supervise-approved.json``): the agent's later bottles no longer get it; its running
+bottles keep it until relaunched or torn down. The same as ``playbooks/supervise.yml -e agent=.. -e revoke=host``.
 ``v`` switches the bottles table to the archives of torn-down bottles and back: the selected archive's
 firewall decisions and supervise events (asks, decisions, notes) fill the panes below, read-only.
 Reading and deciding go through a backend (``backend.py``): the collection's own code, nothing else.
@@ -120,10 +123,13 @@ def add_row(table, cells, key=None, on_error=None):
 
 def health_text(bottle):
     health = bottle.get("health") or {}
+    oom = bottle.get("agent_oom") or {}
+    # An OOM kill of the agent (killed at its memory limit, dated by the first look that saw it).
+    oom_text = "; agent OOM-killed %sx, last %s" % (oom["kills"], oom.get("last") or "?") if oom.get("kills") else ""
     if not health:
-        return "-" if not bottle.get("running") else "?"
+        return ("-" if not bottle.get("running") else "?") + oom_text
     bad = ["%s: %s" % (k, v) for k, v in sorted(health.items()) if v != "healthy"]
-    return "healthy" if not bad else "; ".join(bad)
+    return ("healthy" if not bad else "; ".join(bad)) + oom_text
 
 
 def state_text(bottle):
@@ -223,6 +229,7 @@ class ConsoleApp(App):
         Binding("r", "reject", "reject + note"),
         Binding("m", "modify", "modify (stays pending)"),
         Binding("M", "modify('approve')", "modify + approve"),
+        Binding("x", "revoke", "take back an agent-wide approval (selected bottle's agent)"),
         Binding("v", "toggle_archives", "archives / bottles"),
         Binding("tab", "focus_next", "next pane", show=False),
         Binding("q", "quit", "quit"),
@@ -453,7 +460,9 @@ class ConsoleApp(App):
         p = self.selected_proposal()
         detail = self.panes["detail"]
         if p is None:
-            detail.update(pane("No ask is waiting. New ones appear here the moment an agent makes them."))
+            detail.update(pane(["No ask is waiting. New ones appear here the moment an agent makes them.",
+                                "x takes back an agent-wide approval of the selected bottle's agent (its later "
+                                "bottles no longer get it)"]))
             return
         lines = ["%s on %s/%s (%s, %s)" % (describe(p), p.get("inventory_host"), p.get("slug"), p.get("kind"), p.get("id"))]
         if p.get("justification"):
@@ -620,6 +629,58 @@ class ConsoleApp(App):
                                        ", ".join(fields), "; Enter approves it" if then == "approve"
                                        else "; it stays pending (M modifies and approves)"),
                                     value=json.dumps(current)), send)
+
+    def action_revoke(self):
+        """``x``: take back an agent-wide approval of the selected bottle's agent (asks which host, pre-filled)."""
+        if self.read_only():
+            return
+        bottle = next((b for b in self.bottles if "%s/%s" % (b.get("inventory_host"), b.get("slug"))
+                       == self.selected_bottle), None)
+        if bottle is None or not bottle.get("agent"):
+            self.log_line("x takes back an agent-wide approval of the selected bottle's agent: select a bottle first")
+            return
+        agent, where = bottle["agent"], bottle.get("inventory_host")
+        entries = [str(e) for e in bottle.get("agent_approvals") or []]
+        if not entries:
+            self.log_line("agent %s has no agent-wide approval on %s (A on an ask gives one): nothing to take back"
+                          % (agent, where))
+            return
+
+        def send(host):
+            if not host or not host.strip():
+                return
+            what = "take back %s of agent %s on %s" % (host.strip(), agent, where)
+            self.log_line("... " + what)
+            self.run_worker(lambda: self.revoke_in_thread(where, agent, host.strip(), what), thread=True,
+                            group="decide")
+
+        self.push_screen(NoteScreen("Take back an agent-wide approval of agent %s on %s - it holds: %s. The host "
+                                    "(its later bottles no longer get it; a running bottle keeps it until relaunched "
+                                    "or torn down):" % (agent, where, ", ".join(entries)),
+                                    value=entries[0].split(" ", 1)[-1]), send)
+
+    def revoke_in_thread(self, where, agent, host, what):
+        try:
+            result, error = self.backend.revoke(where, agent, host), None
+        except DecisionError as exc:
+            result, error = None, str(exc)
+        except Exception as exc:  # pylint: disable=broad-except  # the operator reads it; the console goes on
+            result, error = None, "%s: %s" % (type(exc).__name__, exc)
+        try:
+            self.call_from_thread(self.revoked, what, result, error)
+        except RuntimeError:  # the console is closing
+            pass
+
+    def revoked(self, what, result, error):
+        if error:
+            self.log_line("FAILED %s: %s" % (what, error))
+            self.notify(agent_text.plain(error, PANE_LIMIT), title="take-back failed", severity="error", timeout=10,
+                        markup=False)
+        else:
+            removed = ", ".join(result.get("removed") or [])
+            self.log_line("done %s: taken back %s (%s); %s" % (what, removed, result.get("path"), result.get("note")))
+        for index in range(len(self.parts)):
+            self.start_poll(index, "bottles")
 
     # --- bottles and firewall ---------------------------------------------------------------------
 

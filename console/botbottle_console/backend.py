@@ -21,7 +21,8 @@ and ``decide(proposal, decision, note="", changes=None, scope="bottle", bind_new
 proposals carry ``inventory_host`` (the machine, as the inventory names it; a proposal's ``host`` is what
 it asks for) and ``slug``; a bottle carries ``firewall`` (rows of
 ``audit_log.HostTally``) and ``health``. ``decide`` raises ``DecisionError`` with a message for the
-operator.
+operator. ``revoke(inventory_host, agent, host) -> result`` takes back an agent-wide approval (the console's
+``x``); a bottle carries ``agent_approvals`` (its agent's, as ``["domain x", "route y"]``).
 
 Nothing an agent wrote is ever evaluated. ``AnsibleBackend`` never puts a value on ``ansible``'s command line
 (ansible-core 2.19 templates command-line arguments and ``-e @file`` extra vars as trusted): the module's
@@ -139,6 +140,7 @@ class LocalBackend:
             bottles = bottle_info.collect(client or _NoEngine(), self.state_root, machines=[])
             if client is not None:
                 fleet_view.add_health(client, bottles)
+                fleet_view.add_agent_oom(client, bottles)
         except Exception as exc:  # pylint: disable=broad-except  # an engine error is shown, not fatal
             problems.append("%s: listing bottles failed: %s" % (self.host, exc))
             bottles = []
@@ -148,11 +150,29 @@ class LocalBackend:
             b["running"] = any(c.get("component") == "bundle" and c.get("status") == "running"
                                for c in b.get("containers", []))
             b["firewall"] = []
+            b["agent_approvals"] = self.agent_approvals(b.get("agent"))
             if b.get("state_dir"):
                 follower = self.follower(b["state_dir"])
                 follower.poll()
                 b["firewall"] = follower.hosts.rows()
         return bottles, problems
+
+    def agent_approvals(self, agent):
+        """What ``agent``'s agent-wide approvals hold (["domain x", "route y"]; [] when none or unreadable)."""
+        if not agent:
+            return []
+        try:
+            return supervise_decide.agent_approvals_text(self.state_root, agent)[1]
+        except (OSError, ValueError, SuperviseError):
+            return []
+
+    def revoke(self, inventory_host, agent, host):
+        """Take back ``agent``'s agent-wide approval of ``host`` (``supervise_decide.revoke_agent_approval``)."""
+        del inventory_host  # this machine's
+        try:
+            return supervise_decide.revoke_agent_approval(self.state_root, agent, host)
+        except SuperviseError as exc:
+            raise DecisionError(str(exc))
 
     def archives(self):
         from ansible_collections.botbottle.bottle.plugins.modules import bottle_info  # pylint: disable=import-outside-toplevel
@@ -286,11 +306,14 @@ class AnsibleBackend:
         if not self.hosts:
             return [], []
         results, error = self.run(self._pattern(), "botbottle.bottle.bottle_info",
-                                  {"state_root": self.state_root, "health": True, "audit": True, "smolvm": False})
+                                  {"state_root": self.state_root, "health": True, "audit": True, "smolvm": False,
+                                   "agent_approvals": True})
         out, problems = [], [error] if error else []
         for host, result in self._answers(results, problems):
+            approvals = {a.get("agent"): a.get("entries") or [] for a in result.get("agent_approvals") or []}
             for b in result.get("bottles", []):
                 b["inventory_host"] = host
+                b["agent_approvals"] = approvals.get(b.get("agent"), [])
                 b["running"] = any(c.get("component") == "bundle" and c.get("status") == "running"
                                    for c in b.get("containers", []))
                 b.setdefault("firewall", [])
@@ -319,6 +342,18 @@ class AnsibleBackend:
             out.extend(dict(p, inventory_host=host) for p in result.get("proposals", []))
             problems.extend("%s: %s" % (host, why) for why in result.get("problems", []))
         return out, problems
+
+    def revoke(self, inventory_host, agent, host):
+        """Take back ``agent``'s agent-wide approval of ``host`` on ``inventory_host`` (bottle_supervise revoke_agent;
+        the host travels in the private vars file, as every argument)."""
+        results, error = self.run(inventory_host, "botbottle.bottle.bottle_supervise",
+                                  {"state_root": self.state_root, "revoke_agent": agent, "revoke_host": host})
+        state, result = results.get(inventory_host, (None, None))
+        if result is None:
+            raise DecisionError("%s: %s" % (inventory_host, error or "no result"))
+        if state not in ("SUCCESS", "CHANGED"):
+            raise DecisionError(str(result.get("msg", state)))
+        return result
 
     def decide(self, proposal, decision, note="", changes=None, scope="bottle", bind_new_host=False, tokens=None):
         tokens = with_entered(proposal, decision, self.environ, tokens)
@@ -375,6 +410,12 @@ class Fleet:
 
     def archives(self):
         return self._gather("archives")
+
+    def revoke(self, inventory_host, agent, host):
+        owner = self._owner(inventory_host)
+        if owner is None:
+            raise DecisionError("no backend for host %s" % inventory_host)
+        return owner.revoke(inventory_host, agent, host)
 
     def decide(self, proposal, decision, note="", changes=None, scope="bottle", bind_new_host=False, tokens=None):
         owner = self._owner(proposal["inventory_host"])

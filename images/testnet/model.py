@@ -66,8 +66,9 @@ conditions all hold gives the answer:
   reply                       what the model answers: a string (one text block) or a list of
                               content blocks {"type": "text", "text": ...} and
                               {"type": "tool_use", "name": ..., "input": {...}} (the id is made
-                              up). In text, {{tool_result}} becomes the latest tool result and
-                              {{user}} the latest user text. A tool_use makes stop_reason
+                              up; an "input" that is a string is for the OpenAI stand-in's
+                              custom tools, openai_model.py). In text, {{tool_result}} becomes
+                              the latest tool result and {{user}} the latest user text. A tool_use makes stop_reason
                               "tool_use", else "end_turn".
   name                        optional, shown in the log line and in the unmatched answer
 
@@ -168,9 +169,10 @@ def check_turn(turn, where):
         kind = block.get("type") if isinstance(block, dict) else None
         if kind == "text" and isinstance(block.get("text"), str):
             continue
-        if kind == "tool_use" and isinstance(block.get("name"), str) and isinstance(block.get("input"), dict):
+        if kind == "tool_use" and isinstance(block.get("name"), str) and isinstance(block.get("input"), (dict, str)):
             continue
-        raise ScenarioError("%s: reply[%d] is not a text block or a tool_use block with name and input"
+        raise ScenarioError("%s: reply[%d] is not a text block or a tool_use block with name and input (an "
+                            "object, or a string for an OpenAI custom tool such as Codex's exec)"
                             % (where, n))
 
 

@@ -13,9 +13,13 @@ Endpoints (any host, any method):
   /bytes?n=N                    N zero bytes (throughput benchmarks)
   /ws (GET, Upgrade: websocket) a WebSocket (RFC 6455) echoing every text and binary message,
                                 answering pings, closing on a close (bench/soak.py)
+  /status?code=N                a small JSON answer with HTTP status N (100 < N < 600: an upstream failing)
   anything else                 a small JSON echo of the request
 except for Host api.anthropic.com (any port): the scripted Anthropic API of model.py (the
-Messages API answering from the scenario file /srv/testnet/scenario.json; see model.py).
+Messages API answering from the scenario file /srv/testnet/scenario.json; see model.py), and Host
+api.openai.com: the scripted OpenAI Responses API of openai_model.py (same scenario file; HTTPS
+server-sent events and the WebSocket transport Codex opens first, each client message recorded
+with "websocket_message": true).
 
 The test CA certificate is /srv/testnet/ca.pem (docker exec <c> cat /srv/testnet/ca.pem).
 Python 3 standard library only.
@@ -41,16 +45,17 @@ MAX_BODY = 64 * 1024 * 1024
 _log_lock = threading.Lock()
 
 
-def load_model():
-    """model.py, next to this file: loaded by path so that it needs no package or sys.path."""
+def load_model(name="model"):
+    """model.py (or ``name``.py), next to this file: loaded by path so that it needs no package or sys.path."""
     spec = importlib.util.spec_from_file_location(
-        "testnet_model", os.path.join(os.path.dirname(os.path.abspath(__file__)), "model.py"))
+        "testnet_" + name, os.path.join(os.path.dirname(os.path.abspath(__file__)), name + ".py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
 MODEL = load_model()
+OPENAI = load_model("openai_model")
 
 
 class BadRequest(Exception):
@@ -184,6 +189,11 @@ class Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length else b""
 
     def handle_any(self):
+        if OPENAI.is_api_host(strip_port(self.headers.get("Host") or "")):
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            if OPENAI.is_websocket(self.command, headers):
+                record(describe(self.command, self.path, list(self.headers.items()), b"", self.scheme, self.sni()))
+                return OPENAI.websocket(self, headers, record=record)
         try:
             body = self.read_body()
         except BadRequest as exc:
@@ -195,6 +205,10 @@ class Handler(BaseHTTPRequestHandler):
             response = MODEL.respond(entry["method"], self.path, entry["headers"], body)
             MODEL.log_line(entry["method"], self.path, response)
             return MODEL.write(self, response)
+        if OPENAI.is_api_host(entry["host"]):
+            response = OPENAI.respond(entry["method"], self.path, entry["headers"], body)
+            MODEL.log_line(entry["method"], self.path, response)
+            return OPENAI.write(self, response)
         try:
             if entry["path"] == "/ws" and (self.headers.get("Upgrade") or "").lower() == "websocket":
                 return self.websocket_echo()
@@ -203,6 +217,9 @@ class Handler(BaseHTTPRequestHandler):
                                           int_arg(entry["args"], "interval_ms", 100, 0, 60000))
             if entry["path"] == "/bytes":
                 return self.stream_bytes(int_arg(entry["args"], "n", 1048576, 0))
+            if entry["path"] == "/status":
+                code = int_arg(entry["args"], "code", 500, 200, 599)
+                return self.send_json(code, {"ok": code < 400, "status": code, "host": entry["host"]})
         except BadRequest as exc:
             return self.send_json(400, {"ok": False, "error": str(exc)})
         return self.send_json(200, {"ok": True, "scheme": entry["scheme"], "host": entry["host"],

@@ -35,6 +35,8 @@ options:
       - For a policy with C(model) - whether the controller holds each model credential, never its value.
         C(api_key) for C(ANTHROPIC_API_KEY), C(oauth) for C(CLAUDE_CODE_OAUTH_TOKEN), each V(set), V(empty) or
         V(unset) (or a bool), as an Ansible variable or else an environment variable of the controller.
+      - Keys may also be the variables' names (C(ANTHROPIC_API_KEY), C(CLAUDE_CODE_OAUTH_TOKEN), C(OPENAI_API_KEY)),
+        as the bottle role passes them; a codex agent's (C(kind=codex)) credential is C(OPENAI_API_KEY) (C(api_key)).
       - C(model.credential=auto) takes the API key when it is set, else the OAuth token; with neither the filter
         fails naming both variables. Omitted - only an explicit C(api_key) or C(oauth) resolves.
     type: dict
@@ -50,6 +52,12 @@ options:
         replace the shipped ones; a key set to null (C(~)) removes the shipped key, a definition set to null the
         whole shipped definition.
     type: dict
+  memory_override:
+    description:
+      - The operator's memory limit of the agent (the role's C(bottle_agent_memory)), over the C(resources.memory) of
+        the policy and the agent; checked as they are (its error names C(bottle_agent_memory)).
+    type: str
+    default: ""
   errors:
     description:
       - V(raise) fails the template with the error; V(report) never fails, it returns C({error, bottle}) - C(error)
@@ -77,7 +85,10 @@ EXAMPLES = r"""
 RETURN = r"""
 _value:
   description:
-    - The resolved bottle - slug, agent, policy_name, policy, prompt, skills, env, secret_env, image, git_gate, model.
+    - The resolved bottle - slug, agent, kind, policy_name, policy, prompt, skills, env, secret_env, image, git_gate, model,
+      resources (the agent's limits C({memory, cpus, pids}), the defaults with the policy's, the agent's and
+      O(memory_override) over them), resources_written (only the keys written) and resources_smolvm (those as
+      smolvm machine options, memory in MiB and whole cpus).
     - With C(model) in the policy, C(policy.egress.routes) holds the model's route (its credential resolved on the
       controller like any route's), C(env) the placeholder the agent holds instead, and C(model) is
       C({host, credential, env, placeholder}) (None without).
@@ -92,12 +103,12 @@ from ansible_collections.botbottle.bottle.plugins.module_utils.manifest import M
 
 
 def resolve_bottle(agent, agents, policies, suffix="", model_credentials=None, shipped_agents=None,
-                   shipped_policies=None, errors="raise"):
+                   shipped_policies=None, errors="raise", memory_override=""):
     if errors not in ("raise", "report"):
         raise AnsibleFilterError("resolve_bottle: errors=%r: use raise or report" % (errors,))
     try:
         bottle = resolve(overlay(shipped_agents or {}, agents), overlay(shipped_policies or {}, policies), agent,
-                         suffix, model_credentials=model_credentials)
+                         suffix, model_credentials=model_credentials, memory_override=memory_override)
     except ManifestError as exc:
         if errors == "report":
             return {"error": str(exc), "bottle": None}

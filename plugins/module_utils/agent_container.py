@@ -10,7 +10,7 @@ import shutil
 import tempfile
 from urllib.parse import urlsplit
 
-from ansible_collections.botbottle.bottle.plugins.module_utils import agent_work, audit_archive, naming
+from ansible_collections.botbottle.bottle.plugins.module_utils import agent_work, audit_archive, naming, resources
 from ansible_collections.botbottle.bottle.plugins.module_utils.container_manager import (
     ENV, IMAGE, LABELS, NETWORKS, ContainerManager, Option, argument_spec, pinned_ip)
 from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import DockerException
@@ -41,13 +41,17 @@ OOM_SCORE_ADJ = 500
 USER = Option("user", lambda m: m.p["user"], lambda m, attrs: (attrs.get("Config") or {}).get("User") or "")
 MEMORY = Option("memory", lambda m: m.memory_bytes(),
                 lambda m, attrs: (attrs.get("HostConfig") or {}).get("Memory") or 0)
+CPUS = Option("cpus", lambda m: m.cpus(),
+              lambda m, attrs: ((attrs.get("HostConfig") or {}).get("NanoCpus") or 0) / 1e9)
 PIDS_LIMIT = Option("pids_limit", lambda m: m.p["pids_limit"],
                     lambda m, attrs: (attrs.get("HostConfig") or {}).get("PidsLimit"))
+# The limits `docker update` changes on a running container (its processes and files stay).
+LIMITS = ("memory", "cpus", "pids_limit")
 
 
 class AgentManager(ContainerManager):
     kind = "agent"
-    options = (IMAGE, ENV, LABELS, NETWORKS, pinned_ip("ip", "ip", "network"), USER, MEMORY, PIDS_LIMIT)
+    options = (IMAGE, ENV, LABELS, NETWORKS, pinned_ip("ip", "ip", "network"), USER, MEMORY, CPUS, PIDS_LIMIT)
     required = ("agent", "image", "network", "proxy_url")
     ip_param, network_param = "ip", "network"
 
@@ -74,28 +78,47 @@ class AgentManager(ContainerManager):
         return [self.p["network"]]
 
     def memory_bytes(self):
-        if not self.p["memory"]:
+        """The memory limit in bytes; 0 (V(0) or empty) for none."""
+        if str(self.p["memory"] or "0").strip() == "0":
             return 0
-        from docker.utils import parse_bytes
         try:
-            return parse_bytes(self.p["memory"])
-        except DockerException as exc:
-            self.module.fail_json(msg="memory %r is not a size: use Docker syntax such as '4g' or '512m' (%s)"
-                                      % (self.p["memory"], exc))
+            return resources.memory_bytes(self.p["memory"], "memory")
+        except ValueError as exc:
+            self.module.fail_json(msg=str(exc))
+
+    def cpus(self):
+        """The CPU limit (0 for none), at most the engine's CPUs: Docker refuses more, and a policy written
+        for a larger host still launches on a smaller one (with a warning)."""
+        wanted = float(self.p["cpus"] or 0)
+        if wanted and wanted < 0.01:
+            self.module.fail_json(msg="cpus %r is not a number of CPUs: write how many CPUs the agent may use, "
+                                      "such as 2 or 0.5 (at least 0.01), or 0 for no limit" % self.p["cpus"])
+        if not hasattr(self, "_engine_cpus"):
+            try:
+                self._engine_cpus = int(self.client.info().get("NCPU") or 0)
+            except (DockerException, AttributeError, TypeError, ValueError):
+                self._engine_cpus = 0
+        if wanted and self._engine_cpus and wanted > self._engine_cpus:
+            self.module.warn("cpus %g is more than the %d CPUs of this host's engine: the agent gets %d"
+                             % (wanted, self._engine_cpus, self._engine_cpus))
+            wanted = float(self._engine_cpus)
+        return wanted
 
     def check_present(self):
         if self.p["user"].split(":")[0] in ("0", "root", ""):
             self.module.fail_json(msg="user %r runs the agent as root: use a non-root uid:gid such as '1000:1000'"
                                       % self.p["user"])
 
-    # A new memory limit is applied with `docker update` (the agent and its work stay); removing a limit
-    # (0) cannot be done in place and recreates, keeping the work first (before_recreate).
+    # New limits (memory, cpus, pids) are applied with `docker update` (the agent and its work stay);
+    # removing a limit (0) cannot be done in place and recreates, keeping the work first (before_recreate).
     def updatable(self, diffs, want):
-        return set(diffs) <= {"memory"} and bool(want["memory"])
+        return set(diffs) <= set(LIMITS) and all(want[name] for name in diffs)
 
-    def update_in_place(self, want):
-        # Swap as Docker sets it at creation (twice the memory), else a larger limit is refused.
-        self.container.update(mem_limit=want["memory"], memswap_limit=2 * want["memory"])
+    def update_in_place(self, diffs, want):
+        resources.docker_update(self.client.api, self.container.id,
+                                memory=want["memory"] if "memory" in diffs else None,
+                                cpus=want["cpus"] if "cpus" in diffs else None,
+                                pids=want["pids_limit"] if "pids_limit" in diffs else None)
 
     def before_recreate(self, diffs):
         """The agent's work goes into an archive before its container is made again (``work_archive_root``):
@@ -135,6 +158,7 @@ class AgentManager(ContainerManager):
             cap_drop=["ALL"], security_opt=["no-new-privileges"], init=True,
             dns=DNS, dns_opt=DNS_OPTIONS, dns_search=["."],
             pids_limit=want["pids_limit"], mem_limit=want["memory"] or None,
+            nano_cpus=resources.nano_cpus(want["cpus"]) or None,
             # The kernel's OOM killer picks agent processes long before a bundle daemon (whose score stays 0:
             # lowering it needs CAP_SYS_RESOURCE). Not compared: an agent made before keeps its score until
             # it is recreated, rather than being recreated for it.
@@ -153,8 +177,9 @@ AGENT_SPEC = argument_spec(
     env=dict(type="dict", default={}),
     secret_env=dict(type="dict", default={}, no_log=True),
     user=dict(type="str", default="1000:1000"),
-    memory=dict(type="str"),
-    pids_limit=dict(type="int", default=512),
+    memory=dict(type="str", default=resources.AGENT_DEFAULTS["memory"]),
+    cpus=dict(type="float", default=resources.AGENT_DEFAULTS["cpus"]),
+    pids_limit=dict(type="int", default=resources.AGENT_DEFAULTS["pids"]),
     work_archive_root=dict(type="path"),
     work_max_bytes=dict(type="int", default=agent_work.DEFAULT_MAX_BYTES),
 )

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from ansible_collections.botbottle.bottle.plugins.module_utils import bundle_config, loopback, naming
+from ansible_collections.botbottle.bottle.plugins.module_utils import bundle_config, loopback, naming, resources
 from ansible_collections.botbottle.bottle.plugins.module_utils.bundle_health import BundleUnhealthy, wait_healthy
 from ansible_collections.botbottle.bottle.plugins.module_utils.container_manager import (
     ENV, IMAGE, LABELS, NETWORKS, ContainerManager, Option, argument_spec, pinned_ip)
@@ -43,6 +43,8 @@ PORTS = Option(
     _current_ports)
 CAP_ADD = Option("cap_add", lambda m: sorted(m.p["cap_add"]),
                  lambda m, attrs: sorted((attrs.get("HostConfig") or {}).get("CapAdd") or []))
+MEMORY = Option("memory", lambda m: m.memory_bytes(),
+                lambda m, attrs: (attrs.get("HostConfig") or {}).get("Memory") or 0)
 RESTART_POLICY = Option(
     "restart_policy", lambda m: m.p["restart_policy"],
     lambda m, attrs: (((attrs.get("HostConfig") or {}).get("RestartPolicy") or {}).get("Name") or "no"))
@@ -51,7 +53,7 @@ RESTART_POLICY = Option(
 class BundleManager(ContainerManager):
     kind = "bundle"
     options = (IMAGE, ENV, LABELS, MOUNTS, NETWORKS, pinned_ip("internal_ip", "internal_ip", "internal_network"),
-               PORTS, CAP_ADD, RESTART_POLICY)
+               PORTS, CAP_ADD, RESTART_POLICY, MEMORY)
     required = ("agent", "image")
     ip_param, network_param = "internal_ip", "internal_network"
 
@@ -102,6 +104,19 @@ class BundleManager(ContainerManager):
         return bindings
 
     # -- desired state -------------------------------------------------
+    def memory_bytes(self):
+        try:
+            return resources.memory_bytes(self.p["memory"] or resources.BUNDLE_MEMORY, "memory")
+        except ValueError as exc:
+            self.module.fail_json(msg=str(exc))
+
+    # A new memory limit is applied with `docker update`: the daemons, their connections and held requests stay.
+    def updatable(self, diffs, want):
+        return diffs == ["memory"]
+
+    def update_in_place(self, diffs, want):
+        resources.docker_update(self.client.api, self.container.id, memory=want["memory"])
+
     def desired_env(self):
         env = {"BOTTLE_DAEMONS": ",".join(self.p["daemons"])}
         env.update({k: str(v) for k, v in (self.p["env"] or {}).items()})
@@ -187,7 +202,7 @@ class BundleManager(ContainerManager):
         return dict(
             mounts=mounts, cap_add=self.p["cap_add"], port_bindings=ports or None,
             restart_policy={"Name": self.p["restart_policy"]} if self.p["restart_policy"] != "no" else None,
-            init=False, security_opt=["no-new-privileges"])
+            init=False, security_opt=["no-new-privileges"], mem_limit=want["memory"])
 
     def container_args(self, want):
         return dict(ports=sorted(self.port_bindings()) or None)
@@ -240,5 +255,6 @@ BUNDLE_SPEC = argument_spec(
     config_hash=dict(type="str"),
     restart_policy=dict(type="str", default="no", choices=["no", "on-failure", "unless-stopped", "always"]),
     health_timeout=dict(type="int", default=60),
+    memory=dict(type="str", default=resources.BUNDLE_MEMORY),
     wait=dict(type="bool", default=True),
 )

@@ -145,8 +145,8 @@ class ContainerManager:
         """Whether every one of ``diffs`` can be applied to the existing container in place (none by default)."""
         return False
 
-    def update_in_place(self, want):
-        """Apply the settings ``updatable`` accepted to the existing container."""
+    def update_in_place(self, diffs, want):
+        """Apply ``diffs`` (settings ``updatable`` accepted) to the existing container."""
 
     def before_recreate(self, diffs):
         """Before a container that differs by ``diffs`` is removed to be made again (in check mode too: it would be)."""
@@ -203,10 +203,16 @@ class ContainerManager:
             self.result["diff"] = dict(before=self.redact(before), after=self.redact(after))
             diffs = self.differences(have, want)
             if diffs and self.updatable(diffs, want):
-                # Limits alone changed: applied to the running container (docker update), nothing recreated.
+                # Limits alone changed: applied to the running container (docker update), nothing recreated;
+                # then as with no difference (a stopped container started, a bundle's new configuration loaded).
                 self.result.update(changed=True, updated_in_place=diffs)
                 if not self.check_mode:
-                    self.update_in_place(want)
+                    try:
+                        self.update_in_place(diffs, want)
+                    except DockerException as exc:
+                        self.module.fail_json(msg="could not change %s of %s %s in place (docker update): %s"
+                                                  % (", ".join(diffs), self.kind, self.name, exc))
+                self.converge(before, after)
             elif diffs:
                 self.result.update(changed=True, recreated_for=diffs)
                 self.before_recreate(diffs)

@@ -12,6 +12,9 @@ API (each takes the bottle entries ``bottle_info.collect`` returns and changes o
   ``"no-objects"`` (a state directory, no container, network or machine) or None.
 - ``add_health(client, bottles)``: ``health`` = ``{daemon: "healthy" | reason}`` from
   ``bundle_health.read_health`` in the running bundle (``{}`` when no bundle runs).
+- ``add_agent_oom(client, bottles, record=True)``: ``agent_oom`` = ``{kills, last, count, source}`` - the OOM
+  kills of the agent (``agent_oom.read_count`` on its cgroup, dated by ``agent_oom.observe`` in the state
+  directory; ``record=False`` writes nothing); ``{}`` for a bottle without an agent container.
 - ``add_proposals(bottles)``: ``proposals_pending`` = how many proposals
   ``supervise.list_proposals`` reads as ``pending`` (the store's own reader: files it does not
   trust are not counted).
@@ -23,7 +26,7 @@ from __future__ import annotations
 import datetime
 import re
 
-from ansible_collections.botbottle.bottle.plugins.module_utils import supervise
+from ansible_collections.botbottle.bottle.plugins.module_utils import agent_oom, supervise
 from ansible_collections.botbottle.bottle.plugins.module_utils.bundle_health import read_health
 from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import find_container
 
@@ -92,6 +95,20 @@ def add_health(client, bottles):
             continue
         rc, report, _output = read_health(container)
         b["health"] = report if report is not None else {"bundle": "bottle-health gave no report (exit %s)" % rc}
+    return bottles
+
+
+def add_agent_oom(client, bottles, record=True, now=None):
+    for b in bottles:
+        b["agent_oom"] = {}
+        agent = next((c for c in b.get("containers", []) if c.get("component") == "agent"), None)
+        container = find_container(client, agent["name"]) if agent else None
+        if container is None:
+            continue
+        count, source = agent_oom.read_count(container)
+        seen = agent_oom.observe(b["state_dir"], container.id, count, now=now, record=record) \
+            if b.get("state_dir") else {"kills": count or 0, "last": None, "count": count}
+        b["agent_oom"] = dict(seen, source=source)
     return bottles
 
 

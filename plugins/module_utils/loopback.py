@@ -19,15 +19,25 @@ API:
 - ``published_addresses(attrs)``: loopback addresses a container's port bindings use.
 - ``bundle_addresses(client)``: ``{address: slug}`` over every container
   labelled as a bottle's bundle (running or not).
-- ``choose(slug, pool, client, meta_address=None)``: the address bottle ``slug``
-  gets and why: its bundle's current one (a rerun keeps it), else the one in its
-  state ``meta.json``, else a fresh allocation; never one another bundle uses.
+- ``machine_addresses(machines)``: ``{network: owner}`` over every smolvm machine
+  whose allow list reaches into 127/8 (``machine ls --json`` entries; the owner
+  is the ``io.botbottle.bottle`` label, else the machine's name).
+- ``meta_addresses(state_root)``: ``{address: [slugs]}`` from every bottle's
+  ``meta.json`` under ``state_root`` (an address two bottles claim lists both).
+- ``choose(slug, pool, client, meta_address=None, machines=(), metas=None)``: the
+  address bottle ``slug`` gets and why: its bundle's current one (a rerun keeps
+  it), else the one in its state ``meta.json``, else a fresh allocation; never
+  one another bottle holds - a bundle publishing on it, a VM (of any bottle, or
+  none, and even one that outlived its bundle) allowed to reach it, or another
+  bottle's ``meta.json``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import ipaddress
+import json
+import os
 
 from ansible_collections.botbottle.bottle.plugins.module_utils import naming
 
@@ -112,12 +122,70 @@ def bundle_addresses(client):
     return taken
 
 
-def choose(slug, pool, client, meta_address=None):
+class Taken:
+    """Addresses other bottles hold: single addresses and, from a VM's allow list, whole ranges."""
+
+    def __init__(self, addresses=(), networks=()):
+        self.addresses = set(addresses)
+        self.networks = list(networks)
+
+    def __contains__(self, address):
+        if address in self.addresses:
+            return True
+        ip = ipaddress.ip_address(address)
+        return any(ip in net for net in self.networks)
+
+    def __len__(self):
+        return len(self.addresses) + sum(net.num_addresses for net in self.networks)
+
+
+def machine_addresses(machines):
+    """``{network: owner}`` for every loopback range (mostly a /32) in a smolvm machine's allow list."""
+    taken = {}
+    for machine in machines or []:
+        owner = (machine.get("labels") or {}).get(naming.LABEL_BOTTLE) or machine.get("name") or "?"
+        for cidr in machine.get("allowed_cidrs") or []:
+            try:
+                net = ipaddress.ip_network(str(cidr), strict=False)
+            except ValueError:
+                continue
+            if net.version == 4 and net.overlaps(LOOPBACK):
+                taken.setdefault(net, owner)
+    return taken
+
+
+def meta_addresses(state_root):
+    """``{address: [slugs]}`` from the ``loopback_address`` of every bottle's ``meta.json``."""
+    taken = {}
+    try:
+        entries = sorted(os.listdir(state_root))
+    except OSError:
+        return taken
+    for entry in entries:
+        path = os.path.join(state_root, entry, "meta.json")
+        try:
+            with open(path, encoding="utf-8") as handle:
+                meta = json.load(handle)
+        except (OSError, ValueError):
+            continue
+        if not isinstance(meta, dict) or not meta.get("loopback_address"):
+            continue
+        try:
+            address = check_address(meta["loopback_address"])
+        except LoopbackError:
+            continue
+        taken.setdefault(address, []).append(entry)
+    return taken
+
+
+def choose(slug, pool, client, meta_address=None, machines=(), metas=None):
     """``(address, source)`` for bottle ``slug``; source is ``bundle``, ``meta`` or ``allocated``."""
     pool = parse_pool(pool) if not isinstance(pool, ipaddress.IPv4Network) else pool
     taken = bundle_addresses(client)
     own = sorted(a for a, owner in taken.items() if owner == slug)
     others = {a for a, owner in taken.items() if owner != slug}
+    others |= {a for a, owners in (metas or {}).items() if any(owner != slug for owner in owners)}
+    others = Taken(others, [net for net, owner in machine_addresses(machines).items() if owner != slug])
     for address in own:
         if address not in others:
             return address, "bundle"

@@ -13,15 +13,17 @@ from __future__ import annotations
 import copy
 import re
 
-from ansible_collections.botbottle.bottle.plugins.module_utils import agent_text, git_gate, naming
+from ansible_collections.botbottle.bottle.plugins.module_utils import agent_kinds, agent_text, git_gate, naming, resources
 
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 SKILL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
 
-AGENT_KEYS = {"policy", "prompt", "skills", "env", "secret_env", "description", "image"}
+AGENT_KEYS = {"policy", "prompt", "skills", "env", "secret_env", "description", "image", "kind", "resources"}
 POLICY_KEYS = {"extends", "description", "env", "secret_env", "allowed_domains", "firewall", "pipelock", "egress",
-               "git_gate", "supervise", "model"}
+               "git_gate", "supervise", "model", "resources"}
+# resources: the agent's limits (memory, cpus, pids), a policy's then an agent's over the defaults
+# (plugins/module_utils/resources.py, the one owner of what a limit is).
 # firewall: the bundle's firewall (egress). Host lists, the ports the agent may connect to, the
 # largest request body it scans, a per-host request rate, and what a DLP hit does: refused (block), or
 # held for the operator through supervise for at most dlp_supervise_timeout seconds (defaults:
@@ -41,21 +43,17 @@ EGRESS_KEYS = {"routes"}
 # proposals may wait at once (bounds, so an agent cannot flood the operator).
 SUPERVISE_KEYS = {"wait_seconds": (0, 120), "max_pending": (1, 200)}
 # model: the agent's model API as a route like any other (see model_route): its host, and which
-# credential of the controller egress adds - an API key (x-api-key) or a Claude subscription's OAuth
-# token (Authorization: Bearer); auto takes the one the controller holds, the API key first.
+# credential of the controller egress adds. What both mean follows the agent's kind (agent_kinds: one
+# adapter per kind): for claude-code an API key (x-api-key) or a Claude subscription's OAuth token
+# (Authorization: Bearer), for codex an OpenAI API key (Bearer); auto takes the one the controller holds,
+# in the adapter's order.
 MODEL_KEYS = {"host", "credential"}
-MODEL_HOST = "api.anthropic.com"
-MODEL_CREDENTIALS = ("auto", "api_key", "oauth")
-# Per credential kind: the variable Claude Code reads it from (in the agent: a placeholder; on the
-# controller: the real value, the route's token_ref) and the route auth egress injects it with.
-MODEL_AUTH = {
-    "api_key": ("ANTHROPIC_API_KEY", {"scheme": "header", "header": "x-api-key", "value": "{token}"}),
-    "oauth": ("CLAUDE_CODE_OAUTH_TOKEN", {"scheme": "Bearer"}),
-}
-# The agent's placeholder for the model credential: nothing a secret scanner takes for an Anthropic key
-# (egress's DLP scans the agent's headers before the credential goes in; an sk-ant-... shape would be
-# refused), which Claude Code sends as it is.
-MODEL_PLACEHOLDER = "bottle-placeholder-%s"
+# The default kind's (claude-code's) model host, credentials and placeholder, under their former names.
+_DEFAULT_KIND = agent_kinds.get()
+MODEL_HOST = _DEFAULT_KIND.MODEL_HOST
+MODEL_CREDENTIALS = ("auto",) + agent_kinds.credential_kinds()
+MODEL_AUTH = _DEFAULT_KIND.CREDENTIALS
+MODEL_PLACEHOLDER = _DEFAULT_KIND.PLACEHOLDER
 # Environment names the bottle sets itself: a policy must not override the way out.
 RESERVED_ENV = {"HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy", "NO_PROXY", "no_proxy",
                 "NODE_EXTRA_CA_CERTS", "ALL_PROXY", "all_proxy", "SSL_CERT_FILE", "CURL_CA_BUNDLE",
@@ -212,6 +210,8 @@ def check_policy(policy, path):
         git_gate.check(policy["git_gate"], path + ".git_gate", ManifestError)
     if "model" in policy:
         _check_model(policy["model"], path + ".model")
+    if "resources" in policy:
+        resources.check(policy["resources"], path + ".resources", ManifestError)
     if "supervise" in policy:
         _expect(policy["supervise"], dict, path + ".supervise", "a mapping")
         _unknown(policy["supervise"], set(SUPERVISE_KEYS), path + ".supervise")
@@ -222,8 +222,8 @@ def check_policy(policy, path):
 
 
 def _check_model(model, path):
-    _expect(model, dict, path, "write model: {} for Anthropic's API with the credential the controller holds, "
-                               "or give host and credential (auto, api_key or oauth)")
+    _expect(model, dict, path, "write model: {} for Anthropic's API (a codex agent: OpenAI's) with the credential "
+                               "the controller holds, or give host and credential (auto, api_key or oauth)")
     _unknown(model, MODEL_KEYS, path)
     host = model.get("host", MODEL_HOST)
     why = host_error(host, wildcard=False)
@@ -233,7 +233,8 @@ def _check_model(model, path):
     credential = model.get("credential", "auto")
     if credential not in MODEL_CREDENTIALS:
         raise ManifestError("%s.credential %r: use auto (ANTHROPIC_API_KEY if the controller has it, else "
-                            "CLAUDE_CODE_OAUTH_TOKEN), api_key or oauth" % (path, credential))
+                            "CLAUDE_CODE_OAUTH_TOKEN), api_key or oauth (a codex agent: auto or api_key, "
+                            "OPENAI_API_KEY)" % (path, credential))
 
 
 ROUTE_KEYS = {"host", "auth", "matches", "description"}
@@ -309,6 +310,11 @@ def check_agent(agent, path):
     for key in ("prompt", "description", "image"):
         if key in agent and not isinstance(agent[key], str):
             raise ManifestError("%s.%s must be a string" % (path, key))
+    if "kind" in agent:
+        why = agent_kinds.kind_error(agent["kind"])
+        if why:
+            raise ManifestError("%s.kind %s: the agent's CLI, whose model API, credential and settings the bottle "
+                                "provisions" % (path, why))
     if "skills" in agent:
         _expect(agent["skills"], dict, path + ".skills", "write name: markdown pairs")
         for name, text in agent["skills"].items():
@@ -320,6 +326,8 @@ def check_agent(agent, path):
     for key in ("env", "secret_env"):
         if key in agent:
             _check_env(agent[key], "%s.%s" % (path, key))
+    if "resources" in agent:
+        resources.check(agent["resources"], path + ".resources", ManifestError)
 
 
 def merge(parent, child):
@@ -381,7 +389,7 @@ def resolve_policy(policies, name, path="bottle_policies", ref="the agent's poli
     return merged
 
 
-def _credential_state(value, kind):
+def _credential_state(value, key, name):
     """``set``, ``empty`` or ``unset`` from one entry of ``model_credentials`` (a bool means set/unset)."""
     if value is True:
         return "set"
@@ -391,37 +399,45 @@ def _credential_state(value, kind):
         return value
     # The value is not echoed: a caller passing the credential itself must not see it in an error.
     raise ManifestError("model_credentials.%s must be set, empty or unset (or a bool): pass whether the controller "
-                        "holds %s, never its value" % (kind, MODEL_AUTH[kind][0]))
+                        "holds %s, never its value" % (key, name))
 
 
-def choose_model_credential(choice, model_credentials, path):
+def choose_model_credential(choice, model_credentials, path, adapter=None):
     """The credential kind (api_key or oauth) for ``choice`` given what the controller holds.
 
-    ``model_credentials``: ``{"api_key": state, "oauth": state}``, each ``set``, ``empty`` or ``unset``
-    (or a bool), whether ANTHROPIC_API_KEY / CLAUDE_CODE_OAUTH_TOKEN has a value on the controller (an
-    Ansible variable, else an environment variable); None when unknown (an explicit choice is then
-    taken as it is, and checked when the route's credential is resolved)."""
+    ``adapter``: the agent kind's (agent_kinds; None: claude-code), whose credentials are looked at.
+    ``model_credentials``: whether each of them has a value on the controller (an Ansible variable,
+    else an environment variable), by variable name (``{"ANTHROPIC_API_KEY": state, ...}``) or by
+    the kind's credential kind (``{"api_key": state, "oauth": state}``), each ``set``, ``empty`` or
+    ``unset`` (or a bool); None when unknown (an explicit choice is then taken as it is, and checked
+    when the route's credential is resolved)."""
+    credentials = (adapter or agent_kinds.get()).CREDENTIALS
+    names = [credentials[kind][0] for kind in credentials]
     if model_credentials is None:
         if choice == "auto":
-            raise ManifestError("%s.credential is auto, but whether the controller holds ANTHROPIC_API_KEY or "
-                                "CLAUDE_CODE_OAUTH_TOKEN was not given: pass model_credentials to resolve_bottle "
-                                "(the bottle role does), or set credential api_key or oauth" % path)
+            raise ManifestError("%s.credential is auto, but whether the controller holds %s was not given: pass "
+                                "model_credentials to resolve_bottle (the bottle role does), or set credential %s"
+                                % (path, " or ".join(names), " or ".join(credentials)))
         return choice
     _expect(model_credentials, dict, "model_credentials", "pass {api_key: set|empty|unset, oauth: ...}")
-    state = {kind: _credential_state(model_credentials.get(kind), kind) for kind in MODEL_AUTH}
-    wanted = ("api_key", "oauth") if choice == "auto" else (choice,)
+    state = {}
+    for kind, (name, _auth) in credentials.items():
+        key = name if name in model_credentials else kind
+        state[kind] = _credential_state(model_credentials.get(key), key, name)
+    wanted = tuple(credentials) if choice == "auto" else (choice,)
     for kind in wanted:
         if state[kind] == "set":
             return kind
-    said = ", ".join("%s is %s" % (MODEL_AUTH[kind][0], "set but empty" if state[kind] == "empty" else "not set")
+    said = ", ".join("%s is %s" % (credentials[kind][0], "set but empty" if state[kind] == "empty" else "not set")
                      for kind in wanted)
+    words = getattr(adapter or agent_kinds.get(), "CREDENTIAL_WORDS", {})
     if choice == "auto":
-        hint = ("export ANTHROPIC_API_KEY (an API key) or CLAUDE_CODE_OAUTH_TOKEN (a Claude subscription's "
-                "token, from `claude setup-token`), or define one as an Ansible variable (ansible-vault "
-                "encrypt_string into a vars file)")
+        hint = ("export %s, or define one as an Ansible variable (ansible-vault encrypt_string into a vars file)"
+                % " or ".join("%s (%s)" % (credentials[kind][0], words[kind]) if kind in words else credentials[kind][0]
+                              for kind in credentials))
         lead = "%s: the controller holds no model credential (%s)" % (path, said)
     else:
-        name = MODEL_AUTH[choice][0]
+        name = credentials[choice][0]
         hint = "export %s, or define it as an Ansible variable (ansible-vault encrypt_string into a vars file)" % name
         lead = "%s.credential is %s, but %s on the controller" % (path, choice, said)
     raise ManifestError("%s: %s. Only the bottle's firewall gets it; the agent holds a placeholder."
@@ -436,19 +452,41 @@ def _passes_through(host, patterns):
     return None
 
 
+def _kind_mismatch(model, path, kind, adapter, agent_path):
+    """Refuse a policy ``model`` that names another agent kind's model host or credential."""
+    host = str(model.get("host", adapter.MODEL_HOST)).lower()
+    host_kind = agent_kinds.model_host_kind(host)
+    if host_kind is not None and host_kind != kind:
+        raise ManifestError("%s.host %s is the model API of agent kind %s, but %s is of kind %s (model API %s): write "
+                            "model: {} for %s's own, or run this policy with a %s agent"
+                            % (path, host, host_kind, agent_path, kind, adapter.MODEL_HOST, kind, host_kind))
+    credential = model.get("credential", "auto")
+    if credential != "auto" and credential not in adapter.CREDENTIALS:
+        owners = ["%s (%s)" % (other, agent_kinds.get(other).CREDENTIALS[credential][0])
+                  for other in agent_kinds.KINDS if credential in agent_kinds.get(other).CREDENTIALS]
+        raise ManifestError("%s.credential %s is a credential of agent kind %s, but %s is of kind %s: use auto or %s"
+                            % (path, credential, ", ".join(owners), agent_path, kind,
+                               " or ".join("%s (%s)" % (c, name) for c, (name, _a) in adapter.CREDENTIALS.items())))
+
+
 def model_route(policy, policy_name, slug, model_credentials, agent, agent_path):
     """The route, agent env and description of the policy's ``model`` (None without one).
 
-    The model credential is a route like any other: egress adds the controller's real value
-    (token_ref ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN, resolved with the other routes'
-    credentials), the agent's environment holds a placeholder under the same name."""
+    The model credential is a route like any other: egress adds the controller's real value (token_ref:
+    the variable of the agent kind's credential - ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN for
+    claude-code, OPENAI_API_KEY for codex - resolved with the other routes' credentials), the agent's
+    environment holds a placeholder under the same name. What ``model: {}`` means follows the agent's
+    kind (agent_kinds); another kind's host or credential is refused."""
     model = policy.get("model")
     if model is None:
         return None
+    kind = agent.get("kind") or agent_kinds.DEFAULT
+    adapter = agent_kinds.get(kind)
     path = "bottle_policies.%s.model" % policy_name
-    host = model.get("host", MODEL_HOST).lower()
-    kind = choose_model_credential(model.get("credential", "auto"), model_credentials, path)
-    for name, _auth in MODEL_AUTH.values():
+    _kind_mismatch(model, path, kind, adapter, agent_path)
+    host = model.get("host", adapter.MODEL_HOST).lower()
+    credential = choose_model_credential(model.get("credential", "auto"), model_credentials, path, adapter)
+    for name, _auth in adapter.CREDENTIALS.values():
         for key in ("env", "secret_env"):
             if name in agent.get(key, {}):
                 where = "%s.%s.%s" % (agent_path, key, name)
@@ -470,17 +508,20 @@ def model_route(policy, policy_name, slug, model_credentials, agent, agent_path)
             raise ManifestError("bottle_policies.%s.%s.passthrough_domains: %s covers the model's host %s, which "
                                 "the firewall must see into to add the credential: remove it"
                                 % (policy_name, key, pattern, host))
-    name, auth = MODEL_AUTH[kind]
+    name, auth = adapter.CREDENTIALS[credential]
     route = {"host": host, "auth": dict(auth, token_ref=name)}
-    return {"host": host, "credential": kind, "env": name, "placeholder": MODEL_PLACEHOLDER % slug,
+    return {"host": host, "credential": credential, "env": name, "placeholder": adapter.PLACEHOLDER % slug,
             "route": route}
 
 
-def resolve(agents, policies, agent_name, instance="", model_credentials=None):
+def resolve(agents, policies, agent_name, instance="", model_credentials=None, memory_override=""):
     """Everything a launch needs about ``agent_name``, validated.
 
     ``model_credentials``: whether the controller holds each model credential (see
-    ``choose_model_credential``), for a policy with ``model``; never the values."""
+    ``choose_model_credential``), for a policy with ``model``; never the values. The agent's ``kind``
+    (default claude-code) decides what the policy's ``model`` means (``model_route``).
+    ``memory_override``: the operator's agent memory limit (the role's ``bottle_agent_memory``), over the
+    policy's and the agent's ``resources.memory``."""
     agents = agents or {}
     policies = policies or {}
     _expect(agents, dict, "bottle_agents", "a mapping of agent name to definition")
@@ -514,7 +555,13 @@ def resolve(agents, policies, agent_name, instance="", model_credentials=None):
         # Each policy was checked alone; the merged repos must still name each upstream once.
         git_gate.check(policy["git_gate"], "bottle_policies.%s.git_gate (merged along extends)" % agent["policy"],
                        ManifestError)
+    kind = agent_kinds.get(agent.get("kind"))
     model = model_route(policy, agent["policy"], slug, model_credentials, agent, path)
+    written = dict(policy.pop("resources", None) or {})
+    written.update(agent.get("resources") or {})
+    if memory_override not in (None, ""):
+        resources.memory_bytes(memory_override, "bottle_agent_memory", ManifestError)
+        written["memory"] = memory_override
     policy.setdefault("allowed_domains", [])
     policy.setdefault("pipelock", {})
     policy.setdefault("egress", {"routes": []})
@@ -522,9 +569,16 @@ def resolve(agents, policies, agent_name, instance="", model_credentials=None):
         policy["egress"]["routes"] = list(policy["egress"].get("routes") or []) + [model.pop("route")]
         policy["model"] = {"host": model["host"], "credential": model["credential"]}
         env[model["env"]] = model["placeholder"]
-        if model["host"] != MODEL_HOST:
-            # Claude Code calls api.anthropic.com unless told otherwise.
-            env.setdefault("ANTHROPIC_BASE_URL", "https://%s" % model["host"])
+        # A model host other than the kind's own (a gateway): Claude Code is told by ANTHROPIC_BASE_URL
+        # (codex: by the base_url its provisioned config.toml names, nothing in the environment).
+        for name, value in kind.base_url_env(model["host"]).items():
+            env.setdefault(name, value)
+        if "websocket" in kind.TRANSPORTS:
+            # The kind opens its model API as a WebSocket (codex: first, before HTTPS): allowed for that
+            # host alone, the credential added on the handshake like on every request.
+            firewall = policy.setdefault("firewall", {})
+            hosts = list(firewall.get("websocket_hosts") or [])
+            firewall["websocket_hosts"] = hosts + ([model["host"]] if model["host"] not in hosts else [])
     if not policy["allowed_domains"] and not policy["egress"].get("routes"):
         raise ManifestError("bottle_policies.%s allows no host at all (allowed_domains and egress.routes are empty): "
                             "the bottle's firewall would refuse every request; list the hosts the agent may reach"
@@ -532,6 +586,8 @@ def resolve(agents, policies, agent_name, instance="", model_credentials=None):
     return {
         "slug": slug,
         "agent": agent_name,
+        # The agent's kind (agent_kinds): its CLI, model API and the files provisioning writes for it.
+        "kind": kind.KIND,
         "instance": str(instance or ""),
         "policy_name": agent["policy"],
         "policy": policy,
@@ -544,6 +600,13 @@ def resolve(agents, policies, agent_name, instance="", model_credentials=None):
         # The merged git_gate (a child policy's repos add to its parent's), normalised; None without repos.
         "git_gate": git_gate.normalise(policy.get("git_gate")),
         # The model credential: host, credential (api_key or oauth), env (the variable the agent holds
-        # the placeholder in, also the route's token_ref) and placeholder; None without model.
+        # the placeholder in, also the route's token_ref) and placeholder; None without model. What they
+        # are follows the kind.
         "model": model,
+        # The agent's limits: the defaults with the policy's, the agent's and the operator's keys over them
+        # ({memory, cpus, pids}); resources_written holds only the keys written (smolvm sizes its machine by them).
+        "resources": resources.effective(written),
+        "resources_written": written,
+        # smolmachines: the written memory and cpus as smolvm machine options ({memory: MiB, cpus}).
+        "resources_smolvm": resources.smolvm_options(written),
     }

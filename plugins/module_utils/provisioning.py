@@ -1,15 +1,19 @@
 # -*- coding: utf-8 -*-
 # Copyright: botbottle developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""What the agent holds: CA, prompt, skills, MCP servers (module bottle_provision, phase of bottle_launch)."""
+"""What the agent holds: CA, prompt, skills, MCP servers (module bottle_provision, phase of bottle_launch).
+
+Where the prompt, skills and settings go, and what the settings file holds, is the agent kind's
+(agent_kinds: ``~/.claude/CLAUDE.md`` and ``~/.claude.json`` for claude-code, ``~/.codex/AGENTS.md`` and
+``~/.codex/config.toml`` for codex)."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
 
+from ansible_collections.botbottle.bottle.plugins.module_utils import agent_kind_claude_code, agent_kinds
 from ansible_collections.botbottle.bottle.plugins.module_utils.agent_transport import TransportError
 from ansible_collections.botbottle.bottle.plugins.module_utils.bundle_health import BundleUnhealthy, wait_healthy
 from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import DockerException, find_container
@@ -24,88 +28,30 @@ GITCONFIG = "/etc/gitconfig"
 SKILL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 # The variables Claude Code reads a model credential from (resolve_bottle's model.env); only the API
 # key is confirmed interactively (customApiKeyResponses), the OAuth token is taken as it is.
-MODEL_ENVS = ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN")
-# Claude Code 2.1.330 remembers an accepted ANTHROPIC_API_KEY by its last 20 characters (trimmed).
-APPROVED_KEY_CHARS = 20
-
-
-def skill_document(name, text):
-    """``text`` as Claude Code reads a skill: YAML front matter (name, description), then the body.
-
-    Text that opens with its own front matter is kept as it is; otherwise the front matter is
-    added, the description being the first paragraph of prose (headings skipped), so the skill is
-    listed with something meaningful.
-    """
-    text = str(text)
-    if text.startswith("---\n"):
-        return text
-    paragraph = []
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            paragraph.append(line)
-        elif paragraph:
-            break
-    description = " ".join(paragraph) or "Skill %s" % name
-    # A JSON string is a valid YAML double-quoted scalar: quotes and colons in the prose are safe.
-    return "---\nname: %s\ndescription: %s\n---\n\n%s" % (name, json.dumps(description), text)
+MODEL_ENVS = tuple(name for name, _auth in agent_kinds.get().CREDENTIALS.values())
+# The claude-code kind's helpers (agent_kind_claude_code), under the names they had here.
+APPROVED_KEY_CHARS = agent_kind_claude_code.APPROVED_KEY_CHARS
+approved_key = agent_kind_claude_code.approved_key
+skill_document = agent_kind_claude_code.skill_document
+claude_json = agent_kind_claude_code.settings
 
 
 def desired_files(params, ca_pem):
     """(path, content bytes, mode, owner) of every file the agent should hold."""
     user, home = params["agent_user"], params["agent_home"].rstrip("/")
+    kind = agent_kinds.get(params.get("kind"))
     owner = "%s:%s" % (user, user)
     files = []
     if ca_pem is not None:
         files.append((CA_TARGET, ca_pem, 0o644, None))
     if params["prompt"] is not None:
-        files.append((home + "/.claude/CLAUDE.md", params["prompt"].encode("utf-8"), 0o644, owner))
+        files.append(("%s/%s" % (home, kind.PROMPT_FILE), params["prompt"].encode("utf-8"), 0o644, owner))
     for name, text in sorted((params["skills"] or {}).items()):
-        files.append(("%s/.claude/skills/%s/SKILL.md" % (home, name), skill_document(name, text).encode("utf-8"),
+        files.append(("%s/%s" % (home, kind.SKILL_FILE % name), kind.skill_document(name, text).encode("utf-8"),
                       0o644, owner))
     if params.get("git_gate"):
         files.append((GITCONFIG, gitconfig(params["git_gate"], params["gate_host"]).encode("utf-8"), 0o644, None))
     return files
-
-
-def approved_key(placeholder):
-    """What Claude Code records in customApiKeyResponses for an accepted ANTHROPIC_API_KEY."""
-    return placeholder.strip()[-APPROVED_KEY_CHARS:]
-
-
-def claude_json(current, servers, model=None):
-    """Claude Code's ~/.claude.json (bytes) with ``servers`` set under mcpServers and, with ``model``
-    (``{env, placeholder}``), onboarding done and an API-key placeholder approved; the rest kept as it is."""
-    try:
-        data = json.loads(current) if current and current.strip() else {}
-    except ValueError as exc:
-        raise TransportError("~/.claude.json in the agent is not valid JSON (%s): fix or remove it" % exc)
-    if not isinstance(data, dict):
-        raise TransportError("~/.claude.json in the agent is not a JSON object: fix or remove it")
-    changed = current is None
-    registered = dict(data.get("mcpServers") or {})
-    if servers and not all(registered.get(name) == spec for name, spec in servers.items()):
-        registered.update(servers)
-        data["mcpServers"] = registered
-        changed = True
-    if model:
-        if data.get("hasCompletedOnboarding") is not True:
-            data["hasCompletedOnboarding"] = True
-            changed = True
-        if model["env"] == "ANTHROPIC_API_KEY":
-            key = approved_key(model["placeholder"])
-            responses = data.get("customApiKeyResponses")
-            responses = dict(responses) if isinstance(responses, dict) else {}
-            approved = [k for k in responses.get("approved") or [] if isinstance(k, str)]
-            rejected = [k for k in responses.get("rejected") or [] if isinstance(k, str)]
-            if key not in approved or key in rejected:
-                responses["approved"] = approved if key in approved else approved + [key]
-                responses["rejected"] = [k for k in rejected if k != key]
-                data["customApiKeyResponses"] = responses
-                changed = True
-    if not changed:
-        return current
-    return (json.dumps(data, indent=2) + "\n").encode("utf-8")
 
 
 def differences(current, stat, content, mode, ids):
@@ -176,13 +122,17 @@ def provision(module, transport, ca_pem):
     p = module.params
     files, diffs, writes = [], [], []
     wanted = desired_files(p, ca_pem)
-    settings = p["agent_home"].rstrip("/") + "/.claude.json" if p.get("mcp_servers") or p.get("model") else None
+    kind = agent_kinds.get(p.get("kind"))
+    # The kind's settings file (mode 0600): Claude Code's only with servers or a model to record; Codex's
+    # always (it holds the sandbox setting and switches the start-up calls off).
+    needed = p.get("mcp_servers") or p.get("model") or getattr(kind, "SETTINGS_ALWAYS", False)
+    settings = "%s/%s" % (p["agent_home"].rstrip("/"), kind.SETTINGS_FILE) if needed else None
     # Every file read in one go (the docker transport: side by side), with the owners' ids.
     found = transport.read_files_info([path for path, _c, _m, _o in wanted] + ([settings] if settings else []))
     if settings:
         current, stat = found[-1]
         # Read once: the new content is built from the current one.
-        wanted.append((settings, claude_json(current, p["mcp_servers"] or {}, p.get("model")), 0o600,
+        wanted.append((settings, kind.settings(current, p["mcp_servers"] or {}, p.get("model")), 0o600,
                        "%s:%s" % (p["agent_user"], p["agent_user"])))
     for (path, content, mode, owner), (current, stat) in zip(wanted, found):
         ids = transport.ids(owner)
@@ -220,6 +170,7 @@ PROVISION_SPEC = dict(
     gate_host=dict(type="str"),
     mcp_servers=dict(type="dict", default={}),
     model=dict(type="dict"),
+    kind=dict(type="str", choices=list(agent_kinds.KINDS), default=agent_kinds.DEFAULT),
     bundle=dict(type="str"),
     bundle_health_timeout=dict(type="int", default=60),
     smolvm_path=dict(type="path"),
@@ -244,18 +195,26 @@ def check_params(module):
                                  "botbottle.bottle.resolve_bottle filter's result")
         if not p["gate_host"]:
             module.fail_json(msg="gate_host is required with git_gate: the bundle's address as the agent reaches it")
+    kind = agent_kinds.get(p.get("kind"))
     for name, spec in (p["mcp_servers"] or {}).items():
         if not SKILL_NAME.match(name) or not isinstance(spec, dict) or not spec.get("type"):
             module.fail_json(msg="mcp_servers.%s must be a name (letters, digits, '-', '_') mapped to a Claude Code "
                                  "server entry with a type, such as {type: http, url: http://...}" % name)
+        if hasattr(kind, "mcp_entry") and kind.mcp_entry(spec) is None:
+            module.fail_json(msg="mcp_servers.%s: a %s agent takes {type: http, url: ...} or {type: stdio, command: "
+                                 "...} servers" % (name, kind.KIND))
     if p["model"] is not None:
+        envs = tuple(name for name, _auth in kind.CREDENTIALS.values())
         env, placeholder = p["model"].get("env"), p["model"].get("placeholder")
-        if env not in MODEL_ENVS or not isinstance(placeholder, str) or not placeholder.strip():
+        if env not in envs or not isinstance(placeholder, str) or not placeholder.strip():
             module.fail_json(msg="model must hold env (%s) and placeholder (the value the agent holds): pass the model "
-                                 "of the botbottle.bottle.resolve_bottle filter's result" % " or ".join(MODEL_ENVS))
-        if placeholder.strip().startswith("sk-ant-"):
-            module.fail_json(msg="model.placeholder looks like a real Anthropic credential (sk-ant-...): the agent "
-                                 "gets a placeholder only; the credential stays on the controller and in the firewall")
+                                 "of the botbottle.bottle.resolve_bottle filter's result%s"
+                                 % (" or ".join(envs), "" if kind.KIND == agent_kinds.DEFAULT
+                                    else " for a %s agent (kind %s)" % (kind.KIND, kind.KIND)))
+        if placeholder.strip().startswith(kind.REAL_KEY_PREFIXES):
+            module.fail_json(msg="model.placeholder looks like a real %s credential (%s...): the agent "
+                                 "gets a placeholder only; the credential stays on the controller and in the firewall"
+                                 % (kind.PROVIDER_NAME, kind.REAL_KEY_PREFIXES[0]))
     if not p["agent_home"].startswith("/"):
         module.fail_json(msg="agent_home %s must be an absolute path inside the agent" % p["agent_home"])
 

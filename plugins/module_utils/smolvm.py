@@ -7,23 +7,32 @@ API:
 - ``find_smolvm(explicit=None, which=shutil.which)``: path of the binary:
   ``explicit`` > ``smolvm`` on PATH > ``smol/smol-vmm`` of the ``smolmachines``
   wheel installed for this Python. Raises ``SmolvmError`` naming the fix.
-- ``SmolvmCLI(runner, binary, state_dir=None)``: runs
-  ``<binary> --error-format json [--state-dir DIR] <words>``; ``run()`` raises
+- ``SmolvmCLI(runner, binary, state_dir=None, system=None)``: runs
+  ``<binary> --error-format json [--state-dir DIR] <words>`` (``--state-dir`` only
+  on Linux: smolvm 1.32 documents it as Linux only); ``run()`` raises
   ``SmolvmError(code, message)`` parsed from smolvm's own JSON error.
-  ``list_machines()`` / ``get_machine(name)`` read ``machine ls --json``.
+  ``list_machines()`` / ``get_machine(name)`` read ``machine ls --json``;
+  ``machine_env(name)`` reads the env smolvm keeps (``machine ls --verbose``).
 - ``module_runner(module)`` / ``subprocess_runner``: runners
   ``(argv, data=None) -> (rc, stdout bytes, stderr bytes)``.
 - argv builders, one small function per option: ``create_argv(spec,
   smolfile=None)``, ``update_allowlist_argv``, ``update_resources_argv``,
-  ``start_argv``, ``stop_argv``, ``delete_argv``.
+  ``update_env_argv``, ``start_argv``, ``stop_argv``, ``delete_argv``.
+- Secrets by reference: ``secret_host_var(key)`` names the variable of the
+  ``machine start`` process that ``--secret-env KEY=<that variable>`` resolves;
+  ``secret_environ(secret_env)`` is that process's extra environment. smolvm
+  persists only the reference, never the value (``docs/smolvm-1.32``).
+- ``create_spec_hash(name, spec)``: the value of ``CREATE_SPEC_LABEL``, a digest
+  of what only ``machine create`` can set and ``ls --json`` does not report
+  (secret references, mounted sockets).
 - ``env_smolfile(env)``: a 0600 temporary Smolfile carrying ``env`` (a context
   manager yielding its path), so values never reach argv.
-- ``env_hash(name, env)``: the value of the ``ENV_HASH_LABEL`` label that lets
-  a later run tell whether the machine's env changed without reading it back.
 - ``image_ref(path)``: what ``machine ls --json`` reports for a local archive.
 - ``select_by_labels(machines, wanted)``: machines whose labels include
   ``wanted`` (teardown / bottle_info find bottle machines this way).
-- ``boot_supported(root='/')``: ``(bool, reason)``: can a guest boot here?
+- ``boot_supported(root='/', system=None, machine=None)``: ``(bool, reason)``:
+  can a guest boot here? (Linux with hardware KVM; macOS on Apple Silicon only.)
+- ``state_dir_supported(system=None)``: whether ``--state-dir`` may be passed.
 """
 
 from __future__ import annotations
@@ -43,9 +52,13 @@ from ansible_collections.botbottle.bottle.plugins.module_utils import naming
 WHEEL_BINARY = "smol-vmm"
 PATH_BINARY = "smolvm"
 
-# Label carrying a hash of the machine's env: smolvm keeps env values in its
-# record but does not report them in ``ls --json``.
+# Label that carried a hash of the machine's env before env was read back with
+# ``machine ls --verbose``; still reserved, and ignored when labels are compared.
 ENV_HASH_LABEL = naming.LABEL_PREFIX + ".env-hash"
+# Digest of what only ``machine create`` sets and ``ls --json`` does not report.
+CREATE_SPEC_LABEL = naming.LABEL_PREFIX + ".create-spec"
+# ``--secret-env GUEST=HOST`` resolves HOST in the environment of ``machine start``.
+SECRET_HOST_PREFIX = "BOTBOTTLE_SECRET_"
 
 # The wheel's binary says so on stderr when it runs under its own name.
 _NOISE_PREFIXES = ("note: no packed assets found",)
@@ -106,14 +119,16 @@ def find_smolvm(explicit=None, which=shutil.which):
 
 def module_runner(module):
     """A runner over ``module.run_command`` that keeps bytes as bytes."""
-    def run(argv, data=None):
-        return module.run_command(argv, data=data, binary_data=True, encoding=None)
+    def run(argv, data=None, environ=None):
+        return module.run_command(argv, data=data, binary_data=True, encoding=None,
+                                  environ_update=environ or {})
     return run
 
 
-def subprocess_runner(argv, data=None):
+def subprocess_runner(argv, data=None, environ=None):
     """A runner for code outside a module (tests, scripts)."""
-    proc = subprocess.run(argv, input=data, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
+    env = dict(os.environ, **environ) if environ else None
+    proc = subprocess.run(argv, input=data, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False, env=env)
     return proc.returncode, proc.stdout, proc.stderr
 
 
@@ -154,10 +169,12 @@ def parse_error(stderr):
 class SmolvmCLI:
     """``smolvm --error-format json [--state-dir DIR] <words>`` through ``runner``."""
 
-    def __init__(self, runner, binary, state_dir=None):
+    def __init__(self, runner, binary, state_dir=None, system=None):
         self.runner = runner
         self.binary = binary
-        self.state_dir = state_dir
+        # smolvm 1.32: "--state-dir ... Linux only" (docs/smolvm-1.32/machine-create.txt).
+        self.state_dir = state_dir if state_dir_supported(system) else None
+        self.state_dir_ignored = bool(state_dir) and self.state_dir is None
 
     def argv(self, words):
         argv = [self.binary, "--error-format", "json"]
@@ -165,9 +182,16 @@ class SmolvmCLI:
             argv += ["--state-dir", self.state_dir]
         return argv + list(words)
 
-    def run(self, words, data=None, check=True):
-        """Run; return (rc, stdout bytes, stderr bytes), raising SmolvmError when ``check`` and rc != 0."""
-        rc, out, err = self.runner(self.argv(words), data=data)
+    def run(self, words, data=None, check=True, environ=None):
+        """Run; return (rc, stdout bytes, stderr bytes), raising SmolvmError when ``check`` and rc != 0.
+
+        ``environ``: extra environment of this one call (the secret values ``--secret-env`` resolves),
+        passed only to runners that accept it.
+        """
+        if environ:
+            rc, out, err = self.runner(self.argv(words), data=data, environ=environ)
+        else:
+            rc, out, err = self.runner(self.argv(words), data=data)
         if check and rc != 0:
             code, message = parse_error(err)
             raise SmolvmError(message or "exited with status %s and no message" % rc, code=code, rc=rc,
@@ -192,6 +216,33 @@ class SmolvmCLI:
             if machine.get("name") == name:
                 return machine
         return None
+
+    def machine_env(self, name):
+        """The env smolvm keeps for machine ``name`` (``{}`` when none), from ``machine ls --verbose``."""
+        _rc, out, _err = self.run(["machine", "ls", "--verbose"])
+        return parse_verbose_env(_text(out), name)
+
+
+def parse_verbose_env(text, name):
+    """``{key: value}`` of the ``  Env: KEY=VALUE`` lines under machine ``name`` in ``ls --verbose`` text.
+
+    smolvm prints one line per variable, indented under the machine's row; values never hold a
+    newline (smolvm_machine refuses them), so each line is one variable.
+    """
+    env = {}
+    current = None
+    for line in text.splitlines():
+        if line and not line[0].isspace():
+            words = line.split()
+            current = words[0] if words else None
+            continue
+        if current != name:
+            continue
+        stripped = line.strip()
+        if stripped.startswith("Env: "):
+            key, _sep, value = stripped[len("Env: "):].partition("=")
+            env[key] = value
+    return env
 
 
 def select_by_labels(machines, wanted):
@@ -232,15 +283,66 @@ def opt_labels(spec):
     return argv
 
 
+def secret_host_var(key):
+    """The variable of the ``machine start`` process that guest variable ``key``'s secret is read from."""
+    return SECRET_HOST_PREFIX + key
+
+
+def secret_environ(secret_env):
+    """Extra environment of ``machine start`` carrying the secret values (never argv, never a file)."""
+    return {secret_host_var(key): value for key, value in (secret_env or {}).items()}
+
+
+def opt_secret_env(spec):
+    """``--secret-env KEY=BOTBOTTLE_SECRET_KEY``: smolvm persists this reference, never the value."""
+    argv = []
+    for key in sorted(spec.get("secret_env") or {}):
+        argv += ["--secret-env", "%s=%s" % (key, secret_host_var(key))]
+    return argv
+
+
+def opt_secret_files(spec):
+    """``--secret-file KEY=/abs/path``: read at each start; only the path is persisted."""
+    argv = []
+    for key in sorted(spec.get("secret_files") or {}):
+        argv += ["--secret-file", "%s=%s" % (key, spec["secret_files"][key])]
+    return argv
+
+
+def opt_mount_sockets(spec):
+    """``--mount-socket HOST_PATH:GUEST_PATH``: a host Unix socket the guest reaches at GUEST_PATH."""
+    argv = []
+    for entry in spec.get("mount_sockets") or []:
+        argv += ["--mount-socket", "%s:%s" % (entry["host"], entry["guest"])]
+    return argv
+
+
 def opt_smolfile(path):
     return ["--smolfile", path] if path else []
 
 
-CREATE_OPTIONS = (opt_name, opt_image, opt_cpus, opt_memory, opt_allow_cidrs, opt_labels)
+CREATE_OPTIONS = (opt_name, opt_image, opt_cpus, opt_memory, opt_allow_cidrs, opt_mount_sockets,
+                  opt_secret_env, opt_secret_files, opt_labels)
+
+
+def create_spec_hash(name, spec):
+    """Digest of what only ``machine create`` sets and ``ls --json`` does not show: secret references
+    (names and files, never values) and mounted sockets. None when there are none."""
+    doc = {
+        "secret_env": sorted(spec.get("secret_env") or {}),
+        "secret_files": dict(sorted((spec.get("secret_files") or {}).items())),
+        "mount_sockets": [[e["host"], e["guest"]] for e in spec.get("mount_sockets") or []],
+    }
+    if not any(doc.values()):
+        return None
+    canonical = json.dumps({"machine": name, "create": doc}, sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def create_argv(spec, smolfile=None):
-    """``machine create`` words for ``spec`` (name, image, cpus, memory, allow_cidrs, labels)."""
+    """``machine create`` words for ``spec`` (name, image, cpus, memory, allow_cidrs, mount_sockets,
+    secret_env, secret_files, labels). Networking stays off unless ``allow_cidrs`` is set: no
+    ``--net``, no ``--dns``, no ``--allow-host``."""
     words = ["machine", "create"]
     for option in CREATE_OPTIONS:
         words += option(spec)
@@ -257,6 +359,19 @@ def update_resources_argv(name, cpus=None, memory=None):
     """Set cpus / memory of a stopped machine."""
     spec = {"name": name, "cpus": cpus, "memory": memory}
     return ["machine", "update"] + opt_name(spec) + opt_cpus(spec) + opt_memory(spec)
+
+
+def update_env_argv(name, set_env, remove_keys):
+    """``machine update -e KEY=VALUE ... --remove-env KEY ...`` (a stopped machine; next start applies).
+
+    Values are on argv: env holds no secret (those go by reference, ``opt_secret_env``).
+    """
+    words = ["machine", "update"] + opt_name({"name": name})
+    for key in sorted(set_env or {}):
+        words += ["-e", "%s=%s" % (key, set_env[key])]
+    for key in sorted(remove_keys or []):
+        words += ["--remove-env", key]
+    return words
 
 
 def start_argv(name):
@@ -310,14 +425,6 @@ def env_smolfile(env):
             os.unlink(path)
 
 
-def env_hash(name, env):
-    """Salted digest of ``env`` for ENV_HASH_LABEL, or None when env is empty."""
-    if not env:
-        return None
-    canonical = json.dumps({"machine": name, "env": env}, sort_keys=True, separators=(",", ":"))
-    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
 def image_ref(path):
     """What ``machine ls --json`` reports as ``image`` for local archive ``path``."""
     digest = hashlib.sha256()
@@ -355,17 +462,27 @@ def _open_kvm(path):
     return None
 
 
-def boot_supported(root="/", system=None):
+def state_dir_supported(system=None):
+    """smolvm 1.32 documents ``--state-dir`` as Linux only."""
+    return (system or platform.system()) == "Linux"
+
+
+def boot_supported(root="/", system=None, machine=None):
     """``(True, reason)`` when a smolvm guest can boot on this host, else ``(False, why not)``.
 
     Decided from the host, never by trying a boot: Linux needs an openable
     ``/dev/kvm`` backed by hardware virtualisation; a PVM host (``kvm_pvm``
-    loaded, no vmx/svm flag) runs no smolvm guest. ``root`` lets tests point at
-    a fake tree.
+    loaded, no vmx/svm flag) runs no smolvm guest. macOS boots guests on Apple
+    Silicon only (smolvm 1.32's platform table: "macOS Apple Silicon | arm64
+    Linux | Hypervisor.framework"). ``root`` lets tests point at a fake tree.
     """
     system = system or platform.system()
     if system == "Darwin":
-        return True, "macOS: smolvm uses Hypervisor.framework"
+        machine = machine or platform.machine()
+        if machine != "arm64":
+            return False, ("smolvm boots guests on Apple Silicon Macs only, and this Mac is %s: use an Apple "
+                           "Silicon Mac, a Linux host with KVM, or the docker backend" % (machine or "unknown"))
+        return True, "macOS on Apple Silicon: smolvm uses Hypervisor.framework"
     if system != "Linux":
         return False, "smolvm guests boot on Linux (KVM) and macOS only, not on %s" % system
     kvm = os.path.join(root, "dev/kvm")

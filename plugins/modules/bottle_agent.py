@@ -23,7 +23,8 @@ description:
     own host is in C(NO_PROXY), as the bundle's other agent-facing ports (git-gate, supervise) are reached
     directly;
     C(NODE_EXTRA_CA_CERTS) points at the bottle CA that M(botbottle.bottle.bottle_provision) installs.
-  - A change of image, environment, address, user or limits recreates the container.
+  - A change of image, environment, address or user recreates the container (its work kept first with
+    O(work_archive_root)); new limits (O(memory), O(cpus), O(pids_limit)) are applied in place with C(docker update).
 author: botbottle developers (@botbottle)
 extends_documentation_fragment:
   - botbottle.bottle.docker
@@ -76,12 +77,20 @@ options:
     default: '1000:1000'
   memory:
     description:
-      - Memory limit (Docker syntax, for example V(4g)); none by default.
+      - Memory limit (Docker syntax, for example V(4g)); V(0) for none. Past it the kernel kills a process of the
+        agent inside the agent's own cgroup (counted as an OOM kill by M(botbottle.bottle.bottle_info)).
       - A new limit on a running agent is applied in place (C(docker update)), without recreating the container;
         removing the limit recreates it (its work kept first, with O(work_archive_root)).
     type: str
+    default: 4g
+  cpus:
+    description:
+      - How many CPUs the agent may use (Docker's C(--cpus)); V(0) for no limit. More than the engine has is
+        lowered to what it has, with a warning. Applied in place like O(memory).
+    type: float
+    default: 2
   pids_limit:
-    description: Most processes the agent may have.
+    description: Most processes and threads the agent may have. Applied in place like O(memory).
     type: int
     default: 512
   work_archive_root:
@@ -125,8 +134,9 @@ container:
   type: dict
   sample: {id: 0c4e..., name: bb-demo-agent}
 updated_in_place:
-  description: The settings applied to the existing container with C(docker update) instead of recreating it.
-  returned: when a limit alone changed
+  description: The limits (memory, cpus, pids_limit) applied to the existing container with C(docker update) instead of
+    recreating it.
+  returned: when limits alone changed
   type: list
   elements: str
 work:

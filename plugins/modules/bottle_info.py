@@ -52,6 +52,10 @@ options:
         the count of its pending supervise proposals (C(<state_dir>/supervise/proposals/<id>.json) whose
         C(status) is C(pending), read as M(botbottle.bottle.bottle_supervise) reads them, so a link, an
         oversized or malformed file is not counted) as C(proposals_pending).
+      - Also the OOM kills of its agent as C(agent_oom) - the C(oom_kill) count of the agent container's memory
+        cgroup (cgroup v2 C(memory.events), v1 C(memory.oom_control)), read on the host, or inside the container
+        when the host's view is not there. The kernel keeps no time, so a kill is dated by the first look that
+        finds the count risen, recorded in C(<state_dir>/agent-oom.json) (not in check mode).
     type: bool
     default: false
   audit:
@@ -115,8 +119,23 @@ options:
     description:
       - With O(slug), report in RV(loopback) the loopback address the bottle's bundle publishes on (the
         smolmachines backend) - the one it has, else the one in its C(meta.json), else a free one of this
-        pool chosen from a hash of the slug. Read-only; nothing is reserved.
+        pool chosen from a hash of the slug. Taken (never offered) - an address another bundle publishes on,
+        one in any smolvm machine's allow list (a VM that outlived its bundle too), one in another
+        bottle's C(meta.json). Read-only; nothing is reserved.
     type: str
+  listeners:
+    description:
+      - With O(loopback_pool) and O(slug), also report in RV(loopback) (key C(listeners)) the host's TCP and UDP
+        listeners a VM allowed to reach the bottle's loopback address could reach - on a wildcard address
+        (C(0.0.0.0), C(::)), or on that address on a port not in O(bundle_ports). Read from
+        C(/proc/net/{tcp,tcp6,udp,udp6}) on Linux, C(lsof -nP -iTCP -sTCP:LISTEN -iUDP) on macOS.
+    type: bool
+    default: false
+  bundle_ports:
+    description: The bundle's ports on the loopback address (not counted by O(listeners)).
+    type: list
+    elements: int
+    default: [8888, 9418, 9100]
   agent_approvals:
     description:
       - Report in RV(agent_approvals), for each agent of the listed bottles, what the operator approved for every
@@ -161,6 +180,7 @@ bottles:
       orphan: null
       health: {pipelock: healthy, egress: healthy}
       proposals_pending: 0
+      agent_oom: {kills: 1, last: "2026-12-07T08:12:40Z", count: 1, source: cgroup v1}
       firewall: [{host: pypi.org, allowed: 12, refused: 0, held: 0, last: 1764650000.5, last_action: allow,
                   last_rule: null, rules: {}}]
 images:
@@ -216,7 +236,8 @@ loopback:
   description: The loopback address for O(slug) and where it comes from (C(bundle), C(meta) or C(allocated)).
   returned: when O(loopback_pool) and O(slug) are set
   type: dict
-  sample: {address: 127.77.0.17, source: allocated}
+  sample: {address: 127.77.0.17, source: allocated, listeners: ["tcp 0.0.0.0:5432 (postgres pid 501)"],
+           refusal: "bottle demo: the VM may reach 127.77.0.17, and these host services answer there: ..."}
 """
 
 import json
@@ -225,7 +246,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.botbottle.bottle.plugins.module_utils import (
-    agent_text, audit_archive, audit_log, fleet_view, loopback, naming, smolvm)
+    agent_text, audit_archive, audit_log, fleet_view, host_listeners, loopback, naming, smolvm)
 from ansible_collections.botbottle.bottle.plugins.module_utils import supervise as sv
 from ansible_collections.botbottle.bottle.plugins.module_utils import supervise_decide as sd
 from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import (
@@ -382,15 +403,36 @@ def read_approvals(module):
     return found
 
 
-def choose_loopback(module, client):
+def choose_loopback(module, client, machines=()):
     p = module.params
     meta = read_meta(naming.state_dir(p["slug"], p["state_root"]))
     try:
+        # Taken: other bundles' addresses, every VM's allow list, every other bottle's meta.json.
         address, source = loopback.choose(p["slug"], p["loopback_pool"], client,
-                                          meta_address=meta.get("loopback_address"))
+                                          meta_address=meta.get("loopback_address"), machines=machines,
+                                          metas=loopback.meta_addresses(p["state_root"]))
     except loopback.LoopbackError as exc:
         module.fail_json(msg="loopback_pool: %s" % exc)
-    return dict(address=address, source=source)
+    found = dict(address=address, source=source)
+    if p["listeners"]:
+        reach = host_listeners.reachable(host_listeners_here(module), address, p["bundle_ports"])
+        found["listeners"] = [host_listeners.describe(item) for item in reach]
+        found["refusal"] = host_listeners.refusal(p["slug"], address, reach) if reach else ""
+    return found
+
+
+def host_listeners_here(module):
+    """Listening sockets of this host: /proc/net on Linux, lsof elsewhere (macOS)."""
+    if os.path.isfile("/proc/net/tcp"):
+        return host_listeners.linux_listeners()
+    lsof = module.get_bin_path("lsof")
+    if not lsof:
+        module.fail_json(msg="listeners: neither /proc/net nor lsof is available to list the host's listeners: "
+                             "install lsof, or pass listeners=false")
+    rc, out, err = module.run_command([lsof] + host_listeners.LSOF_ARGV[1:])
+    if rc not in (0, 1):  # 1: nothing listens
+        module.fail_json(msg="listeners: lsof failed (rc %d): %s" % (rc, err.strip()))
+    return host_listeners.parse_lsof(out)
 
 
 def main():
@@ -411,6 +453,8 @@ def main():
         smolvm_path=dict(type="path"),
         smolvm_state_dir=dict(type="path"),
         loopback_pool=dict(type="str"),
+        listeners=dict(type="bool", default=False),
+        bundle_ports=dict(type="list", elements="int", default=[8888, 9418, 9100]),
         approvals_agent=dict(type="str"),
         agent_approvals=dict(type="bool", default=False),
     )
@@ -430,11 +474,12 @@ def main():
         if module.params["slug"] and not naming.slug_error(module.params["slug"]):
             extra.update(read_approvals(module))
         if module.params["loopback_pool"] and module.params["slug"]:
-            extra["loopback"] = choose_loopback(module, client)
+            extra["loopback"] = choose_loopback(module, client, machines)
         bottles = fleet_view.select(fleet_view.add_orphan(fleet_view.add_age(client, bottles)),
                                     older_than=older_than, orphans=module.params["orphans"])
         if module.params["health"]:
             bottles = fleet_view.add_proposals(fleet_view.add_health(client, bottles))
+            bottles = fleet_view.add_agent_oom(client, bottles, record=not module.check_mode)
         if module.params["audit"]:
             for b in bottles:
                 b["firewall"] = audit_log.firewall_by_host(b["state_dir"], module.params["audit_bytes"]) \

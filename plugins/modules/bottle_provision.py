@@ -90,11 +90,26 @@ options:
   model:
     description:
       - The agent's model credential as the C(resolve_bottle) filter returns it (its C(model)) - C(env), the
-        variable the agent holds the placeholder in (V(ANTHROPIC_API_KEY) or V(CLAUDE_CODE_OAUTH_TOKEN)), and
-        C(placeholder), its value; other keys are ignored. Only the placeholder reaches the agent (the real
+        variable the agent holds the placeholder in (V(ANTHROPIC_API_KEY) or V(CLAUDE_CODE_OAUTH_TOKEN); for
+        O(kind=codex) V(OPENAI_API_KEY)), C(placeholder), its value, and C(host), the model API's host (used by
+        O(kind=codex)); other keys are ignored. Only the placeholder reaches the agent (the real
         credential stays with the firewall); a value shaped like an Anthropic key (C(sk-ant-...)) is refused.
       - Omitted - C(~/.claude.json) gets no onboarding or API-key state (the user logs in inside the agent).
     type: dict
+  kind:
+    description:
+      - The agent's kind (the agent definition's C(kind), the C(resolve_bottle) filter's C(kind)) - which CLI's
+        files are written (plugins/module_utils/agent_kinds.py, one adapter per kind).
+      - V(claude-code) - the prompt in C(~/.claude/CLAUDE.md), skills in C(~/.claude/skills/<name>/SKILL.md),
+        O(mcp_servers) and O(model) in C(~/.claude.json).
+      - V(codex) - the prompt in C(~/.codex/AGENTS.md), skills in C(~/.codex/skills/<name>/SKILL.md), and
+        C(~/.codex/config.toml) (mode 0600, the bottle's, rewritten whole) - C(sandbox_mode = "danger-full-access")
+        (the bottle is the sandbox), the start-up calls to chatgpt.com and api.github.com off, O(mcp_servers) as
+        C([mcp_servers.<name>]), and with O(model) a model provider that sends the placeholder in C(OPENAI_API_KEY)
+        as a Bearer C(Authorization) header to C(https://<model host>/v1).
+    type: str
+    choices: [claude-code, codex]
+    default: claude-code
   bundle:
     description:
       - The bottle's bundle container (on the docker engine of the docker connection options), started by

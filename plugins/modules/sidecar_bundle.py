@@ -151,6 +151,13 @@ options:
     description: Seconds to wait for every daemon to be healthy.
     type: int
     default: 60
+  memory:
+    description:
+      - Memory limit of the bundle (Docker syntax, for example V(1g)). The default is sized from a measurement of
+        its daemons under load (docs/architecture.md, "Limits"), with headroom; empty is that default too.
+      - A new limit on a running bundle is applied in place (C(docker update)); nothing is recreated or restarted.
+    type: str
+    default: 1g
   wait:
     description:
       - Wait until every daemon is healthy before returning (see the description).

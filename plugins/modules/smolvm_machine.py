@@ -16,14 +16,24 @@ description:
     acts only on a difference. Every call uses C(--error-format json), and a failure carries smolvm's
     own error code and message.
   - Networking is off unless O(allow_cidrs) lists CIDRs; then the machine may reach exactly those
-    (C(--allow-cidr)). The module never enables unrestricted networking.
-  - O(env) travels in a private temporary Smolfile (mode 0600, removed at once), never on argv.
-    smolvm does not report env back, so the machine carries the label C(io.botbottle.env-hash), a
-    salted SHA-256 of the env, which tells a later run whether the env changed.
-  - Updated in place (C(smolvm machine update)) - O(allow_cidrs) when the old and new lists are both
-    non-empty (applies live on a running machine), O(cpus) and O(memory) (a running machine is
-    stopped for the update and started again).
-  - Recreated (deleted and created again) - a different O(image), O(env) or O(labels), and an
+    (C(--allow-cidr), which smolvm 1.32 enforces on its virtio-net backend). The module never passes
+    C(--net), C(--dns) or C(--allow-host), and never enables unrestricted networking. For a bottle
+    (O(slug)) O(allow_cidrs) is at most one loopback C(/32) other than C(127.0.0.1).
+  - O(mount_sockets) mount host Unix sockets into the guest (C(--mount-socket)), the path to the
+    bundle that needs no guest network (see docs/architecture.md, "The VM's network").
+  - O(secret_env) and O(secret_files) reach the guest by reference (C(--secret-env),
+    C(--secret-file)) - smolvm persists the reference, never the value. A O(secret_env) value is
+    handed to C(smolvm machine start) in its environment (never argv, never a file) each time the
+    module starts the machine; a changed value takes effect at the next start.
+  - O(env) holds no secret. At create it travels in a private temporary Smolfile (mode 0600, removed
+    at once); smolvm keeps it in its database and shows it in C(machine ls --verbose), which is how a
+    later run compares it. A change is applied with C(smolvm machine update -e/--remove-env) (a
+    running machine is stopped for it and started again), keeping the machine and the agent's work.
+  - Updated in place (C(smolvm machine update)) - O(env), O(allow_cidrs) when the old and new lists
+    are both non-empty (applies live on a running machine), O(cpus) and O(memory) (a running machine
+    is stopped for the update and started again).
+  - Recreated (deleted and created again) - a different O(image), O(labels), secret references or
+    O(mount_sockets) (the label C(io.botbottle.create-spec) carries their digest), and an
     O(allow_cidrs) change from or to an empty list (turning networking on or off needs a new
     machine). A machine that was running is started again after a recreate.
   - With O(state=started) on a host that cannot boot guests (no C(/dev/kvm), a PVM-only KVM as in
@@ -71,16 +81,46 @@ options:
     type: path
   allow_cidrs:
     description:
-      - CIDRs the machine may reach (C(--allow-cidr)); for a bottle, the bundle's loopback address
-        C(127.0.0.X/32). Empty means no network at all.
+      - CIDRs the machine may reach (C(--allow-cidr)). Empty means no network at all.
+      - With O(slug) (a bottle) at most one, a loopback C(/32) (C(127.0.0.X/32), never
+        C(127.0.0.1)); any other list is refused. C(0.0.0.0/0) and C(::/0) are always refused.
     type: list
     elements: str
     default: []
   env:
     description:
-      - Environment of the machine's workload. Values never appear on argv (see the description).
+      - Environment of the machine's workload; no secret (use O(secret_env)). Keys are variable
+        names; values hold no NUL and no line break. Applied with C(machine update -e) when it changes.
     type: dict
     default: {}
+  secret_env:
+    description:
+      - Secret environment variables of the workload, by reference (C(--secret-env
+        KEY=BOTBOTTLE_SECRET_KEY)). The values live only in the environment of the
+        C(smolvm machine start) the module runs; smolvm persists the reference, never the value.
+    type: dict
+    default: {}
+  secret_files:
+    description:
+      - Secret environment variables read from absolute host file paths at each start
+        (C(--secret-file KEY=PATH)); only the path is persisted.
+    type: dict
+    default: {}
+  mount_sockets:
+    description:
+      - Host Unix sockets mounted into the guest (C(--mount-socket HOST:GUEST)); both paths absolute.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      host:
+        description: Absolute path of the socket on the host.
+        type: path
+        required: true
+      guest:
+        description: Absolute path the guest reaches it at.
+        type: str
+        required: true
   cpus:
     description: Maximum vCPUs. Unset leaves smolvm's default (4) at create and the current value after.
     type: int
@@ -91,7 +131,7 @@ options:
     description:
       - Labels of the machine (C(--label KEY=VALUE), read back with C(machine ls --json)). smolvm has
         no way to change labels, so a change recreates the machine.
-      - The key C(io.botbottle.env-hash) is reserved.
+      - The keys C(io.botbottle.env-hash) and C(io.botbottle.create-spec) are reserved.
     type: dict
     default: {}
   stop_timeout:
@@ -105,10 +145,11 @@ options:
   state_dir:
     description:
       - smolvm's C(--state-dir) - keep all smolvm state under this directory instead of the user's
-        default ones (Linux only). Tests use it to stay apart.
+        default ones. Linux only (smolvm 1.32 says so) - ignored, with a warning, elsewhere. Tests use it
+        to stay apart.
     type: path
 notes:
-  - Starting a machine needs hardware KVM on Linux or Hypervisor.framework on macOS;
+  - Starting a machine needs hardware KVM on Linux or Hypervisor.framework on an Apple Silicon Mac;
     C(create), C(ls), C(update) and C(delete) work anywhere the CLI runs.
 """
 
@@ -121,6 +162,8 @@ EXAMPLES = r"""
     allow_cidrs: [127.0.0.17/32]
     env:
       HTTPS_PROXY: http://127.0.0.17:8888
+    secret_env:
+      GITHUB_TOKEN: "{{ token }}"
     cpus: 2
     memory: 4096
     state: started
@@ -175,32 +218,90 @@ import re
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.botbottle.bottle.plugins.module_utils import loopback
 from ansible_collections.botbottle.bottle.plugins.module_utils import naming
 from ansible_collections.botbottle.bottle.plugins.module_utils import smolvm
 
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+RESERVED_LABELS = (smolvm.ENV_HASH_LABEL, smolvm.CREATE_SPEC_LABEL)
 
 
-def normalise_cidrs(module, cidrs):
+def cidr_errors(cidrs, bottle):
+    """``(normalised sorted list, error or None)`` for ``allow_cidrs``; ``bottle``: the slug form's rules."""
     out = []
     for cidr in cidrs or []:
         try:
-            out.append(str(ipaddress.ip_network(cidr.strip(), strict=False)))
+            net = ipaddress.ip_network(str(cidr).strip(), strict=False)
         except ValueError as exc:
-            module.fail_json(msg="allow_cidrs: %r is not a CIDR (%s): write it like 127.0.0.17/32" % (cidr, exc))
-    return sorted(set(out))
+            return [], "allow_cidrs: %r is not a CIDR (%s): write it like 127.0.0.17/32" % (cidr, exc)
+        if net.prefixlen == 0:
+            return [], ("allow_cidrs: %s is every address: the module never enables unrestricted networking; "
+                        "list the one address the machine needs" % net)
+        out.append(net)
+    out = sorted(set(out), key=lambda n: (n.version, n))
+    if bottle and out:
+        if len(out) > 1:
+            return [], ("allow_cidrs: a bottle's VM reaches one address, its bundle's loopback /32, not %s: "
+                        "leave one entry such as 127.77.0.17/32" % ", ".join(str(n) for n in out))
+        net = out[0]
+        if net.version != 4 or net.prefixlen != 32:
+            return [], ("allow_cidrs: %s is not a single address: a bottle's VM may reach only its bundle's "
+                        "loopback address, written as 127.77.0.17/32" % net)
+        try:
+            loopback.check_address(str(net.network_address))
+        except loopback.LoopbackError as exc:
+            return [], "allow_cidrs: %s" % exc
+    return [str(n) for n in out], None
 
 
-def check_env(module, env):
+def normalise_cidrs(module, cidrs, bottle=False):
+    out, error = cidr_errors(cidrs, bottle)
+    if error:
+        module.fail_json(msg=error)
+    return out
+
+
+def check_env(module, env, key_name="env"):
     clean = {}
     for key, value in (env or {}).items():
         if not ENV_KEY_RE.match(key):
-            module.fail_json(msg="env: key %r is not an environment variable name: use letters, digits and '_', "
-                                 "not starting with a digit" % key)
+            module.fail_json(msg="%s: key %r is not an environment variable name: use letters, digits and '_', "
+                                 "not starting with a digit" % (key_name, key))
         value = "" if value is None else str(value)
         if "\x00" in value:
-            module.fail_json(msg="env: the value of %s contains a NUL byte, which no environment can hold" % key)
+            module.fail_json(msg="%s: the value of %s contains a NUL byte, which no environment can hold"
+                                 % (key_name, key))
+        if key_name == "env" and ("\n" in value or "\r" in value):
+            module.fail_json(msg="env: the value of %s contains a line break: smolvm reports env one line per "
+                                 "variable; put multi-line values in secret_env or secret_files" % key)
         clean[key] = value
+    return clean
+
+
+def check_secret_files(module, files):
+    clean = check_env(module, {k: "" for k in files or {}}, key_name="secret_files")
+    for key in clean:
+        path = str(files[key])
+        if not os.path.isabs(path):
+            module.fail_json(msg="secret_files: the path of %s is %r, not absolute: smolvm reads it at each start "
+                                 "from the host, write it as /abs/path" % (key, path))
+        clean[key] = path
+    return clean
+
+
+def check_mount_sockets(module, sockets):
+    clean = []
+    guests = set()
+    for entry in sockets or []:
+        host, guest = str(entry.get("host") or ""), str(entry.get("guest") or "")
+        for side, path in (("host", host), ("guest", guest)):
+            if not path.startswith("/") or any(c in path for c in ":;|\n"):
+                module.fail_json(msg="mount_sockets: %s path %r must be absolute and hold no ':', ';', '|' or line "
+                                     "break (smolvm's HOST:GUEST form)" % (side, path))
+        if guest in guests:
+            module.fail_json(msg="mount_sockets: guest path %s is listed twice: give each socket its own path" % guest)
+        guests.add(guest)
+        clean.append({"host": host, "guest": guest})
     return clean
 
 
@@ -209,8 +310,8 @@ def check_labels(module, labels):
     for key, value in (labels or {}).items():
         if not key or "=" in key:
             module.fail_json(msg="labels: key %r is invalid: a label key must be non-empty and contain no '='" % key)
-        if key == smolvm.ENV_HASH_LABEL:
-            module.fail_json(msg="labels: %s is reserved for the env hash: remove it from labels" % key)
+        if key in RESERVED_LABELS:
+            module.fail_json(msg="labels: %s is reserved for the module: remove it from labels" % key)
         clean[key] = "" if value is None else str(value)
     return clean
 
@@ -252,14 +353,17 @@ class MachineManager:
             self.module.fail_json(msg="smolvm failed for machine %s: %s" % (self.p["name"] or self.p["slug"], exc),
                                   error_code=exc.code, actions=self.actions)
 
-    def step(self, action, words, smolfile_env=None):
+    def step(self, action, words, smolfile_env=None, environ=None):
         """Record ``action`` and, unless in check mode, run it."""
         self.actions.append(action)
         self.result["changed"] = True
         if self.check_mode:
             return
         if smolfile_env is None:
-            self.call(self.cli.run, words)
+            if environ:
+                self.call(lambda w: self.cli.run(w, environ=environ), words)
+            else:
+                self.call(self.cli.run, words)
             return
         with smolvm.env_smolfile(smolfile_env) as path:
             self.call(self.cli.run, words + smolvm.opt_smolfile(path))
@@ -283,9 +387,15 @@ class MachineManager:
         if self.p["slug"]:
             labels.update(naming.labels(self.p["slug"], self.p["agent"], "agent", "smolmachines"))
         env = check_env(self.module, self.p["env"])
-        digest = smolvm.env_hash(self.name, env)
+        secret_env = check_env(self.module, self.p["secret_env"], key_name="secret_env")
+        secret_files = check_secret_files(self.module, self.p["secret_files"])
+        for key in set(env) & (set(secret_env) | set(secret_files)):
+            self.module.fail_json(msg="%s is in env and in secret_env/secret_files: keep it in one" % key)
+        mount_sockets = check_mount_sockets(self.module, self.p["mount_sockets"])
+        spec = dict(secret_env=secret_env, secret_files=secret_files, mount_sockets=mount_sockets)
+        digest = smolvm.create_spec_hash(self.name, spec)
         if digest:
-            labels[smolvm.ENV_HASH_LABEL] = digest
+            labels[smolvm.CREATE_SPEC_LABEL] = digest
         image = self.p["image"]
         image_ref = None
         if image:
@@ -295,9 +405,17 @@ class MachineManager:
             image_ref = smolvm.image_ref(image)
         return dict(
             name=self.name, image=image, image_ref=image_ref, env=env, labels=labels,
-            allow_cidrs=normalise_cidrs(self.module, self.p["allow_cidrs"]),
-            cpus=self.p["cpus"], memory=self.p["memory"],
+            allow_cidrs=normalise_cidrs(self.module, self.p["allow_cidrs"], bottle=bool(self.p["slug"])),
+            cpus=self.p["cpus"], memory=self.p["memory"], secret_env=secret_env,
+            secret_files=secret_files, mount_sockets=mount_sockets,
         )
+
+    def env_changes(self, want):
+        """``(set, remove)``: what ``machine update -e/--remove-env`` must change, or ``({}, [])``."""
+        have = self.call(self.cli.machine_env, self.name)
+        changed = {k: v for k, v in want["env"].items() if have.get(k) != v}
+        removed = sorted(k for k in have if k not in want["env"])
+        return changed, removed
 
     def differences(self, want):
         """(reasons to recreate, allow list to set or None, resources to set or {})."""
@@ -305,11 +423,11 @@ class MachineManager:
         recreate = []
         if want["image_ref"] and have["image"] != want["image_ref"]:
             recreate.append("image")
-        if have["labels"] != want["labels"]:
-            env_changed = have["labels"].get(smolvm.ENV_HASH_LABEL) != want["labels"].get(smolvm.ENV_HASH_LABEL)
-            others = {k: v for k, v in have["labels"].items() if k != smolvm.ENV_HASH_LABEL} != \
-                {k: v for k, v in want["labels"].items() if k != smolvm.ENV_HASH_LABEL}
-            recreate += (["env"] if env_changed else []) + (["labels"] if others else [])
+        if have["labels"].get(smolvm.CREATE_SPEC_LABEL) != want["labels"].get(smolvm.CREATE_SPEC_LABEL):
+            recreate.append("secret references or mounted sockets")
+        if {k: v for k, v in have["labels"].items() if k not in RESERVED_LABELS} != \
+                {k: v for k, v in want["labels"].items() if k not in RESERVED_LABELS}:
+            recreate.append("labels")
         allowlist = None
         if have["allowed_cidrs"] != want["allow_cidrs"]:
             if not have["allowed_cidrs"] or not want["allow_cidrs"]:
@@ -345,11 +463,15 @@ class MachineManager:
         was_running = bool(self.existing) and self.existing.get("state") == "running"
         keep_running = {"started": True, "stopped": False}.get(state, was_running)
 
+        env_set, env_remove = {}, []
         if self.existing:
             recreate, allowlist, resources = self.differences(want)
+            if not recreate:
+                env_set, env_remove = self.env_changes(want)
         else:
             recreate, allowlist, resources = [], None, {}
-        needs_stop = bool(recreate) or bool(resources)
+        needs_stop = bool(recreate) or bool(resources) or bool(env_set) or bool(env_remove)
+        environ = smolvm.secret_environ(want["secret_env"])
         will_start = keep_running and (not was_running or needs_stop)
         if will_start:
             self.require_boot()  # before changing anything: a launch that cannot finish leaves nothing behind
@@ -363,13 +485,16 @@ class MachineManager:
         else:
             if allowlist is not None:
                 self.step("update allow list", smolvm.update_allowlist_argv(self.name, allowlist))
+            if (resources or env_set or env_remove) and was_running:
+                self.step("stop", smolvm.stop_argv(self.name, self.p["stop_timeout"]))
+                end_state = "stopped"
+            if env_set or env_remove:
+                self.result["env_changed"] = sorted(set(env_set) | set(env_remove))
+                self.step("update env", smolvm.update_env_argv(self.name, env_set, env_remove))
             if resources:
-                if was_running:
-                    self.step("stop", smolvm.stop_argv(self.name, self.p["stop_timeout"]))
-                    end_state = "stopped"
                 self.step("update resources", smolvm.update_resources_argv(self.name, **resources))
         if will_start:
-            self.step("start", smolvm.start_argv(self.name))
+            self.step("start", smolvm.start_argv(self.name), environ=environ)
             end_state = "running"
         elif not keep_running and end_state == "running":
             self.step("stop", smolvm.stop_argv(self.name, self.p["stop_timeout"]))
@@ -405,6 +530,11 @@ def main():
             image=dict(type="path"),
             allow_cidrs=dict(type="list", elements="str", default=[]),
             env=dict(type="dict", default={}, no_log=True),
+            secret_env=dict(type="dict", default={}, no_log=True),
+            secret_files=dict(type="dict", default={}, no_log=False),
+            mount_sockets=dict(type="list", elements="dict", default=[],
+                               options=dict(host=dict(type="path", required=True),
+                                            guest=dict(type="str", required=True))),
             cpus=dict(type="int"),
             memory=dict(type="int"),
             labels=dict(type="dict", default={}),
@@ -429,6 +559,8 @@ def main():
     except smolvm.SmolvmError as exc:
         module.fail_json(msg=str(exc))
     cli = smolvm.SmolvmCLI(smolvm.module_runner(module), binary, state_dir=p["state_dir"])
+    if cli.state_dir_ignored:
+        module.warn("state_dir is ignored: smolvm's --state-dir is Linux only, and this host is not Linux")
     manager = MachineManager(module, cli)
     if p["state"] == "absent":
         manager.absent()

@@ -145,8 +145,8 @@ class Refusal:
 
 
 def upstream_failure(rule, reason, status=502):
-    """egress allowed the request; reaching the upstream failed (``upstream-dns`` ...)."""
-    return Refusal(status, rule, UPSTREAM_FAILED + reason, action="upstream-error")
+    """egress allowed the request; reaching the upstream failed (``upstream-dns`` ...): the text names the rule."""
+    return Refusal(status, rule, "%s%s (rule %s)" % (UPSTREAM_FAILED, reason, rule), action="upstream-error")
 
 
 def upstream_rule(message):
@@ -1289,6 +1289,18 @@ class Firewall:
         fields, changed = redact.redact_fields(list(trailers.fields), redact.credential_forms(state.credentials))
         if changed:
             trailers.fields = type(trailers.fields)(fields)
+
+    def upstream_unreachable(self, flow, message):
+        """egress's own answer (layers.py) for an allowed request whose upstream could not be reached (connect,
+        TLS verify, timeout; mitmproxy's ``message``), instead of mitmproxy's 502 page: egress allowed it, the
+        upstream failed, with the rule. None for a flow egress did not allow (mitmproxy's page stays)."""
+        state = flow.metadata.get(META) if isinstance(getattr(flow, "metadata", None), dict) else None
+        if state is None or state.started is None or state.refused:
+            return None
+        rule = upstream_rule(message)
+        failure = upstream_failure(rule, "%s:%s: %s" % (state.host, state.port, " ".join(str(message).split())[:300]))
+        return self.respond(failure.status, failure.text(),
+                            {"Content-Type": "text/plain; charset=utf-8", "X-Bottle-Egress-Rule": rule})
 
     @guarded(_log_only)
     def error(self, flow):

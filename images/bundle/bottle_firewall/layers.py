@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: botbottle developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Two small patches of mitmproxy 12.1.2's protocol layers, installed by the firewall.
+"""Three small patches of mitmproxy 12.1.2's protocol layers, installed by the firewall.
 
 mitmproxy offers no hook for either of these, so the firewall wraps the layer methods itself:
 
@@ -20,6 +20,13 @@ mitmproxy offers no hook for either of these, so the firewall wraps the layer me
    ``REQUEST_TOO_LARGE``) with ``firewall.request_over_cap(flow, size, cap)``'s text; nothing
    was sent upstream (no server connection is opened before ``request``). A request the
    firewall already refused in ``requestheaders`` keeps no body at all.
+3. **An unreachable upstream, in egress's words.** When the upstream connection of an allowed
+   request fails (connect, TLS verify, timeout), ``HttpStream.handle_protocol_error`` sends
+   mitmproxy's own HTML 502 page. The wrapper first runs the ``error`` hook (the outcome line,
+   its ``upstream-*`` rule), then answers ``firewall.upstream_unreachable(flow, message)``'s
+   response instead: "egress allowed this; the upstream failed: ... (rule upstream-tls)". Only a
+   message is at stake: when the patch is not in force (or the firewall answers None) mitmproxy's
+   page goes, nothing is refused for it.
 
 Fail closed: a patch is installed only when mitmproxy's version is the one read
 (``EXPECTED_VERSION``) and the wrapped method's source is the one read (``SOURCE_SHA256``).
@@ -39,6 +46,7 @@ EXPECTED_VERSION = "12.1.2"
 SOURCE_SHA256 = {
     "WebsocketLayer.relay_messages": "2d451252c7287da0d392ab91ede1d881954ad2fa101513e1857db9492b4582ca",
     "HttpStream.state_consume_request_body": "45459c1bbd8bdb1ac31251376aea71cfa58cb5dbd3a603d4e4e22b2891e663d7",
+    "HttpStream.handle_protocol_error": "59fc3b2eeeabf63a64d4cce98b4fe4cab5193ebefbd9c32ae186e65c7d25bfe2",
 }
 POLICY_VIOLATION = 1008
 
@@ -46,14 +54,15 @@ POLICY_VIOLATION = 1008
 class Status:
     """Which patches are in force, and why not when one is not."""
 
-    __slots__ = ("websocket_control", "request_cap", "reason")
+    __slots__ = ("websocket_control", "request_cap", "reason", "upstream_text")
 
-    def __init__(self, websocket_control=False, request_cap=False, reason=None):
+    def __init__(self, websocket_control=False, request_cap=False, reason=None, upstream_text=False):
         self.websocket_control, self.request_cap, self.reason = websocket_control, request_cap, reason
+        self.upstream_text = upstream_text
 
     def __repr__(self):
-        return "Status(websocket_control=%r, request_cap=%r, reason=%r)" % (
-            self.websocket_control, self.request_cap, self.reason)
+        return "Status(websocket_control=%r, request_cap=%r, reason=%r, upstream_text=%r)" % (
+            self.websocket_control, self.request_cap, self.reason, self.upstream_text)
 
 
 class _State:
@@ -92,7 +101,11 @@ def install(firewall):
         _patch_websocket(websocket_layer)
     if cap_ok:
         _patch_request_body(HttpStream)
-    STATE.status = Status(websocket_ok, cap_ok, "; ".join(reasons) or None)
+    # Only a message is at stake here: not in force, mitmproxy's page goes (not in `reasons`, nothing refused).
+    text_ok = _check(HttpStream, "handle_protocol_error", "HttpStream.handle_protocol_error", [])
+    if text_ok:
+        _patch_connect_failed(HttpStream)
+    STATE.status = Status(websocket_ok, cap_ok, "; ".join(reasons) or None, text_ok)
     if reasons:
         LOG.error("egress: mitmproxy's layers are not the ones read (%s): what they carry is refused",
                   STATE.status.reason)
@@ -220,3 +233,41 @@ def _patch_request_body(http_stream_cls):
 
     state_consume_request_body.bottle_patched = True
     http_stream_cls.state_consume_request_body = state_consume_request_body
+
+
+# --- 3. an unreachable upstream, in egress's words ---------------------------------------------
+
+def _unreachable_response(flow, message):
+    """The firewall's answer for an allowed request whose upstream could not be reached, or None."""
+    firewall = STATE.firewall
+    if firewall is None:
+        return None
+    try:
+        return firewall.upstream_unreachable(flow, message)
+    except Exception as exc:  # pylint: disable=broad-except  # mitmproxy's own page goes instead
+        LOG.error("egress: wording an upstream failure failed with %s", type(exc).__name__)
+        return None
+
+
+def _patch_connect_failed(http_stream_cls):
+    from mitmproxy import flow as flow_module
+    from mitmproxy.proxy.layers.http import ErrorCode, HttpErrorHook, ResponseProtocolError
+
+    original = http_stream_cls.handle_protocol_error
+
+    @functools.wraps(original)
+    def handle_protocol_error(self, event):
+        if (isinstance(event, ResponseProtocolError) and event.code == ErrorCode.CONNECT_FAILED
+                and self.flow.response is None and self.client_state == self.state_done):
+            response = _unreachable_response(self.flow, event.message)
+            if response is not None:
+                self.flow.error = flow_module.Error(event.message)
+                yield HttpErrorHook(self.flow)  # the outcome line, with the upstream-* rule of mitmproxy's message
+                self.flow.error = None
+                self.flow.response = response
+                yield from self.send_response()  # as a response an addon set: the response hook, then the agent
+                return
+        yield from original(self, event)
+
+    handle_protocol_error.bottle_patched = True
+    http_stream_cls.handle_protocol_error = handle_protocol_error

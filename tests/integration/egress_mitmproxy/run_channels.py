@@ -110,11 +110,12 @@ async def _channel_options_are_the_inventorys():
 async def test_layer_patches_are_in_force(tmp):
     from bottle_firewall import layers
     status = layers.install(object())
-    assert status.websocket_control and status.request_cap, status
+    assert status.websocket_control and status.request_cap and status.upstream_text, status
     from mitmproxy.proxy.layers import websocket as websocket_layer
     from mitmproxy.proxy.layers.http import HttpStream
     assert getattr(websocket_layer.WebsocketLayer.relay_messages, "bottle_patched", False)
     assert getattr(HttpStream.state_consume_request_body, "bottle_patched", False)
+    assert getattr(HttpStream.handle_protocol_error, "bottle_patched", False)
 
 
 async def test_layer_patches_fail_closed_on_another_mitmproxy(tmp):

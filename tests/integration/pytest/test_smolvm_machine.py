@@ -124,10 +124,13 @@ def test_lifecycle(world):
     assert resized["actions"] == ["update resources"] and listed(world, name)["cpus"] == 2
     spec["cpus"] = 2
 
+    created_at = listed(world, name)["created_at"]
     rotated = module(world, spec, env={"BOTTLE_TOKEN": "rotated"})
-    assert rotated["actions"] == ["delete", "create"] and rotated["recreate_reasons"] == ["env"], rotated
+    assert rotated["actions"] == ["update env"] and rotated["env_changed"] == ["BOTTLE_TOKEN", "HTTPS_PROXY"], rotated
     assert env_of(world, name) == {"BOTTLE_TOKEN": "rotated"}
+    assert listed(world, name)["created_at"] == created_at, "an env change must keep the machine (and its work)"
     spec["env"] = {"BOTTLE_TOKEN": "rotated"}
+    assert not module(world, spec)["changed"]
 
     stopped = module(world, spec, state="stopped")
     assert stopped["_rc"] == 0 and not stopped["changed"]
@@ -137,6 +140,92 @@ def test_lifecycle(world):
     assert listed(world, name) is None
     again = module(world, name=name, state="absent")
     assert again["_rc"] == 0 and not again["changed"]
+
+
+def record(world, name):
+    """smolvm's own record of ``name`` (its database, opened read-only): what it persisted."""
+    import sqlite3
+    path = os.path.join(world["state_dir"], ".local", "share", "smolvm", "server", "smolvm.db")
+    conn = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
+    try:
+        row = conn.execute("select data from vms where name = ?", (name,)).fetchone()
+    except sqlite3.OperationalError:
+        row = conn.execute("select * from vms where name = ?", (name,)).fetchone()[-1:]
+    finally:
+        conn.close()
+    return json.loads(row[0])
+
+
+def files_holding(root, needle):
+    """Files under ``root`` (the database and its -wal included) whose bytes contain ``needle``."""
+    found = []
+    for here, _dirs, files in os.walk(root):
+        for entry in files:
+            path = os.path.join(here, entry)
+            try:
+                with open(path, "rb") as handle:
+                    if needle.encode() in handle.read():
+                        found.append(path)
+            except OSError:
+                continue
+    return found
+
+
+def test_bottle_vm_secrets_by_reference_no_network_and_sockets(world, tmp_path):
+    """A bottle's VM as the design creates it: no network, the bundle through mounted sockets, secrets
+    by reference. smolvm's state holds the references and no secret value (database and -wal included)."""
+    slug = PREFIX[2:] + "-sec"
+    secret_value = "bbsec-" + uuid.uuid4().hex
+    file_value = "bbfile-" + uuid.uuid4().hex
+    secret_file = tmp_path / "token"
+    secret_file.write_text(file_value)
+    secret_file.chmod(0o600)
+    sockets = [{"host": str(tmp_path / name), "guest": "/run/bottle/%s" % name}
+               for name in ("proxy.sock", "git-gate.sock", "supervise.sock")]
+    spec = dict(slug=slug, agent="probe", image=world["image"], env={"HTTPS_PROXY": "http://127.0.0.1:8888"},
+                secret_env={"GH_TOKEN": secret_value}, secret_files={"API_KEY": str(secret_file)},
+                mount_sockets=sockets)
+    created = module(world, spec)
+    assert created["_rc"] == 0 and created["actions"] == ["create"], created
+    name = created["name"]
+    have = listed(world, name)
+    assert have["network"] is False and not have.get("allowed_cidrs")
+    rec = record(world, name)
+    assert rec["network"] is False and rec["allowed_cidrs"] is None
+    assert rec["secret_refs"] == {"GH_TOKEN": {"from_env": "BOTBOTTLE_SECRET_GH_TOKEN"},
+                                  "API_KEY": {"from_file": str(secret_file)}}
+    assert sorted((s["host_path"], s["guest_path"], s["direction"]) for s in rec["published_sockets"]) == \
+        sorted((s["host"], s["guest"], "mount") for s in sockets)
+    assert dict(rec["env"]) == {"HTTPS_PROXY": "http://127.0.0.1:8888"}
+    for value in (secret_value, file_value):
+        assert files_holding(world["state_dir"], value) == [], "a secret value persisted in smolvm's state"
+        assert value not in json.dumps(created)
+    assert not module(world, spec)["changed"]
+    assert not module(world, spec, secret_env={"GH_TOKEN": "rotated"})["changed"], \
+        "a rotated value is read at the next start: nothing to recreate"
+    moved = module(world, spec, secret_env={"OTHER": secret_value})
+    assert moved["actions"] == ["delete", "create"], moved
+    assert files_holding(world["state_dir"], secret_value) == []
+    assert module(world, slug=slug, state="absent")["changed"]
+
+
+@pytest.mark.parametrize("cidrs", [["0.0.0.0/0"], ["127.0.0.1/32"], ["127.77.0.0/24"],
+                                   ["127.77.0.70/32", "127.77.0.71/32"]])
+def test_bottle_refuses_cidrs_other_than_one_loopback_32(world, cidrs):
+    slug = PREFIX[2:] + "-cidr"
+    result = module(world, slug=slug, agent="probe", allow_cidrs=cidrs)
+    assert result["failed"] and "allow_cidrs" in result["msg"], result
+    assert listed(world, "bb-%s-agent" % slug) is None
+
+
+def test_smolvm_refuses_an_allow_list_on_tsi(world):
+    """smolvm 1.32 enforces --allow-cidr on virtio-net only, and says so (docs/architecture.md)."""
+    with pytest.raises(smolvm.SmolvmError) as caught:
+        world["cli"].run(["machine", "create", "--name", PREFIX + "-tsi", "--net-backend", "tsi",
+                          "--allow-cidr", "127.77.0.17/32"])
+    assert caught.value.code == "CONFIG_ERROR"
+    assert "requires the virtio-net backend; TSI does not enforce it" in caught.value.message
+    assert listed(world, PREFIX + "-tsi") is None
 
 
 def test_slug_machine_is_found_by_bottle_labels(world):

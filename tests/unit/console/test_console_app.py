@@ -323,6 +323,37 @@ def test_approve_for_every_bottle_of_the_agent(root, slug):
     assert "also %s" % other in log
 
 
+def test_x_takes_back_an_agent_wide_approval_and_the_key_list_says_so(root, slug):
+    """Issue 21: taking back an agent-wide approval is one console key, not a hand edit."""
+    assert any(b.key == "x" and "take back an agent-wide approval" in b.description for b in ConsoleApp.BINDINGS)
+    agent_file = root.parent / "agents" / "cnsl" / sv.APPROVED
+
+    async def scenario():
+        app = console(root, [])
+        async with app.run_test(size=(160, 60)) as pilot:
+            await until(pilot, lambda: any(b.get("slug") == slug for b in app.bottles))
+            await pilot.press("x")  # nothing approved for the agent yet: said, nothing asked
+            await until(pilot, lambda: "has no agent-wide approval" in log_text(app))
+            plant(root, slug, kind="domain", host="pypi.org")
+            await until(pilot, lambda: len(app.proposals) == 1)
+            await pilot.press("A")
+            await until(pilot, lambda: "done approve" in log_text(app))
+            assert "pypi.org" in agent_file.read_text()
+            await until(pilot, lambda: any("domain pypi.org" in (b.get("agent_approvals") or []) for b in app.bottles))
+            await pilot.press("x")
+            await pilot.pause(0.2)
+            dialog = app.screen.query_one("#answer")
+            assert dialog.value == "pypi.org"
+            await pilot.press("enter")
+            await until(pilot, lambda: "done take back pypi.org" in log_text(app) or "FAILED" in log_text(app))
+            return log_text(app)
+
+    log = asyncio.run(scenario())
+    assert "done take back pypi.org of agent cnsl" in log and "taken back domain pypi.org" in log, log
+    assert "later bottles no longer get" in log
+    assert "pypi.org" not in json.dumps(json.loads(agent_file.read_text()))
+
+
 def test_firewall_decisions_of_the_selected_bottle(root, slug):
     (root / slug / "audit").mkdir(exist_ok=True)
     lines = [{"ts": time.time(), "event": "request", "host": "pypi.org", "action": "allow"},

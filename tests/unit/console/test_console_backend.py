@@ -103,3 +103,24 @@ def test_the_command_line_builds_local_and_remote_parts(remote):
     assert fleet.local is None and fleet.remote.hosts == ["buildbox"]
     local_only = cli.build_backend(cli.parser().parse_args(["--state-root", remote["state_root"]]))
     assert isinstance(local_only, bk.LocalBackend) and local_only.state_root == remote["state_root"]
+
+
+@pytest.mark.docker  # the modules connect to this machine's engine (the bottle is not running there)
+def test_an_inventory_host_agent_wide_approval_is_listed_and_taken_back(remote):
+    """The console's x on a remote host: bottle_info lists the agent's approvals, bottle_supervise takes one back."""
+    state_dir = os.path.join(remote["state_root"], remote["slug"])
+    with open(os.path.join(state_dir, "meta.json"), "w") as out:
+        json.dump({"slug": remote["slug"], "agent": "cnsr"}, out)
+    path = sv.agent_approved_path(remote["state_root"], "cnsr")
+    os.makedirs(os.path.dirname(path))
+    with open(path, "w") as out:
+        json.dump({"domains": ["pypi.org", "files.example"], "routes": []}, out)
+    backend = bk.AnsibleBackend(remote["inventory"], ["buildbox"], remote["state_root"], ANSIBLE)
+    bottles, _problems = backend.bottles()
+    mine = [b for b in bottles if b["slug"] == remote["slug"]]
+    assert mine and mine[0]["agent_approvals"] == ["domain pypi.org", "domain files.example"], mine
+    result = backend.revoke("buildbox", "cnsr", "pypi.org")
+    assert result["removed"] == ["domain pypi.org"]
+    assert json.load(open(path))["domains"] == ["files.example"]
+    with pytest.raises(bk.DecisionError, match="holds: domain files.example"):
+        backend.revoke("buildbox", "cnsr", "pypi.org")

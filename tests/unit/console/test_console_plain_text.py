@@ -153,3 +153,11 @@ def test_the_console_exits_non_zero_when_it_dies(monkeypatch, tmp_path):
     monkeypatch.setattr(cli, "build_backend", lambda args: Broken())
     monkeypatch.setattr(app_module.ConsoleApp, "run", lambda self: real_run(self, headless=True))
     assert cli.main(["--no-notify", "--state-root", str(tmp_path)]) == 1
+
+
+def test_the_health_cell_says_when_the_agent_had_an_oom_kill():
+    from botbottle_console.app import health_text
+    oom = {"kills": 2, "last": "2026-12-07T08:12:40Z", "count": 2, "source": "cgroup v1"}
+    assert health_text({"running": True, "health": {"egress": "healthy"}, "agent_oom": oom}) == \
+        "healthy; agent OOM-killed 2x, last 2026-12-07T08:12:40Z"
+    assert health_text({"running": True, "health": {"egress": "healthy"}, "agent_oom": dict(oom, kills=0)}) == "healthy"

@@ -216,3 +216,10 @@ def test_the_soak_mix_is_fixed_and_spread():
     assert client.expected_counts(0, 100) == dict(client.MIX)
     assert client.expected_counts(1000, 100) == dict(client.MIX)
     assert len({client.kind_of(i) for i in range(20)}) >= 4, "the kinds interleave"
+
+
+def test_status_answers_the_code_asked(http_server):
+    response, data = request(http_server, "GET", "/status?code=500")
+    assert response.status == 500 and json.loads(data)["status"] == 500
+    response, _data = request(http_server, "GET", "/status?code=99")
+    assert response.status == 400

@@ -65,6 +65,14 @@ CASES = {
     "a number where a mapping goes": (
         "web", {"bottle_agents": WEB, "bottle_policies": {"web": {"allowed_domains": ["example.com"], "env": 3}}},
         {}, "bottle_policies.web.env must be a mapping, not a number: write NAME: value pairs"),
+    "a limit that is not a size": (
+        "web", {"bottle_agents": {"web": {"policy": "web", "resources": {"memory": "lots"}}},
+                "bottle_policies": {"web": {"allowed_domains": ["example.com"]}}}, {},
+        "bottle_agents.web.resources.memory 'lots' is not a size: write a size such as 4g or 512m (at least 6m)"),
+    "an unknown limit": (
+        "web", {"bottle_agents": WEB, "bottle_policies": {"web": {"allowed_domains": ["example.com"],
+                                                                  "resources": {"memroy": "4g"}}}}, {},
+        "bottle_policies.web.resources.memroy is not a known key: use one of memory, cpus, pids"),
     "agents as a list": (
         "web", {"bottle_agents": ["web"]}, {},
         "bottle_agents must be a mapping, not a list: a mapping of agent name to definition"),

@@ -121,3 +121,27 @@ def test_a_response_egress_refuses_on_the_way_back_is_a_block_outcome_not_an_ups
     outcomes = [e for e in lines(proxy) if e["event"] == "outcome"]
     assert [(e["action"], e["rule"], e["status"], e["flow"]) for e in outcomes] == [
         ("block", "response-encoding", 502, flow.id)]
+
+
+def test_an_unreachable_upstream_is_answered_in_egress_words_naming_the_rule(proxy):
+    """layers.py's third patch asks this for a connect, TLS or timeout failure (instead of mitmproxy's page)."""
+    cases = {
+        "TLS handshake failed: certificate verify failed (Hostname mismatch)": "upstream-tls",
+        "[Errno 111] Connect call failed ('172.28.0.9', 443)": "upstream-connect",
+        "TimeoutError: connection timed out": "upstream-timeout",
+    }
+    for message, rule in cases.items():
+        flow = proxy.https("allowed.example.com")
+        flow.error = types.SimpleNamespace(msg=message)
+        proxy.fw.error(flow)
+        response = proxy.fw.upstream_unreachable(flow, message)
+        assert response.status_code == 502 and response.headers["X-Bottle-Egress-Rule"] == rule
+        text = response.text
+        assert text.startswith("egress allowed this; the upstream failed: allowed.example.com:443: "), text
+        assert "(rule %s)" % rule in text and "blocked" not in text, text
+        assert lines(proxy)[-1]["rule"] == rule
+
+
+def test_no_egress_wording_for_a_flow_egress_refused(proxy):
+    flow = proxy.https("blocked.invalid")
+    assert proxy.fw.upstream_unreachable(flow, "Connection failed") is None

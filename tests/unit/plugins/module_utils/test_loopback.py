@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 
 import pytest
 
@@ -113,3 +114,46 @@ def test_only_bundles_count_as_taken():
     assert loopback.bundle_addresses(engine.client) == {}
     bundle(engine, "sm-b", "127.77.0.7")
     assert loopback.bundle_addresses(engine.client) == {"127.77.0.7": "sm-b"}
+
+
+def vm(name, cidrs, bottle=None):
+    labels = {naming.LABEL_BOTTLE: bottle} if bottle else {}
+    return {"name": name, "allowed_cidrs": list(cidrs), "labels": labels}
+
+
+def test_every_vm_allow_list_is_taken_even_without_a_bundle():
+    """A VM that outlived its bundle still reaches its address: no other bottle may get it."""
+    engine = FakeEngine()
+    first, _source = loopback.choose("sm-a", loopback.DEFAULT_POOL, engine.client)
+    machines = [vm("bb-sm-z-agent", [first + "/32"], bottle="sm-z")]
+    second, source = loopback.choose("sm-a", loopback.DEFAULT_POOL, engine.client, machines=machines)
+    assert source == "allocated" and second != first
+    # its meta.json names the address a VM of another bottle holds: not handed out again
+    third, source = loopback.choose("sm-a", loopback.DEFAULT_POOL, engine.client, meta_address=first,
+                                    machines=machines)
+    assert source == "allocated" and third != first
+    # the bottle's own VM does not block it
+    own = [vm("bb-sm-a-agent", [first + "/32"], bottle="sm-a")]
+    assert loopback.choose("sm-a", loopback.DEFAULT_POOL, engine.client, meta_address=first,
+                           machines=own) == (first, "meta")
+    # an unlabelled machine, and a wider loopback range, block what they cover
+    wide = [vm("scratch", ["127.77.0.0/16"])]
+    with pytest.raises(loopback.LoopbackError, match="no free address"):
+        loopback.choose("sm-a", "127.77.0.0/16", engine.client, machines=wide)
+    assert loopback.choose("sm-a", "127.78.0.0/30", engine.client, machines=wide)[1] == "allocated"
+
+
+def test_every_bottles_meta_json_is_taken(tmp_path):
+    engine = FakeEngine()
+    address, _source = loopback.choose("sm-a", loopback.DEFAULT_POOL, engine.client)
+    for slug, text in (("sm-z", json.dumps({"loopback_address": address})), ("sm-bad", "{not json"),
+                       ("sm-none", json.dumps({"slug": "sm-none"}))):
+        (tmp_path / slug).mkdir()
+        (tmp_path / slug / "meta.json").write_text(text)
+    metas = loopback.meta_addresses(str(tmp_path))
+    assert metas == {address: ["sm-z"]}
+    other, source = loopback.choose("sm-a", loopback.DEFAULT_POOL, engine.client, metas=metas)
+    assert source == "allocated" and other != address
+    assert loopback.choose("sm-z", loopback.DEFAULT_POOL, engine.client, meta_address=address,
+                           metas=metas) == (address, "meta")
+    assert loopback.meta_addresses(str(tmp_path / "missing")) == {}

@@ -33,7 +33,7 @@ def test_cli_raises_with_smolvm_code_and_prefixes_global_flags():
         calls.append(argv)
         return 1, b"", b'{"error":{"code":"NOT_FOUND","message":"vm not found: nope"}}'
 
-    cli = smolvm.SmolvmCLI(runner, "/bin/smolvm", state_dir="/tmp/s")
+    cli = smolvm.SmolvmCLI(runner, "/bin/smolvm", state_dir="/tmp/s", system="Linux")
     with pytest.raises(smolvm.SmolvmError) as caught:
         cli.run(smolvm.delete_argv("nope"))
     assert calls == [["/bin/smolvm", "--error-format", "json", "--state-dir", "/tmp/s",
@@ -96,13 +96,6 @@ def test_smolfile_text_is_valid_toml():
     tomllib = pytest.importorskip("tomllib") if sys.version_info >= (3, 11) else pytest.importorskip("tomli")
     env = {"K": 'quote" back\\ nl\n del\x7f uni🙂'}
     assert tomllib.loads(smolvm.smolfile_text(env)) == {"env": ["K=" + env["K"]]}
-
-
-def test_env_hash_depends_on_name_and_values():
-    assert smolvm.env_hash("m", {}) is None
-    one = smolvm.env_hash("m", {"A": "1"})
-    assert one.startswith("sha256:") and one == smolvm.env_hash("m", {"A": "1"})
-    assert one != smolvm.env_hash("m", {"A": "2"}) != smolvm.env_hash("n", {"A": "1"})
 
 
 def test_image_ref_is_sha256_of_archive(tmp_path):
@@ -179,8 +172,61 @@ def test_boot_kvm_not_openable(tmp_path):
 
 
 def test_boot_other_systems():
-    assert smolvm.boot_supported(system="Darwin")[0] is True
+    assert smolvm.boot_supported(system="Darwin", machine="arm64")[0] is True
+    ok, reason = smolvm.boot_supported(system="Darwin", machine="x86_64")
+    assert not ok and "Apple Silicon" in reason and "x86_64" in reason
     assert smolvm.boot_supported(system="Windows")[0] is False
+
+
+def test_state_dir_is_passed_on_linux_only():
+    calls = []
+
+    def runner(argv, data=None):
+        calls.append(argv)
+        return 0, b"[]", b""
+
+    for system, expected in (("Linux", ["--state-dir", "/tmp/s"]), ("Darwin", [])):
+        cli = smolvm.SmolvmCLI(runner, "/bin/smolvm", state_dir="/tmp/s", system=system)
+        cli.list_machines()
+        assert calls.pop() == ["/bin/smolvm", "--error-format", "json"] + expected + ["machine", "ls", "--json"]
+        assert cli.state_dir_ignored is (system == "Darwin")
+
+
+def test_secret_values_go_to_the_start_environment_only():
+    seen = []
+
+    def runner(argv, data=None, environ=None):
+        seen.append((argv, environ))
+        return 0, b"", b""
+
+    cli = smolvm.SmolvmCLI(runner, "/bin/smolvm", system="Linux")
+    spec = {"name": "m", "secret_env": {"B": "v2", "A": "v1"}, "secret_files": {"F": "/abs/f"}}
+    words = smolvm.create_argv(spec)
+    assert words == ["machine", "create", "--name", "m", "--secret-env", "A=BOTBOTTLE_SECRET_A",
+                     "--secret-env", "B=BOTBOTTLE_SECRET_B", "--secret-file", "F=/abs/f"]
+    cli.run(smolvm.start_argv("m"), environ=smolvm.secret_environ(spec["secret_env"]))
+    assert seen == [(["/bin/smolvm", "--error-format", "json", "machine", "start", "--name", "m"],
+                     {"BOTBOTTLE_SECRET_A": "v1", "BOTBOTTLE_SECRET_B": "v2"})]
+
+
+def test_create_spec_hash_covers_refs_not_values():
+    one = smolvm.create_spec_hash("m", {"secret_env": {"A": "v1"}})
+    assert one == smolvm.create_spec_hash("m", {"secret_env": {"A": "rotated"}})
+    assert one != smolvm.create_spec_hash("m", {"secret_env": {"B": "v1"}})
+    assert one != smolvm.create_spec_hash("n", {"secret_env": {"A": "v1"}})
+    assert smolvm.create_spec_hash("m", {}) is None
+    sock = {"mount_sockets": [{"host": "/h.sock", "guest": "/g.sock"}]}
+    assert smolvm.create_spec_hash("m", sock) not in (None, one)
+
+
+def test_update_env_argv_and_verbose_env():
+    assert smolvm.update_env_argv("m", {"B": "2", "A": "x y"}, ["C"]) == [
+        "machine", "update", "--name", "m", "-e", "A=x y", "-e", "B=2", "--remove-env", "C"]
+    text = ("NAME STATE\n-----\nm created 4\n  Env: A=x y, z\n  Env: B=k=v\n  Created: now\n"
+            "mm created 4\n  Env: A=other\n")
+    assert smolvm.parse_verbose_env(text, "m") == {"A": "x y, z", "B": "k=v"}
+    assert smolvm.parse_verbose_env(text, "mm") == {"A": "other"}
+    assert smolvm.parse_verbose_env(text, "absent") == {}
 
 
 def test_boot_this_host_matches_its_facts():

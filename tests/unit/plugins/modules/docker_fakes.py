@@ -169,14 +169,6 @@ class FakeContainer:
     def env(self):
         return dict(item.partition("=")[::2] for item in self.attrs["Config"]["Env"])
 
-    def update(self, mem_limit=None, memswap_limit=None, **kwargs):
-        """docker update: the limits change on the container as it runs."""
-        self.engine.updates.append((self.name, dict(mem_limit=mem_limit, memswap_limit=memswap_limit, **kwargs)))
-        if mem_limit is not None:
-            self.attrs["HostConfig"]["Memory"] = mem_limit
-        if memswap_limit is not None:
-            self.attrs["HostConfig"]["MemorySwap"] = memswap_limit
-
     def get_archive(self, path):
         """The engine's archive of ``path`` (the agent's home): ``self.home`` ({relative path: bytes}) under the
         folder's own name, read in a stopped container as well."""
@@ -295,6 +287,25 @@ class FakeAPI:
     def create_host_config(**kwargs):
         return dict(kwargs)
 
+    # docker update, as resources.docker_update calls the engine (the body the CLI sends).
+    @staticmethod
+    def _url(path, *args):
+        return path.format(*args)
+
+    def _post_json(self, url, data=None):
+        container_id = url.split("/")[2]
+        container = next(c for c in self.engine.containers.values() if c.id == container_id)
+        self.engine.updates.append((container.name, dict(data)))
+        keys = {"Memory": "Memory", "MemorySwap": "MemorySwap", "NanoCpus": "NanoCpus", "PidsLimit": "PidsLimit"}
+        for key, attr in keys.items():
+            if key in data:
+                container.attrs["HostConfig"][attr] = data[key]
+        return None
+
+    @staticmethod
+    def _raise_for_status(response):
+        return response
+
     @staticmethod
     def create_endpoint_config(ipv4_address=None):
         return {"ipv4_address": ipv4_address}
@@ -344,6 +355,7 @@ class FakeAPI:
                 "PidsLimit": host_config.get("pids_limit"),
                 "OomScoreAdj": host_config.get("oom_score_adj") or 0,
                 "Memory": self._bytes(host_config.get("mem_limit")),
+                "NanoCpus": host_config.get("nano_cpus") or 0,
                 "Privileged": bool(host_config.get("privileged")),
                 "PortBindings": bindings,
                 "RestartPolicy": restart,
@@ -381,7 +393,8 @@ class FakeEngine:
         self.updates = []
         self.on_create = None  # called with each new container (to script its behaviour)
         self._ports = itertools.count(49153)
-        self.client = mock.Mock(spec=["networks", "containers", "images", "api", "ping"])
+        self.client = mock.Mock(spec=["networks", "containers", "images", "api", "ping", "info"])
+        self.client.info.return_value = {"NCPU": 4}
         self.client.networks = FakeNetworks(self)
         self.client.containers = FakeContainers(self)
         self.client.images = FakeImages(self)

@@ -49,6 +49,8 @@ def test_create_is_hardened(engine):
     assert host["Dns"] == ["127.0.0.1"] and host["DnsOptions"] == ["timeout:1", "attempts:1"]
     assert host["DnsSearch"] == ["."]
     assert host["PidsLimit"] == 512
+    # the default limits (resources.AGENT_DEFAULTS): 4 GiB, 2 CPUs, 512 processes
+    assert host["Memory"] == 4 * 1024 ** 3 and host["NanoCpus"] == 2 * 10 ** 9
     assert host["OomScoreAdj"] == 500  # the OOM killer takes the agent's processes before the bundle's
     assert agent.attrs["Config"]["User"] == "1000:1000"
     assert agent.labels == naming.labels("demo", "demo", "agent")
@@ -92,7 +94,6 @@ def test_check_mode_creates_nothing(engine):
     ({"proxy_url": "http://10.1.0.2:9999"}, "env"),
     ({"ip": "10.1.0.4"}, "ip"),
     ({"user": "1001:1001"}, "user"),
-    ({"pids_limit": 100}, "pids_limit"),
     ({"agent": "renamed"}, "labels"),
 ])
 def test_differences_recreate(engine, change, reason):
@@ -162,8 +163,8 @@ def give_work(container, tmp_path):
 def test_a_recreate_keeps_the_work_first(engine, tmp_path):
     run(engine)
     give_work(engine.containers["bb-demo-agent"], tmp_path)
-    result = run(engine, work_archive_root=str(tmp_path / "archive"), pids_limit=100)
-    assert result["recreated_for"] == ["pids_limit"]
+    result = run(engine, work_archive_root=str(tmp_path / "archive"), user="1001:1001")
+    assert result["recreated_for"] == ["user"]
     assert engine.archives_read == [("bb-demo-agent", "/home/agent")]
     (archive,) = (tmp_path / "archive").iterdir()
     assert archive.name.startswith("demo-") and (archive / "work" / "work" / "proj" / "repo.bundle").is_file()
@@ -176,7 +177,7 @@ def test_a_recreate_keeps_the_work_first(engine, tmp_path):
 def test_check_mode_says_what_a_recreate_would_keep(engine, tmp_path):
     run(engine)
     give_work(engine.containers["bb-demo-agent"], tmp_path)
-    result = run(engine, check=True, work_archive_root=str(tmp_path / "archive"), pids_limit=100)
+    result = run(engine, check=True, work_archive_root=str(tmp_path / "archive"), user="1001:1001")
     assert result["work"]["lines"][0].startswith("would keep ~/work/proj: 1 unpushed commit")
     assert [p.name for p in (tmp_path / "archive").iterdir()] == []
 
@@ -186,30 +187,69 @@ def test_work_that_cannot_be_kept_leaves_the_container_as_it_was(engine, tmp_pat
     first = run(engine)
     engine.containers["bb-demo-agent"].get_archive = mock.Mock(side_effect=OSError("engine gone"))
     with pytest.raises(Failed) as err:
-        run(engine, work_archive_root=str(tmp_path / "archive"), pids_limit=100)
-    assert "must be recreated (pids_limit differ) but its work could not be kept first" in err.value.result["msg"]
+        run(engine, work_archive_root=str(tmp_path / "archive"), user="1001:1001")
+    assert "must be recreated (user differ) but its work could not be kept first" in err.value.result["msg"]
     assert engine.containers["bb-demo-agent"].id == first["container"]["id"]
 
 
 def test_no_work_keeps_no_archive(engine, tmp_path):
     run(engine)
-    result = run(engine, work_archive_root=str(tmp_path / "archive"), pids_limit=100)
+    result = run(engine, work_archive_root=str(tmp_path / "archive"), user="1001:1001")
     assert result["work"]["lines"] == [] and list((tmp_path / "archive").iterdir()) == []
 
 
-def test_a_new_memory_limit_is_applied_in_place(engine, tmp_path):
+def test_new_limits_are_applied_in_place(engine, tmp_path):
     first = run(engine)
     give_work(engine.containers["bb-demo-agent"], tmp_path)
-    result = run(engine, memory="1g", work_archive_root=str(tmp_path / "archive"))
-    assert result["changed"] and result["updated_in_place"] == ["memory"] and "recreated_for" not in result
-    assert result["container"]["id"] == first["container"]["id"] and engine.archives_read == []
-    assert engine.updates == [("bb-demo-agent", {"mem_limit": 1024 ** 3, "memswap_limit": 2 * 1024 ** 3})]
-    again = run(engine, memory="1g")
+    result = run(engine, memory="1g", cpus=1.5, pids_limit=2048, work_archive_root=str(tmp_path / "archive"),
+                 diff=True)
+    assert result["changed"] and result["updated_in_place"] == ["cpus", "memory", "pids_limit"]
+    assert "recreated_for" not in result and engine.archives_read == []
+    # the same container: its id does not change
+    assert result["container"]["id"] == first["container"]["id"]
+    assert engine.updates == [("bb-demo-agent", {"Memory": 1024 ** 3, "MemorySwap": 2 * 1024 ** 3,
+                                                 "NanoCpus": 1500000000, "PidsLimit": 2048})]
+    # --diff shows each limit before and after
+    before, after = result["diff"]["before"], result["diff"]["after"]
+    assert (before["memory"], before["cpus"], before["pids_limit"]) == (4 * 1024 ** 3, 2.0, 512)
+    assert (after["memory"], after["cpus"], after["pids_limit"]) == (1024 ** 3, 1.5, 2048)
+    again = run(engine, memory="1g", cpus=1.5, pids_limit=2048)
     assert not again["changed"]
     # check mode says so and changes nothing
-    assert run(engine, check=True, memory="2g")["updated_in_place"] == ["memory"] and len(engine.updates) == 1
+    assert run(engine, check=True, memory="2g", cpus=1.5, pids_limit=2048)["updated_in_place"] == ["memory"]
+    assert len(engine.updates) == 1
+
+
+def test_only_the_changed_limit_is_sent(engine):
+    run(engine)
+    assert run(engine, pids_limit=4096)["updated_in_place"] == ["pids_limit"]
+    assert engine.updates == [("bb-demo-agent", {"PidsLimit": 4096})]
+
+
+def test_a_stopped_agent_updated_in_place_is_started(engine):
+    run(engine)
+    engine.containers["bb-demo-agent"].attrs["State"]["Status"] = "exited"
+    result = run(engine, memory="1g")
+    assert result["updated_in_place"] == ["memory"] and result["restarted"]
 
 
 def test_removing_the_memory_limit_recreates(engine):
     run(engine, memory="1g")
-    assert run(engine)["recreated_for"] == ["memory"]
+    assert run(engine, memory="0")["recreated_for"] == ["memory"]
+
+
+def test_cpus_above_the_engine_are_lowered_with_a_warning(engine, monkeypatch):
+    from ansible.module_utils.basic import AnsibleModule
+    warned = []
+    monkeypatch.setattr(AnsibleModule, "warn", lambda self, text: warned.append(text))
+    run(engine, cpus=16)
+    assert engine.containers["bb-demo-agent"].attrs["HostConfig"]["NanoCpus"] == 4 * 10 ** 9
+    assert warned == ["cpus 16 is more than the 4 CPUs of this host's engine: the agent gets 4"]
+    assert not run(engine, cpus=16)["changed"]
+
+
+@pytest.mark.parametrize("memory", ["lots", "1m", "-4g"])
+def test_a_bad_memory_names_the_option_and_the_fix(engine, memory):
+    with pytest.raises(Failed) as err:
+        run(engine, memory=memory)
+    assert err.value.result["msg"].startswith("memory %r" % memory) and "such as 4g or 512m" in err.value.result["msg"]

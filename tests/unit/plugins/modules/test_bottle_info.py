@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from ansible_collections.botbottle.bottle.plugins.module_utils import naming, smolvm
+from ansible_collections.botbottle.bottle.plugins.module_utils import host_listeners, naming, smolvm
 from ansible_collections.botbottle.bottle.plugins.modules import bottle_info, bottle_network, sidecar_bundle
 from ansible_collections.botbottle.bottle.tests.unit.plugins.modules.docker_fakes import FakeEngine, run_module
 
@@ -262,3 +262,38 @@ def test_agent_approvals_say_what_a_teardown_leaves(tmp_path):
                                                           "agent_approvals": True})
     assert every["agent_approvals"][0]["left"] == []
     assert "agent_approvals" not in run_module(bottle_info, FakeEngine().client, {"state_root": state_root})
+
+
+def test_loopback_takes_vm_allow_lists_and_other_meta_json(tmp_path, fake_smolvm):
+    """Through the module: a VM of another bottle holding the meta address, and another bottle's meta.json."""
+    engine = FakeEngine()
+    fake_smolvm.found = True
+    (tmp_path / "sm-a").mkdir()
+    (tmp_path / "sm-a" / "meta.json").write_text(json.dumps({"loopback_address": "127.77.4.4"}))
+    fake_smolvm.machines = [dict(machine("sm-z", "smol"), allowed_cidrs=["127.77.4.4/32"])]
+    result = run_module(bottle_info, engine.client, {"state_root": str(tmp_path), "slug": "sm-a",
+                                                     "loopback_pool": "127.77.0.0/16"})
+    assert result["loopback"]["source"] == "allocated" and result["loopback"]["address"] != "127.77.4.4"
+    fake_smolvm.machines = []
+    (tmp_path / "sm-y").mkdir()
+    (tmp_path / "sm-y" / "meta.json").write_text(json.dumps({"loopback_address": "127.77.4.4"}))
+    result = run_module(bottle_info, engine.client, {"state_root": str(tmp_path), "slug": "sm-a",
+                                                     "loopback_pool": "127.77.0.0/16"})
+    assert result["loopback"]["source"] == "allocated" and result["loopback"]["address"] != "127.77.4.4"
+
+
+def test_listeners_name_what_the_vm_would_reach(tmp_path, monkeypatch):
+    engine = FakeEngine()
+    found = [host_listeners.Listener("tcp", "0.0.0.0", 5432, "inode 1"),
+             host_listeners.Listener("udp", "::", 5353, "inode 2"),
+             host_listeners.Listener("tcp", "127.0.0.1", 631, "inode 3")]
+    monkeypatch.setattr(host_listeners, "linux_listeners", lambda root="/": found)
+    monkeypatch.setattr(bottle_info.os.path, "isfile", lambda path: True)
+    result = run_module(bottle_info, engine.client, {"state_root": str(tmp_path), "slug": "sm-a",
+                                                     "loopback_pool": "127.77.0.0/16", "listeners": True})
+    assert result["loopback"]["listeners"] == ["tcp 0.0.0.0:5432 (inode 1)", "udp [::]:5353 (inode 2)"]
+    assert "bottle sm-a" in result["loopback"]["refusal"] and "bottle_smolvm_wildcard_ack" in result["loopback"]["refusal"]
+    monkeypatch.setattr(host_listeners, "linux_listeners", lambda root="/": found[2:])
+    result = run_module(bottle_info, engine.client, {"state_root": str(tmp_path), "slug": "sm-a",
+                                                     "loopback_pool": "127.77.0.0/16", "listeners": True})
+    assert result["loopback"]["listeners"] == [] and result["loopback"]["refusal"] == ""

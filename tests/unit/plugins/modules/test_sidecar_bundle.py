@@ -348,3 +348,15 @@ def test_without_wait_an_unhealthy_bundle_is_left_running_for_a_later_wait(engin
     bundle = engine.containers["bb-demo-bundle"]
     assert result["changed"] and "health" not in result and bundle.status == "running"
     assert not [argv for _name, argv, _user, _env in engine.execs if argv[0].endswith("bottle-health")]
+
+
+def test_the_bundle_has_a_memory_limit_changed_in_place(engine):
+    first = run(engine)
+    assert engine.containers["bb-demo-bundle"].attrs["HostConfig"]["Memory"] == 1024 ** 3  # the default
+    result = run(engine, memory="1536m", config_hash="h2", diff=True)
+    # the same container, its new limit, and its new configuration loaded too
+    assert result["updated_in_place"] == ["memory"] and "recreated_for" not in result and result["reloaded"]
+    assert result["container"]["id"] == first["container"]["id"]
+    assert engine.updates == [("bb-demo-bundle", {"Memory": 1536 * 1024 ** 2, "MemorySwap": 3 * 1024 ** 3})]
+    assert (result["diff"]["before"]["memory"], result["diff"]["after"]["memory"]) == (1024 ** 3, 1536 * 1024 ** 2)
+    assert not run(engine, memory="1536m", config_hash="h2")["changed"]

@@ -42,6 +42,7 @@ class Script:
         self.binary = binary
         self.steps = list(steps)
         self.seen = []
+        self.environs = []
         self.smolfiles = []
 
     @property
@@ -57,6 +58,7 @@ class Script:
         assert argv[:3] == prefix, argv
         words = argv[3:]
         self.seen.append(words)
+        self.environs.append(dict(kwargs.get("environ_update") or {}))
         assert self.steps, "unexpected smolvm call: %r" % (words,)
         expected, rc, out, err = self.steps.pop(0)
         assert len(words) == len(expected), "smolvm %r, expected %r" % (words, expected)
@@ -121,13 +123,24 @@ def ok(words):
     return (words, 0, "done\n", "")
 
 
-ENV = {"TOKEN": 'se"cret value', "PLAIN": "1"}
-HASH = smolvm.env_hash("m1", ENV)
-BASE = dict(name="m1", allow_cidrs=["127.0.0.9/32"], env=ENV, cpus=2, memory=1024, labels={"owner": "t"})
+def verbose(env_map, name="m1"):
+    """``machine ls --verbose`` text as smolvm 1.32 prints it: one ``Env:`` line per variable."""
+    lines = ["NAME STATE   CPUS", "-" * 20, "%s created 2" % name]
+    lines += ["  Env: %s=%s" % (k, v) for k, v in env_map.items()]
+    lines += ["  Created: 2026-12-07T07:58:48Z", "other created 4", "  Env: PLAIN=from-another-machine", ""]
+    return (["machine", "ls", "--verbose"], 0, "\n".join(lines), "")
+
+
+SECRET = 'se"cret value'
+ENV = {"PLAIN": "1", "HTTPS_PROXY": "http://127.0.0.9:8888"}
+SECRETS = {"TOKEN": SECRET}
+SPEC = smolvm.create_spec_hash("m1", {"secret_env": SECRETS})
+BASE = dict(name="m1", allow_cidrs=["127.0.0.9/32"], env=ENV, secret_env=SECRETS, cpus=2, memory=1024,
+            labels={"owner": "t"})
 
 
 def current(env, **over):
-    labels = {"owner": "t", smolvm.ENV_HASH_LABEL: HASH}
+    labels = {"owner": "t", smolvm.CREATE_SPEC_LABEL: SPEC}
     spec = dict(image=env["ref"], labels=labels)
     spec.update(over)
     return machine(**spec)
@@ -137,7 +150,8 @@ def create_words(env, cidrs=("127.0.0.9/32",), extra_labels=None):
     words = ["machine", "create", "--name", "m1", "--image", env["image"], "--cpus", "2", "--mem", "1024"]
     for cidr in cidrs:
         words += ["--allow-cidr", cidr]
-    labels = {"owner": "t", smolvm.ENV_HASH_LABEL: HASH}
+    words += ["--secret-env", "TOKEN=BOTBOTTLE_SECRET_TOKEN"]
+    labels = {"owner": "t", smolvm.CREATE_SPEC_LABEL: SPEC}
     labels.update(extra_labels or {})
     for key in sorted(labels):
         words += ["--label", "%s=%s" % (key, labels[key])]
@@ -147,23 +161,38 @@ def create_words(env, cidrs=("127.0.0.9/32",), extra_labels=None):
 # (id, args over BASE, steps(env), expected changed, expected actions)
 CASES = [
     ("create", {}, lambda e: [ls(), ok(create_words(e)), ls(current(e))], True, ["create"]),
-    ("unchanged", {}, lambda e: [ls(current(e))], False, []),
+    ("unchanged", {}, lambda e: [ls(current(e)), verbose(ENV)], False, []),
     ("unchanged-without-image-or-resources", {"image": None, "cpus": None, "memory": None},
-     lambda e: [ls(current(e, image="local:whatever", cpus=4, memory=8192))], False, []),
-    ("allowlist-updated-in-place", {"allow_cidrs": ["127.0.0.10/32", "127.0.0.9"]},
-     lambda e: [ls(current(e)),
+     lambda e: [ls(current(e, image="local:whatever", cpus=4, memory=8192)), verbose(ENV)], False, []),
+    ("allowlist-updated-in-place", {"name": "m1", "allow_cidrs": ["127.0.0.10/32", "127.0.0.9"]},
+     lambda e: [ls(current(e)), verbose(ENV),
                 ok(["machine", "update", "--name", "m1", "--reset-allow-list",
-                    "--allow-cidr", "127.0.0.10/32", "--allow-cidr", "127.0.0.9/32"]),
+                    "--allow-cidr", "127.0.0.9/32", "--allow-cidr", "127.0.0.10/32"]),
                 ls(current(e, cidrs=["127.0.0.10/32", "127.0.0.9/32"]))], True, ["update allow list"]),
     ("allowlist-emptied-recreates", {"allow_cidrs": []},
      lambda e: [ls(current(e)), ok(["machine", "delete", "--name", "m1", "--force"]),
                 ok(create_words(e, cidrs=())), ls(current(e, cidrs=()))], True, ["delete", "create"]),
-    ("env-changed-recreates", {"env": {"TOKEN": "rotated"}},
+    ("env-changed-updates-in-place", {"env": {"PLAIN": "2", "NEW": "x"}},
+     lambda e: [ls(current(e)), verbose(ENV),
+                ok(["machine", "update", "--name", "m1", "-e", "NEW=x", "-e", "PLAIN=2",
+                    "--remove-env", "HTTPS_PROXY"]),
+                ls(current(e))], True, ["update env"]),
+    ("env-changed-on-running-machine-stop-update-start", {"env": {"PLAIN": "2", "HTTPS_PROXY": ENV["HTTPS_PROXY"]}},
+     lambda e: [ls(current(e, state="running")), verbose(ENV),
+                ok(["machine", "stop", "--name", "m1"]),
+                ok(["machine", "update", "--name", "m1", "-e", "PLAIN=2"]),
+                ok(["machine", "start", "--name", "m1"]),
+                ls(current(e, state="running"))], True, ["stop", "update env", "start"]),
+    ("secret-refs-changed-recreates", {"secret_env": {"OTHER": "v"}},
      lambda e: [ls(current(e)), ok(["machine", "delete", "--name", "m1", "--force"]),
-                (create_words(e)[:-6] + ["--label", "%s=%s" % (smolvm.ENV_HASH_LABEL,
-                                                               smolvm.env_hash("m1", {"TOKEN": "rotated"})),
+                (create_words(e)[:-8] + ["--secret-env", "OTHER=BOTBOTTLE_SECRET_OTHER",
+                                         "--label", "%s=%s" % (smolvm.CREATE_SPEC_LABEL, smolvm.create_spec_hash(
+                                             "m1", {"secret_env": {"OTHER": "v"}})),
                                          "--label", "owner=t", "--smolfile", SMOLFILE], 0, "", ""),
                 ls(current(e))], True, ["delete", "create"]),
+    ("old-env-hash-label-is-ignored", {},
+     lambda e: [ls(current(e, labels={"owner": "t", smolvm.CREATE_SPEC_LABEL: SPEC,
+                                      smolvm.ENV_HASH_LABEL: "sha256:old"})), verbose(ENV)], False, []),
     ("image-changed-recreates", {},
      lambda e: [ls(current(e, image=e["other_ref"])), ok(["machine", "delete", "--name", "m1", "--force"]),
                 ok(create_words(e)), ls(current(e))], True, ["delete", "create"]),
@@ -171,23 +200,24 @@ CASES = [
      lambda e: [ls(current(e)), ok(["machine", "delete", "--name", "m1", "--force"]),
                 ok(create_words(e, extra_labels={"team": "x"})), ls(current(e))], True, ["delete", "create"]),
     ("resources-updated-when-stopped", {"cpus": 1, "memory": 512},
-     lambda e: [ls(current(e, state="stopped")),
+     lambda e: [ls(current(e, state="stopped")), verbose(ENV),
                 ok(["machine", "update", "--name", "m1", "--cpus", "1", "--mem", "512"]),
                 ls(current(e, state="stopped", cpus=1, memory=512))], True, ["update resources"]),
     ("resources-on-running-machine-restart-it", {"cpus": 1, "stop_timeout": 5},
-     lambda e: [ls(current(e, state="running")),
+     lambda e: [ls(current(e, state="running")), verbose(ENV),
                 ok(["machine", "stop", "--name", "m1", "--timeout", "5"]),
                 ok(["machine", "update", "--name", "m1", "--cpus", "1"]),
                 ok(["machine", "start", "--name", "m1"]),
                 ls(current(e, state="running", cpus=1))], True, ["stop", "update resources", "start"]),
     ("started-starts", {"state": "started"},
-     lambda e: [ls(current(e)), ok(["machine", "start", "--name", "m1"]), ls(current(e, state="running"))],
-     True, ["start"]),
-    ("started-already-running", {"state": "started"}, lambda e: [ls(current(e, state="running"))], False, []),
+     lambda e: [ls(current(e)), verbose(ENV), ok(["machine", "start", "--name", "m1"]),
+                ls(current(e, state="running"))], True, ["start"]),
+    ("started-already-running", {"state": "started"},
+     lambda e: [ls(current(e, state="running")), verbose(ENV)], False, []),
     ("stopped-stops", {"state": "stopped"},
-     lambda e: [ls(current(e, state="running")), ok(["machine", "stop", "--name", "m1"]),
+     lambda e: [ls(current(e, state="running")), verbose(ENV), ok(["machine", "stop", "--name", "m1"]),
                 ls(current(e, state="stopped"))], True, ["stop"]),
-    ("stopped-never-started", {"state": "stopped"}, lambda e: [ls(current(e))], False, []),
+    ("stopped-never-started", {"state": "stopped"}, lambda e: [ls(current(e)), verbose(ENV)], False, []),
     ("absent-deletes", {"state": "absent"},
      lambda e: [ls(current(e, state="running")), ok(["machine", "delete", "--name", "m1", "--force"])],
      True, ["delete"]),
@@ -206,9 +236,12 @@ def test_table(env, case):
     assert result["changed"] is changed
     assert result["actions"] == actions
     assert result["name"] == "m1"
-    for words in script.seen:
-        for secret in ("se\"cret value", "rotated"):
-            assert not any(secret in word for word in words), "env value on argv: %r" % (words,)
+    for words, environ in zip(script.seen, script.environs):
+        assert not any(SECRET in word for word in words), "secret value on argv: %r" % (words,)
+        if words[:2] == ["machine", "start"]:
+            assert environ == {"BOTBOTTLE_SECRET_TOKEN": SECRET}
+        else:
+            assert SECRET not in environ.values(), "secret handed to %r" % (words,)
 
 
 def test_create_writes_env_to_a_private_smolfile_that_is_removed(env):
@@ -216,9 +249,10 @@ def test_create_writes_env_to_a_private_smolfile_that_is_removed(env):
                                      [ls(), ok(create_words(env)), ls(current(env))])
     assert ok_ and result["changed"]
     (path, text), = script.smolfiles
-    assert text == 'env = ["PLAIN=1", "TOKEN=se\\"cret value"]\n'
+    assert text == 'env = ["HTTPS_PROXY=http://127.0.0.9:8888", "PLAIN=1"]\n'
+    assert SECRET not in text
     assert not os.path.exists(path)
-    assert result["machine"]["labels"][smolvm.ENV_HASH_LABEL] == HASH
+    assert result["machine"]["labels"][smolvm.CREATE_SPEC_LABEL] == SPEC
     assert result["diff"]["before"] == {}
     assert result["diff"]["after"]["allowed_cidrs"] == ["127.0.0.9/32"]
 
@@ -229,12 +263,12 @@ def test_check_mode_creates_nothing_and_predicts(env):
     assert script.seen == [["machine", "ls", "--json"]]
     assert result["machine"]["state"] == "running"
     assert result["machine"]["image"] == env["ref"]
-    assert result["diff"]["after"]["labels"] == {"owner": "t", smolvm.ENV_HASH_LABEL: HASH}
+    assert result["diff"]["after"]["labels"] == {"owner": "t", smolvm.CREATE_SPEC_LABEL: SPEC}
 
 
 def test_check_mode_update_reports_diff(env):
     ok_, result, script = run_module(env, dict(BASE, image=env["image"], allow_cidrs=["127.0.0.11/32"]),
-                                     [ls(current(env))], check_mode=True)
+                                     [ls(current(env)), verbose(ENV)], check_mode=True)
     assert ok_ and result["changed"] and result["actions"] == ["update allow list"]
     assert result["diff"]["before"]["allowed_cidrs"] == ["127.0.0.9/32"]
     assert result["diff"]["after"]["allowed_cidrs"] == ["127.0.0.11/32"]
@@ -285,6 +319,13 @@ def test_slug_names_and_labels_the_machine(env):
     ({"allow_cidrs": ["127.0.0.300/32"]}, "allow_cidrs: '127.0.0.300/32' is not a CIDR"),
     ({"env": {"1BAD": "x"}}, "env: key '1BAD'"),
     ({"labels": {smolvm.ENV_HASH_LABEL: "x"}}, "reserved"),
+    ({"labels": {smolvm.CREATE_SPEC_LABEL: "x"}}, "reserved"),
+    ({"allow_cidrs": ["0.0.0.0/0"]}, "allow_cidrs: 0.0.0.0/0 is every address"),
+    ({"env": {"A": "two\nlines"}}, "env: the value of A contains a line break"),
+    ({"secret_env": {"1X": "v"}}, "secret_env: key '1X'"),
+    ({"secret_files": {"F": "relative/path"}}, "secret_files: the path of F"),
+    ({"env": {"TOKEN": "x"}}, "TOKEN is in env and in secret_env"),
+    ({"mount_sockets": [{"host": "/a.sock", "guest": "rel"}]}, "mount_sockets: guest path 'rel'"),
     ({"labels": {"a=b": "x"}}, "labels: key 'a=b'"),
     ({"image": "/nonexistent/agent.tar"}, "docker save IMAGE -o /nonexistent/agent.tar"),
     ({"cpus": 0}, "cpus must be at least 1"),
@@ -318,6 +359,48 @@ def test_bad_smolvm_path(env, tmp_path):
 
 
 def test_env_values_are_no_log(env):
-    ok_, result, _script = run_module(env, dict(BASE, image=env["image"]), [ls(current(env))])
+    ok_, result, _script = run_module(env, dict(BASE, image=env["image"]), [ls(current(env)), verbose(ENV)])
     assert ok_ and not result["changed"]
-    assert {'se"cret value', "1"} <= result["_no_log_values"]
+    assert {SECRET, "1"} <= result["_no_log_values"]
+
+
+@pytest.mark.parametrize("cidrs, needle", [
+    (["127.77.0.17/32", "127.77.0.18/32"], "a bottle's VM reaches one address"),
+    (["127.77.0.0/24"], "127.77.0.0/24 is not a single address"),
+    (["10.0.0.1/32"], "is not a loopback address"),
+    (["127.0.0.1/32"], "127.0.0.1 is shared"),
+    (["::1/128"], "is not a single address"),
+    (["0.0.0.0/0"], "is every address"),
+])
+def test_a_bottle_is_refused_any_cidr_but_one_loopback_32(env, cidrs, needle):
+    ok_, result, script = run_module(env, dict(slug="demo", agent="demo", allow_cidrs=cidrs), [ls()])
+    assert not ok_ and needle in result["msg"], result
+    assert all(words[:2] != ["machine", "create"] for words in script.seen)
+
+
+def test_bottle_argv_network_secrets_and_sockets(env, tmp_path):
+    """The exact create argv of a bottle: no --net/--dns/--allow-host, secrets by reference, sockets."""
+    name = "bb-demo-agent"
+    sockets = [{"host": "/s/proxy.sock", "guest": "/run/bottle/proxy.sock"}]
+    secret_file = str(tmp_path / "gh")
+    args = dict(slug="demo", agent="demo", allow_cidrs=[], mount_sockets=sockets,
+                env={"HTTPS_PROXY": "http://127.0.0.1:8888"}, secret_env={"GH_TOKEN": SECRET},
+                secret_files={"KEY": secret_file}, state="started")
+    labels = {"io.botbottle.agent": "demo", "io.botbottle.backend": "smolmachines", "io.botbottle.bottle": "demo",
+              "io.botbottle.component": "agent",
+              smolvm.CREATE_SPEC_LABEL: smolvm.create_spec_hash(name, dict(
+                  secret_env={"GH_TOKEN": 1}, secret_files={"KEY": secret_file}, mount_sockets=sockets))}
+    words = ["machine", "create", "--name", name, "--mount-socket", "/s/proxy.sock:/run/bottle/proxy.sock",
+             "--secret-env", "GH_TOKEN=BOTBOTTLE_SECRET_GH_TOKEN", "--secret-file", "KEY=" + secret_file]
+    for key in sorted(labels):
+        words += ["--label", "%s=%s" % (key, labels[key])]
+    words += ["--smolfile", SMOLFILE]
+    ok_, result, script = run_module(env, args, [
+        ls(), ok(words), ok(["machine", "start", "--name", name]),
+        ls(machine(name=name, state="running", cidrs=(), labels=labels))])
+    assert ok_, result
+    assert result["actions"] == ["create", "start"]
+    assert script.environs[2] == {"BOTBOTTLE_SECRET_GH_TOKEN": SECRET}
+    assert script.smolfiles[0][1] == 'env = ["HTTPS_PROXY=http://127.0.0.1:8888"]\n'
+    for words in script.seen:
+        assert not {"--net", "--dns", "--allow-host", "--allow-host-loopback"} & set(words)
