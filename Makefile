@@ -14,7 +14,7 @@ help:
 	@echo "make demo    set up and launch the demo agent in a bottle"
 	@echo "make console watch bottles and decide their asks (ARGS='-i inventory.yml' for an inventory's hosts)"
 	@echo "make test    set up and run every test (lint, sanity, unit, integration, molecule)"
-	@echo "make bench   launch-cost, chain, DLP-scan, git-push-scan, fleet and package-manager benchmarks"
+	@echo "make bench   launch-cost, chain, DLP-scan, git-push-scan, fleet, package-manager and soak benchmarks"
 	@echo "make bench-real   npm and pip through a bottle against the public registries (opt-in)"
 	@echo "make pipelock-images   the optional pipelock hop (needs a pipelock image or PIPELOCK_BINARY)"
 
@@ -72,6 +72,7 @@ bench-smoke: test-images
 	$(VENV)/python bench/git_scan.py --smoke
 	$(VENV)/python bench/chain.py --smoke
 	$(VENV)/python bench/launch.py --smoke
+	$(VENV)/python bench/soak.py --smoke
 	EXTRA_CA="$(EXTRA_CA)" $(VENV)/python bench/tools.py --smoke
 
 # Each stage in turn, stopping at the first failure, with each stage's time printed at the end.
@@ -85,6 +86,7 @@ bench: test-images
 	$(VENV)/python bench/chain.py
 	EXTRA_CA="$(EXTRA_CA)" $(VENV)/python bench/fleet.py
 	EXTRA_CA="$(EXTRA_CA)" $(VENV)/python bench/tools.py
+	$(VENV)/python bench/soak.py
 
 # Opt-in, never part of make test: one npm install and one pip install of bench/tools.py's projects
 # on this host, in a plain container and through a bottle, against the public registries (where this

@@ -39,6 +39,7 @@ HOSTS = ("allowed.bottle.test", "api.bottle.test", "api.anthropic.com")
 BASELINE = "bb-bench-direct"
 BUNDLE_IMAGE = "botbottle/bundle:latest"
 PIPELOCK_BUNDLE_IMAGE = "botbottle/bundle-pipelock:latest"
+TESTNET_IMAGE = "botbottle/testnet:latest"
 TOKEN = "bbtok-bench-0f1e2d3c4b5a69788796"
 
 # The benchmark's own inventory: no git-gate, no supervise, nothing but the way out.
@@ -126,7 +127,7 @@ class Bench:
         for host in HOSTS:
             aliases += ["--network-alias", host]
         sh(["docker", "run", "-d", "--name", SERVER, "--label", "io.botbottle.test=1", "--network", NET]
-           + aliases + ["botbottle/testnet:latest"])
+           + aliases + [TESTNET_IMAGE])
         self.started.append(("container", SERVER))
         ca = wait_for("the test server's CA (docker exec %s cat /srv/testnet/ca.pem)" % SERVER,
                       self._read_ca, 30, logs=SERVER)

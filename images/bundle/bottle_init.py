@@ -36,7 +36,10 @@ bottle-init kills its process group (SIGKILL, which a
 stopped process cannot ignore) and starts it again, writing an audit line to
 /var/lib/bottle/audit/bundle.jsonl; no more than BOTTLE_RESTARTS_MAX restarts (3) within
 BOTTLE_RESTART_WINDOW seconds (600), after which the bundle stops and exits 1 (fail closed). A daemon
-that exits is not restarted: the bundle fails closed at once, as before.
+that exits is not restarted: the bundle fails closed at once, as before. A daemon just started or
+restarted is not counted until its first healthy check, for at most BOTTLE_START_GRACE seconds (60):
+on a loaded host (every bottle starting at once after an engine restart or a reboot) egress took over
+20 s to listen, and restarting it then only starts that again.
 
 Every file root writes into a daemon's directory is written by ``write_owned`` and every directory
 it hands over by ``ensure_dir_owned``: neither follows a symlink a daemon's uid planted; such a
@@ -87,8 +90,10 @@ RULES_CACHE = "/opt/egress/rules-cache"
 HEALTH_BIN = "/usr/local/bin/bottle-health"
 # bottle-init's own audit (restarts of hung daemons), beside egress's in the audit directory.
 BUNDLE_AUDIT = AUDIT_DIR + "/bundle.jsonl"
-# A restarted daemon gets this long before its checks count again (mitmproxy loads in a few seconds).
-RESTART_GRACE = 10.0
+# A started or restarted daemon gets this long before its checks count, or until its first healthy check,
+# whichever comes first: mitmproxy loads in a few seconds, but on a loaded host (every bottle started at once
+# after an engine restart or a reboot) egress took over 20 s to listen, and a restart only starts that again.
+RESTART_GRACE = float(os.environ.get("BOTTLE_START_GRACE", "60"))
 
 KNOWN_DAEMONS = ("pipelock", "egress", "git-gate", "supervise")
 # egress first: pipelock must trust egress's CA before it starts.
@@ -600,10 +605,11 @@ class HangWatch:
             used = (cpu or {}).get(name)
             worked = used is not None and self.cpu.get(name) is not None and used > self.cpu[name]
             self.cpu[name] = used
-            if now < self.quiet_until.get(name, 0):
-                continue
             if state == "healthy":
                 self.failures[name] = self.stalls[name] = 0
+                self.quiet_until.pop(name, None)  # up: from now on a failed check counts
+                continue
+            if now < self.quiet_until.get(name, 0):
                 continue
             self.failures[name] = self.failures.get(name, 0) + 1
             self.stalls[name] = 0 if worked else self.stalls.get(name, 0) + 1
@@ -624,6 +630,12 @@ class HangWatch:
         self.failures[name] = self.stalls[name] = 0
         self.cpu[name] = None
         self.quiet_until[name] = self.clock() + (RESTART_GRACE if grace is None else grace)
+
+    def started(self, names, grace=None):
+        """The daemons of a bundle's start get the grace of a restart: on a loaded host (every bottle starting at
+        once after an engine restart or a reboot) a daemon's first answer can take seconds, which is no hang."""
+        for name in names:
+            self.restarted(name, grace)
 
 
 def read_report(names, timeout=5.0):
@@ -854,6 +866,7 @@ def main():
         supervisor.stop_all("start-up failed")
         return 1
     log("running: %s" % ", ".join(names))
+    supervisor.hang_watch.started(names)
     interval = float(os.environ.get("BOTTLE_HEALTH_INTERVAL", "3"))
     if interval > 0 and os.path.exists(HEALTH_BIN):
         threading.Thread(target=supervisor.watch, args=(interval,), daemon=True).start()

@@ -11,6 +11,8 @@ bytes are not utf-8), body_encoding ("utf-8" or "base64") and body_bytes.
 Endpoints (any host, any method):
   /sse?events=N&interval_ms=M   N server-sent events, each flushed, M ms apart
   /bytes?n=N                    N zero bytes (throughput benchmarks)
+  /ws (GET, Upgrade: websocket) a WebSocket (RFC 6455) echoing every text and binary message,
+                                answering pings, closing on a close (bench/soak.py)
   /status?code=N                a small JSON answer with HTTP status N (100 < N < 600: an upstream failing)
   anything else                 a small JSON echo of the request
 except for Host api.anthropic.com (any port): the scripted Anthropic API of model.py (the
@@ -24,11 +26,13 @@ Python 3 standard library only.
 """
 
 import base64
+import hashlib
 import importlib.util
 import json
 import os
 import signal
 import ssl
+import struct
 import sys
 import threading
 import time
@@ -144,6 +148,21 @@ def read_chunked(rfile):
         rfile.readline(8)
 
 
+WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+def ws_frame(opcode, payload):
+    """One unmasked (server) WebSocket frame."""
+    size = len(payload)
+    if size < 126:
+        head = struct.pack("!BB", 0x80 | opcode, size)
+    elif size < 65536:
+        head = struct.pack("!BBH", 0x80 | opcode, 126, size)
+    else:
+        head = struct.pack("!BBQ", 0x80 | opcode, 127, size)
+    return head + payload
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     # Headers and body go out in separate writes: without this, Nagle's algorithm and the
@@ -191,6 +210,8 @@ class Handler(BaseHTTPRequestHandler):
             MODEL.log_line(entry["method"], self.path, response)
             return OPENAI.write(self, response)
         try:
+            if entry["path"] == "/ws" and (self.headers.get("Upgrade") or "").lower() == "websocket":
+                return self.websocket_echo()
             if entry["path"] == "/sse":
                 return self.stream_events(int_arg(entry["args"], "events", 5, 0, 100000),
                                           int_arg(entry["args"], "interval_ms", 100, 0, 60000))
@@ -228,6 +249,36 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             if i + 1 < events:
                 time.sleep(interval_ms / 1000.0)
+
+    def websocket_echo(self):
+        key = self.headers.get("Sec-WebSocket-Key") or ""
+        accept = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
+        self.send_response(101)
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", accept)
+        self.end_headers()
+        self.wfile.flush()
+        self.close_connection = True
+        while True:
+            head = self.rfile.read(2)
+            if len(head) < 2:
+                return
+            opcode, length = head[0] & 0x0F, head[1] & 0x7F
+            if length == 126:
+                length = struct.unpack("!H", self.rfile.read(2))[0]
+            elif length == 127:
+                length = struct.unpack("!Q", self.rfile.read(8))[0]
+            mask = self.rfile.read(4) if head[1] & 0x80 else b"\0\0\0\0"
+            raw = self.rfile.read(length)
+            keys = (mask * (length // 4 + 1))[:length]
+            data = (int.from_bytes(raw, "big") ^ int.from_bytes(keys, "big")).to_bytes(length, "big")
+            answer = {0x1: 0x1, 0x2: 0x2, 0x9: 0xA, 0x8: 0x8}.get(opcode)
+            if answer is not None:
+                self.wfile.write(ws_frame(answer, data))
+                self.wfile.flush()
+            if opcode == 0x8:
+                return
 
     def stream_bytes(self, count):
         self.send_response(200)

@@ -9,7 +9,7 @@ in the state directory's own layout so that one reader (``audit_log``) reads bot
 
   supervise/audit.jsonl         supervise's events (asks and decisions)
   supervise/proposals/<id>.json the proposals as last written
-  audit/egress.jsonl[.1]        egress's firewall decisions (and the rotated file)
+  audit/egress.jsonl[.N]        egress's firewall decisions, and every rotated file (.1 the newest)
   audit/bundle.jsonl            bottle-init's restarts of hung daemons (and a fail-closed stop)
   supervise-approved.json       what the operator approved for the bottle
   meta.json                     the bottle's meta.json (slug, agent, policy, backend, created) with
@@ -55,6 +55,8 @@ import shutil
 import socket
 import stat
 
+from ansible_collections.botbottle.bottle.plugins.module_utils import audit_log
+
 DEFAULT_ROOT = "~/.bot-bottle/archive"
 
 # The archive options of the modules that archive (bottle_state state=absent, bottle_remove); their
@@ -66,10 +68,9 @@ ARCHIVE_SPEC = dict(
 )
 META = "meta.json"
 # A bottle's audit, relative to its state directory (and to its archive).
+# egress's rotated files (audit/egress.jsonl.1, .2 ...) are found by audit_log.egress_files.
 FILES = (
     os.path.join("supervise", "audit.jsonl"),
-    os.path.join("audit", "egress.jsonl"),
-    os.path.join("audit", "egress.jsonl.1"),
     os.path.join("audit", "bundle.jsonl"),
     "supervise-approved.json",
 )
@@ -114,7 +115,8 @@ def _probe(path):
 def plan(state_dir):
     """What archiving ``state_dir`` would copy: ``{files, skipped, unreadable}``, paths relative to it."""
     files, skipped, unreadable = [], [], []
-    candidates = [rel for rel in FILES if os.path.lexists(os.path.join(state_dir, rel))]
+    listed = FILES[:1] + tuple(audit_log.egress_files(state_dir)) + FILES[1:]
+    candidates = [rel for rel in listed if os.path.lexists(os.path.join(state_dir, rel))]
     folder = os.path.join(state_dir, PROPOSALS)
     if os.path.lexists(folder):
         if os.path.islink(folder) or not os.path.isdir(folder):

@@ -12,7 +12,8 @@ keeps the same layout:
                          path, rule, action allow|block|hold|upstream-error, route, bytes, status[,
                          exempt, proposal, flow]); an allowed request's ``outcome`` line (same
                          ``flow``: action complete|upstream-error|aborted, status, bytes, down,
-                         duration); rotated to egress.jsonl.1 once it passes 64 MiB
+                         duration); rotated by size (policy firewall.audit_rotate_bytes, 64 MiB)
+  audit/egress.jsonl.N   the rotated files, .1 the newest (firewall.audit_keep of them, 16)
   supervise/audit.jsonl  supervise's events: proposed (by the agent or egress), modified,
                          approved, rejected (by the operator, or by supervise on a timeout)
   meta.json              the bottle's metadata (slug, agent, created, ...)
@@ -38,9 +39,14 @@ API (pure Python, no dependencies; files are read, never written):
   ``response`` lines are about a request already counted.
 - ``Follower(directory)``: follows both files of one directory incrementally; ``poll()``
   returns ``(new egress records, new supervise events)`` and keeps a ``HostTally`` (``hosts``)
-  and the supervise events (``events``, newest last, at most ``keep``).
-- ``firewall_by_host(directory, max_bytes=DEFAULT_TAIL)`` -> rows as ``HostTally.rows()``, the rotated
-  ``egress.jsonl.1`` included while the budget allows.
+  and the supervise events (``events``, newest last, at most ``keep``). Its first read takes the
+  last ``max_bytes`` across the rotated files too; when egress.jsonl rotates between two polls
+  the rest of the file it was reading (found by its inode among the rotated files) is read first,
+  so no decision is lost or counted twice.
+- ``egress_files(directory)`` -> the egress audit files, oldest first (``egress.jsonl.N`` ... ``.1``,
+  ``egress.jsonl``), relative to the directory.
+- ``firewall_by_host(directory, max_bytes=DEFAULT_TAIL)`` -> rows as ``HostTally.rows()``: the last
+  ``max_bytes`` of egress's audit, read across the rotated files (None: everything).
 - ``supervise_events(directory)`` -> the supervise events, oldest first.
 - ``read_meta(directory)`` -> meta.json as a dict ({} when absent or unreadable).
 - ``summary(directory)`` -> ``{meta, firewall, supervise, problems}``: all of the above at once.
@@ -50,6 +56,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 EGRESS_AUDIT = os.path.join("audit", "egress.jsonl")
 SUPERVISE_AUDIT = os.path.join("supervise", "audit.jsonl")
@@ -61,6 +68,28 @@ ACTIONS = {"allow": "allowed", "block": "refused", "hold": "held", "upstream-err
 REQUEST_EVENTS = ("request", "websocket", "tcp", "udp", "dns")
 REMEMBERED_FLOWS = 4096
 NO_HOST = "(no host)"
+_ROTATED = re.compile(r"^egress\.jsonl\.([1-9][0-9]{0,5})$")
+
+
+def egress_files(directory):
+    """egress's audit files under ``directory``, oldest first, relative to it (the live file last, when present)."""
+    folder = os.path.join(directory, os.path.dirname(EGRESS_AUDIT))
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    numbered = sorted((int(m.group(1)), name) for name in names for m in [_ROTATED.match(name)] if m)
+    out = [os.path.join(os.path.dirname(EGRESS_AUDIT), name) for _n, name in reversed(numbered)]
+    if os.path.basename(EGRESS_AUDIT) in names:
+        out.append(EGRESS_AUDIT)
+    return out
+
+
+def _inode(path):
+    try:
+        return os.stat(path).st_ino
+    except OSError:
+        return None
 
 
 def read_jsonl(path, offset=0, max_bytes=None):
@@ -194,38 +223,83 @@ class Follower:
         self.keep = keep
         self.max_bytes = max_bytes
         self.offsets = {EGRESS_AUDIT: 0, SUPERVISE_AUDIT: 0}
+        self.egress_inode = None  # the inode of the egress.jsonl read last (None: not read yet)
         self.hosts = HostTally()
         self.events = []
         self.problems = []
+
+    def _note(self, problems):
+        self.problems = (self.problems + problems)[-20:]
 
     def _read(self, relative):
         path = os.path.join(self.directory, relative)
         first = self.offsets[relative] == 0
         records, self.offsets[relative], problems = read_jsonl(
             path, self.offsets[relative], self.max_bytes if first else None)
-        self.problems = (self.problems + problems)[-20:]
+        self._note(problems)
+        return records
+
+    def _read_egress(self):
+        path = os.path.join(self.directory, EGRESS_AUDIT)
+        inode = _inode(path)
+        if self.egress_inode is None:
+            if inode is None:
+                return []
+            # The first read: the last max_bytes across the rotated files too.
+            records, problems, self.offsets[EGRESS_AUDIT] = _tail(self.directory, self.max_bytes)
+            self.egress_inode = inode
+            self._note(problems)
+            return records
+        records = []
+        if inode != self.egress_inode:
+            # Rotated since the last poll: the rest of the file being read, then the files rotated after it.
+            paths = [os.path.join(self.directory, rel) for rel in egress_files(self.directory) if rel != EGRESS_AUDIT]
+            found = next((i for i, rotated in enumerate(paths) if _inode(rotated) == self.egress_inode), None)
+            if found is not None:
+                for index, rotated in enumerate(paths[found:]):
+                    more, _offset, problems = read_jsonl(rotated, self.offsets[EGRESS_AUDIT] if index == 0 else 0)
+                    records.extend(more)
+                    self._note(problems)
+            self.offsets[EGRESS_AUDIT] = 0
+            self.egress_inode = inode
+        if inode is not None:
+            more, self.offsets[EGRESS_AUDIT], problems = read_jsonl(path, self.offsets[EGRESS_AUDIT])
+            records.extend(more)
+            self._note(problems)
         return records
 
     def poll(self):
-        firewall = self._read(EGRESS_AUDIT)
+        firewall = self._read_egress()
         self.hosts.add(firewall)
         events = self._read(SUPERVISE_AUDIT)
         self.events = (self.events + events)[-self.keep:]
         return firewall, events
 
 
-def _firewall(directory, max_bytes):
-    tally, problems = HostTally(), []
-    path = os.path.join(directory, EGRESS_AUDIT)
-    rotated = path + ".1"
-    size = os.path.getsize(path) if os.path.exists(path) else 0
-    if os.path.exists(rotated) and (max_bytes is None or size < max_bytes):
-        records, _offset, bad = read_jsonl(rotated, 0, None if max_bytes is None else max_bytes - size)
-        tally.add(records)
+def _tail(directory, max_bytes):
+    """(records oldest first, problems, the end read of the live file) of the last ``max_bytes`` of egress's
+    audit, across its rotated files (None: all of it)."""
+    chunks, problems, budget, live_end = [], [], max_bytes, 0
+    for rel in reversed(egress_files(directory)):  # newest first
+        if budget is not None and budget <= 0:
+            break
+        path = os.path.join(directory, rel)
+        records, end, bad = read_jsonl(path, 0, budget)
+        if rel == EGRESS_AUDIT:
+            live_end = end
+        chunks.append(records)
         problems.extend(bad)
-    records, _offset, bad = read_jsonl(path, 0, max_bytes)
-    tally.add(records)
-    return tally, problems + bad
+        if budget is not None:
+            try:
+                budget -= os.path.getsize(path)
+            except OSError:
+                budget = 0
+    return [record for chunk in reversed(chunks) for record in chunk], problems, live_end
+
+
+def _firewall(directory, max_bytes):
+    records, problems, _end = _tail(directory, max_bytes)
+    return HostTally().add(records), problems
 
 
 def firewall_by_host(directory, max_bytes=DEFAULT_TAIL):

@@ -168,7 +168,7 @@ def firewall_config(policy, options):
             "policy.firewall.dlp_action is supervise, but supervise does not run in this bottle "
             "(bottle_supervise_enabled is false): nobody could release a held request. Set "
             "bottle_supervise_enabled: true, or firewall.dlp_action: block")
-    return {
+    config = {
         "version": 2,
         "mode": "behind-pipelock" if options["pipelock"] else "firewall",
         "allowed_hosts": allowed_hosts(policy),
@@ -189,6 +189,13 @@ def firewall_config(policy, options):
         # A burst above the per-minute rate would let a low limit through at once.
         "rate_limit": {"requests_per_minute": per_minute, "burst": min(DEFAULT_BURST, per_minute)},
     }
+    # The audit file's rotation, only when the policy sets it (egress's defaults otherwise: 64 MiB, 16 files),
+    # so that the files of a bottle launched before these keys stay the same.
+    audit = {key: firewall[name] for key, name in (("rotate_bytes", "audit_rotate_bytes"), ("keep", "audit_keep"))
+             if name in firewall}
+    if audit:
+        config["audit"] = audit
+    return config
 
 
 def pipelock_config(policy, options):

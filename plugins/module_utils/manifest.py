@@ -28,8 +28,11 @@ POLICY_KEYS = {"extends", "description", "env", "secret_env", "allowed_domains",
 # largest request body it scans, a per-host request rate, and what a DLP hit does: refused (block), or
 # held for the operator through supervise for at most dlp_supervise_timeout seconds (defaults:
 # plugins/module_utils/bundle_config.py).
+# audit_rotate_bytes / audit_keep: the firewall's audit file (audit/egress.jsonl) rotates at that size into
+# egress.jsonl.1, .2 ... and keeps that many rotated files (0: every one).
 FIREWALL_KEYS = {"passthrough_domains", "trusted_domains", "websocket_hosts", "ports", "max_body_bytes",
-                 "requests_per_minute", "dlp_action", "dlp_supervise_timeout"}
+                 "requests_per_minute", "dlp_action", "dlp_supervise_timeout", "audit_rotate_bytes", "audit_keep"}
+AUDIT_MIN_ROTATE_BYTES = 1048576
 DLP_ACTIONS = ("block", "supervise")
 DLP_SUPERVISE_TIMEOUT = (5, 600)
 # pipelock: the optional pipelock hop (bottle_pipelock). Its host lists are merged into the firewall's;
@@ -121,7 +124,8 @@ def _check_positive(value, path, fix):
 
 def _check_firewall(firewall, path):
     _expect(firewall, dict, path, "write passthrough_domains, trusted_domains, websocket_hosts, ports, "
-                                  "max_body_bytes, requests_per_minute, dlp_action or dlp_supervise_timeout")
+                                  "max_body_bytes, requests_per_minute, dlp_action, dlp_supervise_timeout, "
+                                  "audit_rotate_bytes or audit_keep")
     _unknown(firewall, FIREWALL_KEYS, path)
     for key in ("passthrough_domains", "trusted_domains", "websocket_hosts"):
         if key in firewall:
@@ -146,6 +150,17 @@ def _check_firewall(firewall, path):
         raise ManifestError("%s.dlp_action %r is not block or supervise: block refuses a request in which the "
                             "firewall's DLP finds a secret (the default); supervise holds it and asks the operator "
                             "(bottle_supervise) to send it once" % (path, firewall["dlp_action"]))
+    if "audit_rotate_bytes" in firewall:
+        value = firewall["audit_rotate_bytes"]
+        if not isinstance(value, int) or isinstance(value, bool) or value < AUDIT_MIN_ROTATE_BYTES:
+            raise ManifestError("%s.audit_rotate_bytes %r must be a whole number of bytes, at least %d (1 MiB): the "
+                                "size at which the firewall's audit file rotates into egress.jsonl.1 (default "
+                                "67108864, 64 MiB)" % (path, value, AUDIT_MIN_ROTATE_BYTES))
+    if "audit_keep" in firewall:
+        value = firewall["audit_keep"]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ManifestError("%s.audit_keep %r must be a whole number, 0 or more: how many rotated audit files "
+                                "(egress.jsonl.1, .2 ...) are kept (default 16; 0 keeps every one)" % (path, value))
     if "dlp_supervise_timeout" in firewall:
         value, (low, high) = firewall["dlp_supervise_timeout"], DLP_SUPERVISE_TIMEOUT
         if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:

@@ -61,7 +61,8 @@ options:
   audit:
     description:
       - Report each bottle's recent firewall decisions by host as C(firewall), read from the end (at most
-        O(audit_bytes)) of its audit C(<state_dir>/audit/egress.jsonl) - each C(host) with how many requests
+        O(audit_bytes), across the rotated C(egress.jsonl.1), C(.2) ... when the live file is shorter) of its audit
+        C(<state_dir>/audit/egress.jsonl) - each C(host) with how many requests
         egress C(allowed), C(refused) (a policy rule; by which C(rules)), let go but whose upstream C(failed)
         (name resolution, connect, TLS verify, timeout, a 5xx status; by which C(failures)) and C(held) for the
         operator, and the C(last) decision's time, C(last_action) and C(last_rule), the most recent first. One
@@ -71,7 +72,7 @@ options:
     type: bool
     default: false
   audit_bytes:
-    description: How much of the end of each audit file O(audit) reads.
+    description: How much of the end of a bottle's firewall audit (its live and rotated files together) O(audit) reads.
     type: int
     default: 1048576
   archived:
@@ -79,7 +80,7 @@ options:
       - Also list the archives of torn-down bottles under O(archive_root) (filtered by O(slug) and O(agent)) in
         RV(archives) - each with its C(meta.json) fields, the supervise C(asks) and C(decisions) and the firewall
         decisions C(allowed), C(refused), C(failed) (upstream) and C(held) (read by the same reader as O(audit), at most O(audit_bytes)
-        of the end of its C(egress.jsonl)), and C(firewall) by host.
+        of the end of its C(egress.jsonl) and rotated files), and C(firewall) by host.
     type: bool
     default: false
   archive_events:

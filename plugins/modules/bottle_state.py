@@ -118,7 +118,7 @@ options:
   archive_root:
     description:
       - With O(state=absent), first copy the bottle's audit (C(supervise/audit.jsonl), C(supervise/proposals/*.json),
-        C(audit/egress.jsonl) and its rotated C(.1), C(supervise-approved.json)) to
+        C(audit/egress.jsonl) and every rotated C(.1), C(.2) ..., C(supervise-approved.json)) to
         C(<archive_root>/<slug>-<YYYYMMDDTHHMMSSZ>/), in the state directory's layout, with a C(meta.json) (the
         bottle's, plus C(archived), C(host), C(files), C(skipped)); see C(plugins/module_utils/audit_archive.py).
       - A file that cannot be read, or an archive that cannot be written, fails the module and removes nothing.

@@ -98,6 +98,40 @@ for host, b in rows:
 PY
 echo "ok: 6 bottles, every bundle daemon healthy, pending proposals 1 on host2/fb only"
 
+step "engine restart on host1 (as at a reboot): its bottles stay down and status says so; one fleet.yml brings them back"
+# dockerd stopped by its pid file (it stops the containers, as at a shutdown), then started as the entrypoint does.
+# shellcheck disable=SC2016  # expanded by the host's shell
+on bb-fleet-host1 sh -c 'kill "$(cat /var/run/docker.pid)"; for _ in $(seq 120); do [ -e /var/run/docker.pid ] || exit 0; sleep 0.25; done; exit 1' \
+  || fail "host1: dockerd did not stop"
+docker exec -d bb-fleet-host1 sh -c 'dockerd --storage-driver=overlay2 --userland-proxy=false >>/var/log/dockerd.log 2>&1'
+for _ in $(seq 120); do on bb-fleet-host1 docker info >/dev/null 2>&1 && break; sleep 0.25; done
+[ -z "$(on bb-fleet-host1 docker ps -q --filter label=io.botbottle.bottle)" ] || fail "host1: a bottle restarted by itself"
+playbook playbooks/status.yml -e bottle_hosts=fleet -e bottle_status_file="$BB_FLEET_DIR/status-down.json" >"$BB_FLEET_DIR/status-down.log"
+grep -Eq 'bb-fleet-host1 +fa .*DOWN: bundle not running' "$BB_FLEET_DIR/status-down.log" || fail "status does not say host1/fa is down"
+python3 - "$BB_FLEET_DIR/status-down.json" <<'PY'
+import json, sys
+for h in json.load(open(sys.argv[1]))["hosts"]:
+    for b in h["bottles"]:
+        down = h["host"] == "bb-fleet-host1"
+        assert (b["health"] == {}) == down, (h["host"], b["slug"], b["health"])
+        assert all((c["status"] != "running") == down for c in b["containers"]), (h["host"], b["slug"], b["containers"])
+PY
+playbook playbooks/fleet.yml -e bottle_fleet_ship=false -e bottle_fleet_report_file="$BB_FLEET_DIR/fleet-back.json" \
+  >"$BB_FLEET_DIR/fleet-back.log" || { tail -40 "$BB_FLEET_DIR/fleet-back.log"; fail "the run after the engine restart failed"; }
+python3 - "$BB_FLEET_DIR/fleet-back.json" <<'PY'
+import json, sys
+hosts = {h["host"]: {b["slug"]: b["outcome"] for b in h["bottles"]} for h in json.load(open(sys.argv[1]))["hosts"]}
+assert hosts == {"bb-fleet-host1": {"fa": "updated", "fb": "updated"}, "bb-fleet-host2": {"fa": "unchanged", "fb": "unchanged"},
+                 "bb-fleet-host3": {"fa": "unchanged", "fb": "unchanged"}}, hosts
+PY
+# The firewall is back with it: a host off the allowlist is refused by egress, and the audit says why.
+answer=$(on bb-fleet-host1 docker exec bb-fa-agent curl -s -o /dev/null -w '%{http_code} %header{x-bottle-egress-rule}' \
+  http://off-list.invalid/ || true)
+[ "$answer" = "403 allowlist" ] || fail "host1/fa after the restart: off-list.invalid answered '$answer', not egress's 403 allowlist"
+on bb-fleet-host1 grep -q '"host":"off-list.invalid".*"rule":"allowlist"' /root/.bot-bottle/state/fa/audit/egress.jsonl \
+  || fail "host1/fa: no allowlist refusal of off-list.invalid in its audit"
+echo "ok: host1's bottles stayed down after its engine restart (status: DOWN), one fleet.yml run brought them back, firewall refusing"
+
 step "teardown -e agent=fa: --check removes nothing, then exactly the fa bottles go"
 playbook playbooks/teardown.yml -e bottle_hosts=fleet -e agent=fa --check >/dev/null
 for host in "${HOSTS[@]}"; do [ "$(bottles_on "$host" | wc -l)" = 4 ] || fail "$host: --check removed something"; done

@@ -114,6 +114,11 @@ def close_client_connection(flow):
 
 
 UPSTREAM_FAILED = "egress allowed this; the upstream failed: "
+# bottle-health's probe (images/bundle/bottle_health.py): a plain request for this name (.invalid never
+# resolves) from the bundle's own loopback is answered with the firewall's 403 and written to no audit.
+HEALTH_HOST = "bottle-health.invalid"
+HEALTH_TEXT = "blocked by egress: a bottle-health probe (egress answers; nothing was sent)"
+LOOPBACK_PEERS = ("127.0.0.1", "::1", "::ffff:127.0.0.1")
 
 
 class Refusal:
@@ -496,6 +501,7 @@ class Firewall:
                 self.guard = SsrfGuard(config.trusted, config.ssrf_networks, self.resolver)
                 self.engine.configure(config.dlp["entropy_min_length"], config.dlp["entropy_bits"])
                 self.limiter.configure(config.rate_limit["requests_per_minute"], config.rate_limit["burst"])
+                self.audit.configure(config.audit["rotate_bytes"], config.audit["keep"])
                 LOG.info("egress: %s loaded (mode %s, %d allowlist pattern(s), %d route(s))", self.config_path,
                          config.mode, len(config.allowed.patterns), len(config.routes))
         secrets_changed = False
@@ -583,6 +589,18 @@ class Firewall:
             state.refused = True
         LOG.warning("egress: %s", refusal.message)
         self._audit_flow(event, flow, refusal, proposal=proposal, tunnel=tunnel)
+
+    def _health_probe(self, flow, state, config):
+        """bottle-health's request: answered here with the firewall's 403 (rule ``health``), never audited nor
+        logged (it is not the agent's). Only from the bundle's loopback, where no agent connection comes from
+        in firewall mode (behind pipelock every request comes from there: no probe is taken)."""
+        peer = getattr(flow.client_conn, "peername", None)
+        if config is None or config.mode != "firewall" or not peer or peer[0] not in LOOPBACK_PEERS:
+            return False
+        state.refused = True
+        flow.response = self.respond(403, HEALTH_TEXT + "\n", {"Content-Type": "text/plain; charset=utf-8",
+                                                               "X-Bottle-Egress-Rule": "health"})
+        return True
 
     # --- hooks: connections --------------------------------------------------------------------
 
@@ -797,6 +815,8 @@ class Firewall:
         state = FlowState()
         flow.metadata[META] = state
         config = self.config
+        if flow.request.host == HEALTH_HOST and self._health_probe(flow, state, config):
+            return
         if config is None:
             self._respond(flow, self._no_config())
             return

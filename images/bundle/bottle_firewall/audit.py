@@ -30,6 +30,13 @@ one line per request: the ``request`` lines of an allowed tunnel (not its ``conn
 ``"tunnel": "refused"`` (not counted again); the ``connect`` of a passthrough tunnel, whose
 requests egress cannot see. A tunnel whose name does not resolve is not refused: its requests
 are decided (a route refusal is not hidden) and each counts.
+
+Rotation (issue 23): once the file reaches ``max_bytes`` (egress.json ``audit.rotate_bytes``,
+policy ``firewall.audit_rotate_bytes``, 64 MiB) it becomes ``egress.jsonl.1``, the previous
+``.1`` becomes ``.2`` and so on, as logrotate numbers them: ``.1`` is always the newest rotated
+file. ``keep`` (``audit.keep``, policy ``firewall.audit_keep``, 16) rotated files are kept, the
+oldest beyond it removed; 0 keeps every one. The per-line cost is one append and the file's
+position (``tell``, no ``stat``); the renames happen once per ``max_bytes``.
 """
 
 import json
@@ -41,6 +48,8 @@ import time
 
 LOG = logging.getLogger("bottle_firewall")
 ROTATE_BYTES = 64 * 1024 * 1024
+# Rotated files kept (egress.jsonl.1 .. .16: about 1 GiB beside the live file); 0 keeps every one.
+KEEP = 16
 FIELDS = ("ts", "event", "host", "port", "method", "path", "rule", "action", "route", "bytes", "status")
 # Appended only when set: "exempt" names a check that did not apply (``upstream-redirect``);
 # "proposal" is the id of the release proposal a held request waits (waited) on (action "hold",
@@ -62,14 +71,45 @@ def path_for_audit(path):
     return base + "?" + "&".join(names)
 
 
-class Audit:
-    """Writes audit records; ``path`` (BOTTLE_EGRESS_AUDIT) is rotated once it passes ``max_bytes``."""
+def rotated_path(path, number):
+    return "%s.%d" % (path, number)
 
-    def __init__(self, path=None, stream=None, max_bytes=ROTATE_BYTES):
+
+def rotate(path, keep):
+    """``path`` becomes ``path.1``, ``.1`` becomes ``.2`` ...; beyond ``keep`` rotated files (0: no limit) the
+    oldest is removed. Renames only: a reader holding a file open reads it to its end."""
+    if keep:
+        last, extra = keep, keep
+        while os.path.lexists(rotated_path(path, extra)):  # the oldest, and any a larger keep left
+            os.unlink(rotated_path(path, extra))
+            extra += 1
+    else:
+        last = 1
+        while os.path.lexists(rotated_path(path, last)):
+            last += 1
+    for number in range(last - 1, 0, -1):
+        try:
+            os.replace(rotated_path(path, number), rotated_path(path, number + 1))
+        except FileNotFoundError:
+            pass
+    os.replace(path, rotated_path(path, 1))
+
+
+class Audit:
+    """Writes audit records; ``path`` (BOTTLE_EGRESS_AUDIT) is rotated once it reaches ``max_bytes``, ``keep``
+    rotated files kept (0: every one)."""
+
+    def __init__(self, path=None, stream=None, max_bytes=ROTATE_BYTES, keep=KEEP):
         self.path = path or None
         self.stream = stream
         self.max_bytes = max_bytes
+        self.keep = keep
         self.lock = threading.Lock()
+
+    def configure(self, max_bytes=ROTATE_BYTES, keep=KEEP):
+        """New bounds (egress.json ``audit``), in force from the next line."""
+        with self.lock:
+            self.max_bytes, self.keep = max_bytes, keep
 
     def record(self, event, host=None, port=None, method=None, path=None, rule=None, action="allow",
                route=None, nbytes=None, status=None, exempt=None, proposal=None, flow=None, down=None,
@@ -103,9 +143,10 @@ class Audit:
 
     def _append(self, line):
         try:
-            if os.path.exists(self.path) and os.path.getsize(self.path) >= self.max_bytes:
-                os.replace(self.path, self.path + ".1")
-            with open(self.path, "a", encoding="utf-8") as handle:
-                handle.write(line + "\n")
+            with open(self.path, "ab") as handle:
+                handle.write(line.encode("utf-8") + b"\n")
+                size = handle.tell()
+            if size >= self.max_bytes:
+                rotate(self.path, self.keep)
         except OSError as exc:
             LOG.error("egress: cannot write the audit file %s (%s)", self.path, type(exc).__name__)

@@ -14,6 +14,10 @@ most ``supervise_timeout`` seconds (5..600), asking supervise at ``supervise_url
 on the bundle's loopback only: egress sends it outside its own checks). Missing keys take the
 defaults (block, 120, http://127.0.0.1:9101), so files rendered before them still load.
 
+``audit``: ``rotate_bytes`` (the size at which egress.jsonl rotates, at least 1 MiB) and ``keep``
+(how many rotated files are kept, egress.jsonl.1 the newest; 0 keeps every one). Missing: 64 MiB
+and 16 (see audit.py).
+
 ``websocket_hosts``: the hosts (patterns, as below) where the agent may open a WebSocket (an
 RFC 6455 handshake; the host must also be allowed). Missing or empty: every ``Upgrade`` is
 refused, WebSocket included.
@@ -38,9 +42,12 @@ DEFAULT_DLP = {"max_body_bytes": 16 * 1024 * 1024, "entropy_min_length": 20, "en
 DLP_NUMBERS = ("max_body_bytes", "entropy_min_length", "entropy_bits")
 # Sized in ratelimit.py's docstring: no real tool run (npm ci of thousands of packages) reaches it.
 DEFAULT_RATE = {"requests_per_minute": 6000, "burst": 3000}
+# The audit file's rotation (audit.py: ROTATE_BYTES, KEEP; the collection's bundle_config keeps them equal).
+DEFAULT_AUDIT = {"rotate_bytes": 64 * 1024 * 1024, "keep": 16}
+AUDIT_MIN_ROTATE_BYTES = 1024 * 1024
 MODES = ("firewall", "behind-pipelock")
 TOP_KEYS = ("version", "mode", "allowed_hosts", "ports", "passthrough_domains", "trusted_domains",
-            "ssrf_ip_allowlist", "routes", "dlp", "rate_limit", "websocket_hosts")
+            "ssrf_ip_allowlist", "routes", "dlp", "rate_limit", "websocket_hosts", "audit")
 ROUTE_KEYS = ("host", "auth", "matches")
 AUTH_KEYS = ("scheme", "header", "value", "token_ref")
 AUTH_SCHEMES = ("Bearer", "token", "header")
@@ -127,8 +134,9 @@ class Config:
     """A validated egress.json. Built by ``parse_config``; read-only by convention."""
 
     def __init__(self, mode, allowed, ports, passthrough, trusted, networks, routes, dlp, rate_limit,
-                 websocket=None):
+                 websocket=None, audit=None):
         self.mode = mode
+        self.audit = audit if audit is not None else dict(DEFAULT_AUDIT)
         self.websocket = websocket if websocket is not None else HostSet()
         self.allowed = allowed
         self.ports = frozenset(ports)
@@ -328,7 +336,13 @@ def parse_config(data, source="egress.json"):
             minimum = 0 if key == "requests_per_minute" else 1
             rate[key] = _number(data["rate_limit"], key, "%s: rate_limit.%s" % (source, key), key == "burst", minimum)
     websocket = HostSet(_str_list(data, "websocket_hosts", source + ": websocket_hosts"), source + ": websocket_hosts")
-    return Config(mode, allowed, ports, passthrough, trusted, networks, routes, dlp, rate, websocket)
+    audit = dict(DEFAULT_AUDIT)
+    if data.get("audit") is not None:
+        _keys(data["audit"], tuple(DEFAULT_AUDIT), source + ": audit")
+        for key in data["audit"]:
+            minimum = AUDIT_MIN_ROTATE_BYTES if key == "rotate_bytes" else 0
+            audit[key] = _number(data["audit"], key, "%s: audit.%s" % (source, key), True, minimum)
+    return Config(mode, allowed, ports, passthrough, trusted, networks, routes, dlp, rate, websocket, audit)
 
 
 def _read_json(path):

@@ -466,6 +466,26 @@ async def test_a_clean_request_goes_and_is_audited_allow(tmp):
     assert [line for line in egress.audit() if line["event"] == "request"][-1]["action"] == "allow", egress.audit()
 
 
+async def test_the_health_probe_gets_the_firewalls_403_and_no_audit_line(tmp):
+    """Issue 23: bottle-health's egress probe is answered by the firewall's own hook (its readable 403, rule
+    health), and is neither an audit line nor a log line (every 2 s for days)."""
+    import bottle_health
+
+    async def body(recorder, egress):
+        loop = asyncio.get_running_loop()
+        # egress's first answer waits for its start-up (rules, scan service): not what the deadline measures.
+        first = await exchange(egress.port, bottle_health.EGRESS_PROBE, 60)
+        assert first.startswith(b"HTTP/1.1 403"), first[:200]
+        for _n in range(3):
+            await loop.run_in_executor(None, bottle_health.probe_egress, egress.port, 5.0)
+        return await exchange(egress.port, bottle_health.EGRESS_PROBE)
+    recorder, egress, answer = await run_proxy(tmp, "ok", False, body)
+    assert answer.startswith(b"HTTP/1.1 403") and b"x-bottle-egress-rule: health" in answer.lower(), answer[:300]
+    assert b"blocked by egress: a bottle-health probe" in answer, answer[:300]
+    assert egress.audit() == [] and recorder.all() == b"", egress.audit()
+    assert "bottle-health" not in egress.output()
+
+
 async def outcome_of(egress, timeout=10.0):
     """(decision line, outcome line) of the last allowed request, waiting for the outcome."""
     deadline = time.monotonic() + timeout

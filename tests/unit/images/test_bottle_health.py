@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """bottle-health: healthy only when every selected daemon really answers through its own path, in time.
 
-Stand-ins answer as each daemon does (mitmproxy's 400 to a request without a Host, git daemon's ERR
+Stand-ins answer as each daemon does (the firewall's 403 to the probe, git daemon's ERR
 line, the MCP SDK's ping result); a "hung" one listens (the kernel accepts) and never answers, as a
 SIGSTOPped daemon does."""
 
@@ -15,8 +15,12 @@ import threading
 
 import pytest
 
-EGRESS = (b"HTTP/1.1 400 Bad Request\r\nServer: mitmproxy 12.1.2\r\nConnection: close\r\n\r\n"
-          b"<p>HTTP request has no host header, destination unknown.</p>")
+EGRESS = (b"HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain; charset=utf-8\r\nX-Bottle-Egress-Rule: health\r\n"
+          b"content-length: 75\r\nConnection: close\r\n\r\n"
+          b"blocked by egress: a bottle-health probe (egress answers; nothing was sent)\n")
+# What mitmproxy itself answers before any hook of the firewall runs: not proof that the firewall's hooks run.
+MITMPROXY_400 = (b"HTTP/1.1 400 Bad Request\r\nServer: mitmproxy 12.1.2\r\nConnection: close\r\n\r\n"
+                 b"<p>HTTP request has no host header, destination unknown.</p>")
 GIT = b"0033ERR access denied or repository not exported: /x"
 MCP = (b'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nConnection: close\r\n\r\n'
        b'{"jsonrpc":"2.0","id":"bottle-health","result":{}}')
@@ -88,9 +92,9 @@ def test_every_daemon_answering_on_its_path_is_healthy(health, servers, monkeypa
     monkeypatch.setenv("BOTTLE_DAEMONS", "egress,git-gate,supervise")
     assert health.main(["--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {"egress": "healthy", "git-gate": "healthy", "supervise": "healthy"}
-    # What each was asked: a request egress refuses before its hooks (no Host), a repository git-gate does
+    # What each was asked: a proxy request for the firewall's health name, a repository git-gate does
     # not serve, an MCP ping.
-    assert egress.requests[0].startswith(b"GET /bottle-health HTTP/1.1\r\n") and b"Host:" not in egress.requests[0]
+    assert egress.requests[0].startswith(b"GET http://bottle-health.invalid/ HTTP/1.1\r\n")
     assert b"git-upload-pack /bottle-health-probe.git\0" in gate.requests[0]
     assert b'"method":"ping"' in supervise.requests[0] and supervise.requests[0].startswith(b"POST /mcp ")
 
@@ -111,7 +115,9 @@ def test_nothing_listening_says_where(health, free_port, monkeypatch):
 
 
 @pytest.mark.parametrize("daemon,reply,why", [
-    ("egress", b"HTTP/1.1 200 OK\r\n\r\nhello", "answered 'HTTP/1.1 200 OK', not an HTTP refusal"),
+    ("egress", b"HTTP/1.1 200 OK\r\n\r\nhello", "answered 'HTTP/1.1 200 OK', not the firewall's 403 to a health probe"),
+    ("egress", MITMPROXY_400, "answered 'HTTP/1.1 400 Bad Request', not the firewall's 403"),
+    ("egress", b"HTTP/1.1 403 Forbidden\r\nX-Bottle-Egress-Rule: allowlist\r\n\r\n", "not the firewall's 403"),
     ("git-gate", b"0010something", "not a git protocol ERR line"),
     ("supervise", b"HTTP/1.1 500 Internal Server Error\r\n\r\n", "did not answer the MCP ping"),
 ])

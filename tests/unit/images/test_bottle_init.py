@@ -436,6 +436,23 @@ def test_a_stopped_daemon_uses_no_cpu_time(supervisor, bottle_init):
         sup.stop_all("test")
 
 
+def test_a_bundles_start_gets_the_grace_of_a_restart(bottle_init):
+    """Every bottle starting at once (after an engine restart or a reboot) loads the host: a daemon's first answer
+    can take seconds. That is not a hang (the fleet test's bundles failed closed at start without the grace)."""
+    now = [0.0]
+    watch = bottle_init.HangWatch(checks=3, restarts_max=3, window=600, clock=lambda: now[0])
+    watch.started(["egress", "supervise"])
+    slow = {"egress": "unhealthy: did not answer within 1s", "supervise": "unhealthy: did not answer within 1s"}
+    assert [watch.observe(slow) for _check in range(5)] == [[]] * 5
+    now[0] = bottle_init.RESTART_GRACE + 1
+    assert watch.observe(slow) == [] and watch.observe(slow) == []
+    assert watch.observe(slow) == ["egress", "supervise"], "still not answering after the grace: hung"
+    watch.started(["egress"])
+    assert watch.observe({"egress": "healthy"}) == []
+    again = {"egress": "unhealthy: did not answer within 1s"}
+    assert [watch.observe(again) for _check in range(3)] == [[], [], ["egress"]], "once it answered, the grace is over"
+
+
 def test_a_hung_daemon_is_killed_restarted_and_audited(supervisor, bottle_init, tmp_path, monkeypatch, capsys):
     audit = tmp_path / "bundle.jsonl"
     monkeypatch.setattr(bottle_init, "BUNDLE_AUDIT", str(audit))

@@ -198,6 +198,26 @@ def test_https_serves_every_name_under_the_test_ca_and_records_sni(server_mod, c
     assert not (certs / "ca.srl").exists()
 
 
+def test_websocket_echoes_messages_and_answers_a_close(http_server):
+    """/ws: bench/soak.py's WebSocket upstream, spoken to by bench/soak_client.py's own client."""
+    spec = importlib.util.spec_from_file_location("soak_client_under_test",
+                                                  TESTNET.parents[1] / "bench" / "soak_client.py")
+    client = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(client)
+    with socket.create_connection(("127.0.0.1", http_server), timeout=10) as sock:
+        status, up, down = client.ws_session(sock, "allowed.bottle.test", messages=5, size=70000)
+    assert (status, up, down) == (101, 350000, 350000)
+
+
+def test_the_soak_mix_is_fixed_and_spread():
+    spec = importlib.util.spec_from_file_location("soak_client_mix", TESTNET.parents[1] / "bench" / "soak_client.py")
+    client = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(client)
+    assert client.expected_counts(0, 100) == dict(client.MIX)
+    assert client.expected_counts(1000, 100) == dict(client.MIX)
+    assert len({client.kind_of(i) for i in range(20)}) >= 4, "the kinds interleave"
+
+
 def test_status_answers_the_code_asked(http_server):
     response, data = request(http_server, "GET", "/status?code=500")
     assert response.status == 500 and json.loads(data)["status"] == 500

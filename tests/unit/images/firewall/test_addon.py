@@ -523,3 +523,25 @@ def test_the_script_fails_closed_when_the_firewall_cannot_load(monkeypatch):
 def test_hooks_are_coroutines_where_they_wait():
     for name in ("http_connect", "requestheaders", "request", "server_connect", "websocket_message"):
         assert asyncio.iscoroutinefunction(getattr(addon.Firewall, name)), name
+
+
+# --- bottle-health's probe (issue 23): the firewall's own 403, no audit line --------------------
+
+def test_the_health_probe_from_the_bundles_loopback_gets_the_firewalls_403_unaudited(proxy):
+    client = proxy.client()
+    client.peername = ("127.0.0.1", 40000)
+    flow = proxy.http("bottle-health.invalid", path="/", client=client)
+    assert flow.response.status_code == 403 and flow.response.headers["X-Bottle-Egress-Rule"] == "health"
+    assert flow.response.text.startswith("blocked by egress: a bottle-health probe")
+    assert proxy.fw.audit.stream.lines == [], "a probe is not the agent's request: no audit line"
+    assert proxy.opened == []
+
+
+@pytest.mark.parametrize("peer", [("172.30.0.5", 40000), None])
+def test_the_health_name_from_anywhere_else_is_an_audited_refusal(proxy, peer):
+    client = proxy.client()
+    if peer:
+        client.peername = peer
+    flow = proxy.http("bottle-health.invalid", path="/", client=client)
+    refused(flow, 403, "allowlist")
+    assert '"host":"bottle-health.invalid"' in "".join(proxy.fw.audit.stream.lines)

@@ -206,3 +206,40 @@ def test_large_body_finds_secrets_in_decoded_forms_scanned_after_the_parallel_pa
                            "application/json")
     assert hit is not None and hit.rule.startswith("dlp:") and hit.where == "body field $.messages[600].content"
     assert engine.scan_body(_large_body({"role": "user", "content": "clean"}), "application/json") is None
+
+
+# --- audit rotation (issue 23 item 5): numbered files, a bounded number kept ---------------------
+
+def _fill(log, lines):
+    for n in range(lines):
+        log.record("request", "h%d.example" % n, 443, "GET", "/", nbytes=n)
+
+
+def test_audit_rotates_into_numbered_files_the_newest_first(tmp_path):
+    path = tmp_path / "egress.jsonl"
+    log = audit.Audit(str(path), io.StringIO(), max_bytes=1000, keep=3)
+    _fill(log, 100)  # ~13 KB: a dozen rotations, three kept
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["egress.jsonl", "egress.jsonl.1", "egress.jsonl.2", "egress.jsonl.3"]
+    last = [json.loads(line)["bytes"] for name in ("egress.jsonl.3", "egress.jsonl.2", "egress.jsonl.1", "egress.jsonl")
+            for line in (tmp_path / name).read_text().splitlines()]
+    assert last == list(range(last[0], 100)), "the kept files hold the newest lines, in order, none lost between them"
+    assert all((tmp_path / n).stat().st_size < 1000 + 200 for n in names)
+
+
+def test_audit_keep_zero_keeps_every_line_and_a_smaller_keep_removes_the_rest(tmp_path):
+    path = tmp_path / "egress.jsonl"
+    log = audit.Audit(str(path), io.StringIO(), max_bytes=1000, keep=0)
+    _fill(log, 100)
+    files = sorted(tmp_path.iterdir())
+    lines = [json.loads(line)["bytes"] for p in files for line in p.read_text().splitlines()]
+    assert sorted(lines) == list(range(100)) and len(files) > 10
+    log.configure(max_bytes=1000, keep=2)
+    _fill(log, 10)  # the next rotation removes .2's older siblings too
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["egress.jsonl", "egress.jsonl.1", "egress.jsonl.2"]
+
+
+def test_an_audit_file_that_cannot_be_written_is_logged_not_raised(tmp_path, caplog):
+    log = audit.Audit(str(tmp_path / "missing" / "egress.jsonl"), io.StringIO())
+    entry = log.record("request", "a.example", 443, "GET", "/")
+    assert entry["host"] == "a.example" and "cannot write the audit file" in caplog.text

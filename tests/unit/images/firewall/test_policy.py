@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from bottle_firewall import policy, routes
+from bottle_firewall import audit, policy, routes
 
 
 def config(**data):
@@ -51,6 +51,8 @@ def test_defaults_when_keys_are_absent():
     cfg = config()
     assert cfg.mode == "firewall" and cfg.ports == {80, 443}
     assert cfg.dlp == policy.DEFAULT_DLP and cfg.rate_limit == policy.DEFAULT_RATE
+    assert cfg.audit == policy.DEFAULT_AUDIT == {"rotate_bytes": audit.ROTATE_BYTES, "keep": audit.KEEP}
+    assert config(audit={"keep": 0}).audit == {"rotate_bytes": audit.ROTATE_BYTES, "keep": 0}
     assert not cfg.allows("example.com", 443), "an empty allowlist allows nothing"
 
 
@@ -69,6 +71,10 @@ def test_defaults_when_keys_are_absent():
     ({"dlp": {"max_body_bytes": "1M"}}, "dlp.max_body_bytes must be an integer"),
     ({"dlp": {"entropy": 4}}, "unknown key 'entropy'"),
     ({"rate_limit": {"burst": 0}}, "rate_limit.burst must be >= 1"),
+    ({"audit": {"rotate_bytes": 1000}}, "audit.rotate_bytes must be >= 1048576"),
+    ({"audit": {"keep": -1}}, "audit.keep must be >= 0"),
+    ({"audit": {"keep": 2.5}}, "audit.keep must be an integer"),
+    ({"audit": {"files": 2}}, "unknown key 'files'"),
     ({"routes": {"host": "a"}}, "routes must be a list"),
     ({"routes": [{"host": "a.test"}, {"name": "no host"}]}, "routes[1]: unknown key 'name'"),
     ({"routes": [{"host": ""}]}, "routes[0] has no host"),

@@ -162,3 +162,70 @@ def test_a_held_request_counts_once_where_it_ended(tmp_path, writer):
     writer.record("request", "api.example.com", 443, "POST", "/v2", rule="github-pat", action="block", proposal="q" * 16)
     row = audit_log.firewall_by_host(str(tmp_path))[0]
     assert (row["held"], row["allowed"], row["refused"]) == (0, 1, 1)
+
+
+# --- rotated files (issue 23 item 5) -------------------------------------------------------------
+
+def _writer_module():
+    spec = importlib.util.spec_from_file_location("bb_firewall_audit_rot", WRITER)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _rotating(tmp_path, keep=0):
+    (tmp_path / "audit").mkdir(exist_ok=True)
+    return _writer_module().Audit(str(tmp_path / "audit" / "egress.jsonl"), stream=open("/dev/null", "w"),
+                                  max_bytes=1000, keep=keep)
+
+
+def test_counts_read_across_every_rotated_file(tmp_path):
+    log = _rotating(tmp_path)
+    for n in range(60):
+        log.record("request", "h%d.example" % (n % 3), 443, "GET", "/")
+    assert len(audit_log.egress_files(str(tmp_path))) > 4
+    assert audit_log.egress_files(str(tmp_path))[-2:] == ["audit/egress.jsonl.1", "audit/egress.jsonl"]
+    rows = audit_log.firewall_by_host(str(tmp_path), max_bytes=None)
+    assert sorted((r["host"], r["allowed"]) for r in rows) == [("h0.example", 20), ("h1.example", 20),
+                                                               ("h2.example", 20)]
+    assert rows[0]["host"] == "h2.example", "the newest line is in the live file"
+    # a budget reads the newest lines first, across files
+    some = sum(r["allowed"] for r in audit_log.firewall_by_host(str(tmp_path), max_bytes=2500))
+    assert 10 < some < 60
+
+
+def test_the_follower_reads_across_rotations_between_polls(tmp_path):
+    log = _rotating(tmp_path)
+    follower = audit_log.Follower(str(tmp_path))
+    seen = []
+    for batch in (3, 1, 25, 0, 40):  # none, one, several rotations between two polls
+        for _n in range(batch):
+            log.record("request", "a.example", 443, "GET", "/", nbytes=len(seen) + _n)
+        new, _events = follower.poll()
+        seen.extend(r["bytes"] for r in new)
+    assert seen == list(range(69)), "every line once, in order"
+    assert follower.hosts.rows()[0]["allowed"] == 69
+
+
+def test_the_followers_first_read_spans_the_rotated_files(tmp_path):
+    log = _rotating(tmp_path)
+    for n in range(30):
+        log.record("request", "a.example", 443, "GET", "/", nbytes=n)
+    follower = audit_log.Follower(str(tmp_path), max_bytes=None)
+    new, _events = follower.poll()
+    assert [r["bytes"] for r in new] == list(range(30))
+    log.record("request", "a.example", 443, "GET", "/", nbytes=30)
+    assert [r["bytes"] for r in follower.poll()[0]] == [30]
+
+
+def test_the_archive_takes_every_rotated_file(tmp_path):
+    from ansible_collections.botbottle.bottle.plugins.module_utils import audit_archive
+    log = _rotating(tmp_path, keep=3)
+    for n in range(60):
+        log.record("request", "a.example", 443, "GET", "/", nbytes=n)
+    made = audit_archive.create(str(tmp_path), str(tmp_path.parent / "archive"), "demo")
+    assert [f for f in made["files"] if f.startswith("audit/")] == [
+        "audit/egress.jsonl.3", "audit/egress.jsonl.2", "audit/egress.jsonl.1", "audit/egress.jsonl"]
+    rows = audit_log.firewall_by_host(made["path"], max_bytes=None)
+    kept = sum(len(p.read_text().splitlines()) for p in (tmp_path / "audit").iterdir())
+    assert rows[0]["allowed"] == kept

@@ -84,6 +84,17 @@ def test_egress_json_is_the_firewall_contract():
     assert data == (json.dumps(EGRESS_GOLDEN, indent=2, sort_keys=True) + "\n").encode()
 
 
+def test_the_audit_rotation_is_rendered_only_when_the_policy_sets_it():
+    """Issue 23: firewall.audit_rotate_bytes / audit_keep reach egress.json as audit.rotate_bytes / keep; a policy
+    without them renders the same file as before (a running bottle's configuration does not change)."""
+    policy = copy.deepcopy(POLICY)
+    policy["firewall"] = {"audit_keep": 0}
+    assert json.loads(bc.render(policy, OPTIONS)["bundle/egress.json"]) == dict(EGRESS_GOLDEN, audit={"keep": 0})
+    policy["firewall"] = {"audit_keep": 4, "audit_rotate_bytes": 1048576}
+    rendered = json.loads(bc.render(policy, OPTIONS)["bundle/egress.json"])
+    assert rendered["audit"] == {"keep": 4, "rotate_bytes": 1048576}
+
+
 def test_the_other_bundle_files():
     files = bc.render(POLICY, OPTIONS)
     assert json.loads(files["bundle/git-gate.json"]) == {"repos": []}

@@ -152,7 +152,7 @@ def test_supervise_settings_accepted():
     ({"passthrough_domains": ["https://x/"]}, "firewall.passthrough_domains[0]"),
     ({"trusted_domains": "x.example"}, "firewall.trusted_domains must be a list"),
     ({"max_response_bytes": 5}, "bottle_policies.child.firewall.max_response_bytes is not a known key: use one of "
-                                "dlp_action, dlp_supervise_timeout, max_body_bytes, passthrough_domains, ports, "
+                                "audit_keep, audit_rotate_bytes, dlp_action, dlp_supervise_timeout, max_body_bytes, passthrough_domains, ports, "
                                 "requests_per_minute, trusted_domains, websocket_hosts"),
     ({"websocket_hosts": "ws.example"}, "bottle_policies.child.firewall.websocket_hosts must be a list"),
     ({"websocket_hosts": ["wss://ws.example/"]}, "firewall.websocket_hosts[0] 'wss://ws.example/' is not a host name"),
@@ -168,6 +168,12 @@ def test_supervise_settings_accepted():
     ({"dlp_supervise_timeout": "120"}, "firewall.dlp_supervise_timeout '120' must be a whole number"),
     ({"dlp_supervise_timeout": 30.5}, "firewall.dlp_supervise_timeout 30.5 must be a whole number"),
     ({"dlp_supervise_timeout": True}, "firewall.dlp_supervise_timeout True must be a whole number"),
+    ({"audit_rotate_bytes": 1000}, "bottle_policies.child.firewall.audit_rotate_bytes 1000 must be a whole number of "
+                                   "bytes, at least 1048576 (1 MiB): the size at which the firewall's audit file rotates"),
+    ({"audit_rotate_bytes": "64M"}, "firewall.audit_rotate_bytes '64M' must be a whole number of bytes"),
+    ({"audit_keep": -1}, "bottle_policies.child.firewall.audit_keep -1 must be a whole number, 0 or more: how many "
+                         "rotated audit files (egress.jsonl.1, .2 ...) are kept (default 16; 0 keeps every one)"),
+    ({"audit_keep": True}, "firewall.audit_keep True must be a whole number"),
 ])
 def test_firewall_settings_are_checked(firewall, needle):
     policies = dict(POLICIES, child=dict(POLICIES["child"], firewall=firewall))
