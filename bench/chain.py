@@ -258,6 +258,7 @@ class Bench:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: the whole code path in about a minute")
+    parser.add_argument("--image", metavar="IMAGE", help="the bundle image of the measured bottle (default: the role's)")
     parser.add_argument("--compare-image", metavar="IMAGE",
                         help="also measure a bottle whose bundle is IMAGE (plain, route, scan, RSS) in the same run")
     args = parser.parse_args()
@@ -265,7 +266,7 @@ def main():
     results, rss, notes = {}, {}, []
     try:
         bench.setup()
-        slug = bench.launch("default")
+        slug = bench.launch("default", *(["-e", "bottle_bundle_image=" + args.image] if args.image else []))
         agent, bundle = "bb-%s-agent" % slug, "bb-%s-bundle" % slug
         rss["idle"] = bench.daemon_rss(bundle)
         results["direct"] = bench.measure(BASELINE, "allowed.bottle.test", "--http1.1 --cacert /tmp/testnet-ca.pem")
