@@ -19,6 +19,8 @@ inside the bundle with egress's own Python), and the RSS of each bundle daemon i
 Aims (issue "One hop out"): p50 added <= 3 ms, p99 <= 10 ms, route no slower than plain,
 download >= 150 MB/s, first SSE <= +10 ms, 1 MiB scan <= 15 ms.
 
+--compare-image IMAGE: a second bottle whose bundle is IMAGE (e.g. one with an older egress addon)
+is measured in the same run (plain, route, DLP scan, RSS), printed beside the first.
 --smoke: the same code path with tiny sizes (a few requests, a 1 MB download), for `make test`.
 Every wait has a deadline; everything the benchmark starts is removed at the end, also on failure.
 """
@@ -257,12 +259,15 @@ class Bench:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: the whole code path in about a minute")
+    parser.add_argument("--image", metavar="IMAGE", help="the bundle image of the measured bottle (default: the role's)")
+    parser.add_argument("--compare-image", metavar="IMAGE",
+                        help="also measure a bottle whose bundle is IMAGE (plain, route, scan, RSS) in the same run")
     args = parser.parse_args()
     bench = Bench(args.smoke)
     results, rss, notes = {}, {}, []
     try:
         bench.setup()
-        slug = bench.launch("default")
+        slug = bench.launch("default", *(["-e", "bottle_bundle_image=" + args.image] if args.image else []))
         agent, bundle = "bb-%s-agent" % slug, "bb-%s-bundle" % slug
         rss["idle"] = bench.daemon_rss(bundle)
         results["direct"] = bench.measure(BASELINE, "allowed.bottle.test", "--http1.1 --cacert /tmp/testnet-ca.pem")
@@ -271,6 +276,18 @@ def main():
         results["plain h2"] = bench.measure(agent, "allowed.bottle.test", "--http2")
         rss["after load"] = bench.daemon_rss(bundle)
         scan = bench.dlp_scan(bundle)
+        compared = None
+        if args.compare_image:
+            other = bench.launch("compare", "-e", "bottle_bundle_image=" + args.compare_image)
+            other_agent, other_bundle = "bb-%s-agent" % other, "bb-%s-bundle" % other
+            rss["compare idle"] = bench.daemon_rss(other_bundle)
+            # Interleaved with the first bottle's rows again, so both saw the same machine.
+            for name, host, opts in (("plain", "allowed.bottle.test", "--http1.1"),
+                                     ("route", "api.bottle.test", "--http1.1 -H 'Authorization: Bearer placeholder'")):
+                results[name + " cmp"] = bench.measure(other_agent, host, opts)
+                results[name + " again"] = bench.measure(agent, host, opts)
+            rss["compare after load"] = bench.daemon_rss(other_bundle)
+            compared = bench.dlp_scan(other_bundle)
         turn = {"plain container": bench.agent_turn(BASELINE, baseline=True), "bottle": bench.agent_turn(agent)}
         if sh(["docker", "image", "inspect", PIPELOCK_BUNDLE_IMAGE], check=False).returncode == 0:
             pl = bench.launch("pipelock", "-e", "bottle_pipelock=true")
@@ -303,13 +320,22 @@ def main():
     print("  (plain h2: an HTTP/2 client against the HTTP/1.1-only test server: a new upstream connection per request)")
     print("  DLP scan of a 1 MiB JSON body in the bundle: p50 %.2f ms, p99 %.2f ms (aim <= 15); json.loads alone %.2f ms"
           % (scan["scan_1mib_p50_ms"], scan["scan_1mib_p99_ms"], scan["baseline_json_loads_p50_ms"]))
+    if compared is not None:
+        print("  compared with %s (rows 'cmp'; 'again': this bundle measured right after it):" % args.compare_image)
+        for name in ("plain", "route"):
+            mine, again, other = results[name], results[name + " again"], results[name + " cmp"]
+            print("    %-5s added p50 %+.2f ms and %+.2f ms here, %+.2f ms there; download %.0f and %.0f MB/s here, "
+                  "%.0f MB/s there" % (name, mine["p50_ms"] - d["p50_ms"], again["p50_ms"] - d["p50_ms"],
+                                       other["p50_ms"] - d["p50_ms"], mine["mb_s"], again["mb_s"], other["mb_s"]))
+        print("    DLP scan of 1 MiB there: p50 %.2f ms" % compared["scan_1mib_p50_ms"])
     print("  one scripted agent turn (claude -p: model -> Bash -> model): %.2f s in a bottle, %.2f s in a plain container "
           "= %.2fx (aim <= 1.2x)" % (turn["bottle"], turn["plain container"], turn["bottle"] / turn["plain container"]))
     for phase, table in rss.items():
         print("  RSS %-15s %s" % (phase, ", ".join("%s %.0f MB" % kv for kv in sorted(table.items()))))
     for note in notes:
         print("  " + note)
-    print(json.dumps({"results": results, "dlp_scan": scan, "rss_mb": rss, "agent_turn_s": turn, "notes": notes},
+    print(json.dumps({"results": results, "dlp_scan": scan, "rss_mb": rss, "agent_turn_s": turn, "notes": notes,
+                      "compared": {"image": args.compare_image, "dlp_scan": compared} if compared else None},
                      sort_keys=True))
     return 0
 

@@ -577,7 +577,8 @@ class Firewall:
         self.audit.record("outcome", self._audit_host(state.host or policy.normalize_host(request.host)),
                           state.port or request.port, request.method, request.path, rule=rule, action=action,
                           route=state.route, nbytes=state.up, status=status, flow=getattr(flow, "id", None),
-                          down=state.counter.count if state.counter is not None else None, duration=duration)
+                          down=state.counter.count if state.counter is not None else None, duration=duration,
+                          log=False)
 
     def _respond(self, flow, refusal, event="request", proposal=None, tunnel=None):
         headers = {"Content-Type": "text/plain; charset=utf-8", "X-Bottle-Egress-Rule": refusal.rule}

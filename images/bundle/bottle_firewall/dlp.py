@@ -44,6 +44,7 @@ from .bodies import ScanBuffer, extract, media_type, normalize_text, percent_dec
 LOG = logging.getLogger("bottle_firewall")
 MIN_SECRET_LENGTH = 6
 PARALLEL_BYTES = 256 * 1024
+MAX_HOSTS = 1024
 _POOL = []
 _RANDOM_RUN = re.compile(r"[A-Za-z0-9+/]{16,}")
 _PERCENT_ESCAPE = re.compile(rb"%[0-9A-Fa-f]{2}")
@@ -260,6 +261,7 @@ class KnownSecrets:
         self.automaton = None  # the fallback when the literal database did not build
         self.count = 0
         self.unprotected = 0
+        self.generation = 0    # bumped by each load: what was decided with the old set is stale
         self.load(values)
 
     def load(self, values):
@@ -285,6 +287,7 @@ class KnownSecrets:
                 automaton.make_automaton()
         self.scanner, self.plain, self.automaton = scanner, tuple(plain), automaton
         self.count = len(usable)
+        self.generation += 1
 
     def find(self, data):
         """Offset of the first known secret in ``data`` (bytes, or str searched as its UTF-8), or None."""
@@ -338,6 +341,8 @@ class Engine:
         self.scanner_error = scanner_error
         self.known = KnownSecrets()
         self.min_length, self.bits = min_length, bits
+        self.hosts = {}        # scan_host's answers, for as long as the detectors are the same
+        self.hosts_stamp = None
 
     @classmethod
     def start(cls, cache_dir=None):
@@ -526,7 +531,22 @@ class Engine:
         return self._safe(self._scan(buffer))
 
     def scan_host(self, host):
-        """A host name (DNS labels can carry data out through the resolver): the first Hit, or None."""
+        """A host name (DNS labels can carry data out through the resolver): the first Hit, or None.
+
+        Remembered per host (up to ``MAX_HOSTS``) while the detectors are the same (the known
+        secrets' generation, the entropy settings, the scanner): every audit line names a host,
+        and a tunnel's requests all name the same one."""
+        stamp = (self.known.generation, self.min_length, self.bits, id(self.scanner))
+        if stamp != self.hosts_stamp or len(self.hosts) >= MAX_HOSTS:
+            self.hosts, self.hosts_stamp = {}, stamp
+        try:
+            return self.hosts[host]
+        except KeyError:
+            pass
+        hit = self.hosts[host] = self._scan_host(host)
+        return hit
+
+    def _scan_host(self, host):
         buffer = ScanBuffer()
         buffer.add("host", host)
         hit = self._scan(buffer)

@@ -40,6 +40,7 @@ minute with a burst of 120, was sized for Claude Code alone: it gave a 74-packag
 35 ``429``s, each costing npm a 10 s back-off.
 """
 
+import functools
 import logging
 import time
 
@@ -63,8 +64,10 @@ def _suffix_list():
     return _PSL
 
 
+@functools.lru_cache(maxsize=1024)
 def registrable_domain(host):
-    """example.co.uk for a.b.example.co.uk; the host itself for IPs and unknown suffixes."""
+    """example.co.uk for a.b.example.co.uk; the host itself for IPs and unknown suffixes
+    (remembered: every request asks, and the public suffix list does not change)."""
     host = (host or "").lower().rstrip(".")
     if not host or ssrf.parse_ip_literal(host) is not None:
         return host

@@ -29,6 +29,7 @@ inside a file it serves) is out of reach of any filter; the upstream is the cred
 owner. This module is pure (no mitmproxy), unit-tested on the controller.
 """
 
+import functools
 import zlib
 from urllib.parse import quote
 
@@ -39,6 +40,12 @@ MASK = 0x2A  # "*"
 
 def credential_forms(credentials):
     """The byte strings that would carry any of ``credentials`` back to the agent."""
+    return list(_credential_forms(tuple(credentials)))
+
+
+@functools.lru_cache(maxsize=32)
+def _credential_forms(credentials):
+    # Every response to a route request asks for them: worked out once per set of credentials.
     forms = set()
     for credential in credentials:
         if not credential:
@@ -49,7 +56,7 @@ def credential_forms(credentials):
             forms.add(text.encode("utf-8", "surrogatepass"))
             if max(text) < "\u0100":
                 forms.add(text.encode("latin-1"))
-    return sorted(form for form in forms if form)
+    return tuple(sorted(form for form in forms if form))
 
 
 def spans(data, forms):
@@ -99,13 +106,21 @@ MIN_PARTIAL = 4
 def partial_tail(data, forms):
     """Length of the longest suffix of ``data`` (at least ``MIN_PARTIAL`` bytes) that is the
     start of one of ``forms``: what may be the first bytes of a credential cut off by a flush."""
-    best = 0
-    for form in forms:
-        for length in range(min(len(form) - 1, len(data)), max(best, MIN_PARTIAL - 1), -1):
-            if data.endswith(form[:length]):
-                best = length
-                break
-    return best
+    forms = tuple(forms)
+    prefixes = _prefixes(forms)
+    data = bytes(data)
+    longest = max((len(form) for form in forms), default=1) - 1
+    for length in range(min(longest, len(data)), MIN_PARTIAL - 1, -1):
+        if data[-length:] in prefixes:
+            return length
+    return 0
+
+
+@functools.lru_cache(maxsize=32)
+def _prefixes(forms):
+    """Every proper prefix of every form (a set: one lookup per suffix length, not one
+    ``endswith`` per form and length)."""
+    return frozenset(form[:length] for form in forms for length in range(1, len(form)))
 
 
 def redact_message(data, forms):

@@ -178,9 +178,14 @@ def decide(route, tokens, method, path, headers, scheme="https"):
     if auth and method.upper() == "TRACE":
         return Decision(403, "blocked by egress: TRACE is refused on route %s (the upstream would echo the "
                         "credential egress adds)" % host, rule="route-trace")
-    normalized = normalize_path(path)
-    verdicts = {request_matches(route, method, candidate, headers)
-                for candidate in (path, normalized, remove_dot_segments(percent_decode(path)))}
+    if "%" in path:
+        normalized = normalize_path(path)
+        candidates = (path, normalized, remove_dot_segments(percent_decode(path)))
+    else:
+        # No escape and (path_problem) no dot segment: both normalised forms are the path itself.
+        normalized = path
+        candidates = (path,)
+    verdicts = {request_matches(route, method, candidate, headers) for candidate in candidates}
     if len(verdicts) > 1:
         return Decision(403, "blocked by egress: the path %s on route %s is decided differently once normalised "
                         "or percent-decoded (%s); send it in its plain form" % (shown, host, normalized[:200]),

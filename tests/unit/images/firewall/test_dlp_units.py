@@ -243,3 +243,22 @@ def test_an_audit_file_that_cannot_be_written_is_logged_not_raised(tmp_path, cap
     log = audit.Audit(str(tmp_path / "missing" / "egress.jsonl"), io.StringIO())
     entry = log.record("request", "a.example", 443, "GET", "/")
     assert entry["host"] == "a.example" and "cannot write the audit file" in caplog.text
+
+
+def test_scan_host_is_remembered_only_while_the_detectors_are_the_same(engine):
+    """The audit names a host on every line, so scan_host remembers its answer; a new set of
+    known secrets or new entropy settings make it ask again."""
+    host = "leak-first-secret-value-1.example.com"
+    assert engine.scan_host(host) is None
+    assert host in engine.hosts
+    engine.known.load(["leak-first-secret-value-1"])
+    hit = engine.scan_host(host)
+    assert hit is not None and hit.rule == "known-secret"
+    engine.known.load([])
+    assert engine.scan_host(host) is None
+    random_host = "q8Zr3KpX2vLm9TnB7wYc.example.com"
+    engine.configure(64, 8.0)  # no label is that long or that random
+    assert engine.scan_host(random_host) is None
+    engine.configure(12, 3.0)
+    assert engine.scan_host(random_host) is not None
+    assert engine.hosts_stamp[1:3] == (12, 3.0)

@@ -13,7 +13,9 @@ from bottle_firewall import addon
 
 
 def lines(proxy):
-    return [json.loads(line) for line in proxy.fw.audit.stream.lines]
+    """The audit file (outcome lines are written there only; stdout keeps the decisions)."""
+    with open(proxy.fw.audit.path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle]
 
 
 def respond(proxy, flow, status=200, chunks=(b"hello", b" world"), headers=None):
@@ -40,6 +42,22 @@ def test_an_allowed_request_has_a_decision_and_an_outcome_line_with_one_flow_id(
     assert outcome["bytes"] == 5 and outcome["down"] == len(b"hello world")
     assert isinstance(outcome["duration"], float) and outcome["duration"] >= 0
     assert outcome["path"] == "/upload?x="
+
+
+def test_the_outcome_line_is_in_the_file_and_not_on_the_bundle_log(proxy, firewall_factory):
+    """stdout (the bundle's log, through bottle-init and Docker's log driver) keeps the decisions;
+    the outcome lines, one per allowed request, are in the audit file only. Without a file,
+    stdout has them all."""
+    flow = proxy.https("allowed.example.com")
+    respond(proxy, flow, 200)
+    logged = [json.loads(line) for line in proxy.fw.audit.stream.lines]
+    assert [e["event"] for e in logged if e.get("flow") == flow.id] == ["request"]
+    assert [e["event"] for e in lines(proxy) if e.get("flow") == flow.id] == ["request", "outcome"]
+    bare = Proxy(firewall_factory(audit=False))
+    flow = bare.https("allowed.example.com")
+    respond(bare, flow, 200)
+    logged = [json.loads(line) for line in bare.fw.audit.stream.lines]
+    assert [e["event"] for e in logged if e.get("flow") == flow.id] == ["request", "outcome"]
 
 
 def test_an_upstream_500_is_an_upstream_error_with_its_status(proxy):

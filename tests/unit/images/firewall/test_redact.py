@@ -304,3 +304,32 @@ def test_a_stream_is_not_held_back_unless_its_tail_could_start_the_credential():
     out = stream(ROUTE_TOKEN.encode()[8:] + b"\n\n")
     assert ROUTE_TOKEN.encode() not in b"".join(out) and b"".join(out).endswith(b"\n\n")
     assert set(b"".join(out)[:-2]) == {redact.MASK}
+
+
+def _partial_tail_reference(data, forms):
+    """partial_tail as first written: every form, every length, ``endswith``."""
+    best = 0
+    for form in forms:
+        for length in range(min(len(form) - 1, len(data)), max(best, redact.MIN_PARTIAL - 1), -1):
+            if data.endswith(form[:length]):
+                best = length
+                break
+    return best
+
+
+@GENERATED
+@given(st.lists(st.binary(min_size=1, max_size=12), max_size=5), st.binary(max_size=40), st.integers(0, 12))
+def test_generated_partial_tail_is_the_longest_held_prefix(forms, data, cut):
+    """The prefix-set lookup answers what the form-by-form search answered, also for a tail
+    cut out of a form (the case it exists for)."""
+    if forms:
+        data += forms[0][:cut]
+    assert redact.partial_tail(data, forms) == _partial_tail_reference(data, forms)
+    assert redact.partial_tail(bytearray(data), forms) == _partial_tail_reference(data, forms)
+
+
+def test_credential_forms_are_the_same_list_each_time_and_not_shared():
+    first = redact.credential_forms([ROUTE_TOKEN])
+    first.append(b"changed by a caller")
+    assert b"changed by a caller" not in redact.credential_forms([ROUTE_TOKEN])
+    assert redact.credential_forms((ROUTE_TOKEN,)) == redact.credential_forms([ROUTE_TOKEN]) == first[:-1]

@@ -164,3 +164,14 @@ def test_generated_plain_paths_are_never_refused(segments):
 def test_generated_normalisation_is_idempotent(path):
     once = routes.normalize_path(path)
     assert routes.normalize_path(once) == once
+
+
+@GENERATED
+@given(st.lists(st.sampled_from([piece for piece in PIECES if "%" not in piece] + ["", "b", ".a", "a."]),
+                max_size=12).map("".join))
+def test_generated_a_path_without_an_escape_that_passes_is_its_own_normal_form(tail):
+    """What ``decide``'s short way for a path without ``%`` rests on: once ``path_problem``
+    accepts it, the normalised and the fully decoded reading are the path itself."""
+    for path in ("/repos/" + tail, tail):
+        if routes.path_problem(path) is None:
+            assert routes.normalize_path(path) == path and fully_resolved(path) == path, path
