@@ -47,7 +47,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 # The rules for what an agent writes (host names, text fields, log lines): beside this file in the
-# bundle (/opt/supervise), a copy of the collection's plugins/module_utils/agent_text.py.
+# bundle (/opt/supervise), the collection's plugins/module_utils/agent_text.py (the build context's
+# agent_text.py is a symlink to it; a test that mounts this folder puts the file on PYTHONPATH).
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import agent_text  # noqa: E402  pylint: disable=wrong-import-position
 

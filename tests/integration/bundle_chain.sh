@@ -45,7 +45,8 @@ if [ -z "${BUNDLE_IMAGE:-}" ]; then
   BUNDLE_IMAGE=bbchain-bundle:test
   [ -f images/bundle/extra-ca.pem ] || cp "${EXTRA_CA_FILE:-/etc/ssl/certs/ca-certificates.crt}" images/bundle/extra-ca.pem 2>/dev/null \
     || : >images/bundle/extra-ca.pem
-  DOCKER_BUILDKIT=0 docker build -q -t "$BUNDLE_IMAGE" images/bundle >"$tmp/build.log" 2>&1 \
+  # tar -h: the context's symlinks (agent_text.py) go in as the files they point at, as bottle_image sends them.
+  tar -chf - -C images/bundle . | DOCKER_BUILDKIT=0 docker build -q -t "$BUNDLE_IMAGE" - >"$tmp/build.log" 2>&1 \
     || die "docker build images/bundle: $(tail -5 "$tmp/build.log")"
 fi
 

@@ -41,6 +41,7 @@ for script in "$here"/egress_mitmproxy/run_*.py; do
         -e PYTHONDONTWRITEBYTECODE=1 -e BOTTLE_SRC=/src -e HYPOTHESIS_PATH=/hyp -e CI="${CI:-}" \
         "${hyp_mounts[@]}" \
         -v "$repo/images/bundle:/src:ro" -v "$repo/images/testnet:/testnet:ro" \
+        -v "$repo/plugins/module_utils/agent_text.py:/srclib/agent_text.py:ro" -e PYTHONPATH=/srclib \
         -v "$here/egress_mitmproxy:/t:ro" \
         --entrypoint /opt/egress/bin/python "$image" "/t/$name" 2>&1)"
     status=$?

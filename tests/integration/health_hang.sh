@@ -28,6 +28,17 @@ ansible-playbook -i "$INV" playbooks/bottle.yml -e agent=$SLUG "${image[@]}" >"$
 refused | grep -q "blocked by egress" || fail "egress does not refuse the agent's request readably"
 audit_before=$(wc -l <"$STATE/$SLUG/audit/egress.jsonl")
 
+step "wait until Docker's health and bottle-init's watch have seen the bundle healthy"
+# Docker does not count failed checks during the start period (until a first healthy check), and
+# bottle-init's watch gives a starting daemon grace until it first sees it healthy: a hang is a hang of a
+# running bundle, so the test stops egress only once both have seen it up.
+for _ in $(seq 1 60); do
+  [ "$(docker inspect -f '{{.State.Health.Status}}' $B)" = healthy ] && break
+  sleep 0.5
+done
+[ "$(docker inspect -f '{{.State.Health.Status}}' $B)" = healthy ] || fail "Docker's health never said healthy"
+sleep 4  # one round of bottle-init's watch (every 3 s, BOTTLE_HEALTH_INTERVAL)
+
 step "SIGSTOP egress"
 pid=$(docker exec $B python3 -c 'import os; print(next(p for p in os.listdir("/proc") if p.isdigit() and b"mitmdump" in open("/proc/%s/cmdline" % p, "rb").read()))')
 docker exec $B python3 -c "import os, signal; os.kill($pid, signal.SIGSTOP)"
@@ -45,7 +56,7 @@ python3 -c "import sys; sys.exit(0 if '${seen_unhealthy}' and float('${seen_unhe
 python3 -c "import sys; sys.exit(0 if '${docker_unhealthy}' and float('${docker_unhealthy}') <= 10 else 1)" || fail "Docker's health missed the hang"
 
 step "bottle-init restarts egress"
-for _ in $(seq 1 40); do
+for _ in $(seq 1 60); do
   grep -q '"event":"restart","daemon":"egress"' "$STATE/$SLUG/audit/bundle.jsonl" 2>/dev/null \
     && [ "$(health)" = '{"egress": "healthy", "supervise": "healthy"}' ] && break
   sleep 0.5
