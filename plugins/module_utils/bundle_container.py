@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import re
+
 from ansible_collections.botbottle.bottle.plugins.module_utils import bundle_config, loopback, naming, resources
 from ansible_collections.botbottle.bottle.plugins.module_utils.bundle_health import BundleUnhealthy, wait_healthy
 from ansible_collections.botbottle.bottle.plugins.module_utils.container_manager import (
@@ -45,6 +47,26 @@ CAP_ADD = Option("cap_add", lambda m: sorted(m.p["cap_add"]),
                  lambda m, attrs: sorted((attrs.get("HostConfig") or {}).get("CapAdd") or []))
 MEMORY = Option("memory", lambda m: m.memory_bytes(),
                 lambda m, attrs: (attrs.get("HostConfig") or {}).get("Memory") or 0)
+# The bundle's Docker log (egress prints every decision there too, about 380 MB a million requests): bounded
+# when the engine logs to json-file, its default; other drivers (local rotates on its own, journald, syslog)
+# are the operator's choice and left alone.
+LOG_SIZE_RE = re.compile(r"^[1-9][0-9]*[kmg]?$")
+
+
+def _current_log(manager, attrs):
+    config = (attrs.get("HostConfig") or {}).get("LogConfig") or {}
+    kept = {k: v for k, v in (config.get("Config") or {}).items() if k in ("max-size", "max-file")}
+    return {"type": config.get("Type") or "", "config": kept}
+
+
+class LogOption(Option):
+    """Only a bound the bundle asks for is compared (None: the engine's default driver is not json-file)."""
+
+    def differs(self, have, want):
+        return want is not None and have != want
+
+
+LOG = LogOption("log", lambda m: m.log_config(), _current_log)
 RESTART_POLICY = Option(
     "restart_policy", lambda m: m.p["restart_policy"],
     lambda m, attrs: (((attrs.get("HostConfig") or {}).get("RestartPolicy") or {}).get("Name") or "no"))
@@ -53,7 +75,7 @@ RESTART_POLICY = Option(
 class BundleManager(ContainerManager):
     kind = "bundle"
     options = (IMAGE, ENV, LABELS, MOUNTS, NETWORKS, pinned_ip("internal_ip", "internal_ip", "internal_network"),
-               PORTS, CAP_ADD, RESTART_POLICY, MEMORY)
+               PORTS, CAP_ADD, RESTART_POLICY, MEMORY, LOG)
     required = ("agent", "image")
     ip_param, network_param = "internal_ip", "internal_network"
 
@@ -65,6 +87,7 @@ class BundleManager(ContainerManager):
         super().__init__(module, client)
         self.result["reloaded"] = False
         self.publish_address = None
+        self._log_driver = None
 
     def resolve_publish_address(self):
         """The address to publish on (None without publish_address); fails naming the fix."""
@@ -109,6 +132,22 @@ class BundleManager(ContainerManager):
             return resources.memory_bytes(self.p["memory"] or resources.BUNDLE_MEMORY, "memory")
         except ValueError as exc:
             self.module.fail_json(msg=str(exc))
+
+    def log_config(self):
+        """``{"type": "json-file", "config": {...}}`` to bound the log, or None to leave the engine's choice."""
+        size, files = self.p["log_max_size"], self.p["log_max_files"]
+        if not size:
+            return None
+        if not LOG_SIZE_RE.match(size):
+            self.module.fail_json(msg="log_max_size: %r is not a size Docker takes: give a number with k, m or g "
+                                      "(for example 10m), or an empty string for the engine's own setting" % size)
+        if files < 1:
+            self.module.fail_json(msg="log_max_files: %d must be at least 1 (the file being written)" % files)
+        if self._log_driver is None:
+            self._log_driver = self.client.info().get("LoggingDriver") or ""
+        if self._log_driver != "json-file":
+            return None
+        return {"type": "json-file", "config": {"max-size": size, "max-file": str(files)}}
 
     # A new memory limit is applied with `docker update`: the daemons, their connections and held requests stay.
     def updatable(self, diffs, want):
@@ -202,7 +241,8 @@ class BundleManager(ContainerManager):
         return dict(
             mounts=mounts, cap_add=self.p["cap_add"], port_bindings=ports or None,
             restart_policy={"Name": self.p["restart_policy"]} if self.p["restart_policy"] != "no" else None,
-            init=False, security_opt=["no-new-privileges"], mem_limit=want["memory"])
+            init=False, security_opt=["no-new-privileges"], mem_limit=want["memory"],
+            log_config=dict(want["log"]) if want["log"] else None)
 
     def container_args(self, want):
         return dict(ports=sorted(self.port_bindings()) or None)
@@ -256,5 +296,7 @@ BUNDLE_SPEC = argument_spec(
     restart_policy=dict(type="str", default="no", choices=["no", "on-failure", "unless-stopped", "always"]),
     health_timeout=dict(type="int", default=60),
     memory=dict(type="str", default=resources.BUNDLE_MEMORY),
+    log_max_size=dict(type="str", default="10m"),
+    log_max_files=dict(type="int", default=3),
     wait=dict(type="bool", default=True),
 )

@@ -359,6 +359,10 @@ class FakeAPI:
                 "Privileged": bool(host_config.get("privileged")),
                 "PortBindings": bindings,
                 "RestartPolicy": restart,
+                # the engine's default driver, without options, unless the container asked for one
+                "LogConfig": ({"Type": host_config["log_config"]["type"], "Config": dict(host_config["log_config"]["config"])}
+                              if host_config.get("log_config") else
+                              {"Type": engine.client.info()["LoggingDriver"], "Config": {}}),
             },
             "Mounts": mounts,
             "NetworkSettings": {"Networks": networks, "Ports": {}},
@@ -394,7 +398,7 @@ class FakeEngine:
         self.on_create = None  # called with each new container (to script its behaviour)
         self._ports = itertools.count(49153)
         self.client = mock.Mock(spec=["networks", "containers", "images", "api", "ping", "info"])
-        self.client.info.return_value = {"NCPU": 4}
+        self.client.info.return_value = {"NCPU": 4, "LoggingDriver": "json-file"}
         self.client.networks = FakeNetworks(self)
         self.client.containers = FakeContainers(self)
         self.client.images = FakeImages(self)

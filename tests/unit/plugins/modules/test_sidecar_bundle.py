@@ -360,3 +360,44 @@ def test_the_bundle_has_a_memory_limit_changed_in_place(engine):
     assert engine.updates == [("bb-demo-bundle", {"Memory": 1536 * 1024 ** 2, "MemorySwap": 3 * 1024 ** 3})]
     assert (result["diff"]["before"]["memory"], result["diff"]["after"]["memory"]) == (1024 ** 3, 1536 * 1024 ** 2)
     assert not run(engine, memory="1536m", config_hash="h2")["changed"]
+
+
+def test_the_bundle_log_is_bounded_on_json_file(engine):
+    result = run(engine, diff=True)
+    bundle = engine.containers["bb-demo-bundle"]
+    assert bundle.attrs["HostConfig"]["LogConfig"] == {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}}
+    assert result["diff"]["after"]["log"] == {"type": "json-file", "config": {"max-size": "10m", "max-file": "3"}}
+    assert not run(engine)["changed"]
+    # a bundle made before the bound (Docker's default: no options) is recreated with it; a new bound too
+    bundle.attrs["HostConfig"]["LogConfig"] = {"Type": "json-file", "Config": {}}
+    assert run(engine)["recreated_for"] == ["log"]
+    again = run(engine, log_max_size="50m", log_max_files=2)
+    assert again["recreated_for"] == ["log"]
+    assert engine.containers["bb-demo-bundle"].attrs["HostConfig"]["LogConfig"]["Config"] == {"max-size": "50m",
+                                                                                              "max-file": "2"}
+
+
+@pytest.mark.parametrize("driver", ["local", "journald"])
+def test_another_log_driver_is_the_operators_choice(engine, driver):
+    engine.client.info.return_value = {"NCPU": 4, "LoggingDriver": driver}
+    run(engine)
+    assert engine.containers["bb-demo-bundle"].attrs["HostConfig"]["LogConfig"] == {"Type": driver, "Config": {}}
+    assert not run(engine)["changed"]
+
+
+def test_an_empty_log_size_leaves_the_engine_setting(engine):
+    run(engine, log_max_size="")
+    assert engine.containers["bb-demo-bundle"].attrs["HostConfig"]["LogConfig"] == {"Type": "json-file", "Config": {}}
+    assert not run(engine, log_max_size="")["changed"]
+
+
+@pytest.mark.parametrize("change,words", [
+    ({"log_max_size": "10 MB"}, ["log_max_size", "10m"]),
+    ({"log_max_size": "0"}, ["log_max_size"]),
+    ({"log_max_files": 0}, ["log_max_files", "at least 1"]),
+])
+def test_a_bad_log_bound_names_the_key(engine, change, words):
+    with pytest.raises(Failed) as failed:
+        run(engine, **change)
+    assert all(w in failed.value.result["msg"] for w in words)
+    assert "bb-demo-bundle" not in engine.containers
