@@ -22,6 +22,8 @@ state_root="$work/state" INV="$work/inventory.yml"
 start=$(date +%s)
 step() { printf '\n--- agent oom [%3ss] %s\n' "$(( $(date +%s) - start ))" "$*"; }
 fail() { printf 'AGENT OOM TEST FAILED: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=tests/integration/lib/testnet.sh
+. "$root/tests/integration/lib/testnet.sh"
 
 cleanup() {
   local rc=$?
@@ -34,8 +36,7 @@ cleanup() {
     mapfile -t left < <(docker network ls -q --filter "label=io.botbottle.bottle=$slug")
     [ ${#left[@]} -eq 0 ] || { echo "networks left behind: ${left[*]}"; docker network rm "${left[@]}" >/dev/null 2>&1 || true; }
   done
-  docker rm -f "$SERVER" >/dev/null 2>&1 || true
-  docker network rm "$NET" >/dev/null 2>&1 || true
+  bt_testnet_remove "$NET" "$SERVER"
   rm -rf "$work" 2>/dev/null || true
   exit $rc
 }
@@ -43,14 +44,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 step "the test internet: testnet on $NET"
-docker image inspect botbottle/testnet:latest >/dev/null || fail "no botbottle/testnet image: make test-images"
-# The engine picks a free subnet (other tests run at the same time).
-docker network create --label io.botbottle.test=agent-oom "$NET" >/dev/null
-SUBNET=$(docker network inspect -f '{{(index .IPAM.Config 0).Subnet}}' "$NET")
-docker run -d --name "$SERVER" --label io.botbottle.test=agent-oom --network "$NET" \
-  --network-alias allowed.bottle.test botbottle/testnet:latest >/dev/null
-for _ in $(seq 1 30); do docker exec "$SERVER" cat /srv/testnet/ca.pem >"$work/ca.pem" 2>/dev/null && grep -q 'BEGIN CERT' "$work/ca.pem" && break; sleep 1; done
-grep -q 'BEGIN CERT' "$work/ca.pem" || fail "the testnet server gave no CA"
+bt_testnet agent-oom "$NET" "$SERVER" "$work/ca.pem" allowed.bottle.test
 
 cat >"$INV" <<YAML
 all:

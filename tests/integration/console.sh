@@ -12,21 +12,22 @@ export PATH="$root/.venv/bin:$PATH" ANSIBLE_CONFIG="$root/ansible.cfg"
 export PYTHONPATH="$root/console:$root/.build/collections${PYTHONPATH:+:$PYTHONPATH}"
 run_id=$(od -An -N2 -tx1 /dev/urandom | tr -d ' \n')
 agent=cn instance=$run_id slug="cn-$run_id"
-NET="bb-testnet-cn-$run_id" SERVER="bb-testnet-cn-$run_id-server" SUBNET=172.28.246.0/24
+NET="bb-testnet-cn-$run_id" SERVER="bb-testnet-cn-$run_id-server" BT_SUBNET=172.28.246.0/24
 work=$(mktemp -d /tmp/bb-console.XXXXXX)
 chmod 755 "$work"
 state_root="$work/state"
 start=$(date +%s)
 step() { printf '\n--- console [%3ss] %s\n' "$(( $(date +%s) - start ))" "$*"; }
 fail() { printf 'CONSOLE TEST FAILED: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=tests/integration/lib/testnet.sh
+. "$root/tests/integration/lib/testnet.sh"
 
 cleanup() {
   local rc=$?
   step "cleanup (exit $rc)"
   ansible-playbook -i "$work/inventory.yml" playbooks/teardown.yml -e bottle="$slug" \
     -e bottle_state_root="$state_root" >"$work/teardown.log" 2>&1 || { echo "teardown failed:"; tail -20 "$work/teardown.log"; }
-  docker rm -f "$SERVER" >/dev/null 2>&1 || true
-  docker network rm "$NET" >/dev/null 2>&1 || true
+  bt_testnet_remove "$NET" "$SERVER"
   mapfile -t left < <(docker ps -aq --filter "label=io.botbottle.bottle=$slug")
   [ ${#left[@]} -eq 0 ] || { echo "containers left behind: ${left[*]}"; docker rm -f "${left[@]}" >/dev/null 2>&1 || true; }
   mapfile -t left < <(docker network ls -q --filter "label=io.botbottle.bottle=$slug")
@@ -40,12 +41,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 step "the test internet: testnet on $NET"
-docker image inspect botbottle/testnet:latest >/dev/null || fail "no botbottle/testnet image: make test-images"
-docker network create --subnet "$SUBNET" --label io.botbottle.test=console "$NET" >/dev/null
-docker run -d --name "$SERVER" --label io.botbottle.test=console --network "$NET" \
-  --network-alias allowed.bottle.test --network-alias blocked.bottle.test botbottle/testnet:latest >/dev/null
-for _ in $(seq 1 30); do docker exec "$SERVER" cat /srv/testnet/ca.pem >"$work/ca.pem" 2>/dev/null && grep -q 'BEGIN CERT' "$work/ca.pem" && break; sleep 1; done
-grep -q 'BEGIN CERT' "$work/ca.pem" || fail "the testnet server gave no CA"
+bt_testnet console "$NET" "$SERVER" "$work/ca.pem" allowed.bottle.test blocked.bottle.test
 
 cat >"$work/inventory.yml" <<YAML
 all:

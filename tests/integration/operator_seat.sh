@@ -24,13 +24,15 @@ export PATH="$root/.venv/bin:$PATH" ANSIBLE_CONFIG="$root/ansible.cfg"
 export PYTHONPATH="$root/console:$root/.build/collections${PYTHONPATH:+:$PYTHONPATH}"
 run_id=$(od -An -N2 -tx1 /dev/urandom | tr -d ' \n')
 agent=ops instance=$run_id slug="ops-$run_id"
-NET="bb-testnet-ops-$run_id" SERVER="bb-testnet-ops-$run_id-server" SUBNET=172.28.247.0/24
+NET="bb-testnet-ops-$run_id" SERVER="bb-testnet-ops-$run_id-server" BT_SUBNET=172.28.247.0/24
 work=$(mktemp -d /tmp/bb-operator-seat.XXXXXX)
 chmod 755 "$work"
 state_root="$work/state" archive_root="$work/archive" inv="$work/inventory.yml"
 start=$(date +%s)
 step() { printf '\n--- operator seat [%3ss] %s\n' "$(( $(date +%s) - start ))" "$*"; }
 fail() { printf 'OPERATOR SEAT TEST FAILED: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=tests/integration/lib/testnet.sh
+. "$root/tests/integration/lib/testnet.sh"
 ps_pid=""
 
 cleanup() {
@@ -41,8 +43,7 @@ cleanup() {
     ansible-playbook -i "$inv" playbooks/teardown.yml -e bottle="$slug" -e bottle_archive=false \
       >"$work/cleanup-teardown.log" 2>&1 || { echo "teardown failed:"; tail -20 "$work/cleanup-teardown.log"; }
   fi
-  docker rm -f "$SERVER" >/dev/null 2>&1 || true
-  docker network rm "$NET" >/dev/null 2>&1 || true
+  bt_testnet_remove "$NET" "$SERVER"
   mapfile -t left < <(docker ps -aq --filter "label=io.botbottle.bottle=$slug")
   [ ${#left[@]} -eq 0 ] || { echo "containers left behind: ${left[*]}"; docker rm -f "${left[@]}" >/dev/null 2>&1 || true; }
   mapfile -t left < <(docker network ls -q --filter "label=io.botbottle.bottle=$slug")
@@ -54,14 +55,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 step "the test internet: testnet on $NET, with its own DNS server"
-testnet_image=${BB_TESTNET_IMAGE:-botbottle/testnet:latest}
-docker image inspect "$testnet_image" >/dev/null || fail "no $testnet_image image: make test-images"
-docker network create --subnet "$SUBNET" --label io.botbottle.test=operator-seat "$NET" >/dev/null
 # badcert.bottle.test is served with the testnet's certificate, which does not name it: TLS verify fails.
-docker run -d --name "$SERVER" --label io.botbottle.test=operator-seat --network "$NET" \
-  --network-alias allowed.bottle.test "$testnet_image" >/dev/null
-for _ in $(seq 1 30); do docker exec "$SERVER" cat /srv/testnet/ca.pem >"$work/ca.pem" 2>/dev/null && grep -q 'BEGIN CERT' "$work/ca.pem" && break; sleep 1; done
-grep -q 'BEGIN CERT' "$work/ca.pem" || fail "the testnet server gave no CA"
+bt_testnet operator-seat "$NET" "$SERVER" "$work/ca.pem" allowed.bottle.test
 server_ip=$(docker inspect --format "{{(index .NetworkSettings.Networks \"$NET\").IPAddress}}" "$SERVER")
 # gone.bottle.test is in no zone: NXDOMAIN from the test internet's server, never asked anywhere else.
 zone=()
