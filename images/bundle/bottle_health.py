@@ -36,13 +36,52 @@ INSTALLED = {"pipelock": PIPELOCK_BIN, "egress": "/opt/egress/bin/mitmdump",
              "git-gate": "/usr/local/bin/git-gate", "supervise": "/usr/local/bin/supervise"}
 
 
-# Each daemon's answer must come within this many seconds (the HEALTHCHECK's timeout is 3 s; at its
-# 2 s interval and 2 retries a hang turns Docker's health unhealthy within about 6 s, 10 s on a loaded
-# host; bottle-init's own watch, every 3 s, restarts the daemon only after that). A busy egress on a loaded
-# host can miss 1 s (its answer waits behind the agent's requests in its loop): bottle-init does not take a
-# daemon that used CPU time since its last check for hung (BOTTLE_BUSY_CHECKS), so 1 s costs no restart
-# mid-traffic, and a 2 s deadline put Docker's view of a real hang past 10 s (measured: 14.4 s).
-DEADLINE = float(os.environ.get("BOTTLE_HEALTH_DEADLINE", "1"))
+# The health timing, one table: this check, the image's HEALTHCHECK (the Dockerfile must say
+# docker_healthcheck(): a unit test compares) and bottle-init's hang watch (which loads this file) read it.
+# Each entry: (environment variable or None, default). A hang must show within 10 s (issue 23):
+#   deadline        each daemon's answer, in seconds. A busy egress on a loaded host can miss 1 s (its answer
+#                   waits behind the agent's requests in its loop); bottle-init does not take a daemon that
+#                   used CPU time since its last check for hung, so 1 s costs no restart mid-traffic, and 2 s
+#                   put Docker's view of a real hang past 10 s (measured: 14.4 s)
+#   docker_*        the HEALTHCHECK: at a 2 s interval and 2 retries a hang turns Docker's health unhealthy
+#                   within about 6 s (10 s on a loaded host); its timeout leaves the deadline a second
+#   watch_interval  bottle-init's own check, slower than Docker's, so Docker shows a hang before a restart
+#                   clears it
+#   hang_checks     failed checks in a row, with no CPU time used, that make a daemon hung (restarted)
+#   busy_checks     failed checks in a row that make a daemon hung while it uses CPU time (5 minutes)
+#   restarts_max    restarts of hung daemons within restart_window seconds before the bundle fails closed
+#   start_grace     seconds a started daemon's failed checks do not count, unless it answered healthy before
+#   stop_grace      seconds the daemons get to exit on SIGTERM before SIGKILL
+TIMING = {
+    "deadline": ("BOTTLE_HEALTH_DEADLINE", 1.0),
+    "docker_interval": (None, 2),
+    "docker_timeout": (None, 3),
+    "docker_start_period": (None, 10),
+    "docker_retries": (None, 2),
+    "watch_interval": ("BOTTLE_HEALTH_INTERVAL", 3.0),
+    "hang_checks": ("BOTTLE_HANG_CHECKS", 3),
+    "busy_checks": ("BOTTLE_BUSY_CHECKS", 100),
+    "restarts_max": ("BOTTLE_RESTARTS_MAX", 3),
+    "restart_window": ("BOTTLE_RESTART_WINDOW", 600.0),
+    "start_grace": ("BOTTLE_START_GRACE", 60.0),
+    "stop_grace": ("BOTTLE_GRACE_SECONDS", 10.0),
+}
+
+
+def timing(name):
+    """The value of ``TIMING[name]``: its environment variable's when set, else the default (same type)."""
+    variable, default = TIMING[name]
+    value = os.environ.get(variable) if variable else None
+    return default if value is None else type(default)(value)
+
+
+def docker_healthcheck():
+    """The options of the image's HEALTHCHECK instruction, from the table."""
+    return "--interval=%ds --timeout=%ds --start-period=%ds --retries=%d" % tuple(
+        timing(n) for n in ("docker_interval", "docker_timeout", "docker_start_period", "docker_retries"))
+
+
+DEADLINE = timing("deadline")
 # The addon's HEALTH_HOST (bottle_firewall/addon.py); behind pipelock only the connection is asked.
 EGRESS_PROBE = (b"GET http://bottle-health.invalid/ HTTP/1.1\r\nHost: bottle-health.invalid\r\n"
                 b"Connection: close\r\n\r\n")

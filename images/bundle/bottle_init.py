@@ -46,6 +46,8 @@ it hands over by ``ensure_dir_owned``: neither follows a symlink a daemon's uid 
 path fails that daemon's staging, and start-up or the reload fails closed (the bundle stops).
 """
 
+import importlib.machinery
+import importlib.util
 import json
 import os
 import pwd
@@ -90,10 +92,24 @@ RULES_CACHE = "/opt/egress/rules-cache"
 HEALTH_BIN = "/usr/local/bin/bottle-health"
 # bottle-init's own audit (restarts of hung daemons), beside egress's in the audit directory.
 BUNDLE_AUDIT = AUDIT_DIR + "/bundle.jsonl"
+
+
+def load_health():
+    """bottle-health, the owner of the health timing table (``TIMING``): beside this file in the source tree,
+    else where the image installs it."""
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bottle_health.py")
+    path = here if os.path.exists(here) else HEALTH_BIN
+    loader = importlib.machinery.SourceFileLoader("bottle_health", path)
+    module = importlib.util.module_from_spec(importlib.util.spec_from_loader("bottle_health", loader))
+    loader.exec_module(module)
+    return module
+
+
+HEALTH = load_health()
 # A started or restarted daemon gets this long before its checks count, or until its first healthy check,
 # whichever comes first: mitmproxy loads in a few seconds, but on a loaded host (every bottle started at once
 # after an engine restart or a reboot) egress took over 20 s to listen, and a restart only starts that again.
-RESTART_GRACE = float(os.environ.get("BOTTLE_START_GRACE", "60"))
+RESTART_GRACE = HEALTH.timing("start_grace")
 
 KNOWN_DAEMONS = ("pipelock", "egress", "git-gate", "supervise")
 # egress first: pipelock must trust egress's CA before it starts.
@@ -659,10 +675,8 @@ class Supervisor:
         self.reload_requested = False
         self.hung = []
         self.restarts_made = 0
-        self.hang_watch = HangWatch(int(os.environ.get("BOTTLE_HANG_CHECKS", "3")),
-                                    int(os.environ.get("BOTTLE_RESTARTS_MAX", "3")),
-                                    float(os.environ.get("BOTTLE_RESTART_WINDOW", "600")),
-                                    busy_checks=int(os.environ.get("BOTTLE_BUSY_CHECKS", "100")))
+        self.hang_watch = HangWatch(HEALTH.timing("hang_checks"), HEALTH.timing("restarts_max"),
+                                    HEALTH.timing("restart_window"), busy_checks=HEALTH.timing("busy_checks"))
 
     def start(self, name):
         command = daemon_command(name, chained="pipelock" in self.names)
@@ -838,7 +852,7 @@ class Supervisor:
 def main():
     try:
         names = selected_daemons(os.environ.get("BOTTLE_DAEMONS"))
-        grace = float(os.environ.get("BOTTLE_GRACE_SECONDS", "10"))
+        grace = HEALTH.timing("stop_grace")
     except ValueError as exc:
         log("configuration error: %s" % exc)
         return 2
@@ -867,7 +881,7 @@ def main():
         return 1
     log("running: %s" % ", ".join(names))
     supervisor.hang_watch.started(names)
-    interval = float(os.environ.get("BOTTLE_HEALTH_INTERVAL", "3"))
+    interval = HEALTH.timing("watch_interval")
     if interval > 0 and os.path.exists(HEALTH_BIN):
         threading.Thread(target=supervisor.watch, args=(interval,), daemon=True).start()
     return supervisor.run()
