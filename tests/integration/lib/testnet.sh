@@ -14,6 +14,7 @@ bt_testnet() {
   shift 4
   docker image inspect "$image" >/dev/null 2>&1 || fail "no $image image: make test-images"
   docker network create ${BT_SUBNET:+--subnet "$BT_SUBNET"} --label "io.botbottle.test=$label" "$net" >/dev/null
+  # shellcheck disable=SC2034  # the caller's
   SUBNET=$(docker network inspect -f '{{(index .IPAM.Config 0).Subnet}}' "$net")
   for name in "$@"; do aliases+=(--network-alias "$name"); done
   docker run -d --name "$server" --label "io.botbottle.test=$label" --network "$net" "${aliases[@]}" "$image" >/dev/null

@@ -178,8 +178,8 @@ def test_the_real_ports_and_the_image_healthcheck_report_a_hang_within_10_second
     dockerfile = (pathlib.Path(bottle_health.__file__).parent / "Dockerfile").read_text()
     # the image's HEALTHCHECK is the table's
     assert re.findall(r"^HEALTHCHECK (.*) CMD", dockerfile, re.M) == [bottle_health.docker_healthcheck()]
-    interval, timeout, retries = (bottle_health.timing(n) for n in ("docker_interval", "docker_timeout",
-                                                                     "docker_retries"))
+    names = ("docker_interval", "docker_timeout", "docker_retries")
+    interval, timeout, retries = (bottle_health.timing(n) for n in names)
     deadline = bottle_health.DEADLINE
     assert deadline + 1 <= timeout  # a hung daemon fails the check, it does not time the whole check out
     assert interval + retries * deadline + (retries - 1) * interval <= 10
