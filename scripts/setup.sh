@@ -3,6 +3,7 @@
 #   - system packages it needs (Debian/Ubuntu: apt; elsewhere they must be present)
 #   - a Docker engine that answers (starts dockerd when none does and we are root on Linux)
 #   - the Python venv .venv with the pinned requirements.txt
+#   - .venv-user: an Ansible user's venv, only the collection's documented meta/requirements.txt
 #   - the collection link ansible and pytest import botbottle.bottle through
 #   - ansible-test's pip bootstrap, for hosts that cannot reach ci-files.testing.ansible.com
 # Re-running it does nothing that is already done.
@@ -67,6 +68,23 @@ if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; th
   .venv/bin/pip install -q -r requirements.txt
   echo "$want" > "$stamp"
   log ".venv ready in $((SECONDS - venv_start)) s"
+fi
+
+# 3b. An Ansible user's venv, .venv-user: only the collection's documented requirements (meta/requirements.txt)
+#     at the pins of requirements.txt, for tests/integration/installed_collection.sh (a test never reaches a
+#     package registry, so it is made here). Rebuilt when either file changes.
+user_stamp=.venv-user/.requirements.sha256
+want_user=$(cat meta/requirements.txt requirements.txt images/bundle/requirements-egress.txt | sha256sum | cut -d' ' -f1)
+if [ ! -x .venv-user/bin/ansible-playbook ] || [ "$(cat "$user_stamp" 2>/dev/null)" != "$want_user" ]; then
+  log "creating .venv-user (an Ansible user's venv: meta/requirements.txt only)"
+  venv_start=$SECONDS
+  rm -rf .venv-user
+  "$python" -m venv .venv-user
+  # The pins as constraints only (pip would install what a nested -r of a constraints file names).
+  grep -hv '^-' requirements.txt images/bundle/requirements-egress.txt > .venv-user/constraints.txt
+  .venv-user/bin/pip install -q -r meta/requirements.txt -c .venv-user/constraints.txt
+  echo "$want_user" > "$user_stamp"
+  log ".venv-user ready in $((SECONDS - venv_start)) s"
 fi
 
 # ansible-core imports cryptography's DSA support at start (its ssh-agent client) and every command then

@@ -10,7 +10,7 @@ the agent; ``a`` refuses that, saying which hosts the credential serves), ``r`` 
 approve in one step, ``q`` quit.
 ``x`` (on the selected bottle) takes back an agent-wide approval of its agent (one given with ``A``, kept in
 ``~/.bot-bottle/agents/<agent>/supervise-approved.json``): the agent's later bottles no longer get it; its running
-bottles keep it until relaunched or torn down. The same as ``playbooks/supervise.yml -e agent=.. -e revoke=host``.
+bottles keep it until relaunched or torn down. The same as the playbook ``botbottle.bottle.supervise -e agent=.. -e revoke=host``.
 ``v`` switches the bottles table to the archives of torn-down bottles and back: the selected archive's
 firewall decisions and supervise events (asks, decisions, notes) fill the panes below, read-only.
 Reading and deciding go through a backend (``backend.py``): the collection's own code, nothing else.
@@ -38,7 +38,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Header, Input, Label, RichLog, Static
 
-from ansible_collections.botbottle.bottle.plugins.module_utils import agent_text
+from ansible_collections.botbottle.bottle.plugins.module_utils import agent_text, playbook_command
 from ansible_collections.botbottle.bottle.plugins.module_utils.supervise import EDITABLE
 
 from . import notify
@@ -366,14 +366,14 @@ class ConsoleApp(App):
 
     def log_decided_elsewhere(self, before, now):
         """An ask that left the pending list without a decision of this console was decided elsewhere
-        (playbooks/supervise.yml, another console, supervise's timeout): said in the log."""
+        (the playbook botbottle.bottle.supervise, another console, supervise's timeout): said in the log."""
         still = {self.ask_key(p) for p in now}
         for p in before:
             key = self.ask_key(p)
             if key not in still and key not in self.decided_here:
                 where = (describe(p), p.get("inventory_host"), p.get("slug"), p.get("id"))
-                self.log_line("%s on %s/%s (%s) is no longer pending: decided outside this console (playbooks/"
-                              "supervise.yml, another console, or its timeout)" % where)
+                self.log_line("%s on %s/%s (%s) is no longer pending: decided outside this console (the playbook "
+                              "botbottle.bottle.supervise, another console, or its timeout)" % where)
 
     # --- asks -------------------------------------------------------------------------------------
 
@@ -708,8 +708,9 @@ class ConsoleApp(App):
         self.bottles = bottles
         self.panes["bottles-title"].update(pane(
             "Bottles: %d" % len(bottles) if bottles else
-            "Bottles: none on %s - launch one: ansible-playbook playbooks/bottle.yml -e agent=<name>"
-            % ", ".join(sorted({str(getattr(part, "host", None) or "the inventory") for part in self.parts}))))
+            "Bottles: none on %s - launch one: %s"
+            % (", ".join(sorted({str(getattr(part, "host", None) or "the inventory") for part in self.parts})),
+               playbook_command.command("bottle", "-e agent=<name>"))))
         if selected in keys:
             table.move_cursor(row=keys.index(selected))
         elif keys:

@@ -13,12 +13,18 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def importable_collection():
-    """Make ``ansible_collections.botbottle.bottle`` importable from this checkout (scripts/collection-link.sh)."""
+    """Make ``ansible_collections.botbottle.bottle`` importable: the collections path this console was installed
+    into (``<path>/ansible_collections/botbottle/bottle/console``), else this checkout's link
+    (scripts/collection-link.sh)."""
     try:
         import ansible_collections.botbottle.bottle.plugins.module_utils.supervise  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
         return None
     except ImportError:
         pass
+    parts = ROOT.split(os.sep)
+    if parts[-3:] == ["ansible_collections", "botbottle", "bottle"]:
+        sys.path.insert(0, os.sep.join(parts[:-3]) or os.sep)
+        return None
     link = os.path.join(ROOT, ".build", "collections")
     if not os.path.isdir(os.path.join(link, "ansible_collections", "botbottle", "bottle")):
         return "the collection is not linked: run make setup (or bash scripts/collection-link.sh) in %s" % ROOT
@@ -30,7 +36,8 @@ def parser():
     p = argparse.ArgumentParser(
         prog="console",
         description="Watch bottles (health, firewall decisions) and decide the asks of their agents. "
-                    "From the checkout: make console ARGS=\"...\", or .venv/bin/python console ...")
+                    "From the checkout: make console ARGS=\"...\", or .venv/bin/python console ...; installed: "
+                    "python <collections path>/ansible_collections/botbottle/bottle/console ...")
     p.add_argument("-i", "--inventory", help="an Ansible inventory: watch its hosts (default: this machine only)")
     p.add_argument("--hosts", default="all", help="the inventory's hosts to watch, an Ansible pattern (default: all)")
     p.add_argument("--state-root", default="~/.bot-bottle/state",

@@ -142,7 +142,7 @@ class AgentManager(ContainerManager):
         except (agent_work.WorkError, audit_archive.ArchiveError, OSError) as exc:
             self.module.fail_json(msg="the agent container %s must be recreated (%s differ) but its work could not be "
                                       "kept first: %s. The container was left as it was. Fix the cause, take the work "
-                                      "out (playbooks/snapshot.yml), or discard it explicitly with "
+                                      "out (the playbook botbottle.bottle.snapshot), or discard it explicitly with "
                                       "-e bottle_archive_work=false" % (self.name, ", ".join(diffs), exc))
         finally:
             if staging:

@@ -4,7 +4,7 @@
 """An agent's work, found and kept before its container (or VM) goes.
 
 The protocol (teardown, the rollback of a failed launch, a relaunch that recreates the agent, and
-``playbooks/snapshot.yml`` all run it):
+the playbook ``botbottle.bottle.snapshot`` all run it):
 
 1. Copy the agent's home out of the agent to a private folder on the managed host: the engine's
    archive API for docker (``get_archive``, which reads a stopped or crashed container too), a
@@ -148,7 +148,7 @@ def extract_home(fileobj, dest, home_name, limit):
                     raise WorkError(
                         "the agent's home holds more than %s besides caches (%d times "
                         "bottle_archive_work_max_bytes, at least 1 GiB): nothing was removed. Fix: raise bottle_archive_work_max_bytes, "
-                        "take the work out first (playbooks/snapshot.yml, or git push from the agent), or discard "
+                        "take the work out first (the playbook botbottle.bottle.snapshot, or git push from the agent), or discard "
                         "it explicitly with -e bottle_archive_work=false" % (_human(limit), SCAN_FACTOR))
                 os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
                 source = tar.extractfile(member)

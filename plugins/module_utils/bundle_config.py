@@ -285,7 +285,7 @@ def read_json(state_dir, relative, missing):
     except FileNotFoundError:
         return missing
     except ValueError as exc:
-        raise BundleConfigError("%s is not valid JSON (%s): re-run playbooks/bottle.yml for this bottle" % (path, exc))
+        raise BundleConfigError("%s is not valid JSON (%s): re-run the launch (the playbook botbottle.bottle.bottle) for this bottle" % (path, exc))
 
 
 def read_source(state_dir):
@@ -293,7 +293,7 @@ def read_source(state_dir):
     source = read_json(state_dir, SOURCE, None)
     if not isinstance(source, dict) or not isinstance(source.get("policy"), dict):
         raise BundleConfigError("%s has no %s (it was launched by an older release of botbottle.bottle): re-run "
-                                "playbooks/bottle.yml for this bottle first" % (state_dir, SOURCE))
+                                "the launch (the playbook botbottle.bottle.bottle) for this bottle first" % (state_dir, SOURCE))
     return source["policy"], bundle_options(source.get("options"))
 
 
@@ -303,7 +303,7 @@ def read_private(state_dir, pipelock):
     tokens = read_json(state_dir, "private/egress/tokens.json", {})
     if not isinstance(secrets, list) or not isinstance(tokens, dict):
         raise BundleConfigError("%s has no readable private/egress/secrets.json and tokens.json: re-run "
-                                "playbooks/bottle.yml for this bottle first" % state_dir)
+                                "the launch (the playbook botbottle.bottle.bottle) for this bottle first" % state_dir)
     return {"pipelock": pipelock, "secrets": secrets, "tokens": tokens}
 
 

@@ -190,7 +190,7 @@ class ContainerManager:
         image = find_image(self.client, self.p["image"])
         if image is None:
             self.module.fail_json(msg="%s image %s is not in the local image cache: build it with `make images` "
-                                      "(playbooks/images.yml)" % (self.kind, self.p["image"]))
+                                      "(the playbook botbottle.bottle.images)" % (self.kind, self.p["image"]))
         want = self.desired(image.id)
         after = self.diff_state(want)
         if self.container is None:

@@ -545,8 +545,8 @@ def plan_approval(state_dir, proposal, tokens, agent_approved=None):
             if value in (None, "") and ref not in private["tokens"]:
                 raise SuperviseError(
                     "route %s needs credential %s, which the operator must supply: pass tokens: {%s: ...} (the "
-                    "playbook playbooks/supervise.yml looks it up as an Ansible variable, else an environment "
-                    "variable of the controller, like playbooks/bottle.yml)" % (route["host"], ref, ref))
+                    "playbook botbottle.bottle.supervise looks it up as an Ansible variable, else an environment "
+                    "variable of the controller, like botbottle.bottle.bottle)" % (route["host"], ref, ref))
             if value not in (None, ""):
                 private["tokens"][ref] = value
     try:

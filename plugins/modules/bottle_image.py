@@ -22,7 +22,7 @@ description:
     last 40 lines.
   - With O(progress_file) each build step is appended to that file as it starts (one JSON line each),
     so that M(botbottle.bottle.bottle_follow) can print the build's progress while the module runs in
-    the background (C(async) with C(poll) set to 0); see C(playbooks/images.yml).
+    the background (C(async) with C(poll) set to 0); see the playbook C(botbottle.bottle.images).
   - O(extra_ca_file) is copied into the build context as C(extra-ca.pem) (an empty file when unset)
     without touching the source tree; the Dockerfiles use it for their downloads only.
   - A symlink in the context that points at a file is sent as that file (its content and executable

@@ -22,7 +22,7 @@ description:
     (read back from disk) in it, as M(botbottle.bottle.sidecar_bundle) does; a later run of the role then
     changes nothing.
   - A bottle whose state has no C(bundle-source.json) (launched by an older release) must be relaunched with
-    C(playbooks/bottle.yml) before an approval.
+    the launch playbook C(botbottle.bottle.bottle) before an approval.
   - O(decision=approve) of a C(block) report, and O(decision=reject), change no policy; they record the decision and the note.
   - A C(release) proposal is the firewall's, not the agent's - with C(firewall.dlp_action=supervise) in the policy, egress
     holds a request its DLP refused and asks that it be sent once; the proposal names C(host), C(method), C(path) (query

@@ -15,7 +15,7 @@ description:
     repository under it, its commits that no remote-tracking ref contains (a C(git bundle)), its uncommitted changes and
     untracked files that are not ignored (a binary patch), and the other files of C(~/work) (C(loose.tar.gz)), under
     O(max_bytes), with C(RESTORE.txt) (the commands that bring it back) and C(MANIFEST.json).
-  - The bottle keeps running and nothing in it changes (C(playbooks/snapshot.yml)). The snapshot goes to
+  - The bottle keeps running and nothing in it changes (the playbook C(botbottle.bottle.snapshot)). The snapshot goes to
     C(<archive_root>/snapshots/<slug>-<YYYYMMDDTHHMMSSZ>/) (audit archives and their retention ignore that folder), or
     to O(dest).
   - The teardown of a smolmachines bottle uses it to keep the work before the VM goes (O(dest) under the archive root,
@@ -150,8 +150,8 @@ def read_work(module, dest):
         return None
     if machine.get("state") != "running":
         raise agent_work.WorkError(
-            "smolvm machine %s is %s: its files are read from inside it. Fix: start it (playbooks/bottle.yml "
-            "relaunches it), or discard the work explicitly with -e bottle_archive_work=false" % (name, machine.get("state")))
+            "smolvm machine %s is %s: its files are read from inside it. Fix: start it (the playbook "
+            "botbottle.bottle.bottle relaunches it), or discard the work explicitly with -e bottle_archive_work=false" % (name, machine.get("state")))
     return agent_work.snapshot_transport(SmolvmTransport(cli, name, require_running=False), dest, p["max_bytes"],
                                          p["home"])
 

@@ -464,5 +464,5 @@ def test_a_torn_down_bottle_leaves_the_list_promptly(root, slug):
 
     before, after, log = asyncio.run(scenario())
     assert before == "Bottles: 1"
-    assert after == "Bottles: none on localhost - launch one: ansible-playbook playbooks/bottle.yml -e agent=<name>"
+    assert after == "Bottles: none on localhost - launch one: .venv/bin/ansible-playbook playbooks/bottle.yml -e agent=<name>"
     assert "bottle localhost/%s was torn down" % slug in log

@@ -379,7 +379,7 @@ def test_source_and_private_inputs_read_back(tmp_path):
 
 
 def test_a_state_of_an_older_release_names_the_fix(tmp_path):
-    with pytest.raises(bc.BundleConfigError, match="re-run playbooks/bottle.yml for this bottle first"):
+    with pytest.raises(bc.BundleConfigError, match=r"re-run the launch \(the playbook botbottle.bottle.bottle\) for this bottle first"):
         bc.read_source(str(tmp_path))
 
 

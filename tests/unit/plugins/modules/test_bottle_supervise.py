@@ -262,7 +262,7 @@ def test_a_domain_the_policy_allows_already_changes_no_configuration(root, reloa
 
 def test_a_bottle_of_an_older_release_names_the_fix(root, reloads):
     os.unlink(str(root / "demo" / bc.SOURCE))
-    with pytest.raises(Failed, match="re-run playbooks/bottle.yml for this bottle first"):
+    with pytest.raises(Failed, match=r"re-run the launch \(the playbook botbottle.bottle.bottle\) for this bottle first"):
         run(root, slug="demo", decision="approve", id=DOMAIN_ID)
     assert sv.read_proposal(str(root / "demo"), DOMAIN_ID)["status"] == "pending"
 
