@@ -3,8 +3,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Where the console reads bottles and sends decisions: the collection's own code, nothing else.
 
-- ``LocalBackend``: this machine. Bottles as ``bottle_info.collect`` lists them (state directories
-  and labelled containers), health with ``fleet_view.add_health``, proposals with
+- ``LocalBackend``: this machine. Bottles as ``bottle_listing.collect`` lists them for ``bottle_info`` too
+  (state directories and labelled containers), health with ``fleet_view.add_health``, proposals with
   ``supervise_decide.list_all``, firewall decisions with ``audit_log.Follower``, decisions with
   ``supervise_decide.decide`` (the function ``bottle_supervise`` runs).
 - ``AnsibleBackend``: an inventory's other hosts. The collection's modules run ad hoc through
@@ -42,7 +42,8 @@ import tempfile
 
 import yaml
 
-from ansible_collections.botbottle.bottle.plugins.module_utils import audit_archive, audit_log, fleet_view, naming
+from ansible_collections.botbottle.bottle.plugins.module_utils import audit_archive, audit_log, bottle_listing, fleet_view
+from ansible_collections.botbottle.bottle.plugins.module_utils import naming
 from ansible_collections.botbottle.bottle.plugins.module_utils import supervise_decide
 from ansible_collections.botbottle.bottle.plugins.module_utils.supervise import SuperviseError
 
@@ -129,7 +130,6 @@ class LocalBackend:
         return self.followers[state_dir]
 
     def bottles(self):
-        from ansible_collections.botbottle.bottle.plugins.modules import bottle_info  # pylint: disable=import-outside-toplevel
         problems = []
         client = self.client_factory() if self.client_factory else None
         self.engine = client is not None
@@ -137,7 +137,7 @@ class LocalBackend:
             problems.append("%s: %s: bottles from their state directories only" % (
                 self.host, "no Docker engine answers" if self.client_factory else "Docker not looked at"))
         try:
-            bottles = bottle_info.collect(client or _NoEngine(), self.state_root, machines=[])
+            bottles = bottle_listing.collect(client or _NoEngine(), self.state_root, machines=[])
             if client is not None:
                 fleet_view.add_health(client, bottles)
                 fleet_view.add_agent_oom(client, bottles)
@@ -175,9 +175,8 @@ class LocalBackend:
             raise DecisionError(str(exc))
 
     def archives(self):
-        from ansible_collections.botbottle.bottle.plugins.modules import bottle_info  # pylint: disable=import-outside-toplevel
         try:
-            found = bottle_info.archived(self.archive_root, events=True)
+            found = bottle_listing.archived(self.archive_root, events=True)
         except Exception as exc:  # pylint: disable=broad-except  # shown in the log
             return [], ["%s: reading the archives under %s failed: %s" % (self.host, self.archive_root, exc)]
         return with_host(found, self.host)

@@ -55,7 +55,7 @@ import shutil
 import socket
 import stat
 
-from ansible_collections.botbottle.bottle.plugins.module_utils import audit_log
+from ansible_collections.botbottle.bottle.plugins.module_utils import audit_log, state_meta
 
 DEFAULT_ROOT = "~/.bot-bottle/archive"
 
@@ -66,7 +66,7 @@ ARCHIVE_SPEC = dict(
     archive_keep_days=dict(type="int", default=0),
     archive_keep=dict(type="int", default=0),
 )
-META = "meta.json"
+META = state_meta.META
 # A bottle's audit, relative to its state directory (and to its archive).
 # egress's rotated files (audit/egress.jsonl.1, .2 ...) are found by audit_log.egress_files.
 FILES = (
@@ -220,7 +220,7 @@ def create(state_dir, archive_root, slug, host=None, now=None, dry_run=False, wo
     if dry_run:
         name = _free_name(archive_root, slug, now) if os.path.isdir(archive_root) else archive_name(slug, now)
         return {"path": os.path.join(archive_root, name), "files": found["files"], "skipped": found["skipped"]}
-    meta = _read_json(os.path.join(state_dir, META))
+    meta = state_meta.read_meta(state_dir)
     meta.setdefault("slug", slug)
     meta.update({"archived": _iso(now), "host": host or socket.gethostname(), "state_dir": state_dir,
                  "files": found["files"], "skipped": found["skipped"]})
@@ -270,7 +270,7 @@ def list_archives(archive_root, slug=None, agent=None):
             continue
         if slug and parsed[0] != slug:
             continue
-        meta = _read_json(os.path.join(path, META))
+        meta = state_meta.read_meta(path)
         if agent and meta.get("agent") != agent:
             continue
         archived = _parse_iso(meta.get("archived")) or parsed[1]

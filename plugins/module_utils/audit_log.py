@@ -48,7 +48,7 @@ API (pure Python, no dependencies; files are read, never written):
 - ``firewall_by_host(directory, max_bytes=DEFAULT_TAIL)`` -> rows as ``HostTally.rows()``: the last
   ``max_bytes`` of egress's audit, read across the rotated files (None: everything).
 - ``supervise_events(directory)`` -> the supervise events, oldest first.
-- ``read_meta(directory)`` -> meta.json as a dict ({} when absent or unreadable).
+- ``read_meta(directory)`` -> meta.json as a dict ({} when absent or unreadable): ``state_meta.read_meta``.
 - ``summary(directory)`` -> ``{meta, firewall, supervise, problems}``: all of the above at once.
 """
 
@@ -58,9 +58,11 @@ import json
 import os
 import re
 
+from ansible_collections.botbottle.bottle.plugins.module_utils import state_meta
+
 EGRESS_AUDIT = os.path.join("audit", "egress.jsonl")
 SUPERVISE_AUDIT = os.path.join("supervise", "audit.jsonl")
-META = "meta.json"
+META = state_meta.META
 # How much of the end of egress's audit a one-shot summary reads (the file may reach 64 MiB).
 DEFAULT_TAIL = 4 * 1024 * 1024
 ACTIONS = {"allow": "allowed", "block": "refused", "hold": "held", "upstream-error": "failed"}
@@ -311,13 +313,7 @@ def supervise_events(directory):
     return read_jsonl(os.path.join(directory, SUPERVISE_AUDIT))[0]
 
 
-def read_meta(directory):
-    try:
-        with open(os.path.join(directory, META), encoding="utf-8") as handle:
-            meta = json.load(handle)
-    except (OSError, ValueError):
-        return {}
-    return meta if isinstance(meta, dict) else {}
+read_meta = state_meta.read_meta
 
 
 def summary(directory, max_bytes=DEFAULT_TAIL):

@@ -36,10 +36,9 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import json
 import os
 
-from ansible_collections.botbottle.bottle.plugins.module_utils import naming
+from ansible_collections.botbottle.bottle.plugins.module_utils import naming, state_meta
 
 DEFAULT_POOL = "127.77.0.0/16"
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
@@ -162,13 +161,8 @@ def meta_addresses(state_root):
     except OSError:
         return taken
     for entry in entries:
-        path = os.path.join(state_root, entry, "meta.json")
-        try:
-            with open(path, encoding="utf-8") as handle:
-                meta = json.load(handle)
-        except (OSError, ValueError):
-            continue
-        if not isinstance(meta, dict) or not meta.get("loopback_address"):
+        meta = state_meta.read_meta(os.path.join(state_root, entry))
+        if not meta.get("loopback_address"):
             continue
         try:
             address = check_address(meta["loopback_address"])

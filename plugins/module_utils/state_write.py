@@ -18,7 +18,7 @@ import os
 
 from ansible_collections.botbottle.bottle.plugins.module_utils import audit_archive
 from ansible_collections.botbottle.bottle.plugins.module_utils import bundle_config as bc
-from ansible_collections.botbottle.bottle.plugins.module_utils import naming
+from ansible_collections.botbottle.bottle.plugins.module_utils import naming, state_meta
 from ansible_collections.botbottle.bottle.plugins.module_utils import supervise as sv
 
 # bottle_state's options (also the state phase of bottle_launch).
@@ -113,7 +113,7 @@ def present(module):
     changed.extend(write.paths)
     if not module.check_mode:
         write.apply()
-    meta_path = os.path.join(root, "meta.json")
+    meta_path = state_meta.meta_path(root)
     if p["meta"] and not os.path.exists(meta_path):
         changed.append(meta_path)
         if not module.check_mode:

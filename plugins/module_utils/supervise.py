@@ -40,7 +40,7 @@ import stat
 import time
 
 from ansible_collections.botbottle.bottle.plugins.module_utils import bundle_config as bc
-from ansible_collections.botbottle.bottle.plugins.module_utils import manifest
+from ansible_collections.botbottle.bottle.plugins.module_utils import manifest, state_meta
 
 ID_RE = re.compile(r"^[0-9a-f]{16}$")
 KINDS = ("domain", "route", "block", "release")
@@ -254,14 +254,8 @@ def read_approved(state_dir):
     return {"domains": list(data.get("domains") or []), "routes": list(data.get("routes") or [])}
 
 
-def read_meta(state_dir):
-    """The bottle's meta.json (slug, agent, policy, backend, created), or {} when absent or unreadable."""
-    try:
-        with open(os.path.join(state_dir, "meta.json"), encoding="utf-8") as handle:
-            meta = json.load(handle)
-    except (OSError, ValueError):
-        return {}
-    return meta if isinstance(meta, dict) else {}
+# The bottle's meta.json (slug, agent, policy, backend, created), or {} when absent or unreadable.
+read_meta = state_meta.read_meta
 
 
 def bottle_agent(state_dir):

@@ -240,17 +240,18 @@ loopback:
            refusal: "bottle demo: the VM may reach 127.77.0.17, and these host services answer there: ..."}
 """
 
-import json
 import os
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.botbottle.bottle.plugins.module_utils import (
-    agent_text, audit_archive, audit_log, fleet_view, host_listeners, loopback, naming, smolvm)
+    agent_text, audit_archive, audit_log, fleet_view, host_listeners, loopback, naming, smolvm, state_meta)
+# collect and archived: what bottle_info lists (bottle_listing, which the operator's console reads too).
+from ansible_collections.botbottle.bottle.plugins.module_utils.bottle_listing import archived, collect
 from ansible_collections.botbottle.bottle.plugins.module_utils import supervise as sv
 from ansible_collections.botbottle.bottle.plugins.module_utils import supervise_decide as sd
 from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import (
-    DOCKER_COMMON_ARGS, DockerException, bottle_containers, bottle_networks, find_image, get_docker_client)
+    DOCKER_COMMON_ARGS, DockerException, find_image, get_docker_client)
 
 
 def _by_rule(counts):
@@ -277,87 +278,6 @@ def agent_approvals(module, client, bottles, machines):
         others = collect(client, module.params["state_root"], None, agent, machines=machines)
         out.append(dict(agent=agent, path=path, entries=[agent_text.terminal(e, 300) for e in entries],
                         left=sorted(b["slug"] for b in others if b.get("slug") not in listed)))
-    return out
-
-
-def read_meta(path):
-    try:
-        with open(os.path.join(path, "meta.json"), encoding="utf-8") as handle:
-            return json.load(handle)
-    except (OSError, ValueError):
-        return {}
-
-
-def collect(client, state_root, slug=None, agent=None, machines=None):
-    bottles = {}
-
-    def entry(s):
-        return bottles.setdefault(s, {"slug": s, "agent": None, "backend": None, "containers": [],
-                                      "networks": [], "machines": [], "state_dir": None, "created": None})
-
-    for machine in machines or []:
-        labels = machine.get("labels") or {}
-        if naming.LABEL_BOTTLE not in labels or (slug and labels[naming.LABEL_BOTTLE] != slug) or \
-                (agent and labels.get(naming.LABEL_AGENT) != agent):
-            continue
-        b = entry(labels[naming.LABEL_BOTTLE])
-        b["agent"] = b["agent"] or labels.get(naming.LABEL_AGENT)
-        b["backend"] = b["backend"] or labels.get(naming.LABEL_BACKEND)
-        b["machines"].append({"name": machine.get("name"), "component": labels.get(naming.LABEL_COMPONENT),
-                              "state": machine.get("state"), "allowed_cidrs": machine.get("allowed_cidrs") or [],
-                              "image": machine.get("image")})
-
-    for container in bottle_containers(client, slug, agent):
-        labels = container.labels or {}
-        b = entry(labels[naming.LABEL_BOTTLE])
-        b["agent"] = b["agent"] or labels.get(naming.LABEL_AGENT)
-        b["backend"] = b["backend"] or labels.get(naming.LABEL_BACKEND)
-        health = ((container.attrs.get("State") or {}).get("Health") or {}).get("Status")
-        b["containers"].append({"name": container.name, "component": labels.get(naming.LABEL_COMPONENT),
-                                "status": container.status, "health": health})
-    for network in bottle_networks(client, slug, agent):
-        labels = network.attrs.get("Labels") or {}
-        b = entry(labels[naming.LABEL_BOTTLE])
-        b["agent"] = b["agent"] or labels.get(naming.LABEL_AGENT)
-        b["networks"].append({"name": network.name, "component": labels.get(naming.LABEL_COMPONENT)})
-    root = os.path.abspath(state_root)
-    if os.path.isdir(root):
-        for name in sorted(os.listdir(root)):
-            path = os.path.join(root, name)
-            if not os.path.isdir(path) or naming.slug_error(name) or (slug and name != slug):
-                continue
-            meta = read_meta(path)
-            if agent and meta.get("agent", bottles.get(name, {}).get("agent")) != agent:
-                continue
-            b = entry(name)
-            b["state_dir"] = path
-            b["agent"] = b["agent"] or meta.get("agent")
-            b["backend"] = b["backend"] or meta.get("backend")
-            b["created"] = meta.get("created")
-    for b in bottles.values():
-        b["containers"].sort(key=lambda c: c["name"])
-        b["networks"].sort(key=lambda n: n["name"])
-        b["machines"].sort(key=lambda m: m["name"] or "")
-    return [bottles[k] for k in sorted(bottles)]
-
-
-def archived(archive_root, slug=None, agent=None, max_bytes=audit_log.DEFAULT_TAIL, events=False):
-    """The archives of torn-down bottles with what their audit counts (audit_log reads them); with
-    ``events``, supervise's events of each (``events``, oldest first)."""
-    out = []
-    for entry in audit_archive.list_archives(archive_root, slug=slug, agent=agent):
-        record = audit_log.summary(entry["path"], max_bytes)
-        meta, supervised = entry["meta"], record["supervise"]
-        item = {key: meta.get(key) for key in ("agent", "policy", "backend", "created", "host")}
-        item.update(slug=entry["slug"], archived=entry["archived"], path=entry["path"],
-                    asks=sum(1 for e in supervised if e.get("event") == "proposed"),
-                    decisions=sum(1 for e in supervised if e.get("event") in ("approved", "rejected")),
-                    firewall=record["firewall"], problems=record["problems"])
-        for key in ("allowed", "refused", "failed", "held"):
-            item[key] = sum(row.get(key, 0) for row in record["firewall"])
-        if events:
-            item["events"] = supervised
-        out.append(item)
     return out
 
 
@@ -405,7 +325,7 @@ def read_approvals(module):
 
 def choose_loopback(module, client, machines=()):
     p = module.params
-    meta = read_meta(naming.state_dir(p["slug"], p["state_root"]))
+    meta = state_meta.read_meta(naming.state_dir(p["slug"], p["state_root"]))
     try:
         # Taken: other bundles' addresses, every VM's allow list, every other bottle's meta.json.
         address, source = loopback.choose(p["slug"], p["loopback_pool"], client,
