@@ -68,7 +68,7 @@ def observe(client, slug, state_dir, health):
     seen = {"stamp": stamp, "networks": {}, "containers": {}, "config_hash": None, "health": None}
     if stamp is None:
         return seen
-    # Imported here: the controller's filter (is_current) needs no Docker SDK.
+    # Imported here: the rest of this file (read, write, is_current) needs no Docker SDK.
     from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import find_network
     for role, suffix in NETWORKS.items():
         network = find_network(client, naming.object_name(slug, suffix))

@@ -429,7 +429,8 @@ def _refuse_dns(self, hook, flow, exc):
 
 
 def _log_only(self, hook, data, exc):
-    pass
+    """The refusal of a hook with nothing left to refuse (``error``: the flow has failed already):
+    ``guarded`` has logged the failure, and that is all."""
 
 
 HTTP_ALPNS = (b"h2", b"http/1.1", b"http/1.0", b"http/0.9")

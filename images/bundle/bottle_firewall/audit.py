@@ -56,12 +56,11 @@ ROTATE_BYTES = 64 * 1024 * 1024
 # Rotated files kept (egress.jsonl.1 .. .16: about 1 GiB beside the live file); 0 keeps every one.
 KEEP = 16
 FIELDS = ("ts", "event", "host", "port", "method", "path", "rule", "action", "route", "bytes", "status")
-# Appended only when set: "exempt" names a check that did not apply (``upstream-redirect``);
-# "proposal" is the id of the release proposal a held request waits (waited) on (action "hold",
-# then "allow" when the operator released it or "block").
-# "flow" ties a decision to its outcome line; "down" and "duration" are the outcome's.
-# "tunnel": "refused" marks a request answered with its CONNECT's refusal (the connect line counts it).
-OPTIONAL_FIELDS = ("exempt", "proposal", "flow", "down", "duration", "tunnel")
+# Every line has FIELDS, in this order; Audit.record appends these only when set: "exempt" names a
+# check that did not apply (``upstream-redirect``); "proposal" is the id of the release proposal a held
+# request waits (waited) on (action "hold", then "allow" when the operator released it or "block");
+# "flow" ties a decision to its outcome line; "down" and "duration" are the outcome's; "tunnel":
+# "refused" marks a request answered with its CONNECT's refusal (the connect line counts it).
 # json.dumps with a separators argument builds an encoder per call; one, made once.
 _ENCODER = json.JSONEncoder(separators=(",", ":"))
 
