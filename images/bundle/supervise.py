@@ -34,7 +34,6 @@ Everything but ``main()`` is plain Python (no SDK import), so the validation and
 store are unit-tested without the server.
 """
 
-import calendar
 import json
 import os
 import re
@@ -49,8 +48,15 @@ from urllib.parse import urlsplit
 # The rules for what an agent writes (host names, text fields, log lines): beside this file in the
 # bundle (/opt/supervise), the collection's plugins/module_utils/agent_text.py (the build context's
 # agent_text.py is a symlink to it; a test that mounts this folder puts the file on PYTHONPATH).
+# The store's format (kinds, statuses, ids, a release's fields, time stamps) and a route's schema are the
+# collection's plugins/module_utils/proposal_format.py and route_schema.py, beside it the same way.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import agent_text  # noqa: E402  pylint: disable=wrong-import-position
+import proposal_format  # noqa: E402  pylint: disable=wrong-import-position
+# What a route may hold (path rules, methods): route_schema, the rules of the manifest and of egress too.
+import route_schema  # noqa: E402  pylint: disable=wrong-import-position
+# supervise.json's defaults and what egress.json says of a held request: bundle_format, the renderer's too.
+import bundle_format  # noqa: E402  pylint: disable=wrong-import-position
 
 STORE = os.environ.get("BOTTLE_SUPERVISE_STORE", "/var/lib/bottle/supervise")
 CONFIG_DIR = os.environ.get("BOTTLE_SUPERVISE_CONFIG", "/run/bottle/supervise")
@@ -58,15 +64,15 @@ PORT = 9100
 # egress's endpoint: bundle-local, plain HTTP.
 INTERNAL_HOST = "127.0.0.1"
 INTERNAL_PORT = 9101
-KINDS = ("domain", "route", "block", "release")
+KINDS = proposal_format.KINDS
 # Kinds the agent asks for through the MCP tools; a release is egress's alone.
-AGENT_KINDS = ("domain", "route", "block")
-STATUSES = ("pending", "approved", "rejected")
+AGENT_KINDS = proposal_format.AGENT_KINDS
+STATUSES = proposal_format.STATUSES
 
-ID_RE = re.compile(r"^[0-9a-f]{16}$")
-TOKEN_REF_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
-METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
-PATH_TYPES = ("exact", "prefix", "regex")
+ID_RE = proposal_format.ID_RE
+MAX_TOKEN_REF = 64
+METHODS = route_schema.METHODS
+PATH_TYPES = route_schema.PATH_TYPES
 
 MAX_JUSTIFICATION = 2000
 MAX_REASON = 1000
@@ -75,17 +81,17 @@ MAX_MATCHES = 8
 MAX_PATHS = 16
 MAX_PATH_VALUE = 512
 MAX_PROPOSAL_BYTES = 16384
-DEFAULTS = {"wait_seconds": 20, "max_pending": 20}
+DEFAULTS = bundle_format.SUPERVISE_DEFAULTS
 # A release proposal: what egress held (it redacts the excerpt; supervise bounds it all the same).
-RELEASE_FIELDS = ("host", "method", "path", "rule", "where", "excerpt")
+RELEASE_FIELDS = proposal_format.RELEASE_FIELDS
 MAX_METHOD = 16
 MAX_PATH = 2048
 MAX_RULE = 200
 MAX_EXCERPT = 400
 MAX_INTERNAL_BODY = 8192
-# How long egress holds a request (egress.json dlp.supervise_timeout, bundle_config's default), and
+# How long egress holds a request (egress.json dlp.supervise_timeout, bundle_format's default), and
 # how much longer a pending release proposal is kept before supervise rejects it as timed out.
-DEFAULT_RELEASE_TIMEOUT = 120
+DEFAULT_RELEASE_TIMEOUT = bundle_format.DEFAULT_DLP["supervise_timeout"]
 RELEASE_GRACE = 30
 TCHAR_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 
@@ -149,22 +155,19 @@ def check_matches(matches):
                 rwhere = "%s.paths[%d]" % (where, p_index)
                 if not isinstance(rule, dict) or set(rule) - {"type", "value"}:
                     raise InvalidRequest("%s must be {type: exact|prefix|regex, value: /path}" % rwhere)
-                kind = rule.get("type", "prefix")
-                if kind not in PATH_TYPES:
-                    raise InvalidRequest("%s.type must be exact, prefix or regex" % rwhere)
+                kind = rule.get("type", route_schema.DEFAULT_PATH_TYPE)
+                why = route_schema.path_type_error(kind)
+                if why:
+                    raise InvalidRequest("%s.type %s" % (rwhere, why))
                 value = rule.get("value")
                 if not isinstance(value, str) or not value or len(value) > MAX_PATH_VALUE:
                     raise InvalidRequest("%s.value must be a path of 1 to %d characters" % (rwhere, MAX_PATH_VALUE))
                 why = agent_text.text_error(value, multiline=False)
                 if why:
                     raise InvalidRequest("%s.value %s: write the path as one line of text" % (rwhere, why))
-                if kind != "regex" and not value.startswith("/"):
-                    raise InvalidRequest("%s.value must start with /" % rwhere)
-                if kind == "regex":
-                    try:
-                        re.compile(value)
-                    except re.error as exc:
-                        raise InvalidRequest("%s.value is not a valid regex: %s" % (rwhere, exc))
+                why = route_schema.path_value_error(kind, value)
+                if why:
+                    raise InvalidRequest("%s.value %s" % (rwhere, why))
                 clean["paths"].append({"type": kind, "value": value})
         if "methods" in entry:
             methods = entry["methods"]
@@ -172,8 +175,9 @@ def check_matches(matches):
                 raise InvalidRequest("%s.methods must be a non-empty list of HTTP methods" % where)
             clean["methods"] = []
             for method in methods:
-                if not isinstance(method, str) or method.upper() not in METHODS:
-                    raise InvalidRequest("%s.methods: %r is not one of %s" % (where, str(method)[:20], ", ".join(METHODS)))
+                why = route_schema.method_error(method)
+                if why:
+                    raise InvalidRequest("%s.methods: %s" % (where, why))
                 clean["methods"].append(method.upper())
         out.append(clean)
     return out
@@ -258,7 +262,7 @@ def validate(kind, fields):
         clean = {"host": check_host(fields.get("host"))}
         ref = fields.get("auth_ref")
         if ref not in (None, ""):
-            if not isinstance(ref, str) or not TOKEN_REF_RE.match(ref):
+            if route_schema.token_ref_error(ref) or len(ref) > MAX_TOKEN_REF:
                 raise InvalidRequest("auth_ref must name a credential (letters, digits, '_'; at most 64), never "
                                      "hold its value")
             clean["auth_ref"] = ref
@@ -274,16 +278,9 @@ def validate(kind, fields):
     return clean
 
 
-def now():
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-def epoch(stamp):
-    """Seconds since the epoch of a ``now()`` stamp; None when it is not one."""
-    try:
-        return calendar.timegm(time.strptime(str(stamp), "%Y-%m-%dT%H:%M:%SZ"))
-    except ValueError:
-        return None
+now = proposal_format.now
+# Seconds since the epoch of a ``now()`` stamp; None when it is not one.
+epoch = proposal_format.epoch
 
 
 class TooManyPending(InvalidRequest):
@@ -299,8 +296,8 @@ class Store:
 
     def __init__(self, root=STORE):
         self.root = root
-        self.proposals = os.path.join(root, "proposals")
-        self.audit_path = os.path.join(root, "audit.jsonl")
+        self.proposals = os.path.join(root, proposal_format.PROPOSALS)
+        self.audit_path = os.path.join(root, proposal_format.AUDIT)
         # The MCP tools and egress's endpoint run in threads of one process: count and write at once.
         self.lock = threading.Lock()
 
@@ -466,12 +463,9 @@ def release_timeout(config_dir=CONFIG_DIR):
     """How long egress holds a request for the operator (egress.json dlp.supervise_timeout)."""
     try:
         with open(os.path.join(config_dir, "egress.json"), encoding="utf-8") as handle:
-            value = (json.load(handle).get("dlp") or {}).get("supervise_timeout")
-    except (OSError, ValueError, AttributeError):
+            return bundle_format.release_hold(json.load(handle))
+    except (OSError, ValueError):
         return DEFAULT_RELEASE_TIMEOUT
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value
-    return DEFAULT_RELEASE_TIMEOUT
 
 
 def answer(proposal, created=None):
@@ -560,7 +554,7 @@ class Supervise:
 
     def request_route(self, host, justification, auth_ref=None, matches=None):
         extra = None
-        if isinstance(auth_ref, str) and TOKEN_REF_RE.match(auth_ref):
+        if not route_schema.token_ref_error(auth_ref) and len(auth_ref) <= MAX_TOKEN_REF:
             # The operator is shown where this credential is already sent: binding it to another host is
             # their explicit choice.
             extra = {"credential_serves": credential_serves(auth_ref, self.config_dir)}

@@ -51,7 +51,7 @@ import json
 import os
 import tempfile
 
-from ansible_collections.botbottle.bottle.plugins.module_utils import manifest
+from ansible_collections.botbottle.bottle.plugins.module_utils import bundle_format, manifest, route_schema
 
 SOURCE = "bundle-source.json"
 APPROVED = "supervise-approved.json"
@@ -72,19 +72,19 @@ POLICY_KEYS = ("allowed_domains", "egress", "firewall", "pipelock")
 OPTION_DEFAULTS = {"pipelock": False, "ssrf_ip_allowlist": [], "upstream_ca": "", "git_gate": {}, "supervise": {},
                    "supervise_enabled": True}
 
-DEFAULT_PORTS = [80, 443]
-DEFAULT_MAX_BODY_BYTES = 16777216
-# The egress addon's own default (bottle_firewall/policy.py DEFAULT_RATE; a unit test keeps them equal).
-DEFAULT_REQUESTS_PER_MINUTE = 6000
-DEFAULT_BURST = 3000
-ENTROPY_MIN_LENGTH = 20
-ENTROPY_BITS = 4.5
-SUPERVISE_DEFAULTS = {"wait_seconds": 20, "max_pending": 20}
+# egress.json's and supervise.json's keys and defaults: bundle_format, which egress and supervise read too.
+DEFAULT_PORTS = list(bundle_format.DEFAULT_PORTS)
+DEFAULT_MAX_BODY_BYTES = bundle_format.DEFAULT_DLP["max_body_bytes"]
+DEFAULT_REQUESTS_PER_MINUTE = bundle_format.DEFAULT_RATE["requests_per_minute"]
+DEFAULT_BURST = bundle_format.DEFAULT_RATE["burst"]
+ENTROPY_MIN_LENGTH = bundle_format.DEFAULT_DLP["entropy_min_length"]
+ENTROPY_BITS = bundle_format.DEFAULT_DLP["entropy_bits"]
+SUPERVISE_DEFAULTS = bundle_format.SUPERVISE_DEFAULTS
 # What egress does with a DLP hit: refuse it, or hold it and ask the operator through supervise's
 # bundle-local endpoint (images/bundle/supervise.py) for how long.
-DEFAULT_DLP_ACTION = "block"
-DEFAULT_DLP_SUPERVISE_TIMEOUT = 120
-SUPERVISE_RELEASE_URL = "http://127.0.0.1:9101"
+DEFAULT_DLP_ACTION = bundle_format.DEFAULT_DLP["action"]
+DEFAULT_DLP_SUPERVISE_TIMEOUT = bundle_format.DEFAULT_DLP["supervise_timeout"]
+SUPERVISE_RELEASE_URL = bundle_format.SUPERVISE_URL
 PIPELOCK_MAX_RESPONSE_BYTES = 5242880
 
 PIPELOCK_HEADER = """\
@@ -99,6 +99,17 @@ PIPELOCK_HEADER = """\
 
 class BundleConfigError(ValueError):
     pass
+
+
+def option_spec():
+    """OPTION_DEFAULTS as the ``options`` of a module's argument spec (bottle_state's ``options``)."""
+    spec = {}
+    for key, default in OPTION_DEFAULTS.items():
+        kind = {bool: "bool", list: "list", str: "str", dict: "dict"}[type(default)]
+        spec[key] = dict(type=kind, default=copy.deepcopy(default))
+        if kind == "list":
+            spec[key]["elements"] = "str"
+    return spec
 
 
 # -- rendering ------------------------------------------------------------------------------
@@ -169,7 +180,7 @@ def firewall_config(policy, options):
             "(bottle_supervise_enabled is false): nobody could release a held request. Set "
             "bottle_supervise_enabled: true, or firewall.dlp_action: block")
     config = {
-        "version": 2,
+        "version": bundle_format.EGRESS_VERSION,
         "mode": "behind-pipelock" if options["pipelock"] else "firewall",
         "allowed_hosts": allowed_hosts(policy),
         "ports": sorted(set(firewall.get("ports") or DEFAULT_PORTS)),
@@ -178,7 +189,8 @@ def firewall_config(policy, options):
         # Where the agent may open a WebSocket (every other Upgrade is refused; none when empty).
         "websocket_hosts": _hosts(firewall.get("websocket_hosts")),
         "ssrf_ip_allowlist": list(options["ssrf_ip_allowlist"]),
-        "routes": _routes(policy),
+        # What egress reads of each route (a route's description stays in the policy).
+        "routes": [route_schema.for_egress(route) for route in _routes(policy)],
         "dlp": {"max_body_bytes": firewall.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES),
                 "entropy_min_length": ENTROPY_MIN_LENGTH, "entropy_bits": ENTROPY_BITS,
                 # block: a hit is refused (403); supervise: held up to supervise_timeout seconds while a
@@ -295,6 +307,15 @@ def read_source(state_dir):
         raise BundleConfigError("%s has no %s (it was launched by an older release of botbottle.bottle): re-run "
                                 "the launch (the playbook botbottle.bottle.bottle) for this bottle first" % (state_dir, SOURCE))
     return source["policy"], bundle_options(source.get("options"))
+
+
+def release_hold(state_dir):
+    """How long egress holds a request for the operator: the ``dlp.supervise_timeout`` of the bottle's rendered
+    bundle/egress.json (bundle_format's default when it cannot be read)."""
+    try:
+        return bundle_format.release_hold(read_json(state_dir, "bundle/egress.json", None))
+    except BundleConfigError:
+        return bundle_format.release_hold(None)
 
 
 def read_private(state_dir, pipelock):

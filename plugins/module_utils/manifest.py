@@ -14,6 +14,7 @@ import copy
 import re
 
 from ansible_collections.botbottle.bottle.plugins.module_utils import agent_kinds, agent_text, git_gate, naming, resources
+from ansible_collections.botbottle.bottle.plugins.module_utils import bundle_format, route_schema
 
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 SKILL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -32,16 +33,17 @@ POLICY_KEYS = {"extends", "description", "env", "secret_env", "allowed_domains",
 # egress.jsonl.1, .2 ... and keeps that many rotated files (0: every one).
 FIREWALL_KEYS = {"passthrough_domains", "trusted_domains", "websocket_hosts", "ports", "max_body_bytes",
                  "requests_per_minute", "dlp_action", "dlp_supervise_timeout", "audit_rotate_bytes", "audit_keep"}
-AUDIT_MIN_ROTATE_BYTES = 1048576
-DLP_ACTIONS = ("block", "supervise")
-DLP_SUPERVISE_TIMEOUT = (5, 600)
+# The bounds are egress's (bundle_format: the format of the files the bundle reads).
+AUDIT_MIN_ROTATE_BYTES = bundle_format.AUDIT_MIN_ROTATE_BYTES
+DLP_ACTIONS = bundle_format.DLP_ACTIONS
+DLP_SUPERVISE_TIMEOUT = bundle_format.SUPERVISE_TIMEOUT_RANGE
 # pipelock: the optional pipelock hop (bottle_pipelock). Its host lists are merged into the firewall's;
 # the two numbers apply to the pipelock hop only.
 PIPELOCK_KEYS = {"passthrough_domains", "trusted_domains", "max_response_bytes", "max_requests_per_minute"}
 EGRESS_KEYS = {"routes"}
 # supervise: how long a tool waits for the operator before answering "pending", and how many
 # proposals may wait at once (bounds, so an agent cannot flood the operator).
-SUPERVISE_KEYS = {"wait_seconds": (0, 120), "max_pending": (1, 200)}
+SUPERVISE_KEYS = bundle_format.SUPERVISE_BOUNDS
 # model: the agent's model API as a route like any other (see model_route): its host, and which
 # credential of the controller egress adds. What both mean follows the agent's kind (agent_kinds: one
 # adapter per kind): for claude-code an API key (x-api-key) or a Claude subscription's OAuth token
@@ -142,10 +144,12 @@ def _check_firewall(firewall, path):
                                     "[80, 443]" % (path, index, port))
     if "max_body_bytes" in firewall:
         _check_positive(firewall["max_body_bytes"], path + ".max_body_bytes",
-                        "the largest request body the firewall scans, in bytes (default 16777216, 16 MiB)")
+                        "the largest request body the firewall scans, in bytes (default %d, 16 MiB)"
+                        % bundle_format.DEFAULT_DLP["max_body_bytes"])
     if "requests_per_minute" in firewall:
         _check_positive(firewall["requests_per_minute"], path + ".requests_per_minute",
-                        "requests a minute the agent may send to one registrable domain (default 6000, burst 3000)")
+                        "requests a minute the agent may send to one registrable domain (default %(requests_per_minute)d, "
+                        "burst %(burst)d)" % bundle_format.DEFAULT_RATE)
     if "dlp_action" in firewall and firewall["dlp_action"] not in DLP_ACTIONS:
         raise ManifestError("%s.dlp_action %r is not block or supervise: block refuses a request in which the "
                             "firewall's DLP finds a secret (the default); supervise holds it and asks the operator "
@@ -155,18 +159,21 @@ def _check_firewall(firewall, path):
         if not isinstance(value, int) or isinstance(value, bool) or value < AUDIT_MIN_ROTATE_BYTES:
             raise ManifestError("%s.audit_rotate_bytes %r must be a whole number of bytes, at least %d (1 MiB): the "
                                 "size at which the firewall's audit file rotates into egress.jsonl.1 (default "
-                                "67108864, 64 MiB)" % (path, value, AUDIT_MIN_ROTATE_BYTES))
+                                "%d, 64 MiB)" % (path, value, AUDIT_MIN_ROTATE_BYTES,
+                                                 bundle_format.DEFAULT_AUDIT["rotate_bytes"]))
     if "audit_keep" in firewall:
         value = firewall["audit_keep"]
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise ManifestError("%s.audit_keep %r must be a whole number, 0 or more: how many rotated audit files "
-                                "(egress.jsonl.1, .2 ...) are kept (default 16; 0 keeps every one)" % (path, value))
+                                "(egress.jsonl.1, .2 ...) are kept (default %d; 0 keeps every one)"
+                                % (path, value, bundle_format.DEFAULT_AUDIT["keep"]))
     if "dlp_supervise_timeout" in firewall:
         value, (low, high) = firewall["dlp_supervise_timeout"], DLP_SUPERVISE_TIMEOUT
         if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
             raise ManifestError("%s.dlp_supervise_timeout %r must be a whole number of seconds from %d to %d: how "
                                 "long the firewall holds a request with a DLP hit for the operator "
-                                "(dlp_action supervise; default 120)" % (path, value, low, high))
+                                "(dlp_action supervise; default %d)"
+                                % (path, value, low, high, bundle_format.DEFAULT_DLP["supervise_timeout"]))
 
 
 def check_policy(policy, path):
@@ -237,16 +244,23 @@ def _check_model(model, path):
                             "OPENAI_API_KEY)" % (path, credential))
 
 
-ROUTE_KEYS = {"host", "auth", "matches", "description"}
-AUTH_KEYS = {"scheme", "token_ref", "header", "value"}
-MATCH_KEYS = {"paths", "methods", "headers"}
-PATH_KEYS = {"type", "value"}
-METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
-HEADER_RE = re.compile(r"^[A-Za-z0-9-]+$")
+# The route schema (keys, schemes, path rules, methods, headers) is route_schema's, shared with supervise and egress.
+ROUTE_KEYS = set(route_schema.POLICY_ROUTE_KEYS)
+AUTH_KEYS = set(route_schema.AUTH_KEYS)
+MATCH_KEYS = set(route_schema.MATCH_KEYS)
+PATH_KEYS = set(route_schema.PATH_KEYS)
+METHODS = set(route_schema.METHODS)
+HEADER_RE = route_schema.HEADER_RE
+
+
+def _rule(why, where):
+    """ManifestError ``<where> <why>`` when a route_schema rule refused something."""
+    if why:
+        raise ManifestError("%s %s" % (where, why))
 
 
 def check_route(route, rpath):
-    """One egress route: host, optional auth and matches."""
+    """One egress route: host, optional auth and matches (the rules: route_schema)."""
     _expect(route, dict, rpath, "a route is a mapping with at least host")
     _unknown(route, ROUTE_KEYS, rpath)
     why = host_error(route.get("host"), wildcard=False)
@@ -259,20 +273,11 @@ def check_route(route, rpath):
             raise ManifestError("%s.auth is empty: give scheme and token_ref, or remove auth for a route without "
                                 "credentials" % rpath)
         _unknown(auth, AUTH_KEYS, rpath + ".auth")
-        scheme = auth.get("scheme", "Bearer")
-        if scheme not in ("Bearer", "token", "header"):
-            raise ManifestError("%s.auth.scheme %r: use Bearer, token, or header (with auth.header and auth.value)"
-                                % (rpath, scheme))
-        if not isinstance(auth.get("token_ref"), str) or not ENV_NAME_RE.match(auth["token_ref"]):
-            raise ManifestError("%s.auth.token_ref is required: the name of an Ansible variable or environment "
-                                "variable holding the credential (letters, digits, '_')" % rpath)
-        if scheme == "header":
-            if not isinstance(auth.get("header"), str) or not HEADER_RE.match(auth["header"]):
-                raise ManifestError("%s.auth.header must name the header to set (scheme header)" % rpath)
-            if "{token}" not in str(auth.get("value", "{token}")):
-                raise ManifestError("%s.auth.value must contain {token} where the credential goes" % rpath)
-        elif "header" in auth or "value" in auth:
-            raise ManifestError("%s.auth.header/value apply to scheme header only" % rpath)
+        _rule(route_schema.scheme_error(auth.get("scheme", route_schema.DEFAULT_SCHEME)), rpath + ".auth.scheme")
+        _rule(route_schema.token_ref_error(auth.get("token_ref")), rpath + ".auth.token_ref")
+        why = route_schema.header_auth_error(auth)
+        if why:
+            raise ManifestError("%s.auth.%s" % (rpath, why))
     if "matches" in route:
         _expect(route["matches"], list, rpath + ".matches", "a list of {paths, methods, headers} entries")
         if not route["matches"]:
@@ -281,24 +286,21 @@ def check_route(route, rpath):
             mpath = "%s.matches[%d]" % (rpath, m_index)
             _expect(entry, dict, mpath, "an entry of paths, methods and headers")
             _unknown(entry, MATCH_KEYS, mpath)
+            _expect(entry.get("paths", []), list, mpath + ".paths", "write a list of {type, value} rules")
             for p_index, rule in enumerate(entry.get("paths", [])):
                 ppath = "%s.paths[%d]" % (mpath, p_index)
                 _expect(rule, dict, ppath, "write {type: exact|prefix|regex, value: /path}")
                 _unknown(rule, PATH_KEYS, ppath)
-                if rule.get("type", "prefix") not in ("exact", "prefix", "regex"):
-                    raise ManifestError("%s.type must be exact, prefix or regex" % ppath)
-                if not isinstance(rule.get("value"), str) or not rule["value"]:
-                    raise ManifestError("%s.value is required" % ppath)
-                if rule.get("type") == "regex":
-                    try:
-                        re.compile(rule["value"])
-                    except re.error as exc:
-                        raise ManifestError("%s.value is not a valid regex (%s): fix the pattern" % (ppath, exc))
+                kind = rule.get("type", route_schema.DEFAULT_PATH_TYPE)
+                _rule(route_schema.path_type_error(kind), ppath + ".type")
+                _rule(route_schema.path_value_error(kind, rule.get("value")), ppath + ".value")
+            _expect(entry.get("methods", []), list, mpath + ".methods", "write a list of HTTP methods")
             for method in entry.get("methods", []):
-                if str(method).upper() not in METHODS:
-                    raise ManifestError("%s.methods: %r is not an HTTP method (%s)" % (mpath, method, ", ".join(sorted(METHODS))))
+                _rule(route_schema.method_error(method), mpath + ".methods:")
             headers = entry.get("headers", {})
             _expect(headers, dict, mpath + ".headers", "write Header-Name: value pairs")
+            for name, value in headers.items():
+                _rule(route_schema.header_error(name, value), mpath + ".headers:")
 
 
 def check_agent(agent, path):

@@ -26,14 +26,8 @@ STATE_SPEC = dict(
     slug=dict(type="str", required=True),
     state_root=dict(type="path", default=naming.DEFAULT_STATE_ROOT),
     policy=dict(type="dict"),
-    options=dict(type="dict", default={}, apply_defaults=True, options=dict(
-        pipelock=dict(type="bool", default=False),
-        ssrf_ip_allowlist=dict(type="list", elements="str", default=[]),
-        upstream_ca=dict(type="str", default=""),
-        git_gate=dict(type="dict", default={}),
-        supervise=dict(type="dict", default={}),
-        supervise_enabled=dict(type="bool", default=True),
-    )),
+    # The options and their defaults are bundle_config's (OPTION_DEFAULTS), the renderer's own.
+    options=dict(type="dict", default={}, apply_defaults=True, options=bc.option_spec()),
     secrets=dict(type="list", elements="str", default=[], no_log=True),
     tokens=dict(type="dict", default={}, no_log=True),
     meta=dict(type="dict", default={}),

@@ -32,7 +32,6 @@ the role's next run finds nothing to change.
 
 from __future__ import annotations
 
-import calendar
 import json
 import os
 import re
@@ -41,10 +40,12 @@ import time
 
 from ansible_collections.botbottle.bottle.plugins.module_utils import bundle_config as bc
 from ansible_collections.botbottle.bottle.plugins.module_utils import manifest, state_meta
+from ansible_collections.botbottle.bottle.plugins.module_utils import proposal_format as pf
 
-ID_RE = re.compile(r"^[0-9a-f]{16}$")
-KINDS = ("domain", "route", "block", "release")
-STATUSES = ("pending", "approved", "rejected")
+# The store's format, shared with the bundle's supervise (proposal_format: one file on both sides).
+ID_RE = pf.ID_RE
+KINDS = pf.KINDS
+STATUSES = pf.STATUSES
 STORE = "supervise"
 APPROVED = bc.APPROVED
 MAX_PROPOSAL_BYTES = 65536
@@ -53,7 +54,7 @@ EDITABLE = {"domain": ("host",), "route": ("host", "auth", "matches"), "block": 
 # Kinds whose approval changes the bottle's policy (the others record the decision only).
 POLICY_KINDS = ("domain", "route")
 # What the operator reads of a release: the held request and the DLP hit (the excerpt is redacted).
-RELEASE_FIELDS = ("host", "method", "path", "rule", "where", "excerpt")
+RELEASE_FIELDS = pf.RELEASE_FIELDS
 
 
 class SuperviseError(Exception):
@@ -75,8 +76,7 @@ def store_dir(state_dir):
     return os.path.join(state_dir, STORE)
 
 
-def now():
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+now = pf.now
 
 
 def read_proposal(state_dir, proposal_id):
@@ -84,7 +84,7 @@ def read_proposal(state_dir, proposal_id):
     error = id_error(proposal_id)
     if error:
         raise SuperviseError(error)
-    path = os.path.join(store_dir(state_dir), "proposals", proposal_id + ".json")
+    path = os.path.join(store_dir(state_dir), pf.PROPOSALS, proposal_id + ".json")
     try:
         if os.path.islink(path) or os.path.getsize(path) > MAX_PROPOSAL_BYTES:
             raise SuperviseError("proposal %s is not a regular file of at most %d bytes: not trusting it"
@@ -107,7 +107,7 @@ def read_proposal(state_dir, proposal_id):
 
 def list_proposals(state_dir, status=None):
     """Proposals of one bottle, oldest first; unreadable ones are reported, not trusted."""
-    folder = os.path.join(store_dir(state_dir), "proposals")
+    folder = os.path.join(store_dir(state_dir), pf.PROPOSALS)
     out, problems = [], []
     try:
         names = sorted(os.listdir(folder))
@@ -170,7 +170,7 @@ def write_proposal(state_dir, proposal):
     """Write ``proposal`` into the store atomically, never through a symlink (proposals/ or the file)."""
     name = proposal["id"] + ".json"
     data = (json.dumps(proposal, indent=2, sort_keys=True) + "\n").encode("utf-8")
-    dir_fd = _open_store_dir(state_dir, "proposals")
+    dir_fd = _open_store_dir(state_dir, pf.PROPOSALS)
     tmp = ".op-%s.tmp" % os.urandom(8).hex()
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=dir_fd)
@@ -194,11 +194,11 @@ def write_proposal(state_dir, proposal):
 def append_audit(state_dir, event):
     """Append ``event`` to the store's audit.jsonl as one JSON line; SuperviseError (naming the file) when it is a
     symlink, not a regular file, or has other hard links - it is never followed or written through."""
-    path = os.path.join(store_dir(state_dir), "audit.jsonl")
+    path = os.path.join(store_dir(state_dir), pf.AUDIT)
     dir_fd = _open_store_dir(state_dir)
     try:
         try:
-            fd = os.open("audit.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK,
+            fd = os.open(pf.AUDIT, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK,
                          0o664, dir_fd=dir_fd)
         except OSError as exc:
             if os.path.islink(path):
@@ -219,23 +219,15 @@ def append_audit(state_dir, event):
         os.close(fd)
 
 
-def release_hold(state_dir):
-    """How long egress holds a request for the operator: the rendered ``dlp.supervise_timeout`` (default 120)."""
-    try:
-        with open(os.path.join(state_dir, "bundle", "egress.json"), encoding="utf-8") as handle:
-            value = (json.load(handle).get("dlp") or {}).get("supervise_timeout")
-    except (OSError, ValueError, AttributeError):
-        value = None
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value
-    return bc.DEFAULT_DLP_SUPERVISE_TIMEOUT
+# How long egress holds a request for the operator: the rendered ``dlp.supervise_timeout`` (default 120),
+# read by bundle_config, the owner of the bundle's files.
+release_hold = bc.release_hold
 
 
 def release_too_late(state_dir, proposal, clock=time.time):
     """Whether egress has stopped holding the request of a pending release proposal (None: cannot tell)."""
-    try:
-        created = calendar.timegm(time.strptime(str(proposal.get("created")), "%Y-%m-%dT%H:%M:%SZ"))
-    except ValueError:
+    created = pf.epoch(proposal.get("created"))
+    if created is None:
         return None
     return clock() >= created + release_hold(state_dir)
 

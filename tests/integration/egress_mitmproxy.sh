@@ -34,6 +34,13 @@ if [[ -n "$site" ]]; then
     done
 fi
 
+# The collection's module_utils that the bundle shares (images/bundle has symlinks to them, which point
+# outside the mounted folder): mounted on PYTHONPATH as the image copies them.
+srclib=()
+for shared in agent_text proposal_format route_schema bundle_format; do
+    srclib+=(-v "$repo/plugins/module_utils/$shared.py:/srclib/$shared.py:ro")
+done
+
 for script in "$here"/egress_mitmproxy/run_*.py; do
     name="$(basename "$script")"
     echo "== $name"
@@ -41,7 +48,7 @@ for script in "$here"/egress_mitmproxy/run_*.py; do
         -e PYTHONDONTWRITEBYTECODE=1 -e BOTTLE_SRC=/src -e HYPOTHESIS_PATH=/hyp -e CI="${CI:-}" \
         "${hyp_mounts[@]}" \
         -v "$repo/images/bundle:/src:ro" -v "$repo/images/testnet:/testnet:ro" \
-        -v "$repo/plugins/module_utils/agent_text.py:/srclib/agent_text.py:ro" -e PYTHONPATH=/srclib \
+        "${srclib[@]}" -e PYTHONPATH=/srclib \
         -v "$here/egress_mitmproxy:/t:ro" \
         --entrypoint /opt/egress/bin/python "$image" "/t/$name" 2>&1)"
     status=$?

@@ -19,9 +19,16 @@ if ! docker image inspect "$image" >/dev/null 2>&1; then
     exit 1
 fi
 
+# The collection's module_utils that egress shares (images/bundle has symlinks to them, which point outside
+# the mounted folder): mounted on PYTHONPATH as the image copies them beside the addon.
+srclib=()
+for shared in route_schema bundle_format; do
+    srclib+=(-v "$repo/plugins/module_utils/$shared.py:/srclib/$shared.py:ro")
+done
+
 output="$(timeout 900 docker run --rm --network none --user root \
     -e PYTHONDONTWRITEBYTECODE=1 -e BOTTLE_SRC=/src \
-    -v "$repo/images/bundle:/src:ro" -v "$here/git_gate_dlp:/t:ro" \
+    -v "$repo/images/bundle:/src:ro" -v "$here/git_gate_dlp:/t:ro" "${srclib[@]}" -e PYTHONPATH=/srclib \
     --entrypoint /opt/egress/bin/python "$image" /t/run_git_gate_dlp.py 2>&1)"
 status=$?
 echo "$output"

@@ -51,10 +51,13 @@ import sys
 import threading
 import time
 
+import bundle_format  # pylint: disable=wrong-import-order  # the collection's, beside this package
+
 LOG = logging.getLogger("bottle_firewall")
-ROTATE_BYTES = 64 * 1024 * 1024
-# Rotated files kept (egress.jsonl.1 .. .16: about 1 GiB beside the live file); 0 keeps every one.
-KEEP = 16
+# The rotation egress.json's audit section sets (bundle_format's defaults until the first configuration loads):
+# 64 MiB, and 16 rotated files kept (egress.jsonl.1 .. .16: about 1 GiB beside the live file); 0 keeps every one.
+ROTATE_BYTES = bundle_format.DEFAULT_AUDIT["rotate_bytes"]
+KEEP = bundle_format.DEFAULT_AUDIT["keep"]
 FIELDS = ("ts", "event", "host", "port", "method", "path", "rule", "action", "route", "bytes", "status")
 # Every line has FIELDS, in this order; Audit.record appends these only when set: "exempt" names a
 # check that did not apply (``upstream-redirect``); "proposal" is the id of the release proposal a held

@@ -11,12 +11,15 @@ the previous configuration in force, or refuses everything when there is none (a
 ``dlp``: ``max_body_bytes``, ``entropy_min_length``, ``entropy_bits``, and what a hit does:
 ``action`` ``block`` (refused) or ``supervise`` (held for the operator, see release.py) for at
 most ``supervise_timeout`` seconds (5..600), asking supervise at ``supervise_url`` (plain HTTP
-on the bundle's loopback only: egress sends it outside its own checks). Missing keys take the
-defaults (block, 120, http://127.0.0.1:9101), so files rendered before them still load.
+on the bundle's loopback only: egress sends it outside its own checks).
 
 ``audit``: ``rotate_bytes`` (the size at which egress.jsonl rotates, at least 1 MiB) and ``keep``
-(how many rotated files are kept, egress.jsonl.1 the newest; 0 keeps every one). Missing: 64 MiB
-and 16 (see audit.py).
+(how many rotated files are kept, egress.jsonl.1 the newest; 0 keeps every one).
+
+The keys, the versions and what a key left out of a version 2 file means are the collection's
+``bundle_format`` (beside this package in the image, as the collection's renderer has it); the
+route schema (auth schemes, path rules, methods, headers) is ``route_schema``. This parser holds no
+default of its own: it requires every key of what ``bundle_format.fill_v2`` gives.
 
 ``websocket_hosts``: the hosts (patterns, as below) where the agent may open a WebSocket (an
 RFC 6455 handshake; the host must also be allowed). Missing or empty: every ``Upgrade`` is
@@ -32,31 +35,30 @@ import json
 import os
 import re
 
+# The collection's format modules, top-level beside this package (/opt/egress; images/bundle in a checkout).
+import bundle_format  # pylint: disable=wrong-import-order
+import route_schema  # pylint: disable=wrong-import-order
+
 from . import ssrf
 
-DEFAULT_PORTS = (80, 443)
-DLP_ACTIONS = ("block", "supervise")
-SUPERVISE_TIMEOUT_RANGE = (5, 600)
-DEFAULT_DLP = {"max_body_bytes": 16 * 1024 * 1024, "entropy_min_length": 20, "entropy_bits": 4.5,
-               "action": "block", "supervise_timeout": 120, "supervise_url": "http://127.0.0.1:9101"}
+DEFAULT_PORTS = bundle_format.DEFAULT_PORTS
+DLP_ACTIONS = bundle_format.DLP_ACTIONS
+SUPERVISE_TIMEOUT_RANGE = bundle_format.SUPERVISE_TIMEOUT_RANGE
+DEFAULT_DLP = bundle_format.DEFAULT_DLP
 DLP_NUMBERS = ("max_body_bytes", "entropy_min_length", "entropy_bits")
-# Sized in ratelimit.py's docstring: no real tool run (npm ci of thousands of packages) reaches it.
-DEFAULT_RATE = {"requests_per_minute": 6000, "burst": 3000}
-# The audit file's rotation (audit.py: ROTATE_BYTES, KEEP; the collection's bundle_config keeps them equal).
-DEFAULT_AUDIT = {"rotate_bytes": 64 * 1024 * 1024, "keep": 16}
-AUDIT_MIN_ROTATE_BYTES = 1024 * 1024
-MODES = ("firewall", "behind-pipelock")
-TOP_KEYS = ("version", "mode", "allowed_hosts", "ports", "passthrough_domains", "trusted_domains",
-            "ssrf_ip_allowlist", "routes", "dlp", "rate_limit", "websocket_hosts", "audit")
-ROUTE_KEYS = ("host", "auth", "matches")
-AUTH_KEYS = ("scheme", "header", "value", "token_ref")
-AUTH_SCHEMES = ("Bearer", "token", "header")
-MATCH_KEYS = ("paths", "methods", "headers")
-PATH_KEYS = ("type", "value")
-PATH_TYPES = ("exact", "prefix", "regex")
+DEFAULT_RATE = bundle_format.DEFAULT_RATE
+DEFAULT_AUDIT = bundle_format.DEFAULT_AUDIT
+AUDIT_MIN_ROTATE_BYTES = bundle_format.AUDIT_MIN_ROTATE_BYTES
+MODES = bundle_format.MODES
+TOP_KEYS = bundle_format.EGRESS_KEYS
+ROUTE_KEYS = route_schema.ROUTE_KEYS
+AUTH_KEYS = route_schema.AUTH_KEYS
+AUTH_SCHEMES = route_schema.AUTH_SCHEMES
+MATCH_KEYS = route_schema.MATCH_KEYS
+PATH_KEYS = route_schema.PATH_KEYS
+PATH_TYPES = route_schema.PATH_TYPES
 
 _LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$")
-_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
 
 class ConfigError(ValueError):
@@ -171,9 +173,7 @@ def _keys(obj, allowed, where):
 
 
 def _str_list(data, key, where):
-    value = data.get(key)
-    if value is None:
-        return []
+    value = data[key]
     _expect(value, (list,), where, "a list of strings")
     for index, item in enumerate(value):
         _expect(item, (str,), "%s[%d]" % (where, index), "a string")
@@ -216,31 +216,30 @@ def supervise_address(url, where="dlp.supervise_url"):
 
 
 def _parse_dlp(raw, where):
-    dlp = dict(DEFAULT_DLP)
-    if raw is None:
-        return dlp
     _keys(raw, tuple(DEFAULT_DLP), where)
-    for key in raw:
-        if key in DLP_NUMBERS:
-            dlp[key] = _number(raw, key, "%s.%s" % (where, key), key != "entropy_bits", 1)
-    if "action" in raw:
-        if raw["action"] not in DLP_ACTIONS:
-            raise ConfigError("%s.action must be one of %s, not %r"
-                              % (where, ", ".join(DLP_ACTIONS), str(raw["action"])[:40]))
-        dlp["action"] = raw["action"]
-    if "supervise_timeout" in raw:
-        low, high = SUPERVISE_TIMEOUT_RANGE
-        value = _number(raw, "supervise_timeout", where + ".supervise_timeout", True, low)
-        if value > high:
-            raise ConfigError("%s.supervise_timeout must be %d..%d seconds" % (where, low, high))
-        dlp["supervise_timeout"] = value
-    if "supervise_url" in raw:
-        supervise_address(raw["supervise_url"], where + ".supervise_url")
-        dlp["supervise_url"] = raw["supervise_url"]
+    dlp = {key: _number(raw, key, "%s.%s" % (where, key), key != "entropy_bits", 1) for key in DLP_NUMBERS}
+    if raw["action"] not in DLP_ACTIONS:
+        raise ConfigError("%s.action must be one of %s, not %r"
+                          % (where, ", ".join(DLP_ACTIONS), str(raw["action"])[:40]))
+    dlp["action"] = raw["action"]
+    low, high = SUPERVISE_TIMEOUT_RANGE
+    value = _number(raw, "supervise_timeout", where + ".supervise_timeout", True, low)
+    if value > high:
+        raise ConfigError("%s.supervise_timeout must be %d..%d seconds" % (where, low, high))
+    dlp["supervise_timeout"] = value
+    supervise_address(raw["supervise_url"], where + ".supervise_url")
+    dlp["supervise_url"] = raw["supervise_url"]
     return dlp
 
 
-def _parse_route(route, where):
+def _rule(why, where):
+    """ConfigError ``<where> <why>`` when a route_schema rule refused something."""
+    if why:
+        raise ConfigError("%s %s" % (where, why))
+
+
+def _parse_route(route, where, legacy=False):
+    """One route, by route_schema's rules (``legacy``: version 2's path rule)."""
     _keys(route, ROUTE_KEYS, where)
     host = route.get("host")
     if not isinstance(host, str) or not host.strip():
@@ -251,16 +250,11 @@ def _parse_route(route, where):
     auth = route.get("auth")
     if auth is not None:
         _keys(auth, AUTH_KEYS, where + ".auth")
-        scheme = auth.get("scheme", "Bearer")
-        if scheme not in AUTH_SCHEMES:
-            raise ConfigError("%s.auth.scheme must be one of %s" % (where, ", ".join(AUTH_SCHEMES)))
-        for key in ("header", "value", "token_ref"):
-            if key in auth:
-                _expect(auth[key], (str,), "%s.auth.%s" % (where, key), "a string")
-        if not auth.get("token_ref"):
-            raise ConfigError("%s.auth.token_ref is required (the name of the credential in tokens.json)" % where)
-        if scheme == "header" and not _TOKEN.match(auth.get("header") or "Authorization"):
-            raise ConfigError("%s.auth.header is not a header name" % where)
+        _rule(route_schema.scheme_error(auth.get("scheme", route_schema.DEFAULT_SCHEME)), where + ".auth.scheme")
+        _rule(route_schema.token_ref_error(auth.get("token_ref")), where + ".auth.token_ref")
+        why = route_schema.header_auth_error(auth)
+        if why:
+            raise ConfigError("%s.auth.%s" % (where, why))
     matches = route.get("matches")
     if matches is not None:
         _expect(matches, (list,), where + ".matches", "a list")
@@ -272,20 +266,25 @@ def _parse_route(route, where):
             for pindex, rule in enumerate(paths):
                 rule_where = "%s.paths[%d]" % (entry_where, pindex)
                 _keys(rule, PATH_KEYS, rule_where)
-                if rule.get("type", "prefix") not in PATH_TYPES:
-                    raise ConfigError("%s.type must be one of %s" % (rule_where, ", ".join(PATH_TYPES)))
-                _expect(rule.get("value", ""), (str,), rule_where + ".value", "a string")
-                if rule.get("type") == "regex":
-                    try:
-                        re.compile(rule["value"])
-                    except re.error as exc:
-                        raise ConfigError("%s.value is not a valid regex: %s" % (rule_where, exc)) from None
-            _str_list(entry, "methods", entry_where + ".methods")
+                kind = rule.get("type", route_schema.DEFAULT_PATH_TYPE)
+                _rule(route_schema.path_type_error(kind), rule_where + ".type")
+                _rule(route_schema.path_value_error(kind, rule.get("value"), legacy), rule_where + ".value")
+            methods = entry.get("methods") or []
+            _expect(methods, (list,), entry_where + ".methods", "a list of strings")
+            for method in methods:
+                _rule(route_schema.method_error(method), entry_where + ".methods:")
             headers = entry.get("headers") or {}
             _expect(headers, (dict,), entry_where + ".headers", "an object of header name -> value")
             for name, value in headers.items():
-                _expect(value, (str,), "%s.headers.%s" % (entry_where, name), "a string")
+                _rule(route_schema.header_error(name, value), entry_where + ".headers:")
     return normalize_host(host), route
+
+
+def _section(data, key, minimum, source):
+    """A section (rate_limit, audit) of whole-number keys, each required."""
+    _keys(data[key], tuple(bundle_format.SECTIONS[key]), "%s: %s" % (source, key))
+    return {name: _number(data[key], name, "%s: %s.%s" % (source, key, name), integer, minimum(name))
+            for name, integer in ((name, key == "audit" or name == "burst") for name in bundle_format.SECTIONS[key])}
 
 
 def parse_config(data, source="egress.json"):
@@ -293,15 +292,21 @@ def parse_config(data, source="egress.json"):
     _keys(data, TOP_KEYS, source)
     version = data.get("version", 2)
     _expect(version, (int,), source + ": version", "an integer")
-    if version != 2:
-        raise ConfigError("%s: version %r is not supported (this egress reads version 2)" % (source, version))
-    mode = data.get("mode") or "firewall"
+    if version not in bundle_format.EGRESS_VERSIONS:
+        raise ConfigError("%s: version %r is not supported (this egress reads version %s)"
+                          % (source, version, ", ".join(str(v) for v in bundle_format.EGRESS_VERSIONS)))
+    # Version 2: a key left out means bundle_format's value for it; from here on every key is required.
+    data = bundle_format.fill_v2(data)
+    for key in ("dlp", "rate_limit", "audit"):
+        _expect(data[key], (dict,), "%s: %s" % (source, key), "an object")
+    missing = bundle_format.missing_keys(data)
+    if missing:
+        raise ConfigError("%s: %s is missing" % (source, missing[0]))
+    mode = data["mode"]
     if mode not in MODES:
         raise ConfigError("%s: mode must be one of %s" % (source, ", ".join(MODES)))
     allowed = HostSet(_str_list(data, "allowed_hosts", source + ": allowed_hosts"), source + ": allowed_hosts")
-    ports = data.get("ports")
-    if ports is None:
-        ports = list(DEFAULT_PORTS)
+    ports = data["ports"]
     _expect(ports, (list,), source + ": ports", "a list of port numbers")
     for index, port in enumerate(ports):
         _expect(port, (int,), "%s: ports[%d]" % (source, index), "an integer")
@@ -317,31 +322,19 @@ def parse_config(data, source="egress.json"):
         except ValueError:
             raise ConfigError("%s: ssrf_ip_allowlist[%d] %r is not a CIDR" % (source, index, cidr)) from None
     routes = {}
-    raw_routes = data.get("routes")
-    if raw_routes is not None:
-        _expect(raw_routes, (list,), source + ": routes", "a list")
-        for index, route in enumerate(raw_routes):
-            where = "%s: routes[%d]" % (source, index)
-            if not isinstance(route, dict):
-                raise ConfigError("%s must be an object with a host" % where)
-            host, route = _parse_route(route, where)
-            if host in routes:
-                raise ConfigError("%s: host %s has a route already" % (where, host))
-            routes[host] = route
-    dlp = _parse_dlp(data.get("dlp"), source + ": dlp")
-    rate = dict(DEFAULT_RATE)
-    if data.get("rate_limit") is not None:
-        _keys(data["rate_limit"], tuple(DEFAULT_RATE), source + ": rate_limit")
-        for key in data["rate_limit"]:
-            minimum = 0 if key == "requests_per_minute" else 1
-            rate[key] = _number(data["rate_limit"], key, "%s: rate_limit.%s" % (source, key), key == "burst", minimum)
+    _expect(data["routes"], (list,), source + ": routes", "a list")
+    for index, route in enumerate(data["routes"]):
+        where = "%s: routes[%d]" % (source, index)
+        if not isinstance(route, dict):
+            raise ConfigError("%s must be an object with a host" % where)
+        host, route = _parse_route(route, where, legacy=version == 2)
+        if host in routes:
+            raise ConfigError("%s: host %s has a route already" % (where, host))
+        routes[host] = route
+    dlp = _parse_dlp(data["dlp"], source + ": dlp")
+    rate = _section(data, "rate_limit", lambda name: 0 if name == "requests_per_minute" else 1, source)
     websocket = HostSet(_str_list(data, "websocket_hosts", source + ": websocket_hosts"), source + ": websocket_hosts")
-    audit = dict(DEFAULT_AUDIT)
-    if data.get("audit") is not None:
-        _keys(data["audit"], tuple(DEFAULT_AUDIT), source + ": audit")
-        for key in data["audit"]:
-            minimum = AUDIT_MIN_ROTATE_BYTES if key == "rotate_bytes" else 0
-            audit[key] = _number(data["audit"], key, "%s: audit.%s" % (source, key), True, minimum)
+    audit = _section(data, "audit", lambda name: AUDIT_MIN_ROTATE_BYTES if name == "rotate_bytes" else 0, source)
     return Config(mode, allowed, ports, passthrough, trusted, networks, routes, dlp, rate, websocket, audit)
 
 

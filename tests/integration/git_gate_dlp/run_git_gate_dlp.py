@@ -91,7 +91,9 @@ def setup():
     confdir = EGRESS_HOME / "mitmproxy"
     confdir.mkdir(mode=0o700, exist_ok=True)
     os.chown(confdir, EGRESS.pw_uid, EGRESS.pw_gid)
+    # PYTHONPATH: the collection's files egress shares (git_gate_dlp.sh mounts them).
     env = {"PATH": "/usr/bin:/bin", "HOME": str(EGRESS_HOME), "PYTHONUNBUFFERED": "1",
+           "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
            "BOTTLE_EGRESS_CONFIG": str(EGRESS_HOME / "egress.json"),
            "BOTTLE_EGRESS_TOKENS": str(EGRESS_HOME / "tokens.json"),
            "BOTTLE_EGRESS_SECRETS": str(EGRESS_HOME / "secrets.json"),

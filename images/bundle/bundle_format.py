@@ -1,0 +1,1 @@
+../../plugins/module_utils/bundle_format.py

@@ -1,0 +1,1 @@
+../../plugins/module_utils/proposal_format.py
