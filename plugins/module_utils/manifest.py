@@ -273,9 +273,7 @@ def check_route(route, rpath):
             raise ManifestError("%s.auth is empty: give scheme and token_ref, or remove auth for a route without "
                                 "credentials" % rpath)
         _unknown(auth, AUTH_KEYS, rpath + ".auth")
-        _rule(route_schema.scheme_error(auth.get("scheme", route_schema.DEFAULT_SCHEME)), rpath + ".auth.scheme")
-        _rule(route_schema.token_ref_error(auth.get("token_ref")), rpath + ".auth.token_ref")
-        why = route_schema.header_auth_error(auth)
+        why = route_schema.auth_error(auth)
         if why:
             raise ManifestError("%s.auth.%s" % (rpath, why))
     if "matches" in route:

@@ -85,6 +85,16 @@ def header_auth_error(auth):
     return None
 
 
+def auth_error(auth):
+    """What is wrong with ``auth`` (a mapping of AUTH_KEYS), starting with the key it is about
+    (``scheme``, ``token_ref``, ``header`` or ``value``: the caller puts ``<where>.auth.`` in front)."""
+    for key, why in (("scheme", scheme_error(auth.get("scheme", DEFAULT_SCHEME))),
+                     ("token_ref", token_ref_error(auth.get("token_ref")))):
+        if why:
+            return "%s %s" % (key, why)
+    return header_auth_error(auth)
+
+
 def path_type_error(kind):
     if kind not in PATH_TYPES:
         return "must be one of %s" % _join(PATH_TYPES)

@@ -250,9 +250,7 @@ def _parse_route(route, where, legacy=False):
     auth = route.get("auth")
     if auth is not None:
         _keys(auth, AUTH_KEYS, where + ".auth")
-        _rule(route_schema.scheme_error(auth.get("scheme", route_schema.DEFAULT_SCHEME)), where + ".auth.scheme")
-        _rule(route_schema.token_ref_error(auth.get("token_ref")), where + ".auth.token_ref")
-        why = route_schema.header_auth_error(auth)
+        why = route_schema.auth_error(auth)
         if why:
             raise ConfigError("%s.auth.%s" % (where, why))
     matches = route.get("matches")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
+import os
 import pathlib
 import sys
 
@@ -259,3 +260,43 @@ def test_bottle_state_options_are_the_renderers():
     from ansible_collections.botbottle.bottle.plugins.module_utils import state_write  # pylint: disable=import-outside-toplevel
     options = state_write.STATE_SPEC["options"]["options"]
     assert {key: spec["default"] for key, spec in options.items()} == bundle_config.OPTION_DEFAULTS
+
+
+# -- the two writers into a folder a daemon's uid can write (bottle-init as root, the operator's decisions) -------
+# They differ (bottle-init refuses a link at the destination and chowns; the operator's write replaces the
+# link itself) but keep one rule: nothing is ever written through a symlink planted in that folder.
+
+BOTTLE_INIT = _load("bottle_init_for_format_owners", BUNDLE / "bottle_init.py")
+
+
+def _planted(tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("the operator's own file\n")
+    store = tmp_path / "supervise"
+    (store / "proposals").mkdir(parents=True)
+    return victim, store
+
+
+def test_neither_writer_writes_through_a_link_at_the_destination(tmp_path):
+    victim, store = _planted(tmp_path)
+    proposal_id = "0123456789abcdef"
+    (store / "proposals" / (proposal_id + ".json")).symlink_to(victim)
+    supervise.write_proposal(str(tmp_path), {"id": proposal_id, "kind": "domain", "status": "pending"})
+    (store / "staged.json").symlink_to(victim)
+    with pytest.raises(BOTTLE_INIT.UnsafePath, match="is a symlink|not writing through it"):
+        BOTTLE_INIT.write_owned(str(store / "staged.json"), b"{}", os.getuid(), os.getgid())
+    assert victim.read_text() == "the operator's own file\n"
+    assert not (store / "proposals" / (proposal_id + ".json")).is_symlink()
+
+
+def test_neither_writer_follows_a_linked_folder(tmp_path):
+    victim, store = _planted(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (store / "proposals").rmdir()
+    (store / "proposals").symlink_to(elsewhere)
+    with pytest.raises(supervise.SuperviseError, match="is a symlink"):
+        supervise.write_proposal(str(tmp_path), {"id": "0123456789abcdef", "kind": "domain", "status": "pending"})
+    with pytest.raises(BOTTLE_INIT.UnsafePath):
+        BOTTLE_INIT.write_owned(str(store / "proposals" / "x.json"), b"{}", os.getuid(), os.getgid())
+    assert list(elsewhere.iterdir()) == [] and victim.read_text() == "the operator's own file\n"
