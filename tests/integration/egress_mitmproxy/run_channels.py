@@ -286,7 +286,9 @@ class Egress:
         env = dict(os.environ, HOME=home, BOTTLE_EGRESS_CONFIG=home + "/egress.json",
                    BOTTLE_EGRESS_TOKENS=home + "/tokens.json", BOTTLE_EGRESS_SECRETS=home + "/secrets.json",
                    BOTTLE_EGRESS_RULES_CACHE=cache, BOTTLE_EGRESS_AUDIT=self.audit_path,
-                   PYTHONPATH=os.environ.get("BOTTLE_SRC", "/src"))
+                   # The checkout, then the collection's files it shares (egress_mitmproxy.sh mounts them).
+                   PYTHONPATH=os.pathsep.join(filter(None, (os.environ.get("BOTTLE_SRC", "/src"),
+                                                            os.environ.get("PYTHONPATH")))))
         self.log = open(os.path.join(home, "mitmdump.log"), "wb")
         self.proc = subprocess.Popen(run, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
