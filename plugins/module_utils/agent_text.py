@@ -5,9 +5,8 @@
 
 The one owner of three rules, for both sides of the bundle boundary. This file is plain Python
 (standard library only, no collection import), so the bundle runs the very same code:
-``images/bundle/agent_text.py`` is a byte-for-byte copy that supervise imports
-(tests/unit/plugins/module_utils/test_agent_text.py fails when the two differ; copy this file
-over the bundle's after a change).
+``images/bundle/agent_text.py`` is a symlink to this file, which ``bottle_image`` sends as the file and
+supervise imports (tests/unit/plugins/module_utils/test_format_owners.py checks the link).
 
 1. Host names (``host_error``): a host an agent asks for, and a host a policy lists, is a DNS
    name or refused. Every spelling that ``inet_aton`` or a resolver reads as an address is

@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """What bottle_info adds for fleets: health, pending proposals, age, orphans, filters.
 
-API (each takes the bottle entries ``bottle_info.collect`` returns and changes or filters them):
+API (each takes the bottle entries ``bottle_listing.collect`` returns for bottle_info and changes or filters them):
 - ``parse_duration(text)``: ``"90s"``, ``"45m"``, ``"2h"``, ``"3d"``, ``"1w"`` -> seconds
   (``ValueError`` naming the accepted forms otherwise).
 - ``add_age(client, bottles, now)``: ``created`` from the bundle/agent container when meta.json has
