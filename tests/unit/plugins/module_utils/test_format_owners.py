@@ -233,10 +233,12 @@ def test_a_routes_description_stays_in_the_policy():
 # -- egress.json's keys and defaults: one table for the renderer and egress ------------------------------
 
 def test_egress_holds_no_default_of_its_own():
-    assert egress_policy.DEFAULT_DLP is bundle_format.DEFAULT_DLP or egress_policy.DEFAULT_DLP == bundle_format.DEFAULT_DLP
+    # egress imports the bundle's link to bundle_format (another module object, the same file).
+    assert egress_policy.bundle_format.__file__ and egress_policy.DEFAULT_DLP == bundle_format.DEFAULT_DLP
+    assert os.path.realpath(egress_policy.bundle_format.__file__) == os.path.realpath(bundle_format.__file__)
     assert egress_policy.TOP_KEYS == bundle_format.EGRESS_KEYS
-    assert (egress_audit.ROTATE_BYTES, egress_audit.KEEP) == (bundle_format.DEFAULT_AUDIT["rotate_bytes"],
-                                                               bundle_format.DEFAULT_AUDIT["keep"])
+    audit_defaults = bundle_format.DEFAULT_AUDIT
+    assert (egress_audit.ROTATE_BYTES, egress_audit.KEEP) == (audit_defaults["rotate_bytes"], audit_defaults["keep"])
     for key, (low, high) in manifest.SUPERVISE_KEYS.items():
         assert low <= bundle_format.SUPERVISE_DEFAULTS[key] <= high
     # What the renderer writes for an empty policy is what egress reads a file without those keys as.
