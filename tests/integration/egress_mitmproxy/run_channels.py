@@ -480,7 +480,14 @@ async def test_the_health_probe_gets_the_firewalls_403_and_no_audit_line(tmp):
         assert first.startswith(b"HTTP/1.1 403"), first[:200]
         for _n in range(3):
             await loop.run_in_executor(None, bottle_health.probe_egress, egress.port, 5.0)
-        return await exchange(egress.port, bottle_health.EGRESS_PROBE)
+        # the whole answer (the probe says Connection: close): its body may come after the head
+        reader, writer = await asyncio.open_connection("127.0.0.1", egress.port)
+        writer.write(bottle_health.EGRESS_PROBE)
+        await writer.drain()
+        try:
+            return await asyncio.wait_for(reader.read(-1), 20.0)
+        finally:
+            writer.close()
     recorder, egress, answer = await run_proxy(tmp, "ok", False, body)
     assert answer.startswith(b"HTTP/1.1 403") and b"x-bottle-egress-rule: health" in answer.lower(), answer[:300]
     assert b"blocked by egress: a bottle-health probe" in answer, answer[:300]
