@@ -5,8 +5,8 @@
 
 API:
 - ``identity_problem(key, path, st)``: what is wrong with a git-gate identity (an SSH private key the gate
-  pushes with) whose ``os.lstat`` result is ``st`` (None: it does not exist; a link is not a regular file) - it must be a regular file others
-  cannot read (ssh itself refuses one they can) - or None.
+  pushes with) whose ``os.lstat`` result is ``st`` (None: it does not exist; a link is not a regular file) - it
+  must be a regular file others cannot read (ssh itself refuses one they can) - or None.
 - ``identity_problems(repos, policy=None)``: each problem of the ``identity`` of ``repos`` (the ``git_gate.repos``
   of the ``botbottle.bottle.resolve_bottle`` filter's result), looked at on this host; ``policy`` (the policy's
   name) makes the key the one the operator wrote, ``bottle_policies.<policy>.git_gate.repos.<name>.identity``.

@@ -28,16 +28,17 @@ description:
     be a regular file others cannot read; a problem is reported in RV(host_errors), and nothing is done), the
     operator's approvals
     (M(botbottle.bottle.bottle_supervise); the bottle's, then with O(approvals_agent) those for every bottle of the
-    agent) merged into C(state.policy) as the C(botbottle.bottle.with_approvals) filter does, and the credential of
-    every route of the merged policy - a route an approval added whose C(token_ref) is not in C(state.tokens) is
+    agent) merged into O(state.policy) as the C(botbottle.bottle.with_approvals) filter does, and the credential of
+    every route of the merged policy - a route an approval added whose C(token_ref) is not in O(state.tokens) is
     reported in RV(missing_tokens), and nothing is done, so the caller can resolve it and call again.
   - With O(stamp), when the stamp of the last launch (module_utils/launch_stamp.py) has the same digest - O(stamp),
-    the approvals, the credentials and the text of O(upstream_ca_file) - and the same networks and containers still run, healthy, the images they
-    run are those their names point at and the state directory's files are unchanged, there is nothing to do
-    (RV(current)); anything else takes the full path, which converges.
+    the approvals, the credentials and the text of O(upstream_ca_file) - and the same networks and containers
+    still run, healthy, the images they run are those their names point at and the state directory's files are
+    unchanged, there is nothing to do (RV(current)); anything else takes the full path, which converges.
   - A bad option of a phase fails before anything is created, its message naming the phase and the option
-    (Ansible's own check, for example C(bundle.config_hash) for an option this module sets itself). Any other failure opens with the name of the phase that failed too (for
-    example V(provision) when update-ca-certificates fails in the agent) and says in RV(preexisting) whether
+    (Ansible's own check, for example C(bundle.config_hash) for an option this module sets itself). Any other
+    failure opens with the name of the phase that failed (for example V(provision) when update-ca-certificates
+    fails in the agent, or when an option fails a check beyond its spec) and says in RV(preexisting) whether
     the bottle existed before (the role rolls back only what a launch created).
   - In check mode the provisioning of an agent container that does not exist yet is skipped, as there is
     nothing to look into.

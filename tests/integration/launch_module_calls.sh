@@ -37,8 +37,9 @@ one_launch_call() {
   local got
   got=$(calls)
   echo "module calls: $got"
-  [ "${got%% *}" = 1 ] && [[ "$got" == *'"botbottle.bottle.bottle_launch"'* ]] \
-    || fail "$1: expected one module call (bottle_launch), got $got"
+  if [ "${got%% *}" != 1 ] || [[ "$got" != *'"botbottle.bottle.bottle_launch"'* ]]; then
+    fail "$1: expected one module call (bottle_launch), got $got"
+  fi
 }
 
 step "a. first launch"

@@ -12,7 +12,8 @@ import pytest
 
 from ansible_collections.botbottle.bottle.plugins.module_utils import supervise as sv
 from ansible_collections.botbottle.bottle.plugins.module_utils import supervise_decide as sd
-from ansible_collections.botbottle.bottle.tests.unit.plugins.modules.test_bottle_supervise import (  # noqa: F401
+# The fixtures of bottle_supervise's tests (a bottle with three pending proposals, reloads recorded) are used by name.
+from ansible_collections.botbottle.bottle.tests.unit.plugins.modules.test_bottle_supervise import (  # noqa: F401 pylint: disable=unused-import
     DOMAIN_ID, ROUTE_ID, pipelock, reloads, root, snapshot)
 
 
