@@ -12,12 +12,17 @@
 Prints the figures and their ratios. Aims: launch <= 1.5x floor, rerun changes nothing and
 takes <= 0.3x a launch, teardown <= 0.5x a launch, the Nth launch no slower than the first.
 --smoke: the whole code path once, with 2 bottles in step 5 (part of make bench-smoke).
+--baseline DIR: instead, the launch and the rerun of this checkout side by side with another checkout's (DIR, set up
+the same way: .venv and scripts/collection-link.sh; for example `git worktree add /tmp/base main`), each launched
+--runs times (default 5, --smoke 1), the two taking turns, each launch from nothing (torn down after): the
+medians and their ratio (aim: this checkout's launch <= 1.10x the baseline's).
 Every wait has a deadline; the bottles it launched are torn down at the end, also on failure.
 """
 
 import json
 import os
 import re
+import statistics
 import shutil
 import subprocess
 import sys
@@ -25,7 +30,6 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PLAYBOOK = os.path.join(ROOT, ".venv", "bin", "ansible-playbook")
 AGENT = os.environ.get("BENCH_AGENT", "demo")
 INSTANCE = "bench"
 SLUG = "%s-%s" % (AGENT, INSTANCE)
@@ -33,20 +37,21 @@ FLOOR_SLUG = "floor"
 STATE_ROOT = os.path.expanduser("~/.bot-bottle/state")
 
 
-def run(argv, check=True, timeout=600, **kw):
+def run(argv, check=True, timeout=600, cwd=ROOT, **kw):
     try:
-        return subprocess.run(argv, cwd=ROOT, check=check, capture_output=True, text=True, timeout=timeout, **kw)
+        return subprocess.run(argv, cwd=cwd, check=check, capture_output=True, text=True, timeout=timeout, **kw)
     except subprocess.TimeoutExpired:
         sys.exit("%s did not finish within %d s" % (" ".join(argv[:3]), timeout))
 
 
-def playbook(name, *extra):
+def playbook(name, *extra, root=ROOT):
     start = time.monotonic()
     # The demo policy's model route needs a credential on the controller: any value does here (no
     # model is called by a launch).
-    env = dict(os.environ, ANTHROPIC_API_KEY=os.environ.get("ANTHROPIC_API_KEY") or "bench-no-model-called")
-    proc = run([PLAYBOOK, "playbooks/%s" % name, "-e", "agent=%s" % AGENT, "-e", "bottle_instance=%s" % INSTANCE] + list(extra),
-               check=False, env=env)
+    env = dict(os.environ, ANTHROPIC_API_KEY=os.environ.get("ANTHROPIC_API_KEY") or "bench-no-model-called",
+               ANSIBLE_CONFIG=os.path.join(root, "ansible.cfg"))
+    proc = run([os.path.join(root, ".venv", "bin", "ansible-playbook"), "playbooks/%s" % name, "-e", "agent=%s" % AGENT,
+                "-e", "bottle_instance=%s" % INSTANCE] + list(extra), check=False, env=env, cwd=root)
     elapsed = time.monotonic() - start
     if proc.returncode != 0:
         sys.exit("%s failed:\n%s\n%s" % (name, proc.stdout[-3000:], proc.stderr[-2000:]))
@@ -125,12 +130,12 @@ def cleanup_floor():
         run(["docker", "network", "rm", "bb-%s-%s" % (FLOOR_SLUG, n)], check=False)
 
 
-def teardown(slug, check=True):
+def teardown(slug, check=True, root=ROOT):
     start = time.monotonic()
     # The audit is archived as in real use, but not into the operator's ~/.bot-bottle/archive.
-    proc = run([PLAYBOOK, "playbooks/teardown.yml", "-e", "bottle=%s" % slug,
+    proc = run([os.path.join(root, ".venv", "bin", "ansible-playbook"), "playbooks/teardown.yml", "-e", "bottle=%s" % slug,
                 "-e", "bottle_archive_root=" + os.path.join(tempfile.gettempdir(), "bb-bench-archive")],
-               check=False, timeout=300)
+               check=False, timeout=300, cwd=root, env=dict(os.environ, ANSIBLE_CONFIG=os.path.join(root, "ansible.cfg")))
     if check and proc.returncode != 0:
         sys.exit("teardown of %s failed:\n%s" % (slug, proc.stdout[-2000:]))
     return time.monotonic() - start
@@ -145,8 +150,42 @@ def series(count):
     return times
 
 
+def against_baseline(base, runs):
+    """This checkout's launch and rerun side by side with checkout ``base``'s, taking turns: the medians."""
+    base = os.path.abspath(base)
+    if not os.path.exists(os.path.join(base, ".venv", "bin", "ansible-playbook")):
+        sys.exit("%s has no .venv/bin/ansible-playbook: link one (ln -s %s/.venv %s/.venv) and run "
+                 "scripts/collection-link.sh there" % (base, ROOT, base))
+    times = {"baseline": {"launch": [], "rerun": []}, "this": {"launch": [], "rerun": []}}
+    teardown(SLUG, check=False)
+    try:
+        for index in range(runs):
+            # The two take turns, the first alternating, so a drift of the machine weighs on both alike.
+            order = [("baseline", base), ("this", ROOT)]
+            for label, root in order if index % 2 == 0 else order[::-1]:
+                times[label]["launch"].append(playbook("bottle.yml", root=root)[0])
+                times[label]["rerun"].append(playbook("bottle.yml", root=root)[0])
+                teardown(SLUG, root=root)
+    finally:
+        teardown(SLUG, check=False)
+    print("launch cost against a baseline (agent %s, %d cores, median of %d; baseline %s)"
+          % (AGENT, os.cpu_count(), runs, base))
+    for what in ("launch", "rerun"):
+        old, new = statistics.median(times["baseline"][what]), statistics.median(times["this"][what])
+        print("  %-7s baseline %6.2f s  this %6.2f s  %.3fx%s   (each: %s | %s)" % (
+            what, old, new, new / old, "  aim <= 1.10x" if what == "launch" else "",
+            " ".join("%.2f" % t for t in times["baseline"][what]), " ".join("%.2f" % t for t in times["this"][what])))
+
+
 def main():
     smoke = "--smoke" in sys.argv[1:]
+    if "--baseline" in sys.argv[1:]:
+        args = sys.argv[1:]
+        runs = int(args[args.index("--runs") + 1]) if "--runs" in args else (1 if smoke else 5)
+        if smoke:
+            print("SMOKE run: the code path, not meaningful figures")
+        against_baseline(args[args.index("--baseline") + 1], runs)
+        return
     count = 2 if smoke else 10
     series_slugs = ["%s-%s-%d" % (AGENT, INSTANCE, i) for i in range(1, count + 1)]
     cleanup_floor()

@@ -3,17 +3,22 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """One module running several others' work as phases, in one process (one Ansible round trip).
 
-A phase is the logic of a module (its manager or run function in module_utils) given a ``Phase``
-in place of the module: the phase's own options, checked against that module's argument spec with
-its defaults filled, and the host module's check mode, diff, warnings and failure. Values of the
-phase's ``no_log`` options are masked in everything the host module returns.
+A phase is the logic of a module (its manager or run function in module_utils) given a ``Phase`` in
+place of the module: the phase's options, and the host module's check mode, diff, warnings and
+failure. The host module's own argument spec holds each phase's options as the nested ``options`` of
+one dict option (``nested``), so Ansible validates them, fills their defaults and masks their
+``no_log`` values; what the host module sets itself is left out of that spec and added here.
 
 API:
-- ``Phase(module, name, spec, params, raise_failures=False)``: ``params`` (a dict) checked against
-  ``spec``; a bad or missing option fails the host module naming ``<name>.<option>``. Then
-  ``.params``, ``.check_mode``, ``._diff``, ``.fail_json(msg=..., **details)``, ``.warn(msg)``.
-  ``fail_json`` fails the host module, or with ``raise_failures`` raises ``PhaseFailed`` (for a
-  phase run in a thread: the host module then fails once, from its own thread, with ``fail(module)``).
+- ``nested(spec, wired, **overrides)``: a module's argument spec, less the options named in ``wired``
+  (set by the host module, never by its caller), with ``overrides`` (option -> changed keys, such as
+  ``required``) applied; the ``options=`` of the host module's dict option for that phase.
+- ``Phase(module, name, params)``: ``params`` (the caller's options of the phase, validated by the host
+  module, with the wired ones added). Then ``.params``, ``.check_mode``, ``._diff`` (as the phases'
+  logic reads a module), ``.fail_json(msg=..., **details)`` (raises ``PhaseFailed``: a phase may run
+  in a thread; the host module fails once, from its own thread) and ``.warn(msg)``.
+- ``with_defaults(spec, params)``: ``params`` with the defaults of ``spec`` filled, for a phase whose
+  options the host module sets itself (bottle_remove's ``state=absent``); a bad one raises ValueError.
 - ``merge_diffs(results)``: the ``diff`` of each phase result (a ``{before, after}`` dict or a list
   of them), as one list with a header naming the phase.
 """
@@ -24,39 +29,43 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 
 class PhaseFailed(Exception):
-    """A phase's failure, raised instead of failing the module (``raise_failures``)."""
+    """A phase's failure, raised instead of failing the module."""
 
     def __init__(self, phase, msg, details):
         super().__init__(msg)
         self.phase, self.msg, self.details = phase, msg, details
 
-    def fail(self, module):
-        module.fail_json(msg=self.msg, phase=self.phase, **self.details)
+
+def nested(spec, wired, **overrides):
+    """``spec`` less ``wired``, with ``overrides`` ({option: {key: value}}) applied to copies of its options."""
+    unknown = sorted((set(wired) | set(overrides)) - set(spec))
+    if unknown:
+        raise ValueError("not options of this phase: %s" % ", ".join(unknown))
+    return {name: dict(option, **overrides.get(name, {})) for name, option in spec.items() if name not in wired}
+
+
+def with_defaults(spec, params):
+    result = ArgumentSpecValidator(spec).validate(dict(params))
+    if result.error_messages:
+        raise ValueError("; ".join(result.error_messages))
+    return result.validated_parameters
 
 
 class Phase:
-    """What a module's logic sees of the module, for one phase of another module."""
+    """What a module's logic reads of the module, for one phase of another module."""
 
-    def __init__(self, module, name, spec, params, raise_failures=False):
-        self.module = module
+    def __init__(self, module, name, params):
         self.name = name
-        self.raise_failures = raise_failures
+        self.params = params
         self.check_mode = module.check_mode
         self._diff = module._diff
-        result = ArgumentSpecValidator(spec).validate(dict(params or {}))
-        # Secrets of the phase (its no_log options) are masked in the host module's output.
-        module.no_log_values.update(result._no_log_values)
-        if result.error_messages:
-            self.fail_json("%s: %s" % (name, "; ".join(result.error_messages)))
-        self.params = result.validated_parameters
+        self._warn = module.warn
 
     def fail_json(self, msg, **details):
-        if self.raise_failures:
-            raise PhaseFailed(self.name, msg, details)
-        self.module.fail_json(msg=msg, phase=self.name, **details)
+        raise PhaseFailed(self.name, msg, details)
 
     def warn(self, warning):
-        self.module.warn(warning)
+        self._warn(warning)
 
 
 def merge_diffs(results):

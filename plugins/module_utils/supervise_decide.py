@@ -263,27 +263,28 @@ def _append_audit(state_dir, event):
         raise _fail("the decision is recorded, but its audit line was not: %s" % exc, True)
 
 
-def _apply_and_reload(plan, state_dir, slug, reload, client_factory):
-    """Write ``plan``; (config_hash or None, reloaded, message). Reload errors propagate.
+def _apply_and_reload(config, state_dir, slug, reload, client_factory):
+    """Write ``config`` (a configuration plan, ``supervise.plan_approval``'s); (config_hash or None, reloaded, message).
+    Reload errors propagate.
 
     A running bundle's egress first parses the egress.json the plan renders (its own parser): when it would refuse
     it, nothing is written (``EgressRefusal``). When egress refuses it after the reload all the same, the files
     written are put back as they were before raising: the bottle keeps the configuration egress runs."""
-    if reload and plan.changes.get(EGRESS_JSON) is not None:
-        egress_precheck(client_factory, slug, plan.changes[EGRESS_JSON])
-    if plan.changes:
-        plan.apply()
-    if not plan.touches_config():
+    if reload and config.changes.get(EGRESS_JSON) is not None:
+        egress_precheck(client_factory, slug, config.changes[EGRESS_JSON])
+    if config.changes:
+        config.apply()
+    if not config.touches_config():
         return None, False, "configuration unchanged: nothing to reload"
     # Hashed from disk, as bottle_state does: the role's next run computes the same value.
     config_hash = bc.config_hash(state_dir)
     if not reload:
         return config_hash, False, "not reloaded (reload: false): the next playbooks/bottle.yml run applies it"
-    written = [relative for relative, data in plan.changes.items() if data is not None]
+    written = [relative for relative, data in config.changes.items() if data is not None]
     try:
         reloaded, message = reload_bundle(client_factory, slug, config_hash, written)
     except EgressRefusal:
-        _put_back(plan)
+        _put_back(config)
         raise
     return config_hash, reloaded, message
 
@@ -305,12 +306,12 @@ def egress_precheck(client_factory, slug, egress_json):
                             "(the proposal is still pending): %s" % why)
 
 
-def _put_back(plan):
-    """Undo ``plan.apply()``: every file it changed as it was before (absent ones removed)."""
-    for relative, data in plan.before.items():
-        if relative not in plan.changes:
+def _put_back(config):
+    """Undo ``config.apply()``: every file it changed as it was before (absent ones removed)."""
+    for relative, data in config.before.items():
+        if relative not in config.changes:
             continue
-        path = os.path.join(plan.state_dir, relative)
+        path = os.path.join(config.state_dir, relative)
         if data is None:
             try:
                 os.unlink(path)
@@ -335,10 +336,35 @@ def _validate(slug, proposal_id, decision, note, scope):
         raise SuperviseError("note is %d characters long; keep it under %d" % (len(note), MAX_NOTE))
 
 
-def decide(state_root, slug, proposal_id, decision, note="", changes=None, tokens=None, reload=True,
-           check_mode=False, scope="bottle", warn=None, docker_host=None, timeout=60, client_factory=None,
-           bind_new_host=False):
-    """Record the operator's ``decision`` on proposal ``proposal_id`` of bottle ``slug`` (see the module doc)."""
+class Request:
+    """A decision the operator asked for, checked (``validate``): what ``plan`` works from."""
+
+    def __init__(self, state_root, slug, proposal, decision, note, changes, scope, bind_new_host):
+        self.state_root, self.slug, self.proposal, self.decision = state_root, slug, proposal, decision
+        self.note, self.changes, self.scope, self.bind_new_host = note, changes, scope, bind_new_host
+        self.state_dir = naming.state_dir(slug, state_root)
+        self.want = DECISIONS[decision]
+
+
+class Decision:
+    """What a decision does, worked out before anything is written (``plan``), then done (``apply``).
+
+    ``updated``: the proposal as the decision leaves it; ``events``: the audit lines of this bottle; ``config``:
+    the configuration plan of this bottle (``supervise.plan_approval``) or None; ``others``: (slug, state dir,
+    configuration plan) of each other bottle of the agent (scope agent); ``agent_file``: (path, bytes) of the
+    agent's approvals (scope agent) or None; ``result``: what ``decide`` returns, as far as known before writing;
+    ``final``: nothing is left to write (the proposal already is as asked)."""
+
+    def __init__(self, request, result, warnings, say):
+        self.request, self.result, self.warnings, self.say = request, result, warnings, say
+        self.updated, self.events, self.stamp, self.agent = request.proposal, [], None, None
+        self.config, self.others, self.agent_file, self.agent_before = None, [], None, None
+        self.final = False
+
+
+def validate(state_root, slug, proposal_id, decision, note="", changes=None, scope="bottle", bind_new_host=False):
+    """Check a decision's inputs against the store, before anything is read further: a ``Request``, or raise
+    ``SuperviseError`` naming what is wrong and the fix."""
     note = "" if note is None else note
     _validate(slug, proposal_id, decision, note, scope)
     if not isinstance(bind_new_host, bool):
@@ -346,14 +372,6 @@ def decide(state_root, slug, proposal_id, decision, note="", changes=None, token
     changes = copy.deepcopy(changes or {})
     if not isinstance(changes, dict):
         raise SuperviseError("changes must be a mapping of the fields to change")
-    client_factory = client_factory or default_client_factory(docker_host, timeout)
-    warnings = []
-
-    def say(text):
-        warnings.append(text)
-        if warn is not None:
-            warn(text)
-
     state_dir = naming.state_dir(slug, state_root)
     if not os.path.isdir(sv.store_dir(state_dir)):
         raise SuperviseError("bottle %s has no supervise store (%s): is the slug right, and does the bottle run "
@@ -361,17 +379,17 @@ def decide(state_root, slug, proposal_id, decision, note="", changes=None, token
     proposal = sv.read_proposal(state_dir, proposal_id)
     if proposal is None:
         raise SuperviseError("bottle %s has no proposal %s: list them (no decision)" % (slug, proposal_id))
-    want = DECISIONS[decision]
-    result = dict(changed=False, reloaded=False, reload="", changed_files=[], proposal=proposal, problems=[],
-                  diff=[], warnings=warnings)
-    if scope == "agent":
-        result["also"] = []
+    return Request(state_root, slug, proposal, decision, note, changes, scope, bind_new_host)
 
+
+def _check_decision(request):
+    """Whether the decision can be made on the proposal as it is (False: it already was, nothing to do)."""
+    proposal, decision, changes, scope = request.proposal, request.decision, request.changes, request.scope
     if proposal["status"] != "pending":
-        if want == proposal["status"] and not changes:
-            return result
+        if request.want == proposal["status"] and not changes:
+            return False
         raise SuperviseError("proposal %s was already %s on %s (note: %r); a decision is final - the agent can make "
-                             "a new proposal" % (proposal_id, proposal["status"], proposal.get("decided"),
+                             "a new proposal" % (proposal["id"], proposal["status"], proposal.get("decided"),
                                                  proposal.get("note", "")))
     if decision == "modify" and not sv.EDITABLE[proposal["kind"]]:
         raise SuperviseError("a %s proposal cannot be modified: %s; approve or reject it (with a note)" % (
@@ -386,131 +404,190 @@ def decide(state_root, slug, proposal_id, decision, note="", changes=None, token
             "proposal: use scope bottle" % ("a rejection" if decision == "reject" else
                                             "a modification" if decision == "modify" else "an approval",
                                             proposal["kind"]))
+    return True
+
+
+def _bind_route(request, updated, agent_approved, events):
+    """An approved route: the credential it names, refused for a new host unless bound on purpose."""
     try:
-        updated, before = sv.apply_changes(proposal, changes)
+        ref, serves = credential_serves(request.state_root, request.slug, updated, agent_approved or {})
+        check_binding(ref, serves, updated["host"], request.bind_new_host)
+    except SuperviseError as exc:
+        raise SuperviseError("cannot approve proposal %s: %s" % (request.proposal["id"], exc))
+    if ref is not None:
+        binding = dict(credential=ref, credential_serves=serves,
+                       bound_new_host=bool(serves) and updated["host"] not in serves)
+        updated.update(binding)
+        events[-1].update(binding)
+
+
+def _plan_others(request, step, tokens, agent_approved):
+    """Scope agent: the configuration plan of every other bottle of the agent, and the agent's approvals file."""
+    for other in agent_slugs(request.state_root, step.agent):
+        if other == request.slug:
+            continue
+        other_dir = naming.state_dir(other, request.state_root)
+        try:
+            ref, serves = credential_serves(request.state_root, other, step.updated, agent_approved or {})
+            check_binding(ref, serves, step.updated["host"], request.bind_new_host, " in bottle %s" % other)
+            step.others.append((other, other_dir, sv.plan_approval(other_dir, step.updated, tokens, agent_approved)))
+        except SuperviseError as exc:
+            raise SuperviseError("cannot approve proposal %s for bottle %s (agent %s), so for none of its bottles: "
+                                 "%s; or approve it with scope bottle" % (request.proposal["id"], other, step.agent, exc))
+    step.agent_file = (sv.agent_approved_path(request.state_root, step.agent),
+                       bc.json_bytes(sv.add_approval(agent_approved, step.updated)))
+
+
+def _diffs(step):
+    """The result's changed files and diff: the proposal, then each file the decision rewrites."""
+    proposal, result = step.request.proposal, step.result
+    diffs = [dict(before_header="proposal %s" % proposal["id"], after_header="proposal %s" % proposal["id"],
+                  before=proposal, after=step.updated)]
+    if step.config is not None:
+        result["changed_files"] = step.config.paths
+        diffs.extend(step.config.diff())
+    for _other, _dir, other_plan in step.others:
+        result["changed_files"].extend(other_plan.paths)
+        diffs.extend(other_plan.diff())
+    if step.agent_file is not None:
+        step.agent_before = _read_bytes(step.agent_file[0])
+        if step.agent_before != step.agent_file[1]:
+            result["changed_files"].append(step.agent_file[0])
+            diffs.append(dict(before_header=step.agent_file[0], after_header=step.agent_file[0],
+                              before=(step.agent_before or b"").decode("utf-8", "replace"),
+                              after=step.agent_file[1].decode("utf-8", "replace")))
+    result["diff"] = diffs
+
+
+def plan(request, tokens=None, warn=None):
+    """Work out everything ``request`` writes, writing nothing: a ``Decision`` (its ``result`` is what check mode
+    returns). Raises ``SuperviseError`` when the decision cannot be made."""
+    warnings = []
+
+    def say(text):
+        warnings.append(text)
+        if warn is not None:
+            warn(text)
+    proposal = request.proposal
+    result = dict(changed=False, reloaded=False, reload="", changed_files=[], proposal=proposal, problems=[],
+                  diff=[], warnings=warnings)
+    if request.scope == "agent":
+        result["also"] = []
+    step = Decision(request, result, warnings, say)
+    if not _check_decision(request):
+        step.final = True
+        return step
+    try:
+        updated, before = sv.apply_changes(proposal, request.changes)
     except SuperviseError as exc:
         raise SuperviseError("changes: %s" % exc)
     updated.pop("not_applied", None)  # an earlier approval's failure: this decision is recorded afresh
-    stamp = sv.now()
-    events = []
+    step.updated, step.stamp = updated, sv.now()
     if before:
-        updated["modified"] = {"at": stamp, "before": before}
-        events.append(dict(event="modified", by="operator", id=proposal["id"], kind=proposal["kind"], time=stamp,
-                           before=before, after={k: updated.get(k) for k in before}))
+        updated["modified"] = {"at": step.stamp, "before": before}
+        step.events.append(dict(event="modified", by="operator", id=proposal["id"], kind=proposal["kind"],
+                                time=step.stamp, before=before, after={k: updated.get(k) for k in before}))
 
-    agent = sv.bottle_agent(state_dir)
+    step.agent = sv.bottle_agent(request.state_dir)
     agent_approved = None
-    if agent is not None and want == "approved" and proposal["kind"] in sv.POLICY_KINDS:
-        agent_approved = sv.read_agent_approved(state_root, agent)
-    elif agent is None and scope == "agent":
+    if step.agent is not None and request.want == "approved" and proposal["kind"] in sv.POLICY_KINDS:
+        agent_approved = sv.read_agent_approved(request.state_root, step.agent)
+    elif step.agent is None and request.scope == "agent":
         raise SuperviseError("bottle %s has no meta.json naming its agent (launched by an older release): relaunch it "
-                             "with playbooks/bottle.yml, or approve with scope bottle" % slug)
-    plan = None
-    others = []  # (slug, state_dir, plan)
-    agent_file = None
-    if want != "pending":
-        updated.update(status=want, decided=stamp, note=note)
-        extra = {"scope": "agent", "agent": agent} if scope == "agent" else {}
-        events.append(dict(event=want, by="operator", id=proposal["id"], kind=proposal["kind"], time=stamp,
-                           note=note, **dict(extra, **{k: updated[k] for k in ("host", "url") if k in updated})))
-        if want == "approved" and proposal["kind"] == "route":
+                             "with playbooks/bottle.yml, or approve with scope bottle" % request.slug)
+    if request.want != "pending":
+        updated.update(status=request.want, decided=step.stamp, note=request.note)
+        extra = {"scope": "agent", "agent": step.agent} if request.scope == "agent" else {}
+        step.events.append(dict(event=request.want, by="operator", id=proposal["id"], kind=proposal["kind"],
+                                time=step.stamp, note=request.note,
+                                **dict(extra, **{k: updated[k] for k in ("host", "url") if k in updated})))
+        if request.want == "approved" and proposal["kind"] == "route":
+            _bind_route(request, updated, agent_approved, step.events)
+        if request.want == "approved" and proposal["kind"] in sv.POLICY_KINDS:
             try:
-                ref, serves = credential_serves(state_root, slug, updated, agent_approved or {})
+                step.config = sv.plan_approval(request.state_dir, updated, tokens, agent_approved)
             except SuperviseError as exc:
-                raise SuperviseError("cannot approve proposal %s: %s" % (proposal_id, exc))
-            try:
-                check_binding(ref, serves, updated["host"], bind_new_host)
-            except SuperviseError as exc:
-                raise SuperviseError("cannot approve proposal %s: %s" % (proposal_id, exc))
-            if ref is not None:
-                binding = dict(credential=ref, credential_serves=serves,
-                               bound_new_host=bool(serves) and updated["host"] not in serves)
-                updated.update(binding)
-                events[-1].update(binding)
-        if want == "approved" and proposal["kind"] in sv.POLICY_KINDS:
-            try:
-                plan = sv.plan_approval(state_dir, updated, tokens, agent_approved)
-            except SuperviseError as exc:
-                raise SuperviseError("cannot approve proposal %s: %s" % (proposal_id, exc))
-        if scope == "agent":
-            for other in agent_slugs(state_root, agent):
-                if other == slug:
-                    continue
-                other_dir = naming.state_dir(other, state_root)
-                try:
-                    ref, serves = credential_serves(state_root, other, updated, agent_approved or {})
-                    check_binding(ref, serves, updated["host"], bind_new_host, " in bottle %s" % other)
-                    others.append((other, other_dir, sv.plan_approval(other_dir, updated, tokens, agent_approved)))
-                except SuperviseError as exc:
-                    raise SuperviseError("cannot approve proposal %s for bottle %s (agent %s), so for none of its "
-                                         "bottles: %s; or approve it with scope bottle" % (proposal_id, other, agent, exc))
-            agent_file = (sv.agent_approved_path(state_root, agent),
-                          bc.json_bytes(sv.add_approval(agent_approved, updated)))
-        if proposal["kind"] == "release" and sv.release_too_late(state_dir, proposal):
+                raise SuperviseError("cannot approve proposal %s: %s" % (proposal["id"], exc))
+        if request.scope == "agent":
+            _plan_others(request, step, tokens, agent_approved)
+        if proposal["kind"] == "release" and sv.release_too_late(request.state_dir, proposal):
             say("egress holds a request for %d s only (firewall.dlp_supervise_timeout) and proposal %s is "
                 "older: the request was already refused, so this decision is only recorded"
-                % (sv.release_hold(state_dir), proposal["id"]))
+                % (sv.release_hold(request.state_dir), proposal["id"]))
     result.update(changed=True, proposal=updated)
-    diffs = [dict(before_header="proposal %s" % proposal["id"], after_header="proposal %s" % proposal["id"],
-                  before=proposal, after=updated)]
-    if plan is not None:
-        result["changed_files"] = plan.paths
-        diffs.extend(plan.diff())
-    for _other, _dir, other_plan in others:
-        result["changed_files"].extend(other_plan.paths)
-        diffs.extend(other_plan.diff())
-    agent_before = None
-    if agent_file is not None:
-        agent_before = _read_bytes(agent_file[0])
-        if agent_before != agent_file[1]:
-            result["changed_files"].append(agent_file[0])
-            diffs.append(dict(before_header=agent_file[0], after_header=agent_file[0],
-                              before=(agent_before or b"").decode("utf-8", "replace"),
-                              after=agent_file[1].decode("utf-8", "replace")))
-    result["diff"] = diffs
-    if check_mode:
-        if scope == "agent":
-            result["also"] = [dict(slug=other, changed=bool(other_plan.changes), reloaded=False, reload="check mode")
-                              for other, _dir, other_plan in others]
-        return result
+    _diffs(step)
+    if request.scope == "agent":
+        # What check mode reports of the other bottles (apply replaces it with what was done).
+        result["also"] = [dict(slug=other, changed=bool(other_plan.changes), reloaded=False, reload="check mode")
+                          for other, _dir, other_plan in step.others]
+    return step
 
-    # The configuration first, the decision last: when the agent sees "approved", the bottle allows it.
-    if plan is not None:
+
+def _apply_other(step, other, other_dir, other_plan, reload, client_factory):
+    """Write and reload another bottle of the agent (scope agent); its entry of ``also``. A reload that fails is
+    a warning: the approval is in its files, and its next launch applies it."""
+    request = step.request
+    entry = dict(slug=other, changed=bool(other_plan.changes), reloaded=False, reload="")
+    try:
+        config_hash, entry["reloaded"], entry["reload"] = _apply_and_reload(
+            other_plan, other_dir, other, reload, client_factory)
+        if config_hash is not None:
+            entry["config_hash"] = config_hash
+    except (dc.DockerException, dc.EngineUnavailable, bc.BundleConfigError, SuperviseError) as exc:
+        entry["reload"] = "not reloaded: %s" % exc
+        step.say("bottle %s (agent %s) has the approval in its files, but its bundle could not be reloaded (%s): "
+                 "re-run playbooks/bottle.yml for it" % (other, step.agent, exc))
+    if os.path.isdir(sv.store_dir(other_dir)):
+        _append_audit(other_dir, dict(event="approved", by="operator", scope="agent", agent=step.agent,
+                                      kind=request.proposal["kind"], time=step.stamp, note=request.note,
+                                      host=step.updated["host"], from_bottle=request.slug,
+                                      **{"from": request.proposal["id"]}))
+    return entry
+
+
+def apply(step, reload=True, client_factory=None):
+    """Write what ``step`` (``plan``'s) planned and reload the bundles it changes: the configuration first, the
+    decision last (when the agent sees "approved", the bottle allows it). Returns ``step.result``."""
+    request, result = step.request, step.result
+    if step.final:
+        return result
+    client_factory = client_factory or default_client_factory()
+    if step.config is not None:
         try:
             config_hash, result["reloaded"], result["reload"] = _apply_and_reload(
-                plan, state_dir, slug, reload, client_factory)
+                step.config, request.state_dir, request.slug, reload, client_factory)
         except (dc.DockerException, dc.EngineUnavailable, bc.BundleConfigError) as exc:
             raise _fail("the configuration of bottle %s was updated but the bundle could not be reloaded (%s): "
-                        "re-run playbooks/bottle.yml for it; the proposal is still pending" % (slug, exc), True)
+                        "re-run playbooks/bottle.yml for it; the proposal is still pending" % (request.slug, exc), True)
         except EgressRefusal as exc:
             # The agent is told too: its proposal stays pending, saying why the approval did not take.
-            sv.write_proposal(state_dir, dict(proposal, not_applied={"at": stamp, "why": str(exc)}))
+            sv.write_proposal(request.state_dir, dict(request.proposal,
+                                                      not_applied={"at": step.stamp, "why": str(exc)}))
             raise
         if config_hash is not None:
             result["config_hash"] = config_hash
-    if agent_file is not None and agent_before != agent_file[1]:
-        os.makedirs(os.path.dirname(agent_file[0]), mode=0o700, exist_ok=True)
-        bc.write_atomic(agent_file[0], agent_file[1])
-    for other, other_dir, other_plan in others:
-        entry = dict(slug=other, changed=bool(other_plan.changes), reloaded=False, reload="")
-        try:
-            config_hash, entry["reloaded"], entry["reload"] = _apply_and_reload(
-                other_plan, other_dir, other, reload, client_factory)
-            if config_hash is not None:
-                entry["config_hash"] = config_hash
-        except (dc.DockerException, dc.EngineUnavailable, bc.BundleConfigError, SuperviseError) as exc:
-            entry["reload"] = "not reloaded: %s" % exc
-            say("bottle %s (agent %s) has the approval in its files, but its bundle could not be reloaded (%s): "
-                "re-run playbooks/bottle.yml for it" % (other, agent, exc))
-        if os.path.isdir(sv.store_dir(other_dir)):
-            _append_audit(other_dir, dict(event="approved", by="operator", scope="agent", agent=agent,
-                                          kind=proposal["kind"], time=stamp, note=note, host=updated["host"],
-                                          from_bottle=slug, **{"from": proposal["id"]}))
-        result["also"].append(entry)
-    sv.write_proposal(state_dir, updated)
-    for event in events:
-        _append_audit(state_dir, event)
+    if step.agent_file is not None and step.agent_before != step.agent_file[1]:
+        os.makedirs(os.path.dirname(step.agent_file[0]), mode=0o700, exist_ok=True)
+        bc.write_atomic(step.agent_file[0], step.agent_file[1])
+    if request.scope == "agent":
+        result["also"] = [_apply_other(step, other, other_dir, other_plan, reload, client_factory)
+                          for other, other_dir, other_plan in step.others]
+    sv.write_proposal(request.state_dir, step.updated)
+    for event in step.events:
+        _append_audit(request.state_dir, event)
     return result
+
+
+def decide(state_root, slug, proposal_id, decision, note="", changes=None, tokens=None, reload=True,
+           check_mode=False, scope="bottle", warn=None, docker_host=None, timeout=60, client_factory=None,
+           bind_new_host=False):
+    """Record the operator's ``decision`` on proposal ``proposal_id`` of bottle ``slug`` (see the module doc):
+    ``validate``, ``plan``, then (not in check mode) ``apply``."""
+    request = validate(state_root, slug, proposal_id, decision, note, changes, scope, bind_new_host)
+    step = plan(request, tokens, warn)
+    if check_mode:
+        return step.result
+    return apply(step, reload, client_factory or default_client_factory(docker_host, timeout))
 
 
 def agent_approvals_text(state_root, agent):

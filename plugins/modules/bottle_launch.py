@@ -18,21 +18,27 @@ description:
   - Each phase takes the options of its module, less those this module wires from the phases before it - the
     bundle's networks and address come from the networks, the agent's network, address and proxy from the
     networks and the bundle, the bundle's configuration hash from the state directory, the provisioning's
-    target, bundle and git-gate host from the agent and the bundle.
+    target, bundle and git-gate host from the agent and the bundle (module_utils/launch_phases.py, the one
+    place the launch is wired). Ansible validates each phase's options as the nested options of this module's
+    option of that name, and masks their secrets.
     When the bundle runs supervise, the agent gets supervise's MCP server too.
   - Before anything is created it looks at what is there - whether the bottle exists (RV(preexisting)), both
-    images (a missing one is reported in RV(missing_images), and nothing is done), the operator's approvals
+    images (a missing one is reported in RV(missing_images), and nothing is done), the operator's files it reads
+    on this host (O(upstream_ca_file), and the git-gate identity of each repo of O(provision.git_gate), which must
+    be a regular file others cannot read; a problem is reported in RV(host_errors), and nothing is done), the
+    operator's approvals
     (M(botbottle.bottle.bottle_supervise); the bottle's, then with O(approvals_agent) those for every bottle of the
-    agent) merged into C(state.policy) as the C(botbottle.bottle.with_approvals) filter does, and the credential of
-    every route of the merged policy - a route an approval added whose C(token_ref) is not in C(state.tokens) is
+    agent) merged into O(state.policy) as the C(botbottle.bottle.with_approvals) filter does, and the credential of
+    every route of the merged policy - a route an approval added whose C(token_ref) is not in O(state.tokens) is
     reported in RV(missing_tokens), and nothing is done, so the caller can resolve it and call again.
   - With O(stamp), when the stamp of the last launch (module_utils/launch_stamp.py) has the same digest - O(stamp),
-    the approvals and the credentials - and the same networks and containers still run, healthy, the images they
-    run are those their names point at and the state directory's files are unchanged, there is nothing to do
-    (RV(current)); anything else takes the full path, which converges.
-  - A bad option of a phase fails before anything is created, its message opening with the phase's name
-    (V(bundle), V(container), ...). Any other failure opens with the name of the phase that failed too (for
-    example V(provision) when update-ca-certificates fails in the agent) and says in RV(preexisting) whether
+    the approvals, the credentials and the text of O(upstream_ca_file) - and the same networks and containers
+    still run, healthy, the images they run are those their names point at and the state directory's files are
+    unchanged, there is nothing to do (RV(current)); anything else takes the full path, which converges.
+  - A bad option of a phase fails before anything is created, its message naming the phase and the option
+    (Ansible's own check, for example C(bundle.config_hash) for an option this module sets itself). Any other
+    failure opens with the name of the phase that failed (for example V(provision) when update-ca-certificates
+    fails in the agent, or when an option fails a check beyond its spec) and says in RV(preexisting) whether
     the bottle existed before (the role rolls back only what a launch created).
   - In check mode the provisioning of an agent container that does not exist yet is skipped, as there is
     nothing to look into.
@@ -43,6 +49,11 @@ description:
 author: botbottle developers (@botbottle)
 extends_documentation_fragment:
   - botbottle.bottle.docker
+  - botbottle.bottle.launch_phases.state
+  - botbottle.bottle.launch_phases.network
+  - botbottle.bottle.launch_phases.bundle
+  - botbottle.bottle.launch_phases.container
+  - botbottle.bottle.launch_phases.provision
 attributes:
   check_mode:
     description: Each phase reports what it would do and touches nothing; no stamp is written.
@@ -70,34 +81,13 @@ options:
   approvals_agent:
     description: Merge what the operator approved for every bottle of this agent too (C(scope=agent)).
     type: str
-  state:
+  upstream_ca_file:
     description:
-      - The options of M(botbottle.bottle.bottle_state) but O(slug) and C(state) (and its archive options, which
-        are for removal); C(policy) is required.
-    type: dict
-    required: true
-  network:
-    description: The options of M(botbottle.bottle.bottle_network) but O(slug), O(agent) and C(state).
-    type: dict
-    default: {}
-  bundle:
-    description:
-      - The options of M(botbottle.bottle.sidecar_bundle) but O(slug), O(agent), C(state), C(internal_network),
-        C(internal_ip), C(egress_network), C(config_hash) and C(wait) (the provisioning waits).
-    type: dict
-    required: true
-  container:
-    description:
-      - The options of M(botbottle.bottle.bottle_agent) but O(slug), O(agent), C(state), C(network), C(ip) and
-        C(proxy_url).
-    type: dict
-    required: true
-  provision:
-    description:
-      - The options of M(botbottle.bottle.bottle_provision) but C(transport), C(target), C(bundle) and
-        C(gate_host).
-    type: dict
-    default: {}
+      - A PEM file on this host of extra CAs the bundle trusts for upstream TLS. bottle_launch reads it (the
+        role's C(bottle_upstream_ca_file)) and writes its text as the state's C(upstream_ca), which
+        O(state.options.upstream_ca) must then leave empty; the stamp covers its text. A missing file is reported
+        in RV(host_errors), and nothing is done.
+    type: path
   lock_timeout:
     description:
       - The bottle's lock (C(<state_root>/../locks/<slug>.lock), see C(plugins/module_utils/bottle_lock.py)) is held for
@@ -154,7 +144,7 @@ preexisting:
   type: bool
 current:
   description: Whether the bottle already ran as this launch would leave it (nothing was done).
-  returned: with O(stamp), unless RV(missing_images) or RV(missing_tokens)
+  returned: with O(stamp), unless RV(missing_images), RV(host_errors) or RV(missing_tokens)
   type: bool
 reason:
   description: Why the launch took its full path (empty when RV(current)).
@@ -165,11 +155,20 @@ missing_images:
   returned: always
   type: list
   elements: str
+host_errors:
+  description:
+    - Each problem with a file of the operator's on this host (O(upstream_ca_file), a git-gate identity), naming
+      its key and the fix; when any, nothing was done.
+  returned: unless RV(missing_images)
+  type: list
+  elements: str
+  sample: ["bottle_policies.demo.git_gate.repos.project.identity /home/me/.ssh/gate on this host: has mode 0644,
+            readable by others: chmod 600 /home/me/.ssh/gate"]
 missing_tokens:
   description: >-
     Each route an approval added whose credential is not in C(state.tokens), as C({host, auth: {token_ref}});
     when any, nothing was done.
-  returned: unless RV(missing_images)
+  returned: unless RV(missing_images) or RV(host_errors)
   type: list
   elements: dict
   sample: [{host: api.github.com, auth: {token_ref: GH_TOKEN}}]
@@ -213,67 +212,76 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.botbottle.bottle.plugins.module_utils import bottle_lock, bundle_config, launch_stamp, naming
+from ansible_collections.botbottle.bottle.plugins.module_utils import bottle_lock, bundle_config, host_files
+from ansible_collections.botbottle.bottle.plugins.module_utils import launch_stamp, naming
 from ansible_collections.botbottle.bottle.plugins.module_utils import supervise as sv
 from ansible_collections.botbottle.bottle.plugins.module_utils.bundle_health import read_health
 from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import (
     DOCKER_COMMON_ARGS, DockerException, find_container, find_image, find_network, get_docker_client)
+from ansible_collections.botbottle.bottle.plugins.module_utils.launch_phases import BY_NAME, PHASES, Run
+from ansible_collections.botbottle.bottle.plugins.module_utils.launch_phases import argument_spec as phases_spec
 from ansible_collections.botbottle.bottle.plugins.module_utils.phases import Phase, PhaseFailed, merge_diffs
-from ansible_collections.botbottle.bottle.plugins.module_utils.state_write import STATE_SPEC
-
-# The options each phase gets from this module or the phases before it, never from the caller.
-WIRED = {
-    "state": ("slug", "state", "archive_root", "archive_keep_days", "archive_keep"),
-    "network": ("slug", "agent", "state"),
-    "bundle": ("slug", "agent", "state", "internal_network", "internal_ip", "egress_network", "config_hash", "wait"),
-    "container": ("slug", "agent", "state", "network", "ip", "proxy_url"),
-    "provision": ("transport", "target", "bundle", "gate_host"),
-}
 
 
-def phase(module, name, spec, wired):
-    given = dict(module.params[name] or {})
-    clash = sorted(set(given) & set(WIRED[name]))
-    if clash:
-        raise PhaseFailed(name, "%s.%s is set by bottle_launch itself: remove it from %s" % (name, clash[0], name), {})
-    given.update(wired)
-    # Failures raise (PhaseFailed): the bundle and the agent run side by side, and only main() fails the module.
-    return Phase(module, name, spec, given, raise_failures=True)
+def phase(module, run, name):
+    """The phase's options - the caller's (validated by Ansible with this module's), with the wiring applied."""
+    return Phase(module, name, BY_NAME[name].options(run, module.params[name]))
+
+
+def read_host_files(module):
+    """The files on this host the launch reads: the upstream CAs and the git-gate identities (checked, not read).
+    (problems, upstream CA text or None); nothing is created when there are problems."""
+    p = module.params
+    meta_policy = (p["state"]["meta"] or {}).get("policy")
+    problems = host_files.identity_problems((p["provision"].get("git_gate") or {}).get("repos") or [], meta_policy)
+    ca = None
+    if p["upstream_ca_file"]:
+        if (p["state"]["options"] or {}).get("upstream_ca"):
+            problems.append("state.options.upstream_ca and upstream_ca_file are both set: give the CAs once (the "
+                            "file on this host, upstream_ca_file, which bottle_launch reads)")
+        else:
+            ca, problem = host_files.read_upstream_ca(p["upstream_ca_file"])
+            if problem:
+                problems.append(problem)
+    return problems, ca
 
 
 def look(module, client):
-    """Before anything is created: whether the bottle exists, the images, the policy with the operator's
-    approvals, the credentials it lacks, and whether the bottle already runs as this launch would leave it."""
+    """Before anything is created: whether the bottle exists, the images, the files on this host it reads, the
+    policy with the operator's approvals, the credentials it lacks, and whether the bottle already runs as this
+    launch would leave it."""
     p = module.params
     slug = p["slug"]
-    # The state phase's options, checked (and its paths expanded) first: where the state and approvals are.
-    state_root = phase(module, "state", STATE_SPEC, dict(slug=slug, state="present")).params["state_root"]
+    state_root = p["state"]["state_root"]
     state_dir = naming.state_dir(slug, state_root)
     containers = [find_container(client, naming.object_name(slug, role)) for role in launch_stamp.CONTAINERS]
     networks = [find_network(client, naming.object_name(slug, suffix)) for suffix in launch_stamp.NETWORKS.values()]
     seen = dict(preexisting=os.path.isdir(state_dir) or any(o is not None for o in containers + networks))
-    images = {"bundle": (p["bundle"] or {}).get("image"), "agent": (p["container"] or {}).get("image")}
+    images = {"bundle": p["bundle"].get("image"), "agent": p["container"].get("image")}
     found = {role: find_image(client, name) if name else None for role, name in images.items()}
     seen["missing_images"] = sorted(images[role] for role, image in found.items() if image is None and images[role])
     if seen["missing_images"]:
+        return seen
+    seen["host_errors"], seen["upstream_ca"] = read_host_files(module)
+    if seen["host_errors"]:
         return seen
     try:
         approved = bundle_config.combine_approved(
             sv.read_approved(state_dir), sv.read_agent_approved(state_root, p["approvals_agent"])
             if p["approvals_agent"] else None)
-        seen["policy"] = bundle_config.merge_approved((p["state"] or {}).get("policy") or {}, approved)
+        seen["policy"] = bundle_config.merge_approved(p["state"]["policy"] or {}, approved)
     except (sv.SuperviseError, ValueError) as exc:
         raise PhaseFailed("state", "%s (it holds what the operator approved for bottle %s)" % (exc, slug), {})
-    tokens = (p["state"] or {}).get("tokens") or {}
+    tokens = p["state"]["tokens"] or {}
     seen["missing_tokens"] = [{"host": route["host"], "auth": {"token_ref": route["auth"]["token_ref"]}}
                               for route in (seen["policy"].get("egress") or {}).get("routes") or []
                               if isinstance(route.get("auth"), dict) and route["auth"].get("token_ref") not in tokens]
     if seen["missing_tokens"] or not p["stamp"]:
         return seen
-    # The stamp covers the controller's digest, and what only this host knows: the approvals and the
-    # credentials of the routes they add.
-    seen["digest"] = hashlib.sha256(json.dumps([p["stamp"], approved, tokens], sort_keys=True)
-                                    .encode("utf-8")).hexdigest()
+    # The stamp covers the controller's digest, and what only this host knows: the approvals, the credentials
+    # of the routes they add and the upstream CAs read here.
+    inputs = [p["stamp"], approved, tokens] + ([seen["upstream_ca"]] if p["upstream_ca_file"] else [])
+    seen["digest"] = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode("utf-8")).hexdigest()
 
     def healthy(bundle):
         try:
@@ -286,47 +294,45 @@ def look(module, client):
     return seen
 
 
-def launch(module, client, seconds, policy):
-    # Imported here: a rerun with nothing to do (look) never loads the phases.
+def launch(module, client, seconds, policy, upstream_ca):
+    # Imported here: a rerun with nothing to do (look) never loads the phases' logic.
     from ansible_collections.botbottle.bottle.plugins.module_utils import provisioning, state_write
-    from ansible_collections.botbottle.bottle.plugins.module_utils.agent_container import AGENT_SPEC, AgentManager
-    from ansible_collections.botbottle.bottle.plugins.module_utils.bottle_networks import NETWORK_SPEC, NetworkManager
-    from ansible_collections.botbottle.bottle.plugins.module_utils.bundle_container import BUNDLE_SPEC, BundleManager
+    from ansible_collections.botbottle.bottle.plugins.module_utils.agent_container import AgentManager
+    from ansible_collections.botbottle.bottle.plugins.module_utils.bottle_networks import NetworkManager
+    from ansible_collections.botbottle.bottle.plugins.module_utils.bundle_container import BundleManager
     from ansible_collections.botbottle.bottle.plugins.module_utils.transport_factory import get_transport
     p = module.params
     done = {}
     clock = [time.monotonic()]
-    # Every phase's options are checked before the first phase runs (the state's by look()), what the
-    # phases before it give a phase standing in as a placeholder of its type: a bad one creates nothing.
-    owner = dict(slug=p["slug"], agent=p["agent"], state="present")
-    phase(module, "network", NETWORK_SPEC, owner)
-    phase(module, "bundle", BUNDLE_SPEC, dict(owner, internal_network="n", internal_ip="0.0.0.0", egress_network="n",
-                                              config_hash="h", wait=False))
-    phase(module, "container", AGENT_SPEC, dict(owner, network="n", ip="0.0.0.0", proxy_url="http://0.0.0.0:8888"))
-    provisioning.check_params(phase(module, "provision", provisioning.PROVISION_SPEC, dict(
-        transport="docker", target="t", bundle="b", gate_host="g")))
+    # Ansible checked every phase's options against its spec; what the provisioning checks beyond its spec is
+    # checked too before the first phase runs (what the phases before it give standing as Run.preview's).
+    preview = Run.preview(p["slug"], p["agent"], p["bundle"]["daemons"])
+    provisioning.check_params(phase(module, preview, "provision"))
 
     def took(name):
         now = time.monotonic()
         seconds[name] = round(now - clock[0], 3)
         clock[0] = now
-    state = phase(module, "state", STATE_SPEC, dict(slug=p["slug"], state="present", policy=policy))
+    run = Run(p["slug"], p["agent"], policy)
+    state = phase(module, run, "state")
+    if upstream_ca is not None:
+        state.params["options"] = dict(state.params["options"], upstream_ca=upstream_ca)
     done["state"] = state_write.present(state)
+    run.config_hash = done["state"]["config_hash"]
     took("state")
 
-    networks = NetworkManager(phase(module, "network", NETWORK_SPEC, owner), client)
+    networks = NetworkManager(phase(module, run, "network"), client)
     networks.present()
     done["network"] = networks.result
+    run.internal, run.egress = networks.result["networks"]["internal"], networks.result["networks"]["egress"]
     took("network")
-    internal, egress = networks.result["networks"]["internal"], networks.result["networks"]["egress"]
 
-    bundle = BundleManager(phase(module, "bundle", BUNDLE_SPEC, dict(
-        owner, internal_network=internal["name"], internal_ip=internal["bundle_ip"], egress_network=egress["name"],
-        config_hash=done["state"]["config_hash"], wait=False)), client)
+    bundle = BundleManager(phase(module, run, "bundle"), client)
     # The agent reaches the bundle at its pinned address: known before the bundle exists.
-    endpoints = bundle.endpoints(internal["bundle_ip"])
-    agent = AgentManager(phase(module, "container", AGENT_SPEC, dict(
-        owner, network=internal["name"], ip=internal["agent_ip"], proxy_url=endpoints.get("proxy_url"))), client)
+    run.endpoints = bundle.endpoints(run.internal["bundle_ip"])
+    run.daemons, run.bundle_name = bundle.p["daemons"], bundle.name
+    agent = AgentManager(phase(module, run, "container"), client)
+    run.agent_name = agent.name
     # Both containers are made side by side (each only needs the networks); a failure of either is raised
     # once both are done.
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -338,16 +344,9 @@ def launch(module, client, seconds, policy):
 
     # In check mode an agent that is not there yet has nothing to look into.
     if not (module.check_mode and agent.result["changed"]):
-        given = module.params["provision"] or {}
-        wired = dict(transport="docker", target=agent.name, bundle=bundle.name)
-        if given.get("git_gate"):
-            wired["gate_host"] = endpoints.get("address")
-        if "supervise" in bundle.p["daemons"]:
-            wired["mcp_servers"] = dict(given.get("mcp_servers") or {},
-                                        supervise={"type": "http", "url": endpoints.get("supervise_url")})
-        step = phase(module, "provision", provisioning.PROVISION_SPEC, wired)
         waits = {}
-        done["provision"] = provisioning.run(step, get_docker_client, get_transport, client=client, timings=waits)
+        done["provision"] = provisioning.run(phase(module, run, "provision"), get_docker_client, get_transport,
+                                             client=client, timings=waits)
         took("provision")
         seconds.update(("provision_" + k, v) for k, v in waits.items())
     return done, networks, bundle, agent
@@ -370,21 +369,23 @@ def stamp(state_dir, digest, networks, bundle, agent):
     return True
 
 
-def main():
+def argument_spec():
+    """This module's options: its own, each phase's (the nested options of one dict option), Docker's."""
     spec = dict(
         slug=dict(type="str", required=True),
         agent=dict(type="str", required=True),
         stamp=dict(type="str"),
         approvals_agent=dict(type="str"),
-        state=dict(type="dict", required=True),
-        network=dict(type="dict", default={}),
-        bundle=dict(type="dict", required=True),
-        container=dict(type="dict", required=True),
-        provision=dict(type="dict", default={}),
+        upstream_ca_file=dict(type="path"),
         lock_timeout=dict(type="int", default=bottle_lock.DEFAULT_TIMEOUT),
     )
+    spec.update(phases_spec())
     spec.update(DOCKER_COMMON_ARGS)
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    return spec
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     error = naming.slug_error(module.params["slug"])
     if error:
         module.fail_json(msg="slug: " + error)
@@ -394,23 +395,23 @@ def main():
     try:
         # One change to the bottle at a time (a launch, a relaunch, a teardown, an approval): a second run waits
         # here, then finds the bottle as the first left it.
-        state_root = phase(module, "state", STATE_SPEC, dict(slug=module.params["slug"], state="present")
-                           ).params["state_root"]
-        with bottle_lock.hold(state_root, module.params["slug"], "launch", module.params["lock_timeout"]) as lock:
+        with bottle_lock.hold(module.params["state"]["state_root"], module.params["slug"], "launch",
+                              module.params["lock_timeout"]) as lock:
             seen = look(module, client)
-            if seen["missing_images"] or seen["missing_tokens"] or seen.get("current"):
+            upstream_ca = seen.pop("upstream_ca", None)
+            if seen["missing_images"] or seen["host_errors"] or seen["missing_tokens"] or seen.get("current"):
                 # Nothing to do, or nothing this call can do: the role says why, or resolves the credentials
                 # and calls again.
                 seen.pop("policy", None)
                 module.exit_json(changed=False, lock=lock, **seen)
             seconds = {}
-            done, networks, bundle, agent = launch(module, client, seconds, seen.pop("policy"))
+            done, networks, bundle, agent = launch(module, client, seconds, seen.pop("policy"), upstream_ca)
             stamped = False if module.check_mode else stamp(done["state"]["path"], seen.get("digest"), networks,
                                                             bundle, agent)
     except bottle_lock.BottleLocked as exc:
         module.fail_json(msg=str(exc), preexisting=True)
     except PhaseFailed as exc:
-        # The message names the phase that failed (a phase's option errors name it already).
+        # The message names the phase that failed.
         msg = exc.msg if exc.msg.startswith(exc.phase + ":") or exc.msg.startswith(exc.phase + ".") \
             else "%s: %s" % (exc.phase, exc.msg)
         module.fail_json(msg=msg, phase=exc.phase, preexisting=seen["preexisting"], **exc.details)
@@ -420,7 +421,8 @@ def main():
     seen.pop("policy", None)
     result = dict(done, stamped=stamped, seconds=seconds, changed=any(r.get("changed") for r in done.values()),
                   lock=lock, **seen)
-    diffs = merge_diffs(sorted(done.items(), key=lambda item: list(WIRED).index(item[0])))
+    order = [each.name for each in PHASES]
+    diffs = merge_diffs(sorted(done.items(), key=lambda item: order.index(item[0])))
     # Each phase's result is its module's: with its diff only when asked for (run_manager does the same).
     if module._diff:
         result["diff"] = diffs

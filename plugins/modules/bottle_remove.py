@@ -194,7 +194,7 @@ from ansible_collections.botbottle.bottle.plugins.module_utils.bottle_networks i
 from ansible_collections.botbottle.bottle.plugins.module_utils.bundle_container import BUNDLE_SPEC, BundleManager
 from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import (
     DOCKER_COMMON_ARGS, DockerException, get_docker_client)
-from ansible_collections.botbottle.bottle.plugins.module_utils.phases import Phase, merge_diffs
+from ansible_collections.botbottle.bottle.plugins.module_utils.phases import Phase, PhaseFailed, merge_diffs, with_defaults
 
 # The container phases: (name, also what an engine error names; manager; its module's argument spec).
 CONTAINERS = (("agent", AgentManager, AGENT_SPEC), ("bundle", BundleManager, BUNDLE_SPEC))
@@ -217,6 +217,8 @@ def main():
             remove(module, lock)
     except bottle_lock.BottleLocked as exc:
         module.fail_json(msg=str(exc))
+    except PhaseFailed as exc:
+        module.fail_json(msg=exc.msg, phase=exc.phase, **exc.details)
 
 
 def argument_spec():
@@ -262,7 +264,8 @@ def remove(module, lock):
     phases = []
     for what, manager, phase_spec in CONTAINERS + (("networks", NetworkManager, NETWORK_SPEC),):
         try:
-            phases.append((what, manager(Phase(module, what, phase_spec, dict(slug=slug, state="absent")), client)))
+            phases.append((what, manager(Phase(module, what, with_defaults(
+                phase_spec, dict(slug=slug, state="absent"))), client)))
         except DockerException as exc:
             engine_error(module, what, exc)
     for _what, manager in phases:

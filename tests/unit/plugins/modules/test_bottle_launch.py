@@ -105,8 +105,12 @@ def test_an_option_the_module_wires_itself_is_refused_naming_it(engine, tmp_path
     bad["bundle"] = dict(bad["bundle"], config_hash="abc")
     with pytest.raises(Failed) as failed:
         run_module(bottle_launch, engine.client, bad)
-    assert "bundle.config_hash is set by bottle_launch itself" in failed.value.result["msg"]
-    assert failed.value.result["preexisting"] is False
+    # Ansible refuses it (the option is not among the bundle's: bottle_launch sets it), naming the phase and key
+    # and listing what the phase takes.
+    msg = failed.value.result["msg"]
+    assert "bundle.config_hash" in msg and "Supported parameters include: " in msg and "daemons" in msg
+    # Refused before the module ran: no preexisting, which the role's rescue reads as "remove nothing".
+    assert "preexisting" not in failed.value.result
     nothing_created(engine, tmp_path)
 
 
@@ -115,7 +119,7 @@ def test_a_bad_phase_option_names_the_phase(engine, tmp_path):
     bad["container"] = dict(bad["container"], pids_limit="many")
     with pytest.raises(Failed) as failed:
         run_module(bottle_launch, engine.client, bad, check=True)
-    assert failed.value.result["msg"].startswith("container: ")
+    assert "found in 'container'" in failed.value.result["msg"]
     assert "pids_limit" in failed.value.result["msg"]
 
 
@@ -187,3 +191,44 @@ def test_a_launch_waits_for_the_bottles_lock_and_past_its_timeout_creates_nothin
     engine.images.clear()  # once the lock is free the launch runs (here: to its report of the missing images)
     result = run_module(bottle_launch, engine.client, args(tmp_path, lock_timeout=0))
     assert result["missing_images"] and result["lock"] == {"waited": 0, "waited_for": None}
+
+
+def test_the_operators_files_on_this_host_are_checked_before_anything_is_created(engine, tmp_path):
+    """The git-gate identities and the upstream CA file are looked at in the module (no round trip of their own)."""
+    shared = tmp_path / "gate-shared"
+    shared.write_text("key")
+    os.chmod(shared, 0o644)
+    bad = args(tmp_path, upstream_ca_file=str(tmp_path / "missing-ca.pem"))
+    bad["state"] = dict(bad["state"], meta={"slug": "demo", "agent": "demo", "policy": "demo"})
+    bad["provision"] = dict(bad["provision"], git_gate={"repos": [
+        {"name": "project", "identity": str(shared), "aliases": ["git@example.org:p.git"]}]})
+    result = run_module(bottle_launch, engine.client, bad)
+    assert result["changed"] is False and result["preexisting"] is False
+    assert result["host_errors"] == [
+        "bottle_policies.demo.git_gate.repos.project.identity %s on this host: has mode 0644, readable by others: "
+        "chmod 600 %s" % (shared, shared),
+        "bottle_upstream_ca_file %s/missing-ca.pem does not exist on this host: fix the path or leave it empty"
+        % tmp_path]
+    nothing_created(engine, tmp_path)
+
+
+def test_the_upstream_ca_file_is_read_here_and_covered_by_the_stamp(engine, tmp_path):
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+    given = args(tmp_path, upstream_ca_file=str(ca))
+    result = run_module(bottle_launch, engine.client, given, check=True, diff=True)
+    assert result["host_errors"] == [] and result["changed"] is True
+    # The state would be written with the CA's text (bundle/upstream-ca.pem among its files).
+    assert any(path.endswith("upstream-ca.pem") for path in result["state"]["changed_files"])
+    both = dict(given, state=dict(given["state"], options={"upstream_ca": "PEM"}))
+    assert "give the CAs once" in run_module(bottle_launch, engine.client, both, check=True)["host_errors"][0]
+
+
+def test_what_the_provisioning_checks_beyond_its_spec_fails_before_anything_is_created(engine, tmp_path):
+    bad = args(tmp_path)
+    bad["provision"] = dict(bad["provision"], skills={"bad name!": "text"})
+    with pytest.raises(Failed) as failed:
+        run_module(bottle_launch, engine.client, bad)
+    assert failed.value.result["msg"].startswith("provision: skills.bad name! is not a valid skill name")
+    assert failed.value.result["phase"] == "provision" and failed.value.result["preexisting"] is False
+    nothing_created(engine, tmp_path)
