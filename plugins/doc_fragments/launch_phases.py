@@ -258,6 +258,24 @@ options:
         - A new limit on a running bundle is applied in place (C(docker update)); nothing is recreated or restarted.
         type: str
         default: 1g
+      log_max_size:
+        description:
+        - Size at which Docker rotates the bundle's log (Docker syntax, for example V(10m)), when the engine logs
+          to C(json-file), its default. Egress writes each decision there as well as to its audit file (about 380
+          MB a million requests unbounded); the audit file is the record, kept and archived, the log a view for
+          C(docker logs).
+        - Another default driver of the engine (C(local), which rotates on its own, C(journald), C(syslog), ...)
+          is left alone. An empty string leaves the engine's setting.
+        - Docker cannot change a container's log settings, so a new bound recreates the bundle (it holds no agent
+          work; its state is on the host). A bundle made before this option existed is recreated once, at its next
+          launch.
+        type: str
+        default: 10m
+      log_max_files:
+        description:
+        - How many log files Docker keeps with O(bundle.log_max_size) (the one being written included).
+        type: int
+        default: 3
     required: true
 """
 
