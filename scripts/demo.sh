@@ -21,15 +21,15 @@ PLAYBOOK=.venv/bin/ansible-playbook
 PYTHON=.venv/bin/python
 NET=bb-demo-model NET_SUBNET=172.28.250.0/24 SERVER=bb-demo-model
 STATE=~/.bot-bottle/demo
-# The agent kind's demo: its shipped agent (the bottle's slug), credential variables, model API host,
-# the stand-in's script, and the non-interactive command (with the view of its output).
+# The agent kind's demo: its shipped agent (the bottle's slug), credential variables, the stand-in's
+# script, and the non-interactive command (with the view of its output).
 case "${AGENT_KIND:-claude-code}" in
   claude-code)
-    AGENT=demo KEYS="ANTHROPIC_API_KEY CLAUDE_CODE_OAUTH_TOKEN" MODEL_HOST=api.anthropic.com SCRIPT=demo-bottle.json
+    AGENT=demo KEYS="ANTHROPIC_API_KEY CLAUDE_CODE_OAUTH_TOKEN" SCRIPT=demo-bottle.json
     RUN=(claude -p "show me around this bottle" --output-format stream-json --verbose --allowedTools Bash)
     VIEW=transcript ATTACH=claude ;;
   codex)
-    AGENT=demo-codex KEYS="OPENAI_API_KEY" MODEL_HOST=api.openai.com SCRIPT=demo-codex.json
+    AGENT=demo-codex KEYS="OPENAI_API_KEY" SCRIPT=demo-codex.json
     RUN=(codex exec --json --skip-git-repo-check "show me around this bottle")
     VIEW=codex ATTACH=codex ;;
   *) printf '[demo] AGENT_KIND=%s is not an agent kind: use claude-code or codex\n' "$AGENT_KIND" >&2; exit 2 ;;

@@ -52,6 +52,7 @@ def test_resolve_names_the_kind_s_image():
     assert run(codex_agent(), held={"OPENAI_API_KEY": "set"})["kind_image"] == "botbottle/agent-codex:latest"
     assert run({"coder": {"policy": "ai"}}, held={"ANTHROPIC_API_KEY": "set"})["kind_image"] == "botbottle/agent:latest"
 
+
 def test_the_kinds_and_the_default():
     assert agent_kinds.KINDS == ("claude-code", "codex")
     assert agent_kinds.DEFAULT == "claude-code"
