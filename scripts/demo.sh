@@ -75,7 +75,7 @@ for name in $KEYS; do
 done
 
 log "no ${KEYS// / or } here: no model is called; a scripted stand-in plays the model"
-log "(export it and run make demo again for the real agent)"
+log "(export one and run make demo again for the real agent)"
 mkdir -p "$STATE"
 docker network inspect "$NET" >/dev/null 2>&1 \
   || docker network create --subnet "$NET_SUBNET" --label io.botbottle.demo=1 "$NET" >/dev/null
@@ -110,8 +110,9 @@ log "the agent at work (its lines: agent/tool; the bottle's decisions: firewall)
 docker logs -f --since 1s "bb-$AGENT-bundle" > >("$PYTHON" -u scripts/demo_view.py firewall) 2>&1 &
 follower=$!
 trap 'kill $follower 2>/dev/null || true' EXIT
+# (codex exec says "Reading additional input from stdin..." even when stdin is empty: not shown)
 docker exec -u agent -w /home/agent/work "bb-$AGENT-agent" timeout 180 "${RUN[@]}" </dev/null \
-  | "$PYTHON" -u scripts/demo_view.py "$VIEW"
+  2> >(grep -v '^Reading additional input from stdin' >&2) | "$PYTHON" -u scripts/demo_view.py "$VIEW"
 sleep 1
 
 cat <<TXT
