@@ -35,8 +35,10 @@ pipelock-images: images
 	$(VENV)/ansible-playbook playbooks/images.yml -e bottle_image_extra_ca_file="$(EXTRA_CA)" -e bottle_pipelock=true
 
 # With ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN: the real agent; without: a scripted stand-in plays the model.
+# make demo AGENT_KIND=codex: the same with OpenAI's Codex CLI (OPENAI_API_KEY).
+AGENT_KIND ?= claude-code
 demo: test-images
-	bash scripts/demo.sh
+	AGENT_KIND="$(AGENT_KIND)" bash scripts/demo.sh
 
 # The operator's console: this machine's bottles, or an inventory's hosts (make console ARGS="-i inv.yml").
 console: setup

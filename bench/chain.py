@@ -11,8 +11,10 @@ HTTP/2 client (curl's default): mitmproxy never reuses an upstream HTTP/1.1 conn
 client (a deliberate choice in its http layer: "h2_to_h1"), so against the test server, which speaks
 HTTP/1.1 only, every such request opens a new upstream TLS connection; upstreams that speak HTTP/2 (the
 model APIs, package registries, code hosts) are multiplexed instead.
-Also the wall time of one scripted agent turn by the real Claude Code (the test server plays the model
-API) in the bottle against the same turn in a plain container on the test network (aim <= 1.2x).
+Also the wall time of one scripted agent turn by each agent kind's real CLI - Claude Code (claude -p) and
+Codex (codex exec, its model API a WebSocket) - with the test server playing the model API, in a bottle
+against the same turn in a plain container of the same image on the test network (aim <= 1.2x), and the
+size of each kind's agent image.
 Figures: p50/p99 of small HTTPS requests over one keep-alive connection, throughput of a download,
 time to the first server-sent event (on a new connection, and on a warm one), egress's DLP scan of a 1 MiB JSON body (bench/dlp_scan.py run
 inside the bundle with egress's own Python), and the RSS of each bundle daemon idle and under load.
@@ -37,8 +39,11 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PLAYBOOK = os.path.join(ROOT, ".venv", "bin", "ansible-playbook")
 NET, SERVER, SUBNET = "bb-bench-net", "bb-bench-server", "172.28.248.0/24"
-HOSTS = ("allowed.bottle.test", "api.bottle.test", "api.anthropic.com")
+HOSTS = ("allowed.bottle.test", "api.bottle.test", "api.anthropic.com", "api.openai.com")
 BASELINE = "bb-bench-direct"
+CODEX_BASELINE = "bb-bench-direct-codex"
+AGENT_IMAGES = {"claude-code": "botbottle/agent:latest", "codex": "botbottle/agent-codex:latest"}
+CODEX_SCENARIO = os.path.join(ROOT, "molecule", "agent", "scenarios", "codex-fetch.json")
 BUNDLE_IMAGE = "botbottle/bundle:latest"
 PIPELOCK_BUNDLE_IMAGE = "botbottle/bundle-pipelock:latest"
 TESTNET_IMAGE = "botbottle/testnet:latest"
@@ -55,6 +60,7 @@ all:
     bb_bench_token: %(token)s
     # The model credential, as the controller would hold it (the test server's stand-in takes any).
     ANTHROPIC_API_KEY: bench-model-key-not-real
+    OPENAI_API_KEY: bench-openai-key-not-real
     bottle_bundle_extra_networks: [%(net)s]
     bottle_ssrf_ip_allowlist: [%(subnet)s]
     bottle_upstream_ca_file: %(ca)s
@@ -62,6 +68,10 @@ all:
     bottle_agents:
       bench:
         description: Benchmark client; no model is called.
+        policy: bench
+      benchcodex:
+        description: The same with Codex (its agent image, OpenAI's API from the test server).
+        kind: codex
         policy: bench
     bottle_policies:
       bench:
@@ -139,19 +149,20 @@ class Bench:
         self.inventory = os.path.join(self.tmp, "inventory.yml")
         with open(self.inventory, "w") as handle:
             handle.write(INVENTORY % {"token": TOKEN, "net": NET, "subnet": SUBNET, "ca": self.ca_file})
-        sh(["docker", "run", "-d", "--name", BASELINE, "--network", NET, "--entrypoint", "sleep",
-            "botbottle/agent:latest", "infinity"])
-        self.started.append(("container", BASELINE))
-        sh(["docker", "cp", self.ca_file, BASELINE + ":/tmp/testnet-ca.pem"])
+        for name, image in ((BASELINE, AGENT_IMAGES["claude-code"]), (CODEX_BASELINE, AGENT_IMAGES["codex"])):
+            sh(["docker", "rm", "-f", name], check=False)
+            sh(["docker", "run", "-d", "--name", name, "--network", NET, "--entrypoint", "sleep", image, "infinity"])
+            self.started.append(("container", name))
+            sh(["docker", "cp", self.ca_file, name + ":/tmp/testnet-ca.pem"])
 
     def _read_ca(self):
         out = sh(["docker", "exec", SERVER, "cat", "/srv/testnet/ca.pem"], check=False).stdout
         return out if "BEGIN CERTIFICATE" in out else None
 
-    def launch(self, instance, *extra):
-        slug = "bench-" + instance
+    def launch(self, instance, *extra, agent="bench"):
+        slug = "%s-%s" % (agent, instance)
         self.bottles.append(slug)
-        proc = sh([PLAYBOOK, "playbooks/bottle.yml", "-i", self.inventory, "-e", "agent=bench",
+        proc = sh([PLAYBOOK, "playbooks/bottle.yml", "-i", self.inventory, "-e", "agent=" + agent,
                    "-e", "bottle_instance=" + instance] + list(extra), check=False, env=self.env, timeout=900)
         if proc.returncode != 0:
             raise BenchError("launching bottle %s failed:\n%s" % (slug, proc.stdout[-3000:]))
@@ -248,6 +259,47 @@ class Bench:
             times.append(elapsed)
         return statistics.median(times)
 
+    def codex_turn(self, container, baseline=False):
+        """The same turn by the real Codex (codex exec: model over a WebSocket -> exec -> model), median of a
+        few runs. The plain container gets the bottle's own ~/.codex/config.toml (its MCP servers left out: no
+        supervise there), the key itself and the test CA, and no proxy."""
+        sh(["docker", "cp", CODEX_SCENARIO, SERVER + ":/srv/testnet/scenario.json"])
+        prefix = ["docker", "exec", "-u", "agent", "-w", "/home/agent/work"]
+        if baseline:
+            prefix += ["-e", "OPENAI_API_KEY=bench-openai-key-not-real", "-e", "SSL_CERT_FILE=/tmp/testnet-ca.pem",
+                       "-e", "CURL_CA_BUNDLE=/tmp/testnet-ca.pem"]
+        times = []
+        for _run in range(1 if self.smoke else 5):
+            start = time.monotonic()
+            proc = sh(prefix + [container, "timeout", "120", "codex", "exec", "--json", "--skip-git-repo-check",
+                                "fetch the page"], check=False, timeout=180, stdin=subprocess.DEVNULL)
+            elapsed = time.monotonic() - start
+            if proc.returncode != 0 or "The page https://allowed.bottle.test/hello answered" not in proc.stdout:
+                raise BenchError("%s: the scripted codex turn did not complete (rc %d): %s %s"
+                                 % (container, proc.returncode, proc.stdout[-600:], proc.stderr[-600:]))
+            times.append(elapsed)
+        return statistics.median(times)
+
+    def codex_baseline_config(self, bottle_agent):
+        """The bottle agent's ~/.codex/config.toml without its [mcp_servers.*] tables, into the plain container."""
+        text = sh(["docker", "exec", "-u", "agent", bottle_agent, "cat", "/home/agent/.codex/config.toml"]).stdout
+        text = text.split("\n[mcp_servers", 1)[0]
+        path = os.path.join(self.tmp, "codex-config.toml")
+        with open(path, "w") as handle:
+            handle.write(text)
+        sh(["docker", "exec", CODEX_BASELINE, "mkdir", "-p", "/home/agent/.codex"])
+        sh(["docker", "cp", path, CODEX_BASELINE + ":/home/agent/.codex/config.toml"])
+        sh(["docker", "exec", "-u", "root", CODEX_BASELINE, "chown", "-R", "agent:agent", "/home/agent/.codex"])
+
+    @staticmethod
+    def image_sizes():
+        """Each kind's agent image, MB on disk (docker image inspect .Size); None where it is not built."""
+        sizes = {}
+        for kind, image in AGENT_IMAGES.items():
+            proc = sh(["docker", "image", "inspect", "--format", "{{.Size}}", image], check=False)
+            sizes[kind] = int(proc.stdout.strip()) / 1e6 if proc.returncode == 0 else None
+        return sizes
+
     def dlp_scan(self, bundle):
         """bench/dlp_scan.py inside the bundle, with egress's Python, engine and rules."""
         sh(["docker", "cp", os.path.join(ROOT, "bench", "dlp_scan.py"), bundle + ":/tmp/dlp_scan.py"])
@@ -289,6 +341,11 @@ def main():
             rss["compare after load"] = bench.daemon_rss(other_bundle)
             compared = bench.dlp_scan(other_bundle)
         turn = {"plain container": bench.agent_turn(BASELINE, baseline=True), "bottle": bench.agent_turn(agent)}
+        codex_slug = bench.launch("default", agent="benchcodex")
+        bench.codex_baseline_config("bb-%s-agent" % codex_slug)
+        turn["codex plain container"] = bench.codex_turn(CODEX_BASELINE, baseline=True)
+        turn["codex bottle"] = bench.codex_turn("bb-%s-agent" % codex_slug)
+        sizes = bench.image_sizes()
         if sh(["docker", "image", "inspect", PIPELOCK_BUNDLE_IMAGE], check=False).returncode == 0:
             pl = bench.launch("pipelock", "-e", "bottle_pipelock=true")
             results["pipelock"] = bench.measure("bb-%s-agent" % pl, "allowed.bottle.test", "--http1.1")
@@ -330,11 +387,17 @@ def main():
         print("    DLP scan of 1 MiB there: p50 %.2f ms" % compared["scan_1mib_p50_ms"])
     print("  one scripted agent turn (claude -p: model -> Bash -> model): %.2f s in a bottle, %.2f s in a plain container "
           "= %.2fx (aim <= 1.2x)" % (turn["bottle"], turn["plain container"], turn["bottle"] / turn["plain container"]))
+    print("  one scripted agent turn (codex exec: model over a WebSocket -> exec -> model): %.2f s in a bottle, %.2f s in "
+          "a plain container = %.2fx (aim <= 1.2x)" % (turn["codex bottle"], turn["codex plain container"],
+                                                       turn["codex bottle"] / turn["codex plain container"]))
+    print("  agent images: %s" % ", ".join("%s %s" % (kind, "%.0f MB" % mb if mb else "not built")
+                                           for kind, mb in sizes.items()))
     for phase, table in rss.items():
         print("  RSS %-15s %s" % (phase, ", ".join("%s %.0f MB" % kv for kv in sorted(table.items()))))
     for note in notes:
         print("  " + note)
     print(json.dumps({"results": results, "dlp_scan": scan, "rss_mb": rss, "agent_turn_s": turn, "notes": notes,
+                      "agent_image_mb": sizes,
                       "compared": {"image": args.compare_image, "dlp_scan": compared} if compared else None},
                      sort_keys=True))
     return 0

@@ -2,6 +2,7 @@
 """Show a bottle at work, line by line, as it happens (scripts/demo.sh pipes into it).
 
   demo_view.py transcript   stdin: Claude Code's `--output-format stream-json` events
+  demo_view.py codex        stdin: Codex's `codex exec --json` events
   demo_view.py firewall     stdin: the bundle's log (`docker logs -f`); egress's JSON audit lines
                             become one readable line per decision, everything else is dropped
 
@@ -70,6 +71,42 @@ def transcript_lines(event):
             " (error)" if event.get("is_error") else "")
 
 
+def _output_lines(text, prefix="tool   <  "):
+    lines = [line for line in str(text or "").splitlines() if line.strip()] or ["(no output)"]
+    for line in lines[:4]:
+        yield prefix + short(line)
+    if len(lines) > 4:
+        yield prefix + "... (%d more lines)" % (len(lines) - 4)
+
+
+def codex_lines(event):
+    """Readable lines for one `codex exec --json` event (codex 0.171.0: thread/turn/item events)."""
+    if not isinstance(event, dict):
+        return
+    kind = event.get("type")
+    item = event.get("item") if isinstance(event.get("item"), dict) else {}
+    if kind == "thread.started":
+        yield "agent     Codex started (thread %s)" % short(event.get("thread_id", "?"), 40)
+    elif kind == "item.started" and item.get("type") == "command_execution":
+        yield "agent  >  shell: %s" % short(item.get("command", ""), WIDTH - 10)
+    elif kind == "item.started" and item.get("type") == "mcp_tool_call":
+        yield "agent  >  %s.%s: %s" % (item.get("server"), item.get("tool"),
+                                       short(json.dumps(item.get("arguments"), sort_keys=True), WIDTH - 30))
+    elif kind == "item.completed" and item.get("type") == "agent_message":
+        for line in str(item.get("text", "")).strip().splitlines():
+            yield "agent     " + short(line)
+    elif kind == "item.completed" and item.get("type") == "command_execution":
+        yield from _output_lines(item.get("aggregated_output"))
+    elif kind == "item.completed" and item.get("type") == "mcp_tool_call":
+        result = item.get("result") or {}
+        yield from _output_lines(tool_text(result.get("content")) if isinstance(result, dict) else item.get("error"))
+    elif kind == "turn.completed":
+        usage = event.get("usage") or {}
+        yield "agent     done (%s input, %s output tokens)" % (usage.get("input_tokens", "?"), usage.get("output_tokens", "?"))
+    elif kind in ("turn.failed", "error"):
+        yield "agent     failed: %s" % short(json.dumps(event.get("error") or event.get("message")), WIDTH - 20)
+
+
 def firewall_line(raw):
     """One readable line for an egress audit line of the bundle's log, else None."""
     prefix = "[egress] "
@@ -102,7 +139,7 @@ def main(argv):
             lines = [line] if line else []
         else:
             try:
-                lines = list(transcript_lines(json.loads(raw)))
+                lines = list((codex_lines if mode == "codex" else transcript_lines)(json.loads(raw)))
             except ValueError:
                 lines = ["agent     " + short(raw)] if raw.strip() else []
         for line in lines:

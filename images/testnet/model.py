@@ -575,29 +575,34 @@ class StandaloneHandler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = handle_any
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description="Serve the testnet's scripted Anthropic API alone (plain HTTP).")
+def serve_standalone(handler, name, description, argv=None, log_help="append every request as a JSON line here",
+                     tls_help="terminate CONNECT tunnels with DIR/server.pem and DIR/server.key (gen-certs.sh)"):
+    """Serve ``handler`` (a StandaloneHandler) alone: the command line of model.py and openai_model.py."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--serve", metavar="HOST:PORT", required=True)
     parser.add_argument("--scenario", help="scenario file (default: $TESTNET_SCENARIO or %s)" % DEFAULT_SCENARIO)
-    parser.add_argument("--log", help="append every request as a JSON line here")
-    parser.add_argument("--tls-certs", metavar="DIR",
-                        help="terminate CONNECT tunnels with DIR/server.pem and DIR/server.key (gen-certs.sh)")
+    parser.add_argument("--log", help=log_help)
+    parser.add_argument("--tls-certs", metavar="DIR", help=tls_help)
     args = parser.parse_args(argv)
     host, port = args.serve.rsplit(":", 1) if ":" in args.serve else ("127.0.0.1", args.serve)
-    StandaloneHandler.scenario = args.scenario
-    StandaloneHandler.log_path = args.log
+    handler.scenario = args.scenario
+    handler.log_path = args.log
     if args.tls_certs:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(os.path.join(args.tls_certs, "server.pem"), os.path.join(args.tls_certs, "server.key"))
-        StandaloneHandler.tls_context = context
-    server = ThreadingHTTPServer((host or "127.0.0.1", int(port)), StandaloneHandler)
+        handler.tls_context = context
+    server = ThreadingHTTPServer((host or "127.0.0.1", int(port)), handler)
     server.daemon_threads = True
-    sys.stderr.write("model: serving http://%s:%d, scenario %s\n" % (host, server.server_address[1],
-                                                                     args.scenario or scenario_path()))
+    sys.stderr.write("%s: serving http://%s:%d, scenario %s\n" % (name, host, server.server_address[1],
+                                                                  args.scenario or scenario_path()))
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
+
+
+def main(argv=None):
+    serve_standalone(StandaloneHandler, "model", "Serve the testnet's scripted Anthropic API alone (plain HTTP).", argv)
 
 
 if __name__ == "__main__":

@@ -59,20 +59,17 @@ Running it alone (plain HTTP and WebSocket, for a local check against the real C
 Run both inside `unshare -rn sh -c 'ip link set lo up; ...'` to be sure nothing leaves loopback.
 """
 
-import argparse
 import base64
 import hashlib
 import importlib.util
 import json
 import os
 import re
-import ssl
 import struct
 import sys
 import threading
 import time
 import uuid
-from http.server import ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 API_HOSTS = frozenset({"api.openai.com"})
@@ -519,30 +516,12 @@ class StandaloneHandler(MODEL.StandaloneHandler):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Serve the testnet's scripted OpenAI Responses API alone "
-                                                 "(plain HTTP and WebSocket).")
-    parser.add_argument("--serve", metavar="HOST:PORT", required=True)
-    parser.add_argument("--scenario", help="scenario file (default: $TESTNET_SCENARIO or %s)" % MODEL.DEFAULT_SCENARIO)
-    parser.add_argument("--log", help="append every request and WebSocket message as a JSON line here")
-    parser.add_argument("--tls-certs", metavar="DIR",
-                        help="terminate CONNECT tunnels with DIR/server.pem and DIR/server.key (gen-certs.sh): "
-                             "HTTPS_PROXY pointing here then shows every host Codex calls")
-    args = parser.parse_args(argv)
-    host, port = args.serve.rsplit(":", 1) if ":" in args.serve else ("127.0.0.1", args.serve)
-    StandaloneHandler.scenario = args.scenario
-    StandaloneHandler.log_path = args.log
-    if args.tls_certs:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(os.path.join(args.tls_certs, "server.pem"), os.path.join(args.tls_certs, "server.key"))
-        StandaloneHandler.tls_context = context
-    server = ThreadingHTTPServer((host or "127.0.0.1", int(port)), StandaloneHandler)
-    server.daemon_threads = True
-    sys.stderr.write("openai model: serving http://%s:%d, scenario %s\n" % (host, server.server_address[1],
-                                                                            args.scenario or MODEL.scenario_path()))
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+    MODEL.serve_standalone(
+        StandaloneHandler, "openai model",
+        "Serve the testnet's scripted OpenAI Responses API alone (plain HTTP and WebSocket).", argv,
+        log_help="append every request and WebSocket message as a JSON line here",
+        tls_help="terminate CONNECT tunnels with DIR/server.pem and DIR/server.key (gen-certs.sh): "
+                 "HTTPS_PROXY pointing here then shows every host Codex calls")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,9 @@ from ansible_collections.botbottle.bottle.plugins.module_utils.agent_transport i
 KIND = "claude-code"
 # The CLI and the version the agent image pins (images/agent/Dockerfile).
 CLI = {"npm": "@anthropic-ai/claude-code", "version": "2.1.330", "command": "claude"}
+# The agent image with that CLI (images/agent, built by playbooks/images.yml): the role's default for an
+# agent of this kind (bottle_agent_image, bottle_agent_images; an agent's own ``image`` wins).
+IMAGE = "botbottle/agent:latest"
 # The model API: its host, and per credential kind (in the order ``auto`` tries them) the variable the
 # agent holds the placeholder in (on the controller: the real value, the route's token_ref) and the
 # route auth egress adds it with.

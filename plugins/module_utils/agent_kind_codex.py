@@ -25,6 +25,9 @@ KIND = "codex"
 # The npm package brings the platform binary as an optional dependency (@openai/codex-linux-x64, an
 # alias of @openai/codex@<version>-linux-x64: 444 MB unpacked for 0.171.0).
 CLI = {"npm": "@openai/codex", "version": "0.171.0", "command": "codex"}
+# One image per kind, layered (docs/agents-codex.md has the figures): images/agent-codex is the agent
+# image plus this CLI, built by playbooks/images.yml; the role's default for a codex agent.
+IMAGE = "botbottle/agent-codex:latest"
 MODEL_HOST = "api.openai.com"
 # codex 0.171.0 with its built-in provider sends no Authorization with only OPENAI_API_KEY set (it
 # reads CODEX_API_KEY, or ~/.codex/auth.json); the provider written by ``settings`` reads

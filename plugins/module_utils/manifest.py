@@ -596,6 +596,8 @@ def resolve(agents, policies, agent_name, instance="", model_credentials=None, m
         "env": {k: str(v) for k, v in env.items()},
         "secret_env": {k: str(v) for k, v in secret_env.items()},
         "image": agent.get("image"),
+        # The image of the kind's CLI (the adapter's IMAGE): the role's default for this agent.
+        "kind_image": kind.IMAGE,
         "description": agent.get("description", ""),
         # The merged git_gate (a child policy's repos add to its parent's), normalised; None without repos.
         "git_gate": git_gate.normalise(policy.get("git_gate")),

@@ -18,6 +18,7 @@ import pathlib
 import socket
 import struct
 import threading
+from http.server import ThreadingHTTPServer
 
 import pytest
 
@@ -237,7 +238,7 @@ def ws_turn(sock, reader, request):
 @pytest.fixture
 def standalone(oai):
     oai.StandaloneHandler.scenario = str(SCENARIO)
-    server = oai.ThreadingHTTPServer(("127.0.0.1", 0), oai.StandaloneHandler)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), oai.StandaloneHandler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield server.server_address[1]
@@ -317,7 +318,7 @@ def test_the_testnet_server_answers_as_api_openai_com(tmp_path, monkeypatch):
 def test_standalone_logs_and_refuses_tunnels_without_certificates(oai, tmp_path):
     oai.StandaloneHandler.scenario = str(SCENARIO)
     oai.StandaloneHandler.log_path = str(tmp_path / "log.jsonl")
-    server = oai.ThreadingHTTPServer(("127.0.0.1", 0), oai.StandaloneHandler)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), oai.StandaloneHandler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
@@ -331,3 +332,15 @@ def test_standalone_logs_and_refuses_tunnels_without_certificates(oai, tmp_path)
         oai.StandaloneHandler.log_path = None
     logged = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert [(e["method"], e["path"]) for e in logged] == [("CONNECT", "chatgpt.com:443")]
+
+
+def test_main_serves_through_model_serve_standalone(oai, monkeypatch):
+    """One standalone command line for both stand-ins (model.serve_standalone), each with its handler."""
+    seen = {}
+
+    def fake(handler, name, description, argv=None, **helps):
+        seen.update(handler=handler, name=name, argv=argv, helps=helps)
+    monkeypatch.setattr(oai.MODEL, "serve_standalone", fake)
+    oai.main(["--serve", "127.0.0.1:0"])
+    assert seen["handler"] is oai.StandaloneHandler and seen["name"] == "openai model"
+    assert seen["argv"] == ["--serve", "127.0.0.1:0"] and "WebSocket" in seen["helps"]["log_help"]

@@ -77,7 +77,7 @@ CASES = {
         "web", {"bottle_agents": ["web"]}, {},
         "bottle_agents must be a mapping, not a list: a mapping of agent name to definition"),
     "unknown agent": (
-        "nobody", None, {}, "agent 'nobody' is not defined: known agents are demo (define it under bottle_agents)"),
+        "nobody", None, {}, "agent 'nobody' is not defined: known agents are demo, demo-codex (define it under bottle_agents)"),
     "route credential set but empty": (
         "web", {"bottle_agents": WEB, "bottle_policies": {"web": {"egress": {"routes": [
             {"host": "api.github.com", "auth": {"token_ref": "GH_TOKEN"}}]}}}}, {"GH_TOKEN": ""},

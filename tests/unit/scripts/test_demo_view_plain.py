@@ -27,3 +27,23 @@ def test_the_transcript_and_the_firewall_lines_are_plain():
                                                        "path": "/" + HOSTILE, "action": "block", "rule": HOSTILE})])
     assert not any(char in out for char in ("\x1b", "\x07", "\x9b", "\u202e"))
     assert out.count("\\x1b[2J") >= 4 and "\\u202eexe.txt" in out and "BLOCK" in out
+
+
+def test_codex_events_become_plain_lines():
+    """codex exec --json events (codex 0.171.0): the agent's messages, its commands and their output, MCP calls."""
+    events = [{"type": "thread.started", "thread_id": "t1"},
+              {"type": "item.completed", "item": {"type": "agent_message", "text": HOSTILE}},
+              {"type": "item.started", "item": {"type": "command_execution", "command": "/bin/bash -lc 'id'"}},
+              {"type": "item.completed", "item": {"type": "command_execution", "aggregated_output": "a\nb\nc\nd\ne\n"}},
+              {"type": "item.started", "item": {"type": "mcp_tool_call", "server": "supervise", "tool": "request_domain",
+                                                "arguments": {"host": "x.example"}}},
+              {"type": "item.completed", "item": {"type": "mcp_tool_call", "result": {"content": [
+                  {"type": "text", "text": "approved"}]}}},
+              {"type": "turn.completed", "usage": {"input_tokens": 5, "output_tokens": 2}}]
+    out = view("codex", [json.dumps(event) for event in events] + ["7", "not json"])
+    assert not any(char in out for char in ("\x1b", "\x07", "\x9b", "\u202e"))
+    lines = out.splitlines()
+    assert lines[0] == "agent     Codex started (thread t1)" and "\\x1b[2J" in lines[1]
+    assert "agent  >  shell: /bin/bash -lc 'id'" in lines and "tool   <  ... (1 more lines)" in lines
+    assert 'agent  >  supervise.request_domain: {"host": "x.example"}' in lines and "tool   <  approved" in lines
+    assert "agent     done (5 input, 2 output tokens)" in lines and "agent     not json" in lines

@@ -16,8 +16,8 @@ from ansible_collections.botbottle.bottle.plugins.module_utils import (
 from ansible_collections.botbottle.bottle.plugins.module_utils.manifest import ManifestError, resolve
 
 ROOT = pathlib.Path(__file__).resolve().parents[4]
-DECLARED = ("KIND", "CLI", "MODEL_HOST", "CREDENTIALS", "CREDENTIAL_WORDS", "TRANSPORTS", "STARTUP_HOSTS", "PLACEHOLDER",
-            "REAL_KEY_PREFIXES", "PROVIDER_NAME", "PROMPT_FILE", "SKILL_FILE", "SETTINGS_FILE", "CA_ENV", "SANDBOX",
+DECLARED = ("KIND", "CLI", "IMAGE", "MODEL_HOST", "CREDENTIALS", "CREDENTIAL_WORDS", "TRANSPORTS", "STARTUP_HOSTS",
+            "PLACEHOLDER", "REAL_KEY_PREFIXES", "PROVIDER_NAME", "PROMPT_FILE", "SKILL_FILE", "SETTINGS_FILE", "CA_ENV", "SANDBOX",
             "EXEC", "ATTACH", "settings", "skill_document", "base_url_env")
 
 
@@ -31,6 +31,27 @@ def run(agents, policy=None, held=None, name="coder"):
 
 
 # --- the adapters ------------------------------------------------------------------------------
+
+# Each kind's image: its Dockerfile pins the adapter's CLI version, and playbooks/images.yml builds it
+# under the adapter's IMAGE.
+IMAGE_CONTEXTS = {"claude-code": ("agent", "CLAUDE_CODE_VERSION"), "codex": ("agent-codex", "CODEX_VERSION")}
+
+
+@pytest.mark.parametrize("kind", agent_kinds.KINDS)
+def test_each_kind_s_image_pins_its_cli_and_is_built(kind):
+    adapter = agent_kinds.get(kind)
+    context, arg = IMAGE_CONTEXTS[kind]
+    dockerfile = (ROOT / "images" / context / "Dockerfile").read_text(encoding="utf-8")
+    assert "ARG %s=%s\n" % (arg, adapter.CLI["version"]) in dockerfile
+    assert '"%s@${%s}"' % (adapter.CLI["npm"], arg) in dockerfile
+    images = (ROOT / "playbooks" / "images.yml").read_text(encoding="utf-8")
+    assert "default('%s')" % adapter.IMAGE in images and "context: %s\n" % context in images
+
+
+def test_resolve_names_the_kind_s_image():
+    assert run(codex_agent(), held={"OPENAI_API_KEY": "set"})["kind_image"] == "botbottle/agent-codex:latest"
+    assert run({"coder": {"policy": "ai"}}, held={"ANTHROPIC_API_KEY": "set"})["kind_image"] == "botbottle/agent:latest"
+
 
 def test_the_kinds_and_the_default():
     assert agent_kinds.KINDS == ("claude-code", "codex")
