@@ -214,7 +214,7 @@ def reload_bundle(client_factory, slug, new_hash, files):
     ``EgressRefusal``)."""
     container = running_bundle(client_factory, slug)
     if container is None:
-        return False, "bundle not running: the next playbooks/bottle.yml run starts it with this configuration"
+        return False, "bundle not running: the next launch (the playbook botbottle.bottle.bottle) starts it with this configuration"
     run = _runner(container)
 
     container.kill(signal="SIGHUP")
@@ -279,7 +279,7 @@ def _apply_and_reload(config, state_dir, slug, reload, client_factory):
     # Hashed from disk, as bottle_state does: the role's next run computes the same value.
     config_hash = bc.config_hash(state_dir)
     if not reload:
-        return config_hash, False, "not reloaded (reload: false): the next playbooks/bottle.yml run applies it"
+        return config_hash, False, "not reloaded (reload: false): the next launch (the playbook botbottle.bottle.bottle) applies it"
     written = [relative for relative, data in config.changes.items() if data is not None]
     try:
         reloaded, message = reload_bundle(client_factory, slug, config_hash, written)
@@ -494,7 +494,7 @@ def plan(request, tokens=None, warn=None):
         agent_approved = sv.read_agent_approved(request.state_root, step.agent)
     elif step.agent is None and request.scope == "agent":
         raise SuperviseError("bottle %s has no meta.json naming its agent (launched by an older release): relaunch it "
-                             "with playbooks/bottle.yml, or approve with scope bottle" % request.slug)
+                             "with the playbook botbottle.bottle.bottle, or approve with scope bottle" % request.slug)
     if request.want != "pending":
         updated.update(status=request.want, decided=step.stamp, note=request.note)
         extra = {"scope": "agent", "agent": step.agent} if request.scope == "agent" else {}
@@ -536,7 +536,7 @@ def _apply_other(step, other, other_dir, other_plan, reload, client_factory):
     except (dc.DockerException, dc.EngineUnavailable, bc.BundleConfigError, SuperviseError) as exc:
         entry["reload"] = "not reloaded: %s" % exc
         step.say("bottle %s (agent %s) has the approval in its files, but its bundle could not be reloaded (%s): "
-                 "re-run playbooks/bottle.yml for it" % (other, step.agent, exc))
+                 "re-run the launch (the playbook botbottle.bottle.bottle) for it" % (other, step.agent, exc))
     if os.path.isdir(sv.store_dir(other_dir)):
         _append_audit(other_dir, dict(event="approved", by="operator", scope="agent", agent=step.agent,
                                       kind=request.proposal["kind"], time=step.stamp, note=request.note,
@@ -558,7 +558,7 @@ def apply(step, reload=True, client_factory=None):
                 step.config, request.state_dir, request.slug, reload, client_factory)
         except (dc.DockerException, dc.EngineUnavailable, bc.BundleConfigError) as exc:
             raise _fail("the configuration of bottle %s was updated but the bundle could not be reloaded (%s): "
-                        "re-run playbooks/bottle.yml for it; the proposal is still pending" % (request.slug, exc), True)
+                        "re-run the launch (the playbook botbottle.bottle.bottle) for it; the proposal is still pending" % (request.slug, exc), True)
         except EgressRefusal as exc:
             # The agent is told too: its proposal stays pending, saying why the approval did not take.
             sv.write_proposal(request.state_dir, dict(request.proposal,

@@ -294,7 +294,7 @@ def test_reload_of_a_stopped_bundle_leaves_it_to_the_next_launch(root, bundle):
     bundle.containers["bb-demo-bundle"].attrs["State"] = {"Status": "exited", "ExitCode": 0}
     result = run_module(bottle_supervise, bundle.client, dict(
         state_root=str(root), slug="demo", decision="approve", id=DOMAIN_ID))
-    assert not result["reloaded"] and "next playbooks/bottle.yml run" in result["reload"]
+    assert not result["reloaded"] and "the next launch (the playbook botbottle.bottle.bottle)" in result["reload"]
     assert result["proposal"]["status"] == "approved"
 
 
