@@ -47,3 +47,17 @@ def credential_kinds():
 def model_envs():
     """(variable, kind) of every model credential variable of every kind."""
     return tuple((env, kind) for kind, adapter in ADAPTERS.items() for env, _auth in adapter.CREDENTIALS.values())
+
+
+def agent_image(own, kind, kind_images=None, default_image=None):
+    """The agent image of an agent: its definition's own ``image``, else ``kind_images[kind]`` (the role's
+    ``bottle_agent_images``), else ``default_image`` (``bottle_agent_image``) for the default kind and the
+    kind's adapter's ``IMAGE`` for another (each kind's CLI is its own image layer: docs/agents-codex.md)."""
+    if own:
+        return own
+    kind = kind or DEFAULT
+    if (kind_images or {}).get(kind):
+        return kind_images[kind]
+    if kind == DEFAULT and default_image:
+        return default_image
+    return get(kind).IMAGE
