@@ -326,6 +326,16 @@ def opt_smolfile(path):
     return ["--smolfile", path] if path else []
 
 
+def with_smolfile(words, path):
+    """``words`` with ``--smolfile PATH`` before the workload command's ``--`` (at the end without one)."""
+    if not path:
+        return list(words)
+    if "--" in words:
+        cut = words.index("--")
+        return list(words[:cut]) + opt_smolfile(path) + list(words[cut:])
+    return list(words) + opt_smolfile(path)
+
+
 def opt_command(spec):
     """``-- CMD...``: the machine's workload, launched at every start (the image's ENTRYPOINT/CMD otherwise)."""
     return ["--"] + list(spec["command"]) if spec.get("command") else []
@@ -360,7 +370,7 @@ def create_argv(spec, smolfile=None):
     words = ["machine", "create"]
     for option in CREATE_OPTIONS:
         words += option(spec)
-    return words + opt_smolfile(smolfile) + opt_command(spec)
+    return with_smolfile(words + opt_command(spec), smolfile)
 
 
 def update_allowlist_argv(name, allow_cidrs):

@@ -387,7 +387,7 @@ class MachineManager:
                 self.call(self.cli.run, words)
             return
         with smolvm.env_smolfile(smolfile_env) as path:
-            self.call(self.cli.run, words + smolvm.opt_smolfile(path))
+            self.call(self.cli.run, smolvm.with_smolfile(words, path))
 
     def boot_check(self):
         if self.boot is None:

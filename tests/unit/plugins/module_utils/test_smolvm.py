@@ -224,6 +224,14 @@ def test_create_spec_hash_covers_refs_not_values():
     assert smolvm.create_spec_hash("m", dict(sock, command=["python3", "relay"], user="root")) != with_cmd
 
 
+def test_the_smolfile_goes_before_the_workload_command():
+    spec = {"name": "m", "command": ["python3", "relay", "--smolfile", "x"]}
+    assert smolvm.create_argv(spec, smolfile="/t/s.toml") == [
+        "machine", "create", "--name", "m", "--smolfile", "/t/s.toml", "--", "python3", "relay", "--smolfile", "x"]
+    assert smolvm.with_smolfile(["machine", "create"], "/t/s.toml") == ["machine", "create", "--smolfile", "/t/s.toml"]
+    assert smolvm.with_smolfile(["a", "--", "b"], None) == ["a", "--", "b"]
+
+
 def test_update_env_argv_and_verbose_env():
     assert smolvm.update_env_argv("m", {"B": "2", "A": "x y"}, ["C"]) == [
         "machine", "update", "--name", "m", "-e", "A=x y", "-e", "B=2", "--remove-env", "C"]
