@@ -118,7 +118,7 @@ smolvm=$(.venv/bin/python -c 'from ansible_collections.botbottle.bottle.plugins.
 
 step "1. launch $SLUG (create-only VM)"
 launch >"$D/launch1.log" 2>&1 || { tail -40 "$D/launch1.log"; fail "the launch failed"; }
-grep -q "Host sockets of bottle $SLUG" "$D/launch1.log" || fail "the launch ran no socket relay task"
+grep -q "Host sockets relayed to the bundle of bottle $SLUG" "$D/launch1.log" || fail "the launch ran no socket relay task"
 pid1=$(relay_pid)
 [ -n "$pid1" ] && kill -0 "$pid1" || fail "no socket relay runs after the launch"
 for name in proxy git-gate supervise; do
@@ -248,7 +248,7 @@ for _ in $(seq 1 50); do kill -0 "$pid1" 2>/dev/null || break; sleep 0.1; done
 launch >"$D/launch3.log" 2>&1 || { tail -40 "$D/launch3.log"; fail "the launch after a killed relay failed"; }
 pid2=$(relay_pid)
 [ -n "$pid2" ] && [ "$pid2" != "$pid1" ] && kill -0 "$pid2" || fail "the killed relay was not started again"
-grep -A3 "Host sockets of bottle $SLUG" "$D/launch3.log" | grep -q '^changed:' || fail "the revived relay was not reported changed"
+grep -A3 "Host sockets relayed to the bundle of bottle $SLUG" "$D/launch3.log" | grep -q '^changed:' || fail "the revived relay was not reported changed"
 code=$(in_guest "curl -sS --max-time 20 -o /dev/null -w '%{http_code}' --cacert /usr/local/share/ca-certificates/bottle-ca.crt \
   https://allowed.bottle.test/vm-relay-again-$run_id") || fail "curl after the relay restart failed"
 [ "$code" = 200 ] || fail "after the relay restart the allowed host answered $code"
@@ -257,7 +257,7 @@ step "7. teardown stops the relay and removes its sockets"
 docker rm -f "$STANDIN" >/dev/null
 playbook playbooks/teardown.yml -e "bottle=$SLUG" -e bottle_archive=false >"$D/teardown.log" 2>&1 \
   || { tail -30 "$D/teardown.log"; fail "teardown failed"; }
-grep -q "Stop the socket relay of bottle $SLUG" "$D/teardown.log" || fail "teardown ran no relay task"
+grep -q "Stop the socket relay and remove the sockets of bottle $SLUG" "$D/teardown.log" || fail "teardown ran no relay task"
 ! kill -0 "$pid2" 2>/dev/null || fail "the relay still runs after teardown"
 [ ! -e "$STATE/$SLUG" ] || fail "the state directory (sockets) is left: $(ls -R "$STATE/$SLUG")"
 step "passed"
