@@ -44,7 +44,7 @@ bt_cleanup_vm() {
 }
 trap cleanup EXIT
 bt_on_fail() {
-  echo "--- relay log"; cat "$STATE/$SLUG/relay/relay.log" 2>/dev/null | tail -20
+  echo "--- relay log"; tail -20 "$STATE/$SLUG/relay/relay.log" 2>/dev/null
   echo "--- stand-in log"; docker logs "$STANDIN" 2>&1 | tail -20
 }
 
@@ -111,7 +111,7 @@ all:
               host_key: "$(cat "$D/git-host-key.pub")"
 YAML
 
-launch() { playbook playbooks/bottle.yml -e "agent=$AGENT" -e "bottle_instance=$run_id" "$@"; }
+launch() { playbook playbooks/bottle.yml -e "agent=$AGENT" -e "bottle_instance=$run_id"; }
 relay_pid() { cat "$STATE/$SLUG/relay/relay.pid" 2>/dev/null || true; }
 smolvm=$(.venv/bin/python -c 'from ansible_collections.botbottle.bottle.plugins.module_utils import smolvm; print(smolvm.find_smolvm())' 2>/dev/null \
   || PYTHONPATH=.build/collections .venv/bin/python -c 'from ansible_collections.botbottle.bottle.plugins.module_utils import smolvm; print(smolvm.find_smolvm())')
@@ -120,7 +120,7 @@ step "1. launch $SLUG (create-only VM)"
 launch >"$D/launch1.log" 2>&1 || { tail -40 "$D/launch1.log"; fail "the launch failed"; }
 grep -q "Host sockets relayed to the bundle of bottle $SLUG" "$D/launch1.log" || fail "the launch ran no socket relay task"
 pid1=$(relay_pid)
-[ -n "$pid1" ] && kill -0 "$pid1" || fail "no socket relay runs after the launch"
+if [ -z "$pid1" ] || ! kill -0 "$pid1"; then fail "no socket relay runs after the launch"; fi
 for name in proxy git-gate supervise; do
   sock="$STATE/$SLUG/sockets/$name.sock"
   [ -S "$sock" ] || fail "no socket $sock"
@@ -199,7 +199,7 @@ grep -q "remote error: no such repository: /nothing-here.git" <<<"$missing" \
 ping=$(in_guest "curl -sS --max-time 10 -X POST http://127.0.0.1:9100/mcp -H 'Content-Type: application/json' \
   -H 'Accept: application/json, text/event-stream' -d '{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"ping\"}'") \
   || fail "supervise did not answer at 127.0.0.1:9100"
-grep -q '"id":7' <<<"$ping" && grep -q '"result"' <<<"$ping" || fail "supervise's answer to an MCP ping: $ping"
+if ! grep -q '"id":7' <<<"$ping" || ! grep -q '"result"' <<<"$ping"; then fail "supervise's answer to an MCP ping: $ping"; fi
 echo "supervise at 127.0.0.1:9100/mcp, ping: $ping"
 
 step "5. nothing else: each refusal for its reason"
@@ -247,7 +247,7 @@ kill "$pid1"
 for _ in $(seq 1 50); do kill -0 "$pid1" 2>/dev/null || break; sleep 0.1; done
 launch >"$D/launch3.log" 2>&1 || { tail -40 "$D/launch3.log"; fail "the launch after a killed relay failed"; }
 pid2=$(relay_pid)
-[ -n "$pid2" ] && [ "$pid2" != "$pid1" ] && kill -0 "$pid2" || fail "the killed relay was not started again"
+if [ -z "$pid2" ] || [ "$pid2" = "$pid1" ] || ! kill -0 "$pid2"; then fail "the killed relay was not started again"; fi
 grep -A3 "Host sockets relayed to the bundle of bottle $SLUG" "$D/launch3.log" | grep -q '^changed:' || fail "the revived relay was not reported changed"
 code=$(in_guest "curl -sS --max-time 20 -o /dev/null -w '%{http_code}' --cacert /usr/local/share/ca-certificates/bottle-ca.crt \
   https://allowed.bottle.test/vm-relay-again-$run_id") || fail "curl after the relay restart failed"

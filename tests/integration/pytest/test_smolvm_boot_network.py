@@ -97,6 +97,7 @@ out["dns_name"] = label + ".invalid"
 print(json.dumps(out))
 '''
 
+
 def require_boot():
     ok, reason = smolvm.boot_supported()
     if not ok:
@@ -244,7 +245,7 @@ def socket_vm_words(state):
 
 def wait_guest_relay(world, name):
     """Until the workload (the guest relay) listens on the guest's 127.0.0.1:8888, at most 30 s."""
-    for _ in range(60):
+    for _attempt in range(60):
         rc, _out, _err = world["cli"].run(["machine", "exec", "--name", name, "--", "python3", "-c",
                                            "import socket; socket.create_connection(('127.0.0.1', 8888), 1)"],
                                           check=False)
