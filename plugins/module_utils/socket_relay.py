@@ -54,6 +54,7 @@ MAX_SOCKET_PATH = 103
 # Connections relayed at once per listener; more are closed at once (a guest cannot exhaust the host's threads).
 MAX_CONNECTIONS = 256
 BUFFER = 65536
+CONNECT_TIMEOUT = 10
 
 
 # ---------------------------------------------------------------- what the module and the role use
@@ -196,7 +197,11 @@ def unix_listener(path):
 
 
 def tcp_dialer(host, port):
-    return lambda: socket.create_connection((host, port), timeout=10)
+    def dial():
+        sock = socket.create_connection((host, port), timeout=CONNECT_TIMEOUT)
+        sock.settimeout(None)  # the timeout bounds the connect only: a relayed connection may idle for long
+        return sock
+    return dial
 
 
 def unix_dialer(path):

@@ -152,6 +152,17 @@ def test_upstream_down_closes_the_connection_and_the_relay_stays(tmp_path):
         relay.remove_files()
 
 
+def test_a_dialled_connection_may_idle():
+    """The connect timeout does not stay on the relayed socket (a quiet stream would be cut after it)."""
+    port, close = echo_server()
+    try:
+        sock = socket_relay.tcp_dialer("127.0.0.1", port)()
+        assert sock.gettimeout() is None
+        sock.close()
+    finally:
+        close()
+
+
 def test_a_socket_path_too_long_is_refused_naming_the_fix(tmp_path):
     state = str(tmp_path / ("x" * 120))
     relay = relay_process.Relay(state)
