@@ -167,14 +167,17 @@ notes:
 """
 
 EXAMPLES = r"""
-- name: Agent VM of bottle demo, reaching only its bundle
+- name: Agent VM of bottle demo, no network, its bundle through a mounted socket
   botbottle.bottle.smolvm_machine:
     slug: demo
     agent: demo
-    image: /home/me/.bot-bottle/state/demo/agent.tar
-    allow_cidrs: [127.0.0.17/32]
+    image: /home/me/.bot-bottle/images/0123abcd.tar
+    mount_sockets:
+      - {host: /home/me/.bot-bottle/state/demo/sockets/proxy.sock, guest: /run/bottle/proxy.sock}
+    command: [python3, /usr/local/lib/bottle/bottle_relay.py, guest, proxy]
+    user: root
     env:
-      HTTPS_PROXY: http://127.0.0.17:8888
+      HTTPS_PROXY: http://127.0.0.1:8888
     secret_env:
       GITHUB_TOKEN: "{{ token }}"
     cpus: 2
