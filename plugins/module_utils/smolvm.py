@@ -24,7 +24,7 @@ API:
   persists only the reference, never the value (``docs/smolvm-1.32``).
 - ``create_spec_hash(name, spec)``: the value of ``CREATE_SPEC_LABEL``, a digest
   of what only ``machine create`` can set and ``ls --json`` does not report
-  (secret references, mounted sockets).
+  (secret references, mounted sockets, the workload's command and user).
 - ``env_smolfile(env)``: a 0600 temporary Smolfile carrying ``env`` (a context
   manager yielding its path), so values never reach argv.
 - ``image_ref(path)``: what ``machine ls --json`` reports for a local archive.
@@ -317,22 +317,46 @@ def opt_mount_sockets(spec):
     return argv
 
 
+def opt_user(spec):
+    """``--user``: the user the workload runs as (the image's USER otherwise)."""
+    return ["--user", spec["user"]] if spec.get("user") else []
+
+
 def opt_smolfile(path):
     return ["--smolfile", path] if path else []
 
 
+def with_smolfile(words, path):
+    """``words`` with ``--smolfile PATH`` before the workload command's ``--`` (at the end without one)."""
+    if not path:
+        return list(words)
+    if "--" in words:
+        cut = words.index("--")
+        return list(words[:cut]) + opt_smolfile(path) + list(words[cut:])
+    return list(words) + opt_smolfile(path)
+
+
+def opt_command(spec):
+    """``-- CMD...``: the machine's workload, launched at every start (the image's ENTRYPOINT/CMD otherwise)."""
+    return ["--"] + list(spec["command"]) if spec.get("command") else []
+
+
 CREATE_OPTIONS = (opt_name, opt_image, opt_cpus, opt_memory, opt_allow_cidrs, opt_mount_sockets,
-                  opt_secret_env, opt_secret_files, opt_labels)
+                  opt_secret_env, opt_secret_files, opt_user, opt_labels)
 
 
 def create_spec_hash(name, spec):
     """Digest of what only ``machine create`` sets and ``ls --json`` does not show: secret references
-    (names and files, never values) and mounted sockets. None when there are none."""
+    (names and files, never values), mounted sockets, the workload's command and user. None when there
+    are none. (``command`` and ``user`` count only when set, so machines made without them keep their digest.)"""
     doc = {
         "secret_env": sorted(spec.get("secret_env") or {}),
         "secret_files": dict(sorted((spec.get("secret_files") or {}).items())),
         "mount_sockets": [[e["host"], e["guest"]] for e in spec.get("mount_sockets") or []],
     }
+    for key in ("command", "user"):
+        if spec.get(key):
+            doc[key] = spec[key]
     if not any(doc.values()):
         return None
     canonical = json.dumps({"machine": name, "create": doc}, sort_keys=True, separators=(",", ":"))
@@ -341,12 +365,12 @@ def create_spec_hash(name, spec):
 
 def create_argv(spec, smolfile=None):
     """``machine create`` words for ``spec`` (name, image, cpus, memory, allow_cidrs, mount_sockets,
-    secret_env, secret_files, labels). Networking stays off unless ``allow_cidrs`` is set: no
-    ``--net``, no ``--dns``, no ``--allow-host``."""
+    secret_env, secret_files, user, labels, command last after ``--``). Networking stays off unless
+    ``allow_cidrs`` is set: no ``--net``, no ``--dns``, no ``--allow-host``."""
     words = ["machine", "create"]
     for option in CREATE_OPTIONS:
         words += option(spec)
-    return words + opt_smolfile(smolfile)
+    return with_smolfile(words + opt_command(spec), smolfile)
 
 
 def update_allowlist_argv(name, allow_cidrs):

@@ -32,8 +32,8 @@ description:
   - Updated in place (C(smolvm machine update)) - O(env), O(allow_cidrs) when the old and new lists
     are both non-empty (applies live on a running machine), O(cpus) and O(memory) (a running machine
     is stopped for the update and started again).
-  - Recreated (deleted and created again) - a different O(image), O(labels), secret references or
-    O(mount_sockets) (the label C(io.botbottle.create-spec) carries their digest), and an
+  - Recreated (deleted and created again) - a different O(image), O(labels), secret references,
+    O(mount_sockets), O(command) or O(user) (the label C(io.botbottle.create-spec) carries their digest), and an
     O(allow_cidrs) change from or to an empty list (turning networking on or off needs a new
     machine). A machine that was running is started again after a recreate.
   - With O(state=started) on a host that cannot boot guests (no C(/dev/kvm), a PVM-only KVM as in
@@ -106,6 +106,19 @@ options:
         (C(--secret-file KEY=PATH)); only the path is persisted.
     type: dict
     default: {}
+  command:
+    description:
+      - The machine's workload (C(machine create ... -- COMMAND)), launched at every start; without it smolvm
+        launches the image's own ENTRYPOINT/CMD. A bottle's VM runs the agent image's guest relay
+        (M(botbottle.bottle.bottle_socket_relay) returns it as C(guest_command)). A change recreates the machine.
+    type: list
+    elements: str
+    default: []
+  user:
+    description:
+      - The user the workload runs as (C(--user), a name from the image or C(uid[:gid])); the image's USER
+        otherwise. A change recreates the machine.
+    type: str
   mount_sockets:
     description:
       - Host Unix sockets mounted into the guest (C(--mount-socket HOST:GUEST)); both paths absolute.
@@ -154,14 +167,17 @@ notes:
 """
 
 EXAMPLES = r"""
-- name: Agent VM of bottle demo, reaching only its bundle
+- name: Agent VM of bottle demo, no network, its bundle through a mounted socket
   botbottle.bottle.smolvm_machine:
     slug: demo
     agent: demo
-    image: /home/me/.bot-bottle/state/demo/agent.tar
-    allow_cidrs: [127.0.0.17/32]
+    image: /home/me/.bot-bottle/images/0123abcd.tar
+    mount_sockets:
+      - {host: /home/me/.bot-bottle/state/demo/sockets/proxy.sock, guest: /run/bottle/proxy.sock}
+    command: [python3, /usr/local/lib/bottle/bottle_relay.py, guest, proxy]
+    user: root
     env:
-      HTTPS_PROXY: http://127.0.0.17:8888
+      HTTPS_PROXY: http://127.0.0.1:8888
     secret_env:
       GITHUB_TOKEN: "{{ token }}"
     cpus: 2
@@ -305,6 +321,14 @@ def check_mount_sockets(module, sockets):
     return clean
 
 
+def check_command(module, command):
+    clean = [str(word) for word in command or []]
+    for word in clean:
+        if "\x00" in word:
+            module.fail_json(msg="command: a word holds a NUL byte, which no argv can carry: remove it")
+    return clean
+
+
 def check_labels(module, labels):
     clean = {}
     for key, value in (labels or {}).items():
@@ -366,7 +390,7 @@ class MachineManager:
                 self.call(self.cli.run, words)
             return
         with smolvm.env_smolfile(smolfile_env) as path:
-            self.call(self.cli.run, words + smolvm.opt_smolfile(path))
+            self.call(self.cli.run, smolvm.with_smolfile(words, path))
 
     def boot_check(self):
         if self.boot is None:
@@ -392,7 +416,10 @@ class MachineManager:
         for key in set(env) & (set(secret_env) | set(secret_files)):
             self.module.fail_json(msg="%s is in env and in secret_env/secret_files: keep it in one" % key)
         mount_sockets = check_mount_sockets(self.module, self.p["mount_sockets"])
-        spec = dict(secret_env=secret_env, secret_files=secret_files, mount_sockets=mount_sockets)
+        command = check_command(self.module, self.p["command"])
+        user = self.p["user"] or None
+        spec = dict(secret_env=secret_env, secret_files=secret_files, mount_sockets=mount_sockets, command=command,
+                    user=user)
         digest = smolvm.create_spec_hash(self.name, spec)
         if digest:
             labels[smolvm.CREATE_SPEC_LABEL] = digest
@@ -407,7 +434,7 @@ class MachineManager:
             name=self.name, image=image, image_ref=image_ref, env=env, labels=labels,
             allow_cidrs=normalise_cidrs(self.module, self.p["allow_cidrs"], bottle=bool(self.p["slug"])),
             cpus=self.p["cpus"], memory=self.p["memory"], secret_env=secret_env,
-            secret_files=secret_files, mount_sockets=mount_sockets,
+            secret_files=secret_files, mount_sockets=mount_sockets, command=command, user=user,
         )
 
     def env_changes(self, want):
@@ -424,7 +451,7 @@ class MachineManager:
         if want["image_ref"] and have["image"] != want["image_ref"]:
             recreate.append("image")
         if have["labels"].get(smolvm.CREATE_SPEC_LABEL) != want["labels"].get(smolvm.CREATE_SPEC_LABEL):
-            recreate.append("secret references or mounted sockets")
+            recreate.append("secret references, mounted sockets, command or user")
         if {k: v for k, v in have["labels"].items() if k not in RESERVED_LABELS} != \
                 {k: v for k, v in want["labels"].items() if k not in RESERVED_LABELS}:
             recreate.append("labels")
@@ -532,6 +559,8 @@ def main():
             env=dict(type="dict", default={}, no_log=True),
             secret_env=dict(type="dict", default={}, no_log=True),
             secret_files=dict(type="dict", default={}, no_log=False),
+            command=dict(type="list", elements="str", default=[]),
+            user=dict(type="str"),
             mount_sockets=dict(type="list", elements="dict", default=[],
                                options=dict(host=dict(type="path", required=True),
                                             guest=dict(type="str", required=True))),

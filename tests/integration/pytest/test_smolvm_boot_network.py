@@ -9,11 +9,15 @@ Every test needs a guest that boots (hardware KVM, or an Apple Silicon Mac); els
 with boot_supported()'s reason, printed. Order and meaning: docs/smolvm-boot-checklist.md.
 
 The host side is this process: stand-ins for the bundle's three ports on a pool address, another port on
-that address, a wildcard TCP and UDP listener, a 127.0.0.1 listener; each records what reached it. From
-inside the guest a Python probe dials each target (TCP connect, UDP datagram) and sends a raw DNS query
-for a random name. Every target the guest did not reach is classified by why: smolvm's own egress events
-(``machine egress-events --json``) name it - a policy denial - or they do not - a guest-local refusal,
-which never counts as a block.
+that address, a wildcard TCP and UDP listener, a 127.0.0.1 listener; each records what reached it. The
+design's VM (no network, three ``--mount-socket``) is made as launches make it: the bottle's real host
+relay (``relay_process``/``socket_relay``, the code ``bottle_socket_relay`` runs) and the agent image's
+guest relay as the machine's workload. From inside the guest a Python probe dials each target (TCP
+connect, UDP datagram) and sends a raw DNS query for a random name. Every target the guest did not reach
+is classified by why: smolvm's own egress events (``machine egress-events --json``) name it - a policy
+denial - or they do not - a guest-local refusal, which never counts as a block. ``claude -p`` through
+egress runs in the Molecule scenario (``molecule/smolmachines/tasks/vm_probes.yml``), which launches
+whole bottles.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -31,7 +36,9 @@ import uuid
 
 import pytest
 
+from ansible_collections.botbottle.bottle.plugins.module_utils import relay_process
 from ansible_collections.botbottle.bottle.plugins.module_utils import smolvm
+from ansible_collections.botbottle.bottle.plugins.module_utils import socket_relay
 
 pytestmark = pytest.mark.smolvm
 
@@ -90,39 +97,6 @@ out["dns_name"] = label + ".invalid"
 print(json.dumps(out))
 '''
 
-GUEST_RELAY = r'''
-import os, socket, sys, threading
-def pump(a, b):
-    try:
-        while True:
-            data = a.recv(65536)
-            if not data:
-                break
-            b.sendall(data)
-    except OSError:
-        pass
-    finally:
-        try:
-            b.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
-def serve(port, path):
-    srv = socket.socket()
-    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind(("127.0.0.1", port))
-    srv.listen(16)
-    while True:
-        conn, _ = srv.accept()
-        up = socket.socket(socket.AF_UNIX)
-        up.connect(path)
-        threading.Thread(target=pump, args=(conn, up), daemon=True).start()
-        threading.Thread(target=pump, args=(up, conn), daemon=True).start()
-for arg in sys.argv[1:]:
-    port, path = arg.split("=", 1)
-    threading.Thread(target=serve, args=(int(port), path), daemon=True).start()
-threading.Event().wait()
-'''
-
 
 def require_boot():
     ok, reason = smolvm.boot_supported()
@@ -170,40 +144,6 @@ class HostSide:
                 self.udp_tokens.add(data.decode("ascii", "replace"))
         threading.Thread(target=loop, daemon=True).start()
 
-    def unix_relay(self, path, host, port):
-        """Host end of a mounted socket: each connection is relayed to one fixed host:port."""
-        srv = socket.socket(socket.AF_UNIX)
-        srv.bind(path)
-        srv.listen(16)
-        self.sockets.append(srv)
-
-        def loop():
-            while True:
-                try:
-                    conn, _peer = srv.accept()
-                except OSError:
-                    return
-                up = socket.create_connection((host, port))
-                for a, b in ((conn, up), (up, conn)):
-                    threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-        threading.Thread(target=loop, daemon=True).start()
-
-    @staticmethod
-    def _pump(a, b):
-        try:
-            while True:
-                data = a.recv(65536)
-                if not data:
-                    break
-                b.sendall(data)
-        except OSError:
-            pass
-        finally:
-            try:
-                b.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
-
     def close(self):
         for sock in self.sockets:
             sock.close()
@@ -221,6 +161,7 @@ def world():
     cli = smolvm.SmolvmCLI(smolvm.subprocess_runner, binary, state_dir=state_dir)
     host = HostSide()
     tokens = {}
+    relays = []
     try:
         socket.socket().bind((ADDR, 0))
     except OSError as exc:
@@ -234,12 +175,15 @@ def world():
     host.udp(ADDR, 8888)
     host.udp("0.0.0.0", WILD_UDP)
     try:
-        yield dict(cli=cli, image=image, work=work, host=host, tokens=tokens, state_dir=state_dir)
+        yield dict(cli=cli, image=image, work=work, host=host, tokens=tokens, state_dir=state_dir, environ={},
+                   relays=relays)
     finally:
         for machine in cli.list_machines():
             if machine["name"].startswith(PREFIX):
                 cli.run(smolvm.delete_argv(machine["name"]), check=False)
         host.close()
+        for relay in relays:
+            relay.stop()
         shutil.rmtree(work, ignore_errors=True)
         if state_dir:
             shutil.rmtree(state_dir, ignore_errors=True)
@@ -255,11 +199,61 @@ def targets():
     return {"tcp": tcp, "udp": udp}
 
 
-def create_and_start(world, name, *extra, secret=None):
-    cli = world["cli"]
-    cli.run(["machine", "create", "--name", name, "--image", world["image"]] + list(extra))
-    environ = smolvm.secret_environ({"PROBE_SECRET": secret}) if secret else None
-    cli.run(smolvm.start_argv(name), environ=environ)
+@pytest.fixture
+def started_vm(world):
+    """Create and start a VM of the agent image: ``started_vm(suffix, *create_words, secret=None)`` -> name.
+
+    ``secret``: the value of ``PROBE_SECRET``, by reference (``--secret-env``), handed to each start.
+    ``world``'s teardown deletes every machine of this run.
+    """
+    def make(suffix, *extra, secret=None):
+        name = "%s-%s" % (PREFIX, suffix)
+        words = ["machine", "create", "--name", name, "--image", world["image"]]
+        if secret is not None:
+            words += ["--secret-env", "PROBE_SECRET=" + smolvm.secret_host_var("PROBE_SECRET")]
+        world["cli"].run(words + list(extra))
+        world["environ"][name] = smolvm.secret_environ({"PROBE_SECRET": secret}) if secret is not None else None
+        start(world, name)
+        return name
+    return make
+
+
+def start(world, name):
+    world["cli"].run(smolvm.start_argv(name), environ=world["environ"].get(name))
+
+
+def host_relay(world):
+    """The bottle's host relay, as bottle_socket_relay runs it: sockets under the run's state dir to ADDR."""
+    state = os.path.join(world["work"], "bottle")
+    relay = relay_process.Relay(state)
+    config = socket_relay.host_config(state, ADDR, list(socket_relay.SERVICE_ORDER))
+    source = open(socket_relay.__file__, encoding="utf-8").read()
+    if not relay.status(config, source)["current"]:
+        relay.stop()
+        relay.start(config, source, python=sys.executable)
+    world["relays"].append(relay)
+    return state
+
+
+def socket_vm_words(state):
+    """``machine create`` words of the design's VM (smolvm_machine with bottle_socket_relay's values)."""
+    services = list(socket_relay.SERVICE_ORDER)
+    spec = dict(mount_sockets=socket_relay.mounts(state, services), user="root",
+                command=socket_relay.guest_command(services))
+    return smolvm.opt_mount_sockets(spec) + smolvm.opt_user(spec) + smolvm.opt_command(spec)
+
+
+def wait_guest_relay(world, name):
+    """Until the workload (the guest relay) listens on the guest's 127.0.0.1:8888, at most 30 s."""
+    for _attempt in range(60):
+        rc, _out, _err = world["cli"].run(["machine", "exec", "--name", name, "--", "python3", "-c",
+                                           "import socket; socket.create_connection(('127.0.0.1', 8888), 1)"],
+                                          check=False)
+        if rc == 0:
+            return
+        time.sleep(0.5)
+    _rc, out, _err = world["cli"].run(["machine", "logs", "--name", name, "--tail", "30"], check=False)
+    pytest.fail("the guest relay of %s never listened: %s" % (name, out.decode("utf-8", "replace")))
 
 
 def guest(world, name, argv, timeout=120):
@@ -300,14 +294,43 @@ def classify(world, name, probe, wanted):
     return out
 
 
-def test_today_allow_cidr_vm_reaches_no_bundle_and_has_dns(world):
-    """Checklist step 1: what a VM created as launches create it today (--allow-cidr 127.77.0.X/32) reaches.
+def test_design_no_network_vm_reaches_exactly_the_three_ports(world, started_vm):
+    """Checklist step 1, the decided mechanism: no network, the bundle's ports through three mounted sockets.
+
+    The VM as a launch makes it (the image's guest relay as root workload, the bottle's host relay): the
+    three ports at the guest's 127.0.0.1 reach the stand-ins at ADDR; nothing else does - another port,
+    127.0.0.1 of the host, a wildcard listener, any gateway, TCP or UDP; the guest has only lo; a DNS
+    query for a random name gets no answer from any server.
+    """
+    state = host_relay(world)
+    name = started_vm("sock", *socket_vm_words(state))
+    wait_guest_relay(world, name)
+    wanted = targets()
+    for port in BUNDLE_PORTS:  # through the guest relay, at the guest's own loopback
+        wanted["tcp"]["bundle:%d" % port] = ("127.0.0.1", port)
+    wanted["tcp"]["guest-127.0.0.1:9101"] = ("127.0.0.1", 9101)
+    world["host"].reached.clear()
+    probe = json.loads(guest(world, name, ["python3", "-c", GUEST_PROBE, json.dumps(wanted)]))
+    wait_reached(world, ["bundle:%d" % p for p in BUNDLE_PORTS])
+    got = classify(world, name, probe, wanted)
+    assert probe["interfaces"] == ["lo"], "a VM without --net has only lo: %s" % probe["interfaces"]
+    assert probe["gateway"] is None, "a VM without --net has no default route: %s" % probe["gateway"]
+    for port in BUNDLE_PORTS:
+        assert got["bundle:%d" % port] == "reached", got
+    others = {k: v for k, v in got.items() if not k.startswith("bundle:")}
+    assert all(v == "not reached, guest-local" for v in others.values()), others
+    assert not any(v.startswith("answered") for v in probe["dns"].values()), \
+        "a DNS answer reached a VM without a network: %s" % probe["dns"]
+
+
+def test_today_allow_cidr_vm_reaches_no_bundle_and_has_dns(world, started_vm):
+    """Checklist step 2: why the interim VM (--allow-cidr 127.77.0.X/32, what launches made before the
+    sockets) was replaced.
 
     docs/architecture.md (2), (3): its 127/8 is its own, so the bundle's ports at ADDR are not reached and
     smolvm records no denial for them; the gateway is denied by smolvm's policy; DNS is answered.
     """
-    name = PREFIX + "-cidr"
-    create_and_start(world, name, "--allow-cidr", ADDR + "/32")
+    name = started_vm("cidr", "--allow-cidr", ADDR + "/32")
     wanted = targets()
     probe = json.loads(guest(world, name, ["python3", "-c", GUEST_PROBE, json.dumps(wanted)]))
     got = classify(world, name, probe, wanted)
@@ -320,54 +343,55 @@ def test_today_allow_cidr_vm_reaches_no_bundle_and_has_dns(world):
         "docs (3) says DNS keeps its own path: no answer came back (%s)" % probe["dns"]
 
 
-def test_design_no_network_vm_reaches_exactly_the_three_ports(world):
-    """The decided mechanism: no network, the bundle's ports through three mounted sockets."""
-    name = PREFIX + "-sock"
-    sockets = []
-    for port in BUNDLE_PORTS:
-        path = os.path.join(world["work"], "%d.sock" % port)
-        world["host"].unix_relay(path, ADDR, port)
-        sockets += ["--mount-socket", "%s:/run/bottle/%d.sock" % (path, port)]
-    create_and_start(world, name, *sockets)
-    relay_args = ["%d=/run/bottle/%d.sock" % (p, p) for p in BUNDLE_PORTS]
-    world["cli"].run(["machine", "exec", "--name", name, "--detach", "--", "python3", "-c", GUEST_RELAY]
-                     + relay_args)
-    time.sleep(2)
-    wanted = targets()
-    for port in BUNDLE_PORTS:  # through the guest relay, at the guest's own loopback
-        wanted["tcp"]["bundle:%d" % port] = ("127.0.0.1", port)
+def bundle_reached(world, name):
+    """Whether each of the three ports reaches its stand-in from inside ``name`` (through both relays)."""
     world["host"].reached.clear()
-    probe = json.loads(guest(world, name, ["python3", "-c", GUEST_PROBE, json.dumps(wanted)]))
-    got = classify(world, name, probe, wanted)
-    assert probe["interfaces"] == ["lo"], "a VM without --net has only lo: %s" % probe["interfaces"]
-    for port in BUNDLE_PORTS:
-        assert got["bundle:%d" % port] == "reached", got
-    others = {k: v for k, v in got.items() if not k.startswith("bundle:")}
-    assert all(v == "not reached, guest-local" for v in others.values()), others
-    assert not any(v.startswith("answered") for v in probe["dns"].values()), \
-        "a DNS answer reached a VM without a network: %s" % probe["dns"]
+    wanted = {"tcp": {"bundle:%d" % p: ("127.0.0.1", p) for p in BUNDLE_PORTS}, "udp": {}}
+    guest(world, name, ["python3", "-c", GUEST_PROBE, json.dumps(wanted)])
+    wait_reached(world, wanted["tcp"])
+    return sorted(k for k in world["host"].reached if k.startswith("bundle:"))
 
 
-def test_secret_by_reference_survives_stop_start_and_a_killed_vmm(world):
-    """The secret reaches the workload at each start and never smolvm's state; a VMM that died (as in a
-    host reboot) is started again by smolvm_machine's state=started with the value handed again."""
-    name = PREFIX + "-sec"
+def wait_reached(world, keys, seconds=5):
+    """The relays dial on their own threads: give a connection the guest made time to arrive."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not set(keys) <= world["host"].reached:
+        time.sleep(0.1)
+
+
+def test_secret_and_sockets_survive_stop_start_and_a_reboot(world, started_vm):
+    """The secret reaches the workload at each start and never smolvm's state; the sockets work after a stop
+    and start, and after what a host reboot leaves (the VMM and the host relay killed): the relay started
+    again (as a relaunch's bottle_socket_relay does), then the machine (smolvm_machine state=started)."""
     value = "bbsecret-" + uuid.uuid4().hex
-    world["cli"].run(["machine", "create", "--name", name, "--image", world["image"],
-                      "--secret-env", "PROBE_SECRET=" + smolvm.secret_host_var("PROBE_SECRET")])
-    environ = smolvm.secret_environ({"PROBE_SECRET": value})
-    world["cli"].run(smolvm.start_argv(name), environ=environ)
-    assert guest(world, name, ["sh", "-c", "printf %s \"$PROBE_SECRET\""]) == value
+    state = host_relay(world)
+    name = started_vm("sec", *socket_vm_words(state), secret=value)
+    all_ports = ["bundle:%d" % p for p in BUNDLE_PORTS]
+    read_secret = ["sh", "-c", "printf %s \"$PROBE_SECRET\""]
+    wait_guest_relay(world, name)
+    assert guest(world, name, read_secret) == value
+    assert bundle_reached(world, name) == sorted(all_ports)
+
     world["cli"].run(smolvm.stop_argv(name))
-    world["cli"].run(smolvm.start_argv(name), environ=environ)
-    assert guest(world, name, ["sh", "-c", "printf %s \"$PROBE_SECRET\""]) == value
+    start(world, name)
+    wait_guest_relay(world, name)
+    assert guest(world, name, read_secret) == value
+    assert bundle_reached(world, name) == sorted(all_ports), "after a stop and start"
+
     pid = world["cli"].get_machine(name).get("pid")
     assert pid, "machine ls --json gives no pid for a running machine"
     os.kill(pid, signal.SIGKILL)
+    relay = relay_process.Relay(state)
+    relay_pid = relay.pid()
+    os.kill(relay_pid, signal.SIGKILL)
     time.sleep(2)
     assert world["cli"].get_machine(name)["state"] != "running"
-    world["cli"].run(smolvm.start_argv(name), environ=environ)
-    assert guest(world, name, ["sh", "-c", "printf %s \"$PROBE_SECRET\""]) == value
+    assert relay.pid() is None
+    host_relay(world)
+    start(world, name)
+    wait_guest_relay(world, name)
+    assert guest(world, name, read_secret) == value
+    assert bundle_reached(world, name) == sorted(all_ports), "after a killed VMM and relay, relaunched"
     root = world["state_dir"] or os.path.expanduser("~/.local/share/smolvm")
     leaked = subprocess.run(["grep", "-rlF", "--", value, root], capture_output=True, text=True, check=False)
     assert leaked.returncode == 1, "the secret value persisted in smolvm's state: %s" % leaked.stdout

@@ -182,14 +182,16 @@ def test_bottle_vm_secrets_by_reference_no_network_and_sockets(world, tmp_path):
     secret_file.chmod(0o600)
     sockets = [{"host": str(tmp_path / name), "guest": "/run/bottle/%s" % name}
                for name in ("proxy.sock", "git-gate.sock", "supervise.sock")]
+    command = ["python3", "/usr/local/lib/bottle/bottle_relay.py", "guest", "proxy", "git-gate", "supervise"]
     spec = dict(slug=slug, agent="probe", image=world["image"], env={"HTTPS_PROXY": "http://127.0.0.1:8888"},
                 secret_env={"GH_TOKEN": secret_value}, secret_files={"API_KEY": str(secret_file)},
-                mount_sockets=sockets)
+                mount_sockets=sockets, command=command, user="root")
     created = module(world, spec)
     assert created["_rc"] == 0 and created["actions"] == ["create"], created
     name = created["name"]
     have = listed(world, name)
     assert have["network"] is False and not have.get("allowed_cidrs")
+    assert have["cmd"] == command, "the workload smolvm recorded: %s" % have.get("cmd")
     rec = record(world, name)
     assert rec["network"] is False and rec["allowed_cidrs"] is None
     assert rec["secret_refs"] == {"GH_TOKEN": {"from_env": "BOTBOTTLE_SECRET_GH_TOKEN"},
@@ -205,6 +207,8 @@ def test_bottle_vm_secrets_by_reference_no_network_and_sockets(world, tmp_path):
         "a rotated value is read at the next start: nothing to recreate"
     moved = module(world, spec, secret_env={"OTHER": secret_value})
     assert moved["actions"] == ["delete", "create"], moved
+    assert module(world, spec, secret_env={"OTHER": secret_value}, command=command[:-1])["actions"] == \
+        ["delete", "create"], "a changed workload recreates the machine"
     assert files_holding(world["state_dir"], secret_value) == []
     assert module(world, slug=slug, state="absent")["changed"]
 

@@ -217,6 +217,19 @@ def test_create_spec_hash_covers_refs_not_values():
     assert smolvm.create_spec_hash("m", {}) is None
     sock = {"mount_sockets": [{"host": "/h.sock", "guest": "/g.sock"}]}
     assert smolvm.create_spec_hash("m", sock) not in (None, one)
+    # command and user count when set, and leave the digest of a machine made without them as it was.
+    assert smolvm.create_spec_hash("m", dict(sock, command=[], user=None)) == smolvm.create_spec_hash("m", sock)
+    with_cmd = smolvm.create_spec_hash("m", dict(sock, command=["python3", "relay"]))
+    assert with_cmd not in (None, smolvm.create_spec_hash("m", sock))
+    assert smolvm.create_spec_hash("m", dict(sock, command=["python3", "relay"], user="root")) != with_cmd
+
+
+def test_the_smolfile_goes_before_the_workload_command():
+    spec = {"name": "m", "command": ["python3", "relay", "--smolfile", "x"]}
+    assert smolvm.create_argv(spec, smolfile="/t/s.toml") == [
+        "machine", "create", "--name", "m", "--smolfile", "/t/s.toml", "--", "python3", "relay", "--smolfile", "x"]
+    assert smolvm.with_smolfile(["machine", "create"], "/t/s.toml") == ["machine", "create", "--smolfile", "/t/s.toml"]
+    assert smolvm.with_smolfile(["a", "--", "b"], None) == ["a", "--", "b"]
 
 
 def test_update_env_argv_and_verbose_env():

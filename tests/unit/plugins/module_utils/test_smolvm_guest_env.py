@@ -1,10 +1,12 @@
 # -*- coding: utf-8 -*-
 # Copyright: botbottle developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The guest env launch_smolmachines.yml hands smolvm_machine, rendered as Ansible renders it.
+"""The VM launch_smolmachines.yml asks smolvm_machine for, rendered as Ansible renders it.
 
-Proxies (both cases) at the bundle, NO_PROXY, the CA variables of the docker backend (CA_ENV, with
-NODE_EXTRA_CA_CERTS); secret_env only by reference (its own option), never in env.
+The guest env: proxies (both cases) at the guest's own loopback (its relay), NO_PROXY, the CA variables
+of the docker backend (CA_ENV, with NODE_EXTRA_CA_CERTS); secret_env only by reference (its own option),
+never in env. The exact ``machine create`` argv: no network flag, the three mounted sockets, the secret
+references, the guest relay as the workload.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import yaml
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
 
+from ansible_collections.botbottle.bottle.plugins.module_utils import smolvm
+from ansible_collections.botbottle.bottle.plugins.module_utils import socket_relay
 from ansible_collections.botbottle.bottle.plugins.module_utils.agent_container import CA_ENV
 
 ROOT = pathlib.Path(__file__).resolve().parents[4]
@@ -32,26 +36,61 @@ def render(expr, variables):
     return templar.template(trust_as_template(expr))
 
 
-def test_guest_env_has_proxies_no_proxy_and_the_ca_variables_and_no_secret():
+STATE = "/home/me/.bot-bottle/state/demo-a"
+SERVICES = ["proxy", "git-gate", "supervise"]
+
+
+def rendered_args():
     task = machine_task()
     role_vars = yaml.safe_load((ROOT / "roles" / "bottle" / "vars" / "main.yml").read_text())
     variables = dict(
-        bottle_resolved={"env": {"PROBE": "1"}, "secret_env": {"GH_TOKEN": "ghp_secretvalue"}},
-        bottle_bundle={"endpoints": {"proxy_url": "http://127.77.0.17:8888"}},
-        bottle_loopback_address="127.77.0.17",
+        bottle_slug="demo-a",
+        bottle_resolved={"agent": "demo", "env": {"PROBE": "1"}, "secret_env": {"GH_TOKEN": "ghp_secretvalue"}},
+        bottle_agent_archive={"path": "/home/me/.bot-bottle/images/abc.tar"},
+        # What bottle_socket_relay returns (the module's values come from these functions).
+        bottle_relay={"mounts": socket_relay.mounts(STATE, SERVICES),
+                      "guest_command": socket_relay.guest_command(SERVICES),
+                      "guest_env": socket_relay.guest_proxy_env()},
         bottle_agent_ca_env=role_vars["bottle_agent_ca_env"],
     )
-    for key, value in task["vars"].items():
-        variables[key] = render(value, variables)
     args = task["botbottle.bottle.smolvm_machine"]
-    env = render(args["env"], variables)
-    proxy = "http://127.77.0.17:8888"
+    keys = ("slug", "agent", "image", "mount_sockets", "command", "user", "env", "secret_env")
+    return {key: render(args[key], variables) for key in keys}, args
+
+
+def test_guest_env_has_proxies_no_proxy_and_the_ca_variables_and_no_secret():
+    got, args = rendered_args()
+    env = got["env"]
+    proxy = "http://127.0.0.1:8888"
     for key in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"):
         assert env[key] == proxy
-    assert env["NO_PROXY"] == env["no_proxy"] == "localhost,127.0.0.1,127.77.0.17"
+    assert env["NO_PROXY"] == env["no_proxy"] == "localhost,127.0.0.1"
     for key, value in CA_ENV.items():
         assert env[key] == value, key
     assert env["NODE_EXTRA_CA_CERTS"] == "/usr/local/share/ca-certificates/bottle-ca.crt"
     assert env["PROBE"] == "1"
     assert "GH_TOKEN" not in env and "ghp_secretvalue" not in repr(env)
-    assert render(args["secret_env"], variables) == {"GH_TOKEN": "ghp_secretvalue"}
+    assert got["secret_env"] == {"GH_TOKEN": "ghp_secretvalue"}
+    assert "allow_cidrs" not in args, "the VM has no network: no allow list"
+
+
+def test_exact_create_argv_of_a_bottle_vm():
+    got, _args = rendered_args()
+    spec = dict(name="bb-demo-a-agent", image=got["image"], mount_sockets=got["mount_sockets"],
+                command=got["command"], user=got["user"], secret_env=got["secret_env"],
+                labels={"io.botbottle.bottle": "demo-a"})
+    assert smolvm.create_argv(spec, smolfile="/tmp/bottle-smolfile-x.toml") == [
+        "machine", "create", "--name", "bb-demo-a-agent", "--image", "/home/me/.bot-bottle/images/abc.tar",
+        "--mount-socket", STATE + "/sockets/proxy.sock:/run/bottle/proxy.sock",
+        "--mount-socket", STATE + "/sockets/git-gate.sock:/run/bottle/git-gate.sock",
+        "--mount-socket", STATE + "/sockets/supervise.sock:/run/bottle/supervise.sock",
+        "--secret-env", "GH_TOKEN=BOTBOTTLE_SECRET_GH_TOKEN",
+        "--user", "root",
+        "--label", "io.botbottle.bottle=demo-a",
+        "--smolfile", "/tmp/bottle-smolfile-x.toml",
+        "--", "python3", "/usr/local/lib/bottle/bottle_relay.py", "guest", "proxy", "git-gate", "supervise"]
+    argv = smolvm.create_argv(spec)
+    for word in argv:
+        assert not word.startswith(("--net", "--allow-", "--dns", "--outbound", "--block-private", "--credential",
+                                    "--use-host-proxy", "-p", "--port")), word
+    assert "ghp_secretvalue" not in " ".join(argv)

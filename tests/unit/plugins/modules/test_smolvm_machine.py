@@ -379,22 +379,26 @@ def test_a_bottle_is_refused_any_cidr_but_one_loopback_32(env, cidrs, needle):
 
 
 def test_bottle_argv_network_secrets_and_sockets(env, tmp_path):
-    """The exact create argv of a bottle: no --net/--dns/--allow-host, secrets by reference, sockets."""
+    """The exact create argv of a bottle: no --net/--dns/--allow-host, secrets by reference, sockets, the
+    guest relay as workload (after ``--``, the Smolfile before it)."""
     name = "bb-demo-agent"
     sockets = [{"host": "/s/proxy.sock", "guest": "/run/bottle/proxy.sock"}]
     secret_file = str(tmp_path / "gh")
     args = dict(slug="demo", agent="demo", allow_cidrs=[], mount_sockets=sockets,
                 env={"HTTPS_PROXY": "http://127.0.0.1:8888"}, secret_env={"GH_TOKEN": SECRET},
-                secret_files={"KEY": secret_file}, state="started")
+                secret_files={"KEY": secret_file}, state="started", user="root",
+                command=["python3", "/usr/local/lib/bottle/bottle_relay.py", "guest", "proxy"])
     labels = {"io.botbottle.agent": "demo", "io.botbottle.backend": "smolmachines", "io.botbottle.bottle": "demo",
               "io.botbottle.component": "agent",
               smolvm.CREATE_SPEC_LABEL: smolvm.create_spec_hash(name, dict(
-                  secret_env={"GH_TOKEN": 1}, secret_files={"KEY": secret_file}, mount_sockets=sockets))}
+                  secret_env={"GH_TOKEN": 1}, secret_files={"KEY": secret_file}, mount_sockets=sockets,
+                  command=args["command"], user="root"))}
     words = ["machine", "create", "--name", name, "--mount-socket", "/s/proxy.sock:/run/bottle/proxy.sock",
-             "--secret-env", "GH_TOKEN=BOTBOTTLE_SECRET_GH_TOKEN", "--secret-file", "KEY=" + secret_file]
+             "--secret-env", "GH_TOKEN=BOTBOTTLE_SECRET_GH_TOKEN", "--secret-file", "KEY=" + secret_file,
+             "--user", "root"]
     for key in sorted(labels):
         words += ["--label", "%s=%s" % (key, labels[key])]
-    words += ["--smolfile", SMOLFILE]
+    words += ["--smolfile", SMOLFILE, "--", "python3", "/usr/local/lib/bottle/bottle_relay.py", "guest", "proxy"]
     ok_, result, script = run_module(env, args, [
         ls(), ok(words), ok(["machine", "start", "--name", name]),
         ls(machine(name=name, state="running", cidrs=(), labels=labels))])
