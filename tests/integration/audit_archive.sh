@@ -45,7 +45,7 @@ for host in blocked.bottle.test other.bottle.test; do
 done
 bundle_ip=$(docker inspect --format "{{ (index .NetworkSettings.Networks \"bb-$SLUG-net-int\").IPAddress }}" bb-$SLUG-bundle)
 answer=$(docker exec -i -u agent bb-$SLUG-agent node - "http://$bundle_ip:9100/mcp" request_domain \
-  '{"host": "pypi.org", "justification": "the archive test asks"}' <molecule/supervise/files/mcp_call.js)
+  '{"host": "pypi.org", "justification": "the archive test asks"}' <extensions/molecule/supervise/files/mcp_call.js)
 id=$(python3 -c 'import json,sys; a=json.loads(sys.argv[1]); assert a["status"]=="pending", a; print(a["id"])' "$answer")
 echo "proposal $id pending"
 playbook playbooks/supervise.yml -e decide=reject -e id="$id" -e note=no >"$D/reject.log" \

@@ -78,7 +78,7 @@ step "the agent is refused blocked.bottle.test"
 
 step "the agent asks for it through supervise (MCP)"
 bundle_ip=$(docker inspect --format "{{(index .NetworkSettings.Networks \"bb-$slug-net-int\").IPAddress}}" "bb-$slug-bundle")
-docker exec -i -u agent "bb-$slug-agent" bash -c 'cat > /tmp/mcp_call.js' <molecule/supervise/files/mcp_call.js
+docker exec -i -u agent "bb-$slug-agent" bash -c 'cat > /tmp/mcp_call.js' <extensions/molecule/supervise/files/mcp_call.js
 ask=$(in_agent "node /tmp/mcp_call.js http://$bundle_ip:9100/mcp request_domain '{\"host\": \"blocked.bottle.test\", \"justification\": \"the console test needs it\"}'")
 id=$(python3 -c 'import json,sys; a=json.loads(sys.argv[1]); assert a["status"]=="pending", a; print(a["id"])' "$ask") \
   || fail "request_domain did not answer pending: $ask"

@@ -115,7 +115,7 @@ bundle="bb-$slug-bundle" agent_c="bb-$slug-agent"
 docker exec -u root "$bundle" sh -c "printf 'nameserver %s\noptions ndots:0\n' $server_ip > /etc/resolv.conf"
 in_agent() { docker exec -u agent "$agent_c" bash -c "$1"; }
 bundle_ip=$(docker inspect --format "{{(index .NetworkSettings.Networks \"bb-$slug-net-int\").IPAddress}}" "$bundle")
-docker exec -i -u agent "$agent_c" bash -c 'cat > /tmp/mcp_call.js' <molecule/supervise/files/mcp_call.js
+docker exec -i -u agent "$agent_c" bash -c 'cat > /tmp/mcp_call.js' <extensions/molecule/supervise/files/mcp_call.js
 mcp() { in_agent "node /tmp/mcp_call.js http://$bundle_ip:9100/mcp $1 '$2'"; }
 pending_id() { python3 -c 'import json,sys; a=json.loads(sys.argv[1]); assert a["status"]=="pending", a; print(a["id"])' "$1"; }
 field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }

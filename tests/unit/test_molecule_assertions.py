@@ -11,7 +11,7 @@ import pathlib
 import pytest
 import yaml
 
-MOLECULE = pathlib.Path(__file__).resolve().parents[2] / "molecule"
+MOLECULE = pathlib.Path(__file__).resolve().parents[2] / "extensions" / "molecule"
 
 
 def assertions(node, where):

@@ -16,7 +16,7 @@ guest relay as the machine's workload. From inside the guest a Python probe dial
 connect, UDP datagram) and sends a raw DNS query for a random name. Every target the guest did not reach
 is classified by why: smolvm's own egress events (``machine egress-events --json``) name it - a policy
 denial - or they do not - a guest-local refusal, which never counts as a block. ``claude -p`` through
-egress runs in the Molecule scenario (``molecule/smolmachines/tasks/vm_probes.yml``), which launches
+egress runs in the Molecule scenario (``extensions/molecule/smolmachines/tasks/vm_probes.yml``), which launches
 whole bottles.
 """
 

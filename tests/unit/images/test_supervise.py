@@ -4,7 +4,7 @@
 """supervise (the bundle's MCP server): input validation, the proposal store, the tools' answers, and
 egress's release endpoint (served on a real socket of 127.0.0.1 here).
 
-The MCP transport itself (the official SDK) is exercised end to end by molecule/supervise."""
+The MCP transport itself (the official SDK) is exercised end to end by extensions/molecule/supervise."""
 
 from __future__ import annotations
 
