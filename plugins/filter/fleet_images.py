@@ -62,7 +62,6 @@ def fleet_images(agents, definitions, kind_images=None, default_image=None, bund
     return out
 
 
-
 class FilterModule:
     def filters(self):
         return {"fleet_images": fleet_images}
