@@ -31,7 +31,7 @@ description:
     agent) merged into O(state.policy) as the C(botbottle.bottle.with_approvals) filter does, and the credential of
     every route of the merged policy - a route an approval added whose C(token_ref) is not in O(state.tokens) is
     reported in RV(missing_tokens), and nothing is done, so the caller can resolve it and call again.
-  - With O(stamp), when the stamp of the last launch (module_utils/launch_stamp.py) has the same digest - O(stamp),
+  - With O(digest), when the stamp of the last launch (module_utils/launch_stamp.py) has the same digest - O(digest),
     the approvals, the credentials and the text of O(upstream_ca_file) - and the same networks and containers
     still run, healthy, the images they run are those their names point at and the state directory's files are
     unchanged, there is nothing to do (RV(current)); anything else takes the full path, which converges.
@@ -42,7 +42,7 @@ description:
     the bottle existed before (the role rolls back only what a launch created).
   - In check mode the provisioning of an agent container that does not exist yet is skipped, as there is
     nothing to look into.
-  - When every phase succeeded (not in check mode) and O(stamp) is given, it records the stamp of the launch in
+  - When every phase succeeded (not in check mode) and O(digest) is given, it records the stamp of the launch in
     the state directory (module_utils/launch_stamp.py) - the digest and the objects left running - so that a rerun
     with the same inputs finds that nothing is to be done (see RV(current)).
   - Each module on its own is still what the smolmachines backend and custom plays use.
@@ -73,11 +73,14 @@ options:
     description: The agent's name (a label of every object).
     type: str
     required: true
-  stamp:
+  digest:
     description:
       - The digest of the launch's inputs (the C(botbottle.bottle.launch_digest) filter). Omitted, no stamp is
         written, a stamp of an earlier launch is removed and the launch always takes its full path.
+      - The alias C(stamp) is the name of earlier releases, deprecated (it is a digest; the stamp is what the
+        launch records).
     type: str
+    aliases: [stamp]
   approvals_agent:
     description: Merge what the operator approved for every bottle of this agent too (C(scope=agent)).
     type: str
@@ -113,7 +116,7 @@ EXAMPLES = r"""
   botbottle.bottle.bottle_launch:
     slug: demo
     agent: demo
-    stamp: "{{ bottle_launch_digest }}"
+    digest: "{{ bottle_launch_digest }}"
     state:
       policy: {allowed_domains: [pypi.org]}
       meta: {agent: demo}
@@ -144,7 +147,7 @@ preexisting:
   type: bool
 current:
   description: Whether the bottle already ran as this launch would leave it (nothing was done).
-  returned: with O(stamp), unless RV(missing_images), RV(host_errors) or RV(missing_tokens)
+  returned: with O(digest), unless RV(missing_images), RV(host_errors) or RV(missing_tokens)
   type: bool
 reason:
   description: Why the launch took its full path (empty when RV(current)).
@@ -276,11 +279,11 @@ def look(module, client):
     seen["missing_tokens"] = [{"host": route["host"], "auth": {"token_ref": route["auth"]["token_ref"]}}
                               for route in (seen["policy"].get("egress") or {}).get("routes") or []
                               if isinstance(route.get("auth"), dict) and route["auth"].get("token_ref") not in tokens]
-    if seen["missing_tokens"] or not p["stamp"]:
+    if seen["missing_tokens"] or not p["digest"]:
         return seen
     # The stamp covers the controller's digest, and what only this host knows: the approvals, the credentials
     # of the routes they add and the upstream CAs read here.
-    inputs = [p["stamp"], approved, tokens] + ([seen["upstream_ca"]] if p["upstream_ca_file"] else [])
+    inputs = [p["digest"], approved, tokens] + ([seen["upstream_ca"]] if p["upstream_ca_file"] else [])
     seen["digest"] = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode("utf-8")).hexdigest()
 
     def healthy(bundle):
@@ -374,7 +377,8 @@ def argument_spec():
     spec = dict(
         slug=dict(type="str", required=True),
         agent=dict(type="str", required=True),
-        stamp=dict(type="str"),
+        digest=dict(type="str", aliases=["stamp"],
+                    deprecated_aliases=[dict(name="stamp", version="1.0.0", collection_name="botbottle.bottle")]),
         approvals_agent=dict(type="str"),
         upstream_ca_file=dict(type="path"),
         lock_timeout=dict(type="int", default=bottle_lock.DEFAULT_TIMEOUT),

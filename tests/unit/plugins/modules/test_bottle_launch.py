@@ -11,6 +11,7 @@ import json
 import os
 
 import pytest
+from ansible.module_utils.common import warnings
 
 from ansible_collections.botbottle.bottle.plugins.module_utils import bundle_config, launch_stamp, naming
 from ansible_collections.botbottle.bottle.plugins.modules import bottle_launch
@@ -34,7 +35,7 @@ def engine():
 def args(tmp_path, **overrides):
     root = str(tmp_path / "state")
     out = {
-        "slug": "demo", "agent": "demo", "approvals_agent": "demo", "stamp": "digest-1",
+        "slug": "demo", "agent": "demo", "approvals_agent": "demo", "digest": "digest-1",
         "state": {"state_root": root, "policy": {"allowed_domains": ["pypi.org"]}, "tokens": {},
                   "meta": {"slug": "demo", "agent": "demo"}},
         "network": {"pool": "172.29.0.0/16", "prefix": 28},
@@ -160,8 +161,16 @@ def test_a_bottle_running_as_stamped_is_current_and_left_alone(engine, tmp_path)
     assert result["preexisting"] is True
     assert engine.created == created
 
+    # The name of earlier releases, stamp, is a deprecated alias of digest: the same launch, still current.
+    old_name = dict(given)
+    old_name["stamp"] = old_name.pop("digest")
+    again = run_module(bottle_launch, engine.client, old_name)
+    assert again["current"] is True and again["changed"] is False
+    deprecations = [str(d) for d in warnings.get_deprecation_messages()]
+    assert any("stamp" in d for d in deprecations), deprecations
+
     # Another input: not current, and the reason says so.
-    other = run_module(bottle_launch, engine.client, dict(given, stamp="digest-2"), check=True)
+    other = run_module(bottle_launch, engine.client, dict(given, digest="digest-2"), check=True)
     assert other["current"] is False and "inputs" in other["reason"]
 
     # An unhealthy bundle: not current.
@@ -171,7 +180,7 @@ def test_a_bottle_running_as_stamped_is_current_and_left_alone(engine, tmp_path)
 
 
 def test_without_a_stamp_digest_the_launch_always_takes_its_full_path(engine, tmp_path):
-    result = run_module(bottle_launch, engine.client, args(tmp_path, stamp=None), check=True)
+    result = run_module(bottle_launch, engine.client, args(tmp_path, digest=None), check=True)
     assert "current" not in result and result["changed"] is True
     assert not os.path.exists(tmp_path / "state" / "demo" / launch_stamp.STAMP)
 
