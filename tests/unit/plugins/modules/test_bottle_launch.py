@@ -9,9 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from unittest import mock
 
 import pytest
-from ansible.module_utils.common import warnings
+from ansible.module_utils.common import arg_spec
 
 from ansible_collections.botbottle.bottle.plugins.module_utils import bundle_config, launch_stamp, naming
 from ansible_collections.botbottle.bottle.plugins.modules import bottle_launch
@@ -164,9 +165,10 @@ def test_a_bottle_running_as_stamped_is_current_and_left_alone(engine, tmp_path)
     # The name of earlier releases, stamp, is a deprecated alias of digest: the same launch, still current.
     old_name = dict(given)
     old_name["stamp"] = old_name.pop("digest")
-    again = run_module(bottle_launch, engine.client, old_name)
+    deprecations = []
+    with mock.patch.object(arg_spec, "deprecate", lambda msg, **kw: deprecations.append(msg)):
+        again = run_module(bottle_launch, engine.client, old_name)
     assert again["current"] is True and again["changed"] is False
-    deprecations = [str(d) for d in warnings.get_deprecation_messages()]
     assert any("stamp" in d for d in deprecations), deprecations
 
     # Another input: not current, and the reason says so.
