@@ -20,6 +20,8 @@ AGENT=vmr SLUG="vmr-$run_id"
 # shellcheck source=tests/integration/lib/bottle_test.sh
 . "$(dirname "$0")/lib/bottle_test.sh"
 bt_init "vm relay"
+# shellcheck source=tests/integration/lib/testnet.sh
+. "$(dirname "$0")/lib/testnet.sh"
 NET="bb-testnet-vmr-$run_id" SERVER="bb-testnet-vmr-$run_id-server" GIT="bb-testnet-vmr-$run_id-git"
 STANDIN="bb-vmr-$run_id-standin"
 SMOLVM_STATE=$D/smolvm
@@ -28,7 +30,7 @@ chmod 755 "$D"
 cleanup() {
   local rc=$?
   set +e  # the trap runs to its end whatever fails in it
-  docker rm -f "$STANDIN" "$SERVER" "$GIT" >/dev/null 2>&1 || true
+  docker rm -f "$STANDIN" "$GIT" >/dev/null 2>&1 || true
   (exit "$rc")
   bt_cleanup_vm
 }
@@ -39,7 +41,7 @@ bt_cleanup_vm() {
   ansible-playbook -i "$INV" playbooks/teardown.yml -e "bottle=$SLUG" -e bottle_archive=false >/dev/null 2>&1 || true
   docker ps -aq --filter "label=io.botbottle.bottle=$SLUG" | grep -q . && echo "WARNING: containers of $SLUG left"
   pgrep -f "$STATE/$SLUG/relay/socket_relay.py" >/dev/null && echo "WARNING: the socket relay of $SLUG still runs"
-  docker network rm "$NET" >/dev/null 2>&1 || true
+  bt_testnet_remove "$NET" "$SERVER"
   rm -rf "$D"
   exit "$rc"
 }
@@ -50,23 +52,18 @@ bt_on_fail() {
 }
 
 step "the test internet: testnet and testgit on $NET"
-for image in botbottle/testnet:latest botbottle/testgit:latest botbottle/agent:latest debian:trixie-slim; do
+for image in botbottle/testgit:latest botbottle/agent:latest debian:trixie-slim; do
   docker image inspect "$image" >/dev/null || fail "no $image: make test-images"
 done
-docker network create --label io.botbottle.test=vm-relay "$NET" >/dev/null
-SUBNET=$(docker network inspect -f '{{(index .IPAM.Config 0).Subnet}}' "$NET")
+bt_testnet vm-relay "$NET" "$SERVER" "$D/ca.pem" allowed.bottle.test blocked.bottle.test
 ssh-keygen -q -t ed25519 -N '' -C bottle-test-gate -f "$D/gate-identity"
-docker run -d --name "$SERVER" --label io.botbottle.test=vm-relay --network "$NET" \
-  --network-alias allowed.bottle.test --network-alias blocked.bottle.test botbottle/testnet:latest >/dev/null
 docker run -d --name "$GIT" --label io.botbottle.test=vm-relay --network "$NET" --network-alias git.bottle.test \
   -e TESTGIT_REPOS=project -e TESTGIT_AUTHORIZED_KEY="$(cat "$D/gate-identity.pub")" botbottle/testgit:latest >/dev/null
 for _ in $(seq 1 30); do
-  docker exec "$SERVER" cat /srv/testnet/ca.pem >"$D/ca.pem" 2>/dev/null && grep -q 'BEGIN CERT' "$D/ca.pem" \
-    && docker exec "$GIT" cat /etc/ssh/ssh_host_ed25519_key.pub >"$D/git-host-key.pub" 2>/dev/null \
+  docker exec "$GIT" cat /etc/ssh/ssh_host_ed25519_key.pub >"$D/git-host-key.pub" 2>/dev/null \
     && grep -q ssh-ed25519 "$D/git-host-key.pub" && break
   sleep 1
 done
-grep -q 'BEGIN CERT' "$D/ca.pem" || fail "the testnet server gave no CA"
 grep -q ssh-ed25519 "$D/git-host-key.pub" || fail "the testgit server gave no host key"
 # The image as it is now, by id: another build may move the shared tag during the run.
 AGENT_IMAGE=$(docker image inspect -f '{{.Id}}' "${BB_AGENT_IMAGE:-botbottle/agent:latest}")
