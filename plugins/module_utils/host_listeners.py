@@ -16,6 +16,8 @@ API:
 - ``linux_listeners(root='/')``: every listener from ``/proc/net``.
 - ``parse_lsof(text)``: listeners of ``lsof -nP -iTCP -sTCP:LISTEN -iUDP`` output (macOS).
 - ``LSOF_ARGV``: that command.
+- ``here(module)``: the listeners of this host - ``/proc/net`` on Linux, lsof elsewhere (``module``: an
+  AnsibleModule or a launch phase: ``get_bin_path``, ``run_command``, ``fail_json``).
 - ``reachable(listeners, address, bundle_ports)``: those a VM allowed to reach
   ``address`` could reach: on a wildcard address, or on ``address`` itself on a
   port the bundle does not serve. Sorted, without duplicates.
@@ -152,3 +154,17 @@ def refusal(slug, address, listeners):
             "bundle's ports (-e bottle_smolvm_firewall=true, needs root), or acknowledge them with "
             "-e bottle_smolvm_wildcard_ack=true" % (slug, address, ", ".join(describe(i) for i in listeners),
                                                     address))
+
+
+def here(module):
+    """Listening sockets of this host: /proc/net on Linux, lsof elsewhere (macOS)."""
+    if os.path.isfile("/proc/net/tcp"):
+        return linux_listeners()
+    lsof = module.get_bin_path("lsof")
+    if not lsof:
+        module.fail_json(msg="listeners: neither /proc/net nor lsof is available to list the host's listeners: "
+                             "install lsof, or pass listeners=false")
+    rc, out, err = module.run_command([lsof] + LSOF_ARGV[1:])
+    if rc not in (0, 1):  # 1: nothing listens
+        module.fail_json(msg="listeners: lsof failed (rc %d): %s" % (rc, err.strip()))
+    return parse_lsof(out)

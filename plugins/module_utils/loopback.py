@@ -24,6 +24,8 @@ API:
   is the ``io.botbottle.bottle`` label, else the machine's name).
 - ``meta_addresses(state_root)``: ``{address: [slugs]}`` from every bottle's
   ``meta.json`` under ``state_root`` (an address two bottles claim lists both).
+- ``for_bottle(client, slug, state_root, pool, machines=())``: ``choose`` with what the host records - the
+  address in the bottle's ``meta.json`` and every other bottle's.
 - ``choose(slug, pool, client, meta_address=None, machines=(), metas=None)``: the
   address bottle ``slug`` gets and why: its bundle's current one (a rerun keeps
   it), else the one in its state ``meta.json``, else a fresh allocation; never
@@ -191,3 +193,11 @@ def choose(slug, pool, client, meta_address=None, machines=(), metas=None):
         if address and address not in others:
             return address, "meta"
     return allocate(slug, pool, others), "allocated"
+
+
+def for_bottle(client, slug, state_root, pool, machines=()):
+    """``(address, source)`` for bottle ``slug``: taken are other bundles' addresses, every VM's allow list and
+    every other bottle's meta.json; raises LoopbackError."""
+    meta = state_meta.read_meta(naming.state_dir(slug, state_root))
+    return choose(slug, pool, client, meta_address=meta.get("loopback_address"), machines=machines,
+                  metas=meta_addresses(state_root))

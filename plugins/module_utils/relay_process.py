@@ -16,20 +16,34 @@ API:
 - ``Relay(state_dir)``: ``.status(config, source)`` -> ``{running, pid, current, reason}``;
   ``.start(config, source, python, timeout)`` -> pid; ``.stop()`` -> whether a process was stopped;
   ``.remove_files()`` -> the paths removed. Raises ``RelayError`` naming the fix.
+- ``RELAY_SPEC``, ``run(module)`` -> result: bottle_socket_relay's logic, and the smolmachines launch's ``relay``
+  phase (bottle_launch); ``module`` is an AnsibleModule or a launch phase.
 - ``process_args(pid)``: the argv of process ``pid`` (``/proc`` on Linux, ``ps`` elsewhere), or None.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import shutil
 import signal
 import stat
 import subprocess
+import sys
 import time
 
-from ansible_collections.botbottle.bottle.plugins.module_utils import socket_relay
+from ansible_collections.botbottle.bottle.plugins.module_utils import loopback, naming, socket_relay
+
+RELAY_SPEC = dict(
+    slug=dict(type="str", required=True),
+    state_root=dict(type="path", default=naming.DEFAULT_STATE_ROOT),
+    address=dict(type="str"),
+    daemons=dict(type="list", elements="str"),
+    state=dict(type="str", choices=["present", "absent"], default="present"),
+    python=dict(type="path"),
+    timeout=dict(type="float", default=10),
+)
 
 
 class RelayError(Exception):
@@ -197,3 +211,82 @@ def _rmdir_if_empty(path):
     except OSError:
         return False
     return True
+
+
+def relay_source():
+    """The text of module_utils/socket_relay.py (inside AnsiballZ's zip too: its loader gives the source)."""
+    return inspect.getsource(socket_relay)
+
+
+def present(module, relay, result):
+    p = module.params
+    for key in ("address", "daemons"):
+        if not p[key]:
+            module.fail_json(msg="%s is required with state=present: give the bundle's %s" % (
+                key, "loopback address (127.77.0.X)" if key == "address" else "daemons (as sidecar_bundle's daemons)"))
+    try:
+        address = loopback.check_address(p["address"])
+    except loopback.LoopbackError as exc:
+        module.fail_json(msg="address: %s" % exc)
+    services = socket_relay.services_for(p["daemons"])
+    if "proxy" not in services:
+        module.fail_json(msg="daemons: %s has no proxy (egress or pipelock): the agent's only way out is the proxy; "
+                             "list the daemons the bundle runs" % ", ".join(p["daemons"]))
+    config = socket_relay.host_config(relay.state_dir, address, services)
+    try:
+        relay.check_paths(config)
+    except RelayError as exc:
+        module.fail_json(msg=str(exc))
+    source = relay_source()
+    status = relay.status(config, source)
+    result.update(
+        reason=status["reason"], pid=status["pid"],
+        sockets={e["name"]: e["path"] for e in config["listeners"]},
+        mounts=socket_relay.mounts(relay.state_dir, services),
+        guest_command=socket_relay.guest_command(services),
+        guest_env=socket_relay.guest_proxy_env(),
+        guest_endpoints=socket_relay.guest_endpoints(services))
+    if status["current"]:
+        return
+    result["action"] = "restart" if status["running"] else "start"
+    result["changed"] = True
+    if module.check_mode:
+        return
+    try:
+        relay.stop()
+        result["pid"] = relay.start(config, source, p["python"] or sys.executable, p["timeout"])
+    except (RelayError, OSError) as exc:
+        module.fail_json(msg="bottle %s: %s" % (p["slug"], exc), log=relay.logfile)
+
+
+def absent(module, relay, result):
+    pid = relay.pid()
+    files = relay.existing_files()
+    result.update(pid=pid, reason="running" if pid else "not running")
+    if pid is None and not files:
+        return
+    result["action"] = "stop" if pid else "remove files"
+    result["changed"] = True
+    if module.check_mode:
+        return
+    try:
+        relay.stop()
+        result["removed"] = relay.remove_files()
+    except OSError as exc:
+        module.fail_json(msg="bottle %s: cannot stop its socket relay: %s" % (module.params["slug"], exc))
+    result["pid"] = None
+
+
+def run(module):
+    p = module.params
+    error = naming.slug_error(p["slug"])
+    if error:
+        module.fail_json(msg="slug: " + error)
+    relay = Relay(naming.state_dir(p["slug"], p["state_root"]))
+    result = dict(changed=False, action="none", pid=None, log=relay.logfile)
+    if p["state"] == "present":
+        present(module, relay, result)
+    else:
+        absent(module, relay, result)
+    return result
+

@@ -521,3 +521,21 @@ def boot_supported(root="/", system=None, machine=None):
         return False, "cannot open /dev/kvm (%s): give this user access to /dev/kvm (e.g. the kvm group)" % (
             error.strerror or error)
     return True, "KVM available"
+
+
+def host_report(module, smolvm_path=None, state_dir=None, look=True):
+    """(report, machines): whether the smolvm CLI is here (``available``, ``path``, ``reason``), whether this host
+    boots guests (``boot``: ``supported``, ``reason``) and ``machine ls --json``; raises SmolvmError when the CLI
+    is here but cannot list. ``module``: an AnsibleModule or a launch phase (``get_bin_path``, ``run_command``)."""
+    supported, why = boot_supported()
+    report = dict(available=False, path=None, reason=None, boot=dict(supported=supported, reason=why))
+    if not look:
+        report["reason"] = "not looked for (smolvm=false)"
+        return report, []
+    try:
+        report["path"] = find_smolvm(smolvm_path, which=module.get_bin_path)
+    except SmolvmError as exc:
+        report["reason"] = str(exc)
+        return report, []
+    report["available"] = True
+    return report, SmolvmCLI(module_runner(module), report["path"], state_dir=state_dir).list_machines()

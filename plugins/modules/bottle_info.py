@@ -240,12 +240,10 @@ loopback:
            refusal: "bottle demo: the VM may reach 127.77.0.17, and these host services answer there: ..."}
 """
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.botbottle.bottle.plugins.module_utils import (
-    agent_text, audit_archive, audit_log, fleet_view, host_listeners, loopback, naming, smolvm, state_meta)
+    agent_text, audit_archive, audit_log, fleet_view, host_listeners, loopback, naming, smolvm)
 # collect and archived: what bottle_info lists (bottle_listing, which the operator's console reads too).
 from ansible_collections.botbottle.bottle.plugins.module_utils.bottle_listing import archived, collect
 from ansible_collections.botbottle.bottle.plugins.module_utils import supervise as sv
@@ -292,23 +290,11 @@ def look_up_images(client, names):
 def smolvm_machines(module):
     """(report, machines): the smolvm CLI's availability and boot support, and ``machine ls --json``."""
     p = module.params
-    supported, why = smolvm.boot_supported()
-    report = dict(available=False, path=None, reason=None, boot=dict(supported=supported, reason=why))
-    if not p["smolvm"]:
-        report["reason"] = "not looked for (smolvm=false)"
-        return report, []
     try:
-        report["path"] = smolvm.find_smolvm(p["smolvm_path"], which=module.get_bin_path)
-    except smolvm.SmolvmError as exc:
-        report["reason"] = str(exc)
-        return report, []
-    report["available"] = True
-    cli = smolvm.SmolvmCLI(smolvm.module_runner(module), report["path"], state_dir=p["smolvm_state_dir"])
-    try:
-        return report, cli.list_machines()
+        return smolvm.host_report(module, p["smolvm_path"], p["smolvm_state_dir"], look=p["smolvm"])
     except smolvm.SmolvmError as exc:
         module.fail_json(msg="smolvm machine ls failed: %s (fix smolvm, or pass smolvm=false to list "
-                             "containers only)" % exc, smolvm=report)
+                             "containers only)" % exc)
 
 
 def read_approvals(module):
@@ -325,34 +311,16 @@ def read_approvals(module):
 
 def choose_loopback(module, client, machines=()):
     p = module.params
-    meta = state_meta.read_meta(naming.state_dir(p["slug"], p["state_root"]))
     try:
-        # Taken: other bundles' addresses, every VM's allow list, every other bottle's meta.json.
-        address, source = loopback.choose(p["slug"], p["loopback_pool"], client,
-                                          meta_address=meta.get("loopback_address"), machines=machines,
-                                          metas=loopback.meta_addresses(p["state_root"]))
+        address, source = loopback.for_bottle(client, p["slug"], p["state_root"], p["loopback_pool"], machines)
     except loopback.LoopbackError as exc:
         module.fail_json(msg="loopback_pool: %s" % exc)
     found = dict(address=address, source=source)
     if p["listeners"]:
-        reach = host_listeners.reachable(host_listeners_here(module), address, p["bundle_ports"])
+        reach = host_listeners.reachable(host_listeners.here(module), address, p["bundle_ports"])
         found["listeners"] = [host_listeners.describe(item) for item in reach]
         found["refusal"] = host_listeners.refusal(p["slug"], address, reach) if reach else ""
     return found
-
-
-def host_listeners_here(module):
-    """Listening sockets of this host: /proc/net on Linux, lsof elsewhere (macOS)."""
-    if os.path.isfile("/proc/net/tcp"):
-        return host_listeners.linux_listeners()
-    lsof = module.get_bin_path("lsof")
-    if not lsof:
-        module.fail_json(msg="listeners: neither /proc/net nor lsof is available to list the host's listeners: "
-                             "install lsof, or pass listeners=false")
-    rc, out, err = module.run_command([lsof] + host_listeners.LSOF_ARGV[1:])
-    if rc not in (0, 1):  # 1: nothing listens
-        module.fail_json(msg="listeners: lsof failed (rc %d): %s" % (rc, err.strip()))
-    return host_listeners.parse_lsof(out)
 
 
 def main():

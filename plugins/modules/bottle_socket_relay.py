@@ -140,105 +140,14 @@ log:
   type: str
 """
 
-import inspect
-import sys
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.botbottle.bottle.plugins.module_utils import loopback
-from ansible_collections.botbottle.bottle.plugins.module_utils import naming
-from ansible_collections.botbottle.bottle.plugins.module_utils import relay_process
-from ansible_collections.botbottle.bottle.plugins.module_utils import socket_relay
-
-
-def relay_source():
-    """The text of module_utils/socket_relay.py (inside AnsiballZ's zip too: its loader gives the source)."""
-    return inspect.getsource(socket_relay)
-
-
-def present(module, relay, result):
-    p = module.params
-    for key in ("address", "daemons"):
-        if not p[key]:
-            module.fail_json(msg="%s is required with state=present: give the bundle's %s" % (
-                key, "loopback address (127.77.0.X)" if key == "address" else "daemons (as sidecar_bundle's daemons)"))
-    try:
-        address = loopback.check_address(p["address"])
-    except loopback.LoopbackError as exc:
-        module.fail_json(msg="address: %s" % exc)
-    services = socket_relay.services_for(p["daemons"])
-    if "proxy" not in services:
-        module.fail_json(msg="daemons: %s has no proxy (egress or pipelock): the agent's only way out is the proxy; "
-                             "list the daemons the bundle runs" % ", ".join(p["daemons"]))
-    config = socket_relay.host_config(relay.state_dir, address, services)
-    try:
-        relay.check_paths(config)
-    except relay_process.RelayError as exc:
-        module.fail_json(msg=str(exc))
-    source = relay_source()
-    status = relay.status(config, source)
-    result.update(
-        reason=status["reason"], pid=status["pid"],
-        sockets={e["name"]: e["path"] for e in config["listeners"]},
-        mounts=socket_relay.mounts(relay.state_dir, services),
-        guest_command=socket_relay.guest_command(services),
-        guest_env=socket_relay.guest_proxy_env(),
-        guest_endpoints=socket_relay.guest_endpoints(services))
-    if status["current"]:
-        return
-    result["action"] = "restart" if status["running"] else "start"
-    result["changed"] = True
-    if module.check_mode:
-        return
-    try:
-        relay.stop()
-        result["pid"] = relay.start(config, source, p["python"] or sys.executable, p["timeout"])
-    except (relay_process.RelayError, OSError) as exc:
-        module.fail_json(msg="bottle %s: %s" % (p["slug"], exc), log=relay.logfile)
-
-
-def absent(module, relay, result):
-    pid = relay.pid()
-    files = relay.existing_files()
-    result.update(pid=pid, reason="running" if pid else "not running")
-    if pid is None and not files:
-        return
-    result["action"] = "stop" if pid else "remove files"
-    result["changed"] = True
-    if module.check_mode:
-        return
-    try:
-        relay.stop()
-        result["removed"] = relay.remove_files()
-    except OSError as exc:
-        module.fail_json(msg="bottle %s: cannot stop its socket relay: %s" % (module.params["slug"], exc))
-    result["pid"] = None
+from ansible_collections.botbottle.bottle.plugins.module_utils.relay_process import RELAY_SPEC, run
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            slug=dict(type="str", required=True),
-            state_root=dict(type="path", default=naming.DEFAULT_STATE_ROOT),
-            address=dict(type="str"),
-            daemons=dict(type="list", elements="str"),
-            state=dict(type="str", choices=["present", "absent"], default="present"),
-            python=dict(type="path"),
-            timeout=dict(type="float", default=10),
-        ),
-        supports_check_mode=True,
-    )
-    p = module.params
-    error = naming.slug_error(p["slug"])
-    if error:
-        module.fail_json(msg="slug: " + error)
-    relay = relay_process.Relay(naming.state_dir(p["slug"], p["state_root"]))
-    result = dict(changed=False, action="none", pid=None, log=relay.logfile)
-    if p["state"] == "present":
-        present(module, relay, result)
-    else:
-        absent(module, relay, result)
-    module.exit_json(**result)
+    module = AnsibleModule(argument_spec=RELAY_SPEC, supports_check_mode=True)
+    module.exit_json(**run(module))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from ansible_collections.botbottle.bottle.plugins.modules import bottle_image_archive
+from ansible_collections.botbottle.bottle.plugins.module_utils import image_archive
 from ansible_collections.botbottle.bottle.tests.unit.plugins.modules.docker_fakes import (
     FakeEngine, Failed, run_module)
 
@@ -87,7 +88,7 @@ def test_stale_partial_files_are_pruned_fresh_ones_kept(engine, tmp_path):
     fresh = cache / (".%s.tar.x2.part" % ("b" * 64))
     stale.write_bytes(b"half")
     fresh.write_bytes(b"half")
-    hour_ago = time.time() - 2 * bottle_image_archive.STALE_PART_SECONDS
+    hour_ago = time.time() - 2 * image_archive.STALE_PART_SECONDS
     os.utime(stale, (hour_ago, hour_ago))
     checked = run(engine, cache, check=True)
     assert checked["pruned"] == [str(stale)] and stale.exists()

@@ -288,7 +288,7 @@ def test_listeners_name_what_the_vm_would_reach(tmp_path, monkeypatch):
              host_listeners.Listener("udp", "::", 5353, "inode 2"),
              host_listeners.Listener("tcp", "127.0.0.1", 631, "inode 3")]
     monkeypatch.setattr(host_listeners, "linux_listeners", lambda root="/": found)
-    monkeypatch.setattr(bottle_info.os.path, "isfile", lambda path: True)
+    monkeypatch.setattr(host_listeners.os.path, "isfile", lambda path: True)
     result = run_module(bottle_info, engine.client, {"state_root": str(tmp_path), "slug": "sm-a",
                                                      "loopback_pool": "127.77.0.0/16", "listeners": True})
     assert result["loopback"]["listeners"] == ["tcp 0.0.0.0:5432 (inode 1)", "udp [::]:5353 (inode 2)"]
