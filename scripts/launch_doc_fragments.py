@@ -36,11 +36,20 @@ ABOUT = {
     "bundle": "The bundle: the options of M(botbottle.bottle.sidecar_bundle) but those bottle_launch sets (its "
               "networks and address from the networks, its configuration hash from the state directory, and "
               "C(wait): the provisioning waits).",
-    "container": "The agent container: the options of M(botbottle.bottle.bottle_agent) but those bottle_launch "
-                 "sets (its network, address and proxy from the networks and the bundle).",
+    "container": "The agent container (docker, required there): the options of M(botbottle.bottle.bottle_agent) but "
+                 "those bottle_launch sets (its network, address and proxy from the networks and the bundle).",
     "provision": "The agent's files: the options of M(botbottle.bottle.bottle_provision) but those bottle_launch "
                  "sets (the target and bundle, and the git-gate host from the bundle). When the bundle runs "
-                 "supervise, supervise's MCP server joins O(provision.mcp_servers).",
+                 "supervise, supervise's MCP server joins O(provision.mcp_servers). On smolmachines it runs only "
+                 "when O(boot), over C(smolvm machine exec).",
+    "relay": "smolmachines: the host ends of the VM's sockets - the options of "
+             "M(botbottle.bottle.bottle_socket_relay) but those bottle_launch sets (the bottle, the address and the "
+             "daemons).",
+    "archive": "smolmachines (required there): the agent image as a file smolvm boots - the options of "
+               "M(botbottle.bottle.bottle_image_archive).",
+    "machine": "smolmachines: the agent VM - the options of M(botbottle.bottle.smolvm_machine) but those "
+               "bottle_launch sets (no network; the relay's sockets mounted and its guest end the workload, as root; "
+               "the image from O(archive); started when O(boot)). The relay's guest env joins O(machine.env).",
 }
 HEADER = '''# -*- coding: utf-8 -*-
 # Copyright: botbottle developers
@@ -95,15 +104,16 @@ def _option_docs(doc, spec, phase, options):
 def render():
     phases = _import("module_utils.launch_phases")
     parts = [HEADER]
-    for phase in phases.PHASES:
+    for name in phases.OPTIONS:
+        phase = next(each for plan in phases.PLANS.values() for each in plan if each.name == name)
         doc = yaml.safe_load(_import("modules." + phase.module).DOCUMENTATION)["options"]
         spec = phase.nested_spec()
         top = {"description": ABOUT[phase.name], "type": "dict",
                "suboptions": _option_docs(doc, spec, phase, set(spec))}
-        if phase.name in ("network", "provision"):
-            top["default"] = {}
-        else:
+        if phase.name in ("state", "bundle"):
             top["required"] = True
+        elif phase.name not in ("container", "archive"):
+            top["default"] = {}
         text = yaml.safe_dump({"options": {phase.name: top}}, sort_keys=False, width=110, default_flow_style=False,
                               allow_unicode=True)
         parts.append('\n    %s = r"""\n%s"""\n' % (phase.name.upper(), text))

@@ -103,19 +103,6 @@ options:
         - Prefix length of each network's subnet; a /28 holds the gateway, bundle and agent.
         type: int
         default: 28
-      internal:
-        description:
-        - Whether the bottle has the internal network (the docker backend's agent sits on it).
-        type: bool
-        default: true
-      backend:
-        description:
-        - The bottle's backend, recorded as the C(io.botbottle.backend) label of new networks.
-        type: str
-        choices:
-        - docker
-        - smolmachines
-        default: docker
       labels:
         description:
         - Extra labels for both networks (the bottle's own labels always win).
@@ -202,13 +189,6 @@ options:
             - Host address to publish on (a per-bottle loopback address for smolmachines).
             type: str
             default: 127.0.0.1
-      publish_address:
-        description:
-        - Publish O(bundle.publish_ports) on this host address, each port on the same port number (C(127.0.0.X:8888)
-          -> 8888). A loopback address other than C(127.0.0.1), or V(auto) to choose one from O(bundle.publish_pool)
-          (see the description). Fails when another bottle's bundle publishes on it.
-        - Unset publishes nothing there (the docker backend).
-        type: str
       publish_pool:
         description:
         - Where V(auto) takes an address from; a range inside C(127.0.0.0/8).
@@ -216,19 +196,11 @@ options:
         default: 127.77.0.0/16
       publish_ports:
         description:
-        - The bundle ports published on O(bundle.publish_address). Default - the agent-facing port of each daemon
-          in O(bundle.daemons) (the proxy 8888 - egress, or pipelock in front of it -, git-gate 9418, supervise
-          9100).
+        - The bundle ports published on O(botbottle.bottle.sidecar_bundle#module:publish_address). Default - the
+          agent-facing port of each daemon in O(bundle.daemons) (the proxy 8888 - egress, or pipelock in front of
+          it -, git-gate 9418, supervise 9100).
         type: list
         elements: int
-      backend:
-        description:
-        - The bottle's backend, recorded as the C(io.botbottle.backend) label.
-        type: str
-        choices:
-        - docker
-        - smolmachines
-        default: docker
       cap_add:
         description:
         - Capabilities of the bundle. C(NET_ADMIN) installs the proxy chain's redirect rule.
@@ -282,8 +254,8 @@ options:
     CONTAINER = r"""
 options:
   container:
-    description: 'The agent container: the options of M(botbottle.bottle.bottle_agent) but those bottle_launch sets
-      (its network, address and proxy from the networks and the bundle).'
+    description: 'The agent container (docker, required there): the options of M(botbottle.bottle.bottle_agent)
+      but those bottle_launch sets (its network, address and proxy from the networks and the bundle).'
     type: dict
     suboptions:
       name:
@@ -342,7 +314,6 @@ options:
         - The most the work kept before a recreate may take; what would pass it is skipped and listed.
         type: int
         default: 268435456
-    required: true
 """
 
     PROVISION = r"""
@@ -350,7 +321,8 @@ options:
   provision:
     description: 'The agent''s files: the options of M(botbottle.bottle.bottle_provision) but those bottle_launch
       sets (the target and bundle, and the git-gate host from the bundle). When the bundle runs supervise, supervise''s
-      MCP server joins O(provision.mcp_servers).'
+      MCP server joins O(provision.mcp_servers). On smolmachines it runs only when O(boot), over C(smolvm machine
+      exec).'
     type: dict
     suboptions:
       ca_cert_path:
@@ -420,15 +392,106 @@ options:
         - Seconds to wait for O(botbottle.bottle.bottle_provision#module:bundle) (its CA, then its health).
         type: int
         default: 60
+    default: {}
+"""
+
+    RELAY = r"""
+options:
+  relay:
+    description: 'smolmachines: the host ends of the VM''s sockets - the options of M(botbottle.bottle.bottle_socket_relay)
+      but those bottle_launch sets (the bottle, the address and the daemons).'
+    type: dict
+    suboptions:
+      python:
+        description:
+        - The Python that runs the relay. Default - the one running this module.
+        type: path
+      timeout:
+        description:
+        - Seconds a new relay has to listen on every socket before the module fails with its log.
+        type: float
+        default: 10
+    default: {}
+"""
+
+    ARCHIVE = r"""
+options:
+  archive:
+    description: 'smolmachines (required there): the agent image as a file smolvm boots - the options of M(botbottle.bottle.bottle_image_archive).'
+    type: dict
+    suboptions:
+      image:
+        description:
+        - The image reference (or id) in the local image cache.
+        type: str
+        required: true
+      cache_dir:
+        description:
+        - Where archives are kept on the managed host (created with mode 0700).
+        type: path
+        default: ~/.bot-bottle/images
+      prune:
+        description:
+        - Remove archives of images that have no tag any more, and stale temporary files.
+        type: bool
+        default: true
+"""
+
+    MACHINE = r"""
+options:
+  machine:
+    description: 'smolmachines: the agent VM - the options of M(botbottle.bottle.smolvm_machine) but those bottle_launch
+      sets (no network; the relay''s sockets mounted and its guest end the workload, as root; the image from O(archive);
+      started when O(boot)). The relay''s guest env joins O(machine.env).'
+    type: dict
+    suboptions:
+      env:
+        description:
+        - Environment of the machine's workload; no secret (use O(machine.secret_env)). Keys are variable names;
+          values hold no NUL and no line break. Applied with C(machine update -e) when it changes.
+        type: dict
+        default: {}
+      secret_env:
+        description:
+        - Secret environment variables of the workload, by reference (C(--secret-env KEY=BOTBOTTLE_SECRET_KEY)).
+          The values live only in the environment of the C(smolvm machine start) the module runs; smolvm persists
+          the reference, never the value.
+        type: dict
+        default: {}
+      secret_files:
+        description:
+        - Secret environment variables read from absolute host file paths at each start (C(--secret-file KEY=PATH));
+          only the path is persisted.
+        type: dict
+        default: {}
+      cpus:
+        description:
+        - Maximum vCPUs. Unset leaves smolvm's default (4) at create and the current value after.
+        type: int
+      memory:
+        description:
+        - Maximum memory in MiB. Unset leaves smolvm's default (8192) at create and the current value after.
+        type: int
+      labels:
+        description:
+        - Labels of the machine (C(--label KEY=VALUE), read back with C(machine ls --json)). smolvm has no way to
+          change labels, so a change recreates the machine.
+        - The keys C(io.botbottle.env-hash) and C(io.botbottle.create-spec) are reserved.
+        type: dict
+        default: {}
+      stop_timeout:
+        description:
+        - Seconds the workload gets after its stop signal when the module stops the machine (C(--timeout)).
+        type: int
       smolvm_path:
         description:
-        - The smolvm binary (O(botbottle.bottle.bottle_provision#module:transport=smolvm)). Default - C(smolvm)
-          on PATH, else the C(smolmachines) wheel's.
+        - The smolvm binary. Default - C(smolvm) on PATH, else C(smol/smol-vmm) of the C(smolmachines) wheel installed
+          for the Python that runs this module.
         type: path
-      smolvm_state_dir:
+      state_dir:
         description:
-        - smolvm's state directory (O(botbottle.bottle.bottle_provision#module:transport=smolvm)); smolvm's own
-          default when unset.
+        - smolvm's C(--state-dir) - keep all smolvm state under this directory instead of the user's default ones.
+          Linux only (smolvm 1.32 says so) - ignored, with a warning, elsewhere. Tests use it to stay apart.
         type: path
     default: {}
 """

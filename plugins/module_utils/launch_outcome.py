@@ -12,7 +12,7 @@ from __future__ import annotations
 
 # Each phase's result key, and how the closing message names it.
 PHASES = (("networks", "networks"), ("state", "state directory"), ("archive", "agent image archive"),
-          ("bundle", "sidecar bundle"), ("agent", "agent container"))
+          ("bundle", "sidecar bundle"), ("relay", "socket relay"), ("agent", "agent container"))
 
 
 def _changed(result):
@@ -57,7 +57,7 @@ def outcome(slug, agent, policy, backend, preexisting, check_mode, results, laun
     """``{"text", "changed", "status", "why"}`` of one launch.
 
     ``results``: the phases' module results by key of ``PHASES`` (a missing one did not run); ``launched``:
-    bottle_launch's own result (docker: its stamp's ``current`` and ``reason``)."""
+    bottle_launch's own result (its stamp's ``current`` and ``reason``)."""
     results = results or {}
     preexisting = bool(preexisting)
     changed = not preexisting or any(_changed(results.get(key)) for key, _label in PHASES)
@@ -73,6 +73,8 @@ def outcome(slug, agent, policy, backend, preexisting, check_mode, results, laun
         elif key == "state":
             summary = policy_summary(result.get("policy_changes"))
             part = label + (" (%s)" % summary if summary else "")
+        elif key == "relay":
+            part = "%s %sed" % (label, result.get("action") or "start") if result.get("action") != "none" else None
         else:
             part = label
         if part:
@@ -91,9 +93,7 @@ def outcome(slug, agent, policy, backend, preexisting, check_mode, results, laun
         text = "%s is running (changed: %s)" % (name, listed)
     else:
         text = "%s is running (nothing changed)" % name
-    if backend != "docker":
-        why = "the smolmachines backend always converges"
-    elif (launched or {}).get("current"):
+    if (launched or {}).get("current"):
         why = "nothing to do: the bottle runs as this launch would leave it"
     else:
         why = (launched or {}).get("reason") or ""

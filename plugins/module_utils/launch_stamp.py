@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: botbottle developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The stamp of a finished docker launch: what it was asked, and the objects it left running.
+"""The stamp of a finished launch: what it was asked, and the objects it left running.
 
 A launch that ends well (botbottle.bottle.bottle_launch) writes ``<state dir>/launch.json``: the
 digest of everything the launch was given (the controller's ``launch_digest`` filter over the
@@ -20,11 +20,15 @@ API:
 - ``STAMP``: the file name in the state directory.
 - ``write(state_dir, digest, objects)``: write the stamp (0600, replaced atomically).
 - ``read(state_dir)``: the stamp as a dict, or None (missing or unreadable: no shortcut).
-- ``observe(client, slug, state_dir, health)``: the stamp and the objects as they are now, as
-  ``{stamp, networks: {role: id}, containers: {role: {id, running, image}}, config_hash, health}``;
-  ``health`` (a function of the bundle container) is only called when everything else matches.
+- ``observe(client, slug, state_dir, health, networks=NETWORKS, containers=CONTAINERS, extra=None)``:
+  the stamp and the objects as they are now, as ``{stamp, networks: {role: id}, containers: {role:
+  {id, running, image}}, config_hash, extra, health}``; ``health`` (a function of the bundle
+  container) is only called when everything else matches. ``networks`` and ``containers`` are the
+  backend's (smolmachines: ``VM_NETWORKS``, ``VM_CONTAINERS``); ``extra`` (a function, called only
+  when there is a stamp) gives what else the backend records (smolmachines: the VM, its socket relay
+  and the agent image's id), compared key by key with the stamp's ``extra`` (``EXTRA_REASONS``).
 - ``is_current(observed, digest, images)``: ``(True, "")`` or ``(False, why)``; ``images`` maps each
-  image the launch wants (``bundle``, ``agent``) to its id in the image cache now.
+  image a container of the launch runs (``bundle``, ``agent``) to its id in the image cache now.
 """
 
 from __future__ import annotations
@@ -37,6 +41,11 @@ from ansible_collections.botbottle.bottle.plugins.module_utils import bundle_con
 STAMP = "launch.json"
 NETWORKS = {"internal": "net-int", "egress": "net-out"}
 CONTAINERS = ("bundle", "agent")
+VM_NETWORKS = {"egress": "net-out"}
+VM_CONTAINERS = ("bundle",)
+EXTRA_REASONS = {"machine": "the VM was removed, recreated, resized or stopped",
+                 "relay": "the socket relay does not run as the launch left it",
+                 "agent_image": "the agent image was rebuilt"}
 
 
 def write(state_dir, digest, objects):
@@ -63,17 +72,20 @@ def _container(client, slug, role):
             "object": container}
 
 
-def observe(client, slug, state_dir, health):
+def observe(client, slug, state_dir, health, networks=None, containers=None, extra=None):
+    networks = NETWORKS if networks is None else networks
+    containers = CONTAINERS if containers is None else containers
     stamp = read(state_dir)
-    seen = {"stamp": stamp, "networks": {}, "containers": {}, "config_hash": None, "health": None}
+    seen = {"stamp": stamp, "networks": {}, "containers": {}, "config_hash": None, "extra": None, "health": None}
     if stamp is None:
         return seen
+    seen["extra"] = extra() if extra else None
     # Imported here: the rest of this file (read, write, is_current) needs no Docker SDK.
     from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import find_network
-    for role, suffix in NETWORKS.items():
+    for role, suffix in networks.items():
         network = find_network(client, naming.object_name(slug, suffix))
         seen["networks"][role] = network.id if network is not None else None
-    found = {role: _container(client, slug, role) for role in CONTAINERS}
+    found = {role: _container(client, slug, role) for role in containers}
     seen["containers"] = {role: ({k: v for k, v in c.items() if k != "object"} if c else None)
                           for role, c in found.items()}
     try:
@@ -92,7 +104,8 @@ def _objects_match(seen, stamp):
     return (seen["networks"] == stamp.get("networks")
             and all(c is not None and c["running"] for c in seen["containers"].values())
             and ids_now == ids_then
-            and seen["config_hash"] == stamp.get("config_hash"))
+            and seen["config_hash"] == stamp.get("config_hash")
+            and seen["extra"] == stamp.get("extra"))
 
 
 def is_current(observed, digest, images):
@@ -103,7 +116,7 @@ def is_current(observed, digest, images):
         return False, "the launch's inputs or the collection changed"
     if observed["networks"] != stamp.get("networks"):
         return False, "a network was removed or recreated"
-    for role in CONTAINERS:
+    for role in observed["containers"]:
         now, then = observed["containers"].get(role), (stamp.get("containers") or {}).get(role) or {}
         if now is None or now["id"] != then.get("id"):
             return False, "the %s container was removed or recreated" % role
@@ -113,6 +126,10 @@ def is_current(observed, digest, images):
             return False, "the %s image was rebuilt" % role
     if observed["config_hash"] != stamp.get("config_hash"):
         return False, "a file of the state directory changed"
+    extra_now, extra_then = observed.get("extra") or {}, stamp.get("extra") or {}
+    for key in sorted(set(extra_now) | set(extra_then)):
+        if extra_now.get(key) != extra_then.get(key):
+            return False, EXTRA_REASONS.get(key, "the launch's %s changed" % key)
     if observed.get("health") is not True:
         return False, "a daemon of the bundle is not healthy"
     return True, ""

@@ -16,7 +16,8 @@ API:
 - ``Phase(module, name, params)``: ``params`` (the caller's options of the phase, validated by the host
   module, with the wired ones added). Then ``.params``, ``.check_mode``, ``._diff`` (as the phases'
   logic reads a module), ``.fail_json(msg=..., **details)`` (raises ``PhaseFailed``: a phase may run
-  in a thread; the host module fails once, from its own thread) and ``.warn(msg)``.
+  in a thread; the host module fails once, from its own thread), ``.warn(msg)``, and the host module's
+  ``.run_command(...)`` and ``.get_bin_path(...)`` (the smolvm CLI, lsof).
 - ``with_defaults(spec, params)``: ``params`` with the defaults of ``spec`` filled, for a phase whose
   options the host module sets itself (bottle_remove's ``state=absent``); a bad one raises ValueError.
 - ``merge_diffs(results)``: the ``diff`` of each phase result (a ``{before, after}`` dict or a list
@@ -60,6 +61,8 @@ class Phase:
         self.check_mode = module.check_mode
         self._diff = module._diff
         self._warn = module.warn
+        self.run_command = module.run_command
+        self.get_bin_path = module.get_bin_path
 
     def fail_json(self, msg, **details):
         raise PhaseFailed(self.name, msg, details)

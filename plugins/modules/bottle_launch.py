@@ -7,7 +7,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: bottle_launch
-short_description: A docker launch in one step - state directory, networks, bundle, agent, provisioning
+short_description: A launch in one step, on either backend - state directory, networks, bundle, agent, provisioning
 version_added: 0.4.0
 description:
   - Runs, in one module call, what M(botbottle.bottle.bottle_state), M(botbottle.bottle.bottle_network),
@@ -45,7 +45,20 @@ description:
   - When every phase succeeded (not in check mode) and O(digest) is given, it records the stamp of the launch in
     the state directory (module_utils/launch_stamp.py) - the digest and the objects left running - so that a rerun
     with the same inputs finds that nothing is to be done (see RV(current)).
-  - Each module on its own is still what the smolmachines backend and custom plays use.
+  - With O(backend=smolmachines) the same call runs the smolmachines plan (module_utils/launch_phases.py
+    C(SMOLMACHINES), module_utils/vm_launch.py) - the state directory (the bottle's loopback address kept in its
+    meta.json), the way-out network only, the bundle publishing its agent-facing ports on that address, the bottle's
+    host socket relay (M(botbottle.bottle.bottle_socket_relay)), the agent image as an archive
+    (M(botbottle.bottle.bottle_image_archive)), the VM (M(botbottle.bottle.smolvm_machine): no network, the relay's
+    sockets mounted, the guest relay its workload) and, when O(boot), the agent's files over C(smolvm machine exec).
+    Before anything is created it also looks at the smolvm CLI, whether this host boots guests (with O(boot)),
+    the bottle's loopback address (O(loopback_pool); a relaunch keeps its address) and host services on a
+    wildcard address (unless O(allow_wildcard_listeners)); a problem is reported in RV(host_errors). The stamp
+    covers the VM, the relay and the agent image too.
+  - What needs root is never done here (the call runs as the launching user). On macOS, lo0 needs an alias for the
+    bottle's loopback address before Docker can publish on it; when it lacks one, RV(root_steps) says so and
+    nothing is done, so the caller can add it (as root) and call again.
+  - Each module on its own is still what custom plays use.
 author: botbottle developers (@botbottle)
 extends_documentation_fragment:
   - botbottle.bottle.docker
@@ -54,6 +67,9 @@ extends_documentation_fragment:
   - botbottle.bottle.launch_phases.bundle
   - botbottle.bottle.launch_phases.container
   - botbottle.bottle.launch_phases.provision
+  - botbottle.bottle.launch_phases.relay
+  - botbottle.bottle.launch_phases.archive
+  - botbottle.bottle.launch_phases.machine
 attributes:
   check_mode:
     description: Each phase reports what it would do and touches nothing; no stamp is written.
@@ -100,6 +116,28 @@ options:
         the run that holds the lock, with nothing changed. A killed run holds nothing (the lock goes with its process).
     type: int
     default: 300
+  backend:
+    description: Which plan runs - the agent in a docker container, or in a smolvm VM.
+    type: str
+    choices: [docker, smolmachines]
+    default: docker
+  boot:
+    description:
+      - smolmachines - start the VM and provision its agent. V(false) creates the bundle, the relay and the VM
+        without starting it (a host that cannot boot guests); no agent runs then.
+    type: bool
+    default: true
+  loopback_pool:
+    description: smolmachines - where the bottle's own loopback address is chosen (never 127.0.0.1).
+    type: str
+    default: 127.77.0.0/16
+  allow_wildcard_listeners:
+    description:
+      - smolmachines - launch even when host services listen on a wildcard address, so that they answer at the
+        bottle's loopback address too (the operator acknowledged them, or a firewall rule limits the address to the
+        bundle's ports). V(false) reports them in RV(host_errors) and does nothing.
+    type: bool
+    default: false
 notes:
   - Values of the phases' secret options (the agent's C(secret_env), the bundle's C(env)) are masked in
     everything the module returns.
@@ -189,11 +227,11 @@ bundle:
   type: dict
 container:
   description: What the agent phase returned (M(botbottle.bottle.bottle_agent)'s result).
-  returned: when the launch ran
+  returned: when a docker launch ran
   type: dict
 provision:
   description: What the provisioning phase returned (M(botbottle.bottle.bottle_provision)'s result).
-  returned: unless skipped in check mode
+  returned: unless skipped in check mode (or, on smolmachines, without O(boot))
   type: dict
 seconds:
   description: How long each phase took, in seconds (where a launch's time goes).
@@ -205,6 +243,41 @@ stamped:
   description: Whether the stamp of this launch was written.
   returned: when the launch ran
   type: bool
+root_steps:
+  description:
+    - smolmachines - what must be done as root before the launch can go on (C({step, address}); V(lo0_alias) on
+      macOS); when any, nothing was done.
+  returned: with O(backend=smolmachines), unless RV(missing_images)
+  type: list
+  elements: dict
+  sample: [{step: lo0_alias, address: 127.77.0.9}]
+notes:
+  description: smolmachines - what the caller should tell the operator (a VM that will only be created).
+  returned: with O(backend=smolmachines), unless RV(missing_images)
+  type: list
+  elements: str
+loopback_address:
+  description: smolmachines - the bottle's loopback address, where its bundle publishes.
+  returned: with O(backend=smolmachines), unless RV(missing_images)
+  type: str
+smolvm:
+  description: smolmachines - the smolvm CLI (C(available), C(path), C(reason)) and whether this host boots guests (C(boot)).
+  returned: with O(backend=smolmachines), unless RV(missing_images)
+  type: dict
+relay:
+  description: smolmachines - what the relay phase returned (M(botbottle.bottle.bottle_socket_relay)'s result).
+  returned: when a smolmachines launch ran
+  type: dict
+archive:
+  description: smolmachines - what the archive phase returned (M(botbottle.bottle.bottle_image_archive)'s result).
+  returned: when a smolmachines launch ran
+  type: dict
+machine:
+  description:
+    - smolmachines - what the machine phase returned (M(botbottle.bottle.smolvm_machine)'s result); in check mode
+      with an archive still to write, C({skipped, name, msg}).
+  returned: when a smolmachines launch ran
+  type: dict
 """
 
 import hashlib
@@ -216,19 +289,20 @@ from concurrent.futures import ThreadPoolExecutor
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.botbottle.bottle.plugins.module_utils import bottle_lock, bundle_config, host_files
-from ansible_collections.botbottle.bottle.plugins.module_utils import launch_stamp, naming
+from ansible_collections.botbottle.bottle.plugins.module_utils import launch_stamp, loopback, naming, vm_launch
 from ansible_collections.botbottle.bottle.plugins.module_utils import supervise as sv
 from ansible_collections.botbottle.bottle.plugins.module_utils.bundle_health import read_health
 from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import (
     DOCKER_COMMON_ARGS, DockerException, find_container, find_image, find_network, get_docker_client)
-from ansible_collections.botbottle.bottle.plugins.module_utils.launch_phases import BY_NAME, PHASES, Run
+from ansible_collections.botbottle.bottle.plugins.module_utils.launch_phases import (
+    BACKEND_OPTIONS, PLANS, Run, phase_of)
 from ansible_collections.botbottle.bottle.plugins.module_utils.launch_phases import argument_spec as phases_spec
 from ansible_collections.botbottle.bottle.plugins.module_utils.phases import Phase, PhaseFailed, merge_diffs
 
 
 def phase(module, run, name):
     """The phase's options - the caller's (validated by Ansible with this module's), with the wiring applied."""
-    return Phase(module, name, BY_NAME[name].options(run, module.params[name]))
+    return Phase(module, name, phase_of(module.params["backend"], name).options(run, module.params[name] or {}))
 
 
 def read_host_files(module):
@@ -255,18 +329,29 @@ def look(module, client):
     launch would leave it."""
     p = module.params
     slug = p["slug"]
+    vm = p["backend"] == "smolmachines"
     state_root = p["state"]["state_root"]
     state_dir = naming.state_dir(slug, state_root)
-    containers = [find_container(client, naming.object_name(slug, role)) for role in launch_stamp.CONTAINERS]
-    networks = [find_network(client, naming.object_name(slug, suffix)) for suffix in launch_stamp.NETWORKS.values()]
+    stamp_networks = launch_stamp.VM_NETWORKS if vm else launch_stamp.NETWORKS
+    stamp_containers = launch_stamp.VM_CONTAINERS if vm else launch_stamp.CONTAINERS
+    containers = [find_container(client, naming.object_name(slug, role)) for role in stamp_containers]
+    networks = [find_network(client, naming.object_name(slug, suffix)) for suffix in stamp_networks.values()]
     seen = dict(preexisting=os.path.isdir(state_dir) or any(o is not None for o in containers + networks))
-    images = {"bundle": p["bundle"].get("image"), "agent": p["container"].get("image")}
+    images = {"bundle": p["bundle"].get("image"), "agent": (p["archive"] if vm else p["container"]).get("image")}
     found = {role: find_image(client, name) if name else None for role, name in images.items()}
     seen["missing_images"] = sorted(images[role] for role, image in found.items() if image is None and images[role])
     if seen["missing_images"]:
         return seen
     seen["host_errors"], seen["upstream_ca"] = read_host_files(module)
-    if seen["host_errors"]:
+    vm_found = None
+    if vm:
+        # smolvm, the VM, the bottle's loopback address, the host's wildcard listeners, what needs root.
+        vm_found = vm_launch.look(module, client, slug, state_root)
+        seen["preexisting"] = seen["preexisting"] or vm_found["machine"] is not None
+        seen["host_errors"] += vm_found["host_errors"]
+        seen.update(notes=vm_found["notes"], root_steps=vm_found["root_steps"], loopback_address=vm_found["address"],
+                    smolvm=vm_found["smolvm"], vm_found=vm_found)
+    if seen["host_errors"] or seen.get("root_steps"):
         return seen
     try:
         approved = bundle_config.combine_approved(
@@ -291,13 +376,19 @@ def look(module, client):
             return read_health(bundle)[0] == 0
         except DockerException:
             return False
-    observed = launch_stamp.observe(client, slug, state_dir, healthy)
+    if vm:
+        observed = launch_stamp.observe(
+            client, slug, state_dir, healthy, launch_stamp.VM_NETWORKS, launch_stamp.VM_CONTAINERS,
+            extra=lambda: vm_launch.extra_now(client, state_dir, vm_found["address"], p["bundle"]["daemons"],
+                                              images["agent"], vm_found["machine"]))
+    else:
+        observed = launch_stamp.observe(client, slug, state_dir, healthy)
     seen["current"], seen["reason"] = launch_stamp.is_current(
         observed, seen["digest"], {role: image.id for role, image in found.items()})
     return seen
 
 
-def launch(module, client, seconds, policy, upstream_ca):
+def launch(module, client, seconds, policy, upstream_ca, address=None):
     # Imported here: a rerun with nothing to do (look) never loads the phases' logic.
     from ansible_collections.botbottle.bottle.plugins.module_utils import provisioning, state_write
     from ansible_collections.botbottle.bottle.plugins.module_utils.agent_container import AgentManager
@@ -316,13 +407,18 @@ def launch(module, client, seconds, policy, upstream_ca):
         now = time.monotonic()
         seconds[name] = round(now - clock[0], 3)
         clock[0] = now
-    run = Run(p["slug"], p["agent"], policy)
+    run = Run(p["slug"], p["agent"], policy, address=address, boot=p["boot"])
+    run.state_root = p["state"]["state_root"]
     state = phase(module, run, "state")
     if upstream_ca is not None:
         state.params["options"] = dict(state.params["options"], upstream_ca=upstream_ca)
     done["state"] = state_write.present(state)
     run.config_hash = done["state"]["config_hash"]
     took("state")
+    if p["backend"] == "smolmachines":
+        run.daemons = p["bundle"]["daemons"]
+        vm_launch.launch(module, client, run, lambda each, name: phase(module, each, name), seconds, done, took)
+        return done
 
     networks = NetworkManager(phase(module, run, "network"), client)
     networks.present()
@@ -352,10 +448,10 @@ def launch(module, client, seconds, policy, upstream_ca):
                                              client=client, timings=waits)
         took("provision")
         seconds.update(("provision_" + k, v) for k, v in waits.items())
-    return done, networks, bundle, agent
+    return done
 
 
-def stamp(state_dir, digest, networks, bundle, agent):
+def stamp(state_dir, digest, done):
     """Record the launch (or, without a digest, forget an earlier one)."""
     if not digest:
         try:
@@ -364,10 +460,14 @@ def stamp(state_dir, digest, networks, bundle, agent):
             pass
         return False
     objects = {
-        "networks": {role: net["id"] for role, net in networks.result["networks"].items()},
-        "containers": {"bundle": {"id": bundle.container.id}, "agent": {"id": agent.container.id}},
+        "networks": {role: net["id"] for role, net in done["network"]["networks"].items()
+                     if net and net.get("id")},
+        "containers": {role: {"id": done[phase]["container"]["id"]}
+                       for role, phase in (("bundle", "bundle"), ("agent", "container")) if phase in done},
         "config_hash": bundle_config.config_hash(state_dir),
     }
+    if "machine" in done:
+        objects["extra"] = vm_launch.extra_done(done)
     launch_stamp.write(state_dir, digest, objects)
     return True
 
@@ -382,6 +482,10 @@ def argument_spec():
         approvals_agent=dict(type="str"),
         upstream_ca_file=dict(type="path"),
         lock_timeout=dict(type="int", default=bottle_lock.DEFAULT_TIMEOUT),
+        backend=dict(type="str", choices=sorted(PLANS), default="docker"),
+        boot=dict(type="bool", default=True),
+        loopback_pool=dict(type="str", default=loopback.DEFAULT_POOL),
+        allow_wildcard_listeners=dict(type="bool", default=False),
     )
     spec.update(phases_spec())
     spec.update(DOCKER_COMMON_ARGS)
@@ -389,7 +493,8 @@ def argument_spec():
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
+                           required_if=[("backend", backend, list(options)) for backend, options in BACKEND_OPTIONS.items()])
     error = naming.slug_error(module.params["slug"])
     if error:
         module.fail_json(msg="slug: " + error)
@@ -403,15 +508,16 @@ def main():
                               module.params["lock_timeout"]) as lock:
             seen = look(module, client)
             upstream_ca = seen.pop("upstream_ca", None)
-            if seen["missing_images"] or seen["host_errors"] or seen["missing_tokens"] or seen.get("current"):
+            seen.pop("vm_found", None)
+            if seen["missing_images"] or seen["host_errors"] or seen.get("root_steps") or seen["missing_tokens"] \
+                    or seen.get("current"):
                 # Nothing to do, or nothing this call can do: the role says why, or resolves the credentials
                 # and calls again.
                 seen.pop("policy", None)
                 module.exit_json(changed=False, lock=lock, **seen)
             seconds = {}
-            done, networks, bundle, agent = launch(module, client, seconds, seen.pop("policy"), upstream_ca)
-            stamped = False if module.check_mode else stamp(done["state"]["path"], seen.get("digest"), networks,
-                                                            bundle, agent)
+            done = launch(module, client, seconds, seen.pop("policy"), upstream_ca, seen.get("loopback_address"))
+            stamped = False if module.check_mode else stamp(done["state"]["path"], seen.get("digest"), done)
     except bottle_lock.BottleLocked as exc:
         module.fail_json(msg=str(exc), preexisting=True)
     except PhaseFailed as exc:
@@ -425,7 +531,7 @@ def main():
     seen.pop("policy", None)
     result = dict(done, stamped=stamped, seconds=seconds, changed=any(r.get("changed") for r in done.values()),
                   lock=lock, **seen)
-    order = [each.name for each in PHASES]
+    order = [each.name for each in PLANS[module.params["backend"]]]
     diffs = merge_diffs(sorted(done.items(), key=lambda item: order.index(item[0])))
     # Each phase's result is its module's: with its diff only when asked for (run_manager does the same).
     if module._diff:

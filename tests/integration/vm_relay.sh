@@ -12,6 +12,9 @@
 #      else is reachable, each refusal checked for its reason (no interface but lo, no resolver, no route);
 #   4. the relay's lifecycle through the role: a killed relay is started again by the next launch (the
 #      guest's connections work again), teardown stops it and removes its sockets.
+# The launch is one module call (bottle_launch, the smolmachines plan), counted as the run happens by a
+# callback plugin (tests/integration/lib/callback_plugins/module_calls.py); its rerun is one call that takes
+# the stamp's shortcut (nothing changed), and a rerun after the relay was killed takes the full path.
 # Nothing talks to any address outside this machine (the "internet" is the testnet and testgit containers
 # of a network of this run only). Everything it creates goes in the trap.
 set -euo pipefail
@@ -109,14 +112,29 @@ all:
               host_key: "$(cat "$D/git-host-key.pub")"
 YAML
 
-launch() { playbook playbooks/bottle.yml -e "agent=$AGENT" -e "bottle_instance=$run_id"; }
+n=0
+launch() {
+  n=$((n + 1))
+  BB_MODULE_CALLS_FILE=$D/calls$n.json ANSIBLE_CALLBACK_PLUGINS="$root/tests/integration/lib/callback_plugins" \
+    ANSIBLE_CALLBACKS_ENABLED=module_calls playbook playbooks/bottle.yml -e "agent=$AGENT" -e "bottle_instance=$run_id"
+}
+# The module calls of the last launch: exactly one, bottle_launch.
+one_launch_call() {
+  local got
+  got=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["count"], json.dumps(d["calls"]))' "$D/calls$n.json")
+  echo "module calls: $got"
+  if [ "${got%% *}" != 1 ] || [[ "$got" != *'"botbottle.bottle.bottle_launch"'* ]]; then
+    fail "$1: expected one module call (bottle_launch), got $got"
+  fi
+}
 relay_pid() { cat "$STATE/$SLUG/relay/relay.pid" 2>/dev/null || true; }
 smolvm=$(.venv/bin/python -c 'from ansible_collections.botbottle.bottle.plugins.module_utils import smolvm; print(smolvm.find_smolvm())' 2>/dev/null \
   || PYTHONPATH=.build/collections .venv/bin/python -c 'from ansible_collections.botbottle.bottle.plugins.module_utils import smolvm; print(smolvm.find_smolvm())')
 
 step "1. launch $SLUG (create-only VM)"
 launch >"$D/launch1.log" 2>&1 || { tail -40 "$D/launch1.log"; fail "the launch failed"; }
-grep -q "Host sockets relayed to the bundle of bottle $SLUG" "$D/launch1.log" || fail "the launch ran no socket relay task"
+one_launch_call "the first launch"
+grep -q "is running (created" "$D/launch1.log" || fail "no 'is running (created' line"
 pid1=$(relay_pid)
 if [ -z "$pid1" ] || ! kill -0 "$pid1"; then fail "no socket relay runs after the launch"; fi
 for name in proxy git-gate supervise; do
@@ -127,6 +145,12 @@ done
 [ "$(stat -c %a "$STATE/$SLUG/sockets")" = 700 ] || fail "the socket directory is not 0700"
 addr=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["loopback_address"])' "$STATE/$SLUG/meta.json")
 grep -q "\"host\": \"$addr\"" "$STATE/$SLUG/relay/relay.json" || fail "the relay does not dial $addr"
+
+step "1b. the rerun: one module call, the stamp's shortcut"
+launch >"$D/launch2.log" 2>&1 || { tail -40 "$D/launch2.log"; fail "the rerun failed"; }
+one_launch_call "the rerun"
+grep -q "is running (nothing changed)" "$D/launch2.log" || { grep -i "running\|reason" "$D/launch2.log" | tail -5; fail "the rerun changed something"; }
+[ "$(relay_pid)" = "$pid1" ] || fail "the rerun restarted the relay"
 
 step "2. the VM smolvm recorded: no network, the three sockets, the guest relay, the guest env"
 "$smolvm" --state-dir "$SMOLVM_STATE" machine ls --json >"$D/ls.json" 2>/dev/null
@@ -246,7 +270,7 @@ for _ in $(seq 1 50); do case "$(ps -o stat= -p "$pid1" 2>/dev/null)" in ''|Z*) 
 launch >"$D/launch3.log" 2>&1 || { tail -40 "$D/launch3.log"; fail "the launch after a killed relay failed"; }
 pid2=$(relay_pid)
 if [ -z "$pid2" ] || [ "$pid2" = "$pid1" ] || ! kill -0 "$pid2"; then fail "the killed relay was not started again"; fi
-grep -A3 "Host sockets relayed to the bundle of bottle $SLUG" "$D/launch3.log" | grep -q '^changed:' || fail "the revived relay was not reported changed"
+one_launch_call "the launch after a killed relay"
 code=$(in_guest "curl -sS --max-time 20 -o /dev/null -w '%{http_code}' --cacert /usr/local/share/ca-certificates/bottle-ca.crt \
   https://allowed.bottle.test/vm-relay-again-$run_id") || fail "curl after the relay restart failed"
 [ "$code" = 200 ] || fail "after the relay restart the allowed host answered $code"

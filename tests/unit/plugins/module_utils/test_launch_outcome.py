@@ -70,7 +70,17 @@ def test_smolmachines_names_the_vm_and_a_step_check_mode_skips():
     got = run({"archive": {"changed": True}, "agent": {"skipped": True}}, check=True, backend="smolmachines")
     assert got["text"] == ("check mode: " + NAME + " is running; this launch would change: agent image archive, agent VM; "
                            "nothing was changed")
-    assert got["why"] == "the smolmachines backend always converges"
+    # smolmachines has its stamp too: why comes from bottle_launch, as on docker.
+    vm = run({}, launched={"current": False, "reason": "the socket relay does not run as the launch left it"},
+             backend="smolmachines")
+    assert vm["why"] == "the socket relay does not run as the launch left it"
+
+
+def test_the_relay_says_it_was_started_again():
+    got = run({"relay": {"changed": True, "action": "restart"}}, backend="smolmachines")
+    assert got["text"] == NAME + " is running (changed: socket relay restarted)"
+    assert run({"relay": {"changed": False, "action": "none"}}, backend="smolmachines")["text"] == (
+        NAME + " is running (nothing changed)")
 
 
 def test_why_a_docker_launch_ran_in_full():
