@@ -26,7 +26,7 @@ MACHINE_SPEC = dict(
     state=dict(type="str", choices=["present", "started", "stopped", "absent"], default="present"),
     image=dict(type="path"),
     allow_cidrs=dict(type="list", elements="str", default=[]),
-    env=dict(type="dict", default={}, no_log=True),
+    env=dict(type="dict", default={}),
     secret_env=dict(type="dict", default={}, no_log=True),
     secret_files=dict(type="dict", default={}, no_log=False),
     command=dict(type="list", elements="str", default=[]),

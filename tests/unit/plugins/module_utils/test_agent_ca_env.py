@@ -23,8 +23,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[4]
 def test_the_smolmachines_vm_gets_the_docker_backends_values():
     role_vars = yaml.safe_load((ROOT / "roles" / "bottle" / "vars" / "main.yml").read_text(encoding="utf-8"))
     assert role_vars["bottle_agent_ca_env"] == CA_ENV
-    task = (ROOT / "roles" / "bottle" / "tasks" / "launch_smolmachines.yml").read_text(encoding="utf-8")
-    assert "combine(bottle_agent_ca_env)" in task
+    task = (ROOT / "roles" / "bottle" / "tasks" / "preflight.yml").read_text(encoding="utf-8")
+    assert "'env': bottle_resolved.env | combine(bottle_agent_ca_env)" in task
 
 
 def test_the_agent_image_sets_the_same_values():

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""launch_stamp: the stamp of a finished docker launch (write/read), what is there now (observe) and
+"""launch_stamp: the stamp of a finished launch (docker, and smolmachines: its VM, relay and agent image) (write/read), what is there now (observe) and
 whether a rerun may take the shortcut (is_current). No engine: the fake of docker_fakes."""
 from __future__ import annotations
 
@@ -121,7 +121,8 @@ def test_observe_without_a_stamp_looks_at_nothing(bottle):
     os.unlink(bottle["state"] / launch_stamp.STAMP)
     health = Health()
     seen = observe(bottle, health)
-    assert seen == {"stamp": None, "networks": {}, "containers": {}, "config_hash": None, "health": None}
+    assert seen == {"stamp": None, "networks": {}, "containers": {}, "config_hash": None, "extra": None,
+                    "health": None}
     assert health.calls == []
 
 
@@ -285,3 +286,57 @@ def test_is_current_checks_in_order_the_first_cause_is_named(bottle):
     # Another digest and a stopped agent: the digest is named (the inputs come first).
     bottle["conts"]["agent"].attrs["State"]["Status"] = "exited"
     assert "inputs" in current(bottle, digest="d2")[1]
+
+
+# --- smolmachines: the egress network, the bundle, and what else it records (extra) ------------------
+
+VM_EXTRA = {"machine": {"name": "bb-demo-rr1-agent", "state": "running", "image": "local:ab", "cpus": 2,
+                        "memory_mib": 1024, "allowed_cidrs": [], "labels": {"io.botbottle.bottle": SLUG}},
+            "relay": {"pid": 4242, "current": True}, "agent_image": "sha256:agent"}
+
+
+@pytest.fixture
+def vm_bottle(bottle):
+    """The docker bottle's fixture as a smolmachines bottle: no internal network, no agent container."""
+    del bottle["engine"].containers[naming.object_name(SLUG, "agent")]
+    objects = {"networks": {"egress": bottle["nets"]["egress"].id},
+               "containers": {"bundle": {"id": bottle["conts"]["bundle"].id}},
+               "config_hash": bundle_config.config_hash(str(bottle["state"])),
+               "extra": json.loads(json.dumps(VM_EXTRA))}
+    launch_stamp.write(str(bottle["state"]), "d1", objects)
+    return bottle
+
+
+def vm_current(b, extra):
+    observed = launch_stamp.observe(b["engine"].client, SLUG, str(b["state"]), Health(), launch_stamp.VM_NETWORKS,
+                                    launch_stamp.VM_CONTAINERS, extra=lambda: extra)
+    return launch_stamp.is_current(observed, "d1", {"bundle": b["image_ids"]["bundle"]})
+
+
+def test_a_vm_bottle_as_it_was_left_is_current(vm_bottle):
+    assert vm_current(vm_bottle, json.loads(json.dumps(VM_EXTRA))) == (True, "")
+
+
+@pytest.mark.parametrize("key, change, why", [
+    ("machine", {"state": "stopped"}, "the VM was removed, recreated, resized or stopped"),
+    ("machine", {"memory_mib": 2048}, "the VM was removed, recreated, resized or stopped"),
+    ("relay", {"current": False}, "the socket relay does not run as the launch left it"),
+    ("relay", {"pid": 4243}, "the socket relay does not run as the launch left it"),
+])
+def test_a_vm_bottle_is_not_current_when_its_vm_or_relay_changed(vm_bottle, key, change, why):
+    extra = json.loads(json.dumps(VM_EXTRA))
+    extra[key].update(change)
+    assert vm_current(vm_bottle, extra) == (False, why)
+
+
+def test_a_vm_bottle_is_not_current_when_its_vm_is_gone_or_its_image_rebuilt(vm_bottle):
+    assert vm_current(vm_bottle, dict(VM_EXTRA, machine={})) == (False, "the VM was removed, recreated, resized or stopped")
+    assert vm_current(vm_bottle, dict(VM_EXTRA, agent_image="sha256:new")) == (False, "the agent image was rebuilt")
+
+
+def test_the_extra_is_only_looked_at_with_a_stamp(vm_bottle):
+    os.unlink(vm_bottle["state"] / launch_stamp.STAMP)
+    calls = []
+    launch_stamp.observe(vm_bottle["engine"].client, SLUG, str(vm_bottle["state"]), Health(), launch_stamp.VM_NETWORKS,
+                         launch_stamp.VM_CONTAINERS, extra=lambda: calls.append(1))
+    assert calls == []

@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: botbottle developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The VM launch_smolmachines.yml asks smolvm_machine for, rendered as Ansible renders it.
+"""The VM a smolmachines launch asks smolvm for: the role's machine options (preflight.yml, bottle_launch_vm),
+rendered as Ansible renders them, wired by bottle_launch's smolmachines plan (launch_phases.SMOLMACHINES).
 
 The guest env: proxies (both cases) at the guest's own loopback (its relay), NO_PROXY, the CA variables
 of the docker backend (CA_ENV, with NODE_EXTRA_CA_CERTS); secret_env only by reference (its own option),
@@ -18,16 +19,16 @@ import yaml
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
 
-from ansible_collections.botbottle.bottle.plugins.module_utils import smolvm
+from ansible_collections.botbottle.bottle.plugins.module_utils import launch_phases, smolvm
 from ansible_collections.botbottle.bottle.plugins.module_utils import socket_relay
 from ansible_collections.botbottle.bottle.plugins.module_utils.agent_container import CA_ENV
 
 ROOT = pathlib.Path(__file__).resolve().parents[4]
 
 
-def machine_task():
-    tasks = yaml.safe_load((ROOT / "roles" / "bottle" / "tasks" / "launch_smolmachines.yml").read_text())
-    task, = [t for t in tasks if "botbottle.bottle.smolvm_machine" in t]
+def assemble_task():
+    tasks = yaml.safe_load((ROOT / "roles" / "bottle" / "tasks" / "preflight.yml").read_text())
+    task, = [t for t in tasks if t.get("name") == "Assemble what the launch gives its modules"]
     return task
 
 
@@ -41,21 +42,22 @@ SERVICES = ["proxy", "git-gate", "supervise"]
 
 
 def rendered_args():
-    task = machine_task()
     role_vars = yaml.safe_load((ROOT / "roles" / "bottle" / "vars" / "main.yml").read_text())
     variables = dict(
         bottle_slug="demo-a",
-        bottle_resolved={"agent": "demo", "env": {"PROBE": "1"}, "secret_env": {"GH_TOKEN": "ghp_secretvalue"}},
-        bottle_agent_archive={"path": "/home/me/.bot-bottle/images/abc.tar"},
-        # What bottle_socket_relay returns (the module's values come from these functions).
-        bottle_relay={"mounts": socket_relay.mounts(STATE, SERVICES),
-                      "guest_command": socket_relay.guest_command(SERVICES),
-                      "guest_env": socket_relay.guest_proxy_env()},
+        bottle_resolved={"agent": "demo", "env": {"PROBE": "1"}, "secret_env": {"GH_TOKEN": "ghp_secretvalue"},
+                         "resources_smolvm": {}},
         bottle_agent_ca_env=role_vars["bottle_agent_ca_env"],
+        bottle_smolvm_cpus=0, bottle_smolvm_memory=0, bottle_smolvm_path="", bottle_smolvm_state_dir="",
     )
-    args = task["botbottle.bottle.smolvm_machine"]
-    keys = ("slug", "agent", "image", "mount_sockets", "command", "user", "env", "secret_env")
-    return {key: render(args[key], variables) for key in keys}, args
+    given = render(assemble_task()["vars"]["bottle_launch_vm"]["machine"], variables)
+    # What bottle_launch's machine phase gets: the role's options, wired from the relay's and archive's results
+    # (the relay's values come from these functions).
+    run = launch_phases.Run("demo-a", "demo", policy={}, address="127.77.0.9", boot=True)
+    run.relay = {"mounts": socket_relay.mounts(STATE, SERVICES), "guest_command": socket_relay.guest_command(SERVICES),
+                 "guest_env": socket_relay.guest_proxy_env()}
+    run.archive = {"path": "/home/me/.bot-bottle/images/abc.tar"}
+    return launch_phases.phase_of("smolmachines", "machine").options(run, dict(given, secret_files={})), given
 
 
 def test_guest_env_has_proxies_no_proxy_and_the_ca_variables_and_no_secret():
@@ -71,7 +73,7 @@ def test_guest_env_has_proxies_no_proxy_and_the_ca_variables_and_no_secret():
     assert env["PROBE"] == "1"
     assert "GH_TOKEN" not in env and "ghp_secretvalue" not in repr(env)
     assert got["secret_env"] == {"GH_TOKEN": "ghp_secretvalue"}
-    assert "allow_cidrs" not in args, "the VM has no network: no allow list"
+    assert "allow_cidrs" not in args and got["allow_cidrs"] == [], "the VM has no network: no allow list"
 
 
 def test_exact_create_argv_of_a_bottle_vm():
