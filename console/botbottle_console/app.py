@@ -39,7 +39,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Header, Input, Label, RichLog, Static
 
 from ansible_collections.botbottle.bottle.plugins.module_utils import agent_text, playbook_command
-from ansible_collections.botbottle.bottle.plugins.module_utils.supervise import EDITABLE
+from ansible_collections.botbottle.bottle.plugins.module_utils.supervise_store import EDITABLE
 
 from . import notify
 from .backend import DecisionError, LocalBackend, lookup_tokens, token_ref

@@ -45,7 +45,7 @@ import yaml
 from ansible_collections.botbottle.bottle.plugins.module_utils import audit_archive, audit_log, bottle_listing, fleet_view
 from ansible_collections.botbottle.bottle.plugins.module_utils import naming
 from ansible_collections.botbottle.bottle.plugins.module_utils import supervise_decide
-from ansible_collections.botbottle.bottle.plugins.module_utils.supervise import SuperviseError
+from ansible_collections.botbottle.bottle.plugins.module_utils.supervise_store import SuperviseError
 
 LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
 

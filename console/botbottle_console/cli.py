@@ -17,7 +17,7 @@ def importable_collection():
     into (``<path>/ansible_collections/botbottle/bottle/console``), else this checkout's link
     (scripts/collection-link.sh)."""
     try:
-        import ansible_collections.botbottle.bottle.plugins.module_utils.supervise  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+        import ansible_collections.botbottle.bottle.plugins.module_utils.supervise_store  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
         return None
     except ImportError:
         pass

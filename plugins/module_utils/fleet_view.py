@@ -26,7 +26,8 @@ from __future__ import annotations
 import datetime
 import re
 
-from ansible_collections.botbottle.bottle.plugins.module_utils import agent_oom, supervise
+from ansible_collections.botbottle.bottle.plugins.module_utils import agent_oom
+from ansible_collections.botbottle.bottle.plugins.module_utils import supervise_store as supervise
 from ansible_collections.botbottle.bottle.plugins.module_utils.bundle_health import read_health
 from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import find_container
 

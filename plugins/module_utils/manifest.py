@@ -13,7 +13,8 @@ from __future__ import annotations
 import copy
 import re
 
-from ansible_collections.botbottle.bottle.plugins.module_utils import agent_kinds, agent_text, git_gate, naming, resources
+from ansible_collections.botbottle.bottle.plugins.module_utils import agent_kinds, agent_text, naming, resources
+from ansible_collections.botbottle.bottle.plugins.module_utils import git_gate_policy as git_gate
 from ansible_collections.botbottle.bottle.plugins.module_utils import bundle_format, route_schema
 
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -4,7 +4,7 @@
 """The proposal store's format: one definition for both sides of the bundle boundary.
 
 supervise (in the bundle) writes proposals and the audit; ``bottle_supervise``, ``bottle_info`` and the
-console (on the managed host, through module_utils/supervise.py) read them and write decisions. This
+console (on the managed host, through module_utils/supervise_store.py) read them and write decisions. This
 file is plain Python (standard library only, no collection import), so the bundle runs the very same
 code: ``images/bundle/proposal_format.py`` is a symlink to it, which ``bottle_image`` sends as this
 file (``/opt/supervise/proposal_format.py`` in the image).

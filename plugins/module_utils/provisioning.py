@@ -17,7 +17,7 @@ from ansible_collections.botbottle.bottle.plugins.module_utils import agent_kind
 from ansible_collections.botbottle.bottle.plugins.module_utils.agent_transport import TransportError
 from ansible_collections.botbottle.bottle.plugins.module_utils.bundle_health import BundleUnhealthy, wait_healthy
 from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import DockerException, find_container
-from ansible_collections.botbottle.bottle.plugins.module_utils.git_gate import gitconfig
+from ansible_collections.botbottle.bottle.plugins.module_utils.git_gate_policy import gitconfig
 from ansible_collections.botbottle.bottle.plugins.module_utils.transport_factory import TRANSPORTS
 
 CA_TARGET = "/usr/local/share/ca-certificates/bottle-ca.crt"

@@ -19,7 +19,7 @@ import os
 from ansible_collections.botbottle.bottle.plugins.module_utils import audit_archive
 from ansible_collections.botbottle.bottle.plugins.module_utils import bundle_config as bc
 from ansible_collections.botbottle.bottle.plugins.module_utils import naming, state_meta
-from ansible_collections.botbottle.bottle.plugins.module_utils import supervise as sv
+from ansible_collections.botbottle.bottle.plugins.module_utils import supervise_store as sv
 
 # bottle_state's options (also the state phase of bottle_launch).
 STATE_SPEC = dict(

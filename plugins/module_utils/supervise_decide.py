@@ -48,8 +48,8 @@ import time
 from ansible_collections.botbottle.bottle.plugins.module_utils import bundle_config as bc
 from ansible_collections.botbottle.bottle.plugins.module_utils import docker_client as dc
 from ansible_collections.botbottle.bottle.plugins.module_utils import naming
-from ansible_collections.botbottle.bottle.plugins.module_utils import supervise as sv
-from ansible_collections.botbottle.bottle.plugins.module_utils.supervise import SuperviseError
+from ansible_collections.botbottle.bottle.plugins.module_utils import supervise_store as sv
+from ansible_collections.botbottle.bottle.plugins.module_utils.supervise_store import SuperviseError
 
 DECISIONS = {"approve": "approved", "reject": "rejected", "modify": "pending"}
 SCOPES = ("bottle", "agent")

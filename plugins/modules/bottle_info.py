@@ -246,7 +246,7 @@ from ansible_collections.botbottle.bottle.plugins.module_utils import (
     agent_text, audit_archive, audit_log, fleet_view, host_listeners, loopback, naming, smolvm)
 # collect and archived: what bottle_info lists (bottle_listing, which the operator's console reads too).
 from ansible_collections.botbottle.bottle.plugins.module_utils.bottle_listing import archived, collect
-from ansible_collections.botbottle.bottle.plugins.module_utils import supervise as sv
+from ansible_collections.botbottle.bottle.plugins.module_utils import supervise_store as sv
 from ansible_collections.botbottle.bottle.plugins.module_utils import supervise_decide as sd
 from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import (
     DOCKER_COMMON_ARGS, DockerException, find_image, get_docker_client)

@@ -290,7 +290,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.botbottle.bottle.plugins.module_utils import bottle_lock, bundle_config, host_files
 from ansible_collections.botbottle.bottle.plugins.module_utils import launch_stamp, loopback, naming, vm_launch
-from ansible_collections.botbottle.bottle.plugins.module_utils import supervise as sv
+from ansible_collections.botbottle.bottle.plugins.module_utils import supervise_store as sv
 from ansible_collections.botbottle.bottle.plugins.module_utils.bundle_health import read_health
 from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import (
     DOCKER_COMMON_ARGS, DockerException, find_container, find_image, find_network, get_docker_client)

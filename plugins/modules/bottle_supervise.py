@@ -285,7 +285,7 @@ from ansible_collections.botbottle.bottle.plugins.module_utils import agent_text
 from ansible_collections.botbottle.bottle.plugins.module_utils import supervise_decide as sd
 from ansible_collections.botbottle.bottle.plugins.module_utils.docker_client import (
     DOCKER_COMMON_ARGS, get_docker_client)
-from ansible_collections.botbottle.bottle.plugins.module_utils.supervise import SuperviseError
+from ansible_collections.botbottle.bottle.plugins.module_utils.supervise_store import SuperviseError
 
 
 SHOWN_LIMIT = 600

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from ansible_collections.botbottle.bottle.plugins.module_utils import supervise as sv
+from ansible_collections.botbottle.bottle.plugins.module_utils import supervise_store as sv
 from ansible_collections.botbottle.bottle.plugins.modules import bottle_state, bottle_supervise
 from ansible_collections.botbottle.bottle.tests.unit.plugins.modules.docker_fakes import FakeEngine, run_module
 from botbottle_console import backend as bk

@@ -22,7 +22,7 @@ import time
 import pytest
 
 from ansible_collections.botbottle.bottle.plugins.module_utils import audit_archive
-from ansible_collections.botbottle.bottle.plugins.module_utils import supervise as sv
+from ansible_collections.botbottle.bottle.plugins.module_utils import supervise_store as sv
 from botbottle_console import backend as bk
 from botbottle_console import cli
 from botbottle_console.app import ConsoleApp, READ_ONLY

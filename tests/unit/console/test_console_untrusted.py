@@ -21,7 +21,7 @@ import sys
 
 import pytest
 
-from ansible_collections.botbottle.bottle.plugins.module_utils import supervise as sv
+from ansible_collections.botbottle.bottle.plugins.module_utils import supervise_store as sv
 from ansible_collections.botbottle.bottle.plugins.modules import bottle_state
 from ansible_collections.botbottle.bottle.tests.unit.plugins.modules.docker_fakes import run_module
 from botbottle_console import backend as bk

@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.botbottle.bottle.plugins.module_utils import agent_text, bundle_config, manifest
-from ansible_collections.botbottle.bottle.plugins.module_utils import supervise as sv
+from ansible_collections.botbottle.bottle.plugins.module_utils import supervise_store as sv
 
 REPO = pathlib.Path(__file__).resolve().parents[4]
 BUNDLE = REPO / "images" / "bundle"

@@ -12,7 +12,7 @@ import pathlib
 import pytest
 
 from ansible_collections.botbottle.bottle.plugins.module_utils import audit_log
-from ansible_collections.botbottle.bottle.plugins.module_utils import supervise
+from ansible_collections.botbottle.bottle.plugins.module_utils import supervise_store as supervise
 
 WRITER = pathlib.Path(__file__).resolve().parents[4] / "images" / "bundle" / "bottle_firewall" / "audit.py"
 

@@ -16,7 +16,8 @@ import pytest
 
 from ansible_collections.botbottle.bottle.plugins.module_utils import (
     audit_archive, audit_log, bundle_config, bundle_format, loopback, manifest, proposal_format, route_schema,
-    state_meta, supervise)
+    state_meta)
+from ansible_collections.botbottle.bottle.plugins.module_utils import supervise_store as supervise
 
 ROOT = pathlib.Path(__file__).resolve().parents[4]
 TREES = ("plugins", "images/bundle", "console")

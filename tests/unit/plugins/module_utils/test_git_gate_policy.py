@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.botbottle.bottle.plugins.module_utils import git_gate
+from ansible_collections.botbottle.bottle.plugins.module_utils import git_gate_policy as git_gate
 from ansible_collections.botbottle.bottle.plugins.module_utils.manifest import ManifestError, resolve
 
 KEY = "AAAAC3NzaC1lZDI1NTE5AAAAIPpedB8yaxuGAaG1qMfF9EFSLZnPOesJBB2cOrcOorlK"

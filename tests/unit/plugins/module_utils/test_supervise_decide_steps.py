@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from ansible_collections.botbottle.bottle.plugins.module_utils import supervise as sv
+from ansible_collections.botbottle.bottle.plugins.module_utils import supervise_store as sv
 from ansible_collections.botbottle.bottle.plugins.module_utils import supervise_decide as sd
 # The fixtures of bottle_supervise's tests (a bottle with three pending proposals, reloads recorded) are used by name.
 from ansible_collections.botbottle.bottle.tests.unit.plugins.modules.test_bottle_supervise import (  # noqa: F401 pylint: disable=unused-import

@@ -10,7 +10,7 @@ import re
 import pytest
 
 from ansible_collections.botbottle.bottle.plugins.module_utils import bundle_config as bc
-from ansible_collections.botbottle.bottle.plugins.module_utils import supervise as sv
+from ansible_collections.botbottle.bottle.plugins.module_utils import supervise_store as sv
 
 PREFIX = {"type": "prefix", "value": "/repos/our-org/"}
 # issue 15: the agent asked for this; approving with {"matches": [{"methods": ["GET"]}]} allowed GET on every path.

@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from ansible_collections.botbottle.bottle.plugins.module_utils import supervise
-from ansible_collections.botbottle.bottle.plugins.module_utils.supervise import SuperviseError
+from ansible_collections.botbottle.bottle.plugins.module_utils import supervise_store as supervise
+from ansible_collections.botbottle.bottle.plugins.module_utils.supervise_store import SuperviseError
 
 ID = "0123456789abcdef"
 

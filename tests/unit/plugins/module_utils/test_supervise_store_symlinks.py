@@ -10,8 +10,8 @@ import os
 
 import pytest
 
-from ansible_collections.botbottle.bottle.plugins.module_utils import supervise
-from ansible_collections.botbottle.bottle.plugins.module_utils.supervise import SuperviseError
+from ansible_collections.botbottle.bottle.plugins.module_utils import supervise_store as supervise
+from ansible_collections.botbottle.bottle.plugins.module_utils.supervise_store import SuperviseError
 
 ID = "0123456789abcdef"
 EVENT = {"event": "approved", "by": "operator", "id": ID, "kind": "domain", "note": "ok"}

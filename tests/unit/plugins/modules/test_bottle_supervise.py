@@ -13,7 +13,7 @@ from ansible.module_utils import basic
 
 from ansible_collections.botbottle.bottle.plugins.filter.with_approvals import with_approvals
 from ansible_collections.botbottle.bottle.plugins.module_utils import bundle_config as bc
-from ansible_collections.botbottle.bottle.plugins.module_utils import supervise as sv
+from ansible_collections.botbottle.bottle.plugins.module_utils import supervise_store as sv
 from ansible_collections.botbottle.bottle.plugins.module_utils import supervise_decide as sd
 from ansible_collections.botbottle.bottle.plugins.modules import bottle_state, bottle_supervise
 from ansible_collections.botbottle.bottle.tests.unit.plugins.modules.docker_fakes import (
