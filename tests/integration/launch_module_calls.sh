@@ -7,6 +7,8 @@
 #   b. the rerun: one module call, and it took the shortcut (nothing changed)
 #   c. the identity made readable by others: one module call, the launch stops naming the key and the fix,
 #      and the bottle is left as it was
+#   d. the role's deprecated variable bottle_agent (now bottle_agent_name): the same bottle, nothing changed,
+#      and Ansible's deprecation warning naming both
 # No test internet is needed: the CA and the keys are made here, and no upstream is ever reached.
 # Run under the Docker lock: flock /tmp/bb-docker.lock bash tests/integration/launch_module_calls.sh
 set -euo pipefail
@@ -30,7 +32,7 @@ launch() {
   n=$((n + 1)) LOG=$D/launch$n.log
   export BB_MODULE_CALLS_FILE=$D/calls$n.json
   rc=0
-  timeout 300 ansible-playbook -i "$INV" playbooks/bottle.yml -e agent=$SLUG >"$LOG" 2>&1 || rc=$?
+  timeout 300 ansible-playbook -i "$INV" playbooks/bottle.yml "${@:--eagent=$SLUG}" >"$LOG" 2>&1 || rc=$?
 }
 calls() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["count"], json.dumps(d["calls"]))' "$BB_MODULE_CALLS_FILE"; }
 one_launch_call() {
@@ -65,4 +67,13 @@ grep -q "git_gate.repos.project.identity $D/gate on this host: has mode 0644, re
   || { tail -20 "$LOG"; fail "the refusal does not name the key and the fix"; }
 [ "$(docker ps -aq --filter "label=io.botbottle.bottle=$SLUG" | sort | tr '\n' ' ')" = "$ids" ] \
   || fail "the refused launch changed the bottle's containers"
+
+step "d. the deprecated role variable bottle_agent"
+chmod 600 "$D/gate"
+launch -e "bottle_agent=$SLUG"
+[ "$rc" = 0 ] || { tail -30 "$LOG"; fail "a launch by bottle_agent failed (rc $rc)"; }
+one_launch_call "the launch by bottle_agent"
+grep -q "bottle $SLUG (agent $SLUG, policy $SLUG) is running (nothing changed)" "$LOG" || fail "bottle_agent named another bottle"
+tr -s ' \n' ' ' <"$LOG" | grep -q "the variable bottle_agent is deprecated: set bottle_agent_name instead" \
+  || fail "no deprecation warning for bottle_agent"
 step "passed"
