@@ -289,4 +289,3 @@ def run(module):
     else:
         absent(module, relay, result)
     return result
-

@@ -378,4 +378,3 @@ def run(module):
     if not module._diff:
         manager.result.pop("diff")
     return manager.result
-

@@ -49,7 +49,7 @@ description:
     C(SMOLMACHINES), module_utils/vm_launch.py) - the state directory (the bottle's loopback address kept in its
     meta.json), the way-out network only, the bundle publishing its agent-facing ports on that address, the bottle's
     host socket relay (M(botbottle.bottle.bottle_socket_relay)), the agent image as an archive
-    (M(botbottle.bottle.bottle_image_archive)), the VM (M(botbottle.bottle.smolvm_machine): no network, the relay's
+    (M(botbottle.bottle.bottle_image_archive)), the VM (M(botbottle.bottle.smolvm_machine) - no network, the relay's
     sockets mounted, the guest relay its workload) and, when O(boot), the agent's files over C(smolvm machine exec).
     Before anything is created it also looks at the smolvm CLI, whether this host boots guests (with O(boot)),
     the bottle's loopback address (O(loopback_pool); a relaunch keeps its address) and host services on a
