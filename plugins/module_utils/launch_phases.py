@@ -142,6 +142,18 @@ def _network(backend, internal):
     ))
 
 
+def _bundle(backend, **wiring):
+    """The bundle: on the way-out network, with the state's configuration hash; ``wiring`` is the backend's."""
+    return LaunchPhase("bundle", "sidecar_bundle", BUNDLE_SPEC, dict(
+        slug=lambda run, given: run.slug,
+        agent=lambda run, given: run.agent,
+        state=lambda run, given: "present",
+        backend=lambda run, given: backend,
+        egress_network=lambda run, given: run.egress["name"],
+        config_hash=lambda run, given: run.config_hash,
+        **wiring))
+
+
 def _provision(transport, target, bundle):
     return LaunchPhase("provision", "bottle_provision", provisioning.PROVISION_SPEC, dict(
         transport=lambda run, given: transport,
@@ -157,19 +169,12 @@ def _provision(transport, target, bundle):
 DOCKER = (
     _state(),
     _network("docker", True),
-    LaunchPhase("bundle", "sidecar_bundle", BUNDLE_SPEC, dict(
-        slug=lambda run, given: run.slug,
-        agent=lambda run, given: run.agent,
-        state=lambda run, given: "present",
-        backend=lambda run, given: "docker",
-        internal_network=lambda run, given: run.internal["name"],
-        internal_ip=lambda run, given: run.internal["bundle_ip"],
-        egress_network=lambda run, given: run.egress["name"],
-        publish_address=lambda run, given: None,
-        config_hash=lambda run, given: run.config_hash,
-        # The provisioning waits for the bundle's health.
-        wait=lambda run, given: False,
-    )),
+    _bundle("docker",
+            internal_network=lambda run, given: run.internal["name"],
+            internal_ip=lambda run, given: run.internal["bundle_ip"],
+            publish_address=lambda run, given: None,
+            # The provisioning waits for the bundle's health.
+            wait=lambda run, given: False),
     LaunchPhase("container", "bottle_agent", AGENT_SPEC, dict(
         slug=lambda run, given: run.slug,
         agent=lambda run, given: run.agent,
@@ -185,20 +190,13 @@ SMOLMACHINES = (
     _state(),
     # No internal network: the agent is a VM without one.
     _network("smolmachines", False),
-    LaunchPhase("bundle", "sidecar_bundle", BUNDLE_SPEC, dict(
-        slug=lambda run, given: run.slug,
-        agent=lambda run, given: run.agent,
-        state=lambda run, given: "present",
-        backend=lambda run, given: "smolmachines",
-        internal_network=lambda run, given: None,
-        internal_ip=lambda run, given: None,
-        egress_network=lambda run, given: run.egress["name"],
-        # The proxy, git-gate and supervise on the bottle's own loopback address only.
-        publish_address=lambda run, given: run.address,
-        config_hash=lambda run, given: run.config_hash,
-        # Waited healthy here: the VM's provisioning (smolvm exec) does not look into the bundle.
-        wait=lambda run, given: True,
-    )),
+    _bundle("smolmachines",
+            internal_network=lambda run, given: None,
+            internal_ip=lambda run, given: None,
+            # The proxy, git-gate and supervise on the bottle's own loopback address only.
+            publish_address=lambda run, given: run.address,
+            # Waited healthy here: the VM's provisioning (smolvm exec) does not look into the bundle.
+            wait=lambda run, given: True),
     LaunchPhase("relay", "bottle_socket_relay", RELAY_SPEC, dict(
         slug=lambda run, given: run.slug,
         state_root=lambda run, given: run.state_root,
