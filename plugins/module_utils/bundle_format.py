@@ -11,16 +11,17 @@ as this file (``/opt/egress/`` and ``/opt/supervise/`` in the image).
 
 egress.json carries its ``version`` (``EGRESS_VERSIONS``: what egress reads; ``EGRESS_VERSION``: what
 bundle_config writes). egress holds no default of its own: ``egress_keys`` gives the file of either
-version with every key egress requires, or the first key it leaves out (``missing_keys``).
+version with every key egress requires, and the keys it still leaves out (``missing_keys``).
 
-- Version 3 (what bundle_config writes): the file carries every key of ``EGRESS_KEYS`` and every key of each of
-  its ``SECTIONS`` (dlp, rate_limit, audit), none null; a key it leaves out is refused, naming the key
-  (the writer must write it). Its exact and prefix paths start with ``/`` (route_schema's rule).
+- Version 3 (what bundle_config writes): the file carries every key of ``EGRESS_KEYS`` and every
+  key of each of its ``SECTIONS`` (dlp, rate_limit, audit), none null; a key it leaves out is
+  refused, naming the key (the writer must write it). Its exact and prefix paths start with ``/``
+  (route_schema's rule).
 - Version 2 (written by earlier releases, still read: a relaunch renders a state directory's files
-  again, but a running bundle that Docker restarts reads the file it has): a key the file leaves out (a file rendered before the key
-  existed, or ``audit`` where the policy did not set it) means the value of ``V2_DEFAULTS``, the keys
-  of a section one by one (``fill_v2``). Its exact and prefix paths may not start with ``/``
-  (route_schema's ``legacy`` rule: such a path matches nothing).
+  again, but a running bundle that Docker restarts reads the file it has): a key the file leaves
+  out (a file rendered before the key existed, or ``audit`` where the policy did not set it) means
+  the value of ``V2_DEFAULTS``, the keys of a section one by one (``fill_v2``). Its exact and prefix
+  paths may not start with ``/`` (route_schema's ``legacy`` rule: such a path matches nothing).
 
 Every version carries ``version`` (bundle_config has written it since version 2): a file without it is
 refused.
