@@ -77,8 +77,8 @@ def leaks(text, secret, size=10):
 
 def test_the_new_dlp_keys_are_read_and_default_for_older_files():
     cfg = policy.parse_config({"version": 2, "dlp": {"max_body_bytes": 1000, "entropy_min_length": 20, "entropy_bits": 4.5,
-                                       "action": "supervise", "supervise_timeout": 600,
-                                       "supervise_url": "http://127.0.0.1:9101"}})
+                                                     "action": "supervise", "supervise_timeout": 600,
+                                                     "supervise_url": "http://127.0.0.1:9101"}})
     assert cfg.dlp["action"] == "supervise" and cfg.dlp["supervise_timeout"] == 600
     assert policy.supervise_address(cfg.dlp["supervise_url"]) == ("127.0.0.1", 9101)
     old = policy.parse_config({"version": 2, "dlp": {"max_body_bytes": 1000}})
