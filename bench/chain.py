@@ -36,8 +36,11 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PLAYBOOK = os.path.join(ROOT, ".venv", "bin", "ansible-playbook")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+# The set-up shared with bench/tools.py (soak.py reaches it through this module: chain.sh, chain.BenchError).
+from testbed import INVENTORY_HEAD, ROOT, BenchError, Testbed, sh  # noqa: E402
+
 NET, SERVER, SUBNET = "bb-bench-net", "bb-bench-server", "172.28.248.0/24"
 HOSTS = ("allowed.bottle.test", "api.bottle.test", "api.anthropic.com", "api.openai.com")
 BASELINE = "bb-bench-direct"
@@ -50,21 +53,8 @@ TESTNET_IMAGE = "botbottle/testnet:latest"
 TOKEN = "bbtok-bench-0f1e2d3c4b5a69788796"
 
 # The benchmark's own inventory: no git-gate, no supervise, nothing but the way out.
-INVENTORY = """
-all:
-  hosts:
-    localhost:
-      ansible_connection: local
-      ansible_python_interpreter: "{{ ansible_playbook_python }}"
-  vars:
-    bb_bench_token: %(token)s
-    # The model credential, as the controller would hold it (the test server's stand-in takes any).
-    ANTHROPIC_API_KEY: bench-model-key-not-real
+INVENTORY = INVENTORY_HEAD + """    bb_bench_token: %(token)s
     OPENAI_API_KEY: bench-openai-key-not-real
-    bottle_bundle_extra_networks: [%(net)s]
-    bottle_ssrf_ip_allowlist: [%(subnet)s]
-    bottle_upstream_ca_file: %(ca)s
-    bottle_supervise_enabled: false
     bottle_agents:
       bench:
         description: Benchmark client; no model is called.
@@ -92,93 +82,27 @@ all:
 """
 
 
-class BenchError(RuntimeError):
-    pass
-
-
-def sh(argv, check=True, timeout=600, **kw):
-    try:
-        proc = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, timeout=timeout, check=False, **kw)
-    except subprocess.TimeoutExpired:
-        raise BenchError("%s did not finish within %d s" % (" ".join(argv[:4]), timeout))
-    if check and proc.returncode != 0:
-        raise BenchError("%s failed (%d): %s" % (" ".join(argv[:4]), proc.returncode,
-                                                 (proc.stderr.strip() or proc.stdout.strip())[-2000:]))
-    return proc
-
-
-def wait_for(what, probe, deadline_s, logs=None):
-    """Poll ``probe`` until it returns a true value; on the deadline, say what and show the logs."""
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.2)
-    shown = sh(["docker", "logs", "--tail", "30", logs], check=False).stdout if logs else ""
-    raise BenchError("waited %d s for %s%s" % (deadline_s, what, ("; last logs of %s:\n%s" % (logs, shown)) if logs else ""))
-
-
-class Bench:
+class Bench(Testbed):
     def __init__(self, smoke):
+        archive_root = os.path.join(tempfile.gettempdir(), "bb-bench-archive")
+        super().__init__("bb-bench-chain-", ["-e", "bottle_archive_root=" + archive_root])
         self.smoke = smoke
         self.requests = 5 if smoke else 200
         self.download = (1 if smoke else 100) * 1024 * 1024
-        self.tmp = tempfile.mkdtemp(prefix="bb-bench-chain-")
-        self.started = []          # containers and networks this run created, removed at the end
-        self.bottles = []
-        self.env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"))
 
     # -- set-up ------------------------------------------------------------------------------
     def setup(self):
-        if sh(["docker", "network", "inspect", NET], check=False).returncode != 0:
-            sh(["docker", "network", "create", "--subnet", SUBNET, "--label", "io.botbottle.test=1", NET])
-            self.started.append(("network", NET))
-        sh(["docker", "rm", "-f", SERVER, BASELINE], check=False)
-        aliases = []
-        for host in HOSTS:
-            aliases += ["--network-alias", host]
-        sh(["docker", "run", "-d", "--name", SERVER, "--label", "io.botbottle.test=1", "--network", NET]
-           + aliases + [TESTNET_IMAGE])
-        self.started.append(("container", SERVER))
-        ca = wait_for("the test server's CA (docker exec %s cat /srv/testnet/ca.pem)" % SERVER,
-                      self._read_ca, 30, logs=SERVER)
-        self.ca_file = os.path.join(self.tmp, "testnet-ca.pem")
-        with open(self.ca_file, "w") as handle:
-            handle.write(ca)
-        self.inventory = os.path.join(self.tmp, "inventory.yml")
-        with open(self.inventory, "w") as handle:
-            handle.write(INVENTORY % {"token": TOKEN, "net": NET, "subnet": SUBNET, "ca": self.ca_file})
+        self.network(NET, SUBNET)
+        self.server(SERVER, TESTNET_IMAGE, NET, HOSTS)
+        self.ca_file = self.server_ca(SERVER, "/srv/testnet/ca.pem", "testnet-ca.pem")
+        self.inventory = self.write("inventory.yml", INVENTORY % {"token": TOKEN, "net": NET, "subnet": SUBNET,
+                                                                  "ca": self.ca_file})
         for name, image in ((BASELINE, AGENT_IMAGES["claude-code"]), (CODEX_BASELINE, AGENT_IMAGES["codex"])):
-            sh(["docker", "rm", "-f", name], check=False)
-            sh(["docker", "run", "-d", "--name", name, "--network", NET, "--entrypoint", "sleep", image, "infinity"])
-            self.started.append(("container", name))
+            self.plain(name, image, NET)
             sh(["docker", "cp", self.ca_file, name + ":/tmp/testnet-ca.pem"])
 
-    def _read_ca(self):
-        out = sh(["docker", "exec", SERVER, "cat", "/srv/testnet/ca.pem"], check=False).stdout
-        return out if "BEGIN CERTIFICATE" in out else None
-
     def launch(self, instance, *extra, agent="bench"):
-        slug = "%s-%s" % (agent, instance)
-        self.bottles.append(slug)
-        proc = sh([PLAYBOOK, "playbooks/bottle.yml", "-i", self.inventory, "-e", "agent=" + agent,
-                   "-e", "bottle_instance=" + instance] + list(extra), check=False, env=self.env, timeout=900)
-        if proc.returncode != 0:
-            raise BenchError("launching bottle %s failed:\n%s" % (slug, proc.stdout[-3000:]))
-        return slug
-
-    def teardown(self):
-        for slug in self.bottles:
-            sh([PLAYBOOK, "playbooks/teardown.yml", "-i", self.inventory, "-e", "bottle=" + slug,
-                "-e", "bottle_archive_root=" + os.path.join(tempfile.gettempdir(), "bb-bench-archive")],
-               check=False, env=self.env, timeout=300)
-        for kind, name in reversed(self.started):
-            if kind == "container":
-                sh(["docker", "rm", "-f", name], check=False)
-            else:
-                sh(["docker", "network", "rm", name], check=False)
-        sh(["rm", "-rf", self.tmp], check=False)
+        return self.launch_bottle(self.inventory, agent, instance, extra)
 
     # -- measurements ------------------------------------------------------------------------
     @staticmethod

@@ -39,12 +39,12 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from chain import PLAYBOOK, ROOT, BenchError, sh, wait_for  # noqa: E402
+# The set-up shared with bench/chain.py: the test network, the server, the plain container, the bottles.
+from testbed import INVENTORY_HEAD, ROOT, BenchError, Testbed, sh, wait_for  # noqa: E402
 
 # Names and subnet of what the run creates (BENCH_PREFIX, BENCH_SUBNET: to run beside another run).
 PREFIX = os.environ.get("BENCH_PREFIX", "bb-tools")
@@ -59,19 +59,7 @@ PIP_INDEX = "https://pypi.bottle.test:8443/simple/"
 WORK = "/home/agent/work"
 CA_TARGET = "/usr/local/share/ca-certificates/bottle-ca.crt"
 
-INVENTORY = """
-all:
-  hosts:
-    localhost:
-      ansible_connection: local
-      ansible_python_interpreter: "{{ ansible_playbook_python }}"
-  vars:
-    ANTHROPIC_API_KEY: bench-model-key-not-real
-    bottle_bundle_extra_networks: [%(net)s]
-    bottle_ssrf_ip_allowlist: [%(subnet)s]
-    bottle_upstream_ca_file: %(ca)s
-    bottle_supervise_enabled: false
-    bottle_state_root: %(state)s
+INVENTORY = INVENTORY_HEAD + """    bottle_state_root: %(state)s
     bottle_agent_image: %(agent_image)s
     bottle_agents:
       tools:
@@ -105,14 +93,11 @@ system_resolver = _BenchGetaddrinfo()
 """
 
 
-class Tools:
+class Tools(Testbed):
     def __init__(self, args):
-        self.args = args
-        self.tmp = tempfile.mkdtemp(prefix="bb-bench-tools-")
+        super().__init__("bb-bench-tools-", ["-e", "bottle_archive=false"])
         os.chmod(self.tmp, 0o755)  # the bundle reads its state (bottle_state_root) under it
-        self.started = []
-        self.bottles = []
-        self.env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"))
+        self.args = args
         self.results = []
 
     # -- set-up ------------------------------------------------------------------------------
@@ -121,25 +106,14 @@ class Tools:
             if sh(["docker", "image", "inspect", REGISTRIES_IMAGE], check=False).returncode != 0:
                 raise BenchError("no %s image: make test-images builds it (playbooks/images.yml, "
                                  "bottle_images_include_testnet)" % REGISTRIES_IMAGE)
-            sh(["docker", "rm", "-f", REGISTRIES, PLAIN], check=False)
-            if sh(["docker", "network", "inspect", NET], check=False).returncode != 0:
-                sh(["docker", "network", "create", "--subnet", SUBNET, "--label", "io.botbottle.test=1", NET])
-                self.started.append(("network", NET))
-            aliases = []
-            for host in TEST_DOMAINS:
-                aliases += ["--network-alias", host]
-            sh(["docker", "run", "-d", "--name", REGISTRIES, "--label", "io.botbottle.test=1", "--network", NET,
-                "-e", "DNS_DROP_SHARE=0.5"] + aliases + [REGISTRIES_IMAGE])
-            self.started.append(("container", REGISTRIES))
-            ca = sh(["docker", "exec", REGISTRIES, "cat", "/srv/registries/ca.pem"]).stdout
+            self.network(NET, SUBNET)
+            self.server(REGISTRIES, REGISTRIES_IMAGE, NET, TEST_DOMAINS, env=["DNS_DROP_SHARE=0.5"])
+            self.ca_file = self.server_ca(REGISTRIES, "/srv/registries/ca.pem", "registries-ca.pem")
             self.registries_ip = sh(["docker", "inspect", "-f", "{{(index .NetworkSettings.Networks \"%s\").IPAddress}}"
                                      % NET, REGISTRIES]).stdout.strip()
             wait_for("the registries to answer", self._registries_up, 180, logs=REGISTRIES)
         else:
-            ca = ""
-        self.ca_file = os.path.join(self.tmp, "registries-ca.pem")
-        with open(self.ca_file, "w") as handle:
-            handle.write(ca)
+            self.ca_file = self.write("registries-ca.pem", "")
         # The fixed projects: the image's own (lockfile resolved at registry.bottle.test) or, for
         # --real, the same package.json and requirements against the public registries.
         self.project = os.path.join(self.tmp, "project")
@@ -152,10 +126,7 @@ class Tools:
             registries = os.path.join(ROOT, "images", "testnet", "registries")
             shutil.copy(os.path.join(registries, "package.json"), self.project)
             shutil.copy(os.path.join(registries, "requirements.in"), os.path.join(self.project, "requirements.txt"))
-        network = ["--network", NET] if not self.args.real else []
-        sh(["docker", "run", "-d", "--name", PLAIN, "--label", "io.botbottle.test=1"] + network
-           + ["--entrypoint", "sleep", AGENT_IMAGE, "infinity"])
-        self.started.append(("container", PLAIN))
+        self.plain(PLAIN, AGENT_IMAGE, NET if not self.args.real else None)
         # Trusted as a bottle trusts its CA: in the system store, and Node's extra CA file. --real: the
         # CA of a TLS-intercepting proxy in front of this host (UPSTREAM_CA), which the host trusts.
         self.plain_ca = self.ca_file if not self.args.real else os.environ.get("UPSTREAM_CA")
@@ -181,36 +152,20 @@ class Tools:
 
     def launch(self, instance, bundle_image):
         instance = INSTANCE + instance
-        slug = "tools-" + instance
-        inventory = os.path.join(self.tmp, "inventory-%s.yml" % instance)
-        with open(inventory, "w") as handle:
-            handle.write(INVENTORY % {"net": NET, "subnet": SUBNET, "ca": self.ca_file, "agent_image": AGENT_IMAGE,
-                                      "state": os.path.join(self.tmp, "state"),
-                                      "domains": json.dumps(REAL_DOMAINS if self.args.real else TEST_DOMAINS)})
+        inventory = self.write("inventory-%s.yml" % instance, INVENTORY % {
+            "net": NET, "subnet": SUBNET, "ca": self.ca_file, "agent_image": AGENT_IMAGE,
+            "state": os.path.join(self.tmp, "state"),
+            "domains": json.dumps(REAL_DOMAINS if self.args.real else TEST_DOMAINS)})
         extra = ["-e", "bottle_bundle_image=" + bundle_image]
         if self.args.real:
             # JSON: a key=value extra var is a string ("[]"), not an empty list.
             extra += ["-e", json.dumps({"bottle_bundle_extra_networks": [], "bottle_ssrf_ip_allowlist": []})]
             if os.environ.get("UPSTREAM_CA"):
                 extra += ["-e", "bottle_upstream_ca_file=" + os.environ["UPSTREAM_CA"]]
-        self.bottles.append((slug, inventory))
-        proc = sh([PLAYBOOK, "playbooks/bottle.yml", "-i", inventory, "-e", "agent=tools",
-                   "-e", "bottle_instance=" + instance] + extra, check=False, env=self.env, timeout=900)
-        if proc.returncode != 0:
-            raise BenchError("launching bottle %s failed:\n%s" % (slug, proc.stdout[-3000:]))
+        slug = self.launch_bottle(inventory, "tools", instance, extra)
         agent, bundle = "bb-%s-agent" % slug, "bb-%s-bundle" % slug
         self.copy_project(agent)
         return agent, bundle, slug
-
-    def teardown(self):
-        for slug, inventory in self.bottles:
-            sh([PLAYBOOK, "playbooks/teardown.yml", "-i", inventory, "-e", "bottle=" + slug,
-                "-e", "bottle_archive=false"], check=False, env=self.env, timeout=300)
-        for kind, name in reversed(self.started):
-            argv = {"container": ["docker", "rm", "-f"], "network": ["docker", "network", "rm"],
-                    "image": ["docker", "image", "rm", "-f"]}[kind]
-            sh(argv + [name], check=False)
-        shutil.rmtree(self.tmp, ignore_errors=True)
 
     # -- measurements ------------------------------------------------------------------------
     def timed(self, container, script, plain):

@@ -170,7 +170,8 @@ def _host_setting(policy, key):
 
 
 def firewall_config(policy, options):
-    """bundle/egress.json: what the egress addon enforces (contract version 2)."""
+    """bundle/egress.json: what the egress addon enforces (bundle_format's version 3: every key of EGRESS_KEYS and
+    of each section written, the policy's value or bundle_format's default)."""
     firewall = policy.get("firewall") or {}
     per_minute = firewall.get("requests_per_minute", DEFAULT_REQUESTS_PER_MINUTE)
     dlp_action = firewall.get("dlp_action", DEFAULT_DLP_ACTION)
@@ -200,13 +201,14 @@ def firewall_config(policy, options):
                 "supervise_url": SUPERVISE_RELEASE_URL},
         # A burst above the per-minute rate would let a low limit through at once.
         "rate_limit": {"requests_per_minute": per_minute, "burst": min(DEFAULT_BURST, per_minute)},
+        # The audit file's rotation (egress's audit/egress.jsonl).
+        "audit": {key: firewall.get(name, bundle_format.DEFAULT_AUDIT[key])
+                  for key, name in (("rotate_bytes", "audit_rotate_bytes"), ("keep", "audit_keep"))},
     }
-    # The audit file's rotation, only when the policy sets it (egress's defaults otherwise: 64 MiB, 16 files),
-    # so that the files of a bottle launched before these keys stay the same.
-    audit = {key: firewall[name] for key, name in (("rotate_bytes", "audit_rotate_bytes"), ("keep", "audit_keep"))
-             if name in firewall}
-    if audit:
-        config["audit"] = audit
+    missing = bundle_format.missing_keys(config)
+    if missing:  # egress would refuse the file: a key of bundle_format that this writer does not write yet
+        raise BundleConfigError("egress.json: the renderer leaves out %s, which version %d requires"
+                                % (missing[0], config["version"]))
     return config
 
 

@@ -10,13 +10,21 @@ the very same code: ``images/bundle/bundle_format.py`` is a symlink to it that `
 as this file (``/opt/egress/`` and ``/opt/supervise/`` in the image).
 
 egress.json carries its ``version`` (``EGRESS_VERSIONS``: what egress reads; ``EGRESS_VERSION``: what
-bundle_config writes). Version 2 is the only one so far; its files are read by bundles of later
-releases too (a state directory is staged again at every start and SIGHUP), so a key a file leaves out
-(a file rendered before the key existed, or ``audit`` where the policy does not set it) means the
-value of ``V2_DEFAULTS``: ``fill_v2`` gives the file with every key, and egress requires every key of
-what it returns (it holds no default of its own). Its exact and prefix paths may not start with
-``/`` (route_schema's ``legacy`` rule: such a path matches nothing); a later version that requires
-every key in the file can drop both.
+bundle_config writes). egress holds no default of its own: ``egress_keys`` gives the file of either
+version with every key egress requires, and the keys it still leaves out (``missing_keys``).
+
+- Version 3 (what bundle_config writes): the file carries every key of ``EGRESS_KEYS`` and every
+  key of each of its ``SECTIONS`` (dlp, rate_limit, audit), none null; a key it leaves out is
+  refused, naming the key (the writer must write it). Its exact and prefix paths start with ``/``
+  (route_schema's rule).
+- Version 2 (written by earlier releases, still read: a relaunch renders a state directory's files
+  again, but a running bundle that Docker restarts reads the file it has): a key the file leaves
+  out (a file rendered before the key existed, or ``audit`` where the policy did not set it) means
+  the value of ``V2_DEFAULTS``, the keys of a section one by one (``fill_v2``). Its exact and prefix
+  paths may not start with ``/`` (route_schema's ``legacy`` rule: such a path matches nothing).
+
+Every version carries ``version`` (bundle_config has written it since version 2): a file without it is
+refused.
 
 supervise.json: ``SUPERVISE_DEFAULTS`` (``wait_seconds``, ``max_pending``) within ``SUPERVISE_BOUNDS``.
 """
@@ -25,8 +33,8 @@ from __future__ import annotations
 
 import copy
 
-EGRESS_VERSION = 2
-EGRESS_VERSIONS = (2,)
+EGRESS_VERSION = 3
+EGRESS_VERSIONS = (2, 3)
 EGRESS_KEYS = ("version", "mode", "allowed_hosts", "ports", "passthrough_domains", "trusted_domains",
                "ssrf_ip_allowlist", "routes", "dlp", "rate_limit", "websocket_hosts", "audit")
 MODES = ("firewall", "behind-pipelock")
@@ -67,13 +75,22 @@ def fill_v2(data):
 
 
 def missing_keys(data):
-    """The keys ``data`` (a decoded egress.json) leaves out, ``dlp.action`` for one of a section; what
-    egress requires once ``fill_v2`` has run."""
+    """The keys ``data`` (a decoded egress.json) leaves out (or sets to null), ``dlp.action`` for one of a
+    section, in ``EGRESS_KEYS`` order: what egress requires of a version 3 file, and of a version 2 file
+    once ``fill_v2`` has run."""
     missing = [key for key in EGRESS_KEYS if data.get(key) is None]
     for section, keys in SECTIONS.items():
         if isinstance(data.get(section), dict):
             missing.extend("%s.%s" % (section, key) for key in keys if key not in data[section])
     return missing
+
+
+def egress_keys(data):
+    """``(filled, missing)`` for a decoded egress.json of a version in EGRESS_VERSIONS (its keys checked):
+    the file with every key egress requires (version 2: through ``fill_v2``; version 3: the file itself),
+    and the keys still left out (``missing_keys``; empty when egress may read it)."""
+    filled = fill_v2(data) if data.get("version") == 2 else dict(data)
+    return filled, missing_keys(filled)
 
 
 def release_hold(egress):

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: botbottle developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""egress.json (version 2): what the bottle may reach, read strictly.
+"""egress.json (version 3, and version 2 as earlier releases wrote it): what the bottle may reach, read strictly.
 
 The collection renders this file and bottle-init stages it where only egress's uid can read
 it. A typo in it must never silently open (or close) something, so an unknown key or a value
@@ -19,7 +19,8 @@ on the bundle's loopback only: egress sends it outside its own checks).
 The keys, the versions and what a key left out of a version 2 file means are the collection's
 ``bundle_format`` (beside this package in the image, as the collection's renderer has it); the
 route schema (auth schemes, path rules, methods, headers) is ``route_schema``. This parser holds no
-default of its own: it requires every key of what ``bundle_format.fill_v2`` gives.
+default of its own: it requires every key of a version 3 file in the file itself, and every key of
+what ``bundle_format.fill_v2`` gives for a version 2 file (``bundle_format.egress_keys``).
 
 ``websocket_hosts``: the hosts (patterns, as below) where the agent may open a WebSocket (an
 RFC 6455 handshake; the host must also be allowed). Missing or empty: every ``Upgrade`` is
@@ -288,18 +289,26 @@ def _section(data, key, minimum, source):
 def parse_config(data, source="egress.json"):
     """A ``Config`` from the decoded JSON ``data``; ConfigError naming the key otherwise."""
     _keys(data, TOP_KEYS, source)
-    version = data.get("version", 2)
+    if data.get("version") is None:
+        raise ConfigError("%s: version is missing: the file must say its version (%s), so its writer must write it "
+                          "(the collection's bundle_config writes version %d: relaunch the bottle to render the file "
+                          "again)" % (source, " or ".join(str(v) for v in bundle_format.EGRESS_VERSIONS),
+                                      bundle_format.EGRESS_VERSION))
+    version = data["version"]
     _expect(version, (int,), source + ": version", "an integer")
     if version not in bundle_format.EGRESS_VERSIONS:
         raise ConfigError("%s: version %r is not supported (this egress reads version %s)"
                           % (source, version, ", ".join(str(v) for v in bundle_format.EGRESS_VERSIONS)))
-    # Version 2: a key left out means bundle_format's value for it; from here on every key is required.
-    data = bundle_format.fill_v2(data)
-    for key in ("dlp", "rate_limit", "audit"):
-        _expect(data[key], (dict,), "%s: %s" % (source, key), "an object")
-    missing = bundle_format.missing_keys(data)
+    # Every key is required: in the file itself (version 3), or once bundle_format.fill_v2 has given a
+    # version 2 file the values of the keys it leaves out.
+    data, missing = bundle_format.egress_keys(data)
+    for key in bundle_format.SECTIONS:
+        if data.get(key) is not None:
+            _expect(data[key], (dict,), "%s: %s" % (source, key), "an object")
     if missing:
-        raise ConfigError("%s: %s is missing" % (source, missing[0]))
+        raise ConfigError("%s: %s is missing: a version %d file must carry every key (null is not a value), "
+                          "so its writer must write it (the collection's bundle_config writes each one: relaunch "
+                          "the bottle to render the file again)" % (source, missing[0], version))
     mode = data["mode"]
     if mode not in MODES:
         raise ConfigError("%s: mode must be one of %s" % (source, ", ".join(MODES)))

@@ -1,8 +1,10 @@
 # -*- coding: utf-8 -*-
 # Copyright: botbottle developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""egress.json v2: allowlist matching, strict loading, and the route semantics kept from the
-previous egress_addon.py (matches, credential headers)."""
+"""egress.json: allowlist matching, strict loading, and the route semantics kept from the previous
+egress_addon.py (matches, credential headers). The tables are version 2 files (a key left out is
+bundle_format's default); tests/unit/plugins/module_utils/test_egress_versions.py has
+what version 3 adds."""
 
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ from bottle_firewall import audit, policy, routes
 
 
 def config(**data):
-    return policy.parse_config(dict(data))
+    """A version 2 file of ``data`` (the keys it leaves out: bundle_format.V2_DEFAULTS)."""
+    return policy.parse_config(dict({"version": 2}, **data))
 
 
 @pytest.mark.parametrize("host, port, allowed", [
@@ -66,6 +69,8 @@ def test_defaults_when_keys_are_absent():
     ({"ports": [True]}, "ports[0] must be an integer, not a boolean"),
     ({"ports": [70000]}, "ports[0] must be 1..65535"),
     ({"version": 1}, "version 1 is not supported"),
+    ({"version": None}, "version is missing: the file must say its version (2 or 3), so its writer must write it"),
+    ({"version": "3"}, "version must be an integer"),
     ({"mode": "open"}, "mode must be one of"),
     ({"ssrf_ip_allowlist": ["10.0.0.0/33"]}, "ssrf_ip_allowlist[0]"),
     ({"dlp": {"max_body_bytes": "1M"}}, "dlp.max_body_bytes must be an integer"),
@@ -92,8 +97,14 @@ def test_defaults_when_keys_are_absent():
 ])
 def test_bad_files_are_refused_naming_the_key(data, message):
     with pytest.raises(policy.ConfigError) as err:
-        policy.parse_config(data, "egress.json")
+        policy.parse_config(dict({"version": 2}, **data), "egress.json")
     assert message in str(err.value)
+
+
+def test_a_file_without_a_version_is_refused():
+    """Every release wrote ``version``; a file without it is no file of bundle_config's."""
+    with pytest.raises(policy.ConfigError, match="egress.json: version is missing"):
+        policy.parse_config({"allowed_hosts": ["a.example"]}, "egress.json")
 
 
 def test_a_file_that_is_not_json_names_the_file_but_not_its_content(write_config):

@@ -22,6 +22,7 @@ from fake_supervise import FakeSupervise, approve_after, reject_after
 from fakes import BASE_CONFIG, KNOWN_SECRET, ROUTE_TOKEN, Flow, Proxy, Request, Sink, make_response
 from test_dlp_corpus import CORPUS, KNOWN, PLACES, TOKEN, known_encodings, percent_all
 from bottle_firewall import addon, bodies, dlp, policy, release
+import bundle_format  # images/bundle/bundle_format.py (the collection's, linked): the versions egress reads
 import supervise as supervise_module  # images/bundle/supervise.py: the other end of the contract
 
 PAT = "ghp_" + "Q7w2E9r4T1y6U3i8O5p0A2s7D4f9G1h6J3k8"
@@ -75,12 +76,12 @@ def leaks(text, secret, size=10):
 # --- policy --------------------------------------------------------------------------------------------
 
 def test_the_new_dlp_keys_are_read_and_default_for_older_files():
-    cfg = policy.parse_config({"dlp": {"max_body_bytes": 1000, "entropy_min_length": 20, "entropy_bits": 4.5,
-                                       "action": "supervise", "supervise_timeout": 600,
-                                       "supervise_url": "http://127.0.0.1:9101"}})
+    cfg = policy.parse_config({"version": 2, "dlp": {"max_body_bytes": 1000, "entropy_min_length": 20, "entropy_bits": 4.5,
+                                                     "action": "supervise", "supervise_timeout": 600,
+                                                     "supervise_url": "http://127.0.0.1:9101"}})
     assert cfg.dlp["action"] == "supervise" and cfg.dlp["supervise_timeout"] == 600
     assert policy.supervise_address(cfg.dlp["supervise_url"]) == ("127.0.0.1", 9101)
-    old = policy.parse_config({"dlp": {"max_body_bytes": 1000}})
+    old = policy.parse_config({"version": 2, "dlp": {"max_body_bytes": 1000}})
     assert (old.dlp["action"], old.dlp["supervise_timeout"], old.dlp["supervise_url"]) == \
         ("block", 120, "http://127.0.0.1:9101")
     assert policy.supervise_address("http://[::1]:9") == ("::1", 9)
@@ -105,9 +106,13 @@ def test_the_new_dlp_keys_are_read_and_default_for_older_files():
     ({"supervise_url": "http://127.0.0.1:99999"}, "is not a URL"),
     ({"supervise": "x"}, "unknown key 'supervise'"),
 ])
-def test_bad_dlp_keys_are_refused_naming_the_key(dlp, message):
+@pytest.mark.parametrize("version", bundle_format.EGRESS_VERSIONS)
+def test_bad_dlp_keys_are_refused_naming_the_key(dlp, message, version):
+    # Version 2: the section's other keys left out (their defaults); version 3: written, as bundle_config writes them.
+    data = {"version": 2, "dlp": dlp} if version == 2 else \
+        dict(bundle_format.fill_v2({"version": 2}), version=version, dlp=dict(bundle_format.DEFAULT_DLP, **dlp))
     with pytest.raises(policy.ConfigError) as err:
-        policy.parse_config({"dlp": dlp})
+        policy.parse_config(data)
     assert message in str(err.value)
 
 

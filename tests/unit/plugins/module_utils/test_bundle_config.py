@@ -25,9 +25,9 @@ OPTIONS = {"pipelock": False, "ssrf_ip_allowlist": ["10.9.0.0/24"], "upstream_ca
            "git_gate": {}, "supervise": {"wait_seconds": 5}}
 PRIVATE = {"pipelock": False, "secrets": ["s3cret-one", "", "s3cret-two", "s3cret-one"], "tokens": {"API_TOKEN": "tok-value-123"}}
 
-# The firewall's contract with the egress addon (version 2) for POLICY and OPTIONS.
+# The firewall's contract with the egress addon (version 3: every key written) for POLICY and OPTIONS.
 EGRESS_GOLDEN = {
-    "version": 2,
+    "version": 3,
     "mode": "firewall",
     "allowed_hosts": ["*.cdn.example", "allowed.example", "api.example", "zeta.example"],
     "ports": [80, 443],
@@ -39,6 +39,7 @@ EGRESS_GOLDEN = {
     "dlp": {"max_body_bytes": 16777216, "entropy_min_length": 20, "entropy_bits": 4.5,
             "action": "block", "supervise_timeout": 120, "supervise_url": "http://127.0.0.1:9101"},
     "rate_limit": {"requests_per_minute": 6000, "burst": 3000},
+    "audit": {"rotate_bytes": 67108864, "keep": 16},
 }
 
 # What roles/bottle/templates/pipelock.yaml.j2 (removed) rendered for POLICY_PL, parsed: the Python
@@ -84,15 +85,23 @@ def test_egress_json_is_the_firewall_contract():
     assert data == (json.dumps(EGRESS_GOLDEN, indent=2, sort_keys=True) + "\n").encode()
 
 
-def test_the_audit_rotation_is_rendered_only_when_the_policy_sets_it():
-    """Issue 23: firewall.audit_rotate_bytes / audit_keep reach egress.json as audit.rotate_bytes / keep; a policy
-    without them renders the same file as before (a running bottle's configuration does not change)."""
+def test_the_audit_rotation_is_always_rendered():
+    """Issue 23: firewall.audit_rotate_bytes / audit_keep reach egress.json as audit.rotate_bytes / keep; version 3
+    writes the section with bundle_format's defaults when the policy does not set them (every key written)."""
     policy = copy.deepcopy(POLICY)
     policy["firewall"] = {"audit_keep": 0}
-    assert json.loads(bc.render(policy, OPTIONS)["bundle/egress.json"]) == dict(EGRESS_GOLDEN, audit={"keep": 0})
+    assert json.loads(bc.render(policy, OPTIONS)["bundle/egress.json"]) == dict(
+        EGRESS_GOLDEN, audit={"rotate_bytes": 67108864, "keep": 0})
     policy["firewall"] = {"audit_keep": 4, "audit_rotate_bytes": 1048576}
     rendered = json.loads(bc.render(policy, OPTIONS)["bundle/egress.json"])
     assert rendered["audit"] == {"keep": 4, "rotate_bytes": 1048576}
+
+
+def test_a_format_key_the_renderer_does_not_write_fails_the_render(monkeypatch):
+    """A key added to bundle_format's version 3 but not to the renderer is found when rendering, not by egress."""
+    monkeypatch.setitem(bc.bundle_format.SECTIONS, "audit", dict(bc.bundle_format.DEFAULT_AUDIT, compress=True))
+    with pytest.raises(bc.BundleConfigError, match="leaves out audit.compress, which version 3 requires"):
+        bc.render(POLICY, OPTIONS)
 
 
 def test_the_other_bundle_files():

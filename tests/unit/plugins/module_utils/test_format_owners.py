@@ -155,9 +155,15 @@ def _manifest_accepts(route):
     return True
 
 
-def _egress_accepts(route):
+def _egress_accepts(route, version=bundle_format.EGRESS_VERSION):
+    """Whether egress reads a file of ``version`` with ``route``: the file bundle_config writes for an empty
+    policy (every key), or a version 2 file that leaves every other key out."""
+    if version == 2:
+        data = {"version": 2, "routes": [route]}
+    else:
+        data = dict(json.loads(bundle_config.render({}, {})["bundle/egress.json"]), version=version, routes=[route])
     try:
-        egress_policy.parse_config({"version": bundle_format.EGRESS_VERSION, "routes": [route]})
+        egress_policy.parse_config(data)
     except egress_policy.ConfigError:
         return False
     return True
@@ -215,12 +221,15 @@ def test_supervise_agrees_on_what_an_agent_may_ask(route, accepted):
 
 
 def test_a_path_that_does_not_start_with_a_slash():
-    """It matches no request. The manifest and supervise refuse it; egress reads version 2 files, which
-    could hold one (written before the rule), by the legacy rule: loaded, and matching nothing."""
+    """It matches no request. The manifest, supervise and egress's version 3 refuse it; egress reads version 2
+    files, which could hold one (written before the rule), by the legacy rule: loaded, and matching nothing."""
     route = {"host": HOST, "matches": [{"paths": [{"type": "prefix", "value": "v1/"}]}]}
     assert not _manifest_accepts(route) and not _supervise_accepts(route["matches"])
     assert route_schema.path_value_error("prefix", "v1/") and not route_schema.path_value_error("prefix", "v1/", True)
-    assert _egress_accepts(route) is (bundle_format.EGRESS_VERSION == 2)
+    assert bundle_format.EGRESS_VERSION == 3 and not _egress_accepts(route, 3)
+    assert _egress_accepts(route, 2)
+    with pytest.raises(egress_policy.ConfigError, match=r"routes\[0\]\.matches\[0\]\.paths\[0\]\.value 'v1/' must start with /"):
+        egress_policy.parse_config(dict(json.loads(bundle_config.render({}, {})["bundle/egress.json"]), routes=[route]))
 
 
 def test_a_routes_description_stays_in_the_policy():
@@ -242,10 +251,12 @@ def test_egress_holds_no_default_of_its_own():
     assert (egress_audit.ROTATE_BYTES, egress_audit.KEEP) == (audit_defaults["rotate_bytes"], audit_defaults["keep"])
     for key, (low, high) in manifest.SUPERVISE_KEYS.items():
         assert low <= bundle_format.SUPERVISE_DEFAULTS[key] <= high
-    # What the renderer writes for an empty policy is what egress reads a file without those keys as.
+    # The renderer writes every key (version 3) for an empty policy: bundle_format's defaults, the values egress
+    # gives the keys a version 2 file leaves out.
     rendered = json.loads(bundle_config.render({}, {})["bundle/egress.json"])
-    assert rendered["version"] == bundle_format.EGRESS_VERSION
-    assert bundle_format.missing_keys(rendered) == ["audit"]  # written only when the policy sets it
+    assert rendered["version"] == bundle_format.EGRESS_VERSION == 3
+    assert bundle_format.missing_keys(rendered) == [] and set(rendered) == set(bundle_format.EGRESS_KEYS)
+    assert rendered == dict(bundle_format.fill_v2({"version": 2}), version=3)
     config, bare = egress_policy.parse_config(rendered), egress_policy.parse_config({"version": 2})
     for attribute in ("mode", "ports", "dlp", "rate_limit", "audit"):
         assert getattr(config, attribute) == getattr(bare, attribute), attribute
