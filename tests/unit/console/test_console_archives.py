@@ -35,6 +35,10 @@ OTHER_ASK = "fedcba9876543210"
 
 
 def egress_writer(state_dir):
+    # egress imports bundle_format from beside its package (images/bundle, /opt/egress in the image): on the path
+    # here too, so that this file passes alone as well as after the firewall's tests put it there.
+    if str(WRITER.parents[1]) not in sys.path:
+        sys.path.insert(0, str(WRITER.parents[1]))
     spec = importlib.util.spec_from_file_location("bb_firewall_audit_console", WRITER)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
