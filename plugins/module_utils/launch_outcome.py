@@ -74,7 +74,8 @@ def outcome(slug, agent, policy, backend, preexisting, check_mode, results, laun
             summary = policy_summary(result.get("policy_changes"))
             part = label + (" (%s)" % summary if summary else "")
         elif key == "relay":
-            part = "%s %sed" % (label, result.get("action") or "start") if result.get("action") != "none" else None
+            # A new bottle's relay is one of what was created; a running bottle's says what happened to it.
+            part = label if not preexisting else "%s %sed" % (label, result.get("action") or "start")
         else:
             part = label
         if part:

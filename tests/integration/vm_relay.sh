@@ -116,7 +116,7 @@ n=0
 launch() {
   n=$((n + 1))
   BB_MODULE_CALLS_FILE=$D/calls$n.json ANSIBLE_CALLBACK_PLUGINS="$root/tests/integration/lib/callback_plugins" \
-    ANSIBLE_CALLBACKS_ENABLED=module_calls playbook playbooks/bottle.yml -e "agent=$AGENT" -e "bottle_instance=$run_id"
+    ANSIBLE_CALLBACKS_ENABLED=module_calls playbook playbooks/bottle.yml -e "agent=$AGENT" -e "bottle_instance=$run_id" "$@"
 }
 # The module calls of the last launch: exactly one, bottle_launch.
 one_launch_call() {
@@ -130,6 +130,16 @@ one_launch_call() {
 relay_pid() { cat "$STATE/$SLUG/relay/relay.pid" 2>/dev/null || true; }
 smolvm=$(.venv/bin/python -c 'from ansible_collections.botbottle.bottle.plugins.module_utils import smolvm; print(smolvm.find_smolvm())' 2>/dev/null \
   || PYTHONPATH=.build/collections .venv/bin/python -c 'from ansible_collections.botbottle.bottle.plugins.module_utils import smolvm; print(smolvm.find_smolvm())')
+
+step "0. --check: one module call, says what it would create, creates nothing"
+launch --check >"$D/launch0.log" 2>&1 || { tail -40 "$D/launch0.log"; fail "the check-mode launch failed"; }
+one_launch_call "the check-mode launch"
+grep -q "check mode: bottle $SLUG (agent $AGENT, policy $AGENT) would be created: networks, state directory (hosts +allowed.bottle.test), agent image archive, sidecar bundle, socket relay, agent VM; nothing was changed" "$D/launch0.log" \
+  || { grep -i "check mode" "$D/launch0.log"; fail "the check-mode launch did not say what it would create"; }
+[ ! -e "$STATE/$SLUG" ] || fail "the check-mode launch left a state directory"
+[ -z "$(docker ps -aq --filter "label=io.botbottle.bottle=$SLUG")" ] || fail "the check-mode launch created a container"
+[ -z "$(docker network ls -q --filter "label=io.botbottle.bottle=$SLUG")" ] || fail "the check-mode launch created a network"
+"$smolvm" --state-dir "$SMOLVM_STATE" machine ls --json 2>/dev/null | grep -q "bb-$SLUG-agent" && fail "the check-mode launch created a VM"
 
 step "1. launch $SLUG (create-only VM)"
 launch >"$D/launch1.log" 2>&1 || { tail -40 "$D/launch1.log"; fail "the launch failed"; }
@@ -271,6 +281,8 @@ launch >"$D/launch3.log" 2>&1 || { tail -40 "$D/launch3.log"; fail "the launch a
 pid2=$(relay_pid)
 if [ -z "$pid2" ] || [ "$pid2" = "$pid1" ] || ! kill -0 "$pid2"; then fail "the killed relay was not started again"; fi
 one_launch_call "the launch after a killed relay"
+grep -q "bottle $SLUG (agent $AGENT, policy $AGENT) is running (changed: socket relay started)" "$D/launch3.log" \
+  || { grep "is running" "$D/launch3.log"; fail "the launch after a killed relay did not say it started the relay again"; }
 code=$(in_guest "curl -sS --max-time 20 -o /dev/null -w '%{http_code}' --cacert /usr/local/share/ca-certificates/bottle-ca.crt \
   https://allowed.bottle.test/vm-relay-again-$run_id") || fail "curl after the relay restart failed"
 [ "$code" = 200 ] || fail "after the relay restart the allowed host answered $code"
