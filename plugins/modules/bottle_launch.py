@@ -243,6 +243,12 @@ stamped:
   description: Whether the stamp of this launch was written.
   returned: when the launch ran
   type: bool
+attach:
+  description:
+    - How to reach the agent's CLI (its kind's command - C(claude), C(codex)) in this bottle, as one shell line.
+  returned: always, unless the module failed
+  type: str
+  sample: docker exec -it -u agent bb-demo-agent claude
 root_steps:
   description:
     - smolmachines - what must be done as root before the launch can go on (C({step, address}); V(lo0_alias) on
@@ -283,6 +289,8 @@ machine:
 import hashlib
 import json
 import os
+import platform
+import shlex
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -472,6 +480,22 @@ def stamp(state_dir, digest, done):
     return True
 
 
+def attach_command(module, smolvm_path=None):
+    """How the operator reaches the agent's CLI (its kind's command) in this bottle, as one shell line."""
+    p = module.params
+    from ansible_collections.botbottle.bottle.plugins.module_utils import agent_kinds
+    cli = agent_kinds.get((p["provision"] or {}).get("kind")).CLI["command"]
+    name = naming.object_name(p["slug"], "agent")
+    if p["backend"] == "docker":
+        return "docker exec -it -u agent %s %s" % (name, cli)
+    machine = p["machine"] or {}
+    words = [smolvm_path or machine.get("smolvm_path") or "smolvm"]
+    # smolvm's --state-dir is Linux only.
+    if machine.get("state_dir") and platform.system() == "Linux":
+        words += ["--state-dir", machine["state_dir"]]
+    return " ".join(shlex.quote(w) for w in words + ["machine", "exec", "--name", name, "-u", "agent", "-it", "--", cli])
+
+
 def argument_spec():
     """This module's options: its own, each phase's (the nested options of one dict option), Docker's."""
     spec = dict(
@@ -514,7 +538,7 @@ def main():
                 # Nothing to do, or nothing this call can do: the role says why, or resolves the credentials
                 # and calls again.
                 seen.pop("policy", None)
-                module.exit_json(changed=False, lock=lock, **seen)
+                module.exit_json(changed=False, lock=lock, attach=attach_command(module), **seen)
             seconds = {}
             done = launch(module, client, seconds, seen.pop("policy"), upstream_ca, seen.get("loopback_address"))
             stamped = False if module.check_mode else stamp(done["state"]["path"], seen.get("digest"), done)
@@ -530,7 +554,7 @@ def main():
                          preexisting=seen["preexisting"])
     seen.pop("policy", None)
     result = dict(done, stamped=stamped, seconds=seconds, changed=any(r.get("changed") for r in done.values()),
-                  lock=lock, **seen)
+                  lock=lock, attach=attach_command(module, (done.get("machine") or {}).get("smolvm_path")), **seen)
     order = [each.name for each in PLANS[module.params["backend"]]]
     diffs = merge_diffs(sorted(done.items(), key=lambda item: order.index(item[0])))
     # Each phase's result is its module's: with its diff only when asked for (run_manager does the same).

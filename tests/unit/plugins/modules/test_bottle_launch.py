@@ -243,3 +243,25 @@ def test_what_the_provisioning_checks_beyond_its_spec_fails_before_anything_is_c
     assert failed.value.result["msg"].startswith("provision: skills.bad name! is not a valid skill name")
     assert failed.value.result["phase"] == "provision" and failed.value.result["preexisting"] is False
     nothing_created(engine, tmp_path)
+
+
+def test_the_attach_line_runs_the_agent_kinds_cli(engine, tmp_path):
+    result = run_module(bottle_launch, engine.client, args(tmp_path), check=True)
+    assert result["attach"] == "docker exec -it -u agent bb-demo-agent claude"
+    codex = args(tmp_path)
+    codex["provision"] = dict(codex["provision"], kind="codex")
+    assert run_module(bottle_launch, engine.client, codex, check=True)["attach"] == (
+        "docker exec -it -u agent bb-demo-agent codex")
+
+
+def test_a_smolmachines_launch_needs_its_archive_phase_and_not_a_container(engine, tmp_path):
+    vm = args(tmp_path, backend="smolmachines")
+    del vm["container"]
+    with pytest.raises(Failed) as caught:
+        run_module(bottle_launch, engine.client, vm, check=True)
+    assert "archive" in str(caught.value)
+    docker = args(tmp_path)
+    del docker["container"]
+    with pytest.raises(Failed) as caught:
+        run_module(bottle_launch, engine.client, docker, check=True)
+    assert "container" in str(caught.value)
