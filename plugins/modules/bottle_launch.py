@@ -359,7 +359,7 @@ def look(module, client):
         seen["host_errors"] += vm_found["host_errors"]
         seen.update(notes=vm_found["notes"], root_steps=vm_found["root_steps"], loopback_address=vm_found["address"],
                     smolvm=vm_found["smolvm"], vm_found=vm_found)
-    if seen["host_errors"] or seen.get("root_steps"):
+    if seen["host_errors"]:
         return seen
     try:
         approved = bundle_config.combine_approved(
@@ -372,7 +372,8 @@ def look(module, client):
     seen["missing_tokens"] = [{"host": route["host"], "auth": {"token_ref": route["auth"]["token_ref"]}}
                               for route in (seen["policy"].get("egress") or {}).get("routes") or []
                               if isinstance(route.get("auth"), dict) and route["auth"].get("token_ref") not in tokens]
-    if seen["missing_tokens"] or not p["digest"]:
+    # What the caller must do first (credentials, a step as root) is reported together: one call again does.
+    if seen["missing_tokens"] or seen.get("root_steps") or not p["digest"]:
         return seen
     # The stamp covers the controller's digest, and what only this host knows: the approvals, the credentials
     # of the routes they add and the upstream CAs read here.

@@ -265,3 +265,39 @@ def test_a_smolmachines_launch_needs_its_archive_phase_and_not_a_container(engin
     with pytest.raises(Failed) as caught:
         run_module(bottle_launch, engine.client, docker, check=True)
     assert "container" in str(caught.value)
+
+
+def vm_args(tmp_path):
+    vm = args(tmp_path, backend="smolmachines", boot=False)
+    del vm["container"]
+    vm["archive"] = {"image": AGENT_IMAGE, "cache_dir": str(tmp_path / "images")}
+    return vm
+
+
+def vm_host(monkeypatch, **found):
+    """The smolmachines host as vm_launch.look finds it (test_vm_launch covers look itself)."""
+    from ansible_collections.botbottle.bottle.plugins.module_utils import vm_launch
+    seen = dict(smolvm={"available": True}, machine=None, address="127.77.0.9", host_errors=[], notes=[],
+                root_steps=[])
+    seen.update(found)
+    monkeypatch.setattr(vm_launch, "look", lambda module, client, slug, state_root: seen)
+
+
+def test_a_step_as_root_and_a_missing_credential_are_asked_for_together_and_nothing_is_created(
+        engine, tmp_path, monkeypatch):
+    vm_host(monkeypatch, root_steps=[{"step": "lo0_alias", "address": "127.77.0.9"}])
+    approve(tmp_path, {"domains": [], "routes": [{"host": "api.github.com", "auth": {"token_ref": "GH_TOKEN"}}]})
+    result = run_module(bottle_launch, engine.client, vm_args(tmp_path))
+    assert result["changed"] is False and result["root_steps"] == [{"step": "lo0_alias", "address": "127.77.0.9"}]
+    assert result["missing_tokens"] == [{"host": "api.github.com", "auth": {"token_ref": "GH_TOKEN"}}]
+    assert result["loopback_address"] == "127.77.0.9"
+    nothing_created(engine, tmp_path)
+
+
+def test_a_smolmachines_host_problem_stops_the_launch_before_anything_is_created(engine, tmp_path, monkeypatch):
+    vm_host(monkeypatch, host_errors=["the smolmachines backend needs the smolvm CLI on this host: not found"])
+    result = run_module(bottle_launch, engine.client, vm_args(tmp_path))
+    assert result["changed"] is False
+    assert result["host_errors"] == ["the smolmachines backend needs the smolvm CLI on this host: not found"]
+    assert result["attach"].endswith("machine exec --name bb-demo-agent -u agent -it -- claude")
+    nothing_created(engine, tmp_path)
