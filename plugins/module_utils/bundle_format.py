@@ -35,6 +35,9 @@ import copy
 
 EGRESS_VERSION = 3
 EGRESS_VERSIONS = (2, 3)
+# The bundle image says which versions its egress reads (images/bundle/Dockerfile LABEL, tied to EGRESS_VERSIONS by
+# a unit test), so a launch can refuse an image built before the version it writes (bundle_image_problem).
+IMAGE_LABEL = "io.botbottle.egress-json-versions"
 EGRESS_KEYS = ("version", "mode", "allowed_hosts", "ports", "passthrough_domains", "trusted_domains",
                "ssrf_ip_allowlist", "routes", "dlp", "rate_limit", "websocket_hosts", "audit")
 MODES = ("firewall", "behind-pipelock")
@@ -101,3 +104,14 @@ def release_hold(egress):
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
         return value
     return DEFAULT_DLP["supervise_timeout"]
+
+
+def bundle_image_problem(labels, image):
+    """Why the bundle image ``image`` (its ``labels``) cannot read the egress.json this collection writes, or None.
+    An image without the label was built before it existed: its egress reads version 2 only."""
+    reads = str((labels or {}).get(IMAGE_LABEL) or "2").split()
+    if str(EGRESS_VERSION) in reads:
+        return None
+    return ("bundle image %s reads egress.json version %s, and this collection writes version %d: the image was built "
+            "by an earlier release - rebuild it (make images in the checkout, or the botbottle.bottle.images playbook)"
+            % (image, " and ".join(reads), EGRESS_VERSION))

@@ -296,7 +296,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.botbottle.bottle.plugins.module_utils import bottle_lock, bundle_config, host_files
+from ansible_collections.botbottle.bottle.plugins.module_utils import bottle_lock, bundle_config, bundle_format, host_files
 from ansible_collections.botbottle.bottle.plugins.module_utils import launch_stamp, loopback, naming, vm_launch
 from ansible_collections.botbottle.bottle.plugins.module_utils import supervise_store as sv
 from ansible_collections.botbottle.bottle.plugins.module_utils.bundle_health import read_health
@@ -351,6 +351,10 @@ def look(module, client):
     if seen["missing_images"]:
         return seen
     seen["host_errors"], seen["upstream_ca"] = read_host_files(module)
+    # A bundle image older than the egress.json this collection writes would refuse it at start.
+    problem = bundle_format.bundle_image_problem(getattr(found["bundle"], "labels", None), images["bundle"])
+    if problem:
+        seen["host_errors"].append(problem)
     vm_found = None
     if vm:
         # smolvm, the VM, the bottle's loopback address, the host's wildcard listeners, what needs root.

@@ -10,6 +10,7 @@ import importlib.util
 import json
 import os
 import pathlib
+import re
 import sys
 
 import pytest
@@ -314,3 +315,10 @@ def test_neither_writer_follows_a_linked_folder(tmp_path):
     with pytest.raises(BOTTLE_INIT.UnsafePath):
         BOTTLE_INIT.write_owned(str(store / "proposals" / "x.json"), b"{}", os.getuid(), os.getgid())
     assert list(elsewhere.iterdir()) == [] and victim.read_text() == "the operator's own file\n"
+
+
+def test_the_bundle_image_says_the_egress_versions_its_egress_reads():
+    labels = re.findall(r'^LABEL %s="([^"]*)"' % re.escape(bundle_format.IMAGE_LABEL),
+                        (BUNDLE / "Dockerfile").read_text(), re.M)
+    assert labels == [" ".join(str(v) for v in bundle_format.EGRESS_VERSIONS)]
+    assert bundle_format.bundle_image_problem({bundle_format.IMAGE_LABEL: labels[0]}, "x") is None

@@ -83,10 +83,11 @@ def _matches(labels, filters):
 
 
 class FakeImage:
-    def __init__(self, name, env=None):
+    def __init__(self, name, env=None, labels=None):
         self.id = "sha256:" + new_id()
         self.tags = [name]
         self.env = list(env or [])
+        self.labels = dict(labels or {})
 
 
 class FakeNetwork:
@@ -410,12 +411,12 @@ class FakeEngine:
                                           options=options, labels=labels)
         return self.networks[name]
 
-    def add_image(self, name, env=None):
+    def add_image(self, name, env=None, labels=None):
         """Tag a new image ``name``; an older image of that name stays, untagged (as in Docker)."""
         for old in self.images:
             if name in old.tags:
                 old.tags.remove(name)
-        self.images.append(FakeImage(name, env))
+        self.images.append(FakeImage(name, env, labels))
         return self.images[-1]
 
     def images_by_id(self, image_id):

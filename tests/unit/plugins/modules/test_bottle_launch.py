@@ -14,7 +14,7 @@ from unittest import mock
 import pytest
 from ansible.module_utils.common import arg_spec
 
-from ansible_collections.botbottle.bottle.plugins.module_utils import bundle_config, launch_stamp, naming
+from ansible_collections.botbottle.bottle.plugins.module_utils import bundle_config, bundle_format, launch_stamp, naming
 from ansible_collections.botbottle.bottle.plugins.modules import bottle_launch
 from ansible_collections.botbottle.bottle.tests.unit.plugins.modules.docker_fakes import (
     FakeEngine, Failed, run_module)
@@ -28,7 +28,7 @@ SECRET = "launch-test-secret-env"
 @pytest.fixture
 def engine():
     engine = FakeEngine()
-    engine.add_image(BUNDLE_IMAGE)
+    engine.add_image(BUNDLE_IMAGE, labels={bundle_format.IMAGE_LABEL: "2 3"})
     engine.add_image(AGENT_IMAGE)
     return engine
 
@@ -300,4 +300,16 @@ def test_a_smolmachines_host_problem_stops_the_launch_before_anything_is_created
     assert result["changed"] is False
     assert result["host_errors"] == ["the smolmachines backend needs the smolvm CLI on this host: not found"]
     assert result["attach"].endswith("machine exec --name bb-demo-agent -u agent -it -- claude")
+    nothing_created(engine, tmp_path)
+
+
+@pytest.mark.parametrize("labels", [{}, {bundle_format.IMAGE_LABEL: "2"}])
+def test_a_bundle_image_of_an_earlier_release_is_refused_naming_the_fix(engine, tmp_path, labels):
+    engine.add_image(BUNDLE_IMAGE, labels=labels)
+    result = run_module(bottle_launch, engine.client, args(tmp_path))
+    assert result["changed"] is False
+    assert result["host_errors"] == [
+        "bundle image %s reads egress.json version 2, and this collection writes version %d: the image was built by "
+        "an earlier release - rebuild it (make images in the checkout, or the botbottle.bottle.images playbook)"
+        % (BUNDLE_IMAGE, bundle_format.EGRESS_VERSION)]
     nothing_created(engine, tmp_path)
