@@ -34,7 +34,9 @@ refused=$(grep -c '"host":"refused.bottle.test".*"rule":"allowlist"' "$audit" ||
 size=$(docker logs "$BUNDLE" 2>&1 | wc -c)
 echo "audit: $refused refusals ($(wc -c <"$audit") bytes); docker logs: $size bytes"
 [ "$size" -le $((2 * 16384 + 1024)) ] || fail "the bundle's log is $size bytes, over 2 files of 16k"
-docker logs "$BUNDLE" 2>&1 | grep -q 'refused.bottle.test' || fail "the bundle's log holds none of the recent decisions"
+# Read whole first: grep -q stops at its first match and, under pipefail, docker logs' SIGPIPE would fail the test.
+logs=$(docker logs "$BUNDLE" 2>&1)
+grep -q 'refused.bottle.test' <<<"$logs" || fail "the bundle's log holds none of the recent decisions"
 
 step "a rerun changes nothing; a new bound recreates the bundle only"
 bundle_id=$(docker inspect -f '{{.Id}}' "$BUNDLE")

@@ -248,9 +248,10 @@ leaks=$(grep -rlF "$token" "$state_root" "$work/agents" 2>"$work/grep-state.err"
 grep -qF "$token" "$tokens_file" || fail "egress's tokens file does not hold the credential (the search would find nothing)"
 [ -z "$leaks" ] || fail "the credential is in: $leaks"
 for c in "$bundle" "$agent_c"; do
-  ! docker logs "$c" 2>&1 | grep -qF "$token" || fail "the credential is in docker logs $c"
+  # Read whole first: under pipefail, grep -q's early exit (a match) would SIGPIPE docker logs and '!' pass it.
+  ! grep -qF "$token" <<<"$(docker logs "$c" 2>&1)" || fail "the credential is in docker logs $c"
 done
-! in_agent "env; cat /proc/*/cmdline 2>/dev/null | tr '\\0' ' '" | grep -qF "$token" || fail "the agent sees the credential"
+! grep -qF "$token" <<<"$(in_agent "env; cat /proc/*/cmdline 2>/dev/null | tr '\\0' ' '")" || fail "the agent sees the credential"
 echo "the credential is only in egress's private tokens file (0600): not in the state's other files, docker logs, the agent"
 
 step "status: the bottle, its asks, its requests by host"
@@ -295,6 +296,6 @@ grep -c '^' "$work/ps.txt" | sed 's/^/process list lines sampled during the deci
 grep -q "drive.py" "$work/ps.txt" || fail "the process listings missed the console's run"
 leaks=$(grep -rlF "$token" "$work" --exclude=token --exclude=upstream.jsonl 2>/dev/null || true)
 [ -z "$leaks" ] || fail "the credential is in: $leaks"
-! docker logs "$SERVER" 2>&1 | grep -qF "$token" || fail "the credential is in the test server's log"
+! grep -qF "$token" <<<"$(docker logs "$SERVER" 2>&1)" || fail "the credential is in the test server's log"
 echo "not in: the archive, the console's output, every playbook's output, ps (sampled), the agent's approvals"
 step "passed"

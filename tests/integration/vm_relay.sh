@@ -201,8 +201,8 @@ docker run -d --name "$STANDIN" --label io.botbottle.test=vm-relay --network non
   --env-file "$D/guest.env" -v "$STATE/$SLUG/sockets:/run/bottle" \
   -v "$STATE/$SLUG/ca/bottle-ca.pem:/usr/local/share/ca-certificates/bottle-ca.crt:ro" \
   "$AGENT_IMAGE" "${guest_cmd[@]}" >/dev/null
-for _ in $(seq 1 50); do docker logs "$STANDIN" 2>&1 | grep -q "ready pid" && break; sleep 0.2; done
-docker logs "$STANDIN" 2>&1 | grep -q "ready pid" || fail "the guest relay did not start"
+for _ in $(seq 1 50); do grep -q "ready pid" <<<"$(docker logs "$STANDIN" 2>&1)" && break; sleep 0.2; done
+grep -q "ready pid" <<<"$(docker logs "$STANDIN" 2>&1)" || fail "the guest relay did not start"
 in_guest() { docker exec -u agent "$STANDIN" bash -c "$1"; }
 # A Python probe on stdin, as the agent.
 probe_guest() { docker exec -i -u agent "$STANDIN" python3 - "$@"; }
