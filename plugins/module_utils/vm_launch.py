@@ -27,7 +27,6 @@ API:
 from __future__ import annotations
 
 import platform
-import time
 
 from ansible_collections.botbottle.bottle.plugins.module_utils import (
     host_listeners, image_archive, loopback, naming, provisioning, relay_process, smolvm, socket_relay, vm_machine)
@@ -72,7 +71,7 @@ def look(module, client, slug, state_root):
         found["notes"].append("boot is false: bottle %s's VM is created but not started (%s); it is neither "
                               "booted nor provisioned" % (slug, report["boot"]["reason"] or "not asked to"))
     try:
-        found["address"], found["address_source"] = loopback.for_bottle(
+        found["address"], _source = loopback.for_bottle(
             client, slug, state_root, p["loopback_pool"], machines)
     except loopback.LoopbackError as exc:
         found["host_errors"].append("loopback_pool: %s" % exc)
@@ -157,9 +156,7 @@ def launch(module, client, run, phase, seconds, done, took):
     # A VM only created (boot=false) runs no agent; in check mode a new one has nothing to look into.
     if run.boot and not (module.check_mode and done["machine"]["changed"]):
         waits = {}
-        started = time.monotonic()
         done["provision"] = provisioning.run(phase(run, "provision"), get_docker_client, get_transport,
                                              client=client, timings=waits)
-        seconds.update(("provision_" + k, v) for k, v in waits.items())
-        seconds.setdefault("provision_total", round(time.monotonic() - started, 3))
         took("provision")
+        seconds.update(("provision_" + k, v) for k, v in waits.items())

@@ -362,7 +362,7 @@ def look(module, client):
         seen["preexisting"] = seen["preexisting"] or vm_found["machine"] is not None
         seen["host_errors"] += vm_found["host_errors"]
         seen.update(notes=vm_found["notes"], root_steps=vm_found["root_steps"], loopback_address=vm_found["address"],
-                    smolvm=vm_found["smolvm"], vm_found=vm_found)
+                    smolvm=vm_found["smolvm"])
     if seen["host_errors"]:
         return seen
     try:
@@ -537,7 +537,6 @@ def main():
                               module.params["lock_timeout"]) as lock:
             seen = look(module, client)
             upstream_ca = seen.pop("upstream_ca", None)
-            seen.pop("vm_found", None)
             if seen["missing_images"] or seen["host_errors"] or seen.get("root_steps") or seen["missing_tokens"] \
                     or seen.get("current"):
                 # Nothing to do, or nothing this call can do: the role says why, or resolves the credentials
